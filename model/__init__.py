@@ -1,0 +1,1 @@
+"""VQ Engine model side: networks, compression, fixed-point lowering, program files and the golden model."""

@@ -1,0 +1,84 @@
+"""Fixed-point arithmetic shared by the golden model and the RTL.
+
+Everything the hardware computes on numbers is defined here once: the widths of
+activations, weights, accumulators and requantization parameters, and the
+rounding and saturation rule.  The RTL (``hw/``) imports these constants so the
+two sides cannot drift apart.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Activations and codebook entries are signed 8-bit integers.
+ACT_BITS = 8
+ACT_MIN = -(1 << (ACT_BITS - 1))
+ACT_MAX = (1 << (ACT_BITS - 1)) - 1
+#: Accumulators (and biases) are two's-complement 32-bit; sums wrap modulo 2**32.
+ACC_BITS = 32
+#: Requantization multiplier: unsigned, ``MULT_BITS`` wide.
+MULT_BITS = 16
+#: Requantization right shift: ``SHIFT_BITS`` wide, so 0 .. 2**SHIFT_BITS - 1.
+SHIFT_BITS = 6
+SHIFT_MAX = (1 << SHIFT_BITS) - 1
+
+
+def wrap_acc(x):
+    """Wrap integers (scalar or array) to the signed ``ACC_BITS`` range, as the RTL does."""
+    a = np.asarray(x, dtype=np.int64)
+    m = np.int64(1) << ACC_BITS
+    return ((a + (m >> 1)) % m) - (m >> 1)
+
+
+def requantize(acc, mult: int | np.ndarray, shift: int | np.ndarray, relu: bool):
+    """Scale 32-bit accumulators down to int8: ``sat(round(acc * mult / 2**shift))``.
+
+    Rounding is round-half-up, computed as ``(p >> s) + bit(s-1, p)`` so the RTL
+    needs no wide adder; the result saturates to [-128, 127], or to [0, 127]
+    when ``relu`` is set.
+
+    Parameters
+    ----------
+    acc : array of int
+        Accumulators, already wrapped to ``ACC_BITS``.
+    mult : int or array
+        Unsigned multiplier, ``0 <= mult < 2**MULT_BITS``.
+    shift : int or array
+        Right shift, ``0 <= shift <= SHIFT_MAX``.
+    relu : bool
+        Clamp negative results to zero.
+    """
+    p = np.asarray(acc, dtype=np.int64) * np.asarray(mult, dtype=np.int64)
+    s = np.asarray(shift, dtype=np.int64)
+    q = p >> s
+    round_bit = np.where(s > 0, (p >> np.maximum(s - 1, 0)) & 1, 0)
+    y = q + round_bit
+    return np.clip(y, 0 if relu else ACT_MIN, ACT_MAX).astype(np.int8)
+
+
+def quantize_multiplier(scale: float) -> tuple[int, int]:
+    """Approximate a positive real ``scale`` as ``mult / 2**shift``.
+
+    ``mult`` uses the full ``MULT_BITS`` (its top bit set) for the best
+    precision the shift range allows.
+    """
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"requantization scale must be positive and finite, got {scale}")
+    mant, exp = math.frexp(scale)  # scale = mant * 2**exp, 0.5 <= mant < 1
+    shift = MULT_BITS - exp
+    mult = round(mant * (1 << MULT_BITS))
+    if mult == 1 << MULT_BITS:
+        mult >>= 1
+        shift -= 1
+    while shift > SHIFT_MAX:
+        mult = (mult + 1) >> 1
+        shift -= 1
+    if shift < 0:
+        raise ValueError(f"requantization scale {scale} is too large for {MULT_BITS}-bit multiplier")
+    return int(mult), int(shift)
+
+
+def quantize_act(x, scale: float):
+    """Quantize real activations to int8 with ``round(x / scale)`` and saturation."""
+    return np.clip(np.round(np.asarray(x) / scale), ACT_MIN, ACT_MAX).astype(np.int8)
