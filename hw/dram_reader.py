@@ -1,0 +1,90 @@
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.layout import WORD_BITS
+
+from .layouts import COUNT_BITS, dram_read_signature
+
+
+def read_command(addr_width: int) -> data.StructLayout:
+    return data.StructLayout({"addr": addr_width, "rows": COUNT_BITS, "row_words": COUNT_BITS})
+
+
+class DramReader(wiring.Component):
+    """Reads ``rows * row_words`` consecutive DRAM words with requests pipelined.
+
+    Requests are issued one per cycle while fewer than ``depth`` words are in
+    flight or buffered, so the response FIFO can never overflow and the DRAM's
+    latency is hidden as long as ``depth`` exceeds it.
+
+    Parameters
+    ----------
+    addr_width : int
+        DRAM word-address width.
+    depth : int
+        Response FIFO depth, and the bound on requests in flight.
+
+    Members
+    -------
+    cmd : In(stream.Signature(read_command(addr_width)))
+        Start address and length (``rows`` x ``row_words``; either zero reads nothing).
+    dram : Out(dram_read_signature(addr_width))
+        The DRAM read port.
+    data : Out(stream.Signature(32))
+        The words read, in order.
+    idle : Out(1)
+        No command in progress and no word in flight or buffered.
+    """
+
+    def __init__(self, addr_width: int, depth: int = 16):
+        self._depth = depth
+        super().__init__({
+            "cmd": In(stream.Signature(read_command(addr_width))),
+            "dram": Out(dram_read_signature(addr_width)),
+            "data": Out(stream.Signature(unsigned(WORD_BITS))),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = buf = fifo.SyncFIFOBuffered(width=WORD_BITS, depth=self._depth)
+
+        addr = Signal.like(self.cmd.payload.addr)
+        rows_left = Signal(COUNT_BITS)
+        words_left = Signal(COUNT_BITS)
+        row_words = Signal(COUNT_BITS)
+        active = Signal()
+        pending = Signal(range(self._depth + 1))  # issued and not yet popped from the FIFO
+
+        m.d.comb += self.cmd.ready.eq(~active)
+        with m.If(self.cmd.valid & ~active):
+            cmd = self.cmd.payload
+            m.d.sync += [addr.eq(cmd.addr), rows_left.eq(cmd.rows), words_left.eq(cmd.row_words),
+                         row_words.eq(cmd.row_words), active.eq((cmd.rows != 0) & (cmd.row_words != 0))]
+
+        issue = Signal()
+        m.d.comb += [
+            self.dram.req.valid.eq(active & (pending < self._depth)),
+            self.dram.req.payload.eq(addr),
+            issue.eq(self.dram.req.valid & self.dram.req.ready),
+        ]
+        with m.If(issue):
+            m.d.sync += [addr.eq(addr + 1), words_left.eq(words_left - 1)]
+            with m.If(words_left == 1):
+                m.d.sync += [rows_left.eq(rows_left - 1), words_left.eq(row_words)]
+                with m.If(rows_left == 1):
+                    m.d.sync += active.eq(0)
+
+        m.d.comb += [
+            buf.w_data.eq(self.dram.resp.payload),
+            buf.w_en.eq(self.dram.resp.valid),
+            self.dram.resp.ready.eq(buf.w_rdy),
+            self.data.payload.eq(buf.r_data),
+            self.data.valid.eq(buf.r_rdy),
+            buf.r_en.eq(self.data.ready),
+        ]
+        pop = self.data.valid & self.data.ready
+        m.d.sync += pending.eq(pending + issue - pop)
+        m.d.comb += self.idle.eq(~active & (pending == 0))
+        return m

@@ -1,0 +1,319 @@
+"""The VQ Engine: runs a whole network, for every image of a job, from one start."""
+from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.lib import fifo, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.layout import (DESC_WORDS, ERROR_BITS, FLAG_RELU, JOB_MAGIC, JOB_WORDS, MODE_MASK,
+                          MODE_SHIFT, ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES, EngineConfig,
+                          EngineError, LayerMode, vector_align)
+
+from .dram_reader import DramReader
+from .gearbox import Gearbox
+from .index_path import IndexPath
+from .layouts import COUNT_BITS, CounterLayout, RowParams, dram_read_signature, dram_write_signature
+from .mac import MacLanes
+from .memories import ActivationSram, CodebookRom
+from .packer import OutputPacker
+from .requantizer import Requantizer
+
+#: Rows whose parameters may be read before the MAC finishes the previous ones.
+ROW_PARAMS_DEPTH = 4
+
+log2 = lambda n: n.bit_length() - 1  # noqa: E731  (powers of two only)
+
+
+class Engine(wiring.Component):
+    """Fetches the job header and each layer's descriptor from DRAM, then runs the layers.
+
+    For each image: the input vector is loaded from DRAM into one half of the
+    activation SRAM; each layer streams its rows from DRAM through the index
+    path (one codebook lookup per cycle), the codebook ROM, the MAC lanes, the
+    requantizer and the output packer into the other half; the last layer's
+    output is stored back to DRAM.  Every descriptor is checked before its
+    layer runs; on a bad one, or a bad index, the engine stops with ``error``
+    set and ``done`` high.  Golden twin: :class:`model.golden.GoldenEngine`.
+
+    Parameters
+    ----------
+    config : model.layout.EngineConfig
+        Lanes, codebook depth, ROM contents, activation capacity.
+    addr_width : int
+        DRAM word-address width.
+    fifo_depth : int
+        DRAM reads in flight; should exceed the DRAM latency.
+
+    Members
+    -------
+    start : In(1)
+        Run the job in DRAM (ignored while busy; after an error, reset first).
+    busy, done : Out(1)
+        ``done`` rises when the job finishes or stops on an error and stays up until the next start.
+    error : Out(4)
+        :class:`model.layout.EngineError` value, 0 when none.
+    counters : Out(CounterLayout)
+        Event counters since the last start.
+    dram_rd : Out(dram_read_signature(addr_width))
+    dram_wr : Out(dram_write_signature(addr_width))
+    """
+
+    def __init__(self, config: EngineConfig, addr_width: int = 24, fifo_depth: int = 16):
+        self.config = config
+        self._aw = addr_width
+        self._fifo_depth = fifo_depth
+        super().__init__({
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "error": Out(ERROR_BITS),
+            "counters": Out(CounterLayout),
+            "dram_rd": Out(dram_read_signature(addr_width)),
+            "dram_wr": Out(dram_write_signature(addr_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        lanes = cfg.lanes
+        align = vector_align(lanes)
+
+        m.submodules.reader = reader = DramReader(self._aw, self._fifo_depth)
+        m.submodules.index_path = index_path = IndexPath(cfg.index_bits)
+        m.submodules.rom = rom = CodebookRom(lanes, cfg.rom)
+        m.submodules.sram = sram = ActivationSram(lanes, cfg.sram_words)
+        m.submodules.mac = mac = MacLanes(lanes)
+        m.submodules.requantizer = requantizer = Requantizer()
+        m.submodules.packer = packer = OutputPacker(lanes, len(sram.wr_addr))
+        m.submodules.load_gearbox = load_gb = Gearbox(WORD_BYTES, lanes)
+        m.submodules.store_gearbox = store_gb = Gearbox(lanes, WORD_BYTES)
+
+        wiring.connect(m, reader.dram, wiring.flipped(self.dram_rd))
+        # Row parameters run ahead of their row's beats by the pipeline's depth.
+        m.submodules.row_params = row_params = fifo.SyncFIFOBuffered(width=RowParams.size,
+                                                                     depth=ROW_PARAMS_DEPTH)
+        m.d.comb += [
+            row_params.w_data.eq(index_path.params.payload), row_params.w_en.eq(index_path.params.valid),
+            index_path.params.ready.eq(row_params.w_rdy),
+            mac.params.payload.eq(row_params.r_data), mac.params.valid.eq(row_params.r_rdy),
+            row_params.r_en.eq(mac.params.ready),
+        ]
+        wiring.connect(m, mac.result, requantizer.result)
+        wiring.connect(m, requantizer.output, packer.output)
+
+        # --- job and layer registers ---------------------------------------------------------
+        fetched = Signal(JOB_WORDS * WORD_BITS)   # header or descriptor words, word 0 lowest
+        word = lambda i: fetched[i * WORD_BITS:(i + 1) * WORD_BITS]  # noqa: E731
+        n_fetched = Signal(range(JOB_WORDS + 1))
+        n_layers, n_images = Signal(COUNT_BITS), Signal(COUNT_BITS)
+        desc_addr, in_ptr, out_ptr = (Signal(self._aw, name=n) for n in ("desc_addr", "in_ptr", "out_ptr"))
+        input_features = Signal(COUNT_BITS)
+        image = Signal(COUNT_BITS)
+        layer = Signal(COUNT_BITS)
+        features = Signal(COUNT_BITS)  # size of the vector now in SRAM
+        select = Signal()              # SRAM half holding that vector
+        error = Signal(ERROR_BITS)
+
+        # The descriptor in ``fetched`` after DESC_READ:
+        d_in, d_out = word(0)[:16], word(0)[16:]
+        d_cb_base, d_cb_size = word(1)[:16], word(1)[16:]
+        d_stream, d_row_words, d_flags = word(2), word(3)[:16], word(3)[16:]
+        d_mode = (d_flags >> MODE_SHIFT) & MODE_MASK
+        subvectors = (d_in + (lanes - 1)) >> log2(lanes)
+        index_words = (subvectors * cfg.index_bits + (WORD_BITS - 1)) >> log2(WORD_BITS)
+
+        def vector_words(n):   # DRAM words of an aligned vector (model.layout.vector_words)
+            return ((n + align - 1) >> log2(align)) << log2(align // WORD_BYTES)
+
+        def lane_words(n):     # SRAM lane-words of an aligned vector
+            return ((n + align - 1) >> log2(align)) << log2(align // lanes)
+
+        relu = Signal()
+        m.d.comb += [
+            index_path.rows.eq(d_out), index_path.subvectors.eq(subvectors),
+            index_path.index_words.eq(d_row_words - ROW_HEADER_WORDS),
+            index_path.codebook_size.eq(d_cb_size),
+            packer.rows.eq(d_out), packer.words.eq(lane_words(d_out)),
+            requantizer.relu.eq(relu),
+        ]
+
+        # --- datapath: index path -> ROM + SRAM read -> MAC -------------------------------------
+        beat = index_path.beats.payload
+        fetch_valid, fetch_first, fetch_last = Signal(), Signal(), Signal()
+        m.d.comb += [
+            index_path.beats.ready.eq(1),
+            rom.addr.eq(d_cb_base + beat.index), rom.en.eq(1),
+            sram.rd_addr.eq(beat.subvector), sram.rd_en.eq(1),
+            sram.select.eq(select),
+            mac.operands.valid.eq(fetch_valid),
+            mac.operands.payload.codeword.eq(rom.data),
+            mac.operands.payload.activations.eq(sram.rd_data),
+            mac.operands.payload.first.eq(fetch_first),
+            mac.operands.payload.last.eq(fetch_last),
+        ]
+        lookup = index_path.beats.valid
+        m.d.sync += [fetch_valid.eq(lookup), fetch_first.eq(beat.first), fetch_last.eq(beat.last)]
+
+        # SRAM writes come from the input load or from the packer.
+        load_words = Signal(COUNT_BITS)
+        m.d.comb += [
+            sram.wr_addr.eq(packer.write.payload.addr),
+            sram.wr_data.eq(packer.write.payload.data),
+            sram.wr_en.eq(packer.write.valid),
+        ]
+
+        # Store: SRAM -> gearbox -> DRAM writes.
+        store_read, store_written = Signal(COUNT_BITS), Signal(COUNT_BITS)
+        store_pending = Signal()
+        m.d.comb += [
+            store_gb.i.payload.eq(sram.rd_data),
+            store_gb.i.valid.eq(store_pending),
+            self.dram_wr.payload.addr.eq(out_ptr + store_written),
+            self.dram_wr.payload.data.eq(store_gb.o.payload),
+            self.dram_wr.valid.eq(store_gb.o.valid),
+            store_gb.o.ready.eq(self.dram_wr.ready),
+        ]
+        m.d.sync += store_written.eq(store_written + (self.dram_wr.valid & self.dram_wr.ready))
+
+        m.d.comb += load_gb.o.ready.eq(1)
+
+        def read(addr, rows, row_words):
+            m.d.comb += [reader.cmd.valid.eq(1), reader.cmd.payload.addr.eq(addr),
+                         reader.cmd.payload.rows.eq(rows), reader.cmd.payload.row_words.eq(row_words)]
+
+        def fail(code):
+            m.d.sync += error.eq(code)
+            m.next = "ERROR"
+
+        def collect(n_words, then):
+            """Shift ``n_words`` words from the reader into ``fetched``."""
+            m.d.comb += reader.data.ready.eq(1)
+            with m.If(reader.data.valid):
+                m.d.sync += [fetched.eq(Cat(fetched[WORD_BITS:], reader.data.payload)),
+                             n_fetched.eq(n_fetched + 1)]
+                with m.If(n_fetched == n_words - 1):
+                    if n_words < JOB_WORDS:   # align word 0 to the bottom
+                        m.d.sync += fetched.eq(Cat(fetched[WORD_BITS * (JOB_WORDS - n_words + 1):],
+                                                   reader.data.payload))
+                    m.next = then
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += error.eq(0)
+                    m.next = "JOB"
+            with m.State("JOB"):
+                read(0, 1, JOB_WORDS)
+                m.d.sync += n_fetched.eq(0)
+                with m.If(reader.cmd.ready):
+                    m.next = "JOB_READ"
+            with m.State("JOB_READ"):
+                collect(JOB_WORDS, "JOB_CHECK")
+            with m.State("JOB_CHECK"):
+                m.d.sync += [n_layers.eq(word(1)[:16]), n_images.eq(word(1)[16:]),
+                             desc_addr.eq(word(2)), in_ptr.eq(word(3)), input_features.eq(word(4)),
+                             out_ptr.eq(word(5)), image.eq(0)]
+                with m.If((word(0) != JOB_MAGIC) | (word(1)[:16] == 0) | (word(1)[16:] == 0)):
+                    fail(EngineError.BAD_JOB)
+                with m.Elif((word(4) == 0) | (word(4) > cfg.max_features)):
+                    fail(EngineError.BAD_SHAPE)
+                with m.Else():
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                read(in_ptr, 1, vector_words(input_features))
+                m.d.sync += [load_words.eq(0), select.eq(0), features.eq(input_features), layer.eq(0)]
+                with m.If(reader.cmd.ready):
+                    m.next = "LOAD_DATA"
+            with m.State("LOAD_DATA"):
+                wiring.connect(m, reader.data, load_gb.i)
+                m.d.comb += [sram.write_same.eq(1), sram.wr_addr.eq(load_words),
+                             sram.wr_data.eq(load_gb.o.payload), sram.wr_en.eq(load_gb.o.valid)]
+                with m.If(load_gb.o.valid):
+                    m.d.sync += load_words.eq(load_words + 1)
+                    with m.If(load_words == lane_words(input_features) - 1):
+                        m.d.sync += in_ptr.eq(in_ptr + vector_words(input_features))
+                        m.next = "DESC"
+            with m.State("DESC"):
+                read(desc_addr + layer * DESC_WORDS, 1, DESC_WORDS)
+                m.d.sync += n_fetched.eq(0)
+                with m.If(reader.cmd.ready):
+                    m.next = "DESC_READ"
+            with m.State("DESC_READ"):
+                collect(DESC_WORDS, "DESC_CHECK")
+            with m.State("DESC_CHECK"):
+                # The same checks, in the same order, as model.golden.Descriptor.check.
+                with m.If(d_mode != LayerMode.VQ):
+                    fail(EngineError.BAD_MODE)
+                with m.Elif((d_in == 0) | (d_in > cfg.max_features) | (d_out == 0) | (d_out > cfg.max_features)):
+                    fail(EngineError.BAD_SHAPE)
+                with m.Elif(d_in != features):
+                    fail(EngineError.BAD_CHAIN)
+                with m.Elif((d_cb_size == 0) | (d_cb_size > cfg.codebook_depth)
+                            | (d_cb_base + d_cb_size > cfg.rom_entries)):
+                    fail(EngineError.BAD_CODEBOOK)
+                with m.Elif(d_row_words != ROW_HEADER_WORDS + index_words):
+                    fail(EngineError.BAD_STREAM)
+                with m.Else():
+                    m.d.sync += relu.eq((d_flags & FLAG_RELU) != 0)
+                    m.next = "LAYER"
+            with m.State("LAYER"):
+                read(d_stream, d_out, d_row_words)
+                with m.If(reader.cmd.ready):
+                    m.d.comb += [index_path.start.eq(1), packer.start.eq(1)]
+                    m.next = "LAYER_RUN"
+            with m.State("LAYER_RUN"):
+                wiring.connect(m, reader.data, index_path.words)
+                with m.If(index_path.error):
+                    fail(EngineError.BAD_INDEX)
+                with m.Elif(~packer.busy):
+                    m.d.sync += [select.eq(~select), features.eq(d_out), layer.eq(layer + 1)]
+                    with m.If(layer == n_layers - 1):
+                        m.d.sync += [store_read.eq(0), store_written.eq(0)]
+                        m.next = "STORE"
+                    with m.Else():
+                        m.next = "DESC"
+            with m.State("STORE"):
+                # Keep one SRAM word in flight into the gearbox; hold it while it waits.
+                m.d.comb += sram.rd_addr.eq(store_read)
+                advance = ~store_pending | store_gb.i.ready
+                m.d.comb += sram.rd_en.eq(advance)
+                with m.If(advance):
+                    with m.If(store_read != lane_words(features)):
+                        m.d.sync += [store_pending.eq(1), store_read.eq(store_read + 1)]
+                    with m.Else():
+                        m.d.sync += store_pending.eq(0)
+                with m.If((store_written == vector_words(features)) & ~store_pending):
+                    m.d.sync += [out_ptr.eq(out_ptr + vector_words(features)), image.eq(image + 1)]
+                    with m.If(image == n_images - 1):
+                        m.next = "DONE"
+                    with m.Else():
+                        m.next = "LOAD"
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+                with m.If(self.start):
+                    m.d.sync += error.eq(0)
+                    m.next = "JOB"
+            with m.State("ERROR"):
+                m.d.comb += self.done.eq(1)
+
+        busy = ~fsm.ongoing("IDLE") & ~fsm.ongoing("DONE") & ~fsm.ongoing("ERROR")
+        m.d.comb += [self.busy.eq(busy), self.error.eq(error)]
+
+        # --- event counters (model.layout.COUNTERS) -----------------------------------------------
+        c = self.counters
+        events = {
+            "dram_read_words": self.dram_rd.resp.valid & self.dram_rd.resp.ready,
+            "dram_write_words": self.dram_wr.valid & self.dram_wr.ready,
+            "sram_reads": (lookup & ~fsm.ongoing("STORE")) | (fsm.ongoing("STORE") & sram.rd_en
+                                                               & (store_read != lane_words(features))),
+            "sram_writes": sram.wr_en,
+            "rom_reads": lookup,
+            "cycles": busy,
+            "stall_cycles": busy & reader.data.ready & ~reader.data.valid,
+        }
+        restart = self.start & ~busy
+        for name, event in events.items():
+            field = getattr(c, name)
+            m.d.sync += field.eq(field + event)
+        m.d.sync += c.macs.eq(c.macs + lookup * lanes)
+        with m.If(restart):
+            m.d.sync += c.eq(0)
+        return m

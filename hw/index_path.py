@@ -1,0 +1,151 @@
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.layout import WORD_BITS
+
+from .layouts import COUNT_BITS, RowParams, beat_layout
+
+
+class IndexPath(wiring.Component):
+    """Turns a layer's row stream into one codebook lookup per cycle.
+
+    Each row is a bias word, a requantization word, then ``index_words`` words
+    of ``index_bits``-wide indices packed LSB-first.  The row's parameters go
+    out on ``params``; its indices go out on ``beats``, one per cycle.  Word
+    loading and index emission overlap, including across rows (the next row's
+    parameters are read while this row's last indices drain), so a long row
+    costs exactly one cycle per index.  Golden twin:
+    :func:`model.index_unpacker.unpack_indices`.
+
+    Parameters
+    ----------
+    index_bits : int
+        Width of a codebook index.
+
+    Members
+    -------
+    words : In(stream.Signature(32))
+        The row stream.
+    params : Out(stream.Signature(RowParams))
+        One transfer per row, before the row's first beat.
+    beats : Out(stream.Signature(beat_layout(index_bits)))
+        One transfer per codebook lookup.
+    start : In(1)
+        Begin a layer with the configuration below (held for the whole layer).
+    rows, subvectors, index_words : In(16)
+        Rows in the layer, indices per row, index words per row.
+    codebook_size : In(17)
+        Indices at or above this are an error.
+    busy : Out(1)
+        A layer is in progress.
+    error : Out(1)
+        A bad index was found; nothing more is read or emitted until ``start``.
+    """
+
+    def __init__(self, index_bits: int):
+        self._b = index_bits
+        super().__init__({
+            "words": In(stream.Signature(unsigned(WORD_BITS))),
+            "params": Out(stream.Signature(RowParams)),
+            "beats": Out(stream.Signature(beat_layout(index_bits))),
+            "start": In(1),
+            "rows": In(COUNT_BITS),
+            "subvectors": In(COUNT_BITS),
+            "index_words": In(COUNT_BITS),
+            "codebook_size": In(COUNT_BITS + 1),
+            "busy": Out(1),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        b = self._b
+        word = self.words.payload
+
+        # Emitter: the bits of the open row not yet emitted.
+        bits = Signal(WORD_BITS + b)
+        nbits = Signal(range(WORD_BITS + b + 1))
+        open_row = Signal()
+        left = Signal(COUNT_BITS)   # indices still to emit in the open row
+        subvector = Signal(COUNT_BITS)
+        error = Signal()
+
+        index = bits[:b]
+        can_emit = open_row & (nbits >= b) & ~error
+        bad = index >= self.codebook_size
+        m.d.comb += [
+            self.beats.valid.eq(can_emit & ~bad),
+            self.beats.payload.index.eq(index),
+            self.beats.payload.subvector.eq(subvector),
+            self.beats.payload.first.eq(subvector == 0),
+            self.beats.payload.last.eq(left == 1),
+            self.error.eq(error),
+        ]
+        with m.If(can_emit & bad):
+            m.d.sync += error.eq(1)
+        emit = self.beats.valid & self.beats.ready
+        emit_last = emit & (left == 1)
+        bits_after = Signal.like(bits)
+        nbits_after = Signal.like(nbits)
+        m.d.comb += [bits_after.eq(bits), nbits_after.eq(nbits)]
+        with m.If(emit):
+            m.d.comb += [bits_after.eq(bits >> b), nbits_after.eq(nbits - b)]
+            m.d.sync += [bits.eq(bits >> b), nbits.eq(nbits - b),
+                         left.eq(left - 1), subvector.eq(subvector + 1)]
+            with m.If(emit_last):
+                m.d.sync += [open_row.eq(0), nbits.eq(0)]  # the rest of the word is padding
+
+        # Popper: walks the row stream word by word.
+        rows_left = Signal(COUNT_BITS)
+        words_left = Signal(COUNT_BITS)
+        bias = Signal.like(self.params.payload.bias)
+        load = Signal()
+        first_word = words_left == self.index_words
+        take = self.words.valid & self.words.ready
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [rows_left.eq(self.rows), error.eq(0), open_row.eq(0), nbits.eq(0)]
+                    with m.If(self.rows != 0):
+                        m.next = "BIAS"
+            with m.State("BIAS"):
+                m.d.comb += self.words.ready.eq(~error)
+                with m.If(take):
+                    m.d.sync += bias.eq(word)
+                    m.next = "REQUANT"
+            with m.State("REQUANT"):
+                m.d.comb += [
+                    self.params.valid.eq(self.words.valid & ~error),
+                    self.params.payload.bias.eq(bias),
+                    self.params.payload.mult.eq(word[:16]),
+                    self.params.payload.shift.eq(word[16:]),
+                    self.words.ready.eq(self.params.ready & ~error),
+                ]
+                with m.If(take):
+                    m.d.sync += words_left.eq(self.index_words)
+                    m.next = "INDICES"
+            with m.State("INDICES"):
+                # A row's first word waits for the previous row to drain; later
+                # words wait for room behind the bits not yet emitted.
+                with m.If(first_word):
+                    m.d.comb += load.eq(~open_row | emit_last)
+                with m.Else():
+                    m.d.comb += load.eq(nbits_after < b)
+                m.d.comb += self.words.ready.eq(load & ~error)
+                with m.If(take):
+                    m.d.sync += words_left.eq(words_left - 1)
+                    with m.If(first_word):
+                        m.d.sync += [bits.eq(word), nbits.eq(WORD_BITS), open_row.eq(1),
+                                     left.eq(self.subvectors), subvector.eq(0)]
+                    with m.Else():
+                        m.d.sync += [bits.eq(bits_after | (word << nbits_after)),
+                                     nbits.eq(nbits_after + WORD_BITS)]
+                    with m.If(words_left == 1):
+                        m.d.sync += rows_left.eq(rows_left - 1)
+                        m.next = "BIAS"
+                        with m.If(rows_left == 1):
+                            m.next = "IDLE"
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | open_row)
+        return m

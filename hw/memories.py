@@ -1,0 +1,101 @@
+"""The engine's on-chip memories: the codebook ROM and the activation SRAM."""
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.fixedpoint import ACT_BITS
+
+from .layouts import lane_word
+
+
+def pack_lane_word(values, lanes: int) -> int:
+    """int8 values -> the integer an SRAM/ROM word of ``lanes`` lanes holds (lane 0 lowest)."""
+    mask = (1 << ACT_BITS) - 1
+    return sum((int(v) & mask) << (ACT_BITS * i) for i, v in enumerate(values[:lanes]))
+
+
+class CodebookRom(wiring.Component):
+    """The codebook, fixed at elaboration: one codeword per entry, read in one cycle.
+
+    Parameters
+    ----------
+    lanes : int
+        Codeword dimension.
+    codewords : sequence of sequences of int
+        ROM contents, int8 values.
+
+    Members
+    -------
+    addr : In(range(len(codewords)))
+    en : In(1)
+        Read enable; ``data`` holds while it is low.
+    data : Out(lane_word(lanes))
+        The codeword at last cycle's ``addr``.
+    """
+
+    def __init__(self, lanes: int, codewords):
+        self._lanes = lanes
+        self._init = [pack_lane_word(cw, lanes) for cw in codewords]
+        super().__init__({
+            "addr": In(range(max(2, len(self._init)))),
+            "en": In(1),
+            "data": Out(lane_word(lanes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rom = rom = memory.Memory(shape=unsigned(ACT_BITS * self._lanes),
+                                               depth=len(self._init), init=self._init)
+        port = rom.read_port()
+        m.d.comb += [port.addr.eq(self.addr), port.en.eq(self.en), self.data.eq(port.data)]
+        return m
+
+
+class ActivationSram(wiring.Component):
+    """Double-buffered activation SRAM: a layer reads one half and writes the other.
+
+    One lane-word read port and one write port.  ``select`` picks the half
+    the read port uses; writes go to the other half, except while
+    ``write_select`` overrides it (the input load writes the half it will read).
+
+    Parameters
+    ----------
+    lanes : int
+        Lane-word width in int8 values.
+    words : int
+        Lane-words per half.
+
+    Members
+    -------
+    rd_addr : In(range(words)), rd_en : In(1), rd_data : Out(lane_word(lanes))
+    wr_addr : In(range(words)), wr_en : In(1), wr_data : In(lane_word(lanes))
+    select : In(1)
+        The half being read.
+    write_same : In(1)
+        Write into the half being read instead of the other one.
+    """
+
+    def __init__(self, lanes: int, words: int):
+        self._lanes, self._words = lanes, words
+        super().__init__({
+            "rd_addr": In(range(words)), "rd_en": In(1), "rd_data": Out(lane_word(lanes)),
+            "wr_addr": In(range(words)), "wr_en": In(1), "wr_data": In(lane_word(lanes)),
+            "select": In(1), "write_same": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        half_bits = (self._words - 1).bit_length()
+        m.submodules.sram = sram = memory.Memory(shape=lane_word(self._lanes),
+                                                 depth=2 << half_bits, init=[])
+        rd = sram.read_port()
+        wr = sram.write_port()
+        m.d.comb += [
+            rd.addr.eq(self.rd_addr | (self.select << half_bits)),
+            rd.en.eq(self.rd_en),
+            self.rd_data.eq(rd.data),
+            wr.addr.eq(self.wr_addr | ((self.select ^ ~self.write_same) << half_bits)),
+            wr.en.eq(self.wr_en),
+            wr.data.eq(self.wr_data),
+        ]
+        return m

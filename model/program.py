@@ -1,0 +1,221 @@
+"""The program file: one self-describing, checksummed file per compressed network.
+
+Layout (all integers little-endian)::
+
+    magic    4 bytes   b"VQZ\\0"
+    version  u16       FORMAT_VERSION
+    reserved u16       0
+    meta_len u32       bytes of JSON metadata
+    words    u32       32-bit words of program image
+    crc32    u32       over the metadata and image bytes
+    meta     JSON      network, method, engine parameters, ROM contents, scales, facts
+    image    u32[]     the DRAM image from address 0: job header, descriptors, row streams
+
+The job header in the file says zero images; :func:`dram_image` appends the
+input vectors and output space for a run and fills in the header.
+"""
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .fixedpoint import ACC_BITS, ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX
+from .golden import Descriptor, EngineFault, GoldenEngine, pack_vectors, read_job_header
+from .index_unpacker import pack_indices
+from .layout import (DESC_WORDS, JOB_MAGIC, JOB_WORDS, WORD_BYTES, EngineConfig, LayerMode,
+                     ceil_div, row_words, vector_words)
+
+MAGIC = b"VQZ\0"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct("<4sHHIII")
+
+
+class ProgramError(Exception):
+    """A program file is unreadable or describes something the engine cannot run."""
+
+
+@dataclass
+class Program:
+    """A compressed network, ready to run.
+
+    Members
+    -------
+    meta : dict
+        JSON metadata: ``network``, ``method``, ``engine`` (lanes, codebook_depth,
+        max_features), ``rom`` (codewords), ``input_scale``, ``output_scale``,
+        ``input_features``, ``output_features``, ``n_layers``, ``info``, ``compression``.
+    image : numpy.ndarray of uint32
+        The program part of the DRAM image.
+    """
+    meta: dict
+    image: np.ndarray
+
+    @property
+    def config(self) -> EngineConfig:
+        e = self.meta["engine"]
+        return EngineConfig(lanes=e["lanes"], codebook_depth=e["codebook_depth"],
+                            rom=tuple(tuple(cw) for cw in self.meta["rom"]),
+                            max_features=e["max_features"])
+
+    # --- files ----------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        meta = json.dumps(self.meta, separators=(",", ":")).encode()
+        image = np.asarray(self.image, dtype="<u4").tobytes()
+        crc = zlib.crc32(meta + image)
+        return _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(meta), len(self.image), crc) + meta + image
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "program") -> "Program":
+        if len(data) < _HEADER.size or data[:4] != MAGIC:
+            raise ProgramError(f"{name}: not a VQ Engine program file (bad magic)")
+        magic, version, _, meta_len, n_words, crc = _HEADER.unpack_from(data)
+        if version != FORMAT_VERSION:
+            raise ProgramError(f"{name}: program format version {version}; this vqe reads version {FORMAT_VERSION}")
+        body = data[_HEADER.size:]
+        if len(body) != meta_len + n_words * WORD_BYTES:
+            raise ProgramError(f"{name}: truncated or padded file: {len(body)} bytes of body, "
+                               f"header says {meta_len + n_words * WORD_BYTES}")
+        if zlib.crc32(body) != crc:
+            raise ProgramError(f"{name}: corrupted (CRC-32 mismatch)")
+        try:
+            meta = json.loads(body[:meta_len])
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ProgramError(f"{name}: metadata is not valid JSON ({e})") from None
+        image = np.frombuffer(body[meta_len:], dtype="<u4").astype(np.uint32)
+        prog = cls(meta, image)
+        prog.validate(name)
+        return prog
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Program":
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise ProgramError(f"{path}: cannot read ({e.strerror})") from None
+        return cls.from_bytes(data, str(path))
+
+    def validate(self, name: str = "program") -> None:
+        """Check the metadata and every descriptor and index the engine will read."""
+        try:
+            cfg = self.config
+            for key in ("network", "method", "input_scale", "output_scale", "input_features", "output_features"):
+                self.meta[key]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ProgramError(f"{name}: metadata incomplete or invalid ({e})") from None
+        try:
+            # A one-image job over zero inputs exercises every check of the engine.
+            GoldenEngine(cfg).decode(self.job_image(n_images=1))
+        except EngineFault as e:
+            raise ProgramError(f"{name}: {e.detail} ({e.code.name})") from None
+        out = read_job_header(self.job_image(1))
+        if out.input_features != self.meta["input_features"]:
+            raise ProgramError(f"{name}: metadata and image disagree on the input size")
+
+    # --- runs -----------------------------------------------------------------------------
+    def job_image(self, n_images: int, input_addr: int | None = None, output_addr: int = 0) -> np.ndarray:
+        img = self.image.copy()
+        img[1] = (img[1] & 0xFFFF) | (n_images << 16)
+        img[3] = len(img) if input_addr is None else input_addr
+        img[5] = output_addr
+        return img
+
+    def dram_image(self, x_int8: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """DRAM image for a run on ``x_int8`` (n, input_features).
+
+        Returns the image, the output address and the output words per image.
+        """
+        lanes = self.meta["engine"]["lanes"]
+        n = len(x_int8)
+        if not 0 < n < 1 << 16:
+            raise ProgramError(f"a run takes 1..65535 images, got {n}")
+        inputs = pack_vectors(x_int8, lanes).reshape(-1)
+        out_words = vector_words(self.meta["output_features"], lanes)
+        input_addr = len(self.image)
+        output_addr = input_addr + len(inputs)
+        img = np.concatenate([self.job_image(n, input_addr, output_addr), inputs,
+                              np.zeros(n * out_words, dtype=np.uint32)]).astype(np.uint32)
+        return img, output_addr, out_words
+
+
+def build_program(lowered, config_max_features: int = 1024, codebook_depth: int = 256,
+                  info: dict | None = None) -> Program:
+    """Lay a :class:`model.lowering.LoweredNetwork` out as a program.
+
+    Each layer's integer codebook goes into the ROM image (layers one after the
+    other); its rows become row streams of bias, requantization word and packed
+    indices.
+    """
+    lanes = lowered.lanes
+    index_bits = codebook_depth.bit_length() - 1
+    rom, descs, streams = [], [], []
+    addr = JOB_WORDS + DESC_WORDS * len(lowered.layers)
+    for i, layer in enumerate(lowered.layers):
+        cb = np.asarray(layer.codebook)
+        if cb.ndim != 2 or cb.shape[1] != lanes:
+            raise ProgramError(f"layer {i}: codebook shape {cb.shape} does not match {lanes} lanes")
+        if cb.shape[0] > codebook_depth:
+            raise ProgramError(f"layer {i}: {cb.shape[0]} codewords exceed codebook depth {codebook_depth}")
+        if cb.min() < ACT_MIN or cb.max() > ACT_MAX:
+            raise ProgramError(f"layer {i}: codebook values outside int8")
+        idx = np.asarray(layer.indices)
+        if idx.shape != (layer.out_features, ceil_div(layer.in_features, lanes)):
+            raise ProgramError(f"layer {i}: index array shape {idx.shape} does not match the layer")
+        if idx.min() < 0 or idx.max() >= len(cb):
+            raise ProgramError(f"layer {i}: codebook indices out of range 0..{len(cb) - 1}")
+        bias, mult, shift = (np.asarray(a, dtype=np.int64) for a in (layer.bias, layer.mult, layer.shift))
+        if np.any(np.abs(bias) >= 1 << (ACC_BITS - 1)) or np.any((mult < 0) | (mult >> MULT_BITS > 0)) \
+                or np.any((shift < 0) | (shift > SHIFT_MAX)):
+            raise ProgramError(f"layer {i}: bias or requantization parameters out of range")
+        rq = (mult | shift << 16).astype(np.uint32)
+        rows = np.concatenate([(bias & 0xFFFFFFFF).astype(np.uint32)[:, None], rq[:, None],
+                               pack_indices(idx, index_bits)], axis=1)
+        rw = row_words(layer.in_features, lanes, index_bits)
+        assert rows.shape[1] == rw
+        descs.append(Descriptor(layer.in_features, layer.out_features, len(rom), len(cb), addr, rw,
+                                layer.relu, LayerMode.VQ))
+        rom.extend(cb.tolist())
+        streams.append(rows.reshape(-1))
+        addr += rows.size
+
+    header = [JOB_MAGIC, len(lowered.layers), JOB_WORDS, 0, lowered.layers[0].in_features, 0, 0, 0]
+    image = np.concatenate([np.array(header, dtype=np.uint32),
+                            np.array([w for d in descs for w in d.encode()], dtype=np.uint32),
+                            *streams]).astype(np.uint32)
+    meta = {
+        "network": lowered.name, "method": lowered.method,
+        "engine": {"lanes": lanes, "codebook_depth": codebook_depth, "max_features": config_max_features},
+        "rom": rom,
+        "input_scale": float(lowered.input_scale), "output_scale": float(lowered.output_scale),
+        "input_features": lowered.layers[0].in_features,
+        "output_features": lowered.layers[-1].out_features,
+        "n_layers": len(lowered.layers),
+        "info": dict(lowered.info, **(info or {})),
+    }
+    prog = Program(meta, image)
+    prog.meta["compression"] = compression_stats(prog, lowered)
+    prog.validate()
+    return prog
+
+
+def compression_stats(prog: Program, lowered) -> dict:
+    """Every stored bit counted: row streams (indices, biases, requantization), descriptors, codebooks."""
+    weights = sum(l.in_features * l.out_features for l in lowered.layers)
+    params = weights + sum(l.out_features for l in lowered.layers)
+    rom_bytes = len(prog.meta["rom"]) * lowered.lanes
+    total_bytes = len(prog.image) * WORD_BYTES + rom_bytes
+    return {
+        "weights": weights,
+        "bytes": total_bytes,
+        "codebook_bytes": rom_bytes,
+        "bits_per_weight": total_bytes * 8 / weights,
+        "ratio_vs_fp32": params * 4 / total_bytes,
+    }

@@ -1,0 +1,1 @@
+"""VQ Engine simulation: backends, the simulation top, cocotb testbenches, energy and area."""
