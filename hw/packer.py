@@ -1,4 +1,4 @@
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -48,7 +48,11 @@ class OutputPacker(wiring.Component):
         rows_left = Signal(COUNT_BITS)
         written = Signal(COUNT_BITS)
         active = Signal()
-        m.d.comb += [self.busy.eq(active), self.write.payload.addr.eq(written)]
+        data = Signal(lane_word(lanes))
+        # One assignment of the whole payload: yosys writes a partly-assigned struct as an
+        # ``always @*`` that Icarus does not evaluate at time zero.
+        m.d.comb += [self.busy.eq(active),
+                     self.write.payload.eq(Cat(written[:len(self.write.payload.addr)], data))]
 
         with m.If(self.start):
             m.d.sync += [active.eq(1), rows_left.eq(self.rows), written.eq(0), lane.eq(0),
@@ -61,12 +65,12 @@ class OutputPacker(wiring.Component):
             if lanes > 1:
                 m.d.sync += lane.eq(lane + 1)
             with m.If((lane == lanes - 1) | (rows_left == 1)):
-                m.d.comb += [self.write.valid.eq(1), self.write.payload.data.eq(full)]
+                m.d.comb += [self.write.valid.eq(1), data.eq(full)]
                 m.d.sync += [written.eq(written + 1), lane.eq(0), gathered.eq(0)]
         with m.Elif(active & (rows_left == 0)):
             with m.If(written == self.words):
                 m.d.sync += active.eq(0)
             with m.Else():
-                m.d.comb += [self.write.valid.eq(1), self.write.payload.data.eq(0)]
+                m.d.comb += self.write.valid.eq(1)
                 m.d.sync += written.eq(written + 1)
         return m

@@ -107,7 +107,8 @@ class Program:
         """Check the metadata and every descriptor and index the engine will read."""
         try:
             cfg = self.config
-            for key in ("network", "method", "input_scale", "output_scale", "input_features", "output_features"):
+            for key in ("network", "method", "input_scale", "output_scale", "input_features", "output_features",
+                        "n_layers", "layers", "compression"):
                 self.meta[key]
         except (KeyError, TypeError, ValueError) as e:
             raise ProgramError(f"{name}: metadata incomplete or invalid ({e})") from None
@@ -198,6 +199,8 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
         "input_features": lowered.layers[0].in_features,
         "output_features": lowered.layers[-1].out_features,
         "n_layers": len(lowered.layers),
+        "layers": [{"in_features": l.in_features, "out_features": l.out_features, "relu": bool(l.relu),
+                    "codebook_size": int(len(l.codebook))} for l in lowered.layers],
         "info": dict(lowered.info, **(info or {})),
     }
     prog = Program(meta, image)

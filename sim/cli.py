@@ -1,0 +1,249 @@
+"""The ``vqe`` command line.
+
+Every failure the user can cause ends in one line on stderr and a non-zero
+exit status; set ``VQE_DEBUG=1`` to see tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_ERROR = 1
+EXIT_INTERNAL = 3
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line."""
+
+
+def _refuse_overwrite(path: str | Path, force: bool) -> Path:
+    path = Path(path)
+    if path.exists() and not force:
+        raise CliError(f"{path} exists; pass --force to overwrite it")
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --- compress ---------------------------------------------------------------------------------
+def cmd_compress(args) -> int:
+    from model.pipeline import compress
+    out = _refuse_overwrite(args.output, args.force)
+    program = compress(args.network, args.method, lanes=args.lanes, codebook_size=args.codebook_size,
+                       finetune_epochs=args.finetune_epochs, calibration=args.calibration,
+                       seed=args.seed, progress=not args.quiet)
+    tmp = out.with_name(out.name + ".tmp")
+    program.save(tmp)
+    os.replace(tmp, out)  # never leave a half-written program behind
+    c = program.meta["compression"]
+    info = program.meta["info"]
+    print(f"wrote {out}: {program.meta['network']} / {program.meta['method']}, "
+          f"{c['bytes']} bytes, {c['bits_per_weight']:.3f} bits/weight, "
+          f"{c['ratio_vs_fp32']:.2f}x vs fp32" +
+          (f", int8 golden accuracy {info['int8_accuracy']:.4f} (float {info['float_accuracy']:.4f})"
+           if "int8_accuracy" in info else ""), file=sys.stderr)
+    return 0
+
+
+# --- run --------------------------------------------------------------------------------------
+def load_inputs(meta: dict, n: int, offset: int, seed: int):
+    """Test inputs for a program: its dataset's test split, or seeded random vectors."""
+    import numpy as np
+
+    from model.fixedpoint import quantize_act
+    from model.synthetic import random_inputs
+    dataset = meta.get("dataset")
+    if dataset is None:
+        return random_inputs(np.random.default_rng(seed), n, meta["input_features"]), None, None
+    from model.data import load_fashion_mnist
+    if dataset != "fashion-mnist":
+        raise CliError(f"program uses dataset {dataset!r}, which this vqe cannot load")
+    x, y = load_fashion_mnist("test")
+    if not 0 <= offset or offset + n > len(x):
+        raise CliError(f"--offset {offset} --images {n} runs past the {len(x)} test images")
+    x, y = x[offset:offset + n], y[offset:offset + n]
+    return quantize_act(x, meta["input_scale"]), y, x
+
+
+def cmd_run(args) -> int:
+    from model.program import Program
+
+    from .run import run_program
+    program = Program.load(args.program)
+    if args.images < 1:
+        raise CliError("--images must be at least 1")
+    if args.vcd:
+        _refuse_overwrite(args.vcd, args.force)
+    x_int8, labels, x_float = load_inputs(program.meta, args.images, args.offset, args.seed)
+    reference = None
+    if x_float is not None:
+        from model.networks import get_network, predict
+        reference = predict(get_network(program.meta["network"], progress=not args.quiet), x_float)
+    summary = run_program(program, x_int8, labels, args.backend, latency=args.latency, stall=args.stall,
+                          seed=args.seed, vcd=args.vcd, reference_predictions=reference)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for key in ("network", "method", "backend", "images", "accuracy", "reference_accuracy", "bit_exact",
+                    "mismatches", "cycles", "ideal_cycles", "utilization", "sim_cycles_per_second"):
+            print(f"{key:>22}: {summary[key]}")
+        print(f"{'compression':>22}: {summary['compression']}")
+    if summary["bit_exact"] is False:
+        print("vqe: error: the RTL disagrees with the golden model"
+              f" ({summary['mismatches']} images, counters {sorted(summary['counter_mismatches'])})",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+# --- verilog ----------------------------------------------------------------------------------
+def cmd_verilog(args) -> int:
+    from model.program import Program
+
+    from .top import engine_verilog
+    if not args.program:
+        raise CliError("give --program FILE: the engine's codebook ROM is elaborated from a program")
+    out = _refuse_overwrite(args.output, args.force)
+    config = Program.load(args.program).config
+    text = engine_verilog(config, addr_width=args.addr_width, name=args.name)
+    out.write_text(text)
+    print(f"wrote {out}: module {args.name}, {config.lanes} lanes, codebook depth {config.codebook_depth}, "
+          f"{config.rom_entries} ROM entries", file=sys.stderr)
+    return 0
+
+
+# --- inspect ----------------------------------------------------------------------------------
+def cmd_inspect(args) -> int:
+    from model.program import Program
+    program = Program.load(args.program)
+    meta = dict(program.meta)
+    meta["rom"] = f"<{len(meta['rom'])} codewords>"
+    meta["image_words"] = len(program.image)
+    print(json.dumps(meta, indent=2))
+    return 0
+
+
+# --- report -----------------------------------------------------------------------------------
+def cmd_report(args) -> int:
+    from .report_cli import make_report
+    make_report(args)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from model.layout import LayerMode  # noqa: F401  (import check: the package is importable)
+    p = argparse.ArgumentParser(
+        prog="vqe",
+        description="VQ Engine: compress a neural network with vector quantization, run it on the "
+                    "engine's RTL bit-exactly against a golden model, and report its energy and area.",
+        epilog="Example: vqe compress --network lenet300 --method kmeans -o f.vqz && "
+               "vqe run f.vqz --backend icarus --images 2 --json")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    c = sub.add_parser("compress", help="compress a network into a program file",
+                       description="Train (or load from cache) a network, compress its weights with vector "
+                                   "quantization, lower it to int8 and write one program file.")
+    c.add_argument("--network", required=True, help="network name: lenet300")
+    c.add_argument("--method", required=True, help="compression method: kmeans (per-layer k-means VQ)")
+    c.add_argument("--lanes", type=int, default=4, help="engine lanes = sub-vector dimension (default 4)")
+    c.add_argument("--codebook-size", type=int, default=256, help="codewords per layer (default 256)")
+    c.add_argument("--finetune-epochs", type=int, default=None,
+                   help="epochs of codeword fine-tuning after k-means (default: the method's own)")
+    c.add_argument("--calibration", type=int, default=2000, help="training images for activation calibration")
+    c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    c.add_argument("-o", "--output", required=True, help="program file to write (.vqz)")
+    c.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(func=cmd_compress)
+
+    r = sub.add_parser("run", help="run a program on a backend and compare with the golden model",
+                       description="Run N test images through the program on a backend. RTL backends are "
+                                   "checked against the golden model on every output and every counter.")
+    r.add_argument("program", help="program file (.vqz)")
+    r.add_argument("--backend", required=True, help="golden, amaranth, icarus or verilator")
+    r.add_argument("--images", type=int, default=1, help="number of test images (default 1)")
+    r.add_argument("--offset", type=int, default=0, help="first test image (default 0)")
+    r.add_argument("--latency", type=int, default=10, help="DRAM read latency in cycles (default 10)")
+    r.add_argument("--stall", type=int, default=0,
+                   help="random DRAM stalls, probability in 1/256ths per handshake (default 0)")
+    r.add_argument("--seed", type=int, default=1, help="stall LFSR seed / random-input seed (default 1)")
+    r.add_argument("--vcd", help="write waveforms to this file (amaranth, icarus, verilator)")
+    r.add_argument("--force", action="store_true", help="overwrite an existing --vcd file")
+    r.add_argument("--json", action="store_true", help="print the JSON summary")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("verilog", help="write the engine's Verilog",
+                       description="Elaborate the engine with a program's ROM and parameters and write Verilog.")
+    v.add_argument("--program", help="program whose lanes, codebook depth and ROM contents to use")
+    v.add_argument("--addr-width", type=int, default=24, help="DRAM word-address width (default 24)")
+    v.add_argument("--name", default="vqe_engine", help="top module name (default vqe_engine)")
+    v.add_argument("-o", "--output", required=True, help="Verilog file to write")
+    v.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    v.set_defaults(func=cmd_verilog)
+
+    i = sub.add_parser("inspect", help="print a program file's metadata")
+    i.add_argument("program")
+    i.set_defaults(func=cmd_inspect)
+
+    rep = sub.add_parser("report", help="write the energy and area report",
+                         description="Regenerate REPORT.md, energy.json, area.json and plots.")
+    rep.add_argument("-o", "--output", required=True, help="report directory")
+    rep.add_argument("--energy-table", help="energy table (TOML) to use instead of the default")
+    rep.add_argument("--images", type=int, default=100, help="test images for the energy counters")
+    rep.add_argument("--quick", action="store_true", help="skip the lanes x depth synthesis sweep")
+    rep.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    rep.set_defaults(func=cmd_report)
+    return p
+
+
+def user_errors() -> tuple:
+    """Exception types whose message is the whole story for the user."""
+    from model.data import DataError
+    from model.golden import EngineFault
+    from model.networks import UnknownNetwork
+    from model.program import ProgramError
+    errors = [CliError, ProgramError, DataError, UnknownNetwork, EngineFault]
+    from .run import RunError
+    errors.append(RunError)
+    try:
+        from .energy import EnergyTableError
+        errors.append(EnergyTableError)
+    except ImportError:
+        pass
+    try:
+        from model.pipeline import CompressError
+        errors.append(CompressError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("vqe: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the one place that turns failures into one line
+        if os.environ.get("VQE_DEBUG"):
+            raise
+        if isinstance(e, user_errors()):
+            msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+            print(f"vqe: error: {msg}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"vqe: internal error: {type(e).__name__}: {e} (set VQE_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""``vqe run``: a program on a backend, checked against the golden model, summarised as JSON."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from model.golden import GoldenEngine, unpack_vectors
+from model.layout import COUNTERS, ceil_div
+from model.program import Program
+
+BACKENDS = ("golden", "amaranth", "icarus", "verilator")
+
+
+class RunError(Exception):
+    """A run could not be carried out (bad arguments, simulator failure, hang)."""
+
+
+def hang_bound(golden_counters: dict, n_layers: int, n_images: int, latency: int) -> int:
+    """Cycles after which a run that has not finished counts as hung.
+
+    Every counted event costs at most a few cycles even under heavy stalls, and
+    each descriptor fetch or load waits at most a DRAM round trip.
+    """
+    events = sum(golden_counters[k] for k in ("dram_read_words", "dram_write_words", "rom_reads", "sram_writes"))
+    return 16 * events + 64 * (latency + 8) * n_images * (n_layers + 3) + 10_000
+
+
+def simulate(program: Program, image: np.ndarray, backend: str, *, out_addr: int, out_words: int,
+             max_cycles: int, latency: int, stall: int, seed: int, vcd: str | None) -> dict:
+    cfg = program.config
+    if backend == "amaranth":
+        from .amaranth_backend import run_amaranth
+        return run_amaranth(cfg, image, out_addr=out_addr, out_words=out_words, max_cycles=max_cycles,
+                            latency=latency, stall=stall, seed=seed, vcd_path=vcd)
+    from .cocotb_backend import run_sim_top
+    from .top import TOP_NAME, sim_top_verilog
+    verilog = sim_top_verilog(cfg, image, latency=latency, stall=stall, seed=seed)
+    return run_sim_top(verilog, TOP_NAME, backend, out_addr=out_addr, out_words=out_words,
+                       max_cycles=max_cycles, vcd_path=vcd)
+
+
+def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None, backend: str, *,
+                latency: int = 10, stall: int = 0, seed: int = 1, vcd: str | None = None,
+                reference_predictions: np.ndarray | None = None) -> dict:
+    """Run ``program`` on inputs ``x_int8`` and build the JSON summary (see README)."""
+    if backend not in BACKENDS:
+        raise RunError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    meta = program.meta
+    n = len(x_int8)
+    image, out_addr, out_words = program.dram_image(x_int8)
+    engine = GoldenEngine(program.config)
+    t0 = time.perf_counter()
+    golden = engine.run(image)
+    golden_seconds = time.perf_counter() - t0
+
+    summary = {"network": meta["network"], "method": meta["method"], "backend": backend, "images": n}
+    outputs = golden.outputs
+    counters = dict(golden.counters)
+    bit_exact, mismatches, counter_mismatches = None, 0, {}
+    cycles = None
+    sim_seconds = golden_seconds
+    if backend != "golden":
+        bound = hang_bound(golden.counters, meta["n_layers"], n, latency)
+        res = simulate(program, image, backend, out_addr=out_addr, out_words=n * out_words,
+                       max_cycles=bound, latency=latency, stall=stall, seed=seed, vcd=vcd)
+        if not res["done"]:
+            raise RunError(f"{backend}: the engine did not finish within {bound} cycles (hang)")
+        if res["error"]:
+            from model.layout import EngineError
+            raise RunError(f"{backend}: the engine stopped with error {EngineError(res['error']).name}")
+        rtl_out = unpack_vectors(np.asarray(res["outputs"], dtype=np.uint32).reshape(n, out_words),
+                                 meta["output_features"])
+        mismatches = int(np.sum(np.any(rtl_out != golden.outputs, axis=1)))
+        counter_mismatches = {k: {"golden": golden.counters[k], "rtl": res["counters"][k]}
+                              for k in COUNTERS if golden.counters[k] != res["counters"][k]}
+        bit_exact = mismatches == 0 and not counter_mismatches
+        outputs = rtl_out
+        counters = dict(res["counters"])
+        cycles = counters["cycles"]
+        sim_seconds = res["sim_seconds"]
+
+    macs = sum(l["in_features"] * l["out_features"] for l in meta["layers"]) * n
+    lanes = meta["engine"]["lanes"]
+    ideal = ceil_div(macs, lanes)
+    summary.update({
+        "accuracy": None if labels is None else float(np.mean(np.argmax(outputs, axis=1) == labels)),
+        "reference_accuracy": None if reference_predictions is None or labels is None
+        else float(np.mean(reference_predictions == labels)),
+        "bit_exact": bit_exact,
+        "mismatches": mismatches,
+        "cycles": cycles,
+        "ideal_cycles": ideal,
+        "utilization": None if not cycles else ideal / cycles,
+        "counters": counters,
+        "compression": {k: meta["compression"][k] for k in ("bits_per_weight", "ratio_vs_fp32", "bytes")},
+        "sim_seconds": sim_seconds,
+        "sim_cycles_per_second": None if not cycles else cycles / sim_seconds,
+        # Extensions beyond DESIGN.md's contract:
+        "cycles_per_image": None if not cycles else cycles / n,
+        "lanes": lanes,
+        "dram_latency": None if backend == "golden" else latency,
+        "counter_mismatches": counter_mismatches,
+        "golden_counters": golden.counters,
+    })
+    return summary

@@ -1,0 +1,92 @@
+"""Random programs and corrupted DRAM images for the engine tests."""
+from __future__ import annotations
+
+import numpy as np
+
+from model.golden import Descriptor, EngineFault, GoldenEngine, unpack_vectors
+from model.layout import DESC_WORDS, JOB_MAGIC, LayerMode, ROW_HEADER_WORDS
+from model.program import build_program
+from model.synthetic import random_inputs, random_lowered
+from sim.run import hang_bound, simulate
+
+
+def random_case(seed: int, lanes: int, n_images: int = 2):
+    """A random 2- or 3-layer program (shapes not multiples of ``lanes``) and its DRAM image."""
+    rng = np.random.default_rng(seed)
+    depth = int(rng.choice([2, 4, 16, 64, 256]))
+    n_layers = int(rng.integers(1, 4))
+    shapes = [int(rng.integers(1, 40)) for _ in range(n_layers + 1)]
+    program = build_program(random_lowered(rng, lanes, shapes, depth), codebook_depth=depth,
+                            config_max_features=64)
+    x = random_inputs(rng, n_images, shapes[0])
+    image, out_addr, out_words = program.dram_image(x)
+    return program, image, out_addr, out_words * n_images
+
+
+def run_both(program, image, out_addr, out_words, backend, latency=10, stall=0, seed=1):
+    """(golden result or fault, RTL result) for one image."""
+    try:
+        golden = GoldenEngine(program.config).run(image)
+    except EngineFault as fault:
+        golden = fault
+    n_layers = len(program.meta["layers"])
+    bound = hang_bound({"dram_read_words": len(image), "dram_write_words": out_words,
+                        "rom_reads": 4 * len(image), "sram_writes": 4 * len(image)},
+                       n_layers, 4, latency)
+    rtl = simulate(program, image, backend, out_addr=out_addr, out_words=out_words, max_cycles=bound,
+                   latency=latency, stall=stall, seed=seed, vcd=None)
+    return golden, rtl
+
+
+def assert_bit_exact(golden, rtl, out_features):
+    assert rtl["done"], "engine hung"
+    assert rtl["error"] == 0, f"engine reported error {rtl['error']}"
+    n = len(golden.outputs)
+    outs = unpack_vectors(np.asarray(rtl["outputs"], dtype=np.uint32).reshape(n, -1), out_features)
+    np.testing.assert_array_equal(outs, golden.outputs)
+    for name, value in golden.counters.items():
+        assert rtl["counters"][name] == value, f"counter {name}: golden {value}, rtl {rtl['counters'][name]}"
+
+
+def corrupt(image: np.ndarray, program, what: str, rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``image`` with one defect the engine must report."""
+    img = image.copy()
+    desc_addr = int(img[2])
+    layer = int(rng.integers(0, len(program.meta["layers"])))
+    d_addr = desc_addr + layer * DESC_WORDS
+    d = Descriptor.decode(img[d_addr:d_addr + DESC_WORDS])
+    cfg = program.config
+    if what == "BAD_JOB":
+        img[0] = JOB_MAGIC ^ 1
+    elif what == "BAD_SHAPE":
+        d.out_features = [0, cfg.max_features + 1][rng.integers(0, 2)]
+    elif what == "BAD_CHAIN":
+        d.in_features = d.in_features % cfg.max_features + 1
+    elif what == "BAD_CODEBOOK":
+        d.codebook_size = [0, cfg.codebook_depth + 1, cfg.rom_entries - d.codebook_base + 1][rng.integers(0, 3)]
+    elif what == "BAD_STREAM":
+        d.row_words += int(rng.choice([-1, 1, 5]))
+    elif what == "BAD_MODE":
+        d.mode = int(rng.integers(1, 16))
+    elif what == "BAD_INDEX":
+        # An index at or above the codebook size, somewhere in some row.
+        d.codebook_size = max(1, d.codebook_size)
+        if d.codebook_size >= cfg.codebook_depth:
+            d.codebook_size = cfg.codebook_depth - 1
+            if d.codebook_size == 0:
+                raise ValueError("no room for a bad index with a depth-1 codebook")
+        row = int(rng.integers(0, d.out_features))
+        sv = int(rng.integers(0, -(-d.in_features // cfg.lanes)))
+        bit = sv * cfg.index_bits
+        w = d.stream_addr + row * d.row_words + ROW_HEADER_WORDS + bit // 32
+        value = int(img[w]) | ((1 << 32) * int(img[w + 1]) if bit % 32 + cfg.index_bits > 32 else 0)
+        mask = ((1 << cfg.index_bits) - 1) << (bit % 32)
+        value = (value & ~mask) | ((cfg.codebook_depth - 1) << (bit % 32))
+        img[w] = value & 0xFFFFFFFF
+        if bit % 32 + cfg.index_bits > 32:
+            img[w + 1] = value >> 32
+    else:
+        raise ValueError(what)
+    if what != "BAD_JOB":
+        img[d_addr:d_addr + DESC_WORDS] = d.encode()
+    return img
