@@ -104,17 +104,22 @@ class IndexPath(wiring.Component):
         first_word = words_left == self.index_words
         take = self.words.valid & self.words.ready
 
+        def restart():
+            with m.If(self.start):
+                m.d.sync += [rows_left.eq(self.rows), error.eq(0), open_row.eq(0), nbits.eq(0)]
+                m.next = "BIAS"
+                with m.If(self.rows == 0):
+                    m.next = "IDLE"
+
         with m.FSM() as fsm:
             with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [rows_left.eq(self.rows), error.eq(0), open_row.eq(0), nbits.eq(0)]
-                    with m.If(self.rows != 0):
-                        m.next = "BIAS"
+                restart()
             with m.State("BIAS"):
                 m.d.comb += self.words.ready.eq(~error)
                 with m.If(take):
                     m.d.sync += bias.eq(word)
                     m.next = "REQUANT"
+                restart()
             with m.State("REQUANT"):
                 m.d.comb += [
                     self.params.valid.eq(self.words.valid & ~error),
@@ -126,6 +131,7 @@ class IndexPath(wiring.Component):
                 with m.If(take):
                     m.d.sync += words_left.eq(self.index_words)
                     m.next = "INDICES"
+                restart()
             with m.State("INDICES"):
                 # A row's first word waits for the previous row to drain; later
                 # words wait for room behind the bits not yet emitted.
@@ -147,5 +153,6 @@ class IndexPath(wiring.Component):
                         m.next = "BIAS"
                         with m.If(rows_left == 1):
                             m.next = "IDLE"
+                restart()
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | open_row)
         return m

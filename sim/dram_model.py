@@ -9,6 +9,8 @@ from model.layout import WORD_BITS
 LFSR_TAPS = 0x80200003
 #: Stall probability is ``stall / 2**STALL_BITS``.
 STALL_BITS = 8
+#: Read port (1), response queue (1) and response register (1).
+MIN_LATENCY = 3
 
 
 class DramModel(wiring.Component):
@@ -26,7 +28,8 @@ class DramModel(wiring.Component):
     addr_width : int
         Word-address width; the memory has ``2**addr_width`` words.
     latency : int
-        Cycles from an accepted request to its response (at least 1).
+        Cycles from an accepted request to its response when nothing stalls
+        (at least ``MIN_LATENCY``).
     stall : int
         Stall probability in 1/256ths on each of the three handshakes.
     seed : int
@@ -42,8 +45,8 @@ class DramModel(wiring.Component):
     """
 
     def __init__(self, image, addr_width: int, latency: int = 10, stall: int = 0, seed: int = 1):
-        if latency < 1:
-            raise ValueError("DRAM latency must be at least 1 cycle")
+        if latency < MIN_LATENCY:
+            raise ValueError(f"DRAM latency must be at least {MIN_LATENCY} cycles, got {latency}")
         if len(image) > 1 << addr_width:
             raise ValueError(f"image of {len(image)} words does not fit {addr_width} address bits")
         if not 0 <= stall < 1 << STALL_BITS:
@@ -80,9 +83,11 @@ class DramModel(wiring.Component):
             accept.eq(self.rd.req.valid & self.rd.req.ready),
             rd.addr.eq(self.rd.req.payload), rd.en.eq(1),
         ]
-        # The read port gives one cycle of latency; a delay line gives the rest.
-        valid_line = [accept] + [Signal(name=f"valid_d{i}") for i in range(1, self._latency + 1)]
-        data_line = [rd.data] + [Signal(WORD_BITS, name=f"data_d{i}") for i in range(2, self._latency + 1)]
+        # The read port, the queue and the response register give three cycles of
+        # latency; a delay line gives the rest.
+        stages = self._latency - MIN_LATENCY + 1
+        valid_line = [accept] + [Signal(name=f"valid_d{i}") for i in range(1, stages + 1)]
+        data_line = [rd.data] + [Signal(WORD_BITS, name=f"data_d{i}") for i in range(2, stages + 1)]
         for a, b in zip(valid_line, valid_line[1:]):
             m.d.sync += b.eq(a)
         for a, b in zip(data_line, data_line[1:]):

@@ -46,6 +46,11 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
     """Run ``program`` on inputs ``x_int8`` and build the JSON summary (see README)."""
     if backend not in BACKENDS:
         raise RunError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    from .dram_model import MIN_LATENCY, STALL_BITS
+    if latency < MIN_LATENCY:
+        raise RunError(f"--latency must be at least {MIN_LATENCY} cycles, got {latency}")
+    if not 0 <= stall < 1 << STALL_BITS:
+        raise RunError(f"--stall must be 0..{(1 << STALL_BITS) - 1} (1/256ths), got {stall}")
     meta = program.meta
     n = len(x_int8)
     image, out_addr, out_words = program.dram_image(x_int8)

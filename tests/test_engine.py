@@ -14,7 +14,7 @@ LANES = (1, 2, 4, 8)
 @pytest.mark.parametrize("seed", range(3))
 def test_random_programs_amaranth(lanes, seed):
     rng = np.random.default_rng(seed)
-    latency = int(rng.integers(1, 20))
+    latency = int(rng.integers(3, 20))
     stall = int(rng.choice([0, 40, 128]))
     program, image, out_addr, out_words = random_case(100 * lanes + seed, lanes)
     golden, rtl = run_both(program, image, out_addr, out_words, "amaranth",
