@@ -16,6 +16,7 @@ input vectors and output space for a run and fills in the header.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import zlib
@@ -110,16 +111,26 @@ class Program:
             for key in ("network", "method", "input_scale", "output_scale", "input_features", "output_features",
                         "n_layers", "layers", "compression"):
                 self.meta[key]
+            for key in ("bits_per_weight", "ratio_vs_fp32", "bytes"):
+                float(self.meta["compression"][key])
+            rom = np.asarray(self.meta["rom"])
+            if rom.dtype.kind not in "iu" or rom.min() < ACT_MIN or rom.max() > ACT_MAX:
+                raise ProgramError(f"{name}: codebook ROM values must be int8 integers")
+            meta_shapes = [(l["in_features"], l["out_features"]) for l in self.meta["layers"]]
         except (KeyError, TypeError, ValueError) as e:
             raise ProgramError(f"{name}: metadata incomplete or invalid ({e})") from None
         try:
             # A one-image job over zero inputs exercises every check of the engine.
-            GoldenEngine(cfg).decode(self.job_image(n_images=1))
+            _, layers = GoldenEngine(cfg).decode(self.job_image(n_images=1))
         except EngineFault as e:
             raise ProgramError(f"{name}: {e.detail} ({e.code.name})") from None
         out = read_job_header(self.job_image(1))
         if out.input_features != self.meta["input_features"]:
             raise ProgramError(f"{name}: metadata and image disagree on the input size")
+        shapes = [(l.desc.in_features, l.desc.out_features) for l in layers]
+        if meta_shapes != shapes or self.meta["n_layers"] != len(shapes) \
+                or self.meta["output_features"] != shapes[-1][1]:
+            raise ProgramError(f"{name}: metadata and image disagree on the layer shapes")
 
     # --- runs -----------------------------------------------------------------------------
     def job_image(self, n_images: int, input_addr: int | None = None, output_addr: int = 0) -> np.ndarray:
@@ -147,17 +158,27 @@ class Program:
         return img, output_addr, out_words
 
 
+def rom_id(rom) -> str:
+    """Content hash of a ROM image: equal ids mean one elaborated engine serves both programs."""
+    words = np.asarray(rom, dtype=np.int64).astype(np.int8).tobytes()
+    return hashlib.sha256(words).hexdigest()[:16]
+
+
 def build_program(lowered, config_max_features: int = 1024, codebook_depth: int = 256,
-                  info: dict | None = None) -> Program:
+                  info: dict | None = None, shared_rom=None) -> Program:
     """Lay a :class:`model.lowering.LoweredNetwork` out as a program.
 
     Each layer's integer codebook goes into the ROM image (layers one after the
     other); its rows become row streams of bias, requantization word and packed
-    indices.
+    indices.  With ``shared_rom`` (a universal codebook, int8 (entries, lanes)),
+    the ROM is that codebook, every layer uses it from entry 0, and it is not
+    counted in the network's bytes: all networks share it.
     """
     lanes = lowered.lanes
     index_bits = codebook_depth.bit_length() - 1
     rom, descs, streams = [], [], []
+    if shared_rom is not None:
+        rom = np.asarray(shared_rom, dtype=np.int64).tolist()
     addr = JOB_WORDS + DESC_WORDS * len(lowered.layers)
     for i, layer in enumerate(lowered.layers):
         cb = np.asarray(layer.codebook)
@@ -181,9 +202,15 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
                                pack_indices(idx, index_bits)], axis=1)
         rw = row_words(layer.in_features, lanes, index_bits)
         assert rows.shape[1] == rw
-        descs.append(Descriptor(layer.in_features, layer.out_features, len(rom), len(cb), addr, rw,
+        if shared_rom is None:
+            base = len(rom)
+            rom.extend(cb.tolist())
+        else:
+            base = 0
+            if cb.shape != (len(rom), lanes) or np.any(cb != np.asarray(rom)):
+                raise ProgramError(f"layer {i}: its codebook is not the shared ROM codebook")
+        descs.append(Descriptor(layer.in_features, layer.out_features, base, len(cb), addr, rw,
                                 layer.relu, LayerMode.VQ))
-        rom.extend(cb.tolist())
         streams.append(rows.reshape(-1))
         addr += rows.size
 
@@ -195,6 +222,8 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
         "network": lowered.name, "method": lowered.method,
         "engine": {"lanes": lanes, "codebook_depth": codebook_depth, "max_features": config_max_features},
         "rom": rom,
+        "rom_id": rom_id(rom),
+        "rom_shared": shared_rom is not None,
         "input_scale": float(lowered.input_scale), "output_scale": float(lowered.output_scale),
         "input_features": lowered.layers[0].in_features,
         "output_features": lowered.layers[-1].out_features,
@@ -214,11 +243,13 @@ def compression_stats(prog: Program, lowered) -> dict:
     weights = sum(l.in_features * l.out_features for l in lowered.layers)
     params = weights + sum(l.out_features for l in lowered.layers)
     rom_bytes = len(prog.meta["rom"]) * lowered.lanes
-    total_bytes = len(prog.image) * WORD_BYTES + rom_bytes
+    # A shared ROM (universal codebook) is paid once per chip, not per network.
+    total_bytes = len(prog.image) * WORD_BYTES + (0 if prog.meta["rom_shared"] else rom_bytes)
     return {
         "weights": weights,
         "bytes": total_bytes,
         "codebook_bytes": rom_bytes,
+        "codebook_shared": prog.meta["rom_shared"],
         "bits_per_weight": total_bytes * 8 / weights,
         "ratio_vs_fp32": params * 4 / total_bytes,
     }
