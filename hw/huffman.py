@@ -1,0 +1,367 @@
+"""Canonical Huffman decoder: table load, then one symbol per cycle from a word stream."""
+from functools import reduce
+from operator import or_
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from model.huffman import (DEFAULT_MAX_LEN, DEFAULT_SYMBOL_BITS, HEADER_LENGTH_BITS, MAX_LEN_LIMIT,
+                           STATUS_BITS, HuffmanStatus, count_bits)
+from model.layout import WORD_BITS
+
+from .layouts import COUNT_BITS
+
+#: The duplicate-symbol check keeps one flop per possible symbol while a table
+#: loads, so the RTL is limited to modest alphabets (1024 symbols).
+MAX_RTL_SYMBOL_BITS = 10
+
+
+class HuffmanDecoder(wiring.Component):
+    """Decodes canonical Huffman codes from a 32-bit word stream at one symbol per cycle.
+
+    The code table, the stream format and every error rule are those of
+    :mod:`model.huffman`, whose :class:`model.huffman.HuffmanDecoder` is the
+    golden twin.
+
+    **Table load.**  A ``load`` pulse latches ``table_words`` (the most words
+    the table may take) and reads the table from the ``table`` stream in the
+    :meth:`model.huffman.HuffmanTable.to_words` layout: the header, one count
+    per cycle (each turned into the per-length ``limit`` and ``base``
+    registers the decoder compares against), then one symbol per cycle into a
+    :class:`~amaranth.lib.memory.Memory`, checking each against a
+    seen-symbols bitmap.  A word is taken only when a field needs its bits, so
+    exactly the table's words are consumed.  Checks run as the fields arrive;
+    the first failure sets ``error`` and stops the load.  A load takes one
+    cycle per field plus one per word (a 200-symbol table for ``max_len = 15``,
+    ``symbol_bits = 8``: 56 words, about 270 cycles).
+
+    **Decode.**  A ``start`` pulse latches ``count`` (symbols to decode) and
+    ``n_words`` (the most words the stream may take).  Each cycle the decoder
+    reverses the next ``max_len`` buffered bits into the code-first number
+    ``rev``, compares it with every ``limit[L]`` in parallel (the limits are
+    non-decreasing, so the matches form a thermometer code whose edge is the
+    code length) and forms the symbol's table address ``base[L] + (rev >>
+    (max_len - L))``.  The address goes to the symbol memory, whose registered
+    output is the ``symbols`` stream: a two-stage pipeline.
+
+    The bit buffer holds fewer than 32 bits.  When the buffered bits cannot
+    complete the next code, the decoder takes a word and decodes from the
+    buffer and that word together in the same cycle (a code is at most 32 bits,
+    so one word always completes it).  Words are therefore taken only when a
+    code needs their bits: after ``count`` symbols exactly the words holding
+    the codes have been consumed, and the rest of the last word is discarded,
+    so the next stream starts word-aligned.  Whenever a word (or enough
+    buffered bits) is available and the output is free, a symbol is decoded:
+    the rate is one symbol per cycle, with one cycle of latency.
+
+    **Errors** (``error``, a :class:`model.huffman.HuffmanStatus`): table
+    errors (oversubscribed, incomplete, length over limit, bad symbol,
+    truncated table) stay until the next ``load``, and ``start`` does not clear
+    them; ``start`` without a loaded table (or during a load) gives
+    ``NO_TABLE``; stream errors (invalid code, truncated stream) stop the run
+    in the cycle they are found and stay until the next ``start`` or ``load``.
+    After an error nothing more is read; a symbol already offered on
+    ``symbols`` stays offered until taken (stream rules), so every symbol
+    decoded before the error is delivered.  ``start`` and ``load`` abandon a
+    run in progress (``load`` wins if both are high).
+
+    Parameters
+    ----------
+    max_len : int
+        Longest code, 1..32: the width of the decode window.
+    symbol_bits : int
+        Symbol width, 1..10; the alphabet is ``0 .. 2**symbol_bits - 1``.
+    count_bits : int
+        Width of ``count``, ``n_words`` and ``table_words``.
+
+    Members
+    -------
+    table : In(stream.Signature(32))
+        The table's words.
+    table_words : In(count_bits)
+        Words the table may take, latched by ``load``; running out is ``TRUNCATED``.
+    load : In(1)
+        Pulse: forget the table and load a new one.
+    words : In(stream.Signature(32))
+        The coded stream.
+    count : In(count_bits)
+        Symbols to decode, latched by ``start``.
+    n_words : In(count_bits)
+        Words the stream may take, latched by ``start``; running out is ``TRUNCATED``.
+    start : In(1)
+        Pulse: begin decoding (only with a loaded table).
+    symbols : Out(stream.Signature(symbol_bits))
+        The decoded symbols.
+    table_ok : Out(1)
+        A table is loaded and valid.
+    busy : Out(1)
+        A load or a run is in progress, or a symbol is still offered.
+    error : Out(STATUS_BITS)
+        :class:`model.huffman.HuffmanStatus`; 0 when all is well.
+    stat_symbol : Out(1)
+        Strobe: a symbol was delivered (``huffman_symbols``).
+    stat_bits : Out(range(max_len + 1))
+        Code bits consumed this cycle (``huffman_bits``).
+    stat_busy : Out(1)
+        Strobe: the decoder had input and its output was free, so it decoded a
+        symbol or found a stream error (``huffman_busy_cycles``).
+    """
+
+    def __init__(self, max_len: int = DEFAULT_MAX_LEN, symbol_bits: int = DEFAULT_SYMBOL_BITS,
+                 count_bits: int = COUNT_BITS):
+        if not 1 <= max_len <= MAX_LEN_LIMIT:
+            raise ValueError(f"max_len must be 1..{MAX_LEN_LIMIT}, got {max_len}")
+        if not 1 <= symbol_bits <= MAX_RTL_SYMBOL_BITS:
+            raise ValueError(f"symbol_bits must be 1..{MAX_RTL_SYMBOL_BITS}, got {symbol_bits}")
+        self.max_len = max_len
+        self.symbol_bits = symbol_bits
+        super().__init__({
+            "table": In(stream.Signature(unsigned(WORD_BITS))),
+            "table_words": In(count_bits),
+            "load": In(1),
+            "words": In(stream.Signature(unsigned(WORD_BITS))),
+            "count": In(count_bits),
+            "n_words": In(count_bits),
+            "start": In(1),
+            "symbols": Out(stream.Signature(unsigned(symbol_bits))),
+            "table_ok": Out(1),
+            "busy": Out(1),
+            "error": Out(STATUS_BITS),
+            "stat_symbol": Out(1),
+            "stat_bits": Out(range(max_len + 1)),
+            "stat_busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        ml, sb = self.max_len, self.symbol_bits
+        cb = count_bits(sb)
+        alphabet = 1 << sb
+
+        error = Signal(STATUS_BITS)
+        m.d.comb += self.error.eq(error)
+
+        mem = Memory(shape=unsigned(sb), depth=alphabet, init=[])
+        m.submodules.symbol_mem = mem
+        wr = mem.write_port()
+        rd = mem.read_port()
+
+        # Per-length decode registers, shifted in one per count during a load so
+        # that entry i ends up describing codes of length i + 1.  limit: the
+        # left-justified end of the length's codes; base: offset - first code,
+        # modulo the memory size (the true address always fits).
+        limits = [Signal(ml + 1, name=f"limit{i + 1}") for i in range(ml)]
+        bases = [Signal(sb, name=f"base{i + 1}") for i in range(ml)]
+
+        # --- table load ---------------------------------------------------------------------
+        twords_left = Signal.like(self.table_words)
+        fbuf = Signal(WORD_BITS + cb - 1)   # fields not yet used; a word is added only when short
+        fbits = Signal(range(WORD_BITS + cb))
+        n_lengths = Signal(HEADER_LENGTH_BITS)
+        length = Signal(range(ml + 2))      # the count being read: codes of this length
+        code_w = max(ml, cb) + 2            # first code + a count, before the overflow check
+        first = Signal(code_w)              # first code of this length
+        power = Signal(ml + 2)              # 2**length: the codes of this length
+        offset = Signal(code_w)             # symbols of shorter codes (the total, at the end)
+        count1_one = Signal()               # counts[1] == 1: part of the one-symbol test
+        sym_k = Signal(range(alphabet + 1))
+        seen = Signal(alphabet)
+
+        take_table = self.table.valid & self.table.ready
+        failing = Signal()                  # a table check fails this cycle
+        lj_shift = Signal(range(ml))        # left-justifies a code of this length
+        m.d.comb += lj_shift.eq(ml - length)
+
+        def fetch():
+            """Bring in the next table word for a field that is short, or fail if there is none."""
+            with m.If(twords_left == 0):
+                fail(HuffmanStatus.TRUNCATED)
+            with m.Else():
+                m.d.comb += self.table.ready.eq(~self.load)
+                with m.If(take_table):
+                    m.d.sync += [fbuf.eq(fbuf | (self.table.payload << fbits)),
+                                 fbits.eq(fbits + WORD_BITS), twords_left.eq(twords_left - 1)]
+
+        def on_load():
+            """A load restarts from any state (called last in each state, so it wins)."""
+            with m.If(self.load):
+                m.d.sync += [error.eq(HuffmanStatus.NONE), twords_left.eq(self.table_words),
+                             fbuf.eq(0), fbits.eq(0), first.eq(0), power.eq(2), offset.eq(0),
+                             length.eq(1), count1_one.eq(0), seen.eq(0)]
+                m.next = "HEADER"
+
+        def fail(status):
+            m.d.comb += failing.eq(1)
+            m.d.sync += error.eq(status)
+            m.next = "FAILED"
+
+        with m.FSM(name="table_fsm") as tfsm:
+            with m.State("EMPTY"):
+                on_load()
+            with m.State("HEADER"):
+                with m.If(twords_left == 0):
+                    fail(HuffmanStatus.TRUNCATED)
+                with m.Else():
+                    m.d.comb += self.table.ready.eq(~self.load)
+                    with m.If(take_table):
+                        header_len = self.table.payload[:HEADER_LENGTH_BITS]
+                        m.d.sync += [twords_left.eq(twords_left - 1), n_lengths.eq(header_len)]
+                        with m.If(header_len > ml):
+                            fail(HuffmanStatus.LENGTH_OVER_LIMIT)
+                        with m.Else():
+                            m.next = "COUNTS"
+                on_load()
+            with m.State("COUNTS"):
+                in_table = length <= n_lengths   # lengths past the header's are zero counts
+                with m.If(in_table & (fbits < cb)):
+                    fetch()
+                with m.Else():
+                    c = Mux(in_table, fbuf[:cb], 0)
+                    next_code = Signal(code_w)
+                    total = Signal(code_w)
+                    m.d.comb += [next_code.eq(first + c), total.eq(offset + c)]
+                    with m.If(in_table):
+                        m.d.sync += [fbuf.eq(fbuf >> cb), fbits.eq(fbits - cb)]
+                    with m.If(next_code > power):
+                        fail(HuffmanStatus.OVERSUBSCRIBED)
+                    with m.Else():
+                        m.d.sync += [
+                            limits[-1].eq((next_code << lj_shift)[:ml + 1]),
+                            bases[-1].eq((offset - first)[:sb]),
+                            offset.eq(total),
+                            first.eq(next_code << 1),
+                            power.eq(power << 1),
+                            length.eq(length + 1),
+                        ]
+                        m.d.sync += [limits[i].eq(limits[i + 1]) for i in range(ml - 1)]
+                        m.d.sync += [bases[i].eq(bases[i + 1]) for i in range(ml - 1)]
+                        with m.If(length == 1):
+                            m.d.sync += count1_one.eq(c == 1)
+                        with m.If(length == ml):
+                            # Zero counts past the longest code double the code space, so
+                            # the table is complete iff it fills all 2**max_len codes here.
+                            complete = next_code == power
+                            one_symbol = (total == 1) & Mux(length == 1, c == 1, count1_one)
+                            with m.If(~complete & ~one_symbol):
+                                fail(HuffmanStatus.INCOMPLETE)
+                            with m.Elif(total > alphabet):
+                                fail(HuffmanStatus.BAD_SYMBOL)
+                            with m.Else():
+                                m.d.sync += sym_k.eq(0)
+                                m.next = "SYMBOLS"
+                on_load()
+            with m.State("SYMBOLS"):
+                with m.If(fbits < sb):
+                    fetch()
+                with m.Else():
+                    symbol = fbuf[:sb]
+                    m.d.sync += [fbuf.eq(fbuf >> sb), fbits.eq(fbits - sb)]
+                    with m.If(seen.bit_select(symbol, 1)):
+                        fail(HuffmanStatus.BAD_SYMBOL)
+                    with m.Else():
+                        m.d.comb += [wr.addr.eq(sym_k), wr.data.eq(symbol), wr.en.eq(1)]
+                        m.d.sync += [seen.bit_select(symbol, 1).eq(1), sym_k.eq(sym_k + 1)]
+                        with m.If(sym_k == offset - 1):
+                            m.next = "READY"
+                on_load()
+            with m.State("READY"):
+                on_load()
+            with m.State("FAILED"):
+                on_load()
+
+        table_ready = tfsm.ongoing("READY")
+        loading = tfsm.ongoing("HEADER") | tfsm.ongoing("COUNTS") | tfsm.ongoing("SYMBOLS")
+
+        # --- decode -------------------------------------------------------------------------
+        active = Signal()            # symbols remain to be decoded
+        left = Signal.like(self.count)
+        words_left = Signal.like(self.n_words)
+        buf = Signal(WORD_BITS)      # undecoded bits, first bit at 0; zero above nbits
+        nbits = Signal(range(WORD_BITS + 1))
+        out_valid = Signal()         # the memory's read data is an undelivered symbol
+        out_free = ~out_valid | self.symbols.ready
+
+        def decode(window, name):
+            """Code length (0 = no code matches) and table address of the code at ``window[0]``."""
+            rev = Signal(ml, name=f"{name}_rev")
+            m.d.comb += rev.eq(window[:ml][::-1])   # first stream bit = most significant code bit
+            match = [Signal(name=f"{name}_match{i + 1}") for i in range(ml)]
+            m.d.comb += [match[i].eq(rev < limits[i]) for i in range(ml)]
+            edge = [match[0]] + [match[i] & ~match[i - 1] for i in range(1, ml)]
+            n = Signal(range(ml + 1), name=f"{name}_len")
+            addr = Signal(sb, name=f"{name}_addr")
+            m.d.comb += [
+                n.eq(reduce(or_, [Mux(edge[i], i + 1, 0) for i in range(ml)])),
+                addr.eq(reduce(or_, [Mux(edge[i], (rev[ml - 1 - i:] + bases[i])[:sb], 0)
+                                     for i in range(ml)])),
+            ]
+            return n, addr
+
+        # From the buffer alone.  Whether a code of at most nbits bits matches
+        # depends only on real bits, never on the zeros above them.
+        len_a, addr_a = decode(buf, "a")
+        decodable = (len_a != 0) & (len_a <= nbits)
+        # Only a one-symbol table can fail to match; its verdict needs one real bit.
+        invalid_a = (len_a == 0) & (nbits != 0)
+        need_word = ~decodable & ~invalid_a
+        # From the buffer and the offered word.  Used only when a word is needed,
+        # i.e. nbits < max_len, so the shift is small.
+        shift = nbits[:max(1, (ml - 1).bit_length())]
+        merged = Signal(WORD_BITS + ml - 1)
+        m.d.comb += merged.eq(buf | (self.words.payload << shift))
+        len_b, addr_b = decode(merged, "b")
+
+        step = active & (error == HuffmanStatus.NONE) & out_free & ~self.start & ~self.load
+        m.d.comb += self.words.ready.eq(step & need_word & (words_left != 0))
+        take = self.words.valid & self.words.ready
+        fire_a = step & decodable
+        fire_b = take & (len_b != 0)
+        fire = fire_a | fire_b
+        bad_code = step & (invalid_a | (take & (len_b == 0)))
+        truncated = step & need_word & (words_left == 0)
+        n_used = Mux(fire_a, len_a, len_b)
+
+        m.d.comb += [
+            rd.addr.eq(Mux(fire_a, addr_a, addr_b)),
+            rd.en.eq(out_free),
+            self.symbols.valid.eq(out_valid),
+            self.symbols.payload.eq(rd.data),
+        ]
+        with m.If(out_free):
+            m.d.sync += out_valid.eq(fire)
+
+        with m.If(fire_a):
+            m.d.sync += [buf.eq(buf >> len_a), nbits.eq(nbits - len_a)]
+        with m.If(take):
+            m.d.sync += words_left.eq(words_left - 1)
+        with m.If(fire_b):
+            m.d.sync += [buf.eq(merged >> len_b), nbits.eq(nbits + WORD_BITS - len_b)]
+        with m.If(fire):
+            m.d.sync += left.eq(left - 1)
+            with m.If(left == 1):
+                # Done: the rest of the last word is padding.
+                m.d.sync += [active.eq(0), buf.eq(0), nbits.eq(0)]
+        with m.If(bad_code):
+            m.d.sync += [error.eq(HuffmanStatus.INVALID_CODE), active.eq(0)]
+        with m.If(truncated):
+            m.d.sync += [error.eq(HuffmanStatus.TRUNCATED), active.eq(0)]
+
+        with m.If(self.load):
+            m.d.sync += active.eq(0)
+        with m.Elif(self.start):
+            with m.If(table_ready):
+                m.d.sync += [error.eq(HuffmanStatus.NONE), active.eq(self.count != 0), left.eq(self.count),
+                             words_left.eq(self.n_words), buf.eq(0), nbits.eq(0)]
+            with m.Elif(~tfsm.ongoing("FAILED") & ~failing):   # a table error found now wins
+                m.d.sync += [error.eq(HuffmanStatus.NO_TABLE), active.eq(0)]
+
+        m.d.comb += [
+            self.table_ok.eq(table_ready),
+            self.busy.eq(loading | active | out_valid),
+            self.stat_symbol.eq(self.symbols.valid & self.symbols.ready),
+            self.stat_bits.eq(Mux(fire, n_used, 0)),
+            self.stat_busy.eq(fire | bad_code | truncated),
+        ]
+        return m
