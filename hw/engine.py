@@ -77,7 +77,7 @@ class Engine(wiring.Component):
         align = vector_align(lanes)
 
         m.submodules.reader = reader = DramReader(self._aw, self._fifo_depth)
-        m.submodules.index_path = index_path = IndexPath(cfg.index_bits)
+        m.submodules.index_path = index_path = IndexPath(cfg.max_entry_bits)
         m.submodules.rom = rom = CodebookRom(lanes, cfg.rom)
         m.submodules.sram = sram = ActivationSram(lanes, cfg.sram_words)
         m.submodules.mac = mac = MacLanes(lanes)
@@ -131,6 +131,7 @@ class Engine(wiring.Component):
             index_path.rows.eq(d_out), index_path.subvectors.eq(subvectors),
             index_path.index_words.eq(d_row_words - ROW_HEADER_WORDS),
             index_path.codebook_size.eq(d_cb_size),
+            index_path.width.eq(cfg.index_bits), index_path.check.eq(1),
             packer.rows.eq(d_out), packer.words.eq(lane_words(d_out)),
             requantizer.relu.eq(relu),
         ]

@@ -1,4 +1,4 @@
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Const, Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -11,7 +11,8 @@ class IndexPath(wiring.Component):
     """Turns a layer's row stream into one codebook lookup per cycle.
 
     Each row is a bias word, a requantization word, then ``index_words`` words
-    of ``index_bits``-wide indices packed LSB-first.  The row's parameters go
+    of ``width``-bit entries (codebook indices, or PVQ index and scale) packed
+    LSB-first.  The row's parameters go
     out on ``params``; its indices go out on ``beats``, one per cycle.  Word
     loading and index emission overlap, including across rows (the next row's
     parameters are read while this row's last indices drain), so a long row
@@ -20,8 +21,8 @@ class IndexPath(wiring.Component):
 
     Parameters
     ----------
-    index_bits : int
-        Width of a codebook index.
+    max_bits : int
+        Widest entry a layer may use.
 
     Members
     -------
@@ -29,26 +30,31 @@ class IndexPath(wiring.Component):
         The row stream.
     params : Out(stream.Signature(RowParams))
         One transfer per row, before the row's first beat.
-    beats : Out(stream.Signature(beat_layout(index_bits)))
-        One transfer per codebook lookup.
+    beats : Out(stream.Signature(beat_layout(max_bits)))
+        One transfer per entry (codebook lookup or PVQ vector).
     start : In(1)
         Begin a layer with the configuration below (held for the whole layer).
     rows, subvectors, index_words : In(16)
         Rows in the layer, indices per row, index words per row.
+    width : In(range(max_bits + 1))
+        Entry width for this layer.
+    check : In(1)
+        Entries are codebook indices: those at or above ``codebook_size`` are an error.
     codebook_size : In(17)
-        Indices at or above this are an error.
     busy : Out(1)
         A layer is in progress.
     error : Out(1)
         A bad index was found; nothing more is read or emitted until ``start``.
     """
 
-    def __init__(self, index_bits: int):
-        self._b = index_bits
+    def __init__(self, max_bits: int):
+        self._max = max_bits
         super().__init__({
             "words": In(stream.Signature(unsigned(WORD_BITS))),
             "params": Out(stream.Signature(RowParams)),
-            "beats": Out(stream.Signature(beat_layout(index_bits))),
+            "beats": Out(stream.Signature(beat_layout(max_bits))),
+            "width": In(range(max_bits + 1)),
+            "check": In(1),
             "start": In(1),
             "rows": In(COUNT_BITS),
             "subvectors": In(COUNT_BITS),
@@ -60,20 +66,21 @@ class IndexPath(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        b = self._b
+        b = self.width
         word = self.words.payload
 
         # Emitter: the bits of the open row not yet emitted.
-        bits = Signal(WORD_BITS + b)
-        nbits = Signal(range(WORD_BITS + b + 1))
+        bits = Signal(WORD_BITS + self._max)
+        nbits = Signal(range(WORD_BITS + self._max + 1))
         open_row = Signal()
         left = Signal(COUNT_BITS)   # indices still to emit in the open row
         subvector = Signal(COUNT_BITS)
         error = Signal()
 
-        index = bits[:b]
+        index = Signal(self._max)
+        m.d.comb += index.eq(bits[:self._max] & ((Const(1, self._max + 1) << b) - 1))
         can_emit = open_row & (nbits >= b) & ~error
-        bad = index >= self.codebook_size
+        bad = self.check & (index >= self.codebook_size)
         m.d.comb += [
             self.beats.valid.eq(can_emit & ~bad),
             self.beats.payload.index.eq(index),

@@ -13,7 +13,7 @@ import numpy as np
 
 from .fixedpoint import requantize, wrap_acc
 from .layout import (COUNTERS, DESC_WORDS, FIELD16, FLAG_RELU, JOB_MAGIC, JOB_WORDS, MODE_MASK,
-                     MODE_SHIFT, ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES, EngineConfig, EngineError,
+                     MODE_SHIFT, PVQ_SCALE_BITS, ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES, EngineConfig, EngineError,
                      LayerMode, ceil_div, row_words, vector_align, vector_words)
 from .index_unpacker import unpack_indices
 
@@ -86,6 +86,15 @@ class Descriptor:
                    stream_addr=w2, row_words=w3 & FIELD16,
                    relu=bool(flags & FLAG_RELU), mode=(flags >> MODE_SHIFT) & MODE_MASK)
 
+    # In PVQ mode the codebook fields hold the pulse count and the entry width.
+    @property
+    def pvq_k(self) -> int:
+        return self.codebook_base
+
+    @property
+    def entry_bits(self) -> int:
+        return self.codebook_size
+
     def encode(self) -> list[int]:
         flags = (FLAG_RELU if self.relu else 0) | (self.mode << MODE_SHIFT)
         return [self.in_features | self.out_features << 16,
@@ -96,8 +105,9 @@ class Descriptor:
     def check(self, cfg: EngineConfig, prev_features: int, layer: int) -> None:
         """Raise ``EngineFault`` for the first problem, in the order the RTL checks them."""
         where = f"layer {layer}"
-        if self.mode not in LayerMode.__members__.values():
-            raise EngineFault(EngineError.BAD_MODE, f"{where}: unknown layer mode {self.mode}")
+        if self.mode not in LayerMode.__members__.values() or (self.mode == LayerMode.PVQ and not cfg.pvq_k_max):
+            raise EngineFault(EngineError.BAD_MODE, f"{where}: layer mode {self.mode} is not supported "
+                                                    f"by this engine")
         for name in ("in_features", "out_features"):
             n = getattr(self, name)
             if n == 0 or n > cfg.max_features:
@@ -106,12 +116,20 @@ class Descriptor:
         if self.in_features != prev_features:
             raise EngineFault(EngineError.BAD_CHAIN,
                               f"{where}: in_features={self.in_features} but its input has {prev_features}")
-        if (self.codebook_size == 0 or self.codebook_size > cfg.codebook_depth
-                or self.codebook_base + self.codebook_size > cfg.rom_entries):
-            raise EngineFault(EngineError.BAD_CODEBOOK,
-                              f"{where}: codebook {self.codebook_base}+{self.codebook_size} does not fit "
-                              f"depth {cfg.codebook_depth} / ROM of {cfg.rom_entries} entries")
-        expect = row_words(self.in_features, cfg.lanes, cfg.index_bits)
+        if self.mode == LayerMode.PVQ:
+            if not 1 <= self.pvq_k <= cfg.pvq_k_max or self.entry_bits != cfg.pvq_entry_bits(self.pvq_k):
+                raise EngineFault(EngineError.BAD_CODEBOOK,
+                                  f"{where}: PVQ K={self.pvq_k} with {self.entry_bits}-bit entries; the engine "
+                                  f"takes K 1..{cfg.pvq_k_max} with entries of pvq_bits(lanes, K) + scale bits")
+            entry_bits = self.entry_bits
+        else:
+            if (self.codebook_size == 0 or self.codebook_size > cfg.codebook_depth
+                    or self.codebook_base + self.codebook_size > cfg.rom_entries):
+                raise EngineFault(EngineError.BAD_CODEBOOK,
+                                  f"{where}: codebook {self.codebook_base}+{self.codebook_size} does not fit "
+                                  f"depth {cfg.codebook_depth} / ROM of {cfg.rom_entries} entries")
+            entry_bits = cfg.index_bits
+        expect = row_words(self.in_features, cfg.lanes, entry_bits)
         if self.row_words != expect:
             raise EngineFault(EngineError.BAD_STREAM,
                               f"{where}: row_words={self.row_words}, expected {expect}")
@@ -121,14 +139,21 @@ class Descriptor:
 class DecodedLayer:
     """One layer as the datapath sees it after the index path."""
     desc: Descriptor
-    indices: np.ndarray  # (out, S) codebook indices
+    indices: np.ndarray  # (out, S) codebook indices, or PVQ enumeration indices
     bias: np.ndarray     # (out,) int64
     mult: np.ndarray
     shift: np.ndarray
+    pvq_scale: np.ndarray | None = None  # (out, S) PVQ mode only
 
-    def weights(self, rom: np.ndarray) -> np.ndarray:
-        """Integer weight matrix (out, S*lanes) the MAC lanes multiply with."""
-        cw = rom[self.desc.codebook_base + self.indices]  # (out, S, lanes)
+    def weights(self, rom: np.ndarray, lanes: int) -> np.ndarray:
+        """Integer weight matrix (out, S*lanes) the MAC lanes (or the PVQ unit) multiply with."""
+        if self.desc.mode == LayerMode.PVQ:
+            from .pvq import pvq_decode_many
+            rows, s = self.indices.shape
+            y = pvq_decode_many(self.indices.reshape(-1).astype(np.uint64), lanes, self.desc.pvq_k)
+            cw = y.reshape(rows, s, lanes) * self.pvq_scale[:, :, None]
+        else:
+            cw = rom[self.desc.codebook_base + self.indices]  # (out, S, lanes)
         return cw.reshape(cw.shape[0], -1).astype(np.int64)
 
 
@@ -146,14 +171,23 @@ def decode_layer(image: np.ndarray, desc: Descriptor, cfg: EngineConfig, layer: 
     bias = np.where(bias >= 1 << 31, bias - (1 << 32), bias)
     rq = rows[:, 1].astype(np.int64)
     subvectors = ceil_div(desc.in_features, cfg.lanes)
-    indices = unpack_indices(rows[:, ROW_HEADER_WORDS:], cfg.index_bits, subvectors)
-    bad = np.argwhere(indices >= desc.codebook_size)
+    scale = None
+    if desc.mode == LayerMode.PVQ:
+        from .pvq import pvq_count
+        entries = unpack_indices(rows[:, ROW_HEADER_WORDS:], desc.entry_bits, subvectors)
+        index_bits = desc.entry_bits - PVQ_SCALE_BITS
+        indices, scale = entries & ((1 << index_bits) - 1), entries >> index_bits
+        limit = pvq_count(cfg.lanes, desc.pvq_k)
+    else:
+        indices = unpack_indices(rows[:, ROW_HEADER_WORDS:], cfg.index_bits, subvectors)
+        limit = desc.codebook_size
+    bad = np.argwhere(indices >= limit)
     if len(bad):
         r, j = bad[0]
         raise EngineFault(EngineError.BAD_INDEX,
-                          f"layer {layer} row {r} sub-vector {j}: index {indices[r, j]} "
-                          f">= codebook size {desc.codebook_size}")
-    return DecodedLayer(desc, indices, bias, rq & 0xFFFF, (rq >> 16) & 0x3F)
+                          f"layer {layer} row {r} sub-vector {j}: index {indices[r, j]} >= {limit}, "
+                          f"the layer's {'pyramid size' if scale is not None else 'codebook size'}")
+    return DecodedLayer(desc, indices, bias, rq & 0xFFFF, (rq >> 16) & 0x3F, scale)
 
 
 def pack_vectors(x: np.ndarray, lanes: int) -> np.ndarray:
@@ -230,15 +264,18 @@ class GoldenEngine:
         layer_counters = []
         for layer in layers:
             d = layer.desc
-            w = layer.weights(self.rom)[:, :d.in_features]
+            w = layer.weights(self.rom, lanes)[:, :d.in_features]
             acc = wrap_acc(layer.bias[None, :] + x @ w.T)
             x = requantize(acc, layer.mult[None, :], layer.shift[None, :], d.relu).astype(np.int64)
             beats = d.out_features * ceil_div(d.in_features, lanes)
             c = zero_counters()
             c["dram_read_words"] = n * (DESC_WORDS + d.out_features * d.row_words)
             c["sram_reads"] = n * beats
-            c["rom_reads"] = n * beats
-            c["macs"] = n * beats * lanes
+            if d.mode == LayerMode.PVQ:
+                c["adds"] = n * beats * d.pvq_k  # one signed add per pulse
+            else:
+                c["rom_reads"] = n * beats
+                c["macs"] = n * beats * lanes
             c["sram_writes"] = n * words_per_lane_word(d.out_features)
             layer_counters.append(c)
 

@@ -56,7 +56,7 @@ def make_layer(rng, b: int, rows: int, subvectors: int, codebook_size: int, *, g
             beats.append({"index": int(golden[r, s]), "subvector": s, "first": int(s == 0),
                           "last": int(s == subvectors - 1), "row": r})
     config = {"rows": rows, "subvectors": subvectors, "index_words": n_words,
-              "codebook_size": codebook_size}
+              "codebook_size": codebook_size, "width": b, "check": 1}
     return config, words, params, beats
 
 
@@ -67,7 +67,7 @@ def run_index_path(dut, layers, *, seed: int, word_gap=0.3, params_stall=0.3, be
     Each layer: hold the configuration, pulse ``start`` for one cycle, then stream
     the words until the layer's beats are out and ``busy`` falls (or ``error`` rises).
     """
-    b = dut._b
+    b = dut._max
     rng = np.random.default_rng(seed)
     blay, play = beat_layout(b), RowParams
     obs = {"params": [], "beats": [], "errors": [], "error_cycle": None, "cycles": [], "beat_cycles": []}
