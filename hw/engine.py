@@ -1,10 +1,10 @@
 """The VQ Engine: runs a whole network, for every image of a job, from one start."""
-from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.layout import (DESC_WORDS, ERROR_BITS, FLAG_RELU, JOB_MAGIC, JOB_WORDS, MODE_MASK,
-                          MODE_SHIFT, ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES, EngineConfig,
+                          MODE_SHIFT, PVQ_SCALE_BITS, ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES, EngineConfig,
                           EngineError, LayerMode, vector_align)
 
 from .dram_reader import DramReader
@@ -14,6 +14,7 @@ from .layouts import COUNT_BITS, CounterLayout, RowParams, dram_read_signature, 
 from .mac import MacLanes
 from .memories import ActivationSram, CodebookRom
 from .packer import OutputPacker
+from .pvq import PvqDotProduct
 from .requantizer import Requantizer
 
 #: Rows whose parameters may be read before the MAC finishes the previous ones.
@@ -78,7 +79,12 @@ class Engine(wiring.Component):
 
         m.submodules.reader = reader = DramReader(self._aw, self._fifo_depth)
         m.submodules.index_path = index_path = IndexPath(cfg.max_entry_bits)
-        m.submodules.rom = rom = CodebookRom(lanes, cfg.rom)
+        rom = CodebookRom(lanes, cfg.rom) if cfg.rom else None
+        if rom is not None:
+            m.submodules.rom = rom
+        pvq = PvqDotProduct(lanes, cfg.pvq_k_max, scale_bits=PVQ_SCALE_BITS) if cfg.pvq_k_max else None
+        if pvq is not None:
+            m.submodules.pvq = pvq
         m.submodules.sram = sram = ActivationSram(lanes, cfg.sram_words)
         m.submodules.mac = mac = MacLanes(lanes)
         m.submodules.requantizer = requantizer = Requantizer()
@@ -95,8 +101,16 @@ class Engine(wiring.Component):
             index_path.params.ready.eq(row_params.w_rdy),
             mac.params.payload.eq(row_params.r_data), mac.params.valid.eq(row_params.r_rdy),
             row_params.r_en.eq(mac.params.ready),
+            requantizer.result.valid.eq(mac.result.valid),
+            requantizer.result.payload.eq(mac.result.payload),
         ]
-        wiring.connect(m, mac.result, requantizer.result)
+        pvq_mode = Signal()  # the running layer is PVQ-coded
+        if pvq is not None:
+            m.d.comb += [pvq.params.payload.eq(row_params.r_data), pvq.params.valid.eq(row_params.r_rdy)]
+            with m.If(pvq_mode):
+                m.d.comb += [row_params.r_en.eq(pvq.params.ready),
+                             requantizer.result.valid.eq(pvq.result.valid),
+                             requantizer.result.payload.eq(pvq.result.payload)]
         wiring.connect(m, requantizer.output, packer.output)
 
         # --- job and layer registers ---------------------------------------------------------
@@ -117,8 +131,11 @@ class Engine(wiring.Component):
         d_cb_base, d_cb_size = word(1)[:16], word(1)[16:]
         d_stream, d_row_words, d_flags = word(2), word(3)[:16], word(3)[16:]
         d_mode = (d_flags >> MODE_SHIFT) & MODE_MASK
+        d_pvq = d_mode == LayerMode.PVQ
+        d_k, d_entry_bits = d_cb_base, d_cb_size  # the codebook fields' meaning in PVQ mode
+        entry_bits = Mux(d_pvq, d_entry_bits, cfg.index_bits)
         subvectors = (d_in + (lanes - 1)) >> log2(lanes)
-        index_words = (subvectors * cfg.index_bits + (WORD_BITS - 1)) >> log2(WORD_BITS)
+        index_words = (subvectors * entry_bits[:6] + (WORD_BITS - 1)) >> log2(WORD_BITS)
 
         def vector_words(n):   # DRAM words of an aligned vector (model.layout.vector_words)
             return ((n + align - 1) >> log2(align)) << log2(align // WORD_BYTES)
@@ -131,27 +148,51 @@ class Engine(wiring.Component):
             index_path.rows.eq(d_out), index_path.subvectors.eq(subvectors),
             index_path.index_words.eq(d_row_words - ROW_HEADER_WORDS),
             index_path.codebook_size.eq(d_cb_size),
-            index_path.width.eq(cfg.index_bits), index_path.check.eq(1),
+            index_path.width.eq(entry_bits), index_path.check.eq(~pvq_mode),
             packer.rows.eq(d_out), packer.words.eq(lane_words(d_out)),
             requantizer.relu.eq(relu),
         ]
 
-        # --- datapath: index path -> ROM + SRAM read -> MAC -------------------------------------
+        # --- datapath: index path -> ROM + SRAM read -> MAC lanes or PVQ unit -------------------
+        # The fetch stage holds its beat (and the memories their data) while the PVQ
+        # unit is busy; the MAC lanes never stall.
         beat = index_path.beats.payload
         fetch_valid, fetch_first, fetch_last = Signal(), Signal(), Signal()
+        fetch_entry = Signal.like(beat.index)
+        downstream_ready = Signal()
+        m.d.comb += downstream_ready.eq(1)
+        if pvq is not None:
+            with m.If(pvq_mode):
+                m.d.comb += downstream_ready.eq(pvq.vectors.ready)
+        advance = ~fetch_valid | downstream_ready
+        lookup = index_path.beats.valid & advance
         m.d.comb += [
-            index_path.beats.ready.eq(1),
-            rom.addr.eq(d_cb_base + beat.index), rom.en.eq(1),
-            sram.rd_addr.eq(beat.subvector), sram.rd_en.eq(1),
+            index_path.beats.ready.eq(advance),
+            sram.rd_addr.eq(beat.subvector), sram.rd_en.eq(advance),
             sram.select.eq(select),
-            mac.operands.valid.eq(fetch_valid),
-            mac.operands.payload.codeword.eq(rom.data),
+            mac.operands.valid.eq(fetch_valid & ~pvq_mode),
             mac.operands.payload.activations.eq(sram.rd_data),
             mac.operands.payload.first.eq(fetch_first),
             mac.operands.payload.last.eq(fetch_last),
         ]
-        lookup = index_path.beats.valid
-        m.d.sync += [fetch_valid.eq(lookup), fetch_first.eq(beat.first), fetch_last.eq(beat.last)]
+        if rom is not None:
+            m.d.comb += [rom.addr.eq(d_cb_base + beat.index), rom.en.eq(advance),
+                         mac.operands.payload.codeword.eq(rom.data)]
+        if pvq is not None:
+            index_bits = Signal(range(len(fetch_entry) + 1))
+            m.d.comb += [
+                index_bits.eq(d_entry_bits - PVQ_SCALE_BITS),
+                pvq.vectors.valid.eq(fetch_valid & pvq_mode),
+                pvq.vectors.payload.index.eq(fetch_entry & ((Const(1, len(fetch_entry) + 1) << index_bits) - 1)),
+                pvq.vectors.payload.scale.eq(fetch_entry >> index_bits),
+                pvq.vectors.payload.activations.eq(sram.rd_data),
+                pvq.vectors.payload.first.eq(fetch_first),
+                pvq.vectors.payload.last.eq(fetch_last),
+                pvq.k.eq(d_k),
+            ]
+        with m.If(advance):
+            m.d.sync += [fetch_valid.eq(index_path.beats.valid), fetch_first.eq(beat.first),
+                         fetch_last.eq(beat.last), fetch_entry.eq(beat.index)]
 
         # SRAM writes come from the input load or from the packer.
         load_words = Signal(COUNT_BITS)
@@ -241,19 +282,27 @@ class Engine(wiring.Component):
                 collect(DESC_WORDS, "DESC_CHECK")
             with m.State("DESC_CHECK"):
                 # The same checks, in the same order, as model.golden.Descriptor.check.
-                with m.If(d_mode != LayerMode.VQ):
+                supported = (d_mode == LayerMode.VQ) | (d_pvq if pvq is not None else 0)
+                if pvq is not None:
+                    table = Array(Const(cfg.pvq_entry_bits(k) if k else 0, 8) for k in range(cfg.pvq_k_max + 1))
+                    bad_pyramid = (d_k == 0) | (d_k > cfg.pvq_k_max) | (d_entry_bits != table[d_k])
+                else:
+                    bad_pyramid = 1
+                with m.If(~supported):
                     fail(EngineError.BAD_MODE)
                 with m.Elif((d_in == 0) | (d_in > cfg.max_features) | (d_out == 0) | (d_out > cfg.max_features)):
                     fail(EngineError.BAD_SHAPE)
                 with m.Elif(d_in != features):
                     fail(EngineError.BAD_CHAIN)
-                with m.Elif((d_cb_size == 0) | (d_cb_size > cfg.codebook_depth)
-                            | (d_cb_base + d_cb_size > cfg.rom_entries)):
+                with m.Elif(d_pvq & bad_pyramid):
+                    fail(EngineError.BAD_CODEBOOK)
+                with m.Elif(~d_pvq & ((d_cb_size == 0) | (d_cb_size > cfg.codebook_depth)
+                                      | (d_cb_base + d_cb_size > cfg.rom_entries))):
                     fail(EngineError.BAD_CODEBOOK)
                 with m.Elif(d_row_words != ROW_HEADER_WORDS + index_words):
                     fail(EngineError.BAD_STREAM)
                 with m.Else():
-                    m.d.sync += relu.eq((d_flags & FLAG_RELU) != 0)
+                    m.d.sync += [relu.eq((d_flags & FLAG_RELU) != 0), pvq_mode.eq(d_pvq)]
                     m.next = "LAYER"
             with m.State("LAYER"):
                 read(d_stream, d_out, d_row_words)
@@ -262,7 +311,7 @@ class Engine(wiring.Component):
                     m.next = "LAYER_RUN"
             with m.State("LAYER_RUN"):
                 wiring.connect(m, reader.data, index_path.words)
-                with m.If(index_path.error):
+                with m.If(index_path.error | (pvq.error if pvq is not None else 0)):
                     fail(EngineError.BAD_INDEX)
                 with m.Elif(~packer.busy):
                     m.d.sync += [select.eq(~select), features.eq(d_out), layer.eq(layer + 1)]
@@ -306,15 +355,19 @@ class Engine(wiring.Component):
             "sram_reads": (lookup & ~fsm.ongoing("STORE")) | (fsm.ongoing("STORE") & sram.rd_en
                                                                & (store_read != lane_words(features))),
             "sram_writes": sram.wr_en,
-            "rom_reads": lookup,
+            "rom_reads": lookup & ~pvq_mode,
             "cycles": busy,
             "stall_cycles": busy & reader.data.ready & ~reader.data.valid,
         }
         restart = self.start & ~busy
+        if pvq is not None:
+            m.d.comb += pvq.clear.eq(restart)
         for name, event in events.items():
             field = getattr(c, name)
             m.d.sync += field.eq(field + event)
-        m.d.sync += c.macs.eq(c.macs + lookup * lanes)
+        m.d.sync += c.macs.eq(c.macs + Mux(lookup & ~pvq_mode, lanes, 0))
+        if pvq is not None:
+            m.d.sync += c.adds.eq(c.adds + pvq.add)
         with m.If(restart):
             m.d.sync += c.eq(0)
         return m

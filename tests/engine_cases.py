@@ -10,14 +10,19 @@ from model.synthetic import random_inputs, random_lowered
 from sim.run import hang_bound, simulate
 
 
-def random_case(seed: int, lanes: int, n_images: int = 2):
-    """A random 2- or 3-layer program (shapes not multiples of ``lanes``) and its DRAM image."""
+def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0):
+    """A random 1- to 3-layer program (shapes not multiples of ``lanes``) and its DRAM image.
+
+    With ``pvq_k_max``, layers are randomly VQ- or PVQ-coded.
+    """
     rng = np.random.default_rng(seed)
     depth = int(rng.choice([2, 4, 16, 64, 256]))
     n_layers = int(rng.integers(1, 4))
     shapes = [int(rng.integers(1, 40)) for _ in range(n_layers + 1)]
-    program = build_program(random_lowered(rng, lanes, shapes, depth), codebook_depth=depth,
-                            config_max_features=64)
+    lowered = random_lowered(rng, lanes, shapes, depth, pvq_k_max=pvq_k_max)
+    if pvq_k_max and all(getattr(l, "mode", "vq") == "vq" for l in lowered.layers):
+        lowered = random_lowered(rng, lanes, shapes, depth, pvq_k_max=pvq_k_max)
+    program = build_program(lowered, codebook_depth=depth, config_max_features=64, pvq_k_max=pvq_k_max)
     x = random_inputs(rng, n_images, shapes[0])
     image, out_addr, out_words = program.dram_image(x)
     return program, image, out_addr, out_words * n_images
@@ -48,6 +53,21 @@ def assert_bit_exact(golden, rtl, out_features):
         assert rtl["counters"][name] == value, f"counter {name}: golden {value}, rtl {rtl['counters'][name]}"
 
 
+def _set_field(img, d, cfg, rng, width: int, new) -> None:
+    """Replace one random entry of a layer's row stream by ``new(old)``."""
+    row = int(rng.integers(0, d.out_features))
+    sv = int(rng.integers(0, -(-d.in_features // cfg.lanes)))
+    bit = sv * width
+    w = d.stream_addr + row * d.row_words + ROW_HEADER_WORDS + bit // 32
+    n = -(-(bit % 32 + width) // 32)
+    value = sum(int(img[w + i]) << (32 * i) for i in range(n))
+    mask = (1 << width) - 1
+    old = (value >> (bit % 32)) & mask
+    value = (value & ~(mask << (bit % 32))) | ((new(old) & mask) << (bit % 32))
+    for i in range(n):
+        img[w + i] = (value >> (32 * i)) & 0xFFFFFFFF
+
+
 def corrupt(image: np.ndarray, program, what: str, rng: np.random.Generator) -> np.ndarray:
     """A copy of ``image`` with one defect the engine must report."""
     img = image.copy()
@@ -62,8 +82,24 @@ def corrupt(image: np.ndarray, program, what: str, rng: np.random.Generator) -> 
         d.out_features = [0, cfg.max_features + 1][rng.integers(0, 2)]
     elif what == "BAD_CHAIN":
         d.in_features = d.in_features % cfg.max_features + 1
+    elif what == "BAD_CODEBOOK" and d.mode == LayerMode.PVQ:
+        choice = rng.integers(0, 3)
+        if choice == 0:
+            d.codebook_base = 0                       # K = 0
+        elif choice == 1:
+            d.codebook_base = cfg.pvq_k_max + 1       # K above the engine's
+        else:
+            d.codebook_size = d.entry_bits + 1        # entry width wrong for K
     elif what == "BAD_CODEBOOK":
         d.codebook_size = [0, cfg.codebook_depth + 1, cfg.rom_entries - d.codebook_base + 1][rng.integers(0, 3)]
+    elif what == "BAD_INDEX" and d.mode == LayerMode.PVQ:
+        from model.pvq import pvq_count
+        index_bits = d.entry_bits - 8
+        limit = pvq_count(cfg.lanes, d.pvq_k)
+        if limit >= 1 << index_bits:
+            raise ValueError("no room for a bad PVQ index: V(N,K) is a power of two")
+        _set_field(img, d, cfg, rng, d.entry_bits,
+                   lambda old: (old & ~((1 << index_bits) - 1)) | int(rng.integers(limit, 1 << index_bits)))
     elif what == "BAD_STREAM":
         d.row_words += int(rng.choice([-1, 1, 5]))
     elif what == "BAD_MODE":
@@ -75,16 +111,7 @@ def corrupt(image: np.ndarray, program, what: str, rng: np.random.Generator) -> 
             d.codebook_size = cfg.codebook_depth - 1
             if d.codebook_size == 0:
                 raise ValueError("no room for a bad index with a depth-1 codebook")
-        row = int(rng.integers(0, d.out_features))
-        sv = int(rng.integers(0, -(-d.in_features // cfg.lanes)))
-        bit = sv * cfg.index_bits
-        w = d.stream_addr + row * d.row_words + ROW_HEADER_WORDS + bit // 32
-        value = int(img[w]) | ((1 << 32) * int(img[w + 1]) if bit % 32 + cfg.index_bits > 32 else 0)
-        mask = ((1 << cfg.index_bits) - 1) << (bit % 32)
-        value = (value & ~mask) | ((cfg.codebook_depth - 1) << (bit % 32))
-        img[w] = value & 0xFFFFFFFF
-        if bit % 32 + cfg.index_bits > 32:
-            img[w + 1] = value >> 32
+        _set_field(img, d, cfg, rng, cfg.index_bits, lambda old: cfg.codebook_depth - 1)
     else:
         raise ValueError(what)
     if what != "BAD_JOB":

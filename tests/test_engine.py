@@ -30,15 +30,19 @@ def test_random_programs_icarus(lanes):
 
 
 @pytest.mark.parametrize("what", [e.name for e in EngineError if e != EngineError.NONE])
-@pytest.mark.parametrize("lanes", (2, 4))
-def test_bad_images_stop_with_error(what, lanes):
+@pytest.mark.parametrize("lanes,pvq_k_max", [(2, 0), (4, 0), (4, 5)])
+def test_bad_images_stop_with_error(what, lanes, pvq_k_max):
     """Every defect: the golden model names it, the RTL flags the same code and stops."""
-    rng = np.random.default_rng(hash((what, lanes)) & 0xFFFF)
-    for attempt in range(20):
-        program, image, out_addr, out_words = random_case(int(rng.integers(1 << 30)), lanes, n_images=1)
+    rng = np.random.default_rng(sum(map(ord, what)) + 100 * lanes + pvq_k_max)
+    for attempt in range(40):
+        program, image, out_addr, out_words = random_case(int(rng.integers(1 << 30)), lanes, n_images=1,
+                                                          pvq_k_max=pvq_k_max)
         if what == "BAD_INDEX" and program.config.codebook_depth < 4:
             continue
-        bad = corrupt(image, program, what, rng)
+        try:
+            bad = corrupt(image, program, what, rng)
+        except ValueError:   # this random case has no room for the defect
+            continue
         golden, rtl = run_both(program, bad, out_addr, out_words, "amaranth", latency=5, stall=32)
         assert isinstance(golden, EngineFault), "golden model accepted a corrupted image"
         assert golden.code == EngineError[what]
@@ -46,3 +50,16 @@ def test_bad_images_stop_with_error(what, lanes):
         assert rtl["error"] == golden.code
         return
     pytest.fail("no suitable random case")
+
+
+@pytest.mark.parametrize("lanes", (2, 4, 8))
+@pytest.mark.parametrize("seed", range(2))
+def test_random_pvq_programs_amaranth(lanes, seed):
+    """Mixed VQ and PVQ layers: outputs and counters (adds, not MACs, for PVQ) match the golden model."""
+    rng = np.random.default_rng(seed)
+    program, image, out_addr, out_words = random_case(500 + 10 * lanes + seed, lanes, pvq_k_max=6)
+    assert any(l["mode"] == "pvq" for l in program.meta["layers"])
+    golden, rtl = run_both(program, image, out_addr, out_words, "amaranth",
+                           latency=int(rng.integers(3, 16)), stall=int(rng.choice([0, 64])), seed=seed + 3)
+    assert_bit_exact(golden, rtl, program.meta["output_features"])
+    assert golden.counters["adds"] > 0

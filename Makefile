@@ -1,0 +1,90 @@
+# VQ Engine.  `make` = setup, compress the default network, run it bit-exactly on
+# the RTL simulator, write the engine's Verilog and the report.  `make test` = pytest.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := all
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+VQE     := $(VENV)/bin/vqe
+BUILD   := build
+PROGRAM := $(BUILD)/lenet300.vqz
+IMAGES  ?= 2
+BENCH_IMAGES ?= 2
+BENCH_BACKENDS ?= golden amaranth icarus verilator
+PYTEST_ARGS ?=
+
+# Amaranth must use its bundled Yosys (Debian's 0.23 is too old; a newer system one
+# would silently win); nothing is fetched from a model hub at run time.
+export AMARANTH_USE_YOSYS := builtin
+export HF_HUB_OFFLINE := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: all setup test verilog cocotb reports bench compress run clean help
+
+help:
+	@echo "make          setup, compress lenet300 (k-means), run it on Icarus bit-exactly, write Verilog and the report"
+	@echo "make setup    system packages (when root) and the Python venv in $(VENV); quick when nothing to do"
+	@echo "make test     the test suite (pytest -q tests)"
+	@echo "make verilog  the engine's Verilog for the default program: $(BUILD)/engine.v"
+	@echo "make cocotb   the cocotb tests, and the default program on Icarus and Verilator"
+	@echo "make reports  regenerate reports/"
+	@echo "make bench    simulation speed of every backend on the default program ($(BUILD)/bench/)"
+	@echo "make clean    remove $(BUILD)/"
+
+setup:
+	@bash scripts/setup.sh
+
+all: setup
+	@mkdir -p $(BUILD)
+	$(VQE) compress --network lenet300 --method kmeans -o $(PROGRAM)
+	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json > $(BUILD)/run_icarus.json
+	@cat $(BUILD)/run_icarus.json; echo
+	@$(PY) -c 'import json, sys; r = json.load(open(sys.argv[1])); \
+	  ok = r.get("bit_exact") is True; \
+	  print("RTL run (%s, %s images): bit_exact=%s, accuracy=%s, cycles=%s" % (r.get("backend"), r.get("images"), r.get("bit_exact"), r.get("accuracy"), r.get("cycles"))); \
+	  sys.exit(0 if ok else "make: the RTL run is not bit-exact with the golden model")' $(BUILD)/run_icarus.json
+	$(VQE) verilog --program $(PROGRAM) -o $(BUILD)/engine.v
+	$(VQE) report -o reports
+
+compress: setup
+	@mkdir -p $(BUILD)
+	$(VQE) compress --network lenet300 --method kmeans -o $(PROGRAM)
+
+# The default program, compressed once when missing (`make compress` redoes it).
+$(PROGRAM): | setup
+	@mkdir -p $(BUILD)
+	$(VQE) compress --network lenet300 --method kmeans -o $(PROGRAM)
+
+test: setup
+	@rc=0; $(PY) -m pytest -q tests $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	exit $$rc
+
+verilog: $(PROGRAM)
+	$(VQE) verilog --program $(PROGRAM) -o $(BUILD)/engine.v
+
+run: $(PROGRAM)
+	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json
+
+cocotb: $(PROGRAM)
+	$(PY) -m pytest -q tests -k cocotb $(PYTEST_ARGS)
+	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json
+	$(VQE) run $(PROGRAM) --backend verilator --images $(IMAGES) --json
+
+reports: setup
+	$(VQE) report -o reports
+
+bench: $(PROGRAM)
+	@mkdir -p $(BUILD)/bench
+	@for b in $(BENCH_BACKENDS); do \
+	  echo "bench: $$b"; \
+	  $(VQE) run $(PROGRAM) --backend $$b --images $(BENCH_IMAGES) --json > $(BUILD)/bench/$$b.json; \
+	done
+	@$(PY) -c 'import json, sys; \
+	  print("%-10s %7s %10s %10s %12s %9s" % ("backend", "images", "cycles", "seconds", "cycles/s", "bit_exact")); \
+	  [print("%-10s %7s %10s %10.2f %12.0f %9s" % (r["backend"], r["images"], r.get("cycles"), r.get("sim_seconds") or 0, r.get("sim_cycles_per_second") or 0, r.get("bit_exact"))) \
+	   for r in (json.load(open("$(BUILD)/bench/%s.json" % b)) for b in sys.argv[1:])]' $(BENCH_BACKENDS)
+
+clean:
+	rm -rf $(BUILD)

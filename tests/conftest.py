@@ -1,0 +1,31 @@
+"""Shared pytest setup: the environment every test runs in, markers and fixtures."""
+import os
+from pathlib import Path
+
+import pytest
+
+# Amaranth must use its bundled (WASM) Yosys, never an older or newer system one.
+os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+# Nothing may be fetched from a model hub at run time.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running test (deselect with -m 'not slow')")
+
+
+@pytest.fixture(scope="session")
+def cocotb_build_root(tmp_path_factory) -> Path:
+    """Where cocotb simulation builds go.
+
+    Builds are named by a hash of everything that goes into them, so they are kept
+    across test sessions in ``build/test-cocotb`` (a Verilator build takes 10-60 s).
+    ``VQE_FRESH_BUILDS=1`` uses a new temporary directory instead.
+    """
+    if os.environ.get("VQE_FRESH_BUILDS", "") not in ("", "0"):
+        return tmp_path_factory.mktemp("cocotb")
+    root = REPO / "build" / "test-cocotb"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
