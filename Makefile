@@ -35,21 +35,19 @@ help:
 setup:
 	@bash scripts/setup.sh
 
-all: setup
-	@mkdir -p $(BUILD)
-	$(VQE) compress --network lenet300 --method kmeans -o $(PROGRAM)
+all: setup $(PROGRAM)
 	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json > $(BUILD)/run_icarus.json
 	@cat $(BUILD)/run_icarus.json; echo
 	@$(PY) -c 'import json, sys; r = json.load(open(sys.argv[1])); \
 	  ok = r.get("bit_exact") is True; \
 	  print("RTL run (%s, %s images): bit_exact=%s, accuracy=%s, cycles=%s" % (r.get("backend"), r.get("images"), r.get("bit_exact"), r.get("accuracy"), r.get("cycles"))); \
 	  sys.exit(0 if ok else "make: the RTL run is not bit-exact with the golden model")' $(BUILD)/run_icarus.json
-	$(VQE) verilog --program $(PROGRAM) -o $(BUILD)/engine.v
+	$(VQE) verilog --program $(PROGRAM) -o $(BUILD)/engine.v --force
 	$(VQE) report -o reports
 
 compress: setup
 	@mkdir -p $(BUILD)
-	$(VQE) compress --network lenet300 --method kmeans -o $(PROGRAM)
+	$(VQE) compress --network lenet300 --method kmeans -o $(PROGRAM) --force
 
 # The default program, compressed once when missing (`make compress` redoes it).
 $(PROGRAM): | setup
@@ -62,7 +60,7 @@ test: setup
 	exit $$rc
 
 verilog: $(PROGRAM)
-	$(VQE) verilog --program $(PROGRAM) -o $(BUILD)/engine.v
+	$(VQE) verilog --program $(PROGRAM) -o $(BUILD)/engine.v --force
 
 run: $(PROGRAM)
 	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json

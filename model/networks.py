@@ -9,6 +9,7 @@ changes so stale weights are never reused.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import time
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ def _progress_disabled(progress: bool) -> bool | None:
     return True if not progress else None
 
 
-class _Threads:
+class TorchThreads:
     """Context manager pinning torch's intra-op thread count, restoring it afterwards."""
 
     def __init__(self, n: int):
@@ -134,7 +135,7 @@ def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: 
     n = xt.shape[0]
     steps = epochs * -(-n // batch)
     model.train()
-    with _Threads(TORCH_THREADS), tqdm(total=steps, desc=desc, disable=_progress_disabled(progress),
+    with TorchThreads(TORCH_THREADS), tqdm(total=steps, desc=desc, disable=_progress_disabled(progress),
                                        file=sys.stderr, leave=False) as bar:
         for _ in range(epochs):
             perm = torch.randperm(n, generator=gen)
@@ -192,16 +193,16 @@ NETWORKS: dict[str, NetworkSpec] = {
 }
 
 
-def cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """The cache directory: the argument, else ``$VQE_CACHE``, else ``~/.cache/vqe``."""
     if cache_dir is None:
         cache_dir = os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR
     return Path(cache_dir).expanduser()
 
 
-def cache_path(name: str, seed: int = 0, cache_dir_: str | os.PathLike | None = None) -> Path:
+def cache_path(name: str, seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Path:
     """File holding the trained ``state_dict`` of network ``name`` with ``seed``."""
-    return cache_dir(cache_dir_) / f"{name}-seed{seed}-{CACHE_VERSION}.pt"
+    return resolve_cache_dir(cache_dir) / f"{name}-seed{seed}-{CACHE_VERSION}.pt"
 
 
 def get_network(name: str, cache_dir: str | os.PathLike | None = None, progress: bool = True,
@@ -237,7 +238,7 @@ def get_network(name: str, cache_dir: str | os.PathLike | None = None, progress:
         model = spec.build()
         try:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except (RuntimeError, OSError, EOFError, KeyError, ValueError):
+        except (RuntimeError, OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError):
             pass  # corrupt or incompatible cache file: retrain and overwrite it below
         else:
             model.eval()
@@ -256,7 +257,7 @@ def predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
     """Class predictions (argmax of the logits) of ``model`` for inputs ``x`` (n, features)."""
     model.eval()
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    with _Threads(TORCH_THREADS):
+    with TorchThreads(TORCH_THREADS):
         out = [model(xt[i:i + EVAL_BATCH]).argmax(dim=1) for i in range(0, xt.shape[0], EVAL_BATCH)]
     return torch.cat(out).numpy()
 
