@@ -11,7 +11,7 @@ from .golden import GoldenEngine
 from .program import Program, build_program
 
 #: Compression methods ``vqe compress --method`` accepts.
-METHODS = ("kmeans",)
+METHODS = ("kmeans", "pvq")
 DATASET = "fashion-mnist"
 MAX_CODEBOOK = 1 << 16
 
@@ -34,7 +34,7 @@ def golden_accuracy(program: Program, x: np.ndarray, y: np.ndarray) -> float:
 
 def compress(network: str, method: str, *, lanes: int = 4, codebook_size: int = 256,
              finetune_epochs: int | None = None, calibration: int = 2000, seed: int = 0,
-             progress: bool = True) -> Program:
+             progress: bool = True, bits_per_weight: float | None = None) -> Program:
     """Compress a registered network into a :class:`Program`, with its accuracies measured.
 
     Parameters
@@ -72,13 +72,16 @@ def compress(network: str, method: str, *, lanes: int = 4, codebook_size: int = 
     model = get_network(network, progress=progress, seed=seed)
     x_train, y_train = load_fashion_mnist("train")
     x_test, y_test = load_fashion_mnist("test")
+    rng = np.random.default_rng(seed)
+    calib = x_train[rng.choice(len(x_train), size=min(calibration, len(x_train)), replace=False)]
+    if method == "pvq":
+        return _compress_pvq(network, model, lanes, bits_per_weight, finetune_epochs, seed, progress,
+                             (x_train, y_train), (x_test, y_test), calib)
     t0 = time.perf_counter()
     kwargs = {} if finetune_epochs is None else {"finetune_epochs": finetune_epochs}
     vq = vq_compress(model, dim=lanes, k=codebook_size, seed=seed, name=network,
                      train_data=(x_train, y_train), progress=progress, **kwargs)
     compress_seconds = time.perf_counter() - t0
-    rng = np.random.default_rng(seed)
-    calib = x_train[rng.choice(len(x_train), size=min(calibration, len(x_train)), replace=False)]
     lowered = lower_vq(vq, calib, lanes)
     lowered.name, lowered.method = network, method
     program = build_program(lowered, codebook_depth=codebook_depth_for(codebook_size), info={
@@ -90,4 +93,29 @@ def compress(network: str, method: str, *, lanes: int = 4, codebook_size: int = 
     })
     program.meta["dataset"] = DATASET
     program.meta["info"]["int8_accuracy"] = golden_accuracy(program, x_test, y_test)
+    return program
+
+
+def _compress_pvq(network, model, lanes, bits_per_weight, finetune_epochs, seed, progress,
+                  train, test, calib) -> Program:
+    """PVQ-code every layer (model/pvq_compress.py); the engine gets a PVQ unit sized to the largest K."""
+    from .networks import evaluate
+    from .pvq_compress import DEFAULT_BITS_PER_WEIGHT, FINETUNE_EPOCHS, pvq_compress, pvq_to_torch
+    t0 = time.perf_counter()
+    net, lowered = pvq_compress(model, lanes=lanes,
+                                bits_per_weight=bits_per_weight or DEFAULT_BITS_PER_WEIGHT,
+                                finetune_epochs=FINETUNE_EPOCHS if finetune_epochs is None else finetune_epochs,
+                                seed=seed, progress=progress, name=network, train_data=train, calib_x=calib)
+    seconds = time.perf_counter() - t0
+    lowered.name, lowered.method = network, "pvq"
+    ks = [int(layer.pvq_k) for layer in lowered.layers]
+    program = build_program(lowered, pvq_k_max=max(ks), info={
+        "float_accuracy": evaluate(model, *test),
+        "pvq_float_accuracy": evaluate(pvq_to_torch(net), *test),
+        "compress_seconds": seconds, "pvq_k": ks, "seed": seed, "calibration_images": len(calib),
+        "test_images": len(test[0]),
+        "bits_per_weight_budget": bits_per_weight or DEFAULT_BITS_PER_WEIGHT,
+    })
+    program.meta["dataset"] = DATASET
+    program.meta["info"]["int8_accuracy"] = golden_accuracy(program, *test)
     return program

@@ -35,7 +35,7 @@ def cmd_compress(args) -> int:
     out = _refuse_overwrite(args.output, args.force)
     program = compress(args.network, args.method, lanes=args.lanes, codebook_size=args.codebook_size,
                        finetune_epochs=args.finetune_epochs, calibration=args.calibration,
-                       seed=args.seed, progress=not args.quiet)
+                       seed=args.seed, progress=not args.quiet, bits_per_weight=args.bits_per_weight)
     tmp = out.with_name(out.name + ".tmp")
     program.save(tmp)
     os.replace(tmp, out)  # never leave a half-written program behind
@@ -148,7 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train (or load from cache) a network, compress its weights with vector "
                                    "quantization, lower it to int8 and write one program file.")
     c.add_argument("--network", required=True, help="network name: lenet300")
-    c.add_argument("--method", required=True, help="compression method: kmeans (per-layer k-means VQ)")
+    c.add_argument("--method", required=True,
+                   help="compression method: kmeans (per-layer k-means VQ, codebooks in ROM) or "
+                        "pvq (pyramid VQ: enumeration index + scale per sub-vector, no codebook)")
+    c.add_argument("--bits-per-weight", type=float, default=None,
+                   help="pvq: all-in bit budget per weight that sets K per layer (default 4)")
     c.add_argument("--lanes", type=int, default=4, help="engine lanes = sub-vector dimension (default 4)")
     c.add_argument("--codebook-size", type=int, default=256, help="codewords per layer (default 256)")
     c.add_argument("--finetune-epochs", type=int, default=None,
@@ -186,8 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--force", action="store_true", help="overwrite an existing output file")
     v.set_defaults(func=cmd_verilog)
 
-    i = sub.add_parser("inspect", help="print a program file's metadata")
-    i.add_argument("program")
+    i = sub.add_parser("inspect", help="print a program file's metadata",
+                       description="Check a program file and print its metadata (network, method, engine "
+                                   "parameters, layers, compression) as JSON.")
+    i.add_argument("program", help="program file (.vqz)")
     i.set_defaults(func=cmd_inspect)
 
     rep = sub.add_parser("report", help="write the energy and area report",
@@ -237,7 +243,7 @@ def main(argv=None) -> int:
         if os.environ.get("VQE_DEBUG"):
             raise
         if isinstance(e, user_errors()):
-            msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+            msg = str(e.args[0]) if type(e).__str__ is KeyError.__str__ and e.args else str(e)
             print(f"vqe: error: {msg}", file=sys.stderr)
             return EXIT_ERROR
         print(f"vqe: internal error: {type(e).__name__}: {e} (set VQE_DEBUG=1 for the traceback)",
