@@ -136,13 +136,13 @@ def cmd_report(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from model.layout import LayerMode  # noqa: F401  (import check: the package is importable)
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="vqe",
         description="VQ Engine: compress a neural network with vector quantization, run it on the "
                     "engine's RTL bit-exactly against a golden model, and report its energy and area.",
         epilog="Example: vqe compress --network lenet300 --method kmeans -o f.vqz && "
                "vqe run f.vqz --backend icarus --images 2 --json")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
 
     c = sub.add_parser("compress", help="compress a network into a program file",
                        description="Train (or load from cache) a network, compress its weights with vector "
@@ -207,26 +207,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Exception types whose message is the whole story for the user, by module.  Only
+#: modules already imported are consulted: an exception cannot come from one that was not.
+USER_ERRORS = (
+    ("model.data", "DataError"), ("model.golden", "EngineFault"), ("model.networks", "UnknownNetwork"),
+    ("model.program", "ProgramError"), ("model.pipeline", "CompressError"), ("sim.run", "RunError"),
+    ("sim.energy", "EnergyTableError"), ("sim.area", "ToolError"), ("model.universal", "CodebookError"),
+    ("sim.cocotb_backend", "SimulationError"),
+)
+
+
 def user_errors() -> tuple:
-    """Exception types whose message is the whole story for the user."""
-    from model.data import DataError
-    from model.golden import EngineFault
-    from model.networks import UnknownNetwork
-    from model.program import ProgramError
-    errors = [CliError, ProgramError, DataError, UnknownNetwork, EngineFault]
-    from .run import RunError
-    errors.append(RunError)
-    try:
-        from .energy import EnergyTableError
-        errors.append(EnergyTableError)
-    except ImportError:
-        pass
-    try:
-        from model.pipeline import CompressError
-        errors.append(CompressError)
-    except ImportError:
-        pass
+    errors = [CliError, OSError]
+    for module, name in USER_ERRORS:
+        if module in sys.modules and hasattr(sys.modules[module], name):
+            errors.append(getattr(sys.modules[module], name))
     return tuple(errors)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
 
 
 def main(argv=None) -> int:
@@ -239,6 +243,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("vqe: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `vqe inspect f | head`
+        return 0
     except Exception as e:  # noqa: BLE001 - the one place that turns failures into one line
         if os.environ.get("VQE_DEBUG"):
             raise
