@@ -1,17 +1,17 @@
 """Area and fmax of Verilog designs: yosys and nextpnr-ice40, with a result cache.
 
-Three tool runs per design, all on the same Verilog text:
+Per design, all from the same Verilog text:
 
 1. ``synth_ice40`` (iCE40 cells).  The flattened netlist gives the totals
-   (LUT4, DFF, CARRY, SB_RAM40_4K, SB_MAC16) and feeds place-and-route; the
-   same synthesis without flattening gives a per-module breakdown (its sum is
-   slightly larger than the flat totals, because flattening lets yosys
-   optimise across module boundaries).
+   (LUT4, DFF, CARRY, SB_RAM40_4K, SB_MAC16); the same synthesis without
+   flattening gives a per-module breakdown (flattening lets yosys optimise
+   across module boundaries, so the breakdown's sum can exceed the totals).
 2. ``synth`` + ``abc -g cmos2`` + ``stat -tech cmos``: a transistor estimate
    of the logic, per module.  Memories are kept as macros (not mapped to
    flip-flops) and priced per bit, see ``ROM_TRANSISTORS_PER_BIT`` and
    ``ram_transistors_per_bit``.
-3. ``nextpnr-ice40 --hx8k --package ct256 --timing-allow-fail``: fmax of the
+3. ``nextpnr-ice40 --hx8k --package ct256 --timing-allow-fail`` on the
+   flattened netlist inside a port-registering wrapper (`fmax_wrapper`): fmax of the
    slowest clock domain, read from the ``--report`` JSON.
 
 Results are cached on disk, keyed by a hash of the Verilog text, the top
@@ -24,6 +24,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 #: Bump when the meaning of a cached result changes (scripts, parsing, fields).
-FLOW_VERSION = 1
+FLOW_VERSION = 4
 
 #: Target of place-and-route: the largest iCE40 HX part, in its 256-ball package.
 NEXTPNR_DEVICE = ("--hx8k", "--package", "ct256")
@@ -74,12 +75,27 @@ ICE40_SCRIPT = """\
 read_verilog {verilog}
 design -save rtl
 synth_ice40 -noflatten -top {top}
-tee -q -o {hier} stat -json -top {top}
+tee -q -o {hier} stat -json
 design -load rtl
 synth_ice40 -top {top}
 tee -q -o {flat} stat -json
 write_json {netlist}
 """
+
+# Place-and-route runs on the design inside a three-pin wrapper (`fmax_wrapper`):
+# its own ports may outnumber the package's pins (the engine exposes its
+# counters in parallel), and registering every port makes the measured fmax the
+# core's register-to-register one.  The already-mapped netlist is read back, so
+# only the wrapper's few cells are synthesized here.
+WRAP_SCRIPT = """\
+read_json {netlist}
+read_verilog {wrapper}
+synth_ice40 -top {wrapper_top}
+write_json {wrapped}
+"""
+WRAPPER_TOP = "vqe_fmax_wrapper"
+#: Ports driven by the clock pin rather than by the input shift register.
+CLOCK_PORTS = ("clk",)
 
 # ``synth`` up to (not including) its "fine" step keeps memories as $mem_v2
 # cells; the fine step is then replayed without ``memory_map`` so memories are
@@ -96,12 +112,19 @@ opt -fast
 dffunmap
 abc -g cmos2
 opt -fast
-tee -q -o {cmos} stat -json -tech cmos -top {top}
+tee -q -o {cmos} stat -json -tech cmos
 """
+
+# Totals over the hierarchy are computed here (`instance_counts`), not by
+# ``stat -top``, whose JSON output yosys 0.23 garbles (see `loads_yosys_json`).
 
 
 class ToolError(RuntimeError):
     """A synthesis or place-and-route tool is missing, failed or timed out."""
+
+
+class ToolTimeout(ToolError):
+    """A tool run exceeded its time bound (never cached: it may pass on a faster machine)."""
 
 
 @dataclass(frozen=True)
@@ -166,9 +189,9 @@ def _run(cmd: list, cwd, timeout_s: float) -> str:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise ToolError(f"{Path(cmd[0]).name} timed out after {timeout_s:.0f} s") from None
+        raise ToolTimeout(f"{Path(cmd[0]).name} timed out after {timeout_s:g} s") from None
     if proc.returncode:
-        errors = [ln for ln in out.splitlines() if "ERROR" in ln.upper()]
+        errors = [ln for ln in out.splitlines() if ln.lstrip().startswith("ERROR")]
         last = (errors or out.strip().splitlines() or ["no output"])[-1]
         raise ToolError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}): {last.strip()}")
     return out
@@ -257,6 +280,42 @@ def memories_from_netlist(netlist: dict) -> list[dict]:
     return mems
 
 
+#: A line yosys 0.23's ``stat -json`` prints into its JSON for a nested
+#: hierarchy: a module name and an instance count ("   top.a.b    1").
+_STRAY_HIERARCHY_LINE = re.compile(r'^\s*[^\s"{}\[\],:]+\s+\d+\s*$')
+#: A comma before a closing bracket, which yosys 0.23 leaves when the design
+#: has no top module.
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+
+
+def loads_yosys_json(text: str):
+    """Parse yosys JSON, repairing the two defects of yosys 0.23's ``stat -json``.
+
+    Parameters
+    ----------
+    text : str
+        File contents.
+
+    Raises
+    ------
+    json.JSONDecodeError
+        If the text is not JSON even after the repairs.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    lines = [ln for ln in text.splitlines() if not _STRAY_HIERARCHY_LINE.match(ln)]
+    return json.loads(_TRAILING_COMMA.sub(r"\1", "\n".join(lines)))
+
+
+def _read_json(path: Path):
+    try:
+        return loads_yosys_json(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ToolError(f"cannot read yosys output {path.name}: {exc}") from None
+
+
 def _transistor_count(text) -> int:
     # stat -tech cmos writes e.g. "27934+" when some cells have no price.
     return int(str(text).rstrip("+"))
@@ -306,9 +365,84 @@ def _module_table(hier: dict, cmos: dict, mems: list[dict], top: str) -> tuple[l
                          if c not in CMOS_PRICED and c != MEMORY_CELL and c not in gates}
         memory = sum(m["transistors"] for m in mems if m["module"] == module)
         row["transistors"] = (logic + memory) * n
+        row["transistors_memory"] = memory * n
         row["memory_bits"] = sum(m["bits"] for m in mems if m["module"] == module) * n
         rows.append(row)
     return rows, sorted(unpriced)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _verilog_name(name: str) -> str:
+    # Amaranth's top-level port names are plain identifiers; anything else is escaped.
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name) else f"\\{name} "
+
+
+#: Inputs of each XOR in the wrapper's output tree: one iCE40 LUT4 per XOR.
+XOR_FANIN = 4
+
+
+def fmax_wrapper(top: str, ports: dict, clocks=CLOCK_PORTS) -> str:
+    """Verilog of a wrapper that registers every port of ``top`` behind three pins.
+
+    Inputs come from a shift register fed one bit per cycle from pin
+    ``scan_in``; outputs are folded by a pipelined tree of registered 4-input
+    XORs into pin ``scan_out``.  Every path of the design then starts and ends
+    at a register, each wrapper stage is one LUT deep, every output stays
+    observable (so nothing is optimised away), and the tree costs about a third
+    of a register per output bit.
+
+    Parameters
+    ----------
+    top : str
+        Module to wrap.
+    ports : dict
+        ``ports`` of the module in a yosys JSON netlist (``direction``, ``bits``).
+    clocks : sequence of str
+        Ports to connect to the wrapper's clock pin.
+
+    Raises
+    ------
+    ToolError
+        If the module has an inout port or no clock port.
+    """
+    if any(p["direction"] == "inout" for p in ports.values()):
+        raise ToolError(f"{top} has inout ports; the fmax wrapper handles inputs and outputs only")
+    clock = [n for n in clocks if n in ports]
+    if not clock:
+        raise ToolError(f"{top} has none of the clock ports {', '.join(clocks)}")
+    ins = [(n, len(p["bits"])) for n, p in ports.items() if p["direction"] == "input" and n not in clocks]
+    outs = [(n, len(p["bits"])) for n, p in ports.items() if p["direction"] == "output"]
+    n_in = max(sum(w for _, w in ins), 1)
+    n_out = max(sum(w for _, w in outs), 1)
+    conns, pos = [f".{_verilog_name(c)}(clk)" for c in clock], 0
+    for name, width in ins:
+        conns.append(f".{_verilog_name(name)}(in_sr[{pos + width - 1}:{pos}])")
+        pos += width
+    pos = 0
+    for name, width in outs:
+        conns.append(f".{_verilog_name(name)}(outs[{pos + width - 1}:{pos}])")
+        pos += width
+    shift_in = "{in_sr[%d:0], scan_in}" % (n_in - 2) if n_in > 1 else "scan_in"
+    lines = [
+        f"module {WRAPPER_TOP}(input clk, input scan_in, output scan_out);",
+        f"  reg [{n_in - 1}:0] in_sr = 0;",
+        f"  always @(posedge clk) in_sr <= {shift_in};",
+        f"  wire [{n_out - 1}:0] outs;",
+        f"  {_verilog_name(top)} dut (" + ", ".join(conns) + ");",
+    ]
+    prev, width, stage = "outs", n_out, 0
+    while width > 1 or stage == 0:  # at least one register after the outputs
+        nxt = ceil_div(width, XOR_FANIN)
+        lines.append(f"  reg [{nxt - 1}:0] x{stage} = 0;")
+        for j in range(nxt):
+            lo, hi = j * XOR_FANIN, min((j + 1) * XOR_FANIN, width) - 1
+            lines.append(f"  always @(posedge clk) x{stage}[{j}] <= ^{prev}[{hi}:{lo}];")
+        prev, width, stage = f"x{stage}", nxt, stage + 1
+    lines += [f"  assign scan_out = {prev}[0];", "endmodule", ""]
+    return "\n".join(lines)
 
 
 def _fmax(report: dict) -> float | None:
@@ -332,7 +466,8 @@ def cache_key(verilog_text: str, top: str, tools: Tools) -> str:
     blob = json.dumps({
         "flow": FLOW_VERSION, "verilog": verilog_text, "top": top,
         "yosys": tools.yosys_version, "nextpnr": tools.nextpnr_version,
-        "ice40": ICE40_SCRIPT, "cmos": CMOS_SCRIPT,
+        "ice40": ICE40_SCRIPT, "cmos": CMOS_SCRIPT, "wrap": WRAP_SCRIPT, "clocks": CLOCK_PORTS,
+        "xor_fanin": XOR_FANIN,
         "device": NEXTPNR_DEVICE, "seed": NEXTPNR_SEED,
         "memory_pricing": [ROM_TRANSISTORS_PER_BIT, SRAM_CELL_TRANSISTORS, SRAM_EXTRA_PORT_TRANSISTORS],
     }, sort_keys=True)
@@ -389,11 +524,44 @@ def synthesize(verilog_text: str, top: str, cache_dir: str | os.PathLike | None 
     result["cache_key"] = key
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(result, indent=1, sort_keys=True))
-        partial.replace(cache_file)  # atomic: a concurrent reader never sees half a file
+        with tempfile.NamedTemporaryFile("w", dir=cache_file.parent, suffix=".tmp", delete=False) as f:
+            f.write(json.dumps(result, indent=1, sort_keys=True))
+        os.replace(f.name, cache_file)  # atomic: a concurrent reader never sees half a file
     result["cached"] = False
     return result
+
+
+def _timed(fn, *args) -> tuple:
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, round(time.perf_counter() - t0, 2)
+
+
+def _place_and_route(top: str, work: Path, timeout_s: float, tools: Tools) -> tuple[dict, str | None, dict]:
+    """Wrap the mapped design (`fmax_wrapper`), place and route it: (report, error, seconds)."""
+    seconds = {}
+    try:
+        netlist = _read_json(work / "ice40.json")
+        (work / "wrapper.v").write_text(fmax_wrapper(top, netlist["modules"][top]["ports"]))
+        del netlist  # the engine's netlist is tens of MB
+        (work / "wrap.ys").write_text(WRAP_SCRIPT.format(netlist="ice40.json", wrapper="wrapper.v",
+                                                         wrapper_top=WRAPPER_TOP, wrapped="wrapped.json"))
+        _, seconds["yosys_wrap"] = _timed(_run, [*tools.yosys, "-q", "wrap.ys"], work, timeout_s)
+        t0 = time.perf_counter()
+        try:
+            _run([*tools.nextpnr, *NEXTPNR_DEVICE, "--json", "wrapped.json", "--report", "report.json",
+                  "--timing-allow-fail", "--seed", str(NEXTPNR_SEED), "-q", "-l", "nextpnr.log"],
+                 work, timeout_s)
+        finally:
+            # Timed even when it fails: a design that does not fit still took this long.
+            seconds["nextpnr"] = round(time.perf_counter() - t0, 2)
+        return _read_json(work / "report.json"), None, seconds
+    except ToolTimeout:
+        raise
+    except ToolError as exc:
+        # A design that does not fit the HX8K still has a synthesis result
+        # worth reporting; the reason goes in the record.
+        return {}, str(exc), seconds
 
 
 def _run_flow(verilog_text: str, top: str, work: Path, timeout_s: float, tools: Tools) -> dict:
@@ -405,36 +573,24 @@ def _run_flow(verilog_text: str, top: str, work: Path, timeout_s: float, tools: 
     (work / "cmos.ys").write_text(CMOS_SCRIPT.format(**names))
     seconds = {}
 
-    t0 = time.perf_counter()
-    _run([*tools.yosys, "-q", "ice40.ys"], work, timeout_s)
-    seconds["yosys_ice40"] = time.perf_counter() - t0
+    # The CMOS estimate is independent of the iCE40 flow: run it alongside.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        cmos_run = pool.submit(_timed, _run, [*tools.yosys, "-q", "cmos.ys"], work, timeout_s)
+        _, seconds["yosys_ice40"] = _timed(_run, [*tools.yosys, "-q", "ice40.ys"], work, timeout_s)
+        report, pnr_error, pnr_seconds = _place_and_route(top, work, timeout_s, tools)
+        seconds.update(pnr_seconds)
+        _, seconds["yosys_cmos"] = cmos_run.result()
 
-    t0 = time.perf_counter()
-    _run([*tools.yosys, "-q", "cmos.ys"], work, timeout_s)
-    seconds["yosys_cmos"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    pnr_error, report = None, {}
-    try:
-        _run([*tools.nextpnr, *NEXTPNR_DEVICE, "--json", "ice40.json", "--report", "report.json",
-              "--timing-allow-fail", "--seed", str(NEXTPNR_SEED), "-q", "-l", "nextpnr.log"],
-             work, timeout_s)
-        report = json.loads((work / "report.json").read_text())
-    except ToolError as exc:
-        # A design that does not fit the HX8K (or has too many I/Os) still has
-        # a synthesis result worth reporting; the reason goes in the record.
-        pnr_error = str(exc)
-    seconds["nextpnr"] = time.perf_counter() - t0
-
-    flat = json.loads((work / "flat.json").read_text())
-    hier = json.loads((work / "hier.json").read_text())
-    cmos = json.loads((work / "cmos.json").read_text())
-    mems = memories_from_netlist(json.loads((work / "coarse.json").read_text()))
-
-    totals = ice40_counts(flat["design"]["num_cells_by_type"])
+    flat, hier, cmos, coarse = (_read_json(work / n) for n in ("flat.json", "hier.json", "cmos.json",
+                                                               "coarse.json"))
+    mems = memories_from_netlist(coarse)
+    flat_modules = list(flat["modules"].values())
+    if len(flat_modules) != 1:
+        raise ToolError(f"flattened netlist of {top} has {len(flat_modules)} modules, expected 1")
+    totals = ice40_counts(flat_modules[0]["num_cells_by_type"])
     modules, unpriced = _module_table(hier, cmos, mems, top)
-    logic = _transistor_count(cmos["design"]["estimated_num_transistors"])
-    memory = sum(m["transistors"] for m in mems)
+    memory = sum(m["transistors_memory"] for m in modules)
+    logic = sum(m["transistors"] for m in modules) - memory
     return {
         "top": top,
         "lut4": totals["lut4"], "dff": totals["dff"], "carry": totals["carry"],
@@ -444,7 +600,7 @@ def _run_flow(verilog_text: str, top: str, work: Path, timeout_s: float, tools: 
         "modules": modules,
         "fmax_mhz": _fmax(report) if report else None, "pnr_error": pnr_error,
         "utilization": report.get("utilization", {}),
-        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "seconds": seconds,
         "tools": {"yosys": tools.yosys_version, "nextpnr": tools.nextpnr_version},
     }
 

@@ -200,8 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Regenerate REPORT.md, energy.json, area.json and plots.")
     rep.add_argument("-o", "--output", required=True, help="report directory")
     rep.add_argument("--energy-table", help="energy table (TOML) to use instead of the default")
-    rep.add_argument("--images", type=int, default=100, help="test images for the energy counters")
-    rep.add_argument("--quick", action="store_true", help="skip the lanes x depth synthesis sweep")
+    rep.add_argument("--program", action="append",
+                     help="program(s) to report on (repeatable; default build/lenet300.vqz)")
+    rep.add_argument("--images", type=int, default=100, help="test images for the golden counters (default 100)")
+    rep.add_argument("--cross-check", type=int, default=2,
+                     help="images also run on the RTL backend, outputs and counters compared (default 2; 0 = none)")
+    rep.add_argument("--backend", default="icarus", help="RTL backend of the cross-check (default icarus)")
+    rep.add_argument("--quick", action="store_true",
+                     help="synthesize only the lanes=4, depth=256 engine instead of the lanes x depth sweep")
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     rep.set_defaults(func=cmd_report)
     return p
@@ -213,7 +219,7 @@ USER_ERRORS = (
     ("model.data", "DataError"), ("model.golden", "EngineFault"), ("model.networks", "UnknownNetwork"),
     ("model.program", "ProgramError"), ("model.pipeline", "CompressError"), ("sim.run", "RunError"),
     ("sim.energy", "EnergyTableError"), ("sim.area", "ToolError"), ("model.universal", "CodebookError"),
-    ("sim.cocotb_backend", "SimulationError"),
+    ("sim.cocotb_backend", "SimulationError"), ("sim.report", "ReportError"),
 )
 
 

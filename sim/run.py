@@ -16,13 +16,16 @@ class RunError(Exception):
     """A run could not be carried out (bad arguments, simulator failure, hang)."""
 
 
-def hang_bound(golden_counters: dict, n_layers: int, n_images: int, latency: int) -> int:
+def hang_bound(golden_counters: dict, n_layers: int, n_images: int, latency: int, lanes: int = 16) -> int:
     """Cycles after which a run that has not finished counts as hung.
 
-    Every counted event costs at most a few cycles even under heavy stalls, and
-    each descriptor fetch or load waits at most a DRAM round trip.
+    Every counted event costs at most a few cycles even under heavy stalls (a
+    PVQ vector at most one cycle per lane and per pulse), and each descriptor
+    fetch or load waits at most a DRAM round trip.
     """
-    events = sum(golden_counters[k] for k in ("dram_read_words", "dram_write_words", "rom_reads", "sram_writes"))
+    events = sum(golden_counters.get(k, 0) for k in ("dram_read_words", "dram_write_words", "rom_reads",
+                                                     "sram_writes", "adds"))
+    events += lanes * golden_counters.get("sram_reads", 0)
     return 16 * events + 64 * (latency + 8) * n_images * (n_layers + 3) + 10_000
 
 
@@ -66,7 +69,7 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
     cycles = None
     sim_seconds = golden_seconds
     if backend != "golden":
-        bound = hang_bound(golden.counters, meta["n_layers"], n, latency)
+        bound = hang_bound(golden.counters, meta["n_layers"], n, latency, meta["engine"]["lanes"])
         res = simulate(program, image, backend, out_addr=out_addr, out_words=n * out_words,
                        max_cycles=bound, latency=latency, stall=stall, seed=seed, vcd=vcd)
         if not res["done"]:

@@ -1,0 +1,102 @@
+"""``vqe report``: energy from the golden model's exact counters, area and fmax from synthesis.
+
+The counters come from the golden model on ``--images`` test inputs and are
+cross-checked, outputs and counters, against an RTL backend on a few of them.
+The area sweep elaborates the engine at each lanes x codebook depth with a real
+codebook (k-means of LeNet-300-100's first layer) and synthesizes it; results
+are cached by Verilog text and tool versions, and the cache ships in the
+repository, so an unchanged engine is not synthesized again.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_PROGRAM = REPO / "build" / "lenet300.vqz"
+#: Codebooks the area sweep elaborates the engine with (one per lanes x depth).
+SWEEP_ROMS = REPO / "reports" / "area-roms.npz"
+#: Synthesis results, keyed by Verilog text and tool versions; committed.
+AREA_CACHE = REPO / "reports" / "area-cache"
+#: The engine the report headlines (and ``--quick`` synthesizes alone).
+HEADLINE = (4, 256)
+
+
+def log(msg: str) -> None:
+    print(f"vqe report: {msg}", file=sys.stderr)
+
+
+def sweep_rom(lanes: int, depth: int, progress: bool) -> np.ndarray:
+    """int8 codebook of ``depth`` codewords of dimension ``lanes`` for the area sweep.
+
+    k-means of LeNet-300-100's first-layer sub-vectors (the network the report is
+    about), computed once and kept in ``reports/area-roms.npz`` so that the
+    synthesized Verilog, and so the cache key, does not depend on retraining.
+    """
+    key = f"lanes{lanes}_depth{depth}"
+    stored = dict(np.load(SWEEP_ROMS)) if SWEEP_ROMS.exists() else {}
+    if key not in stored:
+        from model.networks import get_network
+        from model.vq import kmeans, split_subvectors
+        w = get_network("lenet300", progress=progress).linears[0].weight.detach().numpy()
+        codebook, _ = kmeans(split_subvectors(w, lanes).reshape(-1, lanes), depth, seed=0)
+        stored[key] = np.clip(np.round(codebook / np.abs(codebook).max() * 127), -128, 127).astype(np.int8)
+        SWEEP_ROMS.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(SWEEP_ROMS, **stored)
+    return stored[key]
+
+
+def make_engine_verilog(lanes: int, depth: int, progress: bool = True) -> tuple[str, str]:
+    from model.layout import EngineConfig
+
+    from .top import engine_verilog
+    rom = sweep_rom(lanes, depth, progress)
+    cfg = EngineConfig(lanes=lanes, codebook_depth=depth, rom=tuple(map(tuple, rom.tolist())))
+    return engine_verilog(cfg, name="vqe_engine"), "vqe_engine"
+
+
+def network_data(program_path: Path, images: int, cross_check: int, backend: str, progress: bool):
+    """Counters of ``images`` test inputs (golden), cross-checked on ``cross_check`` of them on ``backend``."""
+    from model.golden import GoldenEngine
+    from model.program import Program
+
+    from .cli import load_inputs
+    from .energy import NetworkData, layers_from_decoded
+    from .run import run_program
+    program = Program.load(program_path)
+    x, labels, _ = load_inputs(program.meta, images, 0, 1)
+    image, _, _ = program.dram_image(x)
+    engine = GoldenEngine(program.config)
+    _, decoded = engine.decode(image)
+    result = engine.run(image)
+    cycles = None
+    if cross_check:
+        log(f"cross-checking {cross_check} images on {backend} ...")
+        summary = run_program(program, x[:cross_check], labels[:cross_check] if labels is not None else None,
+                              backend)
+        if not summary["bit_exact"]:
+            raise RuntimeError(f"{backend} disagrees with the golden model: {summary['counter_mismatches']}")
+        cycles = summary["cycles"] * images / cross_check
+    return NetworkData(program.meta["network"], program.config.lanes,
+                       layers_from_decoded(decoded, program.config.index_bits), result.layer_counters, images,
+                       io_counters=result.io_counters, cycles=cycles, method=program.meta["method"],
+                       cross_check_backend=backend if cross_check else None, cross_check_images=cross_check)
+
+
+def make_report(args) -> None:
+    from .area import sweep
+    from .cli import CliError
+    from .report import write_report
+    programs = [Path(p) for p in (args.program or [DEFAULT_PROGRAM])]
+    for p in programs:
+        if not p.exists():
+            raise CliError(f"{p} does not exist; create it with `vqe compress` (or `make compress`)")
+    nets = [network_data(p, args.images, args.cross_check, args.backend, not args.quiet) for p in programs]
+    lanes, depths = ((HEADLINE[0],), (HEADLINE[1],)) if args.quick else ((1, 2, 4, 8), (16, 64, 256))
+    log(f"area: synthesizing {len(lanes) * len(depths)} engine configuration(s) (cached in {AREA_CACHE}) ...")
+    records = sweep(lambda l, d: make_engine_verilog(l, d, not args.quiet), lanes=lanes, depths=depths,
+                    cache_dir=AREA_CACHE, progress=not args.quiet)
+    written = write_report(args.output, nets, records, args.energy_table)
+    log("wrote " + ", ".join(str(p) for p in written.values()))
