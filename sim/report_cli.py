@@ -40,7 +40,7 @@ def sweep_rom(lanes: int, depth: int, progress: bool) -> np.ndarray:
     if key not in stored:
         from model.networks import get_network
         from model.vq import kmeans, split_subvectors
-        w = get_network("lenet300", progress=progress).linears[0].weight.detach().numpy()
+        w = get_network("lenet300", progress=progress).linears()[0].weight.detach().numpy()
         codebook, _ = kmeans(split_subvectors(w, lanes).reshape(-1, lanes), depth, seed=0)
         stored[key] = np.clip(np.round(codebook / np.abs(codebook).max() * 127), -128, 127).astype(np.int8)
         SWEEP_ROMS.parent.mkdir(parents=True, exist_ok=True)
