@@ -9,6 +9,7 @@ PY      := $(VENV)/bin/python
 VQE     := $(VENV)/bin/vqe
 BUILD   := build
 PROGRAM := $(BUILD)/lenet300.vqz
+PVQ_PROGRAM := $(BUILD)/lenet300-pvq.vqz
 IMAGES  ?= 2
 BENCH_IMAGES ?= 2
 BENCH_BACKENDS ?= golden amaranth icarus verilator
@@ -35,7 +36,7 @@ help:
 setup:
 	@bash scripts/setup.sh
 
-all: setup $(PROGRAM)
+all: setup $(PROGRAM) $(PVQ_PROGRAM)
 	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json > $(BUILD)/run_icarus.json
 	@cat $(BUILD)/run_icarus.json; echo
 	@$(PY) -c 'import json, sys; r = json.load(open(sys.argv[1])); \
@@ -48,6 +49,11 @@ all: setup $(PROGRAM)
 compress: setup
 	@mkdir -p $(BUILD)
 	$(VQE) compress --network lenet300 --method kmeans -o $(PROGRAM) --force
+
+# The PVQ program the report compares with (its own scenario).
+$(PVQ_PROGRAM): | setup
+	@mkdir -p $(BUILD)
+	$(VQE) compress --network lenet300 --method pvq -o $(PVQ_PROGRAM)
 
 # The default program, compressed once when missing (`make compress` redoes it).
 $(PROGRAM): | setup
@@ -70,7 +76,7 @@ cocotb: $(PROGRAM)
 	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json
 	$(VQE) run $(PROGRAM) --backend verilator --images $(IMAGES) --json
 
-reports: setup
+reports: setup $(PROGRAM) $(PVQ_PROGRAM)
 	$(VQE) report -o reports
 
 bench: $(PROGRAM)

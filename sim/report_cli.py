@@ -16,6 +16,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PROGRAM = REPO / "build" / "lenet300.vqz"
+#: Reported beside the default when present (``make`` compresses it): the PVQ scenario.
+PVQ_PROGRAM = REPO / "build" / "lenet300-pvq.vqz"
 #: Codebooks the area sweep elaborates the engine with (one per lanes x depth).
 SWEEP_ROMS = REPO / "reports" / "area-roms.npz"
 #: Synthesis results, keyed by Verilog text and tool versions; committed.
@@ -85,11 +87,62 @@ def network_data(program_path: Path, images: int, cross_check: int, backend: str
                        cross_check_backend=backend if cross_check else None, cross_check_images=cross_check)
 
 
+#: Accuracy of PVQ against k-means VQ at equal bits (python -m model.experiments_pvq).
+PVQ_TABLE = REPO / "reports" / "pvq_table.json"
+#: Largest K of the engine whose PVQ unit the report synthesizes.
+PVQ_AREA_K_MAX = 8
+
+
+def pvq_section(progress: bool) -> list[str]:
+    """PVQ against k-means VQ: accuracy at equal bits, and the PVQ unit's area against the MAC path."""
+    import json
+
+    from model.layout import EngineConfig
+
+    from .area import synthesize
+    from .top import engine_verilog
+    lines = ["", "## Pyramid VQ against k-means VQ", ""]
+    if PVQ_TABLE.exists():
+        t = json.loads(PVQ_TABLE.read_text())
+        lines += [f"Accuracy on the {t['test_images']} Fashion-MNIST test images of {t['network']} "
+                  f"(float network {100 * t['float_accuracy']:.2f} %), both methods with "
+                  f"{t['finetune_epochs']} fine-tuning epochs and {t['calibration_images']} calibration images. "
+                  "Bits per weight count everything stored: index and 8-bit scale (PVQ) or index and "
+                  "codebook (VQ), plus the 64-bit bias and requantization words of every row. "
+                  f"Regenerate with `python -m model.experiments_pvq reports/pvq_table.json` "
+                  f"(took {t['total_seconds'] / 60:.0f} min).", "", t["table_markdown"], ""]
+    lanes, depth = HEADLINE
+    rom = sweep_rom(lanes, depth, progress)
+    cfg = EngineConfig(lanes=lanes, codebook_depth=depth, rom=tuple(map(tuple, rom.tolist())),
+                       pvq_k_max=PVQ_AREA_K_MAX)
+    log(f"area: synthesizing the engine with a PVQ unit (K <= {PVQ_AREA_K_MAX}) ...")
+    res = synthesize(engine_verilog(cfg, name="vqe_engine"), "vqe_engine", cache_dir=AREA_CACHE)
+
+    def block(prefixes):
+        rows = [r for r in res["modules"] if any(r["module"] == p or r["module"].startswith(p + ".")
+                                                  for p in prefixes)]
+        return {k: sum(r.get(k, 0) for r in rows) for k in ("lut4", "dff", "carry", "bram", "transistors")}
+
+    pvq, mac = block(["vqe_engine.pvq"]), block(["vqe_engine.mac", "vqe_engine.rom"])
+    lines += [f"Area (iCE40 cells from yosys `synth_ice40`, transistors from `stat -tech cmos`) of the "
+              f"lanes={lanes} engine's PVQ unit (`PvqDotProduct`, K up to {PVQ_AREA_K_MAX}, with its V(n, k) "
+              f"table ROM) against its codebook MAC path (`MacLanes` with the {depth}-entry `CodebookRom`), "
+              "in one elaborated engine that has both:", "",
+              "| block | LUT4 | DFF | CARRY | BRAM | transistors |", "|---|---:|---:|---:|---:|---:|"]
+    for name, b in (("PVQ unit", pvq), ("codebook ROM + MAC lanes", mac)):
+        lines.append(f"| {name} | {b['lut4']} | {b['dff']} | {b['carry']} | {b['bram']} | {b['transistors']:,} |")
+    lines += ["", f"The whole engine with both paths: {res['lut4']} LUT4, {res['dff']} DFF, fmax "
+              + (f"{res['fmax_mhz']:.1f} MHz" if res.get("fmax_mhz") else "n/a (did not place on the HX8K)")
+              + ".", ""]
+    return lines
+
+
 def make_report(args) -> None:
     from .area import sweep
     from .cli import CliError
     from .report import write_report
-    programs = [Path(p) for p in (args.program or [DEFAULT_PROGRAM])]
+    programs = [Path(p) for p in (args.program or [DEFAULT_PROGRAM]
+                                  + ([PVQ_PROGRAM] if PVQ_PROGRAM.exists() else []))]
     for p in programs:
         if not p.exists():
             raise CliError(f"{p} does not exist; create it with `vqe compress` (or `make compress`)")
@@ -99,4 +152,7 @@ def make_report(args) -> None:
     records = sweep(lambda l, d: make_engine_verilog(l, d, not args.quiet), lanes=lanes, depths=depths,
                     cache_dir=AREA_CACHE, progress=not args.quiet)
     written = write_report(args.output, nets, records, args.energy_table)
+    if not args.quick:
+        report_md = Path(args.output) / "REPORT.md"
+        report_md.write_text(report_md.read_text() + "\n".join(pvq_section(not args.quiet)))
     log("wrote " + ", ".join(str(p) for p in written.values()))
