@@ -152,7 +152,6 @@ def make_report(args) -> None:
     records = sweep(lambda l, d: make_engine_verilog(l, d, not args.quiet), lanes=lanes, depths=depths,
                     cache_dir=AREA_CACHE, progress=not args.quiet)
     written = write_report(args.output, nets, records, args.energy_table)
-    if not args.quick:
-        report_md = Path(args.output) / "REPORT.md"
-        report_md.write_text(report_md.read_text() + "\n".join(pvq_section(not args.quiet)))
+    report_md = Path(args.output) / "REPORT.md"
+    report_md.write_text(report_md.read_text() + "\n".join(pvq_section(not args.quiet)))
     log("wrote " + ", ".join(str(p) for p in written.values()))
