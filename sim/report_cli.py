@@ -56,7 +56,7 @@ def make_engine_verilog(lanes: int, depth: int, progress: bool = True) -> tuple[
     from .top import engine_verilog
     rom = sweep_rom(lanes, depth, progress)
     cfg = EngineConfig(lanes=lanes, codebook_depth=depth, rom=tuple(map(tuple, rom.tolist())))
-    return engine_verilog(cfg, name="vqe_engine"), "vqe_engine"
+    return engine_verilog(cfg, name="vqe_engine", simulation=False), "vqe_engine"
 
 
 def network_data(program_path: Path, images: int, cross_check: int, backend: str, progress: bool):
@@ -116,7 +116,8 @@ def pvq_section(progress: bool) -> list[str]:
     cfg = EngineConfig(lanes=lanes, codebook_depth=depth, rom=tuple(map(tuple, rom.tolist())),
                        pvq_k_max=PVQ_AREA_K_MAX)
     log(f"area: synthesizing the engine with a PVQ unit (K <= {PVQ_AREA_K_MAX}) ...")
-    res = synthesize(engine_verilog(cfg, name="vqe_engine"), "vqe_engine", cache_dir=AREA_CACHE)
+    res = synthesize(engine_verilog(cfg, name="vqe_engine", simulation=False), "vqe_engine",
+                     cache_dir=AREA_CACHE)
 
     def block(prefixes):
         rows = [r for r in res["modules"] if any(r["module"] == p or r["module"].startswith(p + ".")

@@ -3,6 +3,8 @@
 A whole job runs inside the simulated design; a testbench only pulses
 ``start``, waits for ``done`` and reads the results back through ``dbg``.
 """
+import re
+
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -15,6 +17,18 @@ from model.layout import ERROR_BITS, WORD_BITS, EngineConfig
 from .dram_model import DramModel
 
 TOP_NAME = "vqe_sim_top"
+
+# yosys makes every combinational ``always @*`` block sensitive to a dummy register
+# initialised in its declaration, so that it runs at time zero; Icarus applies that
+# initialisation before the blocks wait, so a block whose inputs never change (a PVQ
+# unit idle from reset) is never evaluated and its outputs stay x.  One more event on
+# each dummy, after time zero's processes have started, evaluates them all.
+_DUMMY = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+
+
+def settle_at_time_zero(text: str) -> str:
+    """Verilog with every combinational block evaluated once at time zero, in any simulator."""
+    return _DUMMY.sub(lambda m: f"{m.group(0)}\n{m.group(1)}initial #0 {m.group(2)}= 1'h1;", text)
 
 
 def dram_addr_width(image_words: int) -> int:
@@ -69,8 +83,11 @@ class SimTop(wiring.Component):
 
 def sim_top_verilog(config: EngineConfig, image, **dram) -> str:
     top = SimTop(config, image, **dram)
-    return verilog.convert(top, name=TOP_NAME, emit_src=False)
+    return settle_at_time_zero(verilog.convert(top, name=TOP_NAME, emit_src=False))
 
 
-def engine_verilog(config: EngineConfig, addr_width: int = 24, name: str = "vqe_engine") -> str:
-    return verilog.convert(Engine(config, addr_width=addr_width), name=name, emit_src=False)
+def engine_verilog(config: EngineConfig, addr_width: int = 24, name: str = "vqe_engine",
+                   simulation: bool = True) -> str:
+    """The engine's Verilog; ``simulation=False`` leaves out the time-zero events (for synthesis)."""
+    text = verilog.convert(Engine(config, addr_width=addr_width), name=name, emit_src=False)
+    return settle_at_time_zero(text) if simulation else text
