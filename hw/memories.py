@@ -1,6 +1,6 @@
 """The engine's on-chip memories: the codebook ROM and the activation SRAM."""
-from amaranth.hdl import Module, Signal, unsigned
-from amaranth.lib import data, memory, wiring
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.fixedpoint import ACT_BITS

@@ -13,8 +13,8 @@ import numpy as np
 
 from .fixedpoint import requantize, wrap_acc
 from .layout import (COUNTERS, DESC_WORDS, FIELD16, FLAG_RELU, JOB_MAGIC, JOB_WORDS, MODE_MASK,
-                     MODE_SHIFT, PVQ_SCALE_BITS, ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES, EngineConfig, EngineError,
-                     LayerMode, ceil_div, row_words, vector_align, vector_words)
+                     MODE_SHIFT, PVQ_SCALE_BITS, ROW_HEADER_WORDS, WORD_BYTES, EngineConfig, EngineError,
+                     LayerMode, ceil_div, row_words, vector_words)
 from .index_unpacker import unpack_indices
 
 

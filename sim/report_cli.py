@@ -81,7 +81,10 @@ def network_data(program_path: Path, images: int, cross_check: int, backend: str
         if not summary["bit_exact"]:
             raise RuntimeError(f"{backend} disagrees with the golden model: {summary['counter_mismatches']}")
         cycles = summary["cycles"] * images / cross_check
-    return NetworkData(program.meta["network"], program.config.lanes,
+    # Programs of one network with other methods are told apart in energy.json by name.
+    method = program.meta["method"]
+    name = program.meta["network"] + ("" if method == "kmeans" else f"-{method}")
+    return NetworkData(name, program.config.lanes,
                        layers_from_decoded(decoded, program.config.index_bits), result.layer_counters, images,
                        io_counters=result.io_counters, cycles=cycles, method=program.meta["method"],
                        cross_check_backend=backend if cross_check else None, cross_check_images=cross_check)
