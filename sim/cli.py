@@ -31,11 +31,25 @@ def _refuse_overwrite(path: str | Path, force: bool) -> Path:
 
 # --- compress ---------------------------------------------------------------------------------
 def cmd_compress(args) -> int:
-    from model.pipeline import compress
+    from model.pipeline import BASELINE_METHODS, compress, compress_baseline
     out = _refuse_overwrite(args.output, args.force)
+    if args.method in BASELINE_METHODS:
+        result = compress_baseline(args.network, args.method, dim=args.lanes, codebook_size=args.codebook_size,
+                                   stages=2 if args.stages is None else args.stages,
+                                   rank=2 if args.rank is None else args.rank, seed=args.seed, quick=args.quick_eval,
+                                   progress=not args.quiet)
+        _write_atomically(out, json.dumps(result, indent=2) + "\n")
+        st = result["storage"]
+        print(f"wrote {out}: {args.network} / {args.method} {result['config']} (model level, not an engine "
+              f"program), {st['bits_per_weight']:.3f} bits/weight, {st['ratio_vs_fp32']:.2f}x vs fp32, "
+              f"{result['metric']} {result['quality']:.4f} (float {result['float_quality']:.4f})", file=sys.stderr)
+        return 0
+    if args.stages is not None or args.rank is not None or args.quick_eval:
+        raise CliError("--stages, --rank and --quick-eval apply to --method pq, rq and lr2vq only")
     program = compress(args.network, args.method, lanes=args.lanes, codebook_size=args.codebook_size,
                        finetune_epochs=args.finetune_epochs, calibration=args.calibration,
-                       seed=args.seed, progress=not args.quiet, bits_per_weight=args.bits_per_weight)
+                       seed=args.seed, progress=not args.quiet, bits_per_weight=args.bits_per_weight,
+                       codebook=args.codebook)
     tmp = out.with_name(out.name + ".tmp")
     program.save(tmp)
     os.replace(tmp, out)  # never leave a half-written program behind
@@ -46,6 +60,44 @@ def cmd_compress(args) -> int:
           f"{c['ratio_vs_fp32']:.2f}x vs fp32" +
           (f", int8 golden accuracy {info['int8_accuracy']:.4f} (float {info['float_accuracy']:.4f})"
            if "int8_accuracy" in info else ""), file=sys.stderr)
+    return 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# --- codebook ---------------------------------------------------------------------------------
+def cmd_codebook_build(args) -> int:
+    from model.universal import DEFAULT_DIM, DEFAULT_K, CodebookError, build_codebook, save_codebook
+    from model.zoo import network_names
+    donors = [d for arg in args.donors for d in arg.split(",") if d]
+    if not donors:
+        raise CliError("--donors is empty: name at least one donor network")
+    unknown = [d for d in donors if d not in network_names()]
+    if unknown:
+        raise CliError(f"unknown donor network(s) {', '.join(unknown)}; known: {', '.join(network_names())}")
+    if len(set(donors)) != len(donors):
+        raise CliError(f"a donor is named twice: {', '.join(donors)}")
+    dim = DEFAULT_DIM if args.dim is None else args.dim
+    k = DEFAULT_K if args.size is None else args.size
+    if dim not in (1, 2, 4, 8, 16):
+        raise CliError(f"--dim must be the engine's lanes: 1, 2, 4, 8 or 16, got {dim}")
+    if k < 2 or k & (k - 1):
+        raise CliError(f"--size must be a power of two >= 2 (the engine's codebook depth), got {k}")
+    out = _refuse_overwrite(args.output, args.force)
+    cb = build_codebook(donors, dim, k, seed=args.seed)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    try:
+        save_codebook(cb, tmp)
+        os.replace(tmp, out)
+    except CodebookError:
+        tmp.unlink(missing_ok=True)
+        raise
+    print(f"wrote {out}: {cb.k} codewords x {cb.dim}, int8, donors {', '.join(cb.donors)}, "
+          f"sha256 {cb.content_hash()[:16]}", file=sys.stderr)
     return 0
 
 
@@ -66,7 +118,13 @@ def load_inputs(meta: dict, n: int, offset: int, seed: int):
     if not 0 <= offset or offset + n > len(x):
         raise CliError(f"--offset {offset} --images {n} runs past the {len(x)} test images")
     x, y = x[offset:offset + n], y[offset:offset + n]
-    return quantize_act(x, meta["input_scale"]), y, x
+    from model.frontends import FrontendError, frontend_features
+    try:  # LeNet-5: the host computes the convolutional features the engine's FC tail takes
+        features = frontend_features(meta.get("frontend"), meta.get("feature_scale", 1.0), x,
+                                     network=meta["network"])
+    except FrontendError as e:
+        raise CliError(str(e)) from None
+    return quantize_act(features, meta["input_scale"]), y, x
 
 
 def cmd_run(args) -> int:
@@ -81,8 +139,9 @@ def cmd_run(args) -> int:
     x_int8, labels, x_float = load_inputs(program.meta, args.images, args.offset, args.seed)
     reference = None
     if x_float is not None:
-        from model.networks import get_network, predict
-        reference = predict(get_network(program.meta["network"], progress=not args.quiet), x_float)
+        from model.frontends import full_network
+        from model.networks import predict
+        reference = predict(full_network(program.meta["network"], progress=not args.quiet), x_float)
     summary = run_program(program, x_int8, labels, args.backend, latency=args.latency, stall=args.stall,
                           seed=args.seed, vcd=args.vcd, reference_predictions=reference)
     if args.json:
@@ -147,22 +206,50 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compress", help="compress a network into a program file",
                        description="Train (or load from cache) a network, compress its weights with vector "
                                    "quantization, lower it to int8 and write one program file.")
-    c.add_argument("--network", required=True, help="network name: lenet300")
+    c.add_argument("--network", required=True,
+                   help="network: lenet300 or lenet5 for engine programs (LeNet-5's convolutions run on the "
+                        "host, the engine runs its fully-connected tail); any zoo network for pq/rq/lr2vq")
     c.add_argument("--method", required=True,
-                   help="compression method: kmeans (per-layer k-means VQ, codebooks in ROM) or "
-                        "pvq (pyramid VQ: enumeration index + scale per sub-vector, no codebook)")
+                   help="engine programs: kmeans (per-layer k-means VQ, codebooks in ROM), universal (the "
+                        "shared universal codebook in ROM, differentiable assignment), pvq (pyramid VQ: "
+                        "enumeration index + scale per sub-vector, no codebook). Model-level baselines, "
+                        "written as JSON: pq (product), rq (residual), lr2vq (low-rank VQ)")
+    c.add_argument("--codebook", default=None,
+                   help="universal: codebook file (default the shipped model/codebooks/universal-d4-k128-v1.npz)")
     c.add_argument("--bits-per-weight", type=float, default=None,
                    help="pvq: all-in bit budget per weight that sets K per layer (default 4)")
-    c.add_argument("--lanes", type=int, default=4, help="engine lanes = sub-vector dimension (default 4)")
-    c.add_argument("--codebook-size", type=int, default=256, help="codewords per layer (default 256)")
+    c.add_argument("--lanes", type=int, default=4,
+                   help="engine lanes = sub-vector dimension (default 4; lr2vq: its m)")
+    c.add_argument("--codebook-size", type=int, default=256, help="kmeans/pq/rq/lr2vq: codewords per codebook "
+                                                                  "(default 256)")
+    c.add_argument("--stages", type=int, default=None, help="rq: residual stages (default 2)")
+    c.add_argument("--rank", type=int, default=None, help="lr2vq: dimension r of the clustered subspace (default 2)")
+    c.add_argument("--quick-eval", action="store_true", help="pq/rq/lr2vq: the network's small evaluation set")
     c.add_argument("--finetune-epochs", type=int, default=None,
                    help="epochs of codeword fine-tuning after k-means (default: the method's own)")
     c.add_argument("--calibration", type=int, default=2000, help="training images for activation calibration")
     c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    c.add_argument("-o", "--output", required=True, help="program file to write (.vqz)")
+    c.add_argument("-o", "--output", required=True,
+                   help="file to write: a program (.vqz), or a JSON result for pq/rq/lr2vq")
     c.add_argument("--force", action="store_true", help="overwrite an existing output file")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     c.set_defaults(func=cmd_compress)
+
+    cb = sub.add_parser("codebook", help="build a universal codebook (the engine's ROM)",
+                        description="Universal codebook tools (VQ4ALL, arXiv 2412.06875).")
+    cbsub = cb.add_subparsers(dest="codebook_command", metavar="ACTION", required=True, parser_class=Parser)
+    cbb = cbsub.add_parser("build", help="extract a codebook from donor networks by kernel density estimation",
+                           description="Sample row-normalized weight sub-vectors equally from each donor, fit a "
+                                       "Gaussian KDE (bandwidth by held-out likelihood), draw from it and cluster "
+                                       "the draws into the codewords; write an int8 codebook file (.npz).")
+    cbb.add_argument("--donors", nargs="+", required=True,
+                     help="donor networks (space or comma separated), e.g. minilm crepe-tiny onet")
+    cbb.add_argument("--dim", type=int, default=None, help="codeword dimension = engine lanes (default 4)")
+    cbb.add_argument("--size", type=int, default=None, help="codewords, a power of two (default 128)")
+    cbb.add_argument("--seed", type=int, default=0, help="sampling and k-means seed (default 0)")
+    cbb.add_argument("-o", "--output", required=True, help="codebook file to write (.npz)")
+    cbb.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    cbb.set_defaults(func=cmd_codebook_build)
 
     r = sub.add_parser("run", help="run a program on a backend and compare with the golden model",
                        description="Run N test images through the program on a backend. RTL backends are "
@@ -219,7 +306,7 @@ USER_ERRORS = (
     ("model.data", "DataError"), ("model.golden", "EngineFault"), ("model.networks", "UnknownNetwork"),
     ("model.program", "ProgramError"), ("model.pipeline", "CompressError"), ("sim.run", "RunError"),
     ("sim.energy", "EnergyTableError"), ("sim.area", "ToolError"), ("model.universal", "CodebookError"),
-    ("sim.cocotb_backend", "SimulationError"), ("sim.report", "ReportError"),
+    ("sim.cocotb_backend", "SimulationError"), ("sim.report", "ReportError"), ("model.frontends", "FrontendError"),
 )
 
 
