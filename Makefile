@@ -10,6 +10,8 @@ VQE     := $(VENV)/bin/vqe
 BUILD   := build
 PROGRAM := $(BUILD)/lenet300.vqz
 PVQ_PROGRAM := $(BUILD)/lenet300-pvq.vqz
+# Two networks against the one shipped universal codebook: one engine runs both.
+UNIVERSAL_PROGRAMS := $(BUILD)/lenet300-universal.vqz $(BUILD)/lenet5-universal.vqz
 IMAGES  ?= 2
 BENCH_IMAGES ?= 2
 BENCH_BACKENDS ?= golden amaranth icarus verilator
@@ -21,7 +23,7 @@ export AMARANTH_USE_YOSYS := builtin
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all setup test verilog cocotb reports bench compress run clean help
+.PHONY: all setup test verilog cocotb reports bench compress run universal clean help
 
 help:
 	@echo "make          setup, compress lenet300 (k-means), run it on Icarus bit-exactly, write Verilog and the report"
@@ -29,6 +31,7 @@ help:
 	@echo "make test     the test suite (pytest -q tests)"
 	@echo "make verilog  the engine's Verilog for the default program: $(BUILD)/engine.v"
 	@echo "make cocotb   the cocotb tests, and the default program on Icarus and Verilator"
+	@echo "make universal  LeNet-300-100 and LeNet-5 on the universal ROM: one Verilog, both bit-exact on Icarus"
 	@echo "make reports  regenerate reports/"
 	@echo "make bench    simulation speed of every backend on the default program ($(BUILD)/bench/)"
 	@echo "make clean    remove $(BUILD)/"
@@ -36,7 +39,7 @@ help:
 setup:
 	@bash scripts/setup.sh
 
-all: setup $(PROGRAM) $(PVQ_PROGRAM)
+all: setup $(PROGRAM) $(PVQ_PROGRAM) universal
 	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json > $(BUILD)/run_icarus.json
 	@cat $(BUILD)/run_icarus.json; echo
 	@$(PY) -c 'import json, sys; r = json.load(open(sys.argv[1])); \
@@ -59,6 +62,24 @@ $(PVQ_PROGRAM): | setup
 $(PROGRAM): | setup
 	@mkdir -p $(BUILD)
 	$(VQE) compress --network lenet300 --method kmeans -o $(PROGRAM)
+
+# The universal programs, compressed once when missing.
+$(BUILD)/%-universal.vqz: | setup
+	@mkdir -p $(BUILD)
+	$(VQE) compress --network $* --method universal -o $@
+
+# One elaborated engine (same Verilog, same ROM) runs both networks bit-exactly.
+universal: $(UNIVERSAL_PROGRAMS)
+	$(VQE) verilog --program $(BUILD)/lenet300-universal.vqz -o $(BUILD)/engine-universal.v --force
+	$(VQE) verilog --program $(BUILD)/lenet5-universal.vqz -o $(BUILD)/engine-universal-lenet5.v --force
+	@cmp $(BUILD)/engine-universal.v $(BUILD)/engine-universal-lenet5.v && \
+	  echo "universal: both programs elaborate the same engine Verilog ($(BUILD)/engine-universal.v)"
+	@for p in $(UNIVERSAL_PROGRAMS); do \
+	  $(VQE) run $$p --backend icarus --images $(IMAGES) --json > $${p%.vqz}.icarus.json || exit 1; \
+	  $(PY) -c 'import json, sys; r = json.load(open(sys.argv[1])); \
+	    print("universal: %s on icarus, %s images: bit_exact=%s, cycles=%s, %.2fx vs fp32" % (r["network"], r["images"], r["bit_exact"], r["cycles"], r["compression"]["ratio_vs_fp32"])); \
+	    sys.exit(0 if r["bit_exact"] is True else "make: not bit-exact")' $${p%.vqz}.icarus.json; \
+	done
 
 test: setup
 	@rc=0; $(PY) -m pytest -q tests $(PYTEST_ARGS) || rc=$$?; \
