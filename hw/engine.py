@@ -16,6 +16,7 @@ from .memories import ActivationSram, CodebookRom
 from .packer import OutputPacker
 from .pvq import PvqDotProduct
 from .requantizer import Requantizer
+from .sparse_rows import SparseRowPath
 
 #: Rows whose parameters may be read before the MAC finishes the previous ones.
 ROW_PARAMS_DEPTH = 4
@@ -30,7 +31,12 @@ class Engine(wiring.Component):
     activation SRAM; each layer streams its rows from DRAM through the index
     path (one codebook lookup per cycle), the codebook ROM, the MAC lanes, the
     requantizer and the output packer into the other half; the last layer's
-    output is stored back to DRAM.  Every descriptor is checked before its
+    output is stored back to DRAM.  A sparse Huffman-coded layer (when the
+    engine has a Huffman decoder) reads its stream's size word, then the whole
+    stream in one pipelined read through :class:`hw.sparse_rows.SparseRowPath`,
+    which feeds the same ROM, SRAM and MAC lanes one weight per symbol (the
+    centroid in the lane of its activation, zeros elsewhere; fillers read
+    nothing).  Every descriptor is checked before its
     layer runs; on a bad one, or a bad index, the engine stops with ``error``
     set and ``done`` high.  Golden twin: :class:`model.golden.GoldenEngine`.
 
@@ -85,6 +91,9 @@ class Engine(wiring.Component):
         pvq = PvqDotProduct(lanes, cfg.pvq_k_max, scale_bits=PVQ_SCALE_BITS) if cfg.pvq_k_max else None
         if pvq is not None:
             m.submodules.pvq = pvq
+        huff = SparseRowPath(cfg.huffman_max_len, cfg.huffman_symbol_bits) if cfg.huffman_max_len else None
+        if huff is not None:
+            m.submodules.sparse = huff
         m.submodules.sram = sram = ActivationSram(lanes, cfg.sram_words)
         m.submodules.mac = mac = MacLanes(lanes)
         m.submodules.requantizer = requantizer = Requantizer()
@@ -112,6 +121,12 @@ class Engine(wiring.Component):
                              requantizer.result.valid.eq(pvq.result.valid),
                              requantizer.result.payload.eq(pvq.result.payload)]
         wiring.connect(m, requantizer.output, packer.output)
+        huff_mode = Signal()  # the running layer is sparse and Huffman-coded
+        if huff is not None:
+            # The sparse path writes the row parameters (the index path is idle then).
+            with m.If(huff_mode):
+                m.d.comb += [row_params.w_data.eq(huff.params.payload), row_params.w_en.eq(huff.params.valid),
+                             huff.params.ready.eq(row_params.w_rdy)]
 
         # --- job and layer registers ---------------------------------------------------------
         fetched = Signal(JOB_WORDS * WORD_BITS)   # header or descriptor words, word 0 lowest
@@ -144,6 +159,7 @@ class Engine(wiring.Component):
             return ((n + align - 1) >> log2(align)) << log2(align // lanes)
 
         relu = Signal()
+        size_word = Signal(WORD_BITS)  # a sparse layer's stream size (model.layout)
         m.d.comb += [
             index_path.rows.eq(d_out), index_path.subvectors.eq(subvectors),
             index_path.index_words.eq(d_row_words - ROW_HEADER_WORDS),
@@ -165,7 +181,13 @@ class Engine(wiring.Component):
             with m.If(pvq_mode):
                 m.d.comb += downstream_ready.eq(pvq.vectors.ready)
         advance = ~fetch_valid | downstream_ready
-        lookup = index_path.beats.valid & advance
+        if huff is None:
+            lookup = index_path.beats.valid & advance
+            real_lookup = lookup        # a lookup that reads the ROM and SRAM
+        else:
+            hbeat = huff.beats.payload
+            lookup = Mux(huff_mode, huff.beats.valid, index_path.beats.valid) & advance
+            real_lookup = lookup & ~(huff_mode & hbeat.filler)   # fillers read nothing
         m.d.comb += [
             index_path.beats.ready.eq(advance),
             sram.rd_addr.eq(beat.subvector), sram.rd_en.eq(advance),
@@ -193,6 +215,24 @@ class Engine(wiring.Component):
         with m.If(advance):
             m.d.sync += [fetch_valid.eq(index_path.beats.valid), fetch_first.eq(beat.first),
                          fetch_last.eq(beat.last), fetch_entry.eq(beat.index)]
+        if huff is not None:
+            # A symbol's weight: centroid lane ``idx % lanes`` of ROM entry ``base + idx // lanes``,
+            # placed in the lane of its activation (position % lanes); fillers read nothing.
+            fetch_lane, fetch_clane = Signal(range(lanes)), Signal(range(lanes))
+            fetch_filler = Signal()
+            real = ~hbeat.filler
+            m.d.comb += huff.beats.ready.eq(advance & huff_mode)
+            with m.If(huff_mode):
+                m.d.comb += [sram.rd_addr.eq(hbeat.position >> log2(lanes)), sram.rd_en.eq(advance & real),
+                             rom.addr.eq(d_cb_base + (hbeat.index >> log2(lanes))), rom.en.eq(advance & real)]
+                for i in range(lanes):
+                    m.d.comb += mac.operands.payload.codeword[i].eq(
+                        Mux(~fetch_filler & (fetch_lane == i), rom.data[fetch_clane] if lanes > 1 else rom.data[0], 0))
+                with m.If(advance):
+                    m.d.sync += [fetch_valid.eq(huff.beats.valid), fetch_first.eq(hbeat.first),
+                                 fetch_last.eq(hbeat.last), fetch_filler.eq(hbeat.filler),
+                                 fetch_lane.eq(hbeat.position[:log2(lanes)]),
+                                 fetch_clane.eq(hbeat.index[:log2(lanes)])]
 
         # SRAM writes come from the input load or from the packer.
         load_words = Signal(COUNT_BITS)
@@ -283,6 +323,13 @@ class Engine(wiring.Component):
             with m.State("DESC_CHECK"):
                 # The same checks, in the same order, as model.golden.Descriptor.check.
                 supported = (d_mode == LayerMode.VQ) | (d_pvq if pvq is not None else 0)
+                d_huff = d_mode == LayerMode.HUFFMAN
+                if huff is not None:
+                    supported = supported | d_huff
+                    bad_sparse_codebook = ((d_cb_size == 0) | (d_cb_size > cfg.huffman_k_max)
+                                           | (d_cb_base + ((d_cb_size + (lanes - 1)) >> log2(lanes))
+                                              > cfg.rom_entries))
+                vq_layer = ~d_pvq if huff is None else ~d_pvq & ~d_huff
                 if pvq is not None:
                     table = Array(Const(cfg.pvq_entry_bits(k) if k else 0, 8) for k in range(cfg.pvq_k_max + 1))
                     bad_pyramid = (d_k == 0) | (d_k > cfg.pvq_k_max) | (d_entry_bits != table[d_k])
@@ -296,14 +343,22 @@ class Engine(wiring.Component):
                     fail(EngineError.BAD_CHAIN)
                 with m.Elif(d_pvq & bad_pyramid):
                     fail(EngineError.BAD_CODEBOOK)
-                with m.Elif(~d_pvq & ((d_cb_size == 0) | (d_cb_size > cfg.codebook_depth)
-                                      | (d_cb_base + d_cb_size > cfg.rom_entries))):
+                if huff is not None:
+                    with m.Elif(d_huff & bad_sparse_codebook):
+                        fail(EngineError.BAD_CODEBOOK)
+                with m.Elif(vq_layer & ((d_cb_size == 0) | (d_cb_size > cfg.codebook_depth)
+                                        | (d_cb_base + d_cb_size > cfg.rom_entries))):
                     fail(EngineError.BAD_CODEBOOK)
-                with m.Elif(d_row_words != ROW_HEADER_WORDS + index_words):
+                with m.Elif((d_row_words != ROW_HEADER_WORDS + index_words) if huff is None
+                            else ~d_huff & (d_row_words != ROW_HEADER_WORDS + index_words)):
                     fail(EngineError.BAD_STREAM)
                 with m.Else():
                     m.d.sync += [relu.eq((d_flags & FLAG_RELU) != 0), pvq_mode.eq(d_pvq)]
                     m.next = "LAYER"
+                    if huff is not None:
+                        m.d.sync += huff_mode.eq(d_huff)
+                        with m.If(d_huff):
+                            m.next = "SPARSE_SIZE"
             with m.State("LAYER"):
                 read(d_stream, d_out, d_row_words)
                 with m.If(reader.cmd.ready):
@@ -320,6 +375,36 @@ class Engine(wiring.Component):
                         m.next = "STORE"
                     with m.Else():
                         m.next = "DESC"
+            if huff is not None:
+                with m.State("SPARSE_SIZE"):
+                    read(d_stream, 1, 1)
+                    with m.If(reader.cmd.ready):
+                        m.next = "SPARSE_SIZE_READ"
+                with m.State("SPARSE_SIZE_READ"):
+                    m.d.comb += reader.data.ready.eq(1)
+                    with m.If(reader.data.valid):
+                        m.d.sync += size_word.eq(reader.data.payload)
+                        m.next = "SPARSE"
+                with m.State("SPARSE"):
+                    # The rest of the stream in one read: the size word says exactly how long it is.
+                    read(d_stream + 1, size_word[:16], size_word[16:])
+                    with m.If(reader.cmd.ready):
+                        m.d.comb += [huff.start.eq(1), packer.start.eq(1)]
+                        m.next = "SPARSE_RUN"
+                with m.State("SPARSE_RUN"):
+                    wiring.connect(m, reader.data, huff.words)
+                    with m.If(huff.error != 0):
+                        fail(huff.error)
+                    with m.Elif(huff.done):
+                        m.d.comb += reader.data.ready.eq(1)     # the stream's padding
+                        with m.If(reader.idle & ~packer.busy):
+                            # As at the end of LAYER_RUN.
+                            m.d.sync += [select.eq(~select), features.eq(d_out), layer.eq(layer + 1)]
+                            with m.If(layer == n_layers - 1):
+                                m.d.sync += [store_read.eq(0), store_written.eq(0)]
+                                m.next = "STORE"
+                            with m.Else():
+                                m.next = "DESC"
             with m.State("STORE"):
                 # Keep one SRAM word in flight into the gearbox; hold it while it waits.
                 m.d.comb += sram.rd_addr.eq(store_read)
@@ -352,20 +437,32 @@ class Engine(wiring.Component):
         events = {
             "dram_read_words": self.dram_rd.resp.valid & self.dram_rd.resp.ready,
             "dram_write_words": self.dram_wr.valid & self.dram_wr.ready,
-            "sram_reads": (lookup & ~fsm.ongoing("STORE")) | (fsm.ongoing("STORE") & sram.rd_en
-                                                               & (store_read != lane_words(features))),
+            "sram_reads": (real_lookup & ~fsm.ongoing("STORE")) | (fsm.ongoing("STORE") & sram.rd_en
+                                                                    & (store_read != lane_words(features))),
             "sram_writes": sram.wr_en,
-            "rom_reads": lookup & ~pvq_mode,
+            "rom_reads": real_lookup & ~pvq_mode,
             "cycles": busy,
             "stall_cycles": busy & reader.data.ready & ~reader.data.valid,
         }
         restart = self.start & ~busy
         if pvq is not None:
             m.d.comb += pvq.clear.eq(restart)
+        if huff is not None:
+            m.d.comb += [huff.dry.eq(reader.idle), huff.rows.eq(d_out), huff.in_features.eq(d_in),
+                         huff.k.eq(d_cb_size), huff.table_words.eq(d_row_words)]
         for name, event in events.items():
             field = getattr(c, name)
             m.d.sync += field.eq(field + event)
-        m.d.sync += c.macs.eq(c.macs + Mux(lookup & ~pvq_mode, lanes, 0))
+        if huff is None:
+            m.d.sync += c.macs.eq(c.macs + Mux(lookup & ~pvq_mode, lanes, 0))
+        else:
+            # A sparse layer's symbol is one useful multiply (the other lanes multiply by zero).
+            m.d.sync += [
+                c.macs.eq(c.macs + Mux(real_lookup & ~pvq_mode, Mux(huff_mode, 1, lanes), 0)),
+                c.huffman_symbols.eq(c.huffman_symbols + huff.stat_symbol),
+                c.huffman_bits.eq(c.huffman_bits + huff.stat_bits),
+                c.huffman_busy_cycles.eq(c.huffman_busy_cycles + huff.stat_busy),
+            ]
         if pvq is not None:
             m.d.sync += c.adds.eq(c.adds + pvq.add)
         with m.If(restart):

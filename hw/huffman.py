@@ -9,13 +9,13 @@ from amaranth.lib.wiring import In, Out
 
 from model.huffman import (DEFAULT_MAX_LEN, DEFAULT_SYMBOL_BITS, HEADER_LENGTH_BITS, MAX_LEN_LIMIT,
                            STATUS_BITS, HuffmanStatus, count_bits)
-from model.layout import WORD_BITS
+from model.layout import HUFFMAN_SYMBOL_BITS_MAX, WORD_BITS
 
 from .layouts import COUNT_BITS
 
 #: The duplicate-symbol check keeps one flop per possible symbol while a table
 #: loads, so the RTL is limited to modest alphabets (1024 symbols).
-MAX_RTL_SYMBOL_BITS = 10
+MAX_RTL_SYMBOL_BITS = HUFFMAN_SYMBOL_BITS_MAX
 
 
 class HuffmanDecoder(wiring.Component):

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .fixedpoint import requantize, wrap_acc
-from .layout import (COUNTERS, DESC_WORDS, FIELD16, FLAG_RELU, JOB_MAGIC, JOB_WORDS, MODE_MASK,
-                     MODE_SHIFT, PVQ_SCALE_BITS, ROW_HEADER_WORDS, WORD_BYTES, EngineConfig, EngineError,
-                     LayerMode, ceil_div, row_words, vector_words)
+from .layout import (COUNTERS, DESC_WORDS, FIELD16, FLAG_RELU, HUFF_BASE, JOB_MAGIC, JOB_WORDS, MODE_MASK,
+                     MODE_SHIFT, PVQ_SCALE_BITS, ROW_HEADER_WORDS, SPARSE_BIAS_BITS, SPARSE_LAYER_WORDS,
+                     SPARSE_ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES,
+                     EngineConfig, EngineError, LayerMode, ceil_div, huffman_index_bits, row_words,
+                     vector_words)
 from .index_unpacker import unpack_indices
 
 
@@ -95,6 +97,11 @@ class Descriptor:
     def entry_bits(self) -> int:
         return self.codebook_size
 
+    # In HUFFMAN mode word 3's low half bounds the layer's Huffman table.
+    @property
+    def table_words(self) -> int:
+        return self.row_words
+
     def encode(self) -> list[int]:
         flags = (FLAG_RELU if self.relu else 0) | (self.mode << MODE_SHIFT)
         return [self.in_features | self.out_features << 16,
@@ -105,7 +112,8 @@ class Descriptor:
     def check(self, cfg: EngineConfig, prev_features: int, layer: int) -> None:
         """Raise ``EngineFault`` for the first problem, in the order the RTL checks them."""
         where = f"layer {layer}"
-        if self.mode not in LayerMode.__members__.values() or (self.mode == LayerMode.PVQ and not cfg.pvq_k_max):
+        if self.mode not in LayerMode.__members__.values() or (self.mode == LayerMode.PVQ and not cfg.pvq_k_max) \
+                or (self.mode == LayerMode.HUFFMAN and not cfg.huffman_max_len):
             raise EngineFault(EngineError.BAD_MODE, f"{where}: layer mode {self.mode} is not supported "
                                                     f"by this engine")
         for name in ("in_features", "out_features"):
@@ -122,6 +130,13 @@ class Descriptor:
                                   f"{where}: PVQ K={self.pvq_k} with {self.entry_bits}-bit entries; the engine "
                                   f"takes K 1..{cfg.pvq_k_max} with entries of pvq_bits(lanes, K) + scale bits")
             entry_bits = self.entry_bits
+        elif self.mode == LayerMode.HUFFMAN:
+            entries = ceil_div(self.codebook_size, cfg.lanes)
+            if not 1 <= self.codebook_size <= cfg.huffman_k_max or self.codebook_base + entries > cfg.rom_entries:
+                raise EngineFault(EngineError.BAD_CODEBOOK,
+                                  f"{where}: {self.codebook_size} centroids at ROM entry {self.codebook_base}; "
+                                  f"the engine takes 1..{cfg.huffman_k_max} within its {cfg.rom_entries} entries")
+            return  # row lengths vary: the stream is checked as it is read
         else:
             if (self.codebook_size == 0 or self.codebook_size > cfg.codebook_depth
                     or self.codebook_base + self.codebook_size > cfg.rom_entries):
@@ -144,9 +159,13 @@ class DecodedLayer:
     mult: np.ndarray
     shift: np.ndarray
     pvq_scale: np.ndarray | None = None  # (out, S) PVQ mode only
+    dense: np.ndarray | None = None      # (out, in) HUFFMAN mode only: the decoded sparse weights
+    sparse: dict | None = None           # HUFFMAN mode only: per-image events of the layer's stream
 
     def weights(self, rom: np.ndarray, lanes: int) -> np.ndarray:
         """Integer weight matrix (out, S*lanes) the MAC lanes (or the PVQ unit) multiply with."""
+        if self.dense is not None:
+            return self.dense
         if self.desc.mode == LayerMode.PVQ:
             from .pvq import pvq_decode_many
             rows, s = self.indices.shape
@@ -163,8 +182,86 @@ def read_words(image: np.ndarray, addr: int, n: int, what: str) -> np.ndarray:
     return image[addr:addr + n]
 
 
-def decode_layer(image: np.ndarray, desc: Descriptor, cfg: EngineConfig, layer: int) -> DecodedLayer:
+def _huffman_fault(err, budget: int, available: int, where: str) -> EngineFault:
+    """The engine error of a decoder error, when ``available`` of the ``budget`` words exist."""
+    from .huffman import HuffmanStatus
+    if err.status == HuffmanStatus.TRUNCATED and available < budget:
+        return EngineFault(EngineError.BAD_STREAM, f"{where}: the layer's stream ends inside it")
+    return EngineFault(EngineError(HUFF_BASE + err.status), f"{where}: {err}")
+
+
+def decode_sparse_layer(image: np.ndarray, desc: Descriptor, cfg: EngineConfig, layer: int,
+                        rom: np.ndarray) -> DecodedLayer:
+    """Read a HUFFMAN layer's stream as the engine does (see :mod:`model.layout`), first error first."""
+    from .huffman import HuffmanError, HuffmanTable, decode_stream
+    where = f"layer {layer}"
+    size = int(read_words(image, desc.stream_addr, 1, f"{where} size word")[0])
+    total = (size & FIELD16) * (size >> 16)
+    stream = read_words(image, desc.stream_addr + 1, total, f"{where} stream")
+    if total < SPARSE_LAYER_WORDS - 1:
+        raise EngineFault(EngineError.BAD_STREAM, f"{where}: the stream ends before its requantization word")
+    rq = int(stream[0])
+    cur = SPARSE_LAYER_WORDS - 1
+    budget = desc.table_words
+    available = min(budget, total - cur)
+    try:
+        table, used = HuffmanTable.parse_words(stream[cur:cur + available], cfg.huffman_max_len,
+                                               cfg.huffman_symbol_bits)
+    except HuffmanError as err:
+        raise _huffman_fault(err, budget, available, f"{where} Huffman table") from None
+    cur += used
+    k = desc.codebook_size
+    idx_bits = huffman_index_bits(k)
+    centroids = rom[desc.codebook_base:desc.codebook_base + ceil_div(k, cfg.lanes)].reshape(-1)[:k].copy()
+    centroids[0] = 0   # index 0 is the zero weight of fillers: the engine reads no ROM for it
+    out, n_in = desc.out_features, desc.in_features
+    dense = np.zeros((out, n_in), dtype=np.int64)
+    bias = np.zeros(out, dtype=np.int64)
+    events = {"symbols": 0, "bits": 0, "kept": 0}
+    sign = 1 << (SPARSE_BIAS_BITS - 1)
+    for r in range(out):
+        row = f"{where} row {r}"
+        if cur + SPARSE_ROW_HEADER_WORDS > total:
+            raise EngineFault(EngineError.BAD_STREAM, f"{row}: the layer's stream ends at the row header")
+        header = int(stream[cur])
+        cur += SPARSE_ROW_HEADER_WORDS
+        bias[r] = ((header & ((1 << SPARSE_BIAS_BITS) - 1)) ^ sign) - sign
+        n_symbols = (header >> SPARSE_BIAS_BITS) + 1
+        # A row's codes may take up to FIELD16 words (the decoder's budget); they
+        # need at most n_symbols * max_len bits, so only those words are looked at.
+        available = min(FIELD16, total - cur, ceil_div(n_symbols * cfg.huffman_max_len, WORD_BITS))
+        try:
+            result = decode_stream(stream[cur:cur + available], table, n_symbols)
+        except HuffmanError as err:
+            if err.symbols:   # an earlier symbol's own error comes first
+                _check_sparse(err.symbols, idx_bits, k, n_in, row)
+            raise _huffman_fault(err, FIELD16, available, row) from None
+        positions, idx = _check_sparse(result.symbols, idx_bits, k, n_in, row)
+        cur += result.words_used
+        dense[r, positions] = centroids[idx]
+        events["symbols"] += n_symbols
+        events["bits"] += result.counters["huffman_bits"]
+        events["kept"] += int(np.count_nonzero(idx))
+    events["stream_words"] = 1 + total
+    mult = np.full(out, rq & 0xFFFF, dtype=np.int64)
+    shift = np.full(out, (rq >> 16) & 0x3F, dtype=np.int64)
+    return DecodedLayer(desc, None, bias, mult, shift, dense=dense, sparse=events)
+
+
+def _check_sparse(symbols, idx_bits: int, k: int, in_features: int, where: str):
+    from .sparse_rows import SparseRowError, decode_row
+    try:
+        return decode_row(symbols, idx_bits, k, in_features)
+    except SparseRowError as err:
+        code = EngineError.BAD_INDEX if err.kind == "index" else EngineError.BAD_SPARSE
+        raise EngineFault(code, f"{where}: {err}") from None
+
+
+def decode_layer(image: np.ndarray, desc: Descriptor, cfg: EngineConfig, layer: int,
+                 rom: np.ndarray | None = None) -> DecodedLayer:
     """Read a layer's row stream as the index path does (``BAD_INDEX`` on a bad index)."""
+    if desc.mode == LayerMode.HUFFMAN:
+        return decode_sparse_layer(image, desc, cfg, layer, rom)
     rows = read_words(image, desc.stream_addr, desc.out_features * desc.row_words,
                       f"layer {layer} row stream").reshape(desc.out_features, desc.row_words)
     bias = rows[:, 0].astype(np.int64)
@@ -246,7 +343,7 @@ class GoldenEngine:
             desc = Descriptor.decode(read_words(image, hdr.desc_addr + i * DESC_WORDS, DESC_WORDS,
                                                 f"layer {i} descriptor"))
             desc.check(cfg, prev, i)
-            layers.append(decode_layer(image, desc, cfg, i))
+            layers.append(decode_layer(image, desc, cfg, i, self.rom))
             prev = desc.out_features
         return hdr, layers
 
@@ -271,7 +368,14 @@ class GoldenEngine:
             c = zero_counters()
             c["dram_read_words"] = n * (DESC_WORDS + d.out_features * d.row_words)
             c["sram_reads"] = n * beats
-            if d.mode == LayerMode.PVQ:
+            if layer.sparse is not None:
+                # One symbol per busy decoder cycle; fillers (idx 0) read and multiply nothing.
+                ev = layer.sparse
+                c["dram_read_words"] = n * (DESC_WORDS + ev["stream_words"])
+                c["huffman_symbols"] = c["huffman_busy_cycles"] = n * ev["symbols"]
+                c["huffman_bits"] = n * ev["bits"]
+                c["sram_reads"] = c["rom_reads"] = c["macs"] = n * ev["kept"]
+            elif d.mode == LayerMode.PVQ:
                 c["adds"] = n * beats * d.pvq_k  # one signed add per pulse
             else:
                 c["rom_reads"] = n * beats

@@ -26,10 +26,11 @@ Then ``n_layers`` descriptors of ``DESC_WORDS`` words:
 word  contents
 ====  ==============================================================
 0     ``in_features`` [15:0], ``out_features`` [31:16]
-1     VQ: ``codebook_base`` [15:0] (ROM entry), ``codebook_size`` [31:16];
+1     VQ, HUFFMAN: ``codebook_base`` [15:0] (ROM entry), ``codebook_size`` [31:16];
       PVQ: ``K`` [15:0] (pulses per sub-vector), ``entry_bits`` [31:16]
 2     address of the layer's row stream
-3     ``row_words`` [15:0], flags [31:16]: bit 0 ReLU, bits 4..7 mode
+3     VQ, PVQ: ``row_words`` [15:0]; HUFFMAN: ``table_words`` [15:0];
+      flags [31:16]: bit 0 ReLU, bits 4..7 mode (:class:`LayerMode`)
 ====  ==============================================================
 
 A row stream holds, for each of ``out_features`` rows, ``row_words`` words:
@@ -39,6 +40,74 @@ bit string padded to a whole word.  A VQ entry is a codebook index of
 ``index_bits``; a PVQ entry is the sub-vector's enumeration index in its low
 ``pvq_bits(lanes, K)`` bits and its unsigned scale in the top
 ``PVQ_SCALE_BITS`` (``entry_bits = pvq_bits(lanes, K) + PVQ_SCALE_BITS``).
+
+Sparse Huffman-coded layers (``LayerMode.HUFFMAN``)
+==================================================
+Deep Compression / EIE style: weights are scalars, pruned positions are not
+stored, and what is stored is entropy coded.
+
+* **Centroids.**  The layer's ``codebook_size`` = ``k`` int8 scalar centroids
+  are packed ``lanes`` to a ROM entry: centroid ``j`` is lane ``j % lanes`` of
+  entry ``codebook_base + j // lanes`` (the last entry zero-padded).
+  Centroid 0 is the exact zero used by filler symbols.  Indices are
+  ``idx_bits = huffman_index_bits(k)`` = ``ceil(log2(k))`` bits wide.
+* **Symbols.**  Each stored weight of a row is a symbol ``(run, idx)``: ``run``
+  positions skipped (pruned) before it, ``idx`` its centroid.  The encoder
+  keeps ``run < 2**REL_BITS``; a longer gap gets fillers ``(2**REL_BITS - 1,
+  0)``, zero weights that advance the position (:mod:`model.sparse_rows`).
+  The joint symbol is ``run << idx_bits | idx``, coded with one canonical
+  Huffman table per layer (:mod:`model.huffman`) over
+  ``huffman_symbol_bits``-bit symbols with codes of at most ``huffman_max_len``
+  bits (both engine parameters).
+* **Stream** at the descriptor's address:
+
+  ======================  ====================================================
+  word 0                  size word: ``cmd_rows`` [15:0], ``cmd_row_words``
+                          [31:16]; the rest of the stream is exactly
+                          ``cmd_rows * cmd_row_words`` words
+  word 1                  the layer's requantization word (``mult`` [15:0],
+                          ``shift`` [21:16]), shared by every row
+  table                   the layer's Huffman table
+                          (:meth:`model.huffman.HuffmanTable.to_words`), at
+                          most ``table_words`` words (descriptor word 3); it
+                          takes exactly its own words
+  rows                    ``out_features`` rows, each one header word, the
+                          bias [21:0] (signed, ``SPARSE_BIAS_BITS``) and
+                          ``n_symbols - 1`` [31:22] (``SPARSE_COUNT_BITS``),
+                          then the row's codes first bit first, LSB-first,
+                          zero-padded to a whole word (the decoder takes
+                          exactly the words holding them)
+  padding                 zero words up to the size word's total, read and
+                          discarded
+  ======================  ====================================================
+
+  The size word exists because rows vary in length: it lets the engine fetch
+  the whole layer with one pipelined DRAM read and no over-fetch, so
+  ``dram_read_words`` stays exact.  A row costs one header word: with the
+  requantization per layer, a narrow bias and the symbol count beside it
+  (the three words per row first planned, bias, requantization and
+  ``n_symbols | n_words``, were 17 % of LeNet-300-100's storage and kept it
+  below 40x).
+* **Decoding** a row: the position ``p`` starts at 0; for each of the
+  ``n_symbols`` symbols, ``p += run``, then ``acc += x[p] * centroid[idx]`` and
+  ``p += 1``.  One symbol per cycle; pruned positions cost nothing.  The next
+  row starts at the word after the row's last code bit.  A row holds 1 to
+  ``SPARSE_MAX_SYMBOLS`` symbols; the table is loaded for each layer of each
+  image, as the stream is read again.
+* **Errors**, first in stream order wins: a word needed past the size word's
+  total (codes included) is ``BAD_STREAM``; table and code errors are the
+  ``HUFF_*`` codes (``HUFF_BASE + model.huffman.HuffmanStatus``; the codes of
+  a row may take up to ``FIELD16`` words, so ``HUFF_TRUNCATED`` means a table
+  longer than ``table_words``); a position at or past ``in_features`` is
+  ``BAD_SPARSE``; an index at or above ``k`` is ``BAD_INDEX`` (a symbol's
+  position is checked before its index).
+* **Counters** per symbol: ``huffman_symbols`` 1, ``huffman_bits`` its code
+  length, ``huffman_busy_cycles`` 1 (the decoder decodes one symbol in each
+  cycle it has input and a free output, so this equals the symbols); and for
+  a real weight (``idx != 0``; fillers read nothing) one ``rom_reads``, one
+  ``sram_reads`` and one ``macs`` (one useful 8-bit multiply; the other lanes
+  multiply by zero).  ``dram_read_words`` counts the descriptor, the size word
+  and the size word's total, for each image.
 
 Vectors (inputs, outputs) are int8, four to a word, little-endian, zero-padded
 to a multiple of ``vector_align(lanes)`` bytes.
@@ -64,11 +133,35 @@ MODE_MASK = 0xF
 class LayerMode(enum.IntEnum):
     """How a layer's rows are coded."""
     VQ = 0   #: dense rows of fixed-width codebook indices
+    HUFFMAN = 1  #: sparse rows of Huffman-coded (run, index) symbols, scalar centroids
     PVQ = 2  #: dense rows of pyramid-VQ enumeration indices and scales (no codebook)
 
 
 #: Width of a PVQ sub-vector's unsigned scale.
 PVQ_SCALE_BITS = 8
+
+#: Width of a sparse symbol's run field (zeros skipped before a weight), as in EIE.
+REL_BITS = 4
+#: Words of a HUFFMAN stream before its table: the size word and the requantization word.
+SPARSE_LAYER_WORDS = 2
+#: Words at the start of a HUFFMAN row: ``bias | (n_symbols - 1) << SPARSE_BIAS_BITS``.
+SPARSE_ROW_HEADER_WORDS = 1
+#: Width of a HUFFMAN row's signed bias in its header word.
+SPARSE_BIAS_BITS = 22
+#: Width of a HUFFMAN row's ``n_symbols - 1`` in its header word.
+SPARSE_COUNT_BITS = WORD_BITS - SPARSE_BIAS_BITS
+#: Most symbols a HUFFMAN row may have.
+SPARSE_MAX_SYMBOLS = 1 << SPARSE_COUNT_BITS
+#: Widest joint symbol the RTL decoder supports (its duplicate check keeps a flop per symbol).
+HUFFMAN_SYMBOL_BITS_MAX = 10
+#: Default code length limit of a HUFFMAN engine.
+HUFFMAN_DEFAULT_MAX_LEN = 15
+
+
+def huffman_index_bits(k: int) -> int:
+    """Bits of a centroid index for ``k`` centroids: ``ceil(log2(k))`` (0 for one centroid)."""
+    return max(0, (k - 1).bit_length())
+
 
 class EngineError(enum.IntEnum):
     """Values of the engine's ``error`` status (0 = no error)."""
@@ -77,10 +170,25 @@ class EngineError(enum.IntEnum):
     BAD_SHAPE = 2     #: a feature count is zero or exceeds ``max_features``
     BAD_CHAIN = 3     #: ``in_features`` differs from the previous layer's output
     BAD_CODEBOOK = 4  #: codebook size zero, above ``codebook_depth``, or past the ROM's end;
-                      #: PVQ: K zero or above ``pvq_k_max``, or entry width wrong for K
-    BAD_STREAM = 5    #: ``row_words`` disagrees with the shape and index width
+                      #: PVQ: K zero or above ``pvq_k_max``, or entry width wrong for K;
+                      #: HUFFMAN: k zero or above ``huffman_k_max``, or its entries past the ROM's end
+    BAD_STREAM = 5    #: ``row_words`` disagrees with the shape and index width;
+                      #: HUFFMAN: a word needed past the size word's total
     BAD_MODE = 6      #: unknown layer mode
     BAD_INDEX = 7     #: a codebook index at or above the layer's codebook size (PVQ: >= V(lanes, K))
+    BAD_SPARSE = 8    #: HUFFMAN: a position at or past ``in_features``
+    # HUFFMAN layers: the decoder's status, HUFF_BASE + model.huffman.HuffmanStatus.
+    HUFF_OVERSUBSCRIBED = 9   #: table: Kraft sum above 1
+    HUFF_INCOMPLETE = 10      #: table: Kraft sum below 1
+    HUFF_LENGTH = 11          #: table: codes longer than the engine's ``huffman_max_len``
+    HUFF_SYMBOL = 12          #: table: symbol repeated, or more symbols than the alphabet
+    HUFF_NO_TABLE = 13        #: never raised: the engine always loads a table first
+    HUFF_INVALID_CODE = 14    #: row codes: bits matching no code
+    HUFF_TRUNCATED = 15       #: table longer than ``table_words`` (or a row's codes than ``FIELD16`` words)
+
+
+#: ``EngineError`` of a Huffman decoder status ``s`` (``model.huffman.HuffmanStatus``) is ``HUFF_BASE + s``.
+HUFF_BASE = EngineError.BAD_SPARSE
 
 
 ERROR_BITS = 4
@@ -138,12 +246,19 @@ class EngineConfig:
         Capacity of each half of the activation SRAM, in int8 values.
     pvq_k_max : int
         Largest PVQ K a layer may use; 0 leaves the PVQ unit out.
+    huffman_max_len : int
+        Longest Huffman code of a HUFFMAN layer; 0 leaves the Huffman decoder out.
+    huffman_symbol_bits : int
+        Width of the joint (run, index) symbols; a layer's ``REL_BITS +
+        idx_bits`` must fit.  Only with ``huffman_max_len``.
     """
     lanes: int = 4
     codebook_depth: int = 256
     rom: tuple = field(default=(), repr=False)
     max_features: int = 1024
     pvq_k_max: int = 0
+    huffman_max_len: int = 0
+    huffman_symbol_bits: int = 0
 
     def __post_init__(self):
         if self.lanes not in (1, 2, 4, 8, 16):
@@ -156,6 +271,17 @@ class EngineConfig:
             raise ValueError("the engine has neither a codebook ROM nor a PVQ unit")
         if not 0 <= self.pvq_k_max <= FIELD16:
             raise ValueError(f"pvq_k_max must be 0..{FIELD16}")
+        if self.huffman_max_len:
+            from .huffman import MAX_LEN_LIMIT
+            if not 1 <= self.huffman_max_len <= MAX_LEN_LIMIT:
+                raise ValueError(f"huffman_max_len must be 0..{MAX_LEN_LIMIT}, got {self.huffman_max_len}")
+            if not REL_BITS < self.huffman_symbol_bits <= HUFFMAN_SYMBOL_BITS_MAX:
+                raise ValueError(f"huffman_symbol_bits must be {REL_BITS + 1}..{HUFFMAN_SYMBOL_BITS_MAX}, "
+                                 f"got {self.huffman_symbol_bits}")
+            if not self.rom:
+                raise ValueError("a Huffman engine needs a ROM for its centroids")
+        elif self.huffman_symbol_bits:
+            raise ValueError("huffman_symbol_bits without huffman_max_len")
         for cw in self.rom:
             if len(cw) != self.lanes:
                 raise ValueError(f"ROM codeword has dimension {len(cw)}, the engine has {self.lanes} lanes")
@@ -180,6 +306,11 @@ class EngineConfig:
         if self.pvq_k_max:
             widths.append(self.pvq_entry_bits(self.pvq_k_max))
         return max(widths)
+
+    @property
+    def huffman_k_max(self) -> int:
+        """Most centroids a HUFFMAN layer may have: its index and a run must fit one symbol."""
+        return 1 << (self.huffman_symbol_bits - REL_BITS) if self.huffman_max_len else 0
 
     @property
     def sram_words(self) -> int:

@@ -12,7 +12,7 @@ from .golden import GoldenEngine
 from .program import Program, build_program
 
 #: Compression methods ``vqe compress --method`` accepts: each writes an engine program.
-METHODS = ("kmeans", "pvq", "universal")
+METHODS = ("kmeans", "pvq", "universal", "deepcomp")
 DATASET = "fashion-mnist"
 MAX_CODEBOOK = 1 << 16
 
@@ -80,6 +80,8 @@ def compress(network: str, method: str, *, lanes: int = 4, codebook_size: int = 
         raise CompressError("--codebook applies to --method universal only")
     if method == "universal":
         codebook = _universal_codebook(codebook, lanes)
+    if method == "deepcomp" and network != "lenet300":
+        raise CompressError(f"--method deepcomp has a pruning recipe for lenet300 only, not {network!r}")
 
     x_train, y_train = load_fashion_mnist("train")
     x_test, y_test = load_fashion_mnist("test")
@@ -97,6 +99,8 @@ def compress(network: str, method: str, *, lanes: int = 4, codebook_size: int = 
     if method == "pvq":
         program = _compress_pvq(network, task.tail, lanes, bits_per_weight, finetune_epochs, seed, progress,
                                 (f_train, y_train), (f_test, y_test), calib, common)
+    elif method == "deepcomp":
+        program = _compress_deepcomp(network, lanes, seed, progress, common)
     elif method == "universal":
         program = _compress_universal(network, task.tail, lanes, codebook, seed, progress,
                                       (f_train, y_train), (f_test, y_test), calib, common)
@@ -133,6 +137,14 @@ def _compress_pvq(network, model, lanes, bits_per_weight, finetune_epochs, seed,
     return build_program(lowered, pvq_k_max=max(ks), info=dict(
         common, pvq_float_accuracy=evaluate(pvq_to_torch(net), *test), compress_seconds=seconds, pvq_k=ks,
         bits_per_weight_budget=bits_per_weight or DEFAULT_BITS_PER_WEIGHT))
+
+
+def _compress_deepcomp(network, lanes, seed, progress, common) -> Program:
+    """Deep Compression (model/deepcomp.py): pruning, trained scalar quantization, sparse Huffman-coded rows."""
+    from .deepcomp import lower_network_deepcomp
+    lowered = lower_network_deepcomp(network, seed=seed, progress=progress, lanes=lanes)
+    info = {k: v for k, v in lowered.info.items() if k != "int8_accuracy"}  # re-measured on the program below
+    return build_program(lowered, info=dict(common, **info))
 
 
 def _universal_codebook(codebook, lanes: int):

@@ -28,8 +28,8 @@ import numpy as np
 from .fixedpoint import ACC_BITS, ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX
 from .golden import Descriptor, EngineFault, GoldenEngine, pack_vectors, read_job_header
 from .index_unpacker import pack_indices
-from .layout import (DESC_WORDS, JOB_MAGIC, JOB_WORDS, PVQ_SCALE_BITS, WORD_BYTES, EngineConfig, LayerMode,
-                     ceil_div, row_words, vector_words)
+from .layout import (DESC_WORDS, HUFFMAN_DEFAULT_MAX_LEN, JOB_MAGIC, JOB_WORDS, PVQ_SCALE_BITS, REL_BITS,
+                     WORD_BYTES, EngineConfig, LayerMode, ceil_div, huffman_index_bits, row_words, vector_words)
 
 MAGIC = b"VQZ\0"
 FORMAT_VERSION = 1
@@ -61,7 +61,9 @@ class Program:
         e = self.meta["engine"]
         return EngineConfig(lanes=e["lanes"], codebook_depth=e["codebook_depth"],
                             rom=tuple(tuple(cw) for cw in self.meta["rom"]),
-                            max_features=e["max_features"], pvq_k_max=e.get("pvq_k_max", 0))
+                            max_features=e["max_features"], pvq_k_max=e.get("pvq_k_max", 0),
+                            huffman_max_len=e.get("huffman_max_len", 0),
+                            huffman_symbol_bits=e.get("huffman_symbol_bits", 0))
 
     # --- files ----------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -180,8 +182,39 @@ def _pvq_rows(layer, lanes: int, entry_bits: int) -> np.ndarray:
     return index | scale << (entry_bits - PVQ_SCALE_BITS)
 
 
+def layer_mode(lowered, layer) -> str:
+    """``"vq"``, ``"pvq"`` or ``"huffman"``: a layer's own ``mode``, else every layer of a
+    ``method="deepcomp"`` network is a sparse Huffman-coded layer."""
+    return getattr(layer, "mode", "huffman" if lowered.method == "deepcomp" else "vq")
+
+
+def _huffman_layer(i: int, layer, lanes: int, symbol_bits: int, max_len: int):
+    """A deepcomp layer's ROM entries (scalar centroids packed ``lanes`` to an entry) and coded rows."""
+    from .sparse_rows import encode_layer
+    cb = np.asarray(layer.codebook)
+    if cb.ndim != 2 or cb.shape[1] != 1 or len(cb) == 0:
+        raise ProgramError(f"layer {i}: a sparse layer needs scalar centroids of shape (k, 1), got {cb.shape}")
+    if cb.min() < ACT_MIN or cb.max() > ACT_MAX:
+        raise ProgramError(f"layer {i}: centroid values outside int8")
+    if cb[0, 0] != 0:
+        raise ProgramError(f"layer {i}: centroid 0 must be the exact zero (fillers use it)")
+    idx = np.asarray(layer.indices)
+    if idx.shape != (layer.out_features, layer.in_features):
+        raise ProgramError(f"layer {i}: index matrix shape {idx.shape} does not match the layer")
+    if idx.size and (idx.min() < 0 or idx.max() >= len(cb)):
+        raise ProgramError(f"layer {i}: centroid indices out of range 0..{len(cb) - 1}")
+    entries = np.zeros(ceil_div(len(cb), lanes) * lanes, dtype=np.int64)
+    entries[:len(cb)] = cb[:, 0]
+    try:
+        sparse = encode_layer(idx, len(cb), symbol_bits, max_len)
+    except ValueError as e:
+        raise ProgramError(f"layer {i}: {e}") from None
+    return entries.reshape(-1, lanes).tolist(), sparse
+
+
 def build_program(lowered, config_max_features: int = 1024, codebook_depth: int = 256,
-                  info: dict | None = None, shared_rom=None, pvq_k_max: int = 0) -> Program:
+                  info: dict | None = None, shared_rom=None, pvq_k_max: int = 0,
+                  huffman_max_len: int = HUFFMAN_DEFAULT_MAX_LEN, huffman_symbol_bits: int | None = None) -> Program:
     """Lay a :class:`model.lowering.LoweredNetwork` out as a program.
 
     Each layer's integer codebook goes into the ROM image (layers one after the
@@ -189,15 +222,54 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
     indices.  With ``shared_rom`` (a universal codebook, int8 (entries, lanes)),
     the ROM is that codebook, every layer uses it from entry 0, and it is not
     counted in the network's bytes: all networks share it.
+
+    Sparse layers (``method="deepcomp"``, or a layer ``mode`` of ``"huffman"``:
+    scalar centroids ``(k, 1)`` with centroid 0 the zero, a dense index matrix
+    ``(out_features, in_features)`` with 0 at pruned positions) are coded by
+    :mod:`model.sparse_rows`; the engine then gets a Huffman decoder with codes
+    of at most ``huffman_max_len`` bits over ``huffman_symbol_bits``-bit
+    symbols (default: the widest ``REL_BITS + idx_bits`` of the layers).
     """
     lanes = lowered.lanes
     index_bits = codebook_depth.bit_length() - 1
     rom, descs, streams = [], [], []
     if shared_rom is not None:
         rom = np.asarray(shared_rom, dtype=np.int64).tolist()
+    modes = [layer_mode(lowered, l) for l in lowered.layers]
+    huffman = "huffman" in modes
+    if huffman and shared_rom is not None:
+        raise ProgramError("sparse (deepcomp) layers keep their centroids in the program's own ROM")
+    if huffman and huffman_symbol_bits is None:
+        huffman_symbol_bits = max(REL_BITS + max(1, huffman_index_bits(len(l.codebook)))
+                                  for l, m in zip(lowered.layers, modes) if m == "huffman")
+    if not huffman:
+        huffman_max_len, huffman_symbol_bits = 0, 0
+    sparse_bits = {}
     addr = JOB_WORDS + DESC_WORDS * len(lowered.layers)
     for i, layer in enumerate(lowered.layers):
-        if getattr(layer, "mode", "vq") == "pvq":
+        if modes[i] == "huffman":
+            from .sparse_rows import layer_bits
+            for name in ("bias", "mult", "shift"):
+                if np.asarray(getattr(layer, name)).shape != (layer.out_features,):
+                    raise ProgramError(f"layer {i}: {name} must have one value per row")
+            bias, mult, shift = (np.asarray(a, dtype=np.int64) for a in (layer.bias, layer.mult, layer.shift))
+            if np.any(np.abs(bias) >= 1 << (ACC_BITS - 1)) or np.any((mult < 0) | (mult >> MULT_BITS > 0)) \
+                    or np.any((shift < 0) | (shift > SHIFT_MAX)):
+                raise ProgramError(f"layer {i}: bias or requantization parameters out of range")
+            entries, sparse = _huffman_layer(i, layer, lanes, huffman_symbol_bits, huffman_max_len)
+            try:
+                stream = sparse.stream(bias, mult, shift)
+            except ValueError as e:
+                raise ProgramError(f"layer {i}: {e}") from None
+            base = len(rom)
+            rom.extend(entries)
+            descs.append(Descriptor(layer.in_features, layer.out_features, base, len(layer.codebook), addr,
+                                    len(sparse.table.to_words()), layer.relu, LayerMode.HUFFMAN))
+            sparse_bits[i] = layer_bits(sparse, layer.in_features, layer.out_features, len(layer.codebook), lanes)
+            streams.append(stream)
+            addr += stream.size
+            continue
+        if modes[i] == "pvq":
             k = int(layer.pvq_k)
             if not 1 <= k <= pvq_k_max:
                 raise ProgramError(f"layer {i}: PVQ K={k} outside the engine's 1..{pvq_k_max}")
@@ -253,7 +325,9 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
     meta = {
         "network": lowered.name, "method": lowered.method,
         "engine": {"lanes": lanes, "codebook_depth": codebook_depth, "max_features": config_max_features,
-                   "pvq_k_max": pvq_k_max},
+                   "pvq_k_max": pvq_k_max,
+                   **({"huffman_max_len": huffman_max_len, "huffman_symbol_bits": huffman_symbol_bits}
+                      if huffman else {})},
         "rom": rom,
         "rom_id": rom_id(rom),
         "rom_shared": shared_rom is not None,
@@ -262,9 +336,10 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
         "output_features": lowered.layers[-1].out_features,
         "n_layers": len(lowered.layers),
         "layers": [{"in_features": l.in_features, "out_features": l.out_features, "relu": bool(l.relu),
-                    "mode": getattr(l, "mode", "vq"), "codebook_size": int(len(l.codebook)),
-                    **({"pvq_k": int(l.pvq_k)} if getattr(l, "mode", "vq") == "pvq" else {})}
-                   for l in lowered.layers],
+                    "mode": modes[i], "codebook_size": int(len(l.codebook)),
+                    **({"pvq_k": int(l.pvq_k)} if modes[i] == "pvq" else {}),
+                    **({"sparse": sparse_bits[i]} if i in sparse_bits else {})}
+                   for i, l in enumerate(lowered.layers)],
         "info": dict(lowered.info, **(info or {})),
     }
     prog = Program(meta, image)
@@ -274,13 +349,19 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
 
 
 def compression_stats(prog: Program, lowered) -> dict:
-    """Every stored bit counted: row streams (indices, biases, requantization), descriptors, codebooks."""
+    """Every stored bit counted: row streams (indices, biases, requantization), descriptors, codebooks.
+
+    For sparse (deepcomp) layers the image holds each layer's size and
+    requantization words, Huffman table, row headers, codes (fillers
+    included) and padding, and the ROM their centroids; ``sparse`` breaks those
+    bits down (:func:`model.sparse_rows.layer_bits`, summed over the layers).
+    """
     weights = sum(l.in_features * l.out_features for l in lowered.layers)
     params = weights + sum(l.out_features for l in lowered.layers)
     rom_bytes = len(prog.meta["rom"]) * lowered.lanes
     # A shared ROM (universal codebook) is paid once per chip, not per network.
     total_bytes = len(prog.image) * WORD_BYTES + (0 if prog.meta["rom_shared"] else rom_bytes)
-    return {
+    stats = {
         "weights": weights,
         "bytes": total_bytes,
         "codebook_bytes": rom_bytes,
@@ -288,3 +369,10 @@ def compression_stats(prog: Program, lowered) -> dict:
         "bits_per_weight": total_bytes * 8 / weights,
         "ratio_vs_fp32": params * 4 / total_bytes,
     }
+    sparse = [l["sparse"] for l in prog.meta["layers"] if "sparse" in l]
+    if sparse:
+        # Sparse layers: where the bits go (every one is in the image or the ROM counted above).
+        keys = ("kept", "symbols", "fillers", "index_bits", "rel_bits", "huffman_bits", "padding_bits",
+                "table_bits", "header_bits", "centroid_bits", "total_bits")
+        stats["sparse"] = {k: sum(s[k] for s in sparse) for k in keys}
+    return stats

@@ -212,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--method", required=True,
                    help="engine programs: kmeans (per-layer k-means VQ, codebooks in ROM), universal (the "
                         "shared universal codebook in ROM, differentiable assignment), pvq (pyramid VQ: "
-                        "enumeration index + scale per sub-vector, no codebook). Model-level baselines, "
+                        "enumeration index + scale per sub-vector, no codebook), deepcomp (Deep Compression: "
+                        "pruning, trained scalar quantization, Huffman-coded sparse rows; lenet300). "
+                        "Model-level baselines, "
                         "written as JSON: pq (product), rq (residual), lr2vq (low-rank VQ)")
     c.add_argument("--codebook", default=None,
                    help="universal: codebook file (default the shipped model/codebooks/universal-d4-k128-v1.npz)")

@@ -172,8 +172,11 @@ def _locked(path: Path):
 # --------------------------------------------------------------------------- build
 
 def _build_args(simulator: str) -> list[str]:
-    # Amaranth's Verilog trips WIDTHEXPAND and friends: warnings, not errors.
-    return ["-Wno-fatal"] if simulator == "verilator" else []
+    # Amaranth's Verilog trips WIDTHEXPAND and friends: warnings, not errors.  The
+    # time-zero events of sim.top.settle_at_time_zero (``initial #0``) are for
+    # Icarus; Verilator evaluates every block at time zero anyway, and without
+    # --no-timing it refuses the delay (NEEDTIMINGOPT).
+    return ["-Wno-fatal", "--no-timing"] if simulator == "verilator" else []
 
 
 def design_key(verilog: str, toplevel: str, simulator: str, waves: bool) -> str:

@@ -20,11 +20,12 @@ def hang_bound(golden_counters: dict, n_layers: int, n_images: int, latency: int
     """Cycles after which a run that has not finished counts as hung.
 
     Every counted event costs at most a few cycles even under heavy stalls (a
-    PVQ vector at most one cycle per lane and per pulse), and each descriptor
+    PVQ vector at most one cycle per lane and per pulse; a Huffman symbol one
+    cycle, a table field one), and each descriptor
     fetch or load waits at most a DRAM round trip.
     """
     events = sum(golden_counters.get(k, 0) for k in ("dram_read_words", "dram_write_words", "rom_reads",
-                                                     "sram_writes", "adds"))
+                                                     "sram_writes", "adds", "huffman_symbols"))
     events += lanes * golden_counters.get("sram_reads", 0)
     return 16 * events + 64 * (latency + 8) * n_images * (n_layers + 3) + 10_000
 

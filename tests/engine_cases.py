@@ -4,25 +4,32 @@ from __future__ import annotations
 import numpy as np
 
 from model.golden import Descriptor, EngineFault, GoldenEngine, unpack_vectors
-from model.layout import DESC_WORDS, JOB_MAGIC, LayerMode, ROW_HEADER_WORDS
+from model.layout import DESC_WORDS, JOB_MAGIC, REL_BITS, LayerMode, ROW_HEADER_WORDS, huffman_index_bits
 from model.program import build_program
 from model.synthetic import random_inputs, random_lowered
 from sim.run import hang_bound, simulate
 
 
-def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0):
+def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0, huffman_k_max: int = 0):
     """A random 1- to 3-layer program (shapes not multiples of ``lanes``) and its DRAM image.
 
-    With ``pvq_k_max``, layers are randomly VQ- or PVQ-coded.
+    With ``pvq_k_max``, layers are randomly VQ- or PVQ-coded; with
+    ``huffman_k_max``, randomly VQ- or sparse Huffman-coded (at least one sparse
+    layer), on an engine whose symbols hold up to ``huffman_k_max`` centroids.
     """
     rng = np.random.default_rng(seed)
     depth = int(rng.choice([2, 4, 16, 64, 256]))
     n_layers = int(rng.integers(1, 4))
     shapes = [int(rng.integers(1, 40)) for _ in range(n_layers + 1)]
-    lowered = random_lowered(rng, lanes, shapes, depth, pvq_k_max=pvq_k_max)
-    if pvq_k_max and all(getattr(l, "mode", "vq") == "vq" for l in lowered.layers):
-        lowered = random_lowered(rng, lanes, shapes, depth, pvq_k_max=pvq_k_max)
-    program = build_program(lowered, codebook_depth=depth, config_max_features=64, pvq_k_max=pvq_k_max)
+    lowered = random_lowered(rng, lanes, shapes, depth, pvq_k_max=pvq_k_max, huffman_k_max=huffman_k_max)
+    for _ in range(20):
+        if (not pvq_k_max or any(getattr(l, "mode", "vq") == "pvq" for l in lowered.layers)) and \
+                (not huffman_k_max or any(getattr(l, "mode", "vq") == "huffman" for l in lowered.layers)):
+            break
+        lowered = random_lowered(rng, lanes, shapes, depth, pvq_k_max=pvq_k_max, huffman_k_max=huffman_k_max)
+    sparse = {"huffman_symbol_bits": REL_BITS + huffman_index_bits(huffman_k_max)} if huffman_k_max else {}
+    program = build_program(lowered, codebook_depth=depth, config_max_features=64, pvq_k_max=pvq_k_max,
+                            **sparse)
     x = random_inputs(rng, n_images, shapes[0])
     image, out_addr, out_words = program.dram_image(x)
     return program, image, out_addr, out_words * n_images

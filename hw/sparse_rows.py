@@ -1,0 +1,220 @@
+"""Sparse row path: a HUFFMAN layer's stream -> row parameters and one weight beat per symbol."""
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.layout import ERROR_BITS, FIELD16, HUFF_BASE, SPARSE_BIAS_BITS, WORD_BITS, EngineError
+
+from .huffman import HuffmanDecoder
+from .layouts import COUNT_BITS, RowParams
+
+#: Position arithmetic: a position (< 2**COUNT_BITS) plus a run, without overflow.
+POSITION_BITS = COUNT_BITS + 1
+
+
+def sparse_beat_layout(symbol_bits: int) -> data.StructLayout:
+    """One stored weight: centroid index, position in the row, row boundaries."""
+    return data.StructLayout({
+        "index": unsigned(symbol_bits),
+        "position": unsigned(COUNT_BITS),
+        "filler": 1,        # index 0: the zero weight, nothing to read or multiply
+        "first": 1,
+        "last": 1,
+    })
+
+
+class SparseRowPath(wiring.Component):
+    """Decodes a sparse Huffman-coded layer (:mod:`model.layout`, *Sparse Huffman-coded layers*).
+
+    After ``start`` it reads the layer's requantization word, loads the
+    layer's table into a :class:`hw.huffman.HuffmanDecoder`, then for each row
+    reads its header word (the bias, with the layer's requantization, goes out
+    on ``params``; ``n_symbols`` starts the decoder) and turns each decoded
+    joint symbol ``run << idx_bits | idx`` into a beat at position
+    ``p + run`` (then ``p`` moves one past it).  The decoder takes exactly the
+    words holding the row's codes, so the next word is the next row's header.
+    The decoder delivers one symbol per cycle and the sparse stage passes it on
+    in the same cycle, so a row costs its symbols plus two cycles.  Golden twin: :func:`model.golden.decode_sparse_layer`
+    with :func:`model.sparse_rows.decode_row`.
+
+    Errors (``error``, an :class:`model.layout.EngineError` code, held until the
+    next ``start``; nothing more is emitted): the decoder's table and code errors
+    as ``HUFF_BASE + status``, ``BAD_SPARSE`` for a position at or past
+    ``in_features``, ``BAD_INDEX`` for an index at or above
+    ``k``, ``BAD_STREAM`` when a word is needed and ``dry`` says none will come.
+    A symbol is checked in the cycle it is offered, before the decoder can
+    report an error of a later symbol, so the first error in stream order wins.
+
+    Parameters
+    ----------
+    max_len : int
+        Longest Huffman code.
+    symbol_bits : int
+        Joint symbol width.
+
+    Members
+    -------
+    words : In(stream.Signature(32))
+        The layer's stream after its size word: requantization word, table, rows, padding.
+    dry : In(1)
+        No more words will arrive on ``words`` (the reader is idle).
+    start : In(1)
+        Begin a layer with the configuration below (held for the whole layer).
+    rows, in_features, k, table_words : In(16)
+        Rows, row length, centroids, and the table's word budget.
+    params : Out(stream.Signature(RowParams))
+        One transfer per row, before the row's first beat.
+    beats : Out(stream.Signature(sparse_beat_layout(symbol_bits)))
+        One transfer per symbol.
+    done : Out(1)
+        Every row has been read (the stream's padding may remain).
+    error : Out(ERROR_BITS)
+    stat_symbol, stat_bits, stat_busy : Out
+        The decoder's counter strobes (``huffman_symbols``, ``huffman_bits``,
+        ``huffman_busy_cycles``).
+    """
+
+    def __init__(self, max_len: int, symbol_bits: int):
+        self.max_len, self.symbol_bits = max_len, symbol_bits
+        super().__init__({
+            "words": In(stream.Signature(unsigned(WORD_BITS))),
+            "dry": In(1),
+            "start": In(1),
+            "rows": In(COUNT_BITS),
+            "in_features": In(COUNT_BITS),
+            "k": In(COUNT_BITS),
+            "table_words": In(COUNT_BITS),
+            "params": Out(stream.Signature(RowParams)),
+            "beats": Out(stream.Signature(sparse_beat_layout(symbol_bits))),
+            "done": Out(1),
+            "error": Out(ERROR_BITS),
+            "stat_symbol": Out(1),
+            "stat_bits": Out(range(max_len + 1)),
+            "stat_busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        sb = self.symbol_bits
+        m.submodules.decoder = dec = HuffmanDecoder(self.max_len, sb, COUNT_BITS)
+        word = self.words.payload
+        take = self.words.valid & self.words.ready
+        want = self.words.ready & self.dry        # a word is needed and none will come
+
+        error = Signal(ERROR_BITS)
+        idx_bits = Signal(range(COUNT_BITS + 1))
+        rows_left = Signal(COUNT_BITS)
+        mult = Signal.like(self.params.payload.mult)     # the layer's requantization
+        shift = Signal.like(self.params.payload.shift)
+        sym_left = Signal(COUNT_BITS)
+        first = Signal()
+        position = Signal(COUNT_BITS)             # next position of the row
+
+        m.d.comb += [
+            self.error.eq(error),
+            dec.table_words.eq(self.table_words),
+            dec.load.eq(self.start),
+            # A row header word: n_symbols - 1 above the bias; the codes may take any words.
+            dec.count.eq(word[SPARSE_BIAS_BITS:] + 1),
+            dec.n_words.eq(FIELD16),
+            self.stat_symbol.eq(dec.stat_symbol),
+            self.stat_bits.eq(dec.stat_bits),
+            self.stat_busy.eq(dec.stat_busy),
+        ]
+
+        # --- sparse stage: the decoder's symbol -> position and index --------------------------
+        symbol = dec.symbols.payload
+        run = Signal(sb)
+        idx = Signal(sb)
+        pos = Signal(POSITION_BITS + sb)
+        m.d.comb += [
+            run.eq(symbol >> idx_bits),
+            idx.eq(symbol & ((1 << idx_bits) - 1)),
+            pos.eq(position + run),
+        ]
+        bad_pos = dec.symbols.valid & (pos >= self.in_features)
+        bad_idx = dec.symbols.valid & (idx >= self.k)
+        beat = self.beats.payload
+        m.d.comb += [
+            beat.index.eq(idx), beat.position.eq(pos), beat.filler.eq(idx == 0),
+            beat.first.eq(first), beat.last.eq(sym_left == 1),
+        ]
+
+        def fail(code):
+            m.d.sync += error.eq(code)
+            m.next = "FAILED"
+
+        def restart():
+            """``start`` wins from any state (called last in each)."""
+            with m.If(self.start):
+                km1 = self.k - 1
+                m.d.sync += [error.eq(EngineError.NONE), rows_left.eq(self.rows),
+                             idx_bits.eq(sum((km1 >> b) != 0 for b in range(COUNT_BITS)))]
+                m.next = "REQUANT"
+
+        with m.FSM(name="sparse_fsm"):
+            with m.State("IDLE"):
+                restart()
+            with m.State("REQUANT"):
+                m.d.comb += self.words.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [mult.eq(word[:len(mult)]), shift.eq(word[16:16 + len(shift)])]
+                    m.next = "TABLE"
+                with m.Elif(want):
+                    fail(EngineError.BAD_STREAM)
+                restart()
+            with m.State("TABLE"):
+                wiring.connect(m, wiring.flipped(self.words), dec.table)
+                with m.If(dec.error != 0):
+                    fail(HUFF_BASE + dec.error)
+                with m.Elif(dec.table_ok):
+                    m.next = "HEADER"
+                with m.Elif(want):
+                    fail(EngineError.BAD_STREAM)
+                restart()
+            with m.State("HEADER"):
+                # The row's parameters go out, and the decoder starts, with the header word.
+                # ``valid`` rather than ``take``: the decoder's ``start`` must not depend on
+                # ``words.ready``, which the decoder drives in CODES.
+                m.d.comb += [
+                    self.params.valid.eq(self.words.valid),
+                    self.params.payload.bias.eq(word[:SPARSE_BIAS_BITS].as_signed()),
+                    self.params.payload.mult.eq(mult),
+                    self.params.payload.shift.eq(shift),
+                    self.words.ready.eq(self.params.ready),
+                ]
+                with m.If(self.words.valid & self.params.ready):
+                    m.d.comb += dec.start.eq(1)
+                    m.d.sync += [sym_left.eq(word[SPARSE_BIAS_BITS:] + 1), position.eq(0), first.eq(1)]
+                    m.next = "CODES"
+                # A separate condition on ``params.ready`` (= ``words.ready`` here), for the same reason.
+                with m.If(self.params.ready & self.dry):
+                    fail(EngineError.BAD_STREAM)
+                restart()
+            with m.State("CODES"):
+                wiring.connect(m, wiring.flipped(self.words), dec.words)
+                m.d.comb += [self.beats.valid.eq(dec.symbols.valid & ~bad_pos & ~bad_idx),
+                             dec.symbols.ready.eq(self.beats.ready)]
+                with m.If(self.beats.valid & self.beats.ready):
+                    m.d.sync += [position.eq(pos + 1), first.eq(0), sym_left.eq(sym_left - 1)]
+                    with m.If(sym_left == 1):
+                        m.d.sync += rows_left.eq(rows_left - 1)
+                        m.next = "HEADER"
+                        with m.If(rows_left == 1):
+                            m.next = "DONE"
+                # The offered symbol came before anything the decoder finds now.
+                with m.If(bad_pos):
+                    fail(EngineError.BAD_SPARSE)
+                with m.Elif(bad_idx):
+                    fail(EngineError.BAD_INDEX)
+                with m.Elif(dec.error != 0):
+                    fail(HUFF_BASE + dec.error)
+                with m.Elif(want):
+                    fail(EngineError.BAD_STREAM)
+                restart()
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+                restart()
+            with m.State("FAILED"):
+                restart()
+        return m
