@@ -10,6 +10,7 @@ VQE     := $(VENV)/bin/vqe
 BUILD   := build
 PROGRAM := $(BUILD)/lenet300.vqz
 PVQ_PROGRAM := $(BUILD)/lenet300-pvq.vqz
+DEEPCOMP_PROGRAM := $(BUILD)/lenet300-deepcomp.vqz
 # Two networks against the one shipped universal codebook: one engine runs both.
 UNIVERSAL_PROGRAMS := $(BUILD)/lenet300-universal.vqz $(BUILD)/lenet5-universal.vqz
 IMAGES  ?= 2
@@ -39,7 +40,11 @@ help:
 setup:
 	@bash scripts/setup.sh
 
-all: setup $(PROGRAM) $(PVQ_PROGRAM) universal
+all: setup $(PROGRAM) $(PVQ_PROGRAM) $(DEEPCOMP_PROGRAM) universal
+	$(VQE) run $(DEEPCOMP_PROGRAM) --backend icarus --images $(IMAGES) --json > $(BUILD)/run_icarus_deepcomp.json
+	@$(PY) -c 'import json, sys; r = json.load(open(sys.argv[1])); c = r["counters"]; \
+	  print("deepcomp: bit_exact=%s, %.2fx vs fp32, Huffman decoder %.3f symbols per busy cycle" % (r["bit_exact"], r["compression"]["ratio_vs_fp32"], c["huffman_symbols"] / c["huffman_busy_cycles"])); \
+	  sys.exit(0 if r["bit_exact"] is True else "make: the deepcomp RTL run is not bit-exact")' $(BUILD)/run_icarus_deepcomp.json
 	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json > $(BUILD)/run_icarus.json
 	@cat $(BUILD)/run_icarus.json; echo
 	@$(PY) -c 'import json, sys; r = json.load(open(sys.argv[1])); \
@@ -62,6 +67,11 @@ $(PVQ_PROGRAM): | setup
 $(PROGRAM): | setup
 	@mkdir -p $(BUILD)
 	$(VQE) compress --network lenet300 --method kmeans -o $(PROGRAM)
+
+# Deep Compression (pruning, trained quantization, Huffman-coded sparse rows): its own scenario.
+$(DEEPCOMP_PROGRAM): | setup
+	@mkdir -p $(BUILD)
+	$(VQE) compress --network lenet300 --method deepcomp -o $(DEEPCOMP_PROGRAM)
 
 # The universal programs, compressed once when missing.
 $(BUILD)/%-universal.vqz: | setup
@@ -97,7 +107,7 @@ cocotb: $(PROGRAM)
 	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json
 	$(VQE) run $(PROGRAM) --backend verilator --images $(IMAGES) --json
 
-reports: setup $(PROGRAM) $(PVQ_PROGRAM)
+reports: setup $(PROGRAM) $(PVQ_PROGRAM) $(DEEPCOMP_PROGRAM) $(UNIVERSAL_PROGRAMS)
 	$(VQE) report -o reports
 
 bench: $(PROGRAM)
