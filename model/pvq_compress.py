@@ -123,6 +123,49 @@ def pvq_layer_stream_bits(in_features: int, out_features: int, lanes: int, k: in
     return out_features * row_words(in_features, lanes, pvq_entry_bits(lanes, k)) * WORD_BITS
 
 
+def choose_matrix_k(in_features: int, out_features: int, lanes: int, bits_per_weight: float,
+                    row_bits: int) -> int:
+    """Largest ``K`` with ``out * (S * entry_bits + row_bits) <= bits_per_weight * in * out``.
+
+    The general form of :func:`choose_layer_k`, for any per-row side data
+    (e.g. a float row scale and a bias outside the engine).  Returns 0 when not
+    even ``K = 1`` fits.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Matrix shape (``out_features`` rows of ``in_features`` weights), both ``>= 1``.
+    lanes : int
+        Sub-vector dimension, ``>= 2`` (for ``N = 1`` the bits stop growing with ``K``).
+    bits_per_weight : float
+        Budget, positive and finite.
+    row_bits : int
+        Bits stored per row besides its entries, ``>= 0``.
+    """
+    if lanes < 2:
+        raise PVQBudgetError(f"PVQ needs lanes >= 2, got {lanes}")
+    if not (bits_per_weight > 0 and math.isfinite(bits_per_weight)):
+        raise PVQBudgetError(f"bits_per_weight must be positive and finite, got {bits_per_weight}")
+    if in_features < 1 or out_features < 1 or row_bits < 0:
+        raise PVQBudgetError(f"need in_features, out_features >= 1 and row_bits >= 0, got "
+                             f"{in_features}, {out_features}, {row_bits}")
+    s = ceil_div(in_features, lanes)
+    budget = bits_per_weight * in_features * out_features * (1 + BUDGET_EPS)
+
+    def fits(k):
+        return out_features * (s * pvq_entry_bits(lanes, k) + row_bits) <= budget
+
+    if not fits(1):
+        return 0
+    lo, hi = 1, 2  # pvq_bits grows strictly with K for N >= 2: bracket, then bisect
+    while fits(hi):
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
 def choose_layer_k(in_features: int, out_features: int, lanes: int, bits_per_weight: float,
                    row_overhead: bool = True) -> int:
     """Largest ``K`` whose :func:`pvq_layer_bits` per weight is at most ``bits_per_weight``.
@@ -138,25 +181,8 @@ def choose_layer_k(in_features: int, out_features: int, lanes: int, bits_per_wei
     row_overhead : bool
         Count the 64 bits of bias and requantization word per row.
     """
-    if lanes < 2:
-        raise PVQBudgetError(f"PVQ needs lanes >= 2, got {lanes}")
-    if not (bits_per_weight > 0 and math.isfinite(bits_per_weight)):
-        raise PVQBudgetError(f"bits_per_weight must be positive and finite, got {bits_per_weight}")
-    weights = in_features * out_features
-    budget = bits_per_weight * weights * (1 + BUDGET_EPS)
-
-    def fits(k):
-        return pvq_layer_bits(in_features, out_features, lanes, k, row_overhead) <= budget
-
-    if not fits(1):
-        return 0
-    lo, hi = 1, 2  # pvq_bits grows strictly with K for N >= 2: bracket, then bisect
-    while fits(hi):
-        lo, hi = hi, 2 * hi
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return lo
+    return choose_matrix_k(in_features, out_features, lanes, bits_per_weight,
+                           ROW_OVERHEAD_BITS if row_overhead else 0)
 
 
 # ---------------------------------------------------------------------------
@@ -183,6 +209,39 @@ def integer_scales(gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s_row = np.where(pos, s_row, fallback)
     scale_int = np.clip(np.round(g / s_row[:, None]), 0, SCALE_MAX).astype(np.int64)
     return scale_int, s_row
+
+
+def pvq_code_matrix(w2d: np.ndarray, lanes: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PVQ-code any ``(out, cols)`` weight matrix as the engine stores it, without lowering.
+
+    Projection and least-squares gains (:func:`model.pvq.pvq_quantize_matrix`),
+    then the gains as 8-bit integers on a per-row float scale
+    (:func:`integer_scales`): the reconstruction is exactly what a row
+    stream of indices and 8-bit scales plus one scale per row represents.
+
+    Parameters
+    ----------
+    w2d : numpy.ndarray, shape (out, cols)
+    lanes : int
+        Sub-vector dimension ``N``.
+    k : int
+        Pulses per sub-vector, ``>= 1``.
+
+    Returns
+    -------
+    weight : numpy.ndarray of float32, shape (out, cols)
+        ``s_row * scale_int * y`` with the padding dropped.
+    y : numpy.ndarray of int64, shape (out, S, N)
+    scale_int : numpy.ndarray of int64, shape (out, S)
+    """
+    if k < 1:
+        raise PVQError(f"K must be >= 1, got {k}")
+    w = np.asarray(w2d, dtype=np.float64)
+    y, g = pvq_quantize_matrix(w, lanes, k)
+    # Projection keeps the signs of the weights, so gains are >= 0 up to rounding.
+    scale_int, s_row = integer_scales(np.maximum(g, 0.0))
+    rec = (s_row[:, None, None] * scale_int[..., None] * y).reshape(w.shape[0], -1)[:, :w.shape[1]]
+    return rec.astype(np.float32), y, scale_int
 
 
 @dataclass

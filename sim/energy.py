@@ -1,11 +1,23 @@
 """Energy model: event counters x energy per event, per layer and per network.
 
 The engine's counters (golden model == RTL, see `model.layout.COUNTERS`) give
-scenario "engine" directly.  The other scenarios are derived from the same
-counters and the layers' shapes, substituting only what differs (the weight
-stream, the codebook's home, the arithmetic), so every scenario runs the same
-network on the same inputs.  Each scenario is a function registered in
-`SCENARIOS`; adding one is one decorated function.
+the engine scenarios directly ("engine" for codebook-VQ layers, "pvq_engine"
+for pyramid-VQ layers).  The dense baselines are computed from the layers'
+shapes alone, so they are the same for every coding of one network; the other
+scenarios are derived from the counters, substituting only what differs (the
+weight stream, the codebook's home), so every scenario runs the same network
+on the same inputs.
+
+Each scenario is a function registered in `SCENARIOS` with the layer modes it
+can price (`VQ`, `PVQ`); a network gets every scenario whose modes cover all
+its layers (`scenarios_for`).  Adding one is one decorated function::
+
+    @register_scenario("key", "title", "derivation (Markdown)", modes=(VQ,),
+                       when=lambda net: net.method == "universal")  # optional
+    def _key(net, layer_index, table) -> LayerCost: ...
+
+``reference=True`` marks a scenario that prices the counters as measured (the
+report's "x engine" column divides by it).
 
 All energies are in picojoules per inference (one input image).
 """
@@ -17,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from model.layout import JOB_WORDS, WORD_BITS, WORD_BYTES, ceil_div, index_words_per_row
+from model.layout import (DESC_WORDS, JOB_WORDS, ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES, LayerMode, ceil_div,
+                          index_words_per_row)
 
 #: The energy table shipped with the project.
 DEFAULT_TABLE = Path(__file__).with_name("energy_table.toml")
@@ -31,6 +44,13 @@ LANE_BITS = 8
 FP32_BITS = 32
 #: Dense int8 weights in one 32-bit DRAM word.
 INT8_PER_WORD = WORD_BYTES
+
+#: Layer modes (`LayerInfo.mode`): the engine's `LayerMode` names, lower case.
+LAYER_MODES = tuple(m.name.lower() for m in LayerMode)
+#: Rows of codebook indices.
+VQ = LayerMode.VQ.name.lower()
+#: Rows of PVQ enumeration indices and scales, no codebook.
+PVQ = LayerMode.PVQ.name.lower()
 
 #: Bar segments, in plotting order.
 COMPONENTS = ("dram", "sram", "rom", "codebook_sram", "mac", "add", "huffman", "control")
@@ -208,14 +228,24 @@ class LayerInfo:
     in_features, out_features : int
         Shape of the weight matrix (``out_features`` rows).
     index_bits : int
-        Width of one codebook index in the row stream.
+        Width of one entry of the row stream: a codebook index (`VQ`), or a
+        PVQ enumeration index and its scale (`PVQ`, the descriptor's
+        ``entry_bits``).
     codebook_size : int
-        Codewords the layer uses (``K``); each is ``lanes`` int8 values.
+        Codewords the layer uses (`VQ`); each is ``lanes`` int8 values.  0 for
+        `PVQ` layers, which have no codebook.
     index_histogram : sequence of int
-        Occurrences of each codebook index in the layer's index stream (for
-        the entropy floor).  Sums to ``out_features * ceil(in_features / lanes)``.
+        Occurrences of each index (codebook or enumeration) in the layer's
+        stream (for the entropy floor).  Sums to
+        ``out_features * ceil(in_features / lanes)``.
     name : str
         Label for the report.
+    mode : str
+        `VQ` or `PVQ`.
+    pvq_k : int
+        Pulses per sub-vector (`PVQ` only).
+    scale_histogram : sequence of int
+        Occurrences of each PVQ scale value (`PVQ` only, for the entropy floor).
     """
     in_features: int
     out_features: int
@@ -223,10 +253,28 @@ class LayerInfo:
     codebook_size: int
     index_histogram: tuple = ()
     name: str = ""
+    mode: str = VQ
+    pvq_k: int = 0
+    scale_histogram: tuple = ()
+
+    def __post_init__(self):
+        if self.mode not in LAYER_MODES:
+            raise ValueError(f"layer mode must be one of {', '.join(LAYER_MODES)}, got {self.mode!r}")
+        if self.in_features < 1 or self.out_features < 1 or self.index_bits < 1:
+            raise ValueError(f"layer shape {self.in_features} x {self.out_features} and entry width "
+                             f"{self.index_bits} must be positive")
+        if self.mode == PVQ and (self.pvq_k < 1 or self.codebook_size):
+            raise ValueError(f"a PVQ layer needs K >= 1 and no codebook, got K={self.pvq_k}, "
+                             f"codebook_size={self.codebook_size}")
 
     @property
     def weights(self) -> int:
         return self.in_features * self.out_features
+
+    @property
+    def code(self) -> str:
+        """How the layer is coded, for the report ("VQ k=256", "PVQ K=3")."""
+        return f"PVQ K={self.pvq_k}" if self.mode == PVQ else f"{self.mode.upper()} k={self.codebook_size}"
 
     def indices(self, lanes: int) -> int:
         """Codebook indices in the layer's stream (rows x sub-vectors per row)."""
@@ -237,9 +285,18 @@ class LayerInfo:
         return self.out_features * index_words_per_row(self.in_features, lanes, self.index_bits)
 
     def entropy_bits(self) -> float:
-        """Shannon entropy of the layer's index distribution, bits per index."""
-        total = sum(self.index_histogram)
-        return -sum(n / total * math.log2(n / total) for n in self.index_histogram if n) if total else 0.0
+        """Shannon entropy per entry, bits: of the index (`VQ`), or of the index plus that of the scale (`PVQ`).
+
+        For PVQ the two fields are taken as coded by separate static codes
+        (their joint histogram would need far more entries than a layer has
+        to be estimated without bias).
+        """
+        return _entropy(self.index_histogram) + (_entropy(self.scale_histogram) if self.mode == PVQ else 0.0)
+
+
+def _entropy(histogram) -> float:
+    total = sum(histogram)
+    return -sum(n / total * math.log2(n / total) for n in histogram if n) if total else 0.0
 
 
 #: Key of the job-level part of a network's counters (job header, input load,
@@ -301,9 +358,10 @@ class NetworkData:
                 raise ValueError(f"{self.name}: counter(s) {', '.join(sorted(unknown))} have no energy "
                                  "mapping (add them to sim/energy.py COUNTER_MAPPING)")
         for i, layer in enumerate(self.layers):
-            if layer.index_histogram and sum(layer.index_histogram) != layer.indices(self.lanes):
-                raise ValueError(f"{self.name} layer {i}: index histogram sums to "
-                                 f"{sum(layer.index_histogram)}, expected {layer.indices(self.lanes)}")
+            for what, hist in (("index", layer.index_histogram), ("scale", layer.scale_histogram)):
+                if hist and sum(hist) != layer.indices(self.lanes):
+                    raise ValueError(f"{self.name} layer {i}: {what} histogram sums to "
+                                     f"{sum(hist)}, expected {layer.indices(self.lanes)}")
 
     @property
     def parts(self) -> list:
@@ -323,23 +381,57 @@ class NetworkData:
 def layers_from_decoded(decoded, index_bits: int) -> list[LayerInfo]:
     """`LayerInfo` for each layer the golden model decoded (``GoldenEngine.decode``).
 
+    Each layer's entry width is its own: ``index_bits`` for a codebook (VQ)
+    layer, the descriptor's ``entry_bits`` (enumeration index plus scale) for a
+    PVQ layer.  The width is checked against the descriptor's ``row_words``,
+    so a layer whose stream the report would mis-size is refused.
+
     Parameters
     ----------
     decoded : sequence
-        Objects with ``desc.in_features``, ``desc.out_features``,
-        ``desc.codebook_size`` and ``indices`` (rows x sub-vectors), as
-        `model.golden.DecodedLayer`.
+        Objects with ``desc`` (``in_features``, ``out_features``, ``mode``,
+        ``row_words``, and ``codebook_size`` (VQ) or ``pvq_k`` and
+        ``entry_bits`` (PVQ)), ``indices`` (rows x sub-vectors) and, for PVQ,
+        ``pvq_scale``, as `model.golden.DecodedLayer`.
     index_bits : int
-        Width of an index in the row stream (``EngineConfig.index_bits``).
+        Width of a codebook index in a VQ row stream (``EngineConfig.index_bits``).
+
+    Raises
+    ------
+    ValueError
+        If a layer's mode is unknown or its stream width disagrees with its ``row_words``.
     """
     import numpy as np
 
     out = []
-    for layer in decoded:
+    for i, layer in enumerate(decoded):
         d = layer.desc
-        hist = np.bincount(np.asarray(layer.indices).ravel(), minlength=d.codebook_size)
-        out.append(LayerInfo(in_features=d.in_features, out_features=d.out_features, index_bits=index_bits,
-                             codebook_size=d.codebook_size, index_histogram=tuple(int(n) for n in hist)))
+        if d.mode not in (LayerMode.VQ, LayerMode.PVQ):
+            # Other modes (sparse Huffman rows) carry their shape and codebook only: the dense
+            # baselines price them; their own scenario reads their counters.
+            try:
+                mode = LayerMode(d.mode).name.lower()
+            except ValueError:
+                raise ValueError(f"layer {i}: mode {d.mode} has no energy model") from None
+            out.append(LayerInfo(in_features=d.in_features, out_features=d.out_features, index_bits=index_bits,
+                                 codebook_size=d.codebook_size, mode=mode))
+            continue
+        indices = np.asarray(layer.indices)
+        if d.mode == LayerMode.PVQ:
+            bits = d.entry_bits
+            hist = np.bincount(indices.ravel())
+            scales = np.bincount(np.asarray(layer.pvq_scale).ravel())
+            info = dict(mode=PVQ, pvq_k=d.pvq_k, codebook_size=0, scale_histogram=tuple(int(n) for n in scales))
+        else:
+            bits = index_bits
+            hist = np.bincount(indices.ravel(), minlength=d.codebook_size)
+            info = dict(mode=VQ, codebook_size=d.codebook_size)
+        stream = ceil_div(indices.shape[1] * bits, WORD_BITS)
+        if d.row_words != ROW_HEADER_WORDS + stream:
+            raise ValueError(f"layer {i}: {indices.shape[1]} entries of {bits} bits take {stream} words per row, "
+                             f"but the descriptor says {d.row_words - ROW_HEADER_WORDS}")
+        out.append(LayerInfo(in_features=d.in_features, out_features=d.out_features, index_bits=bits,
+                             index_histogram=tuple(int(n) for n in hist), **info))
     return out
 
 
@@ -457,7 +549,8 @@ COUNTER_MAPPING = (
     ("huffman_bits", "not priced: the coded bits are already counted as DRAM words", "-"),
     ("huffman_busy_cycles", "not priced: the cycles are already in the control overhead", "-"),
     ("cycles", "control and register overhead per cycle: the RTL's per-layer cycle counts if given, "
-     "else its total split across layers by MACs, else MACs / lanes", "control_per_cycle (assumption)"),
+     "else its total split across layers by ideal cycles, else the ideal cycles (MACs / lanes, plus one per "
+     "PVQ pulse)", "control_per_cycle (assumption)"),
     ("stall_cycles", "not priced separately: stalls are part of `cycles`", "-"),
 )
 #: Every counter name the mapping above covers.  A counter outside this set is
@@ -467,8 +560,16 @@ MAPPED_COUNTERS = frozenset(name.strip() for row in COUNTER_MAPPING for name in 
 
 #: Where a part's cycle count comes from (see `part_cycles`).
 CYCLES_MEASURED = "RTL cycle counter"
-CYCLES_SPLIT = "RTL total cycle counter, split across layers in proportion to their MACs"
-CYCLES_ESTIMATED = "estimated as MACs / lanes (no RTL cycle counter in the data)"
+CYCLES_SPLIT = ("RTL total cycle counter, split across layers in proportion to their ideal cycles "
+                "(MACs / lanes, plus one per PVQ pulse)")
+CYCLES_ESTIMATED = "estimated as MACs / lanes plus one per PVQ pulse (no RTL cycle counter in the data)"
+#: PVQ pulses the engine's PVQ unit decodes and adds per cycle.
+PVQ_PULSES_PER_CYCLE = 1
+
+
+def ideal_cycles(c: Mapping[str, float], lanes: int) -> float:
+    """Cycles of an ideal schedule for a layer's counters: ``lanes`` MACs, or one PVQ pulse, per cycle."""
+    return c.get("macs", 0) / lanes + c.get("adds", 0) / PVQ_PULSES_PER_CYCLE
 
 
 def part_cycles(net: NetworkData, part: int | str) -> tuple[float, str]:
@@ -488,8 +589,8 @@ def part_cycles(net: NetworkData, part: int | str) -> tuple[float, str]:
     c = net.counters(part)
     if "cycles" in c:
         return c["cycles"], CYCLES_MEASURED
-    # The ideal schedule issues `lanes` MACs per cycle; the job-level part has none.
-    ideal = lambda q: 0.0 if q == IO else net.counters(q).get("macs", 0) / net.lanes  # noqa: E731
+    # The job-level part has no MACs or pulses, so no ideal cycles.
+    ideal = lambda q: 0.0 if q == IO else ideal_cycles(net.counters(q), net.lanes)  # noqa: E731
     if net.cycles is not None:
         total_ideal = sum(ideal(q) for q in range(len(net.layers)))
         share = ideal(part) / total_ideal if total_ideal else 0.0
@@ -527,12 +628,29 @@ class Scenario:
         How its events follow from the counters and shapes (Markdown).
     cost : callable
         ``cost(net, layer_index, table) -> LayerCost``.
+    io_cost : callable
+        ``io_cost(net, table) -> LayerCost`` for the job-level counters.
+    modes : frozenset of str
+        Layer modes (`LAYER_MODES`) the scenario can price; it applies to a
+        network whose every layer has one of them.
+    reference : bool
+        The scenario prices the counters as measured: the engine itself, which
+        the report compares the others against.
+    when : callable or None
+        ``when(net) -> bool``, a further condition (e.g. on ``net.method``); None: none.
     """
     key: str
     title: str
     derivation: str
     cost: Callable[[NetworkData, int, EnergyTable], LayerCost]
     io_cost: Callable[[NetworkData, EnergyTable], LayerCost]
+    modes: frozenset = frozenset((VQ,))
+    reference: bool = False
+    when: Callable[[NetworkData], bool] | None = None
+
+    def applies(self, net: NetworkData) -> bool:
+        """True if every layer of ``net`` has a mode this scenario prices (and ``when`` allows it)."""
+        return all(layer.mode in self.modes for layer in net.layers) and (self.when is None or self.when(net))
 
 
 def engine_io_cost(net: NetworkData, table: EnergyTable) -> LayerCost:
@@ -551,7 +669,9 @@ SCENARIOS: dict[str, Scenario] = {}
 
 
 def register_scenario(key: str, title: str, derivation: str,
-                      io_cost: Callable[[NetworkData, EnergyTable], LayerCost] = engine_io_cost):
+                      io_cost: Callable[[NetworkData, EnergyTable], LayerCost] = engine_io_cost,
+                      modes: Sequence[str] = (VQ,), reference: bool = False,
+                      when: Callable[[NetworkData], bool] | None = None):
     """Decorator adding ``cost(net, layer_index, table) -> LayerCost`` to `SCENARIOS`.
 
     Parameters
@@ -565,13 +685,30 @@ def register_scenario(key: str, title: str, derivation: str,
     io_cost : callable
         ``io_cost(net, table) -> LayerCost`` for the job-level counters; the
         engine's own pricing unless the scenario changes the I/O.
+    modes : sequence of str
+        Layer modes the scenario can price (default: codebook VQ layers only,
+        so a scenario that assumes a codebook is never applied to PVQ layers).
+    reference : bool
+        The scenario is the engine as measured (one per mode set).
+    when : callable, optional
+        ``when(net) -> bool``: apply only to such networks, e.g.
+        ``when=lambda net: net.method == "universal"``.
     """
+    unknown = set(modes) - set(LAYER_MODES)
+    if unknown or not modes:
+        raise ValueError(f"scenario {key!r}: modes must be a non-empty subset of {', '.join(LAYER_MODES)}")
+
     def wrap(fn):
         if key in SCENARIOS:
             raise ValueError(f"scenario {key!r} registered twice")
-        SCENARIOS[key] = Scenario(key, title, derivation, fn, io_cost)
+        SCENARIOS[key] = Scenario(key, title, derivation, fn, io_cost, frozenset(modes), reference, when)
         return fn
     return wrap
+
+
+def scenarios_for(net: NetworkData) -> list[str]:
+    """Keys of the registered scenarios that apply to ``net``, in registry order."""
+    return [key for key, sc in SCENARIOS.items() if sc.applies(net)]
 
 
 def _weights_substituted(net: NetworkData, layer: int, stream_words: float) -> dict[str, float]:
@@ -583,6 +720,41 @@ def _weights_substituted(net: NetworkData, layer: int, stream_words: float) -> d
                          f"inference, fewer than its {engine_stream}-word index stream")
     c["dram_read_words"] = c["dram_read_words"] - engine_stream + stream_words
     return c
+
+
+def dense_counters(net: NetworkData, i: int, weight_words: int) -> tuple[dict[str, float], float]:
+    """Counters and cycles per inference of a dense engine running layer ``i``, from its shape alone.
+
+    The dense engine has the same ``lanes``-wide datapath and reads, per layer,
+    the descriptor, then per row the bias and requantization words and
+    ``weight_words / out_features`` words of weights; it reads each
+    ``lanes``-wide activation beat once and multiplies every lane
+    (``out x ceil(in / lanes) x lanes`` MACs, the padding lanes included, as
+    the codebook engine counts them), one beat per cycle.  Only the output
+    writes (activation SRAM, and DRAM if a layer writes any) are taken from the
+    measured counters: they depend on ``out_features`` alone.  Nothing depends on how the engine coded
+    the weights, so every coding of one network gets the same baselines.
+
+    Parameters
+    ----------
+    net : NetworkData
+    i : int
+        Layer index.
+    weight_words : int
+        DRAM words of the layer's dense weights (all rows).
+
+    Returns
+    -------
+    (dict, float)
+        Counters, and cycles for the control overhead.
+    """
+    layer = net.layers[i]
+    beats = layer.indices(net.lanes)
+    measured = net.counters(i)
+    c = {"dram_read_words": DESC_WORDS + layer.out_features * ROW_HEADER_WORDS + weight_words,
+         "dram_write_words": measured.get("dram_write_words", 0), "sram_reads": beats,
+         "sram_writes": measured.get("sram_writes", 0), "macs": beats * net.lanes}
+    return c, float(beats)
 
 
 def _fp32_io(net: NetworkData, table: EnergyTable) -> LayerCost:
@@ -600,31 +772,29 @@ def _fp32_io(net: NetworkData, table: EnergyTable) -> LayerCost:
 
 @register_scenario(
     "fp32", "(a) dense fp32 from DRAM",
-    "Deep Compression's baseline. The engine's counters with the index stream replaced by one "
-    "32-bit DRAM word per weight (`in x out` words per layer); no codebook reads; activations are "
-    "fp32, so each activation-SRAM access is 4x as wide and the input and output vectors take 4x "
-    "the DRAM words; each MAC is an fp32 multiply plus an fp32 add. Descriptors, biases, "
-    "requantization words and the cycle count are the engine's.", io_cost=_fp32_io)
+    "Deep Compression's baseline, from the layer shapes alone (the same for every coding of the "
+    "network): per layer the descriptor, per row the bias and requantization words, and one 32-bit "
+    "DRAM word per weight (`in x out` words); one read of each `lanes`-wide activation beat and "
+    "`lanes` MACs per beat, one beat per cycle; no codebook. Activations are fp32, so each "
+    "activation-SRAM access is 4x as wide and the input and output vectors take 4x the DRAM words; "
+    "each MAC is an fp32 multiply plus an fp32 add.", io_cost=_fp32_io, modes=LAYER_MODES)
 def _fp32(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     layer = net.layers[i]
-    c = _weights_substituted(net, i, layer.weights)
-    c["rom_reads"] = 0
-    events = counter_events(c, net.lanes, table, cycles=part_cycles(net, i)[0],
-                            act_bits=FP32_BITS, mac="fp32")
+    c, cycles = dense_counters(net, i, layer.weights)
+    events = counter_events(c, net.lanes, table, cycles=cycles, act_bits=FP32_BITS, mac="fp32")
     return LayerCost(events, layer.weights * FP32_BITS)
 
 
 @register_scenario(
     "int8", "(b) dense int8 from DRAM",
-    "The engine's counters with the index stream replaced by dense int8 weights, four to a 32-bit "
-    "DRAM word, each row padded to a whole word (`out x ceil(in/4)` words); no codebook reads; "
-    "int8 multiply plus 32-bit accumulate per MAC, as in the engine.")
+    "As (a), from the layer shapes alone, but with dense int8 weights, four to a 32-bit DRAM word, "
+    "each row padded to a whole word (`out x ceil(in/4)` words), int8 activations, and an int8 "
+    "multiply plus 32-bit accumulate per MAC, as in the engine.", modes=LAYER_MODES)
 def _int8(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     layer = net.layers[i]
     words = layer.out_features * ceil_div(layer.in_features, INT8_PER_WORD)
-    c = _weights_substituted(net, i, words)
-    c["rom_reads"] = 0
-    return LayerCost(counter_events(c, net.lanes, table, cycles=part_cycles(net, i)[0]), words * WORD_BITS)
+    c, cycles = dense_counters(net, i, words)
+    return LayerCost(counter_events(c, net.lanes, table, cycles=cycles), words * WORD_BITS)
 
 
 def _codebook_words(layer: LayerInfo, lanes: int) -> int:
@@ -655,11 +825,21 @@ def _vq_sram(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
 @register_scenario(
     "engine", "(d) this engine, codebook in ROM",
     "The counters as measured (golden model; equal to the RTL's), priced with the counter mapping "
-    "above.")
+    "above.", reference=True)
 def _engine(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     layer = net.layers[i]
     events = counter_events(net.counters(i), net.lanes, table, cycles=part_cycles(net, i)[0])
     return LayerCost(events, layer.index_stream_words(net.lanes) * WORD_BITS)
+
+
+def _at_entropy(net: NetworkData, i: int, table: EnergyTable, cost) -> LayerCost:
+    """``cost(counters, cycles)`` with layer ``i``'s stream coded at its entropy (bits, no padding)."""
+    layer = net.layers[i]
+    if not layer.index_histogram:
+        raise ValueError(f"{net.name} layer {i}: no index histogram, cannot compute the entropy floor")
+    bits = layer.indices(net.lanes) * layer.entropy_bits()
+    c = _weights_substituted(net, i, bits / WORD_BITS)
+    return LayerCost(cost(c, part_cycles(net, i)[0]), bits)
 
 
 @register_scenario(
@@ -668,12 +848,44 @@ def _engine(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     "distribution: `indices x H / 32` DRAM words (fractional, no padding, no decoder cost). A lower "
     "bound for any lossless coding of the same indices with a per-layer static code.")
 def _entropy_floor(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
+    return _at_entropy(net, i, table, lambda c, cycles: counter_events(c, net.lanes, table, cycles=cycles))
+
+
+def pvq_engine_events(net: NetworkData, i: int, table: EnergyTable, c: Mapping[str, float]) -> list[Event]:
+    """A PVQ layer's events: its counters, plus one scale multiply per sub-vector.
+
+    The counters count one add per pulse and no MACs; the PVQ unit also
+    multiplies each sub-vector's pulse sum by its 8-bit scale and adds it to
+    the accumulator.  No counter records that, so it is derived from the
+    shape (``out x ceil(in / lanes)`` per inference) and priced as one int8
+    MAC (assumption: an 8-bit scale times a sum of at most ``K`` int8 values).
+    """
+    events = counter_events(c, net.lanes, table, cycles=part_cycles(net, i)[0])
+    return events + [Event("mac", "PVQ scale multiplies (one per sub-vector, derived from the shape)",
+                           net.layers[i].indices(net.lanes), table.pj("int8_mult") + table.pj("int32_add"),
+                           "int8_mult + int32_add")]
+
+
+@register_scenario(
+    "pvq_engine", "(e) this engine, PVQ unit: adds, no codebook",
+    "Pyramid VQ layers: the counters as measured (golden model; equal to the RTL's), priced with "
+    "the counter mapping above: one 32-bit add per pulse (`adds`, K per sub-vector) instead of "
+    "`lanes` MACs, no codebook ROM or SRAM, and row-stream entries of enumeration index plus 8-bit "
+    "scale. Added: one scale multiply per sub-vector (`out x ceil(in/lanes)`, no counter records "
+    "it), priced as an int8 MAC.", modes=(PVQ,), reference=True)
+def _pvq_engine(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     layer = net.layers[i]
-    if not layer.index_histogram:
-        raise ValueError(f"{net.name} layer {i}: no index histogram, cannot compute the entropy floor")
-    bits = layer.indices(net.lanes) * layer.entropy_bits()
-    c = _weights_substituted(net, i, bits / WORD_BITS)
-    return LayerCost(counter_events(c, net.lanes, table, cycles=part_cycles(net, i)[0]), bits)
+    return LayerCost(pvq_engine_events(net, i, table, net.counters(i)),
+                     layer.index_stream_words(net.lanes) * WORD_BITS)
+
+
+@register_scenario(
+    "pvq_entropy_floor", "floor: (e) with entries at entropy",
+    "The PVQ engine with each row-stream entry coded at the Shannon entropy of the layer's "
+    "enumeration indices plus that of its scales (two per-layer static codes): `entries x H / 32` "
+    "DRAM words (fractional, no padding, no decoder cost).", modes=(PVQ,))
+def _pvq_entropy_floor(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
+    return _at_entropy(net, i, table, lambda c, cycles: pvq_engine_events(net, i, table, c))
 
 
 # --------------------------------------------------------------------------- results
@@ -732,17 +944,28 @@ def network_energy(net: NetworkData, table: EnergyTable,
     net : NetworkData
     table : EnergyTable
     scenarios : sequence of str, optional
-        Scenario keys; all registered ones if omitted.
+        Scenario keys; all that apply to the network (`scenarios_for`) if omitted.
 
     Returns
     -------
     dict of str to ScenarioEnergy
         Keyed by scenario, in registry order.
+
+    Raises
+    ------
+    ValueError
+        If a scenario is unknown or does not apply to the network's layer modes.
     """
-    keys = list(SCENARIOS) if scenarios is None else list(scenarios)
+    keys = scenarios_for(net) if scenarios is None else list(scenarios)
     out = {}
     for key in keys:
+        if key not in SCENARIOS:
+            raise ValueError(f"unknown scenario {key!r}; registered: {', '.join(SCENARIOS)}")
         sc = SCENARIOS[key]
+        if not sc.applies(net):
+            modes = sorted({layer.mode for layer in net.layers} - sc.modes)
+            raise ValueError(f"scenario {key!r} does not apply to {net.name}: it prices {', '.join(sorted(sc.modes))} "
+                             f"layers, not {', '.join(modes)}")
         parts = {p: (sc.io_cost(net, table) if p == IO else sc.cost(net, p, table)) for p in net.parts}
         out[key] = ScenarioEnergy(sc, parts, net.weights)
     return out

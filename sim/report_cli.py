@@ -18,6 +18,12 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PROGRAM = REPO / "build" / "lenet300.vqz"
 #: Reported beside the default when present (``make`` compresses it): the PVQ scenario.
 PVQ_PROGRAM = REPO / "build" / "lenet300-pvq.vqz"
+#: Also reported when present: PVQ at the k-means program's bits per weight (8 lanes, K = 2/1/1),
+#: for energy at equal bits.  ``vqe compress --network lenet300 --method pvq --lanes 8
+#: --bits-per-weight 2 -o build/lenet300-pvq-2b.vqz``
+PVQ_EQUAL_BITS_PROGRAM = REPO / "build" / "lenet300-pvq-2b.vqz"
+#: Programs reported by default, those after the first only if they exist.
+DEFAULT_PROGRAMS = (DEFAULT_PROGRAM, PVQ_PROGRAM, PVQ_EQUAL_BITS_PROGRAM)
 #: Codebooks the area sweep elaborates the engine with (one per lanes x depth).
 SWEEP_ROMS = REPO / "reports" / "area-roms.npz"
 #: Synthesis results, keyed by Verilog text and tool versions; committed.
@@ -59,20 +65,37 @@ def make_engine_verilog(lanes: int, depth: int, progress: bool = True) -> tuple[
     return engine_verilog(cfg, name="vqe_engine", simulation=False), "vqe_engine"
 
 
-def network_data(program_path: Path, images: int, cross_check: int, backend: str, progress: bool):
-    """Counters of ``images`` test inputs (golden), cross-checked on ``cross_check`` of them on ``backend``."""
-    from model.golden import GoldenEngine
-    from model.program import Program
+def golden_network_data(program, x: np.ndarray, *, cycles: float | None = None,
+                        cross_check_backend: str | None = None, cross_check_images: int = 0):
+    """`sim.energy.NetworkData` of ``program`` run by the golden model on the int8 inputs ``x``.
 
-    from .cli import load_inputs
+    Every layer is sized by its own row-stream entry width (`sim.energy.layers_from_decoded`).
+    Programs of one network with other methods than k-means are told apart in
+    energy.json by name (``lenet300-pvq``).
+    """
+    from model.golden import GoldenEngine
+
     from .energy import NetworkData, layers_from_decoded
-    from .run import run_program
-    program = Program.load(program_path)
-    x, labels, _ = load_inputs(program.meta, images, 0, 1)
     image, _, _ = program.dram_image(x)
     engine = GoldenEngine(program.config)
     _, decoded = engine.decode(image)
     result = engine.run(image)
+    method = program.meta["method"]
+    name = program.meta["network"] + ("" if method == "kmeans" else f"-{method}")
+    return NetworkData(name, program.config.lanes, layers_from_decoded(decoded, program.config.index_bits),
+                       result.layer_counters, len(x), io_counters=result.io_counters, cycles=cycles,
+                       method=method, cross_check_backend=cross_check_backend,
+                       cross_check_images=cross_check_images)
+
+
+def network_data(program_path: Path, images: int, cross_check: int, backend: str, progress: bool):
+    """Counters of ``images`` test inputs (golden), cross-checked on ``cross_check`` of them on ``backend``."""
+    from model.program import Program
+
+    from .cli import load_inputs
+    from .run import run_program
+    program = Program.load(program_path)
+    x, labels, _ = load_inputs(program.meta, images, 0, 1)
     cycles = None
     if cross_check:
         log(f"cross-checking {cross_check} images on {backend} ...")
@@ -81,81 +104,56 @@ def network_data(program_path: Path, images: int, cross_check: int, backend: str
         if not summary["bit_exact"]:
             raise RuntimeError(f"{backend} disagrees with the golden model: {summary['counter_mismatches']}")
         cycles = summary["cycles"] * images / cross_check
-    # Programs of one network with other methods are told apart in energy.json by name.
-    method = program.meta["method"]
-    name = program.meta["network"] + ("" if method == "kmeans" else f"-{method}")
-    return NetworkData(name, program.config.lanes,
-                       layers_from_decoded(decoded, program.config.index_bits), result.layer_counters, images,
-                       io_counters=result.io_counters, cycles=cycles, method=program.meta["method"],
-                       cross_check_backend=backend if cross_check else None, cross_check_images=cross_check)
+    return golden_network_data(program, x, cycles=cycles, cross_check_backend=backend if cross_check else None,
+                               cross_check_images=cross_check)
 
 
-#: Accuracy of PVQ against k-means VQ at equal bits (python -m model.experiments_pvq).
-PVQ_TABLE = REPO / "reports" / "pvq_table.json"
-#: Largest K of the engine whose PVQ unit the report synthesizes.
-PVQ_AREA_K_MAX = 8
+def distinct_names(nets: list, paths: list) -> list:
+    """``nets`` with a program that repeats an earlier one's name renamed ``NAME-<lanes>lanes``.
 
+    energy.json keys its records by network name, so two programs of one
+    network and method (e.g. PVQ on 4 and on 8 lanes) must not share one.
 
-def pvq_section(progress: bool) -> list[str]:
-    """PVQ against k-means VQ: accuracy at equal bits, and the PVQ unit's area against the MAC path."""
-    import json
+    Raises
+    ------
+    sim.cli.CliError
+        If two programs still share a name (same network, method and lanes).
+    """
+    import dataclasses
 
-    from model.layout import EngineConfig
-
-    from .area import synthesize
-    from .top import engine_verilog
-    lines = ["", "## Pyramid VQ against k-means VQ", ""]
-    if PVQ_TABLE.exists():
-        t = json.loads(PVQ_TABLE.read_text())
-        lines += [f"Accuracy on the {t['test_images']} Fashion-MNIST test images of {t['network']} "
-                  f"(float network {100 * t['float_accuracy']:.2f} %), both methods with "
-                  f"{t['finetune_epochs']} fine-tuning epochs and {t['calibration_images']} calibration images. "
-                  "Bits per weight count everything stored: index and 8-bit scale (PVQ) or index and "
-                  "codebook (VQ), plus the 64-bit bias and requantization words of every row. "
-                  f"Regenerate with `python -m model.experiments_pvq reports/pvq_table.json` "
-                  f"(took {t['total_seconds'] / 60:.0f} min).", "", t["table_markdown"], ""]
-    lanes, depth = HEADLINE
-    rom = sweep_rom(lanes, depth, progress)
-    cfg = EngineConfig(lanes=lanes, codebook_depth=depth, rom=tuple(map(tuple, rom.tolist())),
-                       pvq_k_max=PVQ_AREA_K_MAX)
-    log(f"area: synthesizing the engine with a PVQ unit (K <= {PVQ_AREA_K_MAX}) ...")
-    res = synthesize(engine_verilog(cfg, name="vqe_engine", simulation=False), "vqe_engine",
-                     cache_dir=AREA_CACHE)
-
-    def block(prefixes):
-        rows = [r for r in res["modules"] if any(r["module"] == p or r["module"].startswith(p + ".")
-                                                  for p in prefixes)]
-        return {k: sum(r.get(k, 0) for r in rows) for k in ("lut4", "dff", "carry", "bram", "transistors")}
-
-    pvq, mac = block(["vqe_engine.pvq"]), block(["vqe_engine.mac", "vqe_engine.rom"])
-    lines += [f"Area (iCE40 cells from yosys `synth_ice40`, transistors from `stat -tech cmos`) of the "
-              f"lanes={lanes} engine's PVQ unit (`PvqDotProduct`, K up to {PVQ_AREA_K_MAX}, with its V(n, k) "
-              f"table ROM) against its codebook MAC path (`MacLanes` with the {depth}-entry `CodebookRom`), "
-              "in one elaborated engine that has both:", "",
-              "| block | LUT4 | DFF | CARRY | BRAM | transistors |", "|---|---:|---:|---:|---:|---:|"]
-    for name, b in (("PVQ unit", pvq), ("codebook ROM + MAC lanes", mac)):
-        lines.append(f"| {name} | {b['lut4']} | {b['dff']} | {b['carry']} | {b['bram']} | {b['transistors']:,} |")
-    lines += ["", f"The whole engine with both paths: {res['lut4']} LUT4, {res['dff']} DFF, fmax "
-              + (f"{res['fmax_mhz']:.1f} MHz" if res.get("fmax_mhz") else "n/a (did not place on the HX8K)")
-              + ".", ""]
-    return lines
+    from .cli import CliError
+    out, seen = [], {}
+    for net, path in zip(nets, paths):
+        if net.name in seen:
+            net = dataclasses.replace(net, name=f"{net.name}-{net.lanes}lanes")
+        if net.name in seen:
+            raise CliError(f"{path} and {seen[net.name]} are both {net.name}: report distinct programs")
+        seen[net.name] = path
+        out.append(net)
+    return out
 
 
 def make_report(args) -> None:
     from .area import sweep
     from .cli import CliError
+    from .energy import load_energy_table, network_energy
     from .report import write_report
     programs = [Path(p) for p in (args.program or [DEFAULT_PROGRAM]
-                                  + ([PVQ_PROGRAM] if PVQ_PROGRAM.exists() else []))]
+                                  + [p for p in DEFAULT_PROGRAMS[1:] if p.exists()])]
     for p in programs:
         if not p.exists():
             raise CliError(f"{p} does not exist; create it with `vqe compress` (or `make compress`)")
-    nets = [network_data(p, args.images, args.cross_check, args.backend, not args.quiet) for p in programs]
+    nets = distinct_names([network_data(p, args.images, args.cross_check, args.backend, not args.quiet)
+                           for p in programs], programs)
     lanes, depths = ((HEADLINE[0],), (HEADLINE[1],)) if args.quick else ((1, 2, 4, 8), (16, 64, 256))
     log(f"area: synthesizing {len(lanes) * len(depths)} engine configuration(s) (cached in {AREA_CACHE}) ...")
     records = sweep(lambda l, d: make_engine_verilog(l, d, not args.quiet), lanes=lanes, depths=depths,
                     cache_dir=AREA_CACHE, progress=not args.quiet)
-    written = write_report(args.output, nets, records, args.energy_table)
-    report_md = Path(args.output) / "REPORT.md"
-    report_md.write_text(report_md.read_text() + "\n".join(pvq_section(not args.quiet)))
+    from model.program import Program
+
+    from .report_pvq import program_facts, pvq_section
+    facts = {net.name: program_facts(Program.load(p).meta) for net, p in zip(nets, programs)}
+    table = load_energy_table(args.energy_table)
+    extra_md, extra_files = pvq_section(not args.quiet, [(net, network_energy(net, table)) for net in nets], facts)
+    written = write_report(args.output, nets, records, args.energy_table, extra_md, extra_files)
     log("wrote " + ", ".join(str(p) for p in written.values()))

@@ -1,6 +1,8 @@
 """Energy model: table validation and the arithmetic of every scenario, checked by hand."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from sim import energy
@@ -70,12 +72,16 @@ def test_engine_scenario_by_hand(table):
 
 def test_baselines_by_hand(table):
     res = network_energy(small_net(), table)
-    # (b) int8: stream of 2 words becomes 2 rows x ceil(8/4) = 4 words; no ROM.
-    assert res["int8"].total() == pytest.approx((20 - 2 + 4 + 1) * 640 + 35 + 4.8 + 0.4)
+    # The dense baselines come from the shape: 4 descriptor words, 2 rows x 2 words of bias and
+    # requantization, the dense weights; 2 x ceil(8/4) = 4 beats read, 16 MACs, 4 cycles; the
+    # measured output writes (1 DRAM word, 3 SRAM) are kept.
+    # (b) int8: 2 rows x ceil(8/4) = 4 words of weights; no ROM.
+    assert res["int8"].total() == pytest.approx((4 + 4 + 4 + 1) * 640 + (4 + 3) * 5 + 4.8 + 0.4)
     assert res["int8"].bits_per_weight == pytest.approx(8.0)
     # (a) fp32: 16 words of weights; SRAM 4x wider (128 bits = 20 pJ); fp32 MAC 3.7 + 0.9.
-    assert res["fp32"].total() == pytest.approx((20 - 2 + 16 + 1) * 640 + 7 * 20 + 16 * 4.6 + 0.4)
+    assert res["fp32"].total() == pytest.approx((4 + 4 + 16 + 1) * 640 + 7 * 20 + 16 * 4.6 + 0.4)
     assert res["fp32"].bits_per_weight == pytest.approx(32.0)
+    assert "pvq_engine" not in res and "pvq_entropy_floor" not in res  # no PVQ layers here
     # (c) codebook of 16 x 4 bytes = 16 words loaded from DRAM, 16 SRAM writes,
     # and the 4 ROM reads become 4 SRAM reads.
     assert res["vq_sram"].by_component()["codebook_sram"] == pytest.approx((16 + 4) * 5)
@@ -107,7 +113,8 @@ def test_rtl_cycle_counter_is_used(table):
     net = small_net(counters=dict(SMALL, cycles=9))
     res = network_energy(net, table, ["engine", "int8"])
     assert res["engine"].by_component()["control"] == pytest.approx(0.9)
-    assert res["int8"].by_component()["control"] == pytest.approx(0.9)
+    # The dense baseline runs one beat per cycle: 4 beats, whatever the engine measured.
+    assert res["int8"].by_component()["control"] == pytest.approx(0.4)
     assert energy.part_cycles(net, 0) == (9, energy.CYCLES_MEASURED)
 
 
@@ -146,12 +153,84 @@ def test_io_counters_by_hand(table):
 def test_layers_from_decoded():
     import types
     import numpy as np
-    desc = types.SimpleNamespace(in_features=8, out_features=2, codebook_size=16)
+    from model.layout import LayerMode
+    # 2 indices of 4 bits per row: 1 word, after the 2 header words.
+    desc = types.SimpleNamespace(in_features=8, out_features=2, codebook_size=16, mode=LayerMode.VQ, row_words=3)
     dec = types.SimpleNamespace(desc=desc, indices=np.array([[0, 1], [1, 1]]))
     layer, = energy.layers_from_decoded([dec], index_bits=4)
     assert (layer.in_features, layer.out_features, layer.codebook_size, layer.index_bits) == (8, 2, 16, 4)
+    assert layer.mode == energy.VQ and layer.code == "VQ k=16"
     assert layer.index_histogram == (1, 3) + (0,) * 14
     assert layer.entropy_bits() == pytest.approx(-(0.25 * np.log2(0.25) + 0.75 * np.log2(0.75)))
+    # A descriptor whose row words disagree with the entry width is refused, not mis-sized.
+    with pytest.raises(ValueError, match="words per row"):
+        energy.layers_from_decoded([types.SimpleNamespace(desc=types.SimpleNamespace(
+            **dict(vars(desc), row_words=4)), indices=dec.indices)], index_bits=4)
+
+
+def test_layers_from_decoded_pvq_uses_the_entry_width():
+    import types
+    import numpy as np
+    from model.layout import LayerMode
+    # PVQ, K = 2 in 4 lanes: 15-bit entries (7-bit index + 8-bit scale); 3 entries per row = 45 bits
+    # = 2 words, while the VQ index width (8) would give 1 word.
+    desc = types.SimpleNamespace(in_features=12, out_features=2, codebook_base=2, codebook_size=15, pvq_k=2,
+                                 entry_bits=15, mode=LayerMode.PVQ, row_words=4)
+    dec = types.SimpleNamespace(desc=desc, indices=np.array([[0, 5, 5], [5, 7, 0]]),
+                                pvq_scale=np.array([[3, 3, 3], [3, 3, 9]]))
+    layer, = energy.layers_from_decoded([dec], index_bits=8)
+    assert (layer.mode, layer.pvq_k, layer.index_bits, layer.codebook_size) == (energy.PVQ, 2, 15, 0)
+    assert layer.index_stream_words(4) == 2 * 2
+    assert layer.code == "PVQ K=2"
+    # Entropy per entry: index (2/6, 3/6, 1/6) plus scale (5/6, 1/6).
+    h = lambda *p: -sum(q * np.log2(q) for q in p)  # noqa: E731
+    assert layer.entropy_bits() == pytest.approx(h(2 / 6, 3 / 6, 1 / 6) + h(5 / 6, 1 / 6))
+
+
+def pvq_net(counters, **kw) -> NetworkData:
+    """The small network's shape coded with PVQ, K = 2: 15-bit entries, 2 per row = 1 word per row."""
+    layer = LayerInfo(in_features=8, out_features=2, index_bits=15, codebook_size=0, mode=energy.PVQ, pvq_k=2,
+                      index_histogram=(2, 2), scale_histogram=(1, 3), name="fc")
+    return NetworkData("small-pvq", 4, [layer], [{k: v * IMAGES for k, v in counters.items()}], IMAGES,
+                       method="pvq", **kw)
+
+
+# The PVQ layer's counters per inference: same DRAM and SRAM traffic as SMALL, no ROM reads or
+# MACs, K = 2 adds for each of the 4 sub-vectors.
+PVQ_SMALL = dict(SMALL, rom_reads=0, macs=0, adds=8)
+
+
+def test_pvq_scenarios_by_hand(table):
+    res = network_energy(pvq_net(PVQ_SMALL), table)
+    # Only scenarios that price PVQ layers: no codebook ROM or SRAM for a layer that has none.
+    assert list(res) == ["fp32", "int8", "pvq_engine", "pvq_entropy_floor"]
+    eng = res["pvq_engine"].by_component()
+    assert eng["dram"] == pytest.approx(21 * 640)
+    assert eng["add"] == pytest.approx(8 * 0.1)
+    # One scale multiply per sub-vector (4), priced as an int8 MAC.
+    assert eng["mac"] == pytest.approx(4 * 0.3)
+    assert "rom" not in eng or eng["rom"] == 0
+    # No cycle counter: ideal cycles are one per pulse.
+    assert eng["control"] == pytest.approx(8 * 0.1)
+    assert res["pvq_engine"].bits_per_weight == pytest.approx(2 * 32 / 16)
+    # Floor: entries at H(index) + H(scale) = 1 + 0.811 bits; 4 entries replace the 2-word stream.
+    h = 1 + -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
+    floor = res["pvq_entropy_floor"].by_component()
+    assert floor["dram"] == pytest.approx((20 - 2 + 4 * h / 32 + 1) * 640)
+    with pytest.raises(ValueError, match="does not apply"):
+        network_energy(pvq_net(PVQ_SMALL), table, ["engine"])
+    with pytest.raises(ValueError, match="does not apply"):
+        network_energy(small_net(), table, ["pvq_engine"])
+
+
+def test_dense_baselines_do_not_depend_on_the_coding(table):
+    """The fault this guards against: a PVQ program's baselines sized with the VQ index width
+    and priced with its adds, so its fp32 baseline differed from the k-means program's."""
+    vq = network_energy(small_net(), table)
+    pvq = network_energy(pvq_net(PVQ_SMALL), table)
+    for key in ("fp32", "int8"):
+        assert pvq[key].by_component() == pytest.approx(vq[key].by_component())
+        assert pvq[key].bits_per_weight == vq[key].bits_per_weight
 
 
 def test_layer_sums_and_records(table):
@@ -161,7 +240,8 @@ def test_layer_sums_and_records(table):
     net = NetworkData("two", 4, layers, [c0, c1], 1)
     res = network_energy(net, table)
     recs = energy.energy_records(net, res)
-    assert {r["scenario"] for r in recs} == set(energy.SCENARIOS)
+    assert {r["scenario"] for r in recs} == set(energy.scenarios_for(net))
+    assert {"fp32", "int8", "vq_sram", "engine", "entropy_floor"} <= set(res)
     for key, r in res.items():
         assert r.total() == pytest.approx(r.total(0) + r.total(1))
         tot = sum(x["pj"] for x in recs if x["scenario"] == key and x["layer"] == "total")
@@ -193,6 +273,11 @@ def test_new_scenario_is_one_registration(monkeypatch, table):
     assert res["half"].total() == pytest.approx(res["engine"].total() / 2)
     with pytest.raises(ValueError, match="twice"):
         energy.register_scenario("half", "again", "")(_half)
+    # A scenario for one method only, and one for PVQ layers too.
+    energy.register_scenario("uni", "universal only", "", when=lambda net: net.method == "universal")(_half)
+    energy.register_scenario("any", "any layer", "", modes=energy.LAYER_MODES)(_half)
+    assert "uni" not in energy.scenarios_for(small_net()) and "any" in energy.scenarios_for(pvq_net(PVQ_SMALL))
+    assert "uni" in energy.scenarios_for(small_net(method="universal"))
 
 
 # ---------------------------------------------------------------- invalid inputs
@@ -209,7 +294,18 @@ def test_inconsistent_network_data_is_rejected(table):
     with pytest.raises(ValueError, match="histogram"):
         small_net(histogram=(1,) + (0,) * 15)
     with pytest.raises(ValueError, match="index stream"):
-        network_energy(small_net(counters=dict(SMALL, dram_read_words=1)), table, ["int8"])
+        network_energy(small_net(counters=dict(SMALL, dram_read_words=1)), table, ["entropy_floor"])
+    with pytest.raises(ValueError, match="unknown scenario"):
+        network_energy(small_net(), table, ["nope"])
+    with pytest.raises(ValueError, match="PVQ layer needs"):
+        LayerInfo(8, 2, 15, 0, mode=energy.PVQ)
+    with pytest.raises(ValueError, match="layer mode"):
+        LayerInfo(8, 2, 4, 16, mode="dense")
+    with pytest.raises(ValueError, match="scale histogram"):
+        NetworkData("x", 4, [LayerInfo(8, 2, 15, 0, (2, 2), mode=energy.PVQ, pvq_k=2, scale_histogram=(1,))],
+                    [PVQ_SMALL], 1)
+    with pytest.raises(ValueError, match="modes"):
+        energy.register_scenario("bad", "bad", "", modes=("dense",))
     with pytest.raises(ValueError, match="counter sets"):
         NetworkData("x", 4, [LayerInfo(8, 2, 4, 16)], [], 1)
 

@@ -36,7 +36,7 @@ def tiny_networks():
 def test_report_files_and_contents(tmp_path):
     out = tmp_path / "rep"
     written = report.write_report(out, tiny_networks(), AREA)
-    assert set(written) == set(report.REPORT_FILES)
+    assert set(written) == set(report.REPORT_FILES) - set(report.EXTRA_FILES)
     md = (out / "REPORT.md").read_text()
     assert md.startswith(report.MARKER)
     for sc in SCENARIOS.values():
@@ -155,3 +155,146 @@ def test_images_divide_counters():
     assert IMAGES == 2
     net = small_net()
     assert net.counters(0)["dram_read_words"] == SMALL["dram_read_words"]
+
+
+def pvq_lowered(rng, lanes: int, shapes: list[int], k: int):
+    """A lowered network of ``shapes`` whose every layer is PVQ-coded with ``k`` pulses."""
+    import types
+
+    import numpy as np
+
+    from model.layout import ceil_div
+    from model.synthetic import random_pvq_vectors
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(shapes[:-1], shapes[1:])):
+        s = ceil_div(n_in, lanes)
+        layers.append(types.SimpleNamespace(
+            mode="pvq", in_features=n_in, out_features=n_out, pvq_k=k,
+            pvq_y=random_pvq_vectors(rng, (n_out, s), lanes, k), pvq_scale=rng.integers(0, 256, size=(n_out, s)),
+            codebook=np.zeros((0, lanes), dtype=np.int64), indices=None,
+            bias=rng.integers(-(1 << 20), 1 << 20, size=n_out), mult=rng.integers(0, 1 << 15, size=n_out),
+            shift=rng.integers(16, 28, size=n_out), relu=i < len(shapes) - 2))
+    return types.SimpleNamespace(name="random", method="pvq", lanes=lanes, input_scale=1 / 127, output_scale=1.0,
+                                 layers=layers, info={})
+
+
+def test_pvq_program_has_the_kmeans_programs_dense_baselines():
+    """Regression: the report sized a PVQ program's streams with the VQ index width (and kept its
+    adds in the dense baselines), so its fp32 baseline read more than the k-means program's."""
+    import dataclasses
+
+    import numpy as np
+
+    from model.program import build_program
+    from model.synthetic import random_inputs, random_lowered
+    from sim.energy import load_energy_table, network_energy
+    from sim.report_cli import golden_network_data
+
+    lanes, depth, shapes, k = 4, 16, [22, 9, 5], 3
+    rng = np.random.default_rng(11)
+    x = random_inputs(rng, 3, shapes[0])
+    vq_prog = build_program(random_lowered(rng, lanes, shapes, depth), codebook_depth=depth, config_max_features=64)
+    pvq_prog = build_program(pvq_lowered(rng, lanes, shapes, k), codebook_depth=depth, config_max_features=64,
+                             pvq_k_max=k)
+    vq, pvq = golden_network_data(vq_prog, x), golden_network_data(pvq_prog, x)
+    assert pvq.name == "random-pvq" and pvq.method == "pvq"
+    # 15-bit entries (7-bit index + 8-bit scale), not the 4-bit VQ index of this engine.
+    assert [layer.index_bits for layer in pvq.layers] == [15, 15]
+    assert [layer.index_bits for layer in vq.layers] == [4, 4]
+    table = load_energy_table()
+    res_vq, res_pvq = network_energy(vq, table), network_energy(pvq, table)
+    for key in ("fp32", "int8"):
+        assert res_pvq[key].total() == pytest.approx(res_vq[key].total(), rel=1e-12)
+        assert res_pvq[key].by_component() == pytest.approx(res_vq[key].by_component(), rel=1e-12)
+    assert list(res_pvq) == ["fp32", "int8", "pvq_engine", "pvq_entropy_floor"]
+    assert "vq_sram" in res_vq and "pvq_engine" not in res_vq
+    # The engine scenario's DRAM is the PVQ program's real stream: every row word the golden read.
+    dram_words = sum(pvq.counters(i)["dram_read_words"] for i in range(len(pvq.layers)))
+    assert res_pvq["pvq_engine"].by_component()["dram"] == pytest.approx(
+        (dram_words + pvq.counters("io")["dram_read_words"] + pvq.counters("io")["dram_write_words"]) * 640)
+    lines = report.engine_comparison([(vq, res_vq), (pvq, res_pvq)],
+                                     {"random-pvq": {"bits_per_weight": 3.9, "accuracy": 0.5}})
+    assert "(e) this engine, PVQ unit: adds, no codebook" in lines[0] and "(d) this engine" in lines[0]
+    assert "| random-pvq | `pvq` | 4 | (e) this engine, PVQ unit: adds, no codebook | 3.9 | 50.00 % |" in lines[0]
+    # No RTL cycle counter in golden-only data: no work per cycle.
+    assert "| - | - | - |" in lines[0].splitlines()[-1]
+    timed = dataclasses.replace(pvq, cycles=1000 * pvq.images)
+    adds = sum(pvq.counters(i)["adds"] for i in range(len(pvq.layers)))
+    row = report.engine_comparison([(timed, res_pvq)])[0].splitlines()[-1]
+    assert f"| 1000 | - | {report._g(adds / 1000)} |" in row
+    assert "| random-random | `random` | 4 | (d) this engine, codebook in ROM | - | - |" in lines[0]
+
+
+def test_pvq_plots_and_extra_files(tmp_path):
+    acc = {"network": "lenet300", "test_images": 100, "float_accuracy": 0.9, "rows": [
+        {"method": m, "lanes": 4, "bits_per_weight": b, "init_accuracy": a - 0.1, "int8_accuracy": a}
+        for m, b, a in (("pvq", 3.0, 0.8), ("pvq", 4.0, 0.85), ("vq", 2.9, 0.86), ("vq", 3.9, 0.87))]}
+    zoo = {"networks": [{"network": n, "metric_name": "accuracy", "float_metric": 0.9, "rows": [
+        {"method": "kmeans", "dim": 4, "bits_per_weight": 2.0, "metric": 0.8, "skipped": False},
+        {"method": "pvq", "dim": 8, "bits_per_weight": 2.1, "metric": 0.7, "skipped": False},
+        {"method": "pvq", "dim": 4, "bits_per_weight": 2.9, "skipped": True}]} for n in ("a", "b")]}
+    files = {report.PLOT_PVQ: report.plot_pvq_accuracy(acc), report.PLOT_PVQ_ZOO: report.plot_pvq_zoo(zoo)}
+    out = tmp_path / "rep"
+    written = report.write_report(out, tiny_networks(), AREA, extra_md=["## PVQ", "", "text"], extra_files=files)
+    assert set(written) == set(report.REPORT_FILES)
+    assert (out / report.PLOT_PVQ).read_bytes().startswith(PNG_MAGIC)
+    assert (out / report.PLOT_PVQ_ZOO).read_bytes().startswith(PNG_MAGIC)
+    assert (out / "REPORT.md").read_text().rstrip().endswith("## PVQ\n\ntext")
+    # A later run without them removes the stale plots; a file outside the list is refused.
+    report.write_report(out, tiny_networks(), AREA)
+    assert not (out / report.PLOT_PVQ).exists()
+    with pytest.raises(report.ReportError, match="extra report file"):
+        report.write_report(out, tiny_networks(), AREA, extra_files={"notes.txt": b"x"})
+
+
+def test_programs_of_one_network_and_method_get_distinct_names():
+    import dataclasses
+
+    from sim.cli import CliError
+    from sim.report_cli import distinct_names
+    a = small_net(histogram=())
+    b = dataclasses.replace(a, lanes=8)
+    named = distinct_names([a, b], ["a.vqz", "b.vqz"])
+    assert [n.name for n in named] == ["small", "small-8lanes"]
+    with pytest.raises(CliError, match="both small-4lanes"):
+        distinct_names([a, a, a], ["a.vqz", "c.vqz", "d.vqz"])
+
+
+def test_pvq_zoo_section_names_what_was_not_run():
+    from sim.report_pvq import pvq_zoo_lines
+    rows = [{"method": "kmeans", "dim": 4, "budget": 3.0, "skipped": False, "bits_per_weight": 2.9, "metric": 0.8,
+             "quantize_seconds": 600.0}]
+    z = {"kmeans_d": 4, "fit_vectors_per_codeword": 32, "bias_bits": 32, "total_seconds": 900.0,
+         "budgets": [3.0, 4.0], "table_markdown": "| t |",
+         "networks": [{"network": "big", "description": "a net", "metric_name": "m", "float_metric": 0.9,
+                       "rows": rows}]}
+    text = "\n".join(pvq_zoo_lines(z))
+    assert "Not run: big at 4 bits (its k-means at 3 bits took 10 min; each further bit per weight " \
+           "multiplies its codebooks by 16)." in text
+    assert "took 15 min" in text and "big: a net" in text and "| big (" in text
+    assert "parentheses" not in text  # no secondary metric for this network
+
+
+def test_layer_modes_without_an_engine_scenario_get_the_dense_baselines():
+    """A network with sparse Huffman-coded layers (no scenario registered for them here) is still
+    reported, with the dense baselines only, and they equal a k-means program's of the same shapes."""
+    import numpy as np
+
+    from model.program import build_program
+    from model.synthetic import random_inputs, random_lowered
+    from sim.energy import load_energy_table, network_energy
+    from sim.report_cli import golden_network_data
+
+    rng = np.random.default_rng(3)
+    shapes = [20, 9, 5]
+    x = random_inputs(rng, 2, shapes[0])
+    mixed = golden_network_data(build_program(random_lowered(rng, 4, shapes, 16, huffman_k_max=8),
+                                              codebook_depth=16, config_max_features=64), x)
+    assert [layer.mode for layer in mixed.layers] == ["huffman", "vq"]
+    vq = golden_network_data(build_program(random_lowered(rng, 4, shapes, 16), codebook_depth=16,
+                                           config_max_features=64), x)
+    table = load_energy_table()
+    res = network_energy(mixed, table)
+    assert list(res) == ["fp32", "int8"]
+    assert res["fp32"].total() == pytest.approx(network_energy(vq, table)["fp32"].total(), rel=1e-12)
+    assert report.engine_comparison([(mixed, res)]) == []  # no measured engine scenario to compare
