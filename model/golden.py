@@ -217,7 +217,8 @@ def decode_sparse_layer(image: np.ndarray, desc: Descriptor, cfg: EngineConfig, 
     out, n_in = desc.out_features, desc.in_features
     dense = np.zeros((out, n_in), dtype=np.int64)
     bias = np.zeros(out, dtype=np.int64)
-    events = {"symbols": 0, "bits": 0, "kept": 0}
+    # "histogram": occurrences of each joint symbol, for the report's entropy floor.
+    events = {"symbols": 0, "bits": 0, "kept": 0, "histogram": np.zeros(1 << cfg.huffman_symbol_bits, np.int64)}
     sign = 1 << (SPARSE_BIAS_BITS - 1)
     for r in range(out):
         row = f"{where} row {r}"
@@ -242,6 +243,7 @@ def decode_sparse_layer(image: np.ndarray, desc: Descriptor, cfg: EngineConfig, 
         events["symbols"] += n_symbols
         events["bits"] += result.counters["huffman_bits"]
         events["kept"] += int(np.count_nonzero(idx))
+        np.add.at(events["histogram"], np.asarray(result.symbols, dtype=np.int64), 1)
     events["stream_words"] = 1 + total
     mult = np.full(out, rq & 0xFFFF, dtype=np.int64)
     shift = np.full(out, (rq >> 16) & 0x3F, dtype=np.int64)

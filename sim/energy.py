@@ -51,6 +51,8 @@ LAYER_MODES = tuple(m.name.lower() for m in LayerMode)
 VQ = LayerMode.VQ.name.lower()
 #: Rows of PVQ enumeration indices and scales, no codebook.
 PVQ = LayerMode.PVQ.name.lower()
+#: Sparse rows of Huffman-coded (run, index) symbols, scalar centroids (Deep Compression).
+HUFFMAN = LayerMode.HUFFMAN.name.lower()
 
 #: Bar segments, in plotting order.
 COMPONENTS = ("dram", "sram", "rom", "codebook_sram", "mac", "add", "huffman", "control")
@@ -246,6 +248,12 @@ class LayerInfo:
         Pulses per sub-vector (`PVQ` only).
     scale_histogram : sequence of int
         Occurrences of each PVQ scale value (`PVQ` only, for the entropy floor).
+    stream_words : int
+        `HUFFMAN` only: DRAM words of the layer's stream (size word, table,
+        row headers, codes and padding), as measured by the golden model.
+    symbols : int
+        `HUFFMAN` only: symbols in the stream (fillers included); its
+        ``index_histogram`` counts each joint (run, index) symbol.
     """
     in_features: int
     out_features: int
@@ -256,6 +264,8 @@ class LayerInfo:
     mode: str = VQ
     pvq_k: int = 0
     scale_histogram: tuple = ()
+    stream_words: int = 0
+    symbols: int = 0
 
     def __post_init__(self):
         if self.mode not in LAYER_MODES:
@@ -281,8 +291,15 @@ class LayerInfo:
         return self.out_features * ceil_div(self.in_features, lanes)
 
     def index_stream_words(self, lanes: int) -> int:
-        """DRAM words of packed indices, as laid out in `model.layout` (rows padded to words)."""
+        """DRAM words of packed indices, as laid out in `model.layout` (rows padded to words);
+        for `HUFFMAN` the whole stream as measured."""
+        if self.mode == HUFFMAN:
+            return self.stream_words
         return self.out_features * index_words_per_row(self.in_features, lanes, self.index_bits)
+
+    def histogram_total(self, lanes: int) -> int:
+        """What ``index_histogram`` must sum to: one count per entry (per symbol for `HUFFMAN`)."""
+        return self.symbols if self.mode == HUFFMAN else self.indices(lanes)
 
     def entropy_bits(self) -> float:
         """Shannon entropy per entry, bits: of the index (`VQ`), or of the index plus that of the scale (`PVQ`).
@@ -359,9 +376,9 @@ class NetworkData:
                                  "mapping (add them to sim/energy.py COUNTER_MAPPING)")
         for i, layer in enumerate(self.layers):
             for what, hist in (("index", layer.index_histogram), ("scale", layer.scale_histogram)):
-                if hist and sum(hist) != layer.indices(self.lanes):
+                if hist and sum(hist) != layer.histogram_total(self.lanes):
                     raise ValueError(f"{self.name} layer {i}: {what} histogram sums to "
-                                     f"{sum(hist)}, expected {layer.indices(self.lanes)}")
+                                     f"{sum(hist)}, expected {layer.histogram_total(self.lanes)}")
 
     @property
     def parts(self) -> list:
@@ -406,16 +423,16 @@ def layers_from_decoded(decoded, index_bits: int) -> list[LayerInfo]:
     out = []
     for i, layer in enumerate(decoded):
         d = layer.desc
-        if d.mode not in (LayerMode.VQ, LayerMode.PVQ):
-            # Other modes (sparse Huffman rows) carry their shape and codebook only: the dense
-            # baselines price them; their own scenario reads their counters.
-            try:
-                mode = LayerMode(d.mode).name.lower()
-            except ValueError:
-                raise ValueError(f"layer {i}: mode {d.mode} has no energy model") from None
-            out.append(LayerInfo(in_features=d.in_features, out_features=d.out_features, index_bits=index_bits,
-                                 codebook_size=d.codebook_size, mode=mode))
+        if d.mode == LayerMode.HUFFMAN:
+            ev = layer.sparse
+            hist = np.asarray(ev["histogram"])
+            out.append(LayerInfo(in_features=d.in_features, out_features=d.out_features,
+                                 index_bits=max(1, (d.codebook_size - 1).bit_length()),
+                                 codebook_size=d.codebook_size, mode=HUFFMAN, stream_words=int(ev["stream_words"]),
+                                 symbols=int(ev["symbols"]), index_histogram=tuple(int(n) for n in hist)))
             continue
+        if d.mode not in (LayerMode.VQ, LayerMode.PVQ):
+            raise ValueError(f"layer {i}: mode {d.mode} has no energy model")
         indices = np.asarray(layer.indices)
         if d.mode == LayerMode.PVQ:
             bits = d.entry_bits
@@ -572,6 +589,12 @@ def ideal_cycles(c: Mapping[str, float], lanes: int) -> float:
     return c.get("macs", 0) / lanes + c.get("adds", 0) / PVQ_PULSES_PER_CYCLE
 
 
+def layer_ideal_cycles(net: NetworkData, i: int) -> float:
+    """Ideal cycles per inference of layer ``i``: `ideal_cycles`, or one symbol per cycle (`HUFFMAN`)."""
+    c = net.counters(i)
+    return c.get("huffman_symbols", 0) if net.layers[i].mode == HUFFMAN else ideal_cycles(c, net.lanes)
+
+
 def part_cycles(net: NetworkData, part: int | str) -> tuple[float, str]:
     """Cycles per inference of one layer (or `IO`), and where the number comes from.
 
@@ -590,7 +613,7 @@ def part_cycles(net: NetworkData, part: int | str) -> tuple[float, str]:
     if "cycles" in c:
         return c["cycles"], CYCLES_MEASURED
     # The job-level part has no MACs or pulses, so no ideal cycles.
-    ideal = lambda q: 0.0 if q == IO else ideal_cycles(net.counters(q), net.lanes)  # noqa: E731
+    ideal = lambda q: 0.0 if q == IO else layer_ideal_cycles(net, q)  # noqa: E731
     if net.cycles is not None:
         total_ideal = sum(ideal(q) for q in range(len(net.layers)))
         share = ideal(part) / total_ideal if total_ideal else 0.0
@@ -886,6 +909,41 @@ def _pvq_engine(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     "DRAM words (fractional, no padding, no decoder cost).", modes=(PVQ,))
 def _pvq_entropy_floor(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     return _at_entropy(net, i, table, lambda c, cycles: pvq_engine_events(net, i, table, c))
+
+
+@register_scenario(
+    "deepcomp_engine", "(f) this engine, sparse Huffman-coded rows",
+    "Deep Compression layers: the counters as measured (golden model; equal to the RTL's), priced "
+    "with the counter mapping above. The DRAM words are the layer's whole stream: size and "
+    "requantization words, Huffman table, one header word per row and the codes. One MAC, one "
+    "activation-SRAM read and one ROM read (the scalar centroid's lane-word) per stored non-zero "
+    "weight; a filler costs only its decode. Each decoded symbol is priced as one Huffman-table "
+    "SRAM read; the cycles are one per symbol plus the measured overheads.", modes=(HUFFMAN,), reference=True)
+def _deepcomp_engine(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
+    layer = net.layers[i]
+    events = counter_events(net.counters(i), net.lanes, table, cycles=part_cycles(net, i)[0])
+    return LayerCost(events, layer.stream_words * WORD_BITS)
+
+
+def sparse_code_bits(net: NetworkData, i: int) -> tuple[float, float]:
+    """(measured Huffman code bits, the same symbols at the joint-symbol entropy) per inference of layer ``i``."""
+    layer = net.layers[i]
+    return net.counters(i).get("huffman_bits", 0.0), layer.symbols * layer.entropy_bits()
+
+
+@register_scenario(
+    "deepcomp_entropy_floor", "floor: (f) with codes at entropy",
+    "The sparse engine with each layer's codes at the Shannon entropy `H` of its joint (run, index) "
+    "symbols: the measured stream less the Huffman code bits plus `symbols x H` bits, in fractional "
+    "words (headers, tables and padding kept, decoder cost kept). How far the length-limited "
+    "canonical code is from the best static code of the same symbols.", modes=(HUFFMAN,))
+def _deepcomp_entropy_floor(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
+    layer = net.layers[i]
+    measured, floor = sparse_code_bits(net, i)
+    c = dict(net.counters(i))
+    c["dram_read_words"] = c["dram_read_words"] - (measured - floor) / WORD_BITS
+    events = counter_events(c, net.lanes, table, cycles=part_cycles(net, i)[0])
+    return LayerCost(events, layer.stream_words * WORD_BITS - measured + floor)
 
 
 # --------------------------------------------------------------------------- results

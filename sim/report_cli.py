@@ -22,8 +22,12 @@ PVQ_PROGRAM = REPO / "build" / "lenet300-pvq.vqz"
 #: for energy at equal bits.  ``vqe compress --network lenet300 --method pvq --lanes 8
 #: --bits-per-weight 2 -o build/lenet300-pvq-2b.vqz``
 PVQ_EQUAL_BITS_PROGRAM = REPO / "build" / "lenet300-pvq-2b.vqz"
+#: Also reported when present (``make`` compresses them): Deep Compression, and the two
+#: networks on the universal ROM.
+DEEPCOMP_PROGRAM = REPO / "build" / "lenet300-deepcomp.vqz"
+UNIVERSAL_PROGRAMS = (REPO / "build" / "lenet300-universal.vqz", REPO / "build" / "lenet5-universal.vqz")
 #: Programs reported by default, those after the first only if they exist.
-DEFAULT_PROGRAMS = (DEFAULT_PROGRAM, PVQ_PROGRAM, PVQ_EQUAL_BITS_PROGRAM)
+DEFAULT_PROGRAMS = (DEFAULT_PROGRAM, PVQ_PROGRAM, PVQ_EQUAL_BITS_PROGRAM, DEEPCOMP_PROGRAM, *UNIVERSAL_PROGRAMS)
 #: Codebooks the area sweep elaborates the engine with (one per lanes x depth).
 SWEEP_ROMS = REPO / "reports" / "area-roms.npz"
 #: Synthesis results, keyed by Verilog text and tool versions; committed.
@@ -154,6 +158,17 @@ def make_report(args) -> None:
     from .report_pvq import program_facts, pvq_section
     facts = {net.name: program_facts(Program.load(p).meta) for net, p in zip(nets, programs)}
     table = load_energy_table(args.energy_table)
-    extra_md, extra_files = pvq_section(not args.quiet, [(net, network_energy(net, table)) for net in nets], facts)
+    results = [(net, network_energy(net, table)) for net in nets]
+    extra_md, extra_files = pvq_section(not args.quiet, results, facts)
+    from .report_deepcomp import deepcomp_section
+    from .report_universal import universal_engine_verilog, universal_section
+    metas = {net.name: Program.load(p).meta for net, p in zip(nets, programs)}
+    extra_md = list(extra_md) + deepcomp_section(results, metas)
+    universal_area = None
+    if any(net.method == "universal" for net in nets):
+        from .area import synthesize
+        log("area: the universal-ROM engine (cached) ...")
+        universal_area = synthesize(*universal_engine_verilog(), cache_dir=AREA_CACHE)
+    extra_md += universal_section(results, universal_area)
     written = write_report(args.output, nets, records, args.energy_table, extra_md, extra_files)
     log("wrote " + ", ".join(str(p) for p in written.values()))
