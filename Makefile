@@ -10,6 +10,8 @@ VQE     := $(VENV)/bin/vqe
 BUILD   := build
 PROGRAM := $(BUILD)/lenet300.vqz
 PVQ_PROGRAM := $(BUILD)/lenet300-pvq.vqz
+# PVQ at the k-means program's bits per weight (8 lanes, 2-bit budget): energy at equal bits.
+PVQ_2B_PROGRAM := $(BUILD)/lenet300-pvq-2b.vqz
 DEEPCOMP_PROGRAM := $(BUILD)/lenet300-deepcomp.vqz
 # Two networks against the one shipped universal codebook: one engine runs both.
 UNIVERSAL_PROGRAMS := $(BUILD)/lenet300-universal.vqz $(BUILD)/lenet5-universal.vqz
@@ -24,7 +26,7 @@ export AMARANTH_USE_YOSYS := builtin
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all setup test verilog cocotb reports bench compress run universal clean help
+.PHONY: all setup test verilog cocotb reports bench compress run universal experiments clean help
 
 help:
 	@echo "make          setup, compress lenet300 (k-means), run it on Icarus bit-exactly, write Verilog and the report"
@@ -34,13 +36,14 @@ help:
 	@echo "make cocotb   the cocotb tests, and the default program on Icarus and Verilator"
 	@echo "make universal  LeNet-300-100 and LeNet-5 on the universal ROM: one Verilog, both bit-exact on Icarus"
 	@echo "make reports  regenerate reports/"
+	@echo "make experiments  the long model-level sweeps behind reports/pvq_zoo.json and reports/universal_table.json (hours)"
 	@echo "make bench    simulation speed of every backend on the default program ($(BUILD)/bench/)"
 	@echo "make clean    remove $(BUILD)/"
 
 setup:
 	@bash scripts/setup.sh
 
-all: setup $(PROGRAM) $(PVQ_PROGRAM) $(DEEPCOMP_PROGRAM) universal
+all: setup $(PROGRAM) $(PVQ_PROGRAM) $(PVQ_2B_PROGRAM) $(DEEPCOMP_PROGRAM) universal
 	$(VQE) run $(DEEPCOMP_PROGRAM) --backend icarus --images $(IMAGES) --json > $(BUILD)/run_icarus_deepcomp.json
 	@$(PY) -c 'import json, sys; r = json.load(open(sys.argv[1])); c = r["counters"]; \
 	  print("deepcomp: bit_exact=%s, %.2fx vs fp32, Huffman decoder %.3f symbols per busy cycle" % (r["bit_exact"], r["compression"]["ratio_vs_fp32"], c["huffman_symbols"] / c["huffman_busy_cycles"])); \
@@ -67,6 +70,10 @@ $(PVQ_PROGRAM): | setup
 $(PROGRAM): | setup
 	@mkdir -p $(BUILD)
 	$(VQE) compress --network lenet300 --method kmeans -o $(PROGRAM)
+
+$(PVQ_2B_PROGRAM): | setup
+	@mkdir -p $(BUILD)
+	$(VQE) compress --network lenet300 --method pvq --lanes 8 --bits-per-weight 2 -o $(PVQ_2B_PROGRAM)
 
 # Deep Compression (pruning, trained quantization, Huffman-coded sparse rows): its own scenario.
 $(DEEPCOMP_PROGRAM): | setup
@@ -107,7 +114,7 @@ cocotb: $(PROGRAM)
 	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json
 	$(VQE) run $(PROGRAM) --backend verilator --images $(IMAGES) --json
 
-reports: setup $(PROGRAM) $(PVQ_PROGRAM) $(DEEPCOMP_PROGRAM) $(UNIVERSAL_PROGRAMS)
+reports: setup $(PROGRAM) $(PVQ_PROGRAM) $(PVQ_2B_PROGRAM) $(DEEPCOMP_PROGRAM) $(UNIVERSAL_PROGRAMS)
 	$(VQE) report -o reports
 
 bench: $(PROGRAM)
@@ -120,6 +127,12 @@ bench: $(PROGRAM)
 	  print("%-10s %7s %10s %10s %12s %9s" % ("backend", "images", "cycles", "seconds", "cycles/s", "bit_exact")); \
 	  [print("%-10s %7s %10s %10.2f %12.0f %9s" % (r["backend"], r["images"], r.get("cycles"), r.get("sim_seconds") or 0, r.get("sim_cycles_per_second") or 0, r.get("bit_exact"))) \
 	   for r in (json.load(open("$(BUILD)/bench/%s.json" % b)) for b in sys.argv[1:])]' $(BENCH_BACKENDS)
+
+# Long sweeps (not part of `make` or the tests): PVQ vs k-means on every zoo network, and the
+# universal codebook against the per-layer baselines.  One torch thread each, as measured.
+experiments: setup
+	OMP_NUM_THREADS=1 $(PY) -m model.experiments_pvq --zoo reports/pvq_zoo.json
+	OMP_NUM_THREADS=1 $(PY) -m model.experiments_universal --json reports/universal_table.json
 
 clean:
 	rm -rf $(BUILD)

@@ -163,3 +163,21 @@ def test_cli_baseline_writes_json(cli, tmp_path):
     assert 2.0 <= st["indices"] / st["weights"] < 2.2
     assert 0.0 <= r["quality"] <= 1.0 and r["float_quality"] == 1.0
     assert "rnet / rq" in res.stderr
+
+
+def test_report_energy_rows_compare_rom_with_dram_codebooks():
+    """The universal section prices the same index stream with the ROM and with per-layer loads."""
+    from sim.energy import load_energy_table, network_energy
+    from sim.report_cli import golden_network_data
+    from sim.report_universal import energy_lines, universal_section
+    program = universal_program(21, [37, 20, 9], "net-a")
+    net = golden_network_data(program, random_inputs(np.random.default_rng(2), 2, 37))
+    res = network_energy(net, load_energy_table())
+    assert net.name == "net-a-universal" and {"engine", "vq_sram"} <= set(res)
+    lines = energy_lines([(net, res)])
+    row = next(line for line in lines if line.startswith("| net-a-universal |"))
+    rom, dram = res["engine"].total(), res["vq_sram"].total()
+    assert dram > rom   # loading the codebook from DRAM every inference costs more than the ROM
+    assert f"{dram / rom:.3f}x" in row
+    assert universal_section([(net, res)], None)[0].startswith("## Universal codebook")
+    assert energy_lines([]) == [] and universal_section([], None) == []
