@@ -578,8 +578,9 @@ MAPPED_COUNTERS = frozenset(name.strip() for row in COUNTER_MAPPING for name in 
 #: Where a part's cycle count comes from (see `part_cycles`).
 CYCLES_MEASURED = "RTL cycle counter"
 CYCLES_SPLIT = ("RTL total cycle counter, split across layers in proportion to their ideal cycles "
-                "(MACs / lanes, plus one per PVQ pulse)")
-CYCLES_ESTIMATED = "estimated as MACs / lanes plus one per PVQ pulse (no RTL cycle counter in the data)"
+                "(MACs / lanes, plus one per PVQ pulse; one per Huffman symbol in sparse layers)")
+CYCLES_ESTIMATED = ("estimated as MACs / lanes plus one per PVQ pulse, one per Huffman symbol in sparse layers "
+                    "(no RTL cycle counter in the data)")
 #: PVQ pulses the engine's PVQ unit decodes and adds per cycle.
 PVQ_PULSES_PER_CYCLE = 1
 
