@@ -132,7 +132,7 @@ bench: $(PROGRAM)
 # universal codebook against the per-layer baselines.  One torch thread each, as measured.
 experiments: setup
 	OMP_NUM_THREADS=1 $(PY) -m model.experiments_pvq --zoo reports/pvq_zoo.json
-	OMP_NUM_THREADS=1 $(PY) -m model.experiments_universal --json reports/universal_table.json
+	OMP_NUM_THREADS=1 $(PY) -m model.experiments_universal --networks lenet300 lenet5 rnet minilm --json reports/universal_table.json --markdown reports/universal_table.md
 
 clean:
 	rm -rf $(BUILD)

@@ -1,25 +1,36 @@
 """Benchmark: the universal codebook against per-layer baselines at equal bits per weight.
 
-``python -m model.experiments_universal [--networks lenet300 lenet5 ...] [--quick] [--json out.json]``
-prints one table: network x method x configuration -> bits per weight,
-compression ratio vs fp32 (every overhead counted, see
+``python -m model.experiments_universal [--networks lenet300 lenet5 ...] [--quick] [--json out.json]
+[--markdown out.md]`` prints one table: network x method x configuration ->
+bits per weight, compression ratio vs fp32 (every overhead counted, see
 :mod:`model.baselines`), the network's quality metric (its zoo metric: test
 accuracy, embedding cosine, pitch accuracy, face agreement) and the time
-taken; then, per network, the best configuration of every method within the
-universal method's bit budget.  The universal ROM is reported once, apart:
-it is shared by every network.
+taken; then, per universal fit, the best configuration of every method within
+its bit budget.  The universal ROM is reported once, apart: it is shared by
+every network.
 
-``python -m model.experiments_universal --build-codebook`` rebuilds the
-shipped codebook from :data:`DONORS` (deterministic for a given seed and
-donor weights).
+The ROM is the shipped nested codebook (:data:`model.universal.DEFAULT_NESTED`):
+each network is fitted to the stages of it its :class:`Recipe` names
+(:attr:`Recipe.prefixes`): the 128-entry prefix, which is exactly the shipped
+engine codebook, for the small networks; the 1024/2048/4096 prefixes for
+MiniLM.  ``--json`` writes ``{"codebook": ROM facts with the KDE and nested
+parameters, "networks": {name: total and training seconds}, "rows": [...]}``
+and keeps the rows of networks it did not run, so networks can be run in
+separate processes; ``--merge A.json B.json`` adds such files' rows to the
+``--json`` file and ``--markdown`` renders it (:mod:`model.universal_table`).
+
+``--build-codebook`` rebuilds the shipped codebook from :data:`DONORS`, and
+``--build-nested`` the nested one from it (both deterministic for given donor
+weights).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -28,8 +39,9 @@ from torch import nn
 
 from model.baselines import compress, engine_bytes, finetune_kmeans, index_bits, storage
 from model.distill import DistillSet
-from model.universal import DEFAULT_CODEBOOK, DEFAULT_DIM, DEFAULT_K, UniversalCodebook, build_codebook, \
-    load_codebook, save_codebook
+from model.universal import (DEFAULT_CODEBOOK, DEFAULT_DIM, DEFAULT_K, DEFAULT_NESTED, CodebookError,
+                             UniversalCodebook, build_codebook, load_codebook, save_codebook)
+from model.universal_nested import NESTED_STAGES, build_nested_codebook
 from model.universal_fit import fit_universal, lower_universal
 from model.weightmat import linear_relu_chain
 
@@ -49,6 +61,12 @@ class Recipe:
     n_distill: int = 60000
     threads: int = 1
     top_n: int = 8
+    #: Stages of the nested universal ROM the network is fitted to (each one a row).
+    prefixes: tuple[int, ...] = (DEFAULT_K,)
+    #: Alternations of the initial hard assignment (each is a nearest-codeword search).
+    init_rounds: int = 4
+    #: Run ``kmeans+ft`` (Deep Compression fine-tuning with the same budget).
+    finetune: bool = True
 
 
 RECIPES = {
@@ -57,7 +75,11 @@ RECIPES = {
     "crepe-tiny": Recipe(soft_steps=1000, hard_steps=200, batch=64, n_distill=8192),
     "onet": Recipe(soft_steps=1000, hard_steps=200, batch=128, n_distill=8192),
     "rnet": Recipe(soft_steps=1000, hard_steps=200, batch=128, n_distill=8192),
-    "minilm": Recipe(soft_steps=300, hard_steps=60, batch=16, n_distill=4096, threads=2, top_n=4),
+    # MiniLM: 1.75 bits/weight (the 128 prefix) is too few; it uses larger stages of the same ROM,
+    # the largest first.  Two initial rounds: a nearest search over 2.6M sub-vectors x 4096 codewords
+    # is the costly part of the initialization.
+    "minilm": Recipe(soft_steps=300, hard_steps=60, batch=16, n_distill=4096, top_n=4,
+                     prefixes=(4096, 2048, 1024), init_rounds=2, finetune=False),
 }
 QUICK = Recipe(soft_steps=60, hard_steps=20, batch=64, n_distill=512)
 
@@ -77,9 +99,10 @@ GRID_SMALL = [
     ("kmeans", dict(d=8, k=256)), ("pq", dict(d=4, k=16)), ("rq", dict(d=8, k=16, stages=3)),
     ("rq", dict(d=4, k=16, stages=2)), ("lr2vq", dict(m=4, k=128, r=3)), ("lr2vq", dict(m=8, k=256, r=4)),
 ]
+#: MiniLM (10.6M coded weights): per-layer k-means at 2, 3 and 4 index bits per weight (the last is
+#: 4-bit scalar k-means), the rates around its universal fits.
 GRID_LARGE = [
-    ("kmeans", dict(d=4, k=128)), ("kmeans", dict(d=4, k=256)), ("pq", dict(d=4, k=16)),
-    ("rq", dict(d=8, k=16, stages=3)), ("lr2vq", dict(m=4, k=128, r=3)),
+    ("kmeans", dict(d=4, k=256)), ("kmeans", dict(d=2, k=64)), ("kmeans", dict(d=1, k=16)),
 ]
 #: kmeans configuration fine-tuned with the universal method's budget (``kmeans+ft``).
 FT_CONFIG = dict(d=4, k=128)
@@ -105,8 +128,13 @@ class Task:
 def load_task(name: str, *, n_distill: int, seed: int = 0, quick: bool = False) -> Task:
     """The zoo network ``name`` with its distillation set (Fashion-MNIST training images with labels
     for the LeNets; the zoo's distillation inputs otherwise)."""
-    from model.zoo import load_network  # noqa: PLC0415
-    zn = load_network(name, progress=False)
+    from model.networks import TorchThreads  # noqa: PLC0415
+    from model.zoo import EVAL_THREADS, load_network  # noqa: PLC0415
+    # The zoo fingerprints the weights (a torch sum, whose rounding depends on the thread count) at
+    # load and again, with EVAL_THREADS, before its first fp32 reference: load with that count too,
+    # or a process started with one thread takes the unchanged weights for modified ones.
+    with TorchThreads(EVAL_THREADS):
+        zn = load_network(name, progress=False)
     if name in ("lenet300", "lenet5"):
         from model.data import load_fashion_mnist  # noqa: PLC0415
         x, y = load_fashion_mnist("train")
@@ -119,6 +147,13 @@ def load_task(name: str, *, n_distill: int, seed: int = 0, quick: bool = False) 
         data = DistillSet(zn.distill_data(n_distill, seed), kind="regression")
     return Task(name, zn.model, list(zn.weight_layers), zn.metric_name,
                 lambda m: zn.evaluate(m, quick=quick), data, {"zoo": zn})
+
+
+def build_default_nested(path=DEFAULT_NESTED, stages=NESTED_STAGES, progress=None) -> UniversalCodebook:
+    """Rebuild the shipped nested codebook from the shipped codebook and its donors."""
+    cb = build_nested_codebook(load_codebook(), stages, progress=progress)
+    save_codebook(cb, path)
+    return cb
 
 
 def build_default_codebook(path=DEFAULT_CODEBOOK, donors=DONORS, dim: int = DEFAULT_DIM, k: int = DEFAULT_K,
@@ -164,10 +199,55 @@ def _engine_facts(task: Task, net, method: str, train_x: np.ndarray, test) -> di
             "engine_ratio_vs_fp32": 4 * params / nbytes, "rom_bytes_shared": rom}
 
 
+def _universal_rows(task: Task, codebook: UniversalCodebook, recipe: Recipe, float_q: float, *, seed: int,
+                    progress: bool, chain: bool, train_x, test, log) -> list[dict]:
+    """Fit ``task`` to ``codebook`` (one stage of the nested ROM): the ``universal`` row, and the
+    ``universal-nearest`` row (the initial hard assignment, no training)."""
+    t0 = time.perf_counter()
+    unet = fit_universal(task.model, codebook, task.data, layer_names=task.layers, name=task.name,
+                         soft_steps=recipe.soft_steps, hard_steps=recipe.hard_steps, batch=recipe.batch,
+                         top_n=recipe.top_n, seed=seed, evaluate=task.quality, progress=progress,
+                         threads=recipe.threads, init_rounds=recipe.init_rounds)
+    secs = time.perf_counter() - t0
+    config = {"dim": codebook.dim, "k": codebook.k, "donor": task.name in codebook.donors}
+    default = RECIPES.get(task.name, Recipe())
+    for key in ("soft_steps", "hard_steps", "top_n"):
+        if getattr(recipe, key) != getattr(default, key):  # a non-default budget is another configuration
+            config[key] = getattr(recipe, key)
+    row = _row(task, "universal", config, unet, secs, unet.info["quality"], float_q)
+    row["stages"] = {k: unet.info.get(k) for k in ("quality_nearest", "quality_hardened", "mean_max_prob",
+                                                    "frac_not_nearest", "init_seconds", "teacher_seconds",
+                                                    "soft_seconds", "hard_seconds")}
+    row["recipe"] = {k: getattr(recipe, k) for k in ("soft_steps", "hard_steps", "batch", "n_distill", "top_n",
+                                                      "threads", "init_rounds")}
+    row["training_seconds"] = secs
+    row["codebook_sha256"] = codebook.content_hash()
+    if chain:
+        row.update(_engine_facts(task, unet, "universal", train_x, test))
+    nearest = dict(row, method="universal-nearest", quality=unet.info["quality_nearest"],
+                   delta=unet.info["quality_nearest"] - float_q, seconds=unet.info["init_seconds"])
+    for k in ("stages", "recipe", "training_seconds", "int8_quality", "engine_bytes", "engine_bits_per_weight",
+              "engine_ratio_vs_fp32", "metrics"):
+        nearest.pop(k, None)
+    log(_fmt(row))
+    return [row, nearest]
+
+
 def run_network(name: str, codebook: UniversalCodebook, *, quick: bool = False, grid=None, finetune: bool = True,
-                seed: int = 0, progress: bool = True, log=print) -> list[dict]:
-    """Every method on one network; returns the table rows."""
+                seed: int = 0, progress: bool = True, log=print, prefixes=None, budget: dict | None = None,
+                on_rows: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Every method on one network; returns the table rows.
+
+    ``codebook`` is the (nested) universal ROM; the network is fitted to each
+    of ``prefixes`` (default its recipe's :attr:`Recipe.prefixes`), with the
+    recipe's fields in ``budget`` (e.g. ``soft_steps``) overridden.  ``grid``
+    (default by network) lists the baselines; ``on_rows(rows so far)`` is
+    called after every row, so a long run keeps what it measured.
+    """
     recipe = QUICK if quick else RECIPES.get(name, Recipe())
+    if prefixes is not None:
+        recipe = replace(recipe, prefixes=tuple(prefixes))
+    recipe = replace(recipe, **(budget or {}))
     task = load_task(name, n_distill=recipe.n_distill, seed=seed, quick=quick)
     grid = grid if grid is not None else {"lenet300": GRID, "minilm": GRID_LARGE}.get(name, GRID_SMALL)
     rows = []
@@ -184,26 +264,11 @@ def run_network(name: str, codebook: UniversalCodebook, *, quick: bool = False, 
     old = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
     try:
-        t0 = time.perf_counter()
-        unet = fit_universal(task.model, codebook, task.data, layer_names=task.layers, name=name,
-                             soft_steps=recipe.soft_steps, hard_steps=recipe.hard_steps, batch=recipe.batch,
-                             top_n=recipe.top_n,
-                             seed=seed, evaluate=task.quality, progress=progress, threads=recipe.threads)
-        secs = time.perf_counter() - t0
-        row = _row(task, "universal", {"dim": codebook.dim, "k": codebook.k, "donor": name in codebook.donors},
-                   unet, secs, unet.info["quality"], float_q)
-        row["stages"] = {k: unet.info.get(k) for k in ("quality_nearest", "quality_hardened", "mean_max_prob",
-                                                        "frac_not_nearest", "soft_seconds", "hard_seconds")}
-        if chain:
-            row.update(_engine_facts(task, unet, "universal", train_x, test))
-        rows.append(row)
-        nearest = dict(row, method="universal-nearest", quality=unet.info["quality_nearest"],
-                       delta=unet.info["quality_nearest"] - float_q, seconds=unet.info["init_seconds"])
-        for k in ("stages", "int8_quality", "engine_bytes", "engine_bits_per_weight", "engine_ratio_vs_fp32",
-                  "metrics"):
-            nearest.pop(k, None)
-        rows.append(nearest)
-        log(_fmt(row))
+        for k in recipe.prefixes:
+            rows += _universal_rows(task, codebook.prefix(k), recipe, float_q, seed=seed, progress=progress,
+                                    chain=chain, train_x=train_x, test=test, log=log)
+            if on_rows is not None:
+                on_rows(rows)
 
         for method, config in grid:
             t0 = time.perf_counter()
@@ -215,7 +280,9 @@ def run_network(name: str, codebook: UniversalCodebook, *, quick: bool = False, 
                 row.update(_engine_facts(task, net, method, train_x, test))
             rows.append(row)
             log(_fmt(row))
-            if finetune and method == "kmeans" and config == FT_CONFIG:
+            if on_rows is not None:
+                on_rows(rows)
+            if finetune and recipe.finetune and method == "kmeans" and config == FT_CONFIG:
                 t0 = time.perf_counter()
                 ft = finetune_kmeans(task.model, net, task.data, steps=recipe.soft_steps + recipe.hard_steps,
                                      batch=recipe.batch, seed=seed, progress=progress, threads=recipe.threads)
@@ -225,20 +292,21 @@ def run_network(name: str, codebook: UniversalCodebook, *, quick: bool = False, 
                     row.update(_engine_facts(task, ft, "kmeans", train_x, test))
                 rows.append(row)
                 log(_fmt(row))
+                if on_rows is not None:
+                    on_rows(rows)
     finally:
         torch.set_num_threads(old)
     return rows
 
 
 def matched(rows: list[dict], slack: float = 0.02) -> list[dict]:
-    """Per network and method, the best row within the universal method's bits per weight (+ ``slack``)."""
+    """For each universal row, the best row of every other method of its network within its bits per
+    weight (+ ``slack``); the universal row itself leads its group."""
     out = []
-    for name in dict.fromkeys(r["network"] for r in rows):
-        mine = [r for r in rows if r["network"] == name]
-        uni = [r for r in mine if r["method"] == "universal"]
-        if not uni:
-            continue
-        budget = uni[0]["bits_per_weight"] + slack
+    for uni in [r for r in rows if r["method"] == "universal"]:
+        mine = [r for r in rows if r["network"] == uni["network"] and r["method"] != "universal"]
+        budget = uni["bits_per_weight"] + slack
+        out.append(uni)
         for method in dict.fromkeys(r["method"] for r in mine):
             ok = [r for r in mine if r["method"] == method and r["bits_per_weight"] <= budget]
             if ok:
@@ -284,35 +352,145 @@ def format_table(rows: list[dict], codebook: UniversalCodebook | None = None) ->
     return "\n".join(lines)
 
 
+def codebook_summary(cb: UniversalCodebook) -> dict:
+    """The ROM's facts for the JSON output: sizes, donors, KDE and nested-extension parameters."""
+    nested = dict(cb.params.get("nested", {}))
+    nested.pop("base_params", None)  # the base's own parameters are the top-level ones
+    return {"k": cb.k, "dim": cb.dim, "stages": list(cb.stages), "rom_bytes": cb.rom_bytes,
+            "stage_rom_bytes": {str(k): k * cb.dim for k in cb.stages}, "int8_scale": cb.scale,
+            "donors": list(cb.donors), "sha256": cb.content_hash(),
+            "base_sha256": cb.prefix(cb.stages[0]).content_hash(),
+            "samples_per_donor": cb.params.get("samples_per_donor"),
+            "donor_subvectors": cb.params.get("donor_subvectors"), "seed": cb.params.get("seed"),
+            "normalization": cb.params.get("normalization"), "kde": cb.params.get("kde"), "nested": nested}
+
+
+def _row_key(r: dict) -> tuple:
+    return r["network"], r["method"], json.dumps(r["config"], sort_keys=True)
+
+
+def write_json(path, rows: list[dict], cb: UniversalCodebook, network_seconds: dict) -> None:
+    """The table's JSON: the codebook (KDE and nested parameters), per-network times and the rows.
+
+    Rows already in ``path`` (same codebook) stay unless a new row has the same
+    network, method and configuration, so the table can be built in several
+    processes (one network, or some of a network's fits, each).  A network's
+    ``universal_training_seconds`` are merged and its ``seconds_total`` is the
+    sum over the runs that wrote it.
+    """
+    kept, seconds = [], {k: dict(v) for k, v in network_seconds.items()}
+    try:
+        with open(path) as f:
+            old = json.load(f)
+        if isinstance(old, dict) and old.get("codebook", {}).get("sha256") == cb.content_hash():
+            new_keys = {_row_key(r) for r in rows}
+            kept = [r for r in old.get("rows", []) if _row_key(r) not in new_keys]
+            for name, v in old.get("networks", {}).items():
+                if name not in seconds:
+                    seconds[name] = v
+                elif v.get("run_id") != seconds[name].get("run_id"):
+                    seconds[name]["universal_training_seconds"] = {**v.get("universal_training_seconds", {}),
+                                                                   **seconds[name]["universal_training_seconds"]}
+                    seconds[name]["seconds_total"] += v.get("seconds_total", 0.0)
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
+    out = {"codebook": codebook_summary(cb), "networks": seconds, "rows": kept + rows}
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1, default=float)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m model.experiments_universal", description=__doc__.splitlines()[0])
     ap.add_argument("--networks", nargs="*", default=list(NETWORKS), help="networks to compress (none: only build)")
-    ap.add_argument("--codebook", default=None, help="codebook file (default: the shipped one)")
+    ap.add_argument("--codebook", default=None,
+                    help="nested codebook file (default: the shipped nested one, whose first 128 entries are the "
+                         "shipped codebook)")
     ap.add_argument("--build-codebook", action="store_true", help="rebuild the shipped codebook from the donors")
+    ap.add_argument("--build-nested", action="store_true",
+                    help="rebuild the shipped nested codebook from the shipped codebook and its donors")
     ap.add_argument("--quick", action="store_true", help="tiny budgets and quick evaluation (smoke test)")
     ap.add_argument("--no-finetune", action="store_true", help="skip kmeans+ft")
-    ap.add_argument("--json", default=None, help="also write the rows as JSON")
+    ap.add_argument("--no-grid", action="store_true", help="only the universal fits, no per-layer baselines")
+    ap.add_argument("--soft-steps", type=int, default=None, help="override the recipes' soft-phase steps")
+    ap.add_argument("--hard-steps", type=int, default=None, help="override the recipes' hard-phase steps")
+    ap.add_argument("--top-n", type=int, default=None, help="override the recipes' candidates per sub-vector")
+    ap.add_argument("--prefixes", nargs="*", type=int, default=None, metavar="K",
+                    help="nested-ROM stages to fit every network to (default: each network's recipe; "
+                         "none: only the baselines)")
+    ap.add_argument("--json", default=None,
+                    help="also write the table as JSON (rows of other networks already in the file are kept)")
+    ap.add_argument("--merge", nargs="*", default=[], metavar="JSON",
+                    help="add the rows of these table files (same codebook) to the --json file")
+    ap.add_argument("--markdown", default=None, help="write the Markdown table of the JSON file given by --json")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    if args.build_codebook:
-        t0 = time.perf_counter()
-        cb = build_default_codebook(seed=args.seed)
-        print(f"built {DEFAULT_CODEBOOK} from {', '.join(cb.donors)} in {time.perf_counter() - t0:.1f} s")
-        print(json.dumps(cb.params["kde"], indent=1))
-        if not args.networks:
-            return 0
-    cb = load_codebook(args.codebook)
-    rows = []
+    try:
+        if args.build_codebook:
+            t0 = time.perf_counter()
+            cb = build_default_codebook(seed=args.seed)
+            print(f"built {DEFAULT_CODEBOOK} from {', '.join(cb.donors)} in {time.perf_counter() - t0:.1f} s")
+            print(json.dumps(cb.params["kde"], indent=1))
+        if args.build_nested:
+            t0 = time.perf_counter()
+            cb = build_default_nested(progress=print)
+            print(f"built {DEFAULT_NESTED} ({cb.k} codewords, stages {list(cb.stages)}) in "
+                  f"{time.perf_counter() - t0:.1f} s")
+        cb = load_codebook(args.codebook if args.codebook is not None else DEFAULT_NESTED)
+        for name in args.networks:
+            recipe = QUICK if args.quick else RECIPES.get(name, Recipe())
+            for k in recipe.prefixes if args.prefixes is None else args.prefixes:
+                cb.prefix(k)  # refuse a codebook without the stages a recipe needs before any work
+    except CodebookError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    rows, seconds = [], {}
+
+    run_id = f"{os.getpid()}@{time.time():.0f}"
+
+    def save(name: str, mine: list[dict], t0: float) -> None:
+        seconds[name] = {"run_id": run_id, "seconds_total": time.perf_counter() - t0,
+                         "universal_training_seconds": {str(r["config"]["k"]): r["training_seconds"]
+                                                        for r in mine if r["method"] == "universal"}}
+        if args.json:
+            write_json(args.json, rows + mine, cb, seconds)
+
     for name in args.networks:
         t0 = time.perf_counter()
-        rows += run_network(name, cb, quick=args.quick, finetune=not args.no_finetune, seed=args.seed,
-                            progress=sys.stderr.isatty())
-        print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(rows, f, indent=1, default=float)
-    print()
-    print(format_table(rows, cb))
+        mine = run_network(name, cb, quick=args.quick, finetune=not args.no_finetune, seed=args.seed,
+                           progress=sys.stderr.isatty(), prefixes=args.prefixes,
+                           budget={k: v for k, v in (("soft_steps", args.soft_steps), ("hard_steps", args.hard_steps),
+                                                     ("top_n", args.top_n)) if v is not None},
+                           grid=[] if args.no_grid else None, on_rows=lambda r, n=name, t=t0: save(n, r, t))
+        save(name, mine, t0)
+        rows += mine
+        print(f"{name}: {seconds[name]['seconds_total']:.0f} s", flush=True)
+    for path in args.merge:
+        if not args.json:
+            print("error: --merge adds rows to the --json file; give --json too", file=sys.stderr)
+            return 1
+        try:
+            with open(path) as f:
+                part = json.load(f)
+            if part["codebook"]["sha256"] != cb.content_hash():
+                raise ValueError("it was made with another codebook")
+            nets = {k: dict(v, run_id=v.get("run_id") or f"{path}:{k}") for k, v in part["networks"].items()}
+            write_json(args.json, part["rows"], cb, nets)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"error: {path}: cannot merge ({e})", file=sys.stderr)
+            return 1
+    if rows:
+        print()
+        print(format_table(rows, cb))
+    if args.markdown:
+        if not args.json:
+            print("error: --markdown renders the --json file; give --json too", file=sys.stderr)
+            return 1
+        from model.universal_table import render_markdown  # noqa: PLC0415
+        with open(args.json) as f:
+            table = json.load(f)
+        with open(args.markdown, "w") as f:
+            f.write(render_markdown(table))
+        print(f"wrote {args.markdown}")
     return 0
 
 

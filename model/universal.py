@@ -32,14 +32,36 @@ Extraction
 5. **int8.**  The codewords are quantized symmetrically with one scale
    ``max|c| / 127``: the ROM holds ``k`` entries of ``dim`` int8 values.
 
+Nested codebook
+===============
+1.75 bits per weight (a 7-bit index per 4 weights) is enough for the small
+networks but not for a transformer like MiniLM.  Rather than a second
+codebook, the shipped 128 entries are the first stage of a *nested* codebook
+(:data:`DEFAULT_NESTED`, :data:`NESTED_K` entries, built by
+:mod:`model.universal_nested`): stages of 1024, 2048 and 4096 codewords are
+added by k-means on draws from the same KDE (same donors, samples and
+bandwidth) with all earlier codewords held fixed, and quantized with the same
+int8 scale.  So ``load_codebook()`` is still the 128-entry ROM the engine is
+built with, and ``load_codebook(k=1024)`` (or ``cb.prefix(1024)`` of the
+nested file) is its first 1024 entries: a network may use any stage, with
+``log2(stage)``-bit indices (2.5, 2.75, 3 bits per weight at dim 4).  The
+extension parameters are recorded in the file's ``params["nested"]`` and
+described in :mod:`model.universal_nested`: 2^18 = 262144 KDE draws (64 per
+codeword at 4096), drawn with seed ``(seed, 1)`` and shared by all stages;
+D^2 seeding of each stage's new codewords against the fixed ones (64
+batches), then at most 15 Lloyd iterations moving only the new ones.
+
 The file
 ========
 ``model/codebooks/universal-d{dim}-k{k}-v{FORMAT_VERSION}.npz`` (NumPy npz,
 no pickles): ``format``, ``codewords`` (int8, ``(k, dim)``), ``scale``,
 ``dim``, ``count``, ``donors``, ``params`` (JSON: normalization, KDE
-bandwidth, sample counts, seeds) and ``sha256``, a hash over all of them.
-:func:`load_codebook` rejects a corrupt, truncated or mismatched file with a
-one-line :class:`CodebookError`.
+bandwidth, sample counts, seeds; for a nested file also ``nested``: its
+stages, the base codebook's parameters and hash, and the extension's facts)
+and ``sha256``, a hash over all of them.  :func:`load_codebook` rejects a
+corrupt, truncated or mismatched file (for a nested one also stages that do
+not increase to its count, or a base prefix that does not hash to the base it
+names) with a one-line :class:`CodebookError`.
 """
 from __future__ import annotations
 
@@ -77,6 +99,9 @@ _KDE_CHUNK = 256
 #: The codebook shipped with the repository.
 CODEBOOK_DIR = Path(__file__).resolve().parent / "codebooks"
 DEFAULT_CODEBOOK = CODEBOOK_DIR / f"universal-d{DEFAULT_DIM}-k{DEFAULT_K}-v{FORMAT_VERSION}.npz"
+#: Codewords of the shipped nested codebook, whose first :data:`DEFAULT_K` are :data:`DEFAULT_CODEBOOK`'s.
+NESTED_K = 4096
+DEFAULT_NESTED = CODEBOOK_DIR / f"universal-d{DEFAULT_DIM}-k{NESTED_K}-nested-v{FORMAT_VERSION}.npz"
 _FIELDS = ("format", "codewords", "scale", "dim", "count", "donors", "params", "sha256")
 
 
@@ -137,6 +162,31 @@ class UniversalCodebook:
     def rom_bytes(self) -> int:
         """Bytes of the ROM image (one int8 per codeword value)."""
         return self.k * self.dim
+
+    @property
+    def stages(self) -> tuple[int, ...]:
+        """Codeword counts usable as a codebook: the nested stages, or just ``k``."""
+        nested = self.params.get("nested")
+        return tuple(int(s) for s in nested["stages"]) if isinstance(nested, dict) else (self.k,)
+
+    def prefix(self, k: int) -> "UniversalCodebook":
+        """The codebook of the first ``k`` entries; ``k`` must be one of :attr:`stages`.
+
+        The base stage comes back with the base codebook's own parameters, so
+        it is identical (same content hash) to the base file; the others keep
+        this codebook's parameters plus ``prefix_of``.
+        """
+        k = int(k)
+        if k == self.k:
+            return self
+        if k not in self.stages:
+            raise CodebookError(f"a {self.k}-codeword codebook has no {k}-codeword prefix "
+                                f"(usable sizes: {', '.join(map(str, self.stages))})")
+        if k == self.stages[0]:
+            params = json.loads(_params_json(self.params["nested"]["base_params"]))
+        else:
+            params = dict(self.params, prefix_of=self.k)
+        return UniversalCodebook(self.codewords[:k].copy(), self.scale, self.donors, params)
 
 
 # ---------------------------------------------------------------------------
@@ -251,13 +301,13 @@ def scott_factor(n: int, dim: int) -> float:
     return float(n) ** (-1.0 / (dim + 4))
 
 
-def kde_codewords(samples: np.ndarray, k: int, *, seed: int = 0, grid=BANDWIDTH_GRID,
-                  heldout_fraction: float = HELDOUT_FRACTION, draws: int = KDE_DRAWS) -> tuple[np.ndarray, dict]:
-    """``k`` float codewords from a KDE of ``samples`` (n, dim), and the facts of how.
+def fit_kde(samples: np.ndarray, *, seed: int = 0, grid=BANDWIDTH_GRID,
+            heldout_fraction: float = HELDOUT_FRACTION) -> tuple[GaussianKDE, dict, np.random.Generator]:
+    """The KDE of ``samples`` (n, dim) with its bandwidth chosen by held-out likelihood.
 
-    The bandwidth is chosen by held-out likelihood over ``grid`` (multiples of
-    Scott's factor for the non-held-out count); the codewords are the k-means
-    centres of ``draws`` points sampled from the KDE.
+    Returns the KDE, the facts of the bandwidth choice, and the random
+    generator in the state the held-out split left it (the codeword draws
+    continue from it, so a build is one deterministic stream per ``seed``).
     """
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim != 2 or len(x) < 4:
@@ -274,11 +324,6 @@ def kde_codewords(samples: np.ndarray, k: int, *, seed: int = 0, grid=BANDWIDTH_
     ll = kde.log_density(held, factors)
     best = int(np.argmax(ll))
     kde.factor = factors[best]
-    t_bw = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    drawn = kde.sample(draws, rng)
-    codewords, _ = kmeans(drawn, k, seed=seed)
-    t_km = time.perf_counter() - t0
     cov = (kde.chol @ kde.chol.T)
     info = {
         "kernel": "gaussian", "bandwidth_matrix": "factor^2 * sample covariance",
@@ -287,10 +332,26 @@ def kde_codewords(samples: np.ndarray, k: int, *, seed: int = 0, grid=BANDWIDTH_
         "heldout_loglik": [float(v) for v in ll], "factor": float(kde.factor),
         "factor_over_scott": float(grid[best]),
         "bandwidth_std": [float(v) for v in kde.factor * np.sqrt(np.diag(cov))],
-        "train_points": int(len(train)), "heldout_points": int(n_held), "draws": int(draws),
-        "codeword_method": "k-means (k-means++ seeded Lloyd) on variance-corrected KDE draws",
-        "seconds_bandwidth": t_bw, "seconds_kmeans": t_km,
+        "train_points": int(len(train)), "heldout_points": int(n_held),
+        "seconds_bandwidth": time.perf_counter() - t0,
     }
+    return kde, info, rng
+
+
+def kde_codewords(samples: np.ndarray, k: int, *, seed: int = 0, grid=BANDWIDTH_GRID,
+                  heldout_fraction: float = HELDOUT_FRACTION, draws: int = KDE_DRAWS) -> tuple[np.ndarray, dict]:
+    """``k`` float codewords from a KDE of ``samples`` (n, dim), and the facts of how.
+
+    The bandwidth is chosen by held-out likelihood over ``grid`` (multiples of
+    Scott's factor for the non-held-out count); the codewords are the k-means
+    centres of ``draws`` points sampled from the KDE.
+    """
+    kde, info, rng = fit_kde(samples, seed=seed, grid=grid, heldout_fraction=heldout_fraction)
+    t0 = time.perf_counter()
+    drawn = kde.sample(draws, rng)
+    codewords, _ = kmeans(drawn, k, seed=seed)
+    info.update(draws=int(draws), seconds_kmeans=time.perf_counter() - t0,
+                codeword_method="k-means (k-means++ seeded Lloyd) on variance-corrected KDE draws")
     return codewords, info
 
 
@@ -306,12 +367,11 @@ def quantize_codewords(c: np.ndarray) -> tuple[np.ndarray, float]:
     return q, scale
 
 
-def codebook_from_samples(per_donor: dict[str, np.ndarray], k: int = DEFAULT_K, *,
-                          samples_per_donor: int = SAMPLES_PER_DONOR, seed: int = 0, **kde_kw) -> UniversalCodebook:
-    """Build a codebook from each donor's normalized sub-vectors ``{donor: (n, dim)}``.
+def pool_samples(per_donor: dict[str, np.ndarray], samples_per_donor: int, seed: int
+                 ) -> tuple[np.ndarray, dict[str, int]]:
+    """``samples_per_donor`` sub-vectors of each donor (with replacement only when it has fewer), pooled.
 
-    Draws ``samples_per_donor`` from each (all of them, with replacement up to
-    the count, when a donor has fewer), fits the KDE and extracts the codewords.
+    Returns the pooled sample and each donor's sub-vector count.
     """
     if not per_donor:
         raise CodebookError("no donor networks given: the universal codebook needs at least one")
@@ -327,7 +387,17 @@ def codebook_from_samples(per_donor: dict[str, np.ndarray], k: int = DEFAULT_K, 
         take = rng.choice(len(v), size=samples_per_donor, replace=len(v) < samples_per_donor)
         pooled.append(v[take])
         counts[name] = int(len(v))
-    samples = np.concatenate(pooled)
+    return np.concatenate(pooled), counts
+
+
+def codebook_from_samples(per_donor: dict[str, np.ndarray], k: int = DEFAULT_K, *,
+                          samples_per_donor: int = SAMPLES_PER_DONOR, seed: int = 0, **kde_kw) -> UniversalCodebook:
+    """Build a codebook from each donor's normalized sub-vectors ``{donor: (n, dim)}``.
+
+    Draws ``samples_per_donor`` from each (all of them, with replacement up to
+    the count, when a donor has fewer), fits the KDE and extracts the codewords.
+    """
+    samples, counts = pool_samples(per_donor, samples_per_donor, seed)
     t0 = time.perf_counter()
     cw, kde_info = kde_codewords(samples, k, seed=seed, **kde_kw)
     q, scale = quantize_codewords(cw)
@@ -366,13 +436,28 @@ def build_codebook(donors: list[str], dim: int = DEFAULT_DIM, k: int = DEFAULT_K
     CodebookError
         Empty donor list, unknown donor, or a donor without usable weights.
     """
+    if dim < 1 or k < 1:
+        raise CodebookError(f"dimension and codeword count must be >= 1, got dim={dim}, k={k}")
+    per_donor, layers = donor_subvectors(donors, dim, resolve)
+    cb = codebook_from_samples(per_donor, k, samples_per_donor=samples_per_donor, seed=seed, **kde_kw)
+    cb.params["donor_layers"] = layers
+    return cb
+
+
+def donor_subvectors(donors: list[str], dim: int, resolve: Callable[[str], tuple] | None = None
+                     ) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """Every donor's normalized sub-vectors ``{donor: (n, dim)}`` and weight layer names.
+
+    Raises
+    ------
+    CodebookError
+        Empty or duplicated donor list, unknown donor, or a donor without usable weights.
+    """
     donors = list(donors)
     if not donors:
         raise CodebookError("no donor networks given: the universal codebook needs at least one")
     if len(set(donors)) != len(donors):
         raise CodebookError(f"donor list has duplicates: {donors}")
-    if dim < 1 or k < 1:
-        raise CodebookError(f"dimension and codeword count must be >= 1, got dim={dim}, k={k}")
     resolve = resolve or resolve_network
     per_donor, layers = {}, {}
     for name in donors:
@@ -382,9 +467,7 @@ def build_codebook(donors: list[str], dim: int = DEFAULT_DIM, k: int = DEFAULT_K
         except CodebookError as e:
             raise CodebookError(f"donor {name!r}: {e}") from None
         layers[name] = list(names) if names is not None else find_weight_layers(model)
-    cb = codebook_from_samples(per_donor, k, samples_per_donor=samples_per_donor, seed=seed, **kde_kw)
-    cb.params["donor_layers"] = layers
-    return cb
+    return per_donor, layers
 
 
 # ---------------------------------------------------------------------------
@@ -423,21 +506,30 @@ def save_codebook(cb: UniversalCodebook, path: str | Path) -> Path:
 
 
 def load_codebook(path: str | Path | None = None, *, dim: int | None = None, k: int | None = None) -> UniversalCodebook:
-    """Read a codebook file (default: the shipped :data:`DEFAULT_CODEBOOK`).
+    """Read a codebook file, or a prefix of a nested one.
 
     Parameters
     ----------
     path : path, optional
-    dim, k : int, optional
-        Required codeword dimension (engine lanes) and count.
+        Default: the shipped :data:`DEFAULT_CODEBOOK` (128 codewords, the
+        engine's ROM) when ``k`` is None or 128, else the shipped nested
+        :data:`DEFAULT_NESTED`.
+    dim : int, optional
+        Required codeword dimension (engine lanes).
+    k : int, optional
+        Required codeword count: the file's own count, or one of its nested
+        stages (the prefix of that many codewords is returned).
 
     Raises
     ------
     CodebookError
         Unreadable, not a codebook, wrong format version, inconsistent or
-        corrupted (hash mismatch), or not of the required dimension/count.
+        corrupted (hash mismatch), a nested file whose base prefix is not its
+        recorded base, or not of the required dimension/count.
     """
-    path = Path(DEFAULT_CODEBOOK if path is None else path)
+    if path is None:
+        path = DEFAULT_CODEBOOK if k is None or k == DEFAULT_K else DEFAULT_NESTED
+    path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [f for f in _FIELDS if f not in z.files]
@@ -469,10 +561,34 @@ def load_codebook(path: str | Path | None = None, *, dim: int | None = None, k: 
         raise CodebookError(f"{path}: corrupted (content hash mismatch)")
     if dim is not None and fdim != dim:
         raise CodebookError(f"{path}: codewords have dimension {fdim}, but {dim} is required (engine lanes)")
-    if k is not None and fcount != k:
-        raise CodebookError(f"{path}: codebook has {fcount} codewords, but {k} are required")
     try:
         params = json.loads(pj)
     except json.JSONDecodeError as e:
         raise CodebookError(f"{path}: codebook parameters are not valid JSON ({e})") from None
-    return UniversalCodebook(cw.copy(), scale, donors, params)
+    try:
+        cb = UniversalCodebook(cw.copy(), scale, donors, params)
+    except CodebookError as e:
+        raise CodebookError(f"{path}: {e}") from None
+    if "nested" in params:
+        _check_nested(cb, path)
+    if k is not None and k != fcount:
+        if k not in cb.stages:
+            raise CodebookError(f"{path}: codebook has {fcount} codewords, but {k} are required")
+        cb = cb.prefix(k)
+    return cb
+
+
+def _check_nested(cb: UniversalCodebook, path: Path) -> None:
+    """A nested file's stages must increase up to its count and its base prefix must hash to its base."""
+    nested = cb.params["nested"]
+    try:
+        stages = [int(s) for s in nested["stages"]]
+        base_hash = str(nested["base_sha256"])
+        base_params = nested["base_params"]
+    except (KeyError, TypeError, ValueError):
+        raise CodebookError(f"{path}: malformed nested-codebook parameters") from None
+    if not stages or stages[-1] != cb.k or stages[0] < 1 or any(b <= a for a, b in zip(stages, stages[1:])):
+        raise CodebookError(f"{path}: nested stages {stages} do not increase to the codeword count {cb.k}")
+    base = UniversalCodebook(cb.codewords[:stages[0]], cb.scale, cb.donors, base_params)
+    if base.content_hash() != base_hash:
+        raise CodebookError(f"{path}: the first {stages[0]} codewords are not the base codebook the file names")

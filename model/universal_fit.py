@@ -152,8 +152,19 @@ class UniversalNetwork:
 # Nearest codewords
 
 
-def _sq_dists(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    return ((x * x).sum(1, keepdim=True) - 2.0 * (x @ c.T) + (c * c).sum(1)[None, :]).clamp_min_(0)
+def _smallest(x: torch.Tensor, c: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``n`` nearest rows of ``c`` to every row of ``x`` (squared distances, nearest first).
+
+    The ranking only needs ``|c|^2 - 2 x.c`` (one fused pass over the
+    distance matrix); ``|x|^2`` is added to the ``n`` kept values afterwards.
+    One candidate takes ``min``, much faster than top-k.
+    """
+    d = torch.addmm((c * c).sum(1)[None, :], x, c.T, beta=1.0, alpha=-2.0)
+    if n == 1:
+        v, j = d.min(dim=1, keepdim=True)
+    else:
+        v, j = torch.topk(d, n, dim=1, largest=False, sorted=True)
+    return (v + (x * x).sum(1, keepdim=True)).clamp_min_(0), j
 
 
 def nearest_codewords(sub: np.ndarray, valid_last: int, cb: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -182,14 +193,18 @@ def nearest_codewords(sub: np.ndarray, valid_last: int, cb: np.ndarray, n: int) 
     xf = x[:, :full].reshape(-1, dim)
     ix = torch.empty((len(xf), n), dtype=torch.int64)
     dx = torch.empty((len(xf), n), dtype=torch.float32)
-    for i in range(0, len(xf), _CHUNK):
-        d, j = torch.topk(_sq_dists(xf[i:i + _CHUNK], c), n, dim=1, largest=False, sorted=True)
-        ix[i:i + _CHUNK], dx[i:i + _CHUNK] = j, d
+    # Bounded memory whatever the codebook size: about _CHUNK * 128 distances at a time.
+    rows = max(256, (_CHUNK * 128) // len(cb))
+    for i in range(0, len(xf), rows):
+        d, j = _smallest(xf[i:i + rows], c, n)
+        ix[i:i + rows], dx[i:i + rows] = j, d
     idx[:, :full] = ix.reshape(out, full, n)
     dist[:, :full] = dx.reshape(out, full, n)
     if full < s:
-        d, j = torch.topk(_sq_dists(x[:, -1, :valid_last], c[:, :valid_last]), n, dim=1, largest=False, sorted=True)
-        idx[:, -1], dist[:, -1] = j, d
+        last = x[:, -1, :valid_last]
+        for i in range(0, len(last), rows):
+            d, j = _smallest(last[i:i + rows], c[:, :valid_last], n)
+            idx[i:i + rows, -1], dist[i:i + rows, -1] = j, d
     return idx.numpy(), dist.numpy()
 
 
@@ -300,7 +315,7 @@ def fit_universal(model: nn.Module, codebook: UniversalCodebook, data: DistillSe
                   t_start: float = T_START, t_end: float = T_END, lr_logits: float = LR_LOGITS,
                   lr_scale: float = LR_SCALE, lr_bias: float = LR_BIAS, seed: int = 0,
                   evaluate: Callable[[nn.Module], float] | None = None, progress: bool = True,
-                  threads: int | None = None) -> UniversalNetwork:
+                  threads: int | None = None, init_rounds: int = INIT_ROUNDS) -> UniversalNetwork:
     """Compress ``model`` against ``codebook`` by soft-to-hard differentiable assignment.
 
     Parameters
@@ -330,6 +345,8 @@ def fit_universal(model: nn.Module, codebook: UniversalCodebook, data: DistillSe
         tqdm bars.
     threads : int, optional
         Torch threads for training (default :data:`model.distill.THREADS`).
+    init_rounds : int
+        Alternations of the initial hard assignment (nearest codeword, least-squares row scale).
 
     Returns
     -------
@@ -338,9 +355,10 @@ def fit_universal(model: nn.Module, codebook: UniversalCodebook, data: DistillSe
     names = find_weight_layers(model) if layer_names is None else list(layer_names)
     info: dict = {"method": "universal", "top_n": top_n, "soft_steps": soft_steps, "hard_steps": hard_steps,
                   "batch": batch, "t_start": t_start, "t_end": t_end, "lr": [lr_logits, lr_scale, lr_bias],
-                  "seed": seed, "init_rounds": INIT_ROUNDS, "codebook_sha256": codebook.content_hash()}
+                  "seed": seed, "init_rounds": init_rounds, "codebook_sha256": codebook.content_hash(),
+                  "codebook_size": codebook.k}
     t0 = time.perf_counter()
-    init = assign_nearest(model, codebook, names, name)
+    init = assign_nearest(model, codebook, names, name, rounds=init_rounds)
     cb = codebook.values()
     soft = [_SoftLayer(layer, weight_matrix(get_module(model, layer.name)), cb, top_n) for layer in init.layers]
     info["init_seconds"] = time.perf_counter() - t0

@@ -1,4 +1,6 @@
 """Per-layer baselines (k-means VQ, PQ, RQ, LR2VQ) and the bit accounting."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -143,3 +145,49 @@ def test_matched_rows_respect_the_universal_budget():
     assert got == {("n", "universal"): 0.89, ("n", "kmeans"): 0.88, ("n", "pq"): 0.82}
     text = format_table(rows)
     assert "universal" in text and "within the universal bit budget" in text
+
+
+def _table_row(net, method, cfg, bpw, q, fq=0.9, metric="accuracy"):
+    return dict(network=net, method=method, config=cfg, metric=metric, quality=q, float_quality=fq, delta=q - fq,
+                bits_per_weight=bpw, ratio_vs_fp32=32 / bpw, weights=1000, other_params=0, seconds=3.0,
+                training_seconds=3.0)
+
+
+def test_table_json_keeps_other_networks_and_markdown_checks_criteria(tmp_path):
+    from model.experiments_universal import write_json
+    from model.universal import load_codebook
+    from model.universal_table import render_markdown
+    cb = load_codebook(k=4096)
+    path = tmp_path / "t.json"
+    lenet = [_table_row("lenet300", "universal", dict(dim=4, k=128, donor=False), 1.86, 0.895),
+             _table_row("lenet300", "kmeans", dict(d=4, k=128), 1.9, 0.91)]
+    minilm = [_table_row("minilm", "universal", dict(dim=4, k=4096, donor=True), 3.1, 0.93, 1.0, "embedding_cosine"),
+              _table_row("minilm", "universal", dict(dim=4, k=1024, donor=True), 2.6, 0.90, 1.0, "embedding_cosine")]
+    write_json(path, lenet, cb, {"lenet300": {"seconds_total": 5, "universal_training_seconds": {"128": 3}}})
+    write_json(path, minilm, cb, {"minilm": {"seconds_total": 9, "universal_training_seconds": {"4096": 7}}})
+    table = json.loads(path.read_text())
+    assert [r["network"] for r in table["rows"]] == ["lenet300", "lenet300", "minilm", "minilm"]
+    assert set(table["networks"]) == {"lenet300", "minilm"}
+    assert table["codebook"]["stages"] == [128, 1024, 2048, 4096] and table["codebook"]["kde"]["factor"] > 0
+    assert table["codebook"]["base_sha256"] == load_codebook().content_hash()
+    md = render_markdown(table)
+    assert "lenet300, shipped 128-entry ROM: 17.2x (>= 16x), accuracy -0.50 pt vs float (>= -1 pt): **met**" in md
+    # MiniLM at 0.93: the cosine criterion fails, and the check says so.
+    assert "mean embedding cosine 0.9300 (>= 0.95): **NOT met**" in md
+    # Non-donor vs per-layer k-means at the same k: 1.5 points behind.
+    assert "-1.50 pt (>= -1 point): **NOT met**" in md
+    # A row measured again (same network, method, configuration) replaces the old one; the same run
+    # writing again replaces its times, another run's times are merged.
+    again = dict(lenet[0], quality=0.9)
+    write_json(path, [again], cb, {"lenet300": {"run_id": "a", "seconds_total": 1,
+                                                "universal_training_seconds": {"128": 1}}})
+    table = json.loads(path.read_text())
+    assert [(r["network"], r["method"], r["quality"]) for r in table["rows"]] == [
+        ("lenet300", "kmeans", 0.91), ("minilm", "universal", 0.93), ("minilm", "universal", 0.90),
+        ("lenet300", "universal", 0.9)]
+    write_json(path, [], cb, {"minilm": {"run_id": "b", "seconds_total": 4, "universal_training_seconds": {"2048": 2}}})
+    nets = json.loads(path.read_text())["networks"]
+    assert nets["minilm"]["universal_training_seconds"] == {"4096": 7, "2048": 2}
+    assert nets["minilm"]["seconds_total"] == 13 and nets["lenet300"]["seconds_total"] == 6  # 5 + 1: two runs
+    write_json(path, [], cb, {"minilm": {"run_id": "b", "seconds_total": 5, "universal_training_seconds": {"2048": 3}}})
+    assert json.loads(path.read_text())["networks"]["minilm"]["seconds_total"] == 5

@@ -253,3 +253,117 @@ def test_universal_network_on_conv_layers(small_task):
     assert out.shape == (2, 3)
     with pytest.raises(ValueError, match="not fully connected"):
         lower_universal(net, np.zeros((1, 72), np.float32))
+
+
+# ---------------------------------------------------------------------------
+# Nested codebooks
+
+NESTED_KW = dict(draws=4096, iters=10)
+
+
+@pytest.fixture(scope="module")
+def nested_codebook(pattern_donors, pattern_codebook):
+    from model.universal import donor_subvectors
+    from model.universal_nested import extend_codebook
+    per_donor, _ = donor_subvectors(["a", "b"], 4, pattern_donors.__getitem__)
+    return extend_codebook(pattern_codebook, per_donor, (6, 12, 24), **NESTED_KW)
+
+
+def test_nested_prefix_is_the_base(nested_codebook, pattern_codebook):
+    cb = nested_codebook
+    assert (cb.k, cb.stages) == (24, (6, 12, 24))
+    np.testing.assert_array_equal(cb.codewords[:6], pattern_codebook.codewords)
+    assert cb.scale == pattern_codebook.scale
+    assert len(np.unique(cb.codewords, axis=0)) == 24  # every ROM entry distinct
+    base = cb.prefix(6)
+    assert base.content_hash() == pattern_codebook.content_hash()  # bit for bit the base, parameters too
+    mid = cb.prefix(12)
+    np.testing.assert_array_equal(mid.codewords, cb.codewords[:12])
+    assert mid.index_bits == 4 and mid.params["prefix_of"] == 24
+    facts = cb.params["nested"]["stage_facts"]
+    # Each stage lowers the draws' quantization error.
+    assert facts[0]["mse_int8"] > facts[1]["mse_int8"] > 0
+    with pytest.raises(CodebookError, match="no 7-codeword prefix") as e:
+        cb.prefix(7)
+    _one_line(e)
+
+
+def test_nested_file_round_trip_and_prefix_loading(tmp_path, nested_codebook, pattern_codebook):
+    p = save_codebook(nested_codebook, tmp_path / "nested.npz")
+    full = load_codebook(p)
+    assert full.content_hash() == nested_codebook.content_hash() and full.stages == (6, 12, 24)
+    assert load_codebook(p, k=6).content_hash() == pattern_codebook.content_hash()
+    np.testing.assert_array_equal(load_codebook(p, k=12, dim=4).codewords, nested_codebook.codewords[:12])
+    with pytest.raises(CodebookError, match="24 codewords, but 16 are required") as e:
+        load_codebook(p, k=16)
+    _one_line(e)
+
+
+def test_nested_file_inconsistencies_refused(tmp_path, nested_codebook):
+    import copy
+    # Internally consistent hashes, but the first stage is no longer the base it names.
+    cw = nested_codebook.codewords.copy()
+    cw[0] = cw[-1]
+    save_codebook(UniversalCodebook(cw, nested_codebook.scale, nested_codebook.donors, nested_codebook.params),
+                  tmp_path / "base.npz")
+    with pytest.raises(CodebookError, match="not the base codebook") as e:
+        load_codebook(tmp_path / "base.npz")
+    _one_line(e)
+    params = copy.deepcopy(nested_codebook.params)
+    params["nested"]["stages"] = [6, 24, 12]
+    save_codebook(UniversalCodebook(nested_codebook.codewords, nested_codebook.scale, nested_codebook.donors,
+                                    params), tmp_path / "stages.npz")
+    with pytest.raises(CodebookError, match="do not increase") as e:
+        load_codebook(tmp_path / "stages.npz")
+    _one_line(e)
+    del params["nested"]["base_sha256"]
+    save_codebook(UniversalCodebook(nested_codebook.codewords, nested_codebook.scale, nested_codebook.donors,
+                                    params), tmp_path / "nobase.npz")
+    with pytest.raises(CodebookError, match="malformed nested") as e:
+        load_codebook(tmp_path / "nobase.npz")
+    _one_line(e)
+
+
+def test_extend_codebook_refuses_bad_stages_and_donors(pattern_donors, pattern_codebook):
+    from model.universal import donor_subvectors
+    from model.universal_nested import extend_codebook
+    per_donor, _ = donor_subvectors(["a", "b"], 4, pattern_donors.__getitem__)
+    with pytest.raises(CodebookError, match="must increase from the base's 6"):
+        extend_codebook(pattern_codebook, per_donor, (8, 16), **NESTED_KW)
+    with pytest.raises(CodebookError, match="must increase"):
+        extend_codebook(pattern_codebook, per_donor, (6, 6), **NESTED_KW)
+    with pytest.raises(CodebookError, match="not the base codebook's"):
+        extend_codebook(pattern_codebook, {"a": per_donor["a"]}, (6, 12), **NESTED_KW)
+    # Same donor names, other weights: the KDE is not the base's.
+    with pytest.raises(CodebookError, match="not the base codebook's \\("):
+        extend_codebook(pattern_codebook, {"a": per_donor["a"] * 3.0, "b": per_donor["b"]}, (6, 12), **NESTED_KW)
+
+
+def test_kmeans_fixed_prefix_keeps_fixed_centres():
+    from model.universal_nested import kmeans_fixed_prefix
+    rng = np.random.default_rng(5)
+    centres = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+    x = np.repeat(centres, 300, axis=0) + 0.1 * rng.standard_normal((900, 2))
+    new, info = kmeans_fixed_prefix(x, centres[:1], 3, seed=0)
+    assert new.shape == (2, 2)
+    # The two new centres land on the two clusters the fixed one does not serve.
+    d = np.linalg.norm(new[:, None, :] - centres[None, 1:, :], axis=2)
+    assert sorted(d.argmin(axis=1)) == [0, 1] and d.min(axis=1).max() < 0.05
+    assert info["mse"] <= info["mse_seeded"] and info["mse"] < 0.05
+    with pytest.raises(CodebookError, match="must add codewords"):
+        kmeans_fixed_prefix(x, centres, 3)
+
+
+def test_shipped_nested_codebook_extends_the_shipped_one():
+    from model.universal import DEFAULT_NESTED, NESTED_K
+    base = load_codebook()
+    assert base.k == DEFAULT_K and DEFAULT_NESTED.exists()
+    full = load_codebook(DEFAULT_NESTED, dim=DEFAULT_DIM)
+    assert full.k == NESTED_K and full.stages[0] == DEFAULT_K and full.stages[-1] == NESTED_K
+    np.testing.assert_array_equal(full.codewords[:DEFAULT_K], base.codewords)
+    assert full.prefix(DEFAULT_K).content_hash() == base.content_hash()
+    assert len(np.unique(full.codewords, axis=0)) == full.k
+    for k in full.stages[1:]:
+        sub = load_codebook(k=k)
+        assert sub.k == k and sub.index_bits == (k - 1).bit_length()
+        np.testing.assert_array_equal(sub.codewords, full.codewords[:k])

@@ -41,6 +41,7 @@ import importlib
 import importlib.util
 import os
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -154,12 +155,16 @@ def load_network(name: str, *, progress: bool = True, cache_dir: str | os.PathLi
 
 
 def weight_fingerprint(model: nn.Module, layers: Iterable[str]) -> tuple[float, ...] | None:
-    """Cheap checksum of the named layers' weights (None if a layer is missing or has no weight)."""
+    """Cheap checksum of the named layers' weights (None if a layer is missing or has no weight).
+
+    A CRC of the raw bytes: exact, and independent of torch's thread count (a
+    floating-point sum's rounding is not, which made an unmodified network look modified).
+    """
     out = []
     try:
         for name in layers:
-            w = model.get_submodule(name).weight.detach()
-            out.extend((float(w.double().sum()), float(w.double().square().sum())))
+            w = model.get_submodule(name).weight.detach().contiguous().cpu().numpy()
+            out.append(zlib.crc32(w.tobytes()))
     except AttributeError:
         return None
     return tuple(out)
