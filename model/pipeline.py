@@ -41,9 +41,9 @@ def compress(network: str, method: str, *, lanes: int = 4, codebook_size: int = 
     Parameters
     ----------
     network : str
-        A name in :data:`model.networks.NETWORKS`.
+        A name in :data:`model.frontends.ENGINE_NETWORKS` (LeNet-5: the engine runs its FC tail).
     method : str
-        One of :data:`METHODS`.
+        One of :data:`METHODS` (model-level baselines: :func:`compress_baseline`).
     lanes : int
         Engine lanes, which is the VQ sub-vector dimension.
     codebook_size : int
