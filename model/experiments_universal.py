@@ -12,7 +12,7 @@ every network.
 The ROM is the shipped nested codebook (:data:`model.universal.DEFAULT_NESTED`):
 each network is fitted to the stages of it its :class:`Recipe` names
 (:attr:`Recipe.prefixes`): the 128-entry prefix, which is exactly the shipped
-engine codebook, for the small networks; the 1024/2048/4096 prefixes for
+engine codebook, for the small networks; the larger prefixes (up to 16384) for
 MiniLM.  ``--json`` writes ``{"codebook": ROM facts with the KDE and nested
 parameters, "networks": {name: total and training seconds}, "rows": [...]}``
 and keeps the rows of networks it did not run, so networks can be run in
@@ -67,6 +67,8 @@ class Recipe:
     init_rounds: int = 4
     #: Run ``kmeans+ft`` (Deep Compression fine-tuning with the same budget).
     finetune: bool = True
+    #: Start Linear layers from error-feedback codings where they help (:func:`~model.universal_fit.error_feedback_init`).
+    error_feedback: bool = False
 
 
 RECIPES = {
@@ -76,10 +78,12 @@ RECIPES = {
     "onet": Recipe(soft_steps=1000, hard_steps=200, batch=128, n_distill=8192),
     "rnet": Recipe(soft_steps=1000, hard_steps=200, batch=128, n_distill=8192),
     # MiniLM: 1.75 bits/weight (the 128 prefix) is too few; it uses larger stages of the same ROM,
-    # the largest first.  Two initial rounds: a nearest search over 2.6M sub-vectors x 4096 codewords
+    # the largest first.  Two initial rounds: a nearest search over 2.6M sub-vectors x 16384 codewords
     # is the costly part of the initialization.
+    # Error feedback starts the value, query, key and intermediate layers far closer than nearest
+    # codewords do (see model.error_feedback).
     "minilm": Recipe(soft_steps=300, hard_steps=60, batch=16, n_distill=4096, top_n=4,
-                     prefixes=(4096, 2048, 1024), init_rounds=2, finetune=False),
+                     prefixes=(16384, 8192, 4096), init_rounds=2, finetune=False, error_feedback=True),
 }
 QUICK = Recipe(soft_steps=60, hard_steps=20, batch=64, n_distill=512)
 
@@ -207,19 +211,24 @@ def _universal_rows(task: Task, codebook: UniversalCodebook, recipe: Recipe, flo
     unet = fit_universal(task.model, codebook, task.data, layer_names=task.layers, name=task.name,
                          soft_steps=recipe.soft_steps, hard_steps=recipe.hard_steps, batch=recipe.batch,
                          top_n=recipe.top_n, seed=seed, evaluate=task.quality, progress=progress,
-                         threads=recipe.threads, init_rounds=recipe.init_rounds)
+                         threads=recipe.threads, init_rounds=recipe.init_rounds,
+                         error_feedback=recipe.error_feedback)
     secs = time.perf_counter() - t0
     config = {"dim": codebook.dim, "k": codebook.k, "donor": task.name in codebook.donors}
+    if recipe.error_feedback:
+        config["error_feedback"] = True
     default = RECIPES.get(task.name, Recipe())
     for key in ("soft_steps", "hard_steps", "top_n"):
         if getattr(recipe, key) != getattr(default, key):  # a non-default budget is another configuration
             config[key] = getattr(recipe, key)
     row = _row(task, "universal", config, unet, secs, unet.info["quality"], float_q)
-    row["stages"] = {k: unet.info.get(k) for k in ("quality_nearest", "quality_hardened", "mean_max_prob",
-                                                    "frac_not_nearest", "init_seconds", "teacher_seconds",
-                                                    "soft_seconds", "hard_seconds")}
+    row["stages"] = {k: unet.info.get(k) for k in ("quality_nearest", "quality_error_feedback", "quality_hardened",
+                                                    "mean_max_prob", "frac_not_nearest", "init_seconds",
+                                                    "error_feedback_seconds", "error_feedback_layers",
+                                                    "teacher_seconds", "soft_seconds", "hard_seconds")
+                     if k in unet.info}
     row["recipe"] = {k: getattr(recipe, k) for k in ("soft_steps", "hard_steps", "batch", "n_distill", "top_n",
-                                                      "threads", "init_rounds")}
+                                                      "threads", "init_rounds", "error_feedback")}
     row["training_seconds"] = secs
     row["codebook_sha256"] = codebook.content_hash()
     if chain:
@@ -229,8 +238,13 @@ def _universal_rows(task: Task, codebook: UniversalCodebook, recipe: Recipe, flo
     for k in ("stages", "recipe", "training_seconds", "int8_quality", "engine_bytes", "engine_bits_per_weight",
               "engine_ratio_vs_fp32", "metrics"):
         nearest.pop(k, None)
+    out = [row, nearest]
+    if "quality_error_feedback" in unet.info:
+        q = unet.info["quality_error_feedback"]
+        out.append(dict(nearest, method="universal-ef", quality=q, delta=q - float_q,
+                        seconds=unet.info["init_seconds"]))
     log(_fmt(row))
-    return [row, nearest]
+    return out
 
 
 def run_network(name: str, codebook: UniversalCodebook, *, quick: bool = False, grid=None, finetune: bool = True,
@@ -414,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soft-steps", type=int, default=None, help="override the recipes' soft-phase steps")
     ap.add_argument("--hard-steps", type=int, default=None, help="override the recipes' hard-phase steps")
     ap.add_argument("--top-n", type=int, default=None, help="override the recipes' candidates per sub-vector")
+    ap.add_argument("--error-feedback", choices=("on", "off"), default=None,
+                    help="override the recipes' error-feedback start (see model.error_feedback)")
     ap.add_argument("--prefixes", nargs="*", type=int, default=None, metavar="K",
                     help="nested-ROM stages to fit every network to (default: each network's recipe; "
                          "none: only the baselines)")
@@ -459,7 +475,9 @@ def main(argv: list[str] | None = None) -> int:
         mine = run_network(name, cb, quick=args.quick, finetune=not args.no_finetune, seed=args.seed,
                            progress=sys.stderr.isatty(), prefixes=args.prefixes,
                            budget={k: v for k, v in (("soft_steps", args.soft_steps), ("hard_steps", args.hard_steps),
-                                                     ("top_n", args.top_n)) if v is not None},
+                                                     ("top_n", args.top_n),
+                                                     ("error_feedback", None if args.error_feedback is None
+                                                      else args.error_feedback == "on")) if v is not None},
                            grid=[] if args.no_grid else None, on_rows=lambda r, n=name, t=t0: save(n, r, t))
         save(name, mine, t0)
         rows += mine

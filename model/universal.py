@@ -38,18 +38,20 @@ Nested codebook
 networks but not for a transformer like MiniLM.  Rather than a second
 codebook, the shipped 128 entries are the first stage of a *nested* codebook
 (:data:`DEFAULT_NESTED`, :data:`NESTED_K` entries, built by
-:mod:`model.universal_nested`): stages of 1024, 2048 and 4096 codewords are
-added by k-means on draws from the same KDE (same donors, samples and
-bandwidth) with all earlier codewords held fixed, and quantized with the same
-int8 scale.  So ``load_codebook()`` is still the 128-entry ROM the engine is
-built with, and ``load_codebook(k=1024)`` (or ``cb.prefix(1024)`` of the
-nested file) is its first 1024 entries: a network may use any stage, with
-``log2(stage)``-bit indices (2.5, 2.75, 3 bits per weight at dim 4).  The
-extension parameters are recorded in the file's ``params["nested"]`` and
-described in :mod:`model.universal_nested`: 2^18 = 262144 KDE draws (64 per
-codeword at 4096), drawn with seed ``(seed, 1)`` and shared by all stages;
-D^2 seeding of each stage's new codewords against the fixed ones (64
-batches), then at most 15 Lloyd iterations moving only the new ones.
+:mod:`model.universal_nested`): stages of 1024, 2048, 4096, 8192 and 16384
+codewords are added by k-means on draws from the same KDE (same donors,
+samples and bandwidth) with all earlier codewords held fixed, and quantized
+with the same int8 scale.  So ``load_codebook()`` is still the 128-entry ROM
+the engine is built with, and ``load_codebook(k=1024)`` (or
+``cb.prefix(1024)`` of the nested file) is its first 1024 entries: a network
+may use any stage, with ``log2(stage)``-bit indices (2.5, 2.75, 3, 3.25, 3.5
+bits per weight at dim 4).  The extension parameters are recorded in the
+file's ``params["nested"]`` and described in :mod:`model.universal_nested`:
+KDE draws in blocks of 2^18 = 262144 (block 0 seeded ``(seed, 1)``, block
+``j`` ``(seed, 1, j)``), 64 per codeword (one block up to 4096 codewords, two
+at 8192, four at 16384); D^2 seeding of each stage's new codewords against
+the fixed ones (64 batches), then at most 15 Lloyd iterations moving only the
+new ones.
 
 The file
 ========
@@ -100,7 +102,7 @@ _KDE_CHUNK = 256
 CODEBOOK_DIR = Path(__file__).resolve().parent / "codebooks"
 DEFAULT_CODEBOOK = CODEBOOK_DIR / f"universal-d{DEFAULT_DIM}-k{DEFAULT_K}-v{FORMAT_VERSION}.npz"
 #: Codewords of the shipped nested codebook, whose first :data:`DEFAULT_K` are :data:`DEFAULT_CODEBOOK`'s.
-NESTED_K = 4096
+NESTED_K = 16384
 DEFAULT_NESTED = CODEBOOK_DIR / f"universal-d{DEFAULT_DIM}-k{NESTED_K}-nested-v{FORMAT_VERSION}.npz"
 _FIELDS = ("format", "codewords", "scale", "dim", "count", "donors", "params", "sha256")
 

@@ -32,6 +32,7 @@ Fitting (soft-to-hard, after VQ4ALL)
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
@@ -39,8 +40,10 @@ from typing import Callable, ClassVar
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
-from model.distill import DistillSet, outputs, train
+from model.distill import DistillSet, call, distill_loss, outputs, take, train
+from model.error_feedback import error_feedback_assign, layer_hessians
 from model.fixedpoint import ACT_MAX, quantize_multiplier
 from model.layout import ceil_div
 from model.lowering import (HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN, OUTPUT_PERCENTILE,
@@ -66,6 +69,8 @@ BATCH = 256
 LR_LOGITS = 0.05
 LR_SCALE = 2e-3
 LR_BIAS = 1e-3
+#: Distillation inputs (the last ones) on which error-feedback codings are checked layer by layer.
+CHECK_SAMPLES = 128
 #: Sub-vectors whose distances are computed at a time.
 _CHUNK = 1 << 15
 
@@ -268,12 +273,16 @@ def _relu_flags(model: nn.Module, names: list[str]) -> list[bool]:
 class _SoftLayer:
     """Trainable state of one layer: candidate logits, log row scales, bias."""
 
-    def __init__(self, layer: UniversalLayer, w2d: np.ndarray, cb: np.ndarray, top_n: int):
+    def __init__(self, layer: UniversalLayer, w2d: np.ndarray, cb: np.ndarray, top_n: int,
+                 candidates: tuple[np.ndarray, np.ndarray] | None = None):
         self.layer = layer
         self.out, self.cols = w2d.shape
         dim = cb.shape[1]
-        sub = split_subvectors(np.asarray(w2d, dtype=np.float64), dim) / layer.row_scale[:, None, None]
-        cand, d2 = nearest_codewords(sub, _valid_last(self.cols, dim), cb, top_n)
+        if candidates is None:
+            sub = split_subvectors(np.asarray(w2d, dtype=np.float64), dim) / layer.row_scale[:, None, None]
+            cand, d2 = nearest_codewords(sub, _valid_last(self.cols, dim), cb, top_n)
+        else:  # e.g. from error feedback: the layer's own choice first
+            cand, d2 = candidates
         self.s = cand.shape[1]
         cand, d2 = cand.reshape(-1, cand.shape[-1]), d2.reshape(-1, d2.shape[-1])
         gap = float(np.mean(d2[:, 1] - d2[:, 0])) if d2.shape[1] > 1 else 1.0
@@ -309,13 +318,67 @@ class _SoftLayer:
                               None if self.bias is None else self.bias.detach().numpy().copy(), l0.relu)
 
 
+def error_feedback_init(model: nn.Module, init: UniversalNetwork, data: DistillSet, top_n: int,
+                        progress: bool = True) -> tuple[UniversalNetwork, dict, dict]:
+    """Re-code ``init``'s ``nn.Linear`` layers by error feedback (:mod:`model.error_feedback`) where
+    that helps the network.
+
+    The Hessians come from the first :data:`~model.error_feedback.CALIB_SAMPLES`
+    distillation inputs.  A layer keeps its error-feedback coding only if, with
+    that layer alone coded (the rest float), the distillation loss on the last
+    :data:`CHECK_SAMPLES` distillation inputs is lower than with its nearest
+    coding: the output-error proxy behind error feedback can favour a coding
+    the network likes less (measured on MiniLM's FFN output layers, whose
+    inputs have a few huge activations).
+
+    Returns the network, the candidates of the re-coded layers
+    (name -> (candidates, squared distances)) and facts.
+    """
+    cb = init.codebook.values()
+    names = [layer.name for layer in init.layers]
+    t0 = time.perf_counter()
+    hess = layer_hessians(model, data.inputs, names)
+    m = min(CHECK_SAMPLES, len(data))
+    sel = torch.arange(len(data) - m, len(data))
+    check_in = take(data.inputs, sel)
+    labels = None if data.labels is None else torch.as_tensor(np.asarray(data.labels)[sel.numpy()], dtype=torch.int64)
+    teacher = outputs(model, check_in)
+
+    @torch.no_grad()
+    def loss_with(layer: UniversalLayer) -> float:
+        ov = overrides(model, {layer.name: torch.from_numpy(layer.weight(cb))})
+        with TorchThreads(TORCH_THREADS):
+            return float(distill_loss(call(model, check_in, ov), teacher, labels, data.kind))
+
+    layers, cands, losses = [], {}, {}
+    for l0 in tqdm(init.layers, desc=f"{init.name or 'net'} error feedback", disable=not progress,
+                   file=sys.stderr, leave=False):
+        if l0.name not in hess:
+            layers.append(l0)
+            continue
+        idx, scale, cand, d2 = error_feedback_assign(weight_matrix(get_module(model, l0.name)), l0.row_scale, cb,
+                                                     hess[l0.name], top_n)
+        l1 = UniversalLayer(l0.name, l0.weight_shape, idx, scale, l0.bias, l0.relu)
+        ln, le = loss_with(l0), loss_with(l1)
+        losses[l0.name] = [ln, le]
+        if le < ln:
+            layers.append(l1)
+            cands[l0.name] = (cand, d2)
+        else:
+            layers.append(l0)
+    facts = {"error_feedback_layers": sorted(cands), "error_feedback_losses": losses,
+             "error_feedback_seconds": time.perf_counter() - t0}
+    return UniversalNetwork(init.name, init.codebook, layers, {"method": "universal-ef"}), cands, facts
+
+
 def fit_universal(model: nn.Module, codebook: UniversalCodebook, data: DistillSet, *,
                   layer_names: list[str] | None = None, name: str = "", top_n: int = TOP_N,
                   soft_steps: int = SOFT_STEPS, hard_steps: int = HARD_STEPS, batch: int = BATCH,
                   t_start: float = T_START, t_end: float = T_END, lr_logits: float = LR_LOGITS,
                   lr_scale: float = LR_SCALE, lr_bias: float = LR_BIAS, seed: int = 0,
                   evaluate: Callable[[nn.Module], float] | None = None, progress: bool = True,
-                  threads: int | None = None, init_rounds: int = INIT_ROUNDS) -> UniversalNetwork:
+                  threads: int | None = None, init_rounds: int = INIT_ROUNDS,
+                  error_feedback: bool = False) -> UniversalNetwork:
     """Compress ``model`` against ``codebook`` by soft-to-hard differentiable assignment.
 
     Parameters
@@ -347,6 +410,10 @@ def fit_universal(model: nn.Module, codebook: UniversalCodebook, data: DistillSe
         Torch threads for training (default :data:`model.distill.THREADS`).
     init_rounds : int
         Alternations of the initial hard assignment (nearest codeword, least-squares row scale).
+    error_feedback : bool
+        Start the ``nn.Linear`` layers from error-feedback codings where they
+        help (:func:`error_feedback_init`); ``info["quality_error_feedback"]``
+        is then that starting point's quality.
 
     Returns
     -------
@@ -356,15 +423,22 @@ def fit_universal(model: nn.Module, codebook: UniversalCodebook, data: DistillSe
     info: dict = {"method": "universal", "top_n": top_n, "soft_steps": soft_steps, "hard_steps": hard_steps,
                   "batch": batch, "t_start": t_start, "t_end": t_end, "lr": [lr_logits, lr_scale, lr_bias],
                   "seed": seed, "init_rounds": init_rounds, "codebook_sha256": codebook.content_hash(),
-                  "codebook_size": codebook.k}
+                  "codebook_size": codebook.k, "error_feedback": error_feedback}
     t0 = time.perf_counter()
     init = assign_nearest(model, codebook, names, name, rounds=init_rounds)
-    cb = codebook.values()
-    soft = [_SoftLayer(layer, weight_matrix(get_module(model, layer.name)), cb, top_n) for layer in init.layers]
-    info["init_seconds"] = time.perf_counter() - t0
     if evaluate is not None:
         info["quality_float"] = evaluate(model)
         info["quality_nearest"] = evaluate(init.apply(model))
+    cands: dict = {}
+    if error_feedback:
+        init, cands, facts = error_feedback_init(model, init, data, top_n, progress)
+        info.update(facts)
+        if evaluate is not None:
+            info["quality_error_feedback"] = evaluate(init.apply(model))
+    cb = codebook.values()
+    soft = [_SoftLayer(layer, weight_matrix(get_module(model, layer.name)), cb, top_n, cands.get(layer.name))
+            for layer in init.layers]
+    info["init_seconds"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     teacher = outputs(model, data.inputs)

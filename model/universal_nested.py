@@ -13,11 +13,17 @@ ones, and a network may use any stage as its codebook with
 
 Extension parameters (recorded in the file's ``params["nested"]``):
 
-* the KDE draws: :data:`NESTED_DRAWS` points, drawn once (variance-corrected
-  smoothed bootstrap, as for the base) with the generator seeded
-  ``(seed, EXTENSION_STREAM)`` so they are independent of the base's draws;
-  every stage clusters the same draws, so the prefixes of a file built to more
-  stages are those of one built to fewer (64 draws per codeword at 4096);
+* the KDE draws (variance-corrected smoothed bootstrap, as for the base), in
+  blocks of :data:`NESTED_DRAWS` points: block 0 drawn with the generator
+  seeded ``(seed, EXTENSION_STREAM)``, block ``j >= 1`` with
+  ``(seed, EXTENSION_STREAM, j)``, all independent of the base's draws.  A
+  stage of ``k`` codewords clusters the first ``max(1, ceil(k *
+  DRAWS_PER_CODEWORD / NESTED_DRAWS))`` blocks (one block up to 4096
+  codewords, four at 16384), so the prefixes of a file built to more stages
+  are those of one built to fewer;
+* stage ``i`` of the whole list (the base is stage 0) seeds its generator with
+  ``seed + i``, so a nested file extended by :func:`extend_codebook` is the
+  file built to all its stages at once;
 * per stage: D^2 seeding of the new codewords against the distances to all
   codewords so far, in :data:`SEED_ROUNDS` batches, then at most :data:`LLOYD_ITERS` Lloyd
   iterations that move only the new codewords (an emptied one is re-seeded
@@ -40,10 +46,12 @@ from model.universal import (SAMPLES_PER_DONOR, CodebookError, UniversalCodebook
                              fit_kde, pool_samples)
 
 #: Cumulative codeword counts of the shipped nested codebook (the first is the base's).
-NESTED_STAGES = (128, 1024, 2048, 4096)
-#: KDE draws clustered by every stage (the same draws whatever the last stage, so a file built to
-#: more stages has the same prefixes).
+NESTED_STAGES = (128, 1024, 2048, 4096, 8192, 16384)
+#: KDE draws per block (every stage clusters whole blocks, the same ones whatever the last stage,
+#: so a file built to more stages has the same prefixes).
 NESTED_DRAWS = 1 << 18
+#: Draws wanted per codeword: a stage takes enough blocks for this many.
+DRAWS_PER_CODEWORD = 64
 #: Rounds of D^2 sampling that seed a stage's new codewords.
 SEED_ROUNDS = 64
 #: Lloyd iterations per stage (fewer when the assignment stops changing).
@@ -158,6 +166,16 @@ def quantize_new(new: np.ndarray, existing: np.ndarray, scale: float, x: np.ndar
     return block[np.lexsort(block.T[::-1])], dup
 
 
+def stage_draws(kde, k: int, seed: int, blocks: dict, draws: int = NESTED_DRAWS) -> np.ndarray:
+    """The KDE draws a stage of ``k`` codewords clusters: the first blocks of :data:`NESTED_DRAWS`
+    (``draws``) points, enough for :data:`DRAWS_PER_CODEWORD` per codeword.  ``blocks`` caches them."""
+    n_blocks = max(1, -(-k * DRAWS_PER_CODEWORD // draws))
+    for j in range(len(blocks), n_blocks):
+        key = [seed, EXTENSION_STREAM] if j == 0 else [seed, EXTENSION_STREAM, j]
+        blocks[j] = kde.sample(draws, np.random.default_rng(key)).astype(np.float64)
+    return np.concatenate([blocks[j] for j in range(n_blocks)]) if n_blocks > 1 else blocks[0]
+
+
 def extend_codebook(base: UniversalCodebook, per_donor: dict[str, np.ndarray], stages=NESTED_STAGES, *,
                     draws: int = NESTED_DRAWS, iters: int = LLOYD_ITERS, progress=None) -> UniversalCodebook:
     """Grow ``base`` into a nested codebook of ``stages[-1]`` codewords (see the module docstring).
@@ -165,14 +183,16 @@ def extend_codebook(base: UniversalCodebook, per_donor: dict[str, np.ndarray], s
     Parameters
     ----------
     base : UniversalCodebook
-        Its codewords become the first ``stages[0]`` entries, unchanged.
+        Its codewords become the first ``base.k`` entries, unchanged.  A
+        nested ``base`` is continued: its stages are kept and the new ones
+        appended, giving the file a build to all the stages at once gives.
     per_donor : dict of str to numpy.ndarray
         Each donor's normalized sub-vectors (:func:`model.universal.donor_subvectors`),
         from the donors ``base`` was extracted from.
     stages : sequence of int
         Increasing cumulative codeword counts, starting at ``base.k``.
     draws, iters : int
-        KDE draws clustered by every stage; Lloyd iterations per stage.
+        KDE draws per block; Lloyd iterations per stage.
     progress : callable, optional
         ``str -> None``, told when each stage ends.
 
@@ -188,6 +208,16 @@ def extend_codebook(base: UniversalCodebook, per_donor: dict[str, np.ndarray], s
         raise CodebookError(f"nested stages must increase from the base's {base.k} codewords, got {stages}")
     if tuple(per_donor) != base.donors:
         raise CodebookError(f"donors {list(per_donor)} are not the base codebook's {list(base.donors)}")
+    old = base.params.get("nested")
+    if isinstance(old, dict):  # continue a nested file: its base is the root
+        root_params, root_hash = old["base_params"], old["base_sha256"]
+        done_stages, done_facts = [int(k) for k in old["stages"]], list(old["stage_facts"])
+        done_seconds = float(old.get("seconds", 0.0))
+        if int(old.get("draws", draws)) != int(draws):
+            raise CodebookError(f"{draws} draws per block, but the nested base was built with {old['draws']}")
+    else:
+        root_params, root_hash = base.params, base.content_hash()
+        done_stages, done_facts, done_seconds = [base.k], [], 0.0
     seed = int(base.params.get("seed", 0))
     spd = int(base.params.get("samples_per_donor", SAMPLES_PER_DONOR))
     samples, _ = pool_samples(per_donor, spd, seed)
@@ -200,33 +230,33 @@ def extend_codebook(base: UniversalCodebook, per_donor: dict[str, np.ndarray], s
     if not same:
         raise CodebookError(f"the donors' KDE (bandwidth {kde.factor:.6g}) is not the base codebook's "
                             f"({want.get('factor', math.nan):.6g}): donor weights or sampling changed")
-    n_draws = int(draws)
-    if n_draws < 4 * stages[-1]:
-        raise CodebookError(f"{n_draws} KDE draws are too few for {stages[-1]} codewords (need 4 per codeword)")
-    x = kde.sample(n_draws, np.random.default_rng([seed, EXTENSION_STREAM])).astype(np.float64)
+    if int(draws) < 4 * DRAWS_PER_CODEWORD:
+        raise CodebookError(f"{draws} KDE draws per block are too few (need {4 * DRAWS_PER_CODEWORD})")
+    blocks: dict[int, np.ndarray] = {}
     book = np.ascontiguousarray(base.codewords, dtype=np.int8)
     stage_info = []
-    for i, k in enumerate(stages[1:], start=1):
+    for i, k in enumerate(stages[1:], start=len(done_stages)):
         ts = time.perf_counter()
+        x = stage_draws(kde, k, seed, blocks, int(draws))
         new, info = kmeans_fixed_prefix(x, book.astype(np.float64) * base.scale, k, seed=seed + i, iters=iters)
         clipped = int(np.sum(np.abs(new).max(axis=1) > ACT_MAX * base.scale))
         block, dup = quantize_new(new, book, base.scale, x)
         book = np.concatenate([book, block])
         _, d2 = nearest(x, book.astype(np.float64) * base.scale)
-        info.update(k=k, added=len(block), clipped_to_int8_range=clipped, replaced_duplicates=dup,
+        info.update(k=k, added=len(block), draws=len(x), clipped_to_int8_range=clipped, replaced_duplicates=dup,
                     mse_int8=float(d2.mean()), seconds=time.perf_counter() - ts)
         stage_info.append(info)
         if progress is not None:
             progress(f"stage {k}: draw MSE {info['mse_int8']:.5f} ({info['seconds']:.0f} s)")
     nested = {
-        "stages": stages, "base_sha256": base.content_hash(), "base_params": base.params,
+        "stages": done_stages + stages[1:], "base_sha256": root_hash, "base_params": root_params,
         "method": "k-means on KDE draws with all earlier codewords fixed, stage by stage",
-        "kde_factor": float(kde.factor), "draws": int(n_draws), "seed_rounds": SEED_ROUNDS,
-        "draw_seed": [seed, EXTENSION_STREAM], "lloyd_iterations_max": int(iters),
+        "kde_factor": float(kde.factor), "draws": int(draws), "draws_per_codeword": DRAWS_PER_CODEWORD,
+        "seed_rounds": SEED_ROUNDS, "draw_seed": [seed, EXTENSION_STREAM], "lloyd_iterations_max": int(iters),
         "int8": "base scale, clipped to +-127; duplicates replaced by worst-served draws",
-        "stage_facts": stage_info, "seconds": time.perf_counter() - t0,
+        "stage_facts": done_facts + stage_info, "seconds": done_seconds + time.perf_counter() - t0,
     }
-    params = {k: v for k, v in base.params.items() if k != "seconds"}
+    params = {k: v for k, v in base.params.items() if k not in ("seconds", "nested", "prefix_of")}
     params["nested"] = nested
     return UniversalCodebook(book, base.scale, base.donors, params)
 

@@ -106,8 +106,11 @@ def render_markdown(table: dict) -> str:
              f"({kde.get('factor_over_scott')} x Scott's {kde.get('scott_factor', 0):.4f}, chosen by held-out "
              f"likelihood on {kde.get('heldout_points')} of {cb.get('samples_per_donor')} x {len(cb['donors'])} "
              f"row-RMS-normalized sub-vectors); base codewords: k-means of {kde.get('draws')} KDE draws. "
-             f"Nested stages: k-means of {nested.get('draws')} draws (one set, seed {nested.get('draw_seed')}) "
-             f"with the earlier codewords fixed, D^2-seeded in {nested.get('seed_rounds')} batches, at most "
+             f"Nested stages: k-means of KDE draws in blocks of {nested.get('draws')} (block 0 seeded "
+             f"{nested.get('draw_seed')}, block j {(nested.get('draw_seed') or []) + ['j']}; a stage takes "
+             f"{nested.get('draws_per_codeword', 64)} per codeword, so: " +
+             ", ".join(f"{f['k']}: {f.get('draws', nested.get('draws'))}" for f in nested.get("stage_facts", [])) +
+             f") with the earlier codewords fixed, D^2-seeded in {nested.get('seed_rounds')} batches, at most "
              f"{nested.get('lloyd_iterations_max')} Lloyd iterations per stage; int8 at the base's scale. "
              f"Mean squared error of the draws (4-D, unit-RMS rows): " +
              ", ".join(f"{f['k']}: {f['mse_int8']:.3f}" for f in nested.get("stage_facts", [])) + ".", "",
@@ -120,7 +123,9 @@ def render_markdown(table: dict) -> str:
              "machine shared with other jobs (a universal row's time includes its initial assignment, teacher "
              "outputs and quality evaluations). `universal` is the soft-to-hard distilled fit; "
              "`universal-nearest` its starting point (nearest codewords with least-squares row scales, no "
-             "training); `kmeans+ft` is per-layer k-means with its codewords fine-tuned by the same distillation "
+             "training); `error_feedback` marks a fit whose Linear layers start instead from error-feedback "
+             "codings (GPTQ-style, `model/error_feedback.py`) where those lower the distillation loss, and its "
+             "`universal-ef` row is that start, untrained; `kmeans+ft` is per-layer k-means with its codewords fine-tuned by the same distillation "
              "for the same number of steps; the other baselines are post-training. \"engine int8\" is the "
              "golden model's accuracy of the lowered integer program.", ""]
     for name in dict.fromkeys(r["network"] for r in rows):

@@ -157,7 +157,7 @@ def test_table_json_keeps_other_networks_and_markdown_checks_criteria(tmp_path):
     from model.experiments_universal import write_json
     from model.universal import load_codebook
     from model.universal_table import render_markdown
-    cb = load_codebook(k=4096)
+    cb = load_codebook(k=16384)
     path = tmp_path / "t.json"
     lenet = [_table_row("lenet300", "universal", dict(dim=4, k=128, donor=False), 1.86, 0.895),
              _table_row("lenet300", "kmeans", dict(d=4, k=128), 1.9, 0.91)]
@@ -168,7 +168,7 @@ def test_table_json_keeps_other_networks_and_markdown_checks_criteria(tmp_path):
     table = json.loads(path.read_text())
     assert [r["network"] for r in table["rows"]] == ["lenet300", "lenet300", "minilm", "minilm"]
     assert set(table["networks"]) == {"lenet300", "minilm"}
-    assert table["codebook"]["stages"] == [128, 1024, 2048, 4096] and table["codebook"]["kde"]["factor"] > 0
+    assert table["codebook"]["stages"] == [128, 1024, 2048, 4096, 8192, 16384] and table["codebook"]["kde"]["factor"] > 0
     assert table["codebook"]["base_sha256"] == load_codebook().content_hash()
     md = render_markdown(table)
     assert "lenet300, shipped 128-entry ROM: 17.2x (>= 16x), accuracy -0.50 pt vs float (>= -1 pt): **met**" in md

@@ -339,6 +339,24 @@ def test_extend_codebook_refuses_bad_stages_and_donors(pattern_donors, pattern_c
         extend_codebook(pattern_codebook, {"a": per_donor["a"] * 3.0, "b": per_donor["b"]}, (6, 12), **NESTED_KW)
 
 
+def test_continuing_a_nested_codebook_is_building_it_at_once(pattern_donors, pattern_codebook):
+    """Extending a nested file by more stages gives the file built to all of them in one go, also when the
+    later stages draw more blocks of KDE points than the earlier ones (512 per block, 64 per codeword)."""
+    from model.universal import donor_subvectors
+    from model.universal_nested import extend_codebook
+    per_donor, _ = donor_subvectors(["a", "b"], 4, pattern_donors.__getitem__)
+    kw = dict(draws=512, iters=5)
+    once = extend_codebook(pattern_codebook, per_donor, (6, 8, 24), **kw)
+    first = extend_codebook(pattern_codebook, per_donor, (6, 8), **kw)
+    cont = extend_codebook(first, per_donor, (8, 24), **kw)
+    np.testing.assert_array_equal(cont.codewords, once.codewords)
+    assert cont.stages == once.stages == (6, 8, 24)
+    assert [f["draws"] for f in cont.params["nested"]["stage_facts"]] == [512, 1536]
+    assert cont.prefix(6).content_hash() == pattern_codebook.content_hash()
+    with pytest.raises(CodebookError, match="built with 512"):
+        extend_codebook(first, per_donor, (8, 24), draws=1024)
+
+
 def test_kmeans_fixed_prefix_keeps_fixed_centres():
     from model.universal_nested import kmeans_fixed_prefix
     rng = np.random.default_rng(5)
