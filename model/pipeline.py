@@ -235,3 +235,44 @@ def compress_baseline(network: str, method: str, *, dim: int = 4, codebook_size:
             "quality": quality[zn.metric_name], "metrics": quality, "compress_seconds": seconds,
             "quick_eval": quick, "storage": storage(net, zn.model),
             "note": "model-level result: the engine runs kmeans, universal and pvq programs"}
+
+
+def compress_universal_model(network: str, *, codebook=None, k: int | None = None, seed: int = 0,
+                             quick: bool = False, progress: bool = True) -> dict:
+    """Fit a zoo network the engine does not run (MiniLM, CREPE, MTCNN) to the universal ROM, at model level.
+
+    The network's :data:`model.experiments_universal.RECIPES` entry sets the
+    budget (for MiniLM: error-feedback start, 300 soft and 60 hard steps on
+    4096 distillation sentences); ``k`` picks the stage of the nested ROM
+    (default the recipe's largest).
+
+    Returns
+    -------
+    dict
+        ``network``, ``method``, ``config``, ``metric``, ``float_quality``,
+        ``quality``, ``bits_per_weight``, ``ratio_vs_fp32`` and ``rows``: the
+        fit's table rows (:mod:`model.experiments_universal`), its untrained
+        start(s) included.
+    """
+    from .experiments_universal import QUICK, RECIPES, Recipe, run_network
+    from .universal import DEFAULT_DIM, DEFAULT_NESTED, CodebookError, load_codebook
+    from .zoo import network_names
+    if network not in network_names():
+        raise CompressError(f"unknown network {network!r}; choose one of {', '.join(network_names())}")
+    try:
+        cb = load_codebook(DEFAULT_NESTED if codebook is None else codebook, dim=DEFAULT_DIM)
+    except CodebookError as e:
+        raise CompressError(str(e)) from None
+    recipe = QUICK if quick else RECIPES.get(network, Recipe())
+    k = max(recipe.prefixes) if k is None else int(k)
+    if k not in cb.stages:
+        raise CompressError(f"--codebook-size {k}: the codebook's usable sizes are "
+                            f"{', '.join(map(str, cb.stages))}")
+    rows = run_network(network, cb, quick=quick, grid=[], finetune=False, seed=seed, progress=progress,
+                       log=lambda _m: None, prefixes=[k])
+    fit = rows[0]
+    return {"network": network, "method": "universal", "config": fit["config"], "metric": fit["metric"],
+            "float_quality": fit["float_quality"], "quality": fit["quality"],
+            "bits_per_weight": fit["bits_per_weight"], "ratio_vs_fp32": fit["ratio_vs_fp32"],
+            "quick": quick, "rows": rows,
+            "note": "model-level result: the engine runs kmeans, universal and pvq programs of lenet300/lenet5"}

@@ -14,6 +14,8 @@ from pathlib import Path
 EXIT_USAGE = 2
 EXIT_ERROR = 1
 EXIT_INTERNAL = 3
+#: --codebook-size of kmeans, pq, rq and lr2vq when not given.
+DEFAULT_CODEBOOK_SIZE = 256
 
 
 class CliError(Exception):
@@ -31,10 +33,24 @@ def _refuse_overwrite(path: str | Path, force: bool) -> Path:
 
 # --- compress ---------------------------------------------------------------------------------
 def cmd_compress(args) -> int:
-    from model.pipeline import BASELINE_METHODS, compress, compress_baseline
+    from model.frontends import ENGINE_NETWORKS
+    from model.pipeline import BASELINE_METHODS, compress, compress_baseline, compress_universal_model
     out = _refuse_overwrite(args.output, args.force)
+    if args.method == "universal" and args.network not in ENGINE_NETWORKS:
+        if args.stages is not None or args.rank is not None:
+            raise CliError("--stages and --rank apply to --method rq and lr2vq only")
+        result = compress_universal_model(args.network, codebook=args.codebook, k=args.codebook_size,
+                                          seed=args.seed, quick=args.quick_eval, progress=not args.quiet)
+        _write_atomically(out, json.dumps(result, indent=2, default=float) + "\n")
+        print(f"wrote {out}: {args.network} / universal, ROM prefix k={result['config']['k']} (model level, not "
+              f"an engine program), {result['bits_per_weight']:.3f} bits/weight, {result['ratio_vs_fp32']:.2f}x vs "
+              f"fp32, {result['metric']} {result['quality']:.4f} (float {result['float_quality']:.4f})",
+              file=sys.stderr)
+        return 0
     if args.method in BASELINE_METHODS:
-        result = compress_baseline(args.network, args.method, dim=args.lanes, codebook_size=args.codebook_size,
+        result = compress_baseline(args.network, args.method, dim=args.lanes,
+                                   codebook_size=DEFAULT_CODEBOOK_SIZE if args.codebook_size is None
+                                   else args.codebook_size,
                                    stages=2 if args.stages is None else args.stages,
                                    rank=2 if args.rank is None else args.rank, seed=args.seed, quick=args.quick_eval,
                                    progress=not args.quiet)
@@ -46,7 +62,8 @@ def cmd_compress(args) -> int:
         return 0
     if args.stages is not None or args.rank is not None or args.quick_eval:
         raise CliError("--stages, --rank and --quick-eval apply to --method pq, rq and lr2vq only")
-    program = compress(args.network, args.method, lanes=args.lanes, codebook_size=args.codebook_size,
+    program = compress(args.network, args.method, lanes=args.lanes,
+                       codebook_size=DEFAULT_CODEBOOK_SIZE if args.codebook_size is None else args.codebook_size,
                        finetune_epochs=args.finetune_epochs, calibration=args.calibration,
                        seed=args.seed, progress=not args.quiet, bits_per_weight=args.bits_per_weight,
                        codebook=args.codebook)
@@ -208,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "quantization, lower it to int8 and write one program file.")
     c.add_argument("--network", required=True,
                    help="network: lenet300 or lenet5 for engine programs (LeNet-5's convolutions run on the "
-                        "host, the engine runs its fully-connected tail); any zoo network for pq/rq/lr2vq")
+                        "host, the engine runs its fully-connected tail); any zoo network for pq/rq/lr2vq, and for "
+                        "universal at model level (written as JSON: e.g. minilm, crepe-tiny, onet)")
     c.add_argument("--method", required=True,
                    help="engine programs: kmeans (per-layer k-means VQ, codebooks in ROM), universal (the "
                         "shared universal codebook in ROM, differentiable assignment), pvq (pyramid VQ: "
@@ -217,16 +235,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "Model-level baselines, "
                         "written as JSON: pq (product), rq (residual), lr2vq (low-rank VQ)")
     c.add_argument("--codebook", default=None,
-                   help="universal: codebook file (default the shipped model/codebooks/universal-d4-k128-v1.npz)")
+                   help="universal: codebook file (default the shipped model/codebooks/universal-d4-k128-v1.npz "
+                        "for engine programs, the nested universal-d4-k16384-nested-v1.npz at model level)")
     c.add_argument("--bits-per-weight", type=float, default=None,
                    help="pvq: all-in bit budget per weight that sets K per layer (default 4)")
     c.add_argument("--lanes", type=int, default=4,
                    help="engine lanes = sub-vector dimension (default 4; lr2vq: its m)")
-    c.add_argument("--codebook-size", type=int, default=256, help="kmeans/pq/rq/lr2vq: codewords per codebook "
-                                                                  "(default 256)")
+    c.add_argument("--codebook-size", type=int, default=None,
+                   help=f"kmeans/pq/rq/lr2vq: codewords per codebook (default {DEFAULT_CODEBOOK_SIZE}); universal "
+                        "on a network the engine does not run: the stage of the nested ROM to fit to (default the "
+                        "network's recipe: 16384 for minilm)")
     c.add_argument("--stages", type=int, default=None, help="rq: residual stages (default 2)")
     c.add_argument("--rank", type=int, default=None, help="lr2vq: dimension r of the clustered subspace (default 2)")
-    c.add_argument("--quick-eval", action="store_true", help="pq/rq/lr2vq: the network's small evaluation set")
+    c.add_argument("--quick-eval", action="store_true",
+                   help="pq/rq/lr2vq: the network's small evaluation set; universal (model level): also a tiny "
+                        "training budget (a smoke test)")
     c.add_argument("--finetune-epochs", type=int, default=None,
                    help="epochs of codeword fine-tuning after k-means (default: the method's own)")
     c.add_argument("--calibration", type=int, default=2000, help="training images for activation calibration")

@@ -165,6 +165,26 @@ def test_cli_baseline_writes_json(cli, tmp_path):
     assert "rnet / rq" in res.stderr
 
 
+def test_cli_universal_model_level_writes_json(cli, tmp_path):
+    """`--method universal` on a network the engine does not run: a model-level fit to a nested-ROM stage,
+    written as JSON with the fit and its untrained start; a size that is not a stage is refused."""
+    import json
+    out = tmp_path / "u.json"
+    res = cli("compress", "--network", "rnet", "--method", "universal", "--codebook-size", "1024", "--quick-eval",
+              "-q", "-o", out)
+    assert res.returncode == 0, res.stderr
+    r = json.loads(out.read_text())
+    assert (r["network"], r["method"], r["config"]["k"]) == ("rnet", "universal", 1024)
+    assert [row["method"] for row in r["rows"]] == ["universal", "universal-nearest"]
+    # 10-bit indices per 4 weights, plus row scales and biases.
+    assert 2.5 < r["bits_per_weight"] < 4 and r["ratio_vs_fp32"] == pytest.approx(32 / r["bits_per_weight"], rel=0.01)
+    assert 0.0 <= r["quality"] <= 1.0 and "rnet / universal, ROM prefix k=1024" in res.stderr
+    bad = tmp_path / "bad.json"
+    assert_user_error(cli("compress", "--network", "rnet", "--method", "universal", "--codebook-size", "100",
+                          "-o", bad), "usable sizes are 128, 1024")
+    assert not bad.exists()
+
+
 def test_report_energy_rows_compare_rom_with_dram_codebooks():
     """The universal section prices the same index stream with the ROM and with per-layer loads."""
     from sim.energy import load_energy_table, network_energy
