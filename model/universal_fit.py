@@ -324,12 +324,14 @@ def error_feedback_init(model: nn.Module, init: UniversalNetwork, data: DistillS
     that helps the network.
 
     The Hessians come from the first :data:`~model.error_feedback.CALIB_SAMPLES`
-    distillation inputs.  A layer keeps its error-feedback coding only if, with
-    that layer alone coded (the rest float), the distillation loss on the last
-    :data:`CHECK_SAMPLES` distillation inputs is lower than with its nearest
-    coding: the output-error proxy behind error feedback can favour a coding
+    distillation inputs.  Then, greedily in layer order, a layer switches from
+    its nearest coding to its error-feedback coding only if that lowers the
+    distillation loss of the whole coded network (every layer coded, the
+    switches so far kept) on the last :data:`CHECK_SAMPLES` distillation
+    inputs: the output-error proxy behind error feedback can favour a coding
     the network likes less (measured on MiniLM's FFN output layers, whose
-    inputs have a few huge activations).
+    inputs have a few huge activations), and layers judged one at a time
+    need not help together.
 
     Returns the network, the candidates of the re-coded layers
     (name -> (candidates, squared distances)) and facts.
@@ -343,32 +345,35 @@ def error_feedback_init(model: nn.Module, init: UniversalNetwork, data: DistillS
     check_in = take(data.inputs, sel)
     labels = None if data.labels is None else torch.as_tensor(np.asarray(data.labels)[sel.numpy()], dtype=torch.int64)
     teacher = outputs(model, check_in)
+    current = {layer.name: layer for layer in init.layers}
 
     @torch.no_grad()
-    def loss_with(layer: UniversalLayer) -> float:
-        ov = overrides(model, {layer.name: torch.from_numpy(layer.weight(cb))})
+    def loss() -> float:
+        ov = overrides(model, {n: torch.from_numpy(layer.weight(cb)) for n, layer in current.items()},
+                       {n: torch.from_numpy(layer.bias) for n, layer in current.items() if layer.bias is not None})
         with TorchThreads(TORCH_THREADS):
             return float(distill_loss(call(model, check_in, ov), teacher, labels, data.kind))
 
-    layers, cands, losses = [], {}, {}
+    best = loss()
+    cands, losses = {}, {"start": best}
     for l0 in tqdm(init.layers, desc=f"{init.name or 'net'} error feedback", disable=not progress,
                    file=sys.stderr, leave=False):
         if l0.name not in hess:
-            layers.append(l0)
             continue
         idx, scale, cand, d2 = error_feedback_assign(weight_matrix(get_module(model, l0.name)), l0.row_scale, cb,
                                                      hess[l0.name], top_n)
-        l1 = UniversalLayer(l0.name, l0.weight_shape, idx, scale, l0.bias, l0.relu)
-        ln, le = loss_with(l0), loss_with(l1)
-        losses[l0.name] = [ln, le]
-        if le < ln:
-            layers.append(l1)
+        current[l0.name] = UniversalLayer(l0.name, l0.weight_shape, idx, scale, l0.bias, l0.relu)
+        trial = loss()
+        losses[l0.name] = trial
+        if trial < best:
+            best = trial
             cands[l0.name] = (cand, d2)
         else:
-            layers.append(l0)
+            current[l0.name] = l0
     facts = {"error_feedback_layers": sorted(cands), "error_feedback_losses": losses,
              "error_feedback_seconds": time.perf_counter() - t0}
-    return UniversalNetwork(init.name, init.codebook, layers, {"method": "universal-ef"}), cands, facts
+    net = UniversalNetwork(init.name, init.codebook, [current[n] for n in names], {"method": "universal-ef"})
+    return net, cands, facts
 
 
 def fit_universal(model: nn.Module, codebook: UniversalCodebook, data: DistillSet, *,
