@@ -42,7 +42,7 @@ from model.distill import DistillSet
 from model.universal import (DEFAULT_CODEBOOK, DEFAULT_DIM, DEFAULT_K, DEFAULT_NESTED, CodebookError,
                              UniversalCodebook, build_codebook, load_codebook, save_codebook)
 from model.universal_nested import NESTED_STAGES, build_nested_codebook
-from model.universal_fit import fit_universal, lower_universal
+from model.universal_fit import T_START, fit_universal, lower_universal
 from model.weightmat import linear_relu_chain
 
 #: Donors of the shipped codebook: a transformer text encoder, a 1-D conv audio
@@ -69,6 +69,8 @@ class Recipe:
     finetune: bool = True
     #: Start Linear layers from error-feedback codings where they help (:func:`~model.universal_fit.error_feedback_init`).
     error_feedback: bool = False
+    #: Soft-phase starting temperature (:data:`model.universal_fit.T_START` by default).
+    t_start: float = T_START
 
 
 RECIPES = {
@@ -80,10 +82,13 @@ RECIPES = {
     # MiniLM: 1.75 bits/weight (the 128 prefix) is too few; it uses larger stages of the same ROM,
     # the largest first.  Two initial rounds: a nearest search over 2.6M sub-vectors x 16384 codewords
     # is the costly part of the initialization.
-    # Error feedback starts the value, query, key and intermediate layers far closer than nearest
-    # codewords do (see model.error_feedback).
+    # Error feedback starts most Linear layers closer than nearest codewords do (model.error_feedback).
+    # A start that good is blurred away by the default soft start (T = 1: the nearest candidate has
+    # about 0.55 of the weight), which 300 steps do not win back (16384: start 0.956, fit 0.947);
+    # T = 0.25 starts at about 0.98.
     "minilm": Recipe(soft_steps=300, hard_steps=60, batch=16, n_distill=4096, top_n=4,
-                     prefixes=(16384, 8192, 4096), init_rounds=2, finetune=False, error_feedback=True),
+                     prefixes=(16384, 8192, 4096), init_rounds=2, finetune=False, error_feedback=True,
+                     t_start=0.25),
 }
 QUICK = Recipe(soft_steps=60, hard_steps=20, batch=64, n_distill=512)
 
@@ -212,13 +217,13 @@ def _universal_rows(task: Task, codebook: UniversalCodebook, recipe: Recipe, flo
                          soft_steps=recipe.soft_steps, hard_steps=recipe.hard_steps, batch=recipe.batch,
                          top_n=recipe.top_n, seed=seed, evaluate=task.quality, progress=progress,
                          threads=recipe.threads, init_rounds=recipe.init_rounds,
-                         error_feedback=recipe.error_feedback)
+                         error_feedback=recipe.error_feedback, t_start=recipe.t_start)
     secs = time.perf_counter() - t0
     config = {"dim": codebook.dim, "k": codebook.k, "donor": task.name in codebook.donors}
     if recipe.error_feedback:
-        config["error_feedback"] = True
+        config["error_feedback"] = "greedy"  # switches kept in layer order (error_feedback_init)
     default = RECIPES.get(task.name, Recipe())
-    for key in ("soft_steps", "hard_steps", "top_n"):
+    for key in ("soft_steps", "hard_steps", "top_n", "t_start"):
         if getattr(recipe, key) != getattr(default, key):  # a non-default budget is another configuration
             config[key] = getattr(recipe, key)
     row = _row(task, "universal", config, unet, secs, unet.info["quality"], float_q)
@@ -228,7 +233,7 @@ def _universal_rows(task: Task, codebook: UniversalCodebook, recipe: Recipe, flo
                                                     "teacher_seconds", "soft_seconds", "hard_seconds")
                      if k in unet.info}
     row["recipe"] = {k: getattr(recipe, k) for k in ("soft_steps", "hard_steps", "batch", "n_distill", "top_n",
-                                                      "threads", "init_rounds", "error_feedback")}
+                                                      "threads", "init_rounds", "error_feedback", "t_start")}
     row["training_seconds"] = secs
     row["codebook_sha256"] = codebook.content_hash()
     if chain:
@@ -428,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soft-steps", type=int, default=None, help="override the recipes' soft-phase steps")
     ap.add_argument("--hard-steps", type=int, default=None, help="override the recipes' hard-phase steps")
     ap.add_argument("--top-n", type=int, default=None, help="override the recipes' candidates per sub-vector")
+    ap.add_argument("--t-start", type=float, default=None, help="override the recipes' soft-phase starting "
+                                                                  "temperature")
     ap.add_argument("--error-feedback", choices=("on", "off"), default=None,
                     help="override the recipes' error-feedback start (see model.error_feedback)")
     ap.add_argument("--prefixes", nargs="*", type=int, default=None, metavar="K",
@@ -475,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         mine = run_network(name, cb, quick=args.quick, finetune=not args.no_finetune, seed=args.seed,
                            progress=sys.stderr.isatty(), prefixes=args.prefixes,
                            budget={k: v for k, v in (("soft_steps", args.soft_steps), ("hard_steps", args.hard_steps),
-                                                     ("top_n", args.top_n),
+                                                     ("top_n", args.top_n), ("t_start", args.t_start),
                                                      ("error_feedback", None if args.error_feedback is None
                                                       else args.error_feedback == "on")) if v is not None},
                            grid=[] if args.no_grid else None, on_rows=lambda r, n=name, t=t0: save(n, r, t))
