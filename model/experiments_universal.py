@@ -223,9 +223,11 @@ def _universal_rows(task: Task, codebook: UniversalCodebook, recipe: Recipe, flo
     if recipe.error_feedback:
         config["error_feedback"] = "greedy"  # switches kept in layer order (error_feedback_init)
     default = RECIPES.get(task.name, Recipe())
-    for key in ("soft_steps", "hard_steps", "top_n", "t_start"):
+    for key in ("soft_steps", "hard_steps", "top_n"):
         if getattr(recipe, key) != getattr(default, key):  # a non-default budget is another configuration
             config[key] = getattr(recipe, key)
+    if recipe.t_start != T_START:
+        config["t_start"] = recipe.t_start
     row = _row(task, "universal", config, unet, secs, unet.info["quality"], float_q)
     row["stages"] = {k: unet.info.get(k) for k in ("quality_nearest", "quality_error_feedback", "quality_hardened",
                                                     "mean_max_prob", "frac_not_nearest", "init_seconds",
@@ -395,15 +397,17 @@ def write_json(path, rows: list[dict], cb: UniversalCodebook, network_seconds: d
     network, method and configuration, so the table can be built in several
     processes (one network, or some of a network's fits, each).  A network's
     ``universal_training_seconds`` are merged and its ``seconds_total`` is the
-    sum over the runs that wrote it.
+    sum over the runs that wrote it.  The file's ``notes`` (network or
+    ``"codebook"`` -> a paragraph, written by hand) are kept.
     """
-    kept, seconds = [], {k: dict(v) for k, v in network_seconds.items()}
+    kept, seconds, notes = [], {k: dict(v) for k, v in network_seconds.items()}, {}
     try:
         with open(path) as f:
             old = json.load(f)
         if isinstance(old, dict) and old.get("codebook", {}).get("sha256") == cb.content_hash():
             new_keys = {_row_key(r) for r in rows}
             kept = [r for r in old.get("rows", []) if _row_key(r) not in new_keys]
+            notes = old.get("notes") or {}
             for name, v in old.get("networks", {}).items():
                 if name not in seconds:
                     seconds[name] = v
@@ -414,6 +418,8 @@ def write_json(path, rows: list[dict], cb: UniversalCodebook, network_seconds: d
     except (FileNotFoundError, json.JSONDecodeError):
         pass
     out = {"codebook": codebook_summary(cb), "networks": seconds, "rows": kept + rows}
+    if notes:  # written by hand: kept as they are
+        out["notes"] = notes
     with open(path, "w") as f:
         json.dump(out, f, indent=1, default=float)
 

@@ -70,7 +70,8 @@ def criteria(rows: list[dict]) -> list[str]:
         good = [r for r in uni if r["ratio_vs_fp32"] >= MIN_RATIO_MINILM and r["quality"] >= MIN_COSINE_MINILM]
         # Met: the smallest fit that meets it; not met: the closest (best cosine) at >= 8x.
         small = [r for r in uni if r["ratio_vs_fp32"] >= MIN_RATIO_MINILM] or uni
-        best = max(good, key=lambda r: r["ratio_vs_fp32"]) if good else max(small, key=lambda r: r["quality"])
+        best = (max(good, key=lambda r: (r["ratio_vs_fp32"], r["quality"])) if good
+                else max(small, key=lambda r: r["quality"]))
         out.append(f"- minilm: best universal fit {_cfg(best)}: {best['ratio_vs_fp32']:.1f}x (>= "
                    f"{MIN_RATIO_MINILM:.0f}x), mean embedding cosine {best['quality']:.4f} (>= {MIN_COSINE_MINILM}): "
                    f"**{'met' if good else 'NOT met'}**")
@@ -96,18 +97,21 @@ def render_markdown(table: dict) -> str:
     kde = cb.get("kde") or {}
     nested = cb.get("nested") or {}
     rows = table["rows"]
+    notes = table.get("notes") or {}
     lines = ["## Universal codebook vs per-layer baselines", "",
              f"One int8 ROM of {cb['k']} x {cb['dim']} codewords ({cb['rom_bytes']:,} bytes), nested: its first "
              f"{', '.join(str(k) for k in cb['stages'])} entries are each a codebook "
              f"({', '.join(f'{k}: {b:,} B' for k, b in cb['stage_rom_bytes'].items())}); the first "
              f"{cb['stages'][0]} are the shipped codebook the engine ROM holds (sha256 {cb['base_sha256'][:16]}). "
-             f"Donors: {', '.join(cb['donors'])}. The ROM is shared by every network and is not in the ratios.", "",
+             f"Donors: {', '.join(cb['donors'])}. The ROM is shared by every network and is not in the ratios." +
+             (f" {notes['codebook']}" if "codebook" in notes else ""), "",
              f"KDE: Gaussian kernel, bandwidth matrix factor^2 x sample covariance, factor {kde.get('factor', 0):.4f} "
              f"({kde.get('factor_over_scott')} x Scott's {kde.get('scott_factor', 0):.4f}, chosen by held-out "
              f"likelihood on {kde.get('heldout_points')} of {cb.get('samples_per_donor')} x {len(cb['donors'])} "
              f"row-RMS-normalized sub-vectors); base codewords: k-means of {kde.get('draws')} KDE draws. "
              f"Nested stages: k-means of KDE draws in blocks of {nested.get('draws')} (block 0 seeded "
-             f"{nested.get('draw_seed')}, block j {(nested.get('draw_seed') or []) + ['j']}; a stage takes "
+             f"{nested.get('draw_seed')}, block j [{', '.join(map(str, nested.get('draw_seed') or []))}, j]; "
+             f"a stage takes "
              f"{nested.get('draws_per_codeword', 64)} per codeword, so: " +
              ", ".join(f"{f['k']}: {f.get('draws', nested.get('draws'))}" for f in nested.get("stage_facts", [])) +
              f") with the earlier codewords fixed, D^2-seeded in {nested.get('seed_rounds')} batches, at most "
@@ -130,6 +134,8 @@ def render_markdown(table: dict) -> str:
              "golden model's accuracy of the lowered integer program.", ""]
     for name in dict.fromkeys(r["network"] for r in rows):
         lines += network_table([r for r in rows if r["network"] == name]) + [""]
+        if name in notes:  # what the rows alone do not say (e.g. how a setting was chosen)
+            lines += [notes[name], ""]
     fits = [r for r in rows if r["method"] == "universal" and "training_seconds" in r]
     if fits:
         lines += ["Training time of each universal fit (initial assignment, teacher outputs, soft-to-hard and "

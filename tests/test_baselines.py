@@ -191,3 +191,22 @@ def test_table_json_keeps_other_networks_and_markdown_checks_criteria(tmp_path):
     assert nets["minilm"]["seconds_total"] == 13 and nets["lenet300"]["seconds_total"] == 6  # 5 + 1: two runs
     write_json(path, [], cb, {"minilm": {"run_id": "b", "seconds_total": 5, "universal_training_seconds": {"2048": 3}}})
     assert json.loads(path.read_text())["networks"]["minilm"]["seconds_total"] == 5
+
+
+def test_table_notes_survive_rewrites_and_are_rendered(tmp_path):
+    from model.experiments_universal import write_json
+    from model.universal import load_codebook
+    from model.universal_table import render_markdown
+    cb = load_codebook(k=16384)
+    path = tmp_path / "t.json"
+    write_json(path, [_table_row("lenet300", "universal", dict(dim=4, k=128, donor=False), 1.86, 0.895)], cb,
+               {"lenet300": {"seconds_total": 5, "universal_training_seconds": {"128": 3}}})
+    table = json.loads(path.read_text())
+    table["notes"] = {"codebook": "ROM NOTE.", "lenet300": "NET NOTE."}
+    path.write_text(json.dumps(table))
+    write_json(path, [_table_row("lenet300", "kmeans", dict(d=4, k=128), 1.9, 0.91)], cb,
+               {"lenet300": {"run_id": "x", "seconds_total": 1, "universal_training_seconds": {}}})
+    table = json.loads(path.read_text())
+    assert table["notes"] == {"codebook": "ROM NOTE.", "lenet300": "NET NOTE."} and len(table["rows"]) == 2
+    md = render_markdown(table)
+    assert "not in the ratios. ROM NOTE." in md and "\nNET NOTE.\n" in md
