@@ -35,7 +35,12 @@ MiniLM (1024-codeword prefix, only the six FFN output layers coded) raw rows
 gave an embedding cosine of 0.514, unit-norm rows 0.727, nearest codewords
 0.878; on the value and intermediate layers error feedback beats nearest
 either way (0.98 vs 0.92, 0.96 vs 0.93).  So it is applied layer by layer
-only where it helps (:func:`model.universal_fit.error_feedback_init`).
+only where it helps (:func:`model.universal_fit.error_feedback_init`).  On
+the whole of MiniLM it is not a reliable win and is off by default: with the
+16384-codeword prefix the nearest start scores 0.941, error-feedback starts
+0.956 (each layer judged alone) or 0.929 (greedy, the current rule: a
+128-sentence check set is a noisy judge), and after the distilled fit the
+plain start does best (see ``reports/universal_table.md``).
 
 Only ``nn.Linear`` layers get a Hessian (:func:`layer_hessians`); other
 layers are left to plain nearest-codeword assignment.

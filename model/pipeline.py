@@ -242,8 +242,8 @@ def compress_universal_model(network: str, *, codebook=None, k: int | None = Non
     """Fit a zoo network the engine does not run (MiniLM, CREPE, MTCNN) to the universal ROM, at model level.
 
     The network's :data:`model.experiments_universal.RECIPES` entry sets the
-    budget (for MiniLM: error-feedback start, 300 soft and 60 hard steps on
-    4096 distillation sentences); ``k`` picks the stage of the nested ROM
+    budget (for MiniLM: 300 soft steps from temperature 0.25 and 60 hard
+    steps on 4096 distillation sentences); ``k`` picks the stage of the nested ROM
     (default the recipe's largest).
 
     Returns
