@@ -15,7 +15,9 @@ Fitting (soft-to-hard, after VQ4ALL)
 1. **Initial hard assignment.**  ``s_r`` starts at the row's RMS; then
    :data:`INIT_ROUNDS` alternations of (nearest codeword of every normalized
    sub-vector, least-squares ``s_r`` for those codewords).  Distances ignore
-   pad columns.
+   pad columns.  Optionally (``error_feedback=True``) ``nn.Linear`` layers
+   then switch to error-feedback codings where that lowers the distillation
+   loss (:func:`error_feedback_init`, :mod:`model.error_feedback`).
 2. **Candidates.**  Each sub-vector keeps its :data:`TOP_N` nearest codewords
    (under the initial scale) and a learnable logit for each, initialized to
    ``-d^2 / g`` with ``d`` the distance to the candidate and ``g`` the mean
