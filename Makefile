@@ -131,8 +131,8 @@ bench: $(PROGRAM)
 # Long sweeps (not part of `make` or the tests): PVQ vs k-means on every zoo network, and the
 # universal codebook against the per-layer baselines.  One torch thread each, as measured.
 experiments: setup
-	OMP_NUM_THREADS=1 $(PY) -m model.experiments_pvq --zoo reports/pvq_zoo.json
-	OMP_NUM_THREADS=1 $(PY) -m model.experiments_universal --networks lenet300 lenet5 rnet minilm --json reports/universal_table.json --markdown reports/universal_table.md
+	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.pvq --zoo reports/pvq_zoo.json
+	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.universal --networks lenet300 lenet5 rnet minilm --json reports/universal_table.json --markdown reports/universal_table.md
 
 clean:
 	rm -rf $(BUILD)

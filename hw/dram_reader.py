@@ -2,9 +2,9 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.layout import WORD_BITS
+from model.contract.layout import WORD_BITS
 
-from .layouts import COUNT_BITS, dram_read_signature
+from hw.layouts import COUNT_BITS, dram_read_signature
 
 
 def read_command(addr_width: int) -> data.StructLayout:

@@ -3,20 +3,22 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.layout import (DESC_WORDS, ERROR_BITS, FLAG_RELU, JOB_MAGIC, JOB_WORDS, MODE_MASK,
-                          MODE_SHIFT, PVQ_SCALE_BITS, ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES, EngineConfig,
-                          EngineError, LayerMode, vector_align)
+from model.contract.layout import (DESC_WORDS, FLAG_RELU, JOB_MAGIC, JOB_WORDS, MODE_MASK, MODE_SHIFT,
+                                   PVQ_SCALE_BITS, ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES, LayerMode,
+                                   vector_align)
+from model.contract.errors import ERROR_BITS, EngineError
+from model.contract.config import EngineConfig
 
-from .dram_reader import DramReader
-from .gearbox import Gearbox
-from .index_path import IndexPath
-from .layouts import COUNT_BITS, CounterLayout, RowParams, dram_read_signature, dram_write_signature
-from .mac import MacLanes
-from .memories import ActivationSram, CodebookRom
-from .packer import OutputPacker
-from .pvq import PvqDotProduct
-from .requantizer import Requantizer
-from .sparse_rows import SparseRowPath
+from hw.dram_reader import DramReader
+from hw.gearbox import Gearbox
+from hw.index_path import IndexPath
+from hw.layouts import COUNT_BITS, CounterLayout, RowParams, dram_read_signature, dram_write_signature
+from hw.mac import MacLanes
+from hw.memories import ActivationSram, CodebookRom
+from hw.packer import OutputPacker
+from hw.pvq import PvqDotProduct
+from hw.requantizer import Requantizer
+from hw.sparse_rows import SparseRowPath
 
 #: Rows whose parameters may be read before the MAC finishes the previous ones.
 ROW_PARAMS_DEPTH = 4

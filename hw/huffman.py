@@ -7,11 +7,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from model.huffman import (DEFAULT_MAX_LEN, DEFAULT_SYMBOL_BITS, HEADER_LENGTH_BITS, MAX_LEN_LIMIT,
-                           STATUS_BITS, HuffmanStatus, count_bits)
-from model.layout import HUFFMAN_SYMBOL_BITS_MAX, WORD_BITS
+from model.codecs.huffman import (DEFAULT_MAX_LEN, DEFAULT_SYMBOL_BITS, HEADER_LENGTH_BITS, MAX_LEN_LIMIT,
+                                  STATUS_BITS, HuffmanStatus, count_bits)
+from model.contract.layout import HUFFMAN_SYMBOL_BITS_MAX, WORD_BITS
 
-from .layouts import COUNT_BITS
+from hw.layouts import COUNT_BITS
 
 #: The duplicate-symbol check keeps one flop per possible symbol while a table
 #: loads, so the RTL is limited to modest alphabets (1024 symbols).

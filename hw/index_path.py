@@ -2,9 +2,9 @@ from amaranth.hdl import Const, Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.layout import WORD_BITS
+from model.contract.layout import WORD_BITS
 
-from .layouts import COUNT_BITS, RowParams, beat_layout
+from hw.layouts import COUNT_BITS, RowParams, beat_layout
 
 
 class IndexPath(wiring.Component):
@@ -17,7 +17,7 @@ class IndexPath(wiring.Component):
     loading and index emission overlap, including across rows (the next row's
     parameters are read while this row's last indices drain), so a long row
     costs exactly one cycle per index.  Golden twin:
-    :func:`model.index_unpacker.unpack_indices`.
+    :func:`model.codecs.index_packing.unpack_indices`.
 
     Parameters
     ----------

@@ -3,8 +3,9 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.fixedpoint import ACC_BITS, ACT_BITS, MULT_BITS, SHIFT_BITS
-from model.layout import COUNTER_BITS, COUNTERS, FIELD16, RTL_COUNTERS, WORD_BITS
+from model.contract.fixedpoint import ACC_BITS, ACT_BITS, MULT_BITS, SHIFT_BITS
+from model.contract.counters import COUNTER_BITS, COUNTERS, RTL_COUNTERS
+from model.contract.layout import FIELD16, WORD_BITS
 
 #: Width of feature counts, row counts and per-row word counts in descriptors.
 COUNT_BITS = FIELD16.bit_length()

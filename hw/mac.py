@@ -2,9 +2,9 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.fixedpoint import ACC_BITS, ACT_BITS
+from model.contract.fixedpoint import ACC_BITS, ACT_BITS
 
-from .layouts import RowParams, RowResult, operands_layout
+from hw.layouts import RowParams, RowResult, operands_layout
 
 
 def adder_tree(values):

@@ -3,9 +3,9 @@ from amaranth.hdl import Module, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.fixedpoint import ACT_BITS
+from model.contract.fixedpoint import ACT_BITS
 
-from .layouts import lane_word
+from hw.layouts import lane_word
 
 
 def pack_lane_word(values, lanes: int) -> int:

@@ -2,7 +2,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import COUNT_BITS, Act, lane_word, sram_write_layout
+from hw.layouts import COUNT_BITS, Act, lane_word, sram_write_layout
 
 
 class OutputPacker(wiring.Component):

@@ -6,14 +6,15 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from model.fixedpoint import ACC_BITS, ACT_BITS
-from model.pvq import pvq_bits, pvq_count, pvq_table
-from model.pvq_unit import DEFAULT_SCALE_BITS, PVQ_MAX_LANES, pvq_sum_bits
+from model.contract.fixedpoint import ACC_BITS, ACT_BITS
+from model.codecs.pvq import pvq_bits, pvq_count, pvq_table
+from model.contract.layout import PVQ_SCALE_BITS
+from model.contract.pyramid import PVQ_MAX_LANES, pvq_sum_bits
 
-from .layouts import RowParams, RowResult, lane_word
+from hw.layouts import RowParams, RowResult, lane_word
 
 
-def vector_layout(n: int, index_bits: int, scale_bits: int = DEFAULT_SCALE_BITS) -> data.StructLayout:
+def vector_layout(n: int, index_bits: int, scale_bits: int = PVQ_SCALE_BITS) -> data.StructLayout:
     """One PVQ weight sub-vector with the activation sub-vector it meets, and row boundaries."""
     return data.StructLayout({
         "index": unsigned(index_bits),
@@ -34,7 +35,7 @@ class PvqDotProduct(wiring.Component):
     register values as :func:`model.pvq.pvq_decode_steps`) and forms
     ``<y, x>`` with additions as the walk goes: one signed add of an
     activation per pulse, and one add of ``+-p`` per non-zero coordinate
-    other than the last to apply its sign (:mod:`model.pvq_unit`).  Then one
+    other than the last to apply its sign (:mod:`model.golden.pvq`).  Then one
     multiply by the scale (the only multiplier) and a 32-bit accumulate:
     ``acc = wrap32(bias + sum over the row's vectors of scale * <y, x>)``,
     with bias and ``mult``/``shift`` from ``params`` exactly as in ``MacLanes``.
@@ -54,7 +55,7 @@ class PvqDotProduct(wiring.Component):
     cycle.  The next vector is taken in the last busy cycle, so vectors
     stream back to back; an idle unit takes one cycle to load a vector.  A
     row's result is valid 3 cycles after its last busy cycle
-    (:data:`model.pvq_unit.RESULT_LATENCY`).
+    (:data:`model.golden.pvq.RESULT_LATENCY`).
 
     **Range check.**  ``index >= V(n, K)`` (read from a second, small ROM) is
     found in the cycle the vector is taken: the vector is dropped, ``error``
@@ -109,7 +110,7 @@ class PvqDotProduct(wiring.Component):
         Strobe: the scale multiply of one vector.
     """
 
-    def __init__(self, n: int, k_max: int, index_bits: int | None = None, scale_bits: int = DEFAULT_SCALE_BITS):
+    def __init__(self, n: int, k_max: int, index_bits: int | None = None, scale_bits: int = PVQ_SCALE_BITS):
         if not 1 <= n <= PVQ_MAX_LANES:
             raise ValueError(f"n must be 1..{PVQ_MAX_LANES}, got {n}")
         if k_max < 1:

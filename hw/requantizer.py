@@ -2,16 +2,16 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.fixedpoint import ACC_BITS, ACT_MAX, ACT_MIN, MULT_BITS
+from model.contract.fixedpoint import ACC_BITS, ACT_MAX, ACT_MIN, MULT_BITS
 
-from .layouts import Act, RowResult
+from hw.layouts import Act, RowResult
 
 
 class Requantizer(wiring.Component):
     """Scales a 32-bit accumulator to int8: ``sat(round(acc * mult / 2**shift))``, then ReLU.
 
     Two stages: the 32x16 multiply, then the shift with round-half-up (the bit
-    below the shift point is added, see :func:`model.fixedpoint.requantize`)
+    below the shift point is added, see :func:`model.contract.fixedpoint.requantize`)
     and saturation.
 
     Members

@@ -3,10 +3,11 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.layout import ERROR_BITS, FIELD16, HUFF_BASE, SPARSE_BIAS_BITS, WORD_BITS, EngineError
+from model.contract.errors import ERROR_BITS, HUFF_BASE, EngineError
+from model.contract.layout import FIELD16, SPARSE_BIAS_BITS, WORD_BITS
 
-from .huffman import HuffmanDecoder
-from .layouts import COUNT_BITS, RowParams
+from hw.huffman import HuffmanDecoder
+from hw.layouts import COUNT_BITS, RowParams
 
 #: Position arithmetic: a position (< 2**COUNT_BITS) plus a run, without overflow.
 POSITION_BITS = COUNT_BITS + 1
@@ -35,7 +36,7 @@ class SparseRowPath(wiring.Component):
     words holding the row's codes, so the next word is the next row's header.
     The decoder delivers one symbol per cycle and the sparse stage passes it on
     in the same cycle, so a row costs its symbols plus two cycles.  Golden twin: :func:`model.golden.decode_sparse_layer`
-    with :func:`model.sparse_rows.decode_row`.
+    with :func:`model.codecs.sparse_rows.decode_row`.
 
     Errors (``error``, an :class:`model.layout.EngineError` code, held until the
     next ``start``; nothing more is emitted): the decoder's table and code errors

@@ -5,14 +5,17 @@ import time
 
 import numpy as np
 
-from model.golden import GoldenEngine, unpack_vectors
-from model.layout import COUNTERS, ceil_div
-from model.program import Program
+from model.contract.errors import VqeError
+from model.golden.engine import GoldenEngine
+from model.codecs.vectors import unpack_vectors
+from model.contract.counters import COUNTERS
+from model.contract.ints import ceil_div
+from model.program.file import Program
 
 BACKENDS = ("golden", "amaranth", "icarus", "verilator")
 
 
-class RunError(Exception):
+class RunError(VqeError):
     """A run could not be carried out (bad arguments, simulator failure, hang)."""
 
 
@@ -34,11 +37,11 @@ def simulate(program: Program, image: np.ndarray, backend: str, *, out_addr: int
              max_cycles: int, latency: int, stall: int, seed: int, vcd: str | None) -> dict:
     cfg = program.config
     if backend == "amaranth":
-        from .amaranth_backend import run_amaranth
+        from sim.backends.amaranth import run_amaranth
         return run_amaranth(cfg, image, out_addr=out_addr, out_words=out_words, max_cycles=max_cycles,
                             latency=latency, stall=stall, seed=seed, vcd_path=vcd)
-    from .cocotb_backend import run_sim_top
-    from .top import TOP_NAME, sim_top_verilog
+    from sim.backends.cocotb import run_sim_top
+    from sim.backends.top import TOP_NAME, sim_top_verilog
     verilog = sim_top_verilog(cfg, image, latency=latency, stall=stall, seed=seed)
     return run_sim_top(verilog, TOP_NAME, backend, out_addr=out_addr, out_words=out_words,
                        max_cycles=max_cycles, vcd_path=vcd)
@@ -50,7 +53,7 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
     """Run ``program`` on inputs ``x_int8`` and build the JSON summary (see README)."""
     if backend not in BACKENDS:
         raise RunError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    from .dram_model import MIN_LATENCY, STALL_BITS
+    from sim.backends.dram_model import MIN_LATENCY, STALL_BITS
     if latency < MIN_LATENCY:
         raise RunError(f"--latency must be at least {MIN_LATENCY} cycles, got {latency}")
     if not 0 <= stall < 1 << STALL_BITS:
@@ -76,7 +79,7 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
         if not res["done"]:
             raise RunError(f"{backend}: the engine did not finish within {bound} cycles (hang)")
         if res["error"]:
-            from model.layout import EngineError
+            from model.contract.errors import EngineError
             raise RunError(f"{backend}: the engine stopped with error {EngineError(res['error']).name}")
         rtl_out = unpack_vectors(np.asarray(res["outputs"], dtype=np.uint32).reshape(n, out_words),
                                  meta["output_features"])

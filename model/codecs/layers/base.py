@@ -1,0 +1,204 @@
+"""What every layer codec provides, and the row-stream helpers the dense modes share."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import numpy as np
+
+from model.codecs.index_packing import pack_indices, unpack_indices
+from model.contract.config import EngineConfig
+from model.contract.counters import zero_counters
+from model.contract.descriptor import Descriptor, read_words
+from model.contract.errors import EngineError, EngineFault, ProgramError
+from model.contract.fixedpoint import ACC_BITS, MULT_BITS, SHIFT_MAX
+from model.contract.ints import ceil_div
+from model.contract.layout import DESC_WORDS, ROW_HEADER_WORDS, LayerMode, row_words
+
+
+@dataclass
+class WriteContext:
+    """The engine a program is being written for, and where the layer goes.
+
+    Members
+    -------
+    lanes : int
+        Engine lanes (the sub-vector dimension).
+    codebook_depth : int
+        Largest codebook a VQ layer may use (indices are ``log2`` of it wide).
+    pvq_k_max : int
+        Largest PVQ K the engine takes (0: no PVQ unit).
+    huffman_max_len, huffman_symbol_bits : int
+        The Huffman decoder's code length limit and symbol width (0: no decoder).
+    rom : list
+        The program's ROM entries so far; a codec appends its own.
+    shared_rom : bool
+        The ROM is a shared (universal) codebook: layers index it from entry 0 and add nothing.
+    stream_addr : int
+        DRAM word address of the layer's stream.
+    """
+    lanes: int
+    codebook_depth: int
+    pvq_k_max: int = 0
+    huffman_max_len: int = 0
+    huffman_symbol_bits: int = 0
+    rom: list = field(default_factory=list)
+    shared_rom: bool = False
+    stream_addr: int = 0
+
+    @property
+    def index_bits(self) -> int:
+        return self.codebook_depth.bit_length() - 1
+
+
+@dataclass
+class LayerImage:
+    """One layer as the program file holds it.
+
+    Members
+    -------
+    descriptor : Descriptor
+    stream : numpy.ndarray of uint32
+        The layer's row stream, at ``descriptor.stream_addr``.
+    meta : dict
+        Mode-specific entries of the layer's metadata (besides shape, ReLU, mode, codebook size).
+    """
+    descriptor: Descriptor
+    stream: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class DecodedLayer:
+    """A layer as the datapath sees it once its stream is read.
+
+    Members
+    -------
+    desc : Descriptor
+    bias, mult, shift : numpy.ndarray of int64, shape (out_features,)
+        Per-row bias and requantization.
+    events : dict
+        What the stream held that the counters depend on (per image).
+    """
+    desc: Descriptor
+    bias: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
+    events: dict = field(default_factory=dict)
+    _weights: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+    _cache: np.ndarray | None = field(default=None, repr=False)
+
+    def weights(self) -> np.ndarray:
+        """Integer weight matrix ``(out_features, >= in_features)`` the datapath multiplies with."""
+        if self._cache is None:
+            self._cache = self._weights()
+        return self._cache
+
+
+class LayerCodec:
+    """Base class of the layer codecs: one per :class:`~model.contract.layout.LayerMode`.
+
+    Members
+    -------
+    name : str
+        The mode's name in program metadata (``"vq"``, ``"pvq"``, ...).
+    mode : LayerMode
+        The descriptor's mode field.
+    scenarios : tuple of str
+        Energy scenarios (``sim.report``) that price a layer of this kind.
+    """
+    name: ClassVar[str]
+    mode: ClassVar[LayerMode]
+    scenarios: ClassVar[tuple[str, ...]] = ()
+
+    # --- program writer ---------------------------------------------------------------
+    def engine_params(self, layers: list) -> dict:
+        """Engine parameters a program with these (lowered) layers of this kind needs."""
+        return {}
+
+    def write(self, i: int, layer, ctx: WriteContext) -> LayerImage:
+        """Lay out lowered layer ``i``; raise :class:`ProgramError` for anything the engine cannot run."""
+        raise NotImplementedError
+
+    def codebook_size(self, layer) -> int:
+        """The ``codebook_size`` recorded in the layer's metadata."""
+        return int(len(layer.codebook))
+
+    # --- engine (golden model and program validation) ---------------------------------
+    def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:
+        """The mode's descriptor checks, after the common ones, in the RTL's order."""
+        raise NotImplementedError
+
+    def decode(self, image: np.ndarray, desc: Descriptor, cfg: EngineConfig, layer: int,
+               rom: np.ndarray) -> DecodedLayer:
+        """Read the layer's stream as the engine does; raise ``EngineFault`` where it would stop."""
+        raise NotImplementedError
+
+    def counters(self, layer: DecodedLayer, n_images: int, cfg: EngineConfig) -> dict:
+        """Counters the layer moves over ``n_images`` images, output writes excepted."""
+        d = layer.desc
+        c = zero_counters()
+        c["dram_read_words"] = n_images * (DESC_WORDS + d.out_features * d.row_words)
+        c["sram_reads"] = n_images * beats(d, cfg.lanes)
+        return c
+
+
+def beats(desc: Descriptor, lanes: int) -> int:
+    """Sub-vector steps of a dense layer: one lane-word of activations each."""
+    return desc.out_features * ceil_div(desc.in_features, lanes)
+
+
+def row_params(i: int, layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A lowered layer's per-row bias, multiplier and shift, range-checked."""
+    for name in ("bias", "mult", "shift"):
+        if np.asarray(getattr(layer, name)).shape != (layer.out_features,):
+            raise ProgramError(f"layer {i}: {name} must have one value per row")
+    bias, mult, shift = (np.asarray(a, dtype=np.int64) for a in (layer.bias, layer.mult, layer.shift))
+    if np.any(np.abs(bias) >= 1 << (ACC_BITS - 1)) or np.any((mult < 0) | (mult >> MULT_BITS > 0)) \
+            or np.any((shift < 0) | (shift > SHIFT_MAX)):
+        raise ProgramError(f"layer {i}: bias or requantization parameters out of range")
+    return bias, mult, shift
+
+
+def requant_words(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Requantization words: ``mult`` [15:0], ``shift`` [21:16]."""
+    return (np.asarray(mult, dtype=np.int64) | np.asarray(shift, dtype=np.int64) << 16).astype(np.uint32)
+
+
+def split_requant(words) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`requant_words`."""
+    rq = np.asarray(words, dtype=np.int64)
+    return rq & 0xFFFF, (rq >> 16) & 0x3F
+
+
+def dense_rows(bias, mult, shift, entries: np.ndarray, entry_bits: int) -> np.ndarray:
+    """Rows of bias word, requantization word and ``entries`` packed LSB-first: (out, row_words) uint32."""
+    return np.concatenate([(np.asarray(bias, dtype=np.int64) & 0xFFFFFFFF).astype(np.uint32)[:, None],
+                           requant_words(mult, shift)[:, None], pack_indices(entries, entry_bits)], axis=1)
+
+
+def read_dense_rows(image: np.ndarray, desc: Descriptor, entry_bits: int, lanes: int, layer: int):
+    """Read a dense layer's rows: (bias, mult, shift, entries (out, sub-vectors))."""
+    rows = read_words(image, desc.stream_addr, desc.out_features * desc.row_words,
+                      f"layer {layer} row stream").reshape(desc.out_features, desc.row_words)
+    bias = rows[:, 0].astype(np.int64)
+    bias = np.where(bias >= 1 << 31, bias - (1 << 32), bias)
+    mult, shift = split_requant(rows[:, 1])
+    entries = unpack_indices(rows[:, ROW_HEADER_WORDS:], entry_bits, ceil_div(desc.in_features, lanes))
+    return bias, mult, shift, entries
+
+
+def check_row_words(desc: Descriptor, cfg: EngineConfig, entry_bits: int, where: str) -> None:
+    """``BAD_STREAM`` unless the descriptor's ``row_words`` fits the shape and entry width."""
+    expect = row_words(desc.in_features, cfg.lanes, entry_bits)
+    if desc.row_words != expect:
+        raise EngineFault(EngineError.BAD_STREAM, f"{where}: row_words={desc.row_words}, expected {expect}")
+
+
+def first_bad_index(entries: np.ndarray, limit: int, layer: int, what: str) -> None:
+    """``BAD_INDEX`` at the first entry (row-major, as the engine reads them) at or above ``limit``."""
+    bad = np.argwhere(entries >= limit)
+    if len(bad):
+        r, j = bad[0]
+        raise EngineFault(EngineError.BAD_INDEX,
+                          f"layer {layer} row {r} sub-vector {j}: index {entries[r, j]} >= {limit}, the layer's {what}")

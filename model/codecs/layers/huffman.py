@@ -1,0 +1,151 @@
+"""Sparse Huffman-coded layers (Deep Compression, ``LayerMode.HUFFMAN``): rows of (run, index) symbols.
+
+The stream format is in :mod:`model.contract.layout`; the rows are coded by
+:mod:`model.codecs.sparse_rows` with a canonical table from :mod:`model.codecs.huffman`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from model.codecs.huffman import HuffmanError, HuffmanStatus, HuffmanTable, decode_stream
+from model.codecs.layers.base import DecodedLayer, LayerCodec, LayerImage, WriteContext, row_params, split_requant
+from model.codecs.sparse_rows import SparseRowError, decode_row, encode_layer, layer_bits
+from model.contract.config import EngineConfig
+from model.contract.descriptor import Descriptor, read_words
+from model.contract.errors import HUFF_BASE, EngineError, EngineFault, ProgramError
+from model.contract.fixedpoint import ACT_MAX, ACT_MIN
+from model.contract.ints import ceil_div
+from model.contract.layout import (DESC_WORDS, FIELD16, REL_BITS, SPARSE_BIAS_BITS, SPARSE_LAYER_WORDS,
+                                   SPARSE_ROW_HEADER_WORDS, WORD_BITS, LayerMode, huffman_index_bits)
+
+
+class HuffmanCodec(LayerCodec):
+    """Scalar centroids packed ``lanes`` to a ROM entry, and per row the Huffman codes of its
+    (run, index) symbols; one symbol per decoder cycle, pruned weights cost nothing."""
+    name = "huffman"
+    mode = LayerMode.HUFFMAN
+    scenarios = ("deepcomp_engine", "deepcomp_entropy_floor")
+
+    def engine_params(self, layers: list) -> dict:
+        # Symbols wide enough for the widest layer's index and a run.
+        return {"huffman_symbol_bits": max(REL_BITS + max(1, huffman_index_bits(len(l.codebook))) for l in layers)}
+
+    def write(self, i: int, layer, ctx: WriteContext) -> LayerImage:
+        if ctx.shared_rom:
+            raise ProgramError("sparse (deepcomp) layers keep their centroids in the program's own ROM")
+        bias, mult, shift = row_params(i, layer)
+        cb = np.asarray(layer.codebook)
+        if cb.ndim != 2 or cb.shape[1] != 1 or len(cb) == 0:
+            raise ProgramError(f"layer {i}: a sparse layer needs scalar centroids of shape (k, 1), got {cb.shape}")
+        if cb.min() < ACT_MIN or cb.max() > ACT_MAX:
+            raise ProgramError(f"layer {i}: centroid values outside int8")
+        if cb[0, 0] != 0:
+            raise ProgramError(f"layer {i}: centroid 0 must be the exact zero (fillers use it)")
+        idx = np.asarray(layer.indices)
+        if idx.shape != (layer.out_features, layer.in_features):
+            raise ProgramError(f"layer {i}: index matrix shape {idx.shape} does not match the layer")
+        if idx.size and (idx.min() < 0 or idx.max() >= len(cb)):
+            raise ProgramError(f"layer {i}: centroid indices out of range 0..{len(cb) - 1}")
+        entries = np.zeros(ceil_div(len(cb), ctx.lanes) * ctx.lanes, dtype=np.int64)
+        entries[:len(cb)] = cb[:, 0]
+        try:
+            sparse = encode_layer(idx, len(cb), ctx.huffman_symbol_bits, ctx.huffman_max_len)
+            stream = sparse.stream(bias, mult, shift)
+        except ValueError as e:
+            raise ProgramError(f"layer {i}: {e}") from None
+        base = len(ctx.rom)
+        ctx.rom.extend(entries.reshape(-1, ctx.lanes).tolist())
+        desc = Descriptor(layer.in_features, layer.out_features, base, len(cb), ctx.stream_addr,
+                          len(sparse.table.to_words()), layer.relu, self.mode)
+        bits = layer_bits(sparse, layer.in_features, layer.out_features, len(cb), ctx.lanes)
+        return LayerImage(desc, stream, {"sparse": bits})
+
+    def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:
+        entries = ceil_div(desc.codebook_size, cfg.lanes)
+        if not 1 <= desc.codebook_size <= cfg.huffman_k_max or desc.codebook_base + entries > cfg.rom_entries:
+            raise EngineFault(EngineError.BAD_CODEBOOK,
+                              f"{where}: {desc.codebook_size} centroids at ROM entry {desc.codebook_base}; "
+                              f"the engine takes 1..{cfg.huffman_k_max} within its {cfg.rom_entries} entries")
+        # Row lengths vary: the stream is checked as it is read.
+
+    def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
+        """Read the stream as the engine does (see :mod:`model.contract.layout`), first error first."""
+        where = f"layer {layer}"
+        size = int(read_words(image, desc.stream_addr, 1, f"{where} size word")[0])
+        total = (size & FIELD16) * (size >> 16)
+        stream = read_words(image, desc.stream_addr + 1, total, f"{where} stream")
+        if total < SPARSE_LAYER_WORDS - 1:
+            raise EngineFault(EngineError.BAD_STREAM, f"{where}: the stream ends before its requantization word")
+        rq = int(stream[0])
+        cur = SPARSE_LAYER_WORDS - 1
+        budget = desc.table_words
+        available = min(budget, total - cur)
+        try:
+            table, used = HuffmanTable.parse_words(stream[cur:cur + available], cfg.huffman_max_len,
+                                                   cfg.huffman_symbol_bits)
+        except HuffmanError as err:
+            raise _huffman_fault(err, budget, available, f"{where} Huffman table") from None
+        cur += used
+        k = desc.codebook_size
+        idx_bits = huffman_index_bits(k)
+        centroids = rom[desc.codebook_base:desc.codebook_base + ceil_div(k, cfg.lanes)].reshape(-1)[:k].copy()
+        centroids[0] = 0   # index 0 is the zero weight of fillers: the engine reads no ROM for it
+        out, n_in = desc.out_features, desc.in_features
+        dense = np.zeros((out, n_in), dtype=np.int64)
+        bias = np.zeros(out, dtype=np.int64)
+        # "histogram": occurrences of each joint symbol, for the report's entropy floor.
+        events = {"symbols": 0, "bits": 0, "kept": 0,
+                  "histogram": np.zeros(1 << cfg.huffman_symbol_bits, np.int64)}
+        sign = 1 << (SPARSE_BIAS_BITS - 1)
+        for r in range(out):
+            row = f"{where} row {r}"
+            if cur + SPARSE_ROW_HEADER_WORDS > total:
+                raise EngineFault(EngineError.BAD_STREAM, f"{row}: the layer's stream ends at the row header")
+            header = int(stream[cur])
+            cur += SPARSE_ROW_HEADER_WORDS
+            bias[r] = ((header & ((1 << SPARSE_BIAS_BITS) - 1)) ^ sign) - sign
+            n_symbols = (header >> SPARSE_BIAS_BITS) + 1
+            # A row's codes may take up to FIELD16 words (the decoder's budget); they
+            # need at most n_symbols * max_len bits, so only those words are looked at.
+            available = min(FIELD16, total - cur, ceil_div(n_symbols * cfg.huffman_max_len, WORD_BITS))
+            try:
+                result = decode_stream(stream[cur:cur + available], table, n_symbols)
+            except HuffmanError as err:
+                if err.symbols:   # an earlier symbol's own error comes first
+                    _check_sparse(err.symbols, idx_bits, k, n_in, row)
+                raise _huffman_fault(err, FIELD16, available, row) from None
+            positions, idx = _check_sparse(result.symbols, idx_bits, k, n_in, row)
+            cur += result.words_used
+            dense[r, positions] = centroids[idx]
+            events["symbols"] += n_symbols
+            events["bits"] += result.counters["huffman_bits"]
+            events["kept"] += int(np.count_nonzero(idx))
+            np.add.at(events["histogram"], np.asarray(result.symbols, dtype=np.int64), 1)
+        events["stream_words"] = 1 + total
+        mult, shift = split_requant(np.full(out, rq, dtype=np.int64))
+        return DecodedLayer(desc, bias, mult, shift, events, _weights=lambda: dense)
+
+    def counters(self, layer, n_images, cfg) -> dict:
+        # One symbol per busy decoder cycle; fillers (idx 0) read and multiply nothing.
+        c = super().counters(layer, n_images, cfg)
+        ev = layer.events
+        c["dram_read_words"] = n_images * (DESC_WORDS + ev["stream_words"])
+        c["huffman_symbols"] = c["huffman_busy_cycles"] = n_images * ev["symbols"]
+        c["huffman_bits"] = n_images * ev["bits"]
+        c["sram_reads"] = c["rom_reads"] = c["macs"] = n_images * ev["kept"]
+        return c
+
+
+def _huffman_fault(err, budget: int, available: int, where: str) -> EngineFault:
+    """The engine error of a decoder error, when ``available`` of the ``budget`` words exist."""
+    if err.status == HuffmanStatus.TRUNCATED and available < budget:
+        return EngineFault(EngineError.BAD_STREAM, f"{where}: the layer's stream ends inside it")
+    return EngineFault(EngineError(HUFF_BASE + err.status), f"{where}: {err}")
+
+
+def _check_sparse(symbols, idx_bits: int, k: int, in_features: int, where: str):
+    try:
+        return decode_row(symbols, idx_bits, k, in_features)
+    except SparseRowError as err:
+        code = EngineError.BAD_INDEX if err.kind == "index" else EngineError.BAD_SPARSE
+        raise EngineFault(code, f"{where}: {err}") from None

@@ -1,0 +1,75 @@
+"""The layer-kind registry: which codec handles each layer mode, and reading a whole job through them.
+
+Register a new kind with :func:`register_layer_codec` (the built-in ones are
+registered below); the program writer, the golden model, program validation
+and the energy report then handle it with no other change to their code.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from model.codecs.layers.base import DecodedLayer, LayerCodec
+from model.codecs.layers.huffman import HuffmanCodec
+from model.codecs.layers.pvq import PvqCodec
+from model.codecs.layers.vq import VqCodec
+from model.contract.config import EngineConfig
+from model.contract.descriptor import Descriptor, JobHeader, check_input, read_job_header, read_words
+from model.contract.errors import EngineError, EngineFault
+from model.contract.layout import DESC_WORDS
+
+#: Codecs by descriptor mode, and by their metadata name.
+_BY_MODE: dict[int, LayerCodec] = {}
+_BY_NAME: dict[str, LayerCodec] = {}
+
+
+def register_layer_codec(codec: LayerCodec) -> LayerCodec:
+    """Add a layer codec; its ``mode`` and ``name`` must be new."""
+    if codec.mode in _BY_MODE or codec.name in _BY_NAME:
+        raise ValueError(f"layer mode {codec.mode!r} / {codec.name!r} is already registered")
+    _BY_MODE[int(codec.mode)] = _BY_NAME[codec.name] = codec
+    return codec
+
+
+for _codec in (VqCodec(), HuffmanCodec(), PvqCodec()):
+    register_layer_codec(_codec)
+
+
+def layer_codecs() -> tuple[LayerCodec, ...]:
+    """Every registered codec, in mode order."""
+    return tuple(_BY_MODE[m] for m in sorted(_BY_MODE))
+
+
+def codec_for_mode(mode: int) -> LayerCodec:
+    """The codec of a descriptor's mode (the mode must be registered)."""
+    try:
+        return _BY_MODE[int(mode)]
+    except KeyError:
+        raise EngineFault(EngineError.BAD_MODE, f"layer mode {mode} has no codec") from None
+
+
+def codec_named(name: str) -> LayerCodec:
+    """The codec of a metadata mode name (``"vq"``, ``"pvq"``, ``"huffman"``, ...)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown layer mode {name!r}; registered: {', '.join(_BY_NAME)}") from None
+
+
+def decode_job(image: np.ndarray, cfg: EngineConfig, rom: np.ndarray) -> tuple[JobHeader, list[DecodedLayer]]:
+    """Check the header and every layer in the RTL's order and read their streams.
+
+    Raises ``EngineFault`` with the engine's error status at the first problem.
+    """
+    hdr = read_job_header(image)
+    check_input(hdr, cfg)
+    layers = []
+    prev = hdr.input_features
+    for i in range(hdr.n_layers):
+        desc = Descriptor.decode(read_words(image, hdr.desc_addr + i * DESC_WORDS, DESC_WORDS,
+                                            f"layer {i} descriptor"))
+        desc.check(cfg, prev, i)
+        codec = codec_for_mode(desc.mode)
+        codec.check(desc, cfg, f"layer {i}")
+        layers.append(codec.decode(image, desc, cfg, i, rom))
+        prev = desc.out_features
+    return hdr, layers

@@ -1,0 +1,72 @@
+"""VQ layers: dense rows of fixed-width codebook indices into the ROM (``LayerMode.VQ``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from model.codecs.layers.base import (DecodedLayer, LayerCodec, LayerImage, WriteContext, beats, check_row_words,
+                                      dense_rows, first_bad_index, read_dense_rows, row_params)
+from model.contract.config import EngineConfig
+from model.contract.descriptor import Descriptor
+from model.contract.errors import EngineError, EngineFault, ProgramError
+from model.contract.fixedpoint import ACT_MAX, ACT_MIN
+from model.contract.ints import ceil_div
+from model.contract.layout import LayerMode
+
+
+class VqCodec(LayerCodec):
+    """Each row is ``ceil(in / lanes)`` indices of ``log2(codebook_depth)`` bits; one ROM read and
+    ``lanes`` multiplies per index."""
+    name = "vq"
+    mode = LayerMode.VQ
+    scenarios = ("vq_sram", "engine", "entropy_floor")
+
+    def write(self, i: int, layer, ctx: WriteContext) -> LayerImage:
+        lanes = ctx.lanes
+        cb = np.asarray(layer.codebook)
+        if cb.ndim != 2 or cb.shape[1] != lanes:
+            raise ProgramError(f"layer {i}: codebook shape {cb.shape} does not match {lanes} lanes")
+        if cb.shape[0] > ctx.codebook_depth:
+            raise ProgramError(f"layer {i}: {cb.shape[0]} codewords exceed codebook depth {ctx.codebook_depth}")
+        if cb.min() < ACT_MIN or cb.max() > ACT_MAX:
+            raise ProgramError(f"layer {i}: codebook values outside int8")
+        idx = np.asarray(layer.indices)
+        if idx.shape != (layer.out_features, ceil_div(layer.in_features, lanes)):
+            raise ProgramError(f"layer {i}: index array shape {idx.shape} does not match the layer")
+        if idx.min() < 0 or idx.max() >= len(cb):
+            raise ProgramError(f"layer {i}: codebook indices out of range 0..{len(cb) - 1}")
+        bias, mult, shift = row_params(i, layer)
+        rows = dense_rows(bias, mult, shift, idx, ctx.index_bits)
+        if ctx.shared_rom:
+            base = 0
+            if cb.shape != (len(ctx.rom), lanes) or np.any(cb != np.asarray(ctx.rom)):
+                raise ProgramError(f"layer {i}: its codebook is not the shared ROM codebook")
+        else:
+            base = len(ctx.rom)
+            ctx.rom.extend(cb.tolist())
+        desc = Descriptor(layer.in_features, layer.out_features, base, len(cb), ctx.stream_addr, rows.shape[1],
+                          layer.relu, self.mode)
+        return LayerImage(desc, rows.reshape(-1))
+
+    def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:
+        if (desc.codebook_size == 0 or desc.codebook_size > cfg.codebook_depth
+                or desc.codebook_base + desc.codebook_size > cfg.rom_entries):
+            raise EngineFault(EngineError.BAD_CODEBOOK,
+                              f"{where}: codebook {desc.codebook_base}+{desc.codebook_size} does not fit "
+                              f"depth {cfg.codebook_depth} / ROM of {cfg.rom_entries} entries")
+        check_row_words(desc, cfg, cfg.index_bits, where)
+
+    def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
+        bias, mult, shift, indices = read_dense_rows(image, desc, cfg.index_bits, cfg.lanes, layer)
+        first_bad_index(indices, desc.codebook_size, layer, "codebook size")
+
+        def weights():
+            cw = rom[desc.codebook_base + indices]  # (out, S, lanes)
+            return cw.reshape(cw.shape[0], -1).astype(np.int64)
+        return DecodedLayer(desc, bias, mult, shift, {"indices": indices}, _weights=weights)
+
+    def counters(self, layer, n_images, cfg) -> dict:
+        c = super().counters(layer, n_images, cfg)
+        b = beats(layer.desc, cfg.lanes)
+        c["rom_reads"] = n_images * b
+        c["macs"] = n_images * b * cfg.lanes
+        return c

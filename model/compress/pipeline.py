@@ -1,0 +1,113 @@
+"""``vqe compress``: network -> compression method -> int8 lowering -> program file (or a model-level result).
+
+Methods are looked up in the registry (:mod:`model.compress.registry`); this
+module prepares what every engine method needs (the network split into host
+front end and engine tail, the data, the calibration images), runs the
+method, and measures the program it returns on the golden model.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import model.compress.catalog  # noqa: F401  registers every method
+from model.compress.registry import (CompressError, CompressOptions, EngineJob, check_network, check_options,
+                                     get_method)
+from model.contract.config import LANES
+from model.contract.fixedpoint import quantize_act
+from model.golden.engine import GoldenEngine
+from model.nets.data import load_fashion_mnist
+from model.nets.frontends import ENGINE_NETWORKS, FrontendError, engine_task
+from model.program.file import Program
+
+DATASET = "fashion-mnist"
+MAX_CODEBOOK = 1 << 16
+
+__all__ = ["CompressError", "CompressOptions", "compress", "compress_any", "golden_accuracy"]
+
+
+def golden_accuracy(program: Program, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of the golden model (the engine's exact arithmetic) on float inputs ``x``."""
+    image, _, _ = program.dram_image(quantize_act(x, program.meta["input_scale"]))
+    outputs = GoldenEngine(program.config).run(image).outputs
+    return float(np.mean(np.argmax(outputs, axis=1) == y))
+
+
+def result_kind(method: str, network: str) -> str:
+    """``"engine"`` when ``method`` writes an engine program for ``network``, else ``"model"``."""
+    m = get_method(method)
+    if "engine" in m.fns and (network in ENGINE_NETWORKS or "model" not in m.fns):
+        return "engine"
+    return "model"
+
+
+def _check_common(network: str, kind: str, o: CompressOptions) -> None:
+    if o.lanes not in LANES:
+        raise CompressError(f"--lanes must be one of {', '.join(map(str, LANES))}, got {o.lanes}")
+    if o.codebook_size is not None and not 1 <= o.codebook_size <= MAX_CODEBOOK:
+        raise CompressError(f"--codebook-size must be 1..{MAX_CODEBOOK}, got {o.codebook_size}")
+    if o.calibration < 1:
+        raise CompressError("--calibration must be at least 1 image")
+    if kind == "engine" and network not in ENGINE_NETWORKS:
+        raise CompressError(f"unknown network {network!r}; the engine runs {', '.join(ENGINE_NETWORKS)}"
+                            f" (pq/rq/lr2vq take any zoo network)")
+
+
+def compress_any(network: str, method: str, options: CompressOptions = CompressOptions()) -> Program | dict:
+    """Run a registered method: an engine :class:`Program`, or a model-level result (a dict)."""
+    m = get_method(method)
+    kind = result_kind(method, network)
+    _check_common(network, kind, options)
+    check_options(m, kind, options)
+    check_network(m, kind, network)
+    if kind == "model":
+        return m.fns["model"](network, options)
+    return _engine_program(network, m.fns["engine"], options)
+
+
+def compress(network: str, method: str, **options) -> Program:
+    """Compress an engine network into a :class:`Program`, with its accuracies measured.
+
+    Parameters
+    ----------
+    network : str
+        A name in :data:`model.nets.frontends.ENGINE_NETWORKS` (LeNet-5: the engine runs its FC tail).
+    method : str
+        A registered method that writes engine programs (:func:`model.compress.registry.method_names`).
+    **options
+        Fields of :class:`~model.compress.registry.CompressOptions`: ``lanes``,
+        ``codebook_size``, ``finetune_epochs``, ``calibration``, ``seed``,
+        ``progress``, ``bits_per_weight``, ``codebook``.
+    """
+    try:
+        opts = CompressOptions(**options)
+    except TypeError as e:
+        raise CompressError(str(e)) from None
+    m = get_method(method)
+    if "engine" not in m.fns:
+        raise CompressError(f"--method {method} writes a model-level result, not an engine program")
+    _check_common(network, "engine", opts)
+    check_options(m, "engine", opts)
+    check_network(m, "engine", network)
+    return _engine_program(network, m.fns["engine"], opts)
+
+
+def _engine_program(network: str, method_fn, o: CompressOptions) -> Program:
+    x_train, y_train = load_fashion_mnist("train")
+    x_test, y_test = load_fashion_mnist("test")
+    try:
+        task = engine_task(network, x_train, seed=o.seed, progress=o.progress)
+    except FrontendError as e:
+        raise CompressError(str(e)) from None
+    from model.nets.networks import evaluate
+    f_train, f_test = task.features(x_train), task.features(x_test)
+    rng = np.random.default_rng(o.seed)
+    calib = f_train[rng.choice(len(f_train), size=min(o.calibration, len(f_train)), replace=False)]
+    info = {"float_accuracy": evaluate(task.full, x_test, y_test), "seed": o.seed,
+            "calibration_images": len(calib), "test_images": len(x_test)}
+    if task.frontend is not None:
+        info["tail_float_accuracy"] = evaluate(task.tail, f_test, y_test)
+    program = method_fn(EngineJob(network, o, task, (f_train, y_train), (f_test, y_test), calib, info))
+    program.meta["dataset"] = DATASET
+    program.meta.update(task.meta())
+    program.meta["info"]["int8_accuracy"] = golden_accuracy(program, f_test, y_test)
+    return program

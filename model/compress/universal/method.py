@@ -1,0 +1,98 @@
+"""``--method universal``: the registered method, for engine programs and for model-level fits.
+
+On a network the engine runs (LeNet-300-100, LeNet-5) it writes an engine
+program whose ROM is the shipped universal codebook (or ``--codebook``); on
+any other zoo network it fits the network to a stage of the nested ROM at
+model level and returns JSON (:mod:`model.compress.universal.recipes`).
+"""
+from __future__ import annotations
+
+import time
+
+from model.compress.registry import CompressError, CompressOptions, EngineJob, register_method
+
+SUMMARY = "a universal codebook shared by every network, kept in ROM (VQ4ALL)"
+
+
+def universal_codebook(codebook, lanes: int):
+    """The codebook ``--method universal`` fits to: a file, a :class:`UniversalCodebook` or the shipped one."""
+    from model.compress.universal.codebook import CodebookError, UniversalCodebook, load_codebook
+    if not isinstance(codebook, UniversalCodebook):
+        try:
+            codebook = load_codebook(codebook)
+        except CodebookError as e:
+            raise CompressError(str(e)) from None
+    if codebook.dim != lanes:
+        raise CompressError(f"the codebook has dimension {codebook.dim} but the engine has {lanes} lanes "
+                            f"(--lanes must equal the codebook's dimension)")
+    return codebook
+
+
+@register_method("universal", SUMMARY, options=("codebook",), check=lambda o: universal_codebook(o.codebook, o.lanes))
+def universal_program(job: EngineJob):
+    """Fit every layer to the universal codebook; the ROM is that codebook, shared by every program."""
+    from model.compress.lowering import codebook_depth_for
+    from model.compress.universal.fit import fit_universal, lower_universal
+    from model.nets.distill import DistillSet
+    from model.nets.networks import evaluate
+    from model.program.writer import build_program
+    o = job.options
+    codebook = universal_codebook(o.codebook, o.lanes)
+    model = job.task.tail
+    t0 = time.perf_counter()
+    net = fit_universal(model, codebook, DistillSet(*job.train), name=job.network, seed=o.seed, progress=o.progress)
+    seconds = time.perf_counter() - t0
+    lowered = lower_universal(net, job.calib, o.lanes)
+    lowered.name = job.network
+    return build_program(lowered, codebook_depth=codebook_depth_for(codebook.k), shared_rom=codebook.codewords,
+                         info=dict(job.info, universal_float_accuracy=evaluate(net.apply(model), *job.test),
+                                   compress_seconds=seconds, codebook_size=codebook.k,
+                                   codebook_sha256=codebook.content_hash(),
+                                   codebook_donors=list(codebook.donors)))
+
+
+@register_method("universal", SUMMARY, kind="model", options=("codebook", "codebook_size", "quick"),
+                 describe=lambda result: f", ROM prefix k={result['config']['k']}")
+def universal_model(network: str, o: CompressOptions) -> dict:
+    """``vqe compress --method universal`` on a network the engine does not run: a model-level fit."""
+    return compress_universal_model(network, codebook=o.codebook, k=o.codebook_size, seed=o.seed, quick=o.quick,
+                                    progress=o.progress)
+
+
+def compress_universal_model(network: str, *, codebook=None, k: int | None = None, seed: int = 0,
+                             quick: bool = False, progress: bool = True) -> dict:
+    """Fit a zoo network the engine does not run (MiniLM, CREPE, MTCNN) to the universal ROM, at model level.
+
+    The network's :data:`model.compress.universal.recipes.RECIPES` entry sets the
+    budget (for MiniLM: 300 soft steps from temperature 0.25 and 60 hard
+    steps on 4096 distillation sentences); ``k`` picks the stage of the nested ROM
+    (default the recipe's largest).
+
+    Returns
+    -------
+    dict
+        ``network``, ``method``, ``config``, ``metric``, ``float_quality``,
+        ``quality``, ``bits_per_weight``, ``ratio_vs_fp32`` and ``rows``: the
+        fit's table rows (:func:`model.compress.universal.recipes.fit_zoo_network`), its untrained
+        start(s) included.
+    """
+    from model.compress.universal.codebook import DEFAULT_DIM, DEFAULT_NESTED, CodebookError, load_codebook
+    from model.compress.universal.recipes import fit_zoo_network, recipe_for
+    from model.nets.zoo import network_names
+    if network not in network_names():
+        raise CompressError(f"unknown network {network!r}; choose one of {', '.join(network_names())}")
+    try:
+        cb = load_codebook(DEFAULT_NESTED if codebook is None else codebook, dim=DEFAULT_DIM)
+    except CodebookError as e:
+        raise CompressError(str(e)) from None
+    k = max(recipe_for(network, quick=quick).prefixes) if k is None else int(k)
+    if k not in cb.stages:
+        raise CompressError(f"--codebook-size {k}: the codebook's usable sizes are "
+                            f"{', '.join(map(str, cb.stages))}")
+    _, _, _, rows = fit_zoo_network(network, cb, quick=quick, seed=seed, progress=progress, prefixes=[k])
+    fit = rows[0]
+    return {"network": network, "method": "universal", "config": fit["config"], "metric": fit["metric"],
+            "float_quality": fit["float_quality"], "quality": fit["quality"],
+            "bits_per_weight": fit["bits_per_weight"], "ratio_vs_fp32": fit["ratio_vs_fp32"],
+            "quick": quick, "rows": rows,
+            "note": "model-level result: the engine runs kmeans, universal and pvq programs of lenet300/lenet5"}

@@ -1,0 +1,104 @@
+"""The engine's elaboration parameters, shared by the RTL and the golden model."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from model.contract.layout import (FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX, PVQ_SCALE_BITS, REL_BITS,
+                                   LayerMode, vector_align)
+from model.contract.pyramid import pvq_bits
+
+#: Lane counts the engine is built for (the sub-vector dimension).
+LANES = (1, 2, 4, 8, 16)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Elaboration parameters of the engine, shared by RTL and golden model.
+
+    Parameters
+    ----------
+    lanes : int
+        Multiply-accumulate lanes, and the sub-vector dimension of the codebook.
+    codebook_depth : int
+        Largest codebook a layer may use; a power of two.  Indices are
+        ``log2(codebook_depth)`` bits wide.
+    rom : tuple of tuples of int
+        ROM contents: one codeword (``lanes`` int8 values) per entry.
+    max_features : int
+        Capacity of each half of the activation SRAM, in int8 values.
+    pvq_k_max : int
+        Largest PVQ K a layer may use; 0 leaves the PVQ unit out.
+    huffman_max_len : int
+        Longest Huffman code of a HUFFMAN layer; 0 leaves the Huffman decoder out.
+    huffman_symbol_bits : int
+        Width of the joint (run, index) symbols; a layer's ``REL_BITS +
+        idx_bits`` must fit.  Only with ``huffman_max_len``.
+    """
+    lanes: int = 4
+    codebook_depth: int = 256
+    rom: tuple = field(default=(), repr=False)
+    max_features: int = 1024
+    pvq_k_max: int = 0
+    huffman_max_len: int = 0
+    huffman_symbol_bits: int = 0
+
+    def __post_init__(self):
+        if self.lanes not in LANES:
+            raise ValueError(f"lanes must be one of {', '.join(map(str, LANES))}, got {self.lanes}")
+        if self.codebook_depth < 2 or self.codebook_depth & (self.codebook_depth - 1):
+            raise ValueError(f"codebook depth must be a power of two >= 2, got {self.codebook_depth}")
+        if self.max_features % vector_align(self.lanes) or self.max_features > FIELD16:
+            raise ValueError(f"max_features must be a multiple of {vector_align(self.lanes)} and < 65536")
+        if not self.rom and not self.pvq_k_max:
+            raise ValueError("the engine has neither a codebook ROM nor a PVQ unit")
+        if not 0 <= self.pvq_k_max <= FIELD16:
+            raise ValueError(f"pvq_k_max must be 0..{FIELD16}")
+        if self.huffman_max_len:
+            if not 1 <= self.huffman_max_len <= HUFFMAN_MAX_LEN_LIMIT:
+                raise ValueError(f"huffman_max_len must be 0..{HUFFMAN_MAX_LEN_LIMIT}, got {self.huffman_max_len}")
+            if not REL_BITS < self.huffman_symbol_bits <= HUFFMAN_SYMBOL_BITS_MAX:
+                raise ValueError(f"huffman_symbol_bits must be {REL_BITS + 1}..{HUFFMAN_SYMBOL_BITS_MAX}, "
+                                 f"got {self.huffman_symbol_bits}")
+            if not self.rom:
+                raise ValueError("a Huffman engine needs a ROM for its centroids")
+        elif self.huffman_symbol_bits:
+            raise ValueError("huffman_symbol_bits without huffman_max_len")
+        for cw in self.rom:
+            if len(cw) != self.lanes:
+                raise ValueError(f"ROM codeword has dimension {len(cw)}, the engine has {self.lanes} lanes")
+
+    def supports_mode(self, mode: int) -> bool:
+        """Whether this engine has the datapath of a layer mode (else the descriptor is ``BAD_MODE``)."""
+        if mode not in LayerMode.__members__.values():
+            return False
+        return {LayerMode.PVQ: bool(self.pvq_k_max), LayerMode.HUFFMAN: bool(self.huffman_max_len)}.get(mode, True)
+
+    @property
+    def index_bits(self) -> int:
+        return self.codebook_depth.bit_length() - 1
+
+    @property
+    def rom_entries(self) -> int:
+        return len(self.rom)
+
+    def pvq_entry_bits(self, k: int) -> int:
+        """Width of a PVQ row-stream entry for K pulses (index, then scale)."""
+        return pvq_bits(self.lanes, k) + PVQ_SCALE_BITS
+
+    @property
+    def max_entry_bits(self) -> int:
+        """Widest row-stream entry the index path must unpack."""
+        widths = [self.index_bits]
+        if self.pvq_k_max:
+            widths.append(self.pvq_entry_bits(self.pvq_k_max))
+        return max(widths)
+
+    @property
+    def huffman_k_max(self) -> int:
+        """Most centroids a HUFFMAN layer may have: its index and a run must fit one symbol."""
+        return 1 << (self.huffman_symbol_bits - REL_BITS) if self.huffman_max_len else 0
+
+    @property
+    def sram_words(self) -> int:
+        """Lane-words in each half of the double-buffered activation SRAM."""
+        return self.max_features // self.lanes

@@ -1,0 +1,121 @@
+"""The job header and the layer descriptors: decode, encode, check.
+
+Word layouts are in :mod:`model.contract.layout`.  The checks run in the
+order the RTL runs them; the first failure is the engine's error status.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.contract.config import EngineConfig
+from model.contract.errors import EngineError, EngineFault
+from model.contract.layout import FIELD16, FLAG_RELU, JOB_MAGIC, JOB_WORDS, MODE_MASK, MODE_SHIFT
+
+
+@dataclass
+class JobHeader:
+    """The job header's fields (:mod:`model.contract.layout`: words 0 to 5)."""
+    n_layers: int
+    n_images: int
+    desc_addr: int
+    input_addr: int
+    input_features: int
+    output_addr: int
+
+
+def read_job_header(image: np.ndarray) -> JobHeader:
+    """Decode and check the job header (``EngineError.BAD_JOB`` on failure)."""
+    if len(image) < JOB_WORDS or int(image[0]) != JOB_MAGIC:
+        raise EngineFault(EngineError.BAD_JOB, "job header magic not found at address 0")
+    w1 = int(image[1])
+    hdr = JobHeader(n_layers=w1 & FIELD16, n_images=w1 >> 16, desc_addr=int(image[2]),
+                    input_addr=int(image[3]), input_features=int(image[4]),
+                    output_addr=int(image[5]))
+    if hdr.n_layers == 0 or hdr.n_images == 0:
+        raise EngineFault(EngineError.BAD_JOB,
+                          f"job has {hdr.n_layers} layers and {hdr.n_images} images; both must be > 0")
+    return hdr
+
+
+def check_input(hdr: JobHeader, cfg: EngineConfig) -> None:
+    """``BAD_SHAPE`` when the job's input vector does not fit the activation SRAM."""
+    if hdr.input_features == 0 or hdr.input_features > cfg.max_features:
+        raise EngineFault(EngineError.BAD_SHAPE,
+                          f"input_features={hdr.input_features}, must be 1..{cfg.max_features}")
+
+
+@dataclass
+class Descriptor:
+    """One layer descriptor (:mod:`model.contract.layout`), decoded.
+
+    Word 1 and word 3's low half mean different things per layer mode: the
+    properties :attr:`pvq_k`, :attr:`entry_bits` and :attr:`table_words` name them.
+    """
+    in_features: int
+    out_features: int
+    codebook_base: int
+    codebook_size: int
+    stream_addr: int
+    row_words: int
+    relu: bool
+    mode: int
+
+    @classmethod
+    def decode(cls, words) -> "Descriptor":
+        w0, w1, w2, w3 = (int(w) for w in words)
+        flags = w3 >> 16
+        return cls(in_features=w0 & FIELD16, out_features=w0 >> 16,
+                   codebook_base=w1 & FIELD16, codebook_size=w1 >> 16,
+                   stream_addr=w2, row_words=w3 & FIELD16,
+                   relu=bool(flags & FLAG_RELU), mode=(flags >> MODE_SHIFT) & MODE_MASK)
+
+    # In PVQ mode the codebook fields hold the pulse count and the entry width.
+    @property
+    def pvq_k(self) -> int:
+        return self.codebook_base
+
+    @property
+    def entry_bits(self) -> int:
+        return self.codebook_size
+
+    # In HUFFMAN mode word 3's low half bounds the layer's Huffman table.
+    @property
+    def table_words(self) -> int:
+        return self.row_words
+
+    def encode(self) -> list[int]:
+        flags = (FLAG_RELU if self.relu else 0) | (self.mode << MODE_SHIFT)
+        return [self.in_features | self.out_features << 16,
+                self.codebook_base | self.codebook_size << 16,
+                self.stream_addr,
+                self.row_words | flags << 16]
+
+    def check(self, cfg: EngineConfig, prev_features: int, layer: int) -> None:
+        """Raise ``EngineFault`` for the first problem the RTL finds before the layer's own checks.
+
+        The order is the RTL's: the mode (``BAD_MODE``), the shape
+        (``BAD_SHAPE``), the chain to the previous layer (``BAD_CHAIN``).  The
+        mode's own checks (codebook, stream) follow in its layer codec
+        (:mod:`model.codecs.layers`).
+        """
+        where = f"layer {layer}"
+        if not cfg.supports_mode(self.mode):
+            raise EngineFault(EngineError.BAD_MODE, f"{where}: layer mode {self.mode} is not supported "
+                                                    f"by this engine")
+        for name in ("in_features", "out_features"):
+            n = getattr(self, name)
+            if n == 0 or n > cfg.max_features:
+                raise EngineFault(EngineError.BAD_SHAPE,
+                                  f"{where}: {name}={n}, must be 1..{cfg.max_features}")
+        if self.in_features != prev_features:
+            raise EngineFault(EngineError.BAD_CHAIN,
+                              f"{where}: in_features={self.in_features} but its input has {prev_features}")
+
+
+def read_words(image: np.ndarray, addr: int, n: int, what: str) -> np.ndarray:
+    """``n`` words of the DRAM image from ``addr``; ``BAD_STREAM`` when they run past its end."""
+    if addr + n > len(image):
+        raise EngineFault(EngineError.BAD_STREAM, f"{what} at {addr}+{n} runs past the end of DRAM ({len(image)} words)")
+    return image[addr:addr + n]

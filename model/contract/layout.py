@@ -1,0 +1,187 @@
+"""The engine's contract: DRAM image layout, layer descriptors, error codes, counters.
+
+The hardware (``hw/``) and the golden model (``model/golden/``) both read the
+DRAM image laid out here; nothing else is shared between them.  All addresses
+are in 32-bit words.
+
+DRAM image
+==========
+``JOB_WORDS`` words of job header at address 0:
+
+====  ==============================================================
+word  contents
+====  ==============================================================
+0     ``JOB_MAGIC``
+1     ``n_layers`` [15:0], ``n_images`` [31:16]
+2     address of the descriptor table
+3     address of image 0's input vector
+4     ``input_features`` (must equal layer 0's ``in_features``)
+5     address of image 0's output vector
+6, 7  reserved, zero
+====  ==============================================================
+
+Then ``n_layers`` descriptors of ``DESC_WORDS`` words:
+
+====  ==============================================================
+word  contents
+====  ==============================================================
+0     ``in_features`` [15:0], ``out_features`` [31:16]
+1     VQ, HUFFMAN: ``codebook_base`` [15:0] (ROM entry), ``codebook_size`` [31:16];
+      PVQ: ``K`` [15:0] (pulses per sub-vector), ``entry_bits`` [31:16]
+2     address of the layer's row stream
+3     VQ, PVQ: ``row_words`` [15:0]; HUFFMAN: ``table_words`` [15:0];
+      flags [31:16]: bit 0 ReLU, bits 4..7 mode (:class:`LayerMode`)
+====  ==============================================================
+
+A row stream holds, for each of ``out_features`` rows, ``row_words`` words:
+the bias (int32), the requantization word (``mult`` [15:0], ``shift``
+[21:16]), then one entry per sub-vector, packed LSB-first as one continuous
+bit string padded to a whole word.  A VQ entry is a codebook index of
+``index_bits``; a PVQ entry is the sub-vector's enumeration index in its low
+``pvq_bits(lanes, K)`` bits and its unsigned scale in the top
+``PVQ_SCALE_BITS`` (``entry_bits = pvq_bits(lanes, K) + PVQ_SCALE_BITS``).
+
+Sparse Huffman-coded layers (``LayerMode.HUFFMAN``)
+==================================================
+Deep Compression / EIE style: weights are scalars, pruned positions are not
+stored, and what is stored is entropy coded.
+
+* **Centroids.**  The layer's ``codebook_size`` = ``k`` int8 scalar centroids
+  are packed ``lanes`` to a ROM entry: centroid ``j`` is lane ``j % lanes`` of
+  entry ``codebook_base + j // lanes`` (the last entry zero-padded).
+  Centroid 0 is the exact zero used by filler symbols.  Indices are
+  ``idx_bits = huffman_index_bits(k)`` = ``ceil(log2(k))`` bits wide.
+* **Symbols.**  Each stored weight of a row is a symbol ``(run, idx)``: ``run``
+  positions skipped (pruned) before it, ``idx`` its centroid.  The encoder
+  keeps ``run < 2**REL_BITS``; a longer gap gets fillers ``(2**REL_BITS - 1,
+  0)``, zero weights that advance the position (:mod:`model.codecs.sparse_rows`).
+  The joint symbol is ``run << idx_bits | idx``, coded with one canonical
+  Huffman table per layer (:mod:`model.huffman`) over
+  ``huffman_symbol_bits``-bit symbols with codes of at most ``huffman_max_len``
+  bits (both engine parameters).
+* **Stream** at the descriptor's address:
+
+  ======================  ====================================================
+  word 0                  size word: ``cmd_rows`` [15:0], ``cmd_row_words``
+                          [31:16]; the rest of the stream is exactly
+                          ``cmd_rows * cmd_row_words`` words
+  word 1                  the layer's requantization word (``mult`` [15:0],
+                          ``shift`` [21:16]), shared by every row
+  table                   the layer's Huffman table
+                          (:meth:`model.huffman.HuffmanTable.to_words`), at
+                          most ``table_words`` words (descriptor word 3); it
+                          takes exactly its own words
+  rows                    ``out_features`` rows, each one header word, the
+                          bias [21:0] (signed, ``SPARSE_BIAS_BITS``) and
+                          ``n_symbols - 1`` [31:22] (``SPARSE_COUNT_BITS``),
+                          then the row's codes first bit first, LSB-first,
+                          zero-padded to a whole word (the decoder takes
+                          exactly the words holding them)
+  padding                 zero words up to the size word's total, read and
+                          discarded
+  ======================  ====================================================
+
+  The size word exists because rows vary in length: it lets the engine fetch
+  the whole layer with one pipelined DRAM read and no over-fetch, so
+  ``dram_read_words`` stays exact.  A row costs one header word: with the
+  requantization per layer, a narrow bias and the symbol count beside it
+  (the three words per row first planned, bias, requantization and
+  ``n_symbols | n_words``, were 17 % of LeNet-300-100's storage and kept it
+  below 40x).
+* **Decoding** a row: the position ``p`` starts at 0; for each of the
+  ``n_symbols`` symbols, ``p += run``, then ``acc += x[p] * centroid[idx]`` and
+  ``p += 1``.  One symbol per cycle; pruned positions cost nothing.  The next
+  row starts at the word after the row's last code bit.  A row holds 1 to
+  ``SPARSE_MAX_SYMBOLS`` symbols; the table is loaded for each layer of each
+  image, as the stream is read again.
+* **Errors**, first in stream order wins: a word needed past the size word's
+  total (codes included) is ``BAD_STREAM``; table and code errors are the
+  ``HUFF_*`` codes (``HUFF_BASE + model.huffman.HuffmanStatus``; the codes of
+  a row may take up to ``FIELD16`` words, so ``HUFF_TRUNCATED`` means a table
+  longer than ``table_words``); a position at or past ``in_features`` is
+  ``BAD_SPARSE``; an index at or above ``k`` is ``BAD_INDEX`` (a symbol's
+  position is checked before its index).
+* **Counters** per symbol: ``huffman_symbols`` 1, ``huffman_bits`` its code
+  length, ``huffman_busy_cycles`` 1 (the decoder decodes one symbol in each
+  cycle it has input and a free output, so this equals the symbols); and for
+  a real weight (``idx != 0``; fillers read nothing) one ``rom_reads``, one
+  ``sram_reads`` and one ``macs`` (one useful 8-bit multiply; the other lanes
+  multiply by zero).  ``dram_read_words`` counts the descriptor, the size word
+  and the size word's total, for each image.
+
+Vectors (inputs, outputs) are int8, four to a word, little-endian, zero-padded
+to a multiple of ``vector_align(lanes)`` bytes.
+"""
+from __future__ import annotations
+
+import enum
+
+from model.contract.ints import ceil_div, round_up
+
+WORD_BITS = 32
+WORD_BYTES = WORD_BITS // 8
+JOB_MAGIC = 0x31455156  # b"VQE1" little-endian
+JOB_WORDS = 8
+DESC_WORDS = 4
+ROW_HEADER_WORDS = 2  # bias, requantization word
+FIELD16 = 0xFFFF
+
+FLAG_RELU = 1 << 0
+MODE_SHIFT = 4
+MODE_MASK = 0xF
+
+
+class LayerMode(enum.IntEnum):
+    """How a layer's rows are coded."""
+    VQ = 0   #: dense rows of fixed-width codebook indices
+    HUFFMAN = 1  #: sparse rows of Huffman-coded (run, index) symbols, scalar centroids
+    PVQ = 2  #: dense rows of pyramid-VQ enumeration indices and scales (no codebook)
+
+
+#: Width of a PVQ sub-vector's unsigned scale.
+PVQ_SCALE_BITS = 8
+
+#: Width of a sparse symbol's run field (zeros skipped before a weight), as in EIE.
+REL_BITS = 4
+#: Words of a HUFFMAN stream before its table: the size word and the requantization word.
+SPARSE_LAYER_WORDS = 2
+#: Words at the start of a HUFFMAN row: ``bias | (n_symbols - 1) << SPARSE_BIAS_BITS``.
+SPARSE_ROW_HEADER_WORDS = 1
+#: Width of a HUFFMAN row's signed bias in its header word.
+SPARSE_BIAS_BITS = 22
+#: Width of a HUFFMAN row's ``n_symbols - 1`` in its header word.
+SPARSE_COUNT_BITS = WORD_BITS - SPARSE_BIAS_BITS
+#: Most symbols a HUFFMAN row may have.
+SPARSE_MAX_SYMBOLS = 1 << SPARSE_COUNT_BITS
+#: Widest joint symbol the RTL decoder supports (its duplicate check keeps a flop per symbol).
+HUFFMAN_SYMBOL_BITS_MAX = 10
+#: Default code length limit of a HUFFMAN engine.
+HUFFMAN_DEFAULT_MAX_LEN = 15
+#: Longest code a Huffman decoder may be built for: a code must fit in one stream word,
+#: so one new word always completes the symbol being decoded.
+HUFFMAN_MAX_LEN_LIMIT = WORD_BITS
+
+
+def huffman_index_bits(k: int) -> int:
+    """Bits of a centroid index for ``k`` centroids: ``ceil(log2(k))`` (0 for one centroid)."""
+    return max(0, (k - 1).bit_length())
+
+
+def vector_align(lanes: int) -> int:
+    """Vectors are padded to this many bytes so DRAM words and SRAM lane-words both tile them."""
+    return max(WORD_BYTES, lanes)
+
+
+def vector_words(features: int, lanes: int) -> int:
+    """DRAM words one int8 vector of ``features`` occupies."""
+    return round_up(features, vector_align(lanes)) // WORD_BYTES
+
+
+def index_words_per_row(in_features: int, lanes: int, entry_bits: int) -> int:
+    return ceil_div(ceil_div(in_features, lanes) * entry_bits, WORD_BITS)
+
+
+def row_words(in_features: int, lanes: int, entry_bits: int) -> int:
+    return ROW_HEADER_WORDS + index_words_per_row(in_features, lanes, entry_bits)
+
+

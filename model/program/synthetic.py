@@ -1,0 +1,96 @@
+"""Random integer networks, for testing the engine against the golden model.
+
+They exercise what real networks may not: shapes that do not divide by the
+lane count, small and odd codebooks, extreme requantization parameters, biases
+that make accumulators wrap.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from model.contract.fixedpoint import ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX
+from model.contract.ints import ceil_div
+
+
+def random_pvq_vectors(rng: np.random.Generator, shape: tuple, lanes: int, k: int) -> np.ndarray:
+    """Uniformly random points of the pyramid P(lanes, k): an array of ``shape + (lanes,)``."""
+    from model.codecs.pvq import pvq_count, pvq_decode_many
+    n = int(np.prod(shape))
+    index = rng.integers(0, pvq_count(lanes, k), size=n, dtype=np.uint64)
+    return pvq_decode_many(index, lanes, k).reshape(*shape, lanes)
+
+
+def random_sparse_layer(rng: np.random.Generator, n_in: int, n_out: int, k_max: int, relu: bool):
+    """A random pruned, weight-shared layer (``mode="huffman"``) as ``model.compress.deepcomp.recipe`` lowers one.
+
+    ``k`` scalar int8 centroids with centroid 0 the zero, a dense index matrix
+    with a random density (sometimes very low, so long gaps need fillers, and
+    sometimes rows with no weight at all).
+    """
+    k = int(rng.integers(1, k_max + 1))
+    centroids = np.zeros((k, 1), dtype=np.int64)
+    if k > 1:
+        values = rng.integers(ACT_MIN, ACT_MAX, size=k - 1)
+        centroids[1:, 0] = values + (values >= 0)       # non-zero: only centroid 0 is the zero
+    density = float(rng.choice([0.02, 0.1, 0.3, 0.7, 1.0]))
+    keep = rng.random((n_out, n_in)) < density
+    indices = np.where(keep, rng.integers(1, max(k, 2), size=(n_out, n_in)), 0) if k > 1 \
+        else np.zeros((n_out, n_in), dtype=np.int64)
+    return SimpleNamespace(
+        mode="huffman", in_features=n_in, out_features=n_out, codebook=centroids, indices=indices,
+        bias=rng.integers(-(1 << 20), 1 << 20, size=n_out),
+        # One requantization per sparse layer (model.layout: it is stored once).
+        mult=np.full(n_out, rng.integers(0, 1 << MULT_BITS)),
+        shift=np.full(n_out, rng.integers(10, 22)), relu=relu)
+
+
+def random_lowered(rng: np.random.Generator, lanes: int, shapes: list[int], codebook_depth: int,
+                   codebook_sizes: list[int] | None = None, name: str = "random", pvq_k_max: int = 0,
+                   huffman_k_max: int = 0):
+    """A random lowered network with layer widths ``shapes`` (input first).
+
+    With ``pvq_k_max``, about half the layers are PVQ-coded with a random K.
+    With ``huffman_k_max``, about half the layers (of those left) are sparse
+    Huffman-coded layers with up to ``huffman_k_max`` centroids.
+    Duck-types :class:`model.compress.lowering.LoweredNetwork`.
+    """
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(shapes[:-1], shapes[1:])):
+        if huffman_k_max and rng.integers(0, 2):
+            layers.append(random_sparse_layer(rng, n_in, n_out, huffman_k_max,
+                                              bool(rng.integers(0, 2)) if i < len(shapes) - 2 else False))
+            continue
+        if pvq_k_max and rng.integers(0, 2):
+            k = int(rng.integers(1, pvq_k_max + 1))
+            s = ceil_div(n_in, lanes)
+            layers.append(SimpleNamespace(
+                mode="pvq", in_features=n_in, out_features=n_out, pvq_k=k,
+                pvq_y=random_pvq_vectors(rng, (n_out, s), lanes, k),
+                pvq_scale=rng.integers(0, 256, size=(n_out, s)),
+                codebook=np.zeros((0, lanes), dtype=np.int64), indices=None,
+                bias=rng.integers(-(1 << 20), 1 << 20, size=n_out),
+                mult=rng.integers(0, 1 << MULT_BITS, size=n_out),
+                shift=rng.integers(16, 28, size=n_out),
+                relu=bool(rng.integers(0, 2)) if i < len(shapes) - 2 else False))
+            continue
+        k = codebook_sizes[i] if codebook_sizes else int(rng.integers(1, codebook_depth + 1))
+        s = ceil_div(n_in, lanes)
+        # Shifts around the "useful" range keep outputs from saturating every time.
+        shift = rng.integers(max(0, 12), min(SHIFT_MAX, 24) + 1, size=n_out)
+        layers.append(SimpleNamespace(
+            in_features=n_in, out_features=n_out,
+            codebook=rng.integers(ACT_MIN, ACT_MAX + 1, size=(k, lanes), dtype=np.int64),
+            indices=rng.integers(0, k, size=(n_out, s)),
+            bias=rng.integers(-(1 << 20), 1 << 20, size=n_out),
+            mult=rng.integers(0, 1 << MULT_BITS, size=n_out),
+            shift=shift,
+            relu=bool(rng.integers(0, 2)) if i < len(shapes) - 2 else False,
+        ))
+    return SimpleNamespace(name=name, method="random", lanes=lanes, input_scale=1 / 127,
+                           output_scale=1.0, layers=layers, info={})
+
+
+def random_inputs(rng: np.random.Generator, n: int, features: int) -> np.ndarray:
+    return rng.integers(ACT_MIN, ACT_MAX + 1, size=(n, features)).astype(np.int8)

@@ -1,0 +1,2 @@
+"""Developer scripts and long experiments; no product module imports them.
+"""

@@ -1,0 +1,139 @@
+"""cocotb test module for the engine's simulation top (``vqe_sim_top``).
+
+Run by :mod:`sim.backends.cocotb` inside Icarus or Verilator; not imported
+otherwise.  The whole program is preloaded into the simulated DRAM, so the
+test only drives ``start`` and then sleeps until ``done`` (or the cycle
+bound), without waking Python every clock cycle.
+
+Parameters come in through environment variables, results go out as JSON:
+
+==========================  =================================================
+``VQE_COCOTB_RESULT``       path of the JSON file to write (required)
+``VQE_COCOTB_OUT_ADDR``     DRAM word address of the first output word
+``VQE_COCOTB_OUT_WORDS``    number of output words to read back
+``VQE_COCOTB_MAX_CYCLES``   hang bound: cycles to wait for ``done``
+``VQE_COCOTB_COUNTERS``     comma-separated counter names, field 0 first
+``VQE_COCOTB_COUNTER_BITS`` width of one counter field
+``VQE_COCOTB_DRAM_IMAGE``   optional: raw little-endian 32-bit words written,
+                            during reset, into the memory named by
+``VQE_COCOTB_DRAM_MEMORY``  (dotted instance path below the top, ``dram.mem``)
+==========================  =================================================
+"""
+from __future__ import annotations
+
+import array
+import json
+import os
+import sys
+import time
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import ClockCycles, FallingEdge, First, ReadWrite, RisingEdge, Timer
+
+CLOCK_NS = 10
+
+
+def _int(handle, what: str, problems: list[str]) -> int:
+    """Value of a signal (1 bit or a vector) as an unsigned int; X/Z bits read as 0 and are noted."""
+    text = str(handle.value)   # MSB first, one character per bit
+    if not set(text) <= {"0", "1"}:
+        problems.append(f"{what} has unresolved bits: {text}")
+        text = "".join("1" if c == "1" else "0" for c in text)
+    return int(text, 2) if text else 0
+
+
+@cocotb.test()
+async def run_engine(dut):
+    result_path = os.environ["VQE_COCOTB_RESULT"]
+    out_addr = int(os.environ.get("VQE_COCOTB_OUT_ADDR", "0"))
+    out_words = int(os.environ.get("VQE_COCOTB_OUT_WORDS", "0"))
+    max_cycles = int(os.environ.get("VQE_COCOTB_MAX_CYCLES", "1000000"))
+    names = [n for n in os.environ.get("VQE_COCOTB_COUNTERS", "").split(",") if n]
+    field_bits = int(os.environ.get("VQE_COCOTB_COUNTER_BITS", "48"))
+    image_path = os.environ.get("VQE_COCOTB_DRAM_IMAGE", "")
+    memory_path = os.environ.get("VQE_COCOTB_DRAM_MEMORY", "dram.mem")
+    preload_seconds = 0.0
+    problems: list[str] = []
+
+    # The clock runs in the simulator's GPI layer (C++), not as a Python task.
+    Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start(start_high=False)
+
+    # Inputs change only on falling edges, half a cycle away from the sampling edge.
+    dut.rst.value = 1
+    dut.start.value = 0
+    dut.dbg_addr.value = 0
+    await ClockCycles(dut.clk, 2)       # two rising edges in reset
+    if image_path:
+        # Preload the DRAM model's memory through VPI (after time 0, so no initial block overrides it).
+        t0 = time.perf_counter()
+        mem = dut
+        for part in memory_path.split("."):
+            mem = mem._id(part, extended=False)
+        words = array.array("I")
+        with open(image_path, "rb") as f:
+            words.frombytes(f.read())
+        if sys.byteorder != "little":
+            words.byteswap()
+        if len(words) > len(mem):
+            raise ValueError(f"DRAM image of {len(words)} words does not fit {memory_path} ({len(mem)} words)")
+        for i, w in enumerate(words):
+            mem[i].value = w
+        await ReadWrite()
+        preload_seconds = time.perf_counter() - t0
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+    await FallingEdge(dut.clk)
+    dut.start.value = 1
+    t_start_ns = get_sim_time(unit="ns") + CLOCK_NS / 2   # the rising edge that samples start
+    wall0 = time.perf_counter()
+    await FallingEdge(dut.clk)
+    dut.start.value = 0
+
+    # Sleep until done rises or the hang bound passes: two simulator callbacks in all.
+    if not _int(dut.done, "done", problems):
+        remaining_ns = max(1, max_cycles - 1) * CLOCK_NS
+        await First(RisingEdge(dut.done), Timer(remaining_ns, unit="ns"))
+    t_end_ns = get_sim_time(unit="ns")
+    wall1 = time.perf_counter()
+    done = bool(_int(dut.done, "done", problems))
+    # Rising edges from the one that sampled start up to the one that raised done (or the bound).
+    cycles = int((t_end_ns - t_start_ns) // CLOCK_NS) + 1
+
+    # Half a cycle later everything registered on done's edge has settled.
+    await FallingEdge(dut.clk)
+    error = _int(dut.error, "error", problems)
+    flat = _int(dut.counters, "counters", problems)
+    mask = (1 << field_bits) - 1
+    counters = {name: (flat >> (field_bits * i)) & mask for i, name in enumerate(names)}
+
+    # Read back the outputs through the 1-cycle synchronous debug port, pipelined:
+    # at each falling edge, collect the word addressed one cycle earlier and set the next address.
+    addr_mask = (1 << len(dut.dbg_addr)) - 1
+    outputs: list[int] = []
+    if out_words:
+        if out_addr + out_words - 1 > addr_mask:
+            problems.append(f"output words {out_addr}..{out_addr + out_words - 1} lie beyond dbg_addr's range")
+        dut.dbg_addr.value = out_addr & addr_mask
+        for i in range(out_words):
+            await FallingEdge(dut.clk)
+            word = _int(dut.dbg_data, f"dbg_data[{out_addr + i}]", problems)
+            if i + 1 < out_words:
+                dut.dbg_addr.value = (out_addr + i + 1) & addr_mask
+            outputs.append(word)
+
+    result = {
+        "done": done,
+        "error": error,
+        "counters": counters,
+        "outputs": outputs,
+        "sim_seconds": wall1 - wall0,
+        "cycles_simulated": cycles,
+        "preload_seconds": preload_seconds,
+        "problems": problems,
+    }
+    tmp = result_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f)
+    os.replace(tmp, result_path)

@@ -1,0 +1,95 @@
+"""The simulation top: the engine with a DRAM model preloaded with the program image.
+
+A whole job runs inside the simulated design; a testbench only pulses
+``start``, waits for ``done`` and reads the results back through ``dbg``.
+"""
+import re
+
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Module
+
+from hw.engine import Engine
+from hw.layouts import CounterLayout
+from model.contract.errors import ERROR_BITS
+from model.contract.layout import WORD_BITS
+from model.contract.config import EngineConfig
+
+from sim.backends.dram_model import DramModel
+
+TOP_NAME = "vqe_sim_top"
+
+# yosys makes every combinational ``always @*`` block sensitive to a dummy register
+# initialised in its declaration, so that it runs at time zero; Icarus applies that
+# initialisation before the blocks wait, so a block whose inputs never change (a PVQ
+# unit idle from reset) is never evaluated and its outputs stay x.  One more event on
+# each dummy, after time zero's processes have started, evaluates them all.
+_DUMMY = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+
+
+def settle_at_time_zero(text: str) -> str:
+    """Verilog with every combinational block evaluated once at time zero, in any simulator."""
+    return _DUMMY.sub(lambda m: f"{m.group(0)}\n{m.group(1)}initial #0 {m.group(2)}= 1'h1;", text)
+
+
+def dram_addr_width(image_words: int) -> int:
+    return max(4, (image_words - 1).bit_length())
+
+
+class SimTop(wiring.Component):
+    """Engine plus :class:`sim.backends.dram_model.DramModel`.
+
+    Parameters
+    ----------
+    config : EngineConfig
+    image : sequence of int
+        The DRAM image (program, inputs, output space).
+    latency, stall, seed :
+        DRAM model timing (see :class:`DramModel`).
+
+    Members
+    -------
+    start : In(1)
+    busy, done : Out(1)
+    error : Out(4)
+    counters : Out(CounterLayout)
+    dbg_addr : In(addr_width)
+    dbg_data : Out(32)
+    """
+
+    def __init__(self, config: EngineConfig, image, latency: int = 10, stall: int = 0, seed: int = 1):
+        self.config = config
+        self.addr_width = dram_addr_width(len(image))
+        self._image, self._latency, self._stall, self._seed = image, latency, stall, seed
+        super().__init__({
+            "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(ERROR_BITS),
+            "counters": Out(CounterLayout),
+            "dbg_addr": In(self.addr_width), "dbg_data": Out(WORD_BITS),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = engine = Engine(self.config, addr_width=self.addr_width)
+        m.submodules.dram = dram = DramModel(self._image, self.addr_width, self._latency,
+                                             self._stall, self._seed)
+        wiring.connect(m, engine.dram_rd, dram.rd)
+        wiring.connect(m, engine.dram_wr, dram.wr)
+        m.d.comb += [
+            engine.start.eq(self.start), self.busy.eq(engine.busy), self.done.eq(engine.done),
+            self.error.eq(engine.error), self.counters.eq(engine.counters),
+            dram.dbg_addr.eq(self.dbg_addr), self.dbg_data.eq(dram.dbg_data),
+        ]
+        return m
+
+
+def sim_top_verilog(config: EngineConfig, image, **dram) -> str:
+    top = SimTop(config, image, **dram)
+    return settle_at_time_zero(verilog.convert(top, name=TOP_NAME, emit_src=False))
+
+
+def engine_verilog(config: EngineConfig, addr_width: int = 24, name: str = "vqe_engine",
+                   simulation: bool = True) -> str:
+    """The engine's Verilog; ``simulation=False`` leaves out the time-zero events (for synthesis)."""
+    text = verilog.convert(Engine(config, addr_width=addr_width), name=name, emit_src=False)
+    return settle_at_time_zero(text) if simulation else text

@@ -1,0 +1,442 @@
+"""hw.pvq.PvqDotProduct: the multiplier-free PVQ dot-product unit, against model.golden.pvq.
+
+Golden model: :func:`model.golden.pvq.pvq_unit_run` (accumulators, per-vector
+steps/tail/cycles/adds/merges) and :func:`model.pvq.pvq_decode_steps` (the
+walker's registers, step by step).  ``vectors`` gets random valid gaps (with
+garbage payloads in the gaps); ``result`` is always-ready like MacLanes', so
+it has no ready to stall, and ``params`` is served like the engine's
+row-parameter FIFO (the head row stays offered until consumed).  Checked per
+vector: the transfer cycle (ready exactly when idle or in a vector's last busy
+cycle), the busy window, the step/add/merge strobes in it, the ``mul`` strobe;
+per row: the result and its fixed latency; on top, 32-bit wrap at both ends,
+the walker's registers against pvq_decode_steps, every index of small
+pyramids, out-of-range indices (error, stop, clear, resume), the back-to-back
+rate, and that the only multiplier in the netlist is the scale multiply.
+"""
+from __future__ import annotations
+
+import re
+from collections import deque
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+from amaranth.hdl import Const
+from amaranth.lib import data
+
+from hw.layouts import RowParams, RowResult
+from hw.pvq import PvqDotProduct, vector_layout
+from model.contract.fixedpoint import wrap_acc
+from model.codecs.pvq import PVQError, pvq_bits, pvq_count, pvq_decode_steps, pvq_encode
+from model.contract.pyramid import pvq_sum_bits
+from model.golden.pvq import (LOAD_CYCLES, RESULT_LATENCY, PvqRow, index_in_range, pvq_unit_run,
+                              pvq_unit_timeline, pvq_unit_vector, vector_cycles)
+from hwsim import Mutant, Source, pack, pack_lanes, simulate, stalls, unpack
+
+#: Valid gaps on ``vectors`` in the random tests.
+GAP = 0.3
+#: Cycles a run keeps going after the last result, to catch stray outputs.
+DRAIN = 12
+#: Rates measured by test_back_to_back_rate, printed in its output (pytest -s).
+MEASURED = {}
+
+
+# ---------------------------------------------------------------------------
+# Stimulus
+
+
+def edge_vectors(n: int, K: int) -> list[list[int]]:
+    """Pyramid points that stress the walk: all pulses on the first or the last coordinate, each sign."""
+    out = []
+    for pos in (0, n - 1):
+        for s in (1, -1):
+            y = [0] * n
+            y[pos] = s * K
+            out.append(y)
+    return out
+
+
+def make_rows(rng, n: int, K: int, n_rows: int, *, max_vecs: int = 5, scale_bits: int = 8):
+    """Random rows; about half get a bias that makes the accumulator wrap (past +2**31 or -2**31)."""
+    v = pvq_count(n, K)
+    edges = [pvq_encode(y) for y in edge_vectors(n, K)]
+    rows = []
+    for r in range(n_rows):
+        count = int(rng.integers(1, max_vecs + 1)) if r % 4 else 1
+        idx = [int(rng.integers(0, v)) if rng.random() < 0.8 else int(rng.choice(edges)) for _ in range(count)]
+        kind = rng.random()
+        if kind < 0.15:       # the largest sums: every activation at an int8 extreme
+            acts = np.full((count, n), -128 if kind < 0.08 else 127)
+        else:
+            acts = rng.integers(-128, 128, size=(count, n))
+        scales = [int(rng.integers(0, 1 << scale_bits)) if rng.random() < 0.8 else (1 << scale_bits) - 1
+                  for _ in range(count)]
+        contrib = sum(s * pvq_unit_vector(i, a, n, K).dot for i, s, a in zip(idx, scales, acts))
+        near = rng.random()
+        if near < 0.5 and contrib > 0:
+            bias = (1 << 31) - 1 - int(rng.integers(0, contrib))          # wraps past +2**31
+        elif near < 0.5 and contrib < 0:
+            bias = -(1 << 31) + int(rng.integers(0, -contrib))            # wraps past -2**31
+        else:
+            bias = int(rng.integers(-(1 << 31), 1 << 31))
+        rows.append(PvqRow(bias, idx, scales, acts, int(rng.integers(0, 1 << 16)), int(rng.integers(0, 64))))
+    return rows
+
+
+def vector_words(dut, rows):
+    """Packed ``vectors`` payloads in stream order."""
+    lay = vector_layout(dut.n, dut.index_bits, dut.scale_bits)
+    words = []
+    for row in rows:
+        count = len(row.indices)
+        for j, (i, s, a) in enumerate(zip(row.indices, row.scales, row.activations)):
+            words.append(pack(lay, index=i, scale=s, activations=pack_lanes(a), first=int(j == 0),
+                              last=int(j == count - 1)))
+    return words
+
+
+# ---------------------------------------------------------------------------
+# Simulation
+
+
+def run_unit(dut, rows, ks, *, seed: int, gap: float = GAP, probe: bool = False, words=None,
+             clear_at=None, stop_after_error: int | None = None, gaps=None):
+    """Drive ``rows`` through ``dut`` and record every strobe, transfer and result.
+
+    ``rows`` give the params queue and the expected result count; ``words``
+    (default: the rows' vectors) are the ``vectors`` transfers, and ``ks`` the K
+    offered with each (an int for all).  ``gaps`` (default: random with rate
+    ``gap``) withholds ``valid`` per cycle.  ``clear_at`` is a set of cycles in
+    which ``clear`` is pulsed.  With ``stop_after_error`` the run ends that many
+    cycles after ``error`` rises.
+    """
+    words = vector_words(dut, rows) if words is None else words
+    ks = [ks] * len(words) if isinstance(ks, int) else list(ks)
+    rng = np.random.default_rng(seed)
+    budget = int((sum(dut.n + k + 2 for k in ks) + 20) / (1 - gap)) + 200
+    gaps = stalls(rng, budget, gap) if gaps is None else gaps
+    src = Source(dut.vectors, words, gaps)
+    w = dut.walker
+    obs = {k: [] for k in ("ready", "step", "add", "merge", "mul", "busy", "error",
+                           "transfers", "results", "result_cycles", "trace", "params_cycles")}
+    obs["errors"] = []
+    payload_bits = len(dut.vectors.payload.as_value())
+
+    async def bench(ctx):
+        queue = deque(rows)
+        error_cycle = None
+        for cycle in range(budget):
+            ctx.set(dut.clear, int(clear_at is not None and cycle in clear_at))
+            src.drive(ctx)
+            if src.offering:
+                ctx.set(dut.k, ks[src.pos])
+            else:
+                ctx.set(dut.vectors.payload.as_value(), int(rng.integers(0, 1 << 62)) << (payload_bits - 62)
+                        if payload_bits > 62 else int(rng.integers(0, 1 << payload_bits)))
+                ctx.set(dut.k, int(rng.integers(0, dut.k_max + 1)))   # only sampled with a transfer
+            if queue:
+                head = queue[0]
+                ctx.set(dut.params.valid, 1)
+                ctx.set(dut.params.payload.as_value(),
+                        pack(RowParams, bias=head.bias, mult=head.mult, shift=head.shift))
+            else:
+                ctx.set(dut.params.valid, 0)
+                ctx.set(dut.params.payload.as_value(), int(rng.integers(0, 1 << 54)))
+            for name in ("ready", "step", "add", "merge", "mul", "busy", "error"):
+                sig = dut.vectors.ready if name == "ready" else getattr(dut, name)
+                obs[name].append(int(ctx.get(sig)))
+            if src.sample(ctx):
+                obs["transfers"].append(cycle)
+            if probe and obs["step"][-1]:
+                mag, neg = ctx.get(w.mag), ctx.get(w.negative)
+                value = (-mag if neg else mag) if ctx.get(w.resolve) else None
+                obs["trace"].append((dut.n - 1 - ctx.get(w.row), mag, ctx.get(w.pulses), ctx.get(w.rem),
+                                     ctx.get(w.block), value))
+            if ctx.get(dut.params.ready):
+                obs["params_cycles"].append(cycle)
+                if queue:
+                    queue.popleft()
+                else:
+                    obs["errors"].append(f"cycle {cycle}: params consumed with none offered")
+            if ctx.get(dut.result.valid):
+                obs["results"].append(unpack(RowResult, int(ctx.get(dut.result.payload.as_value()))))
+                obs["result_cycles"].append(cycle)
+            await ctx.tick()
+            if obs["error"][-1] and error_cycle is None:
+                error_cycle = cycle
+            if stop_after_error is not None and error_cycle is not None and cycle >= error_cycle + stop_after_error:
+                return
+            if stop_after_error is None and src.done and len(obs["results"]) == len(rows):
+                if cycle >= obs["result_cycles"][-1] + DRAIN:
+                    return
+        if stop_after_error is None:
+            raise AssertionError(f"timeout: {src.pos}/{len(words)} vectors, {len(obs['results'])}/{len(rows)} results")
+
+    simulate(dut, bench)
+    return obs
+
+
+def check(obs, rows, gold, *, start: int = 0):
+    """Every result, strobe and handshake against the golden run (vectors from ``obs['transfers'][start:]``)."""
+    assert obs["errors"] == []
+    assert not any(obs["error"])
+    assert obs["results"] == [{"acc": a, "mult": m, "shift": s} for a, m, s in gold.results]
+    assert len(obs["params_cycles"]) == len(rows)
+    vecs = gold.vectors
+    transfers = obs["transfers"][start:]
+    assert len(transfers) == len(vecs)
+    ends = [t + v.cycles for t, v in zip(transfers, vecs)]
+    for j, (t, d, v) in enumerate(zip(transfers, ends, vecs)):
+        window = slice(t + 1, d + 1)
+        assert obs["busy"][window] == [1] * v.cycles, f"vector {j}: busy"
+        assert sum(obs["step"][window]) == v.steps, f"vector {j}: steps"
+        assert obs["step"][window] == [1] * v.steps + [0] * v.tail, f"vector {j}: the walk runs without bubbles"
+        assert sum(obs["add"][window]) == v.adds, f"vector {j}: adds"
+        assert sum(obs["merge"][window]) == v.merges, f"vector {j}: merges"
+        assert obs["mul"][d + 1] == 1, f"vector {j}: mul strobe"
+        # ready: low while decoding, high from the last busy cycle until the next transfer
+        assert obs["ready"][t + 1:d] == [0] * (v.cycles - 1), f"vector {j}: ready while busy"
+        nxt = transfers[j + 1] if j + 1 < len(transfers) else d + 1
+        assert nxt >= d, f"vector {j + 1} taken before vector {j} finished"
+        assert obs["ready"][d:nxt + 1] == [1] * (nxt + 1 - d), f"vector {j}: ready after"
+    first = transfers[0] if transfers else 0
+    for name, total in (("busy", gold.cycles), ("step", gold.steps), ("add", gold.adds),
+                        ("merge", gold.merges), ("mul", gold.muls)):
+        assert sum(obs[name][first:]) == total, name
+    row_last = np.cumsum([len(r.indices) for r in rows]) - 1
+    assert obs["result_cycles"] == [ends[j] + RESULT_LATENCY for j in row_last]
+    assert obs["params_cycles"] == [c - 1 for c in obs["result_cycles"]]
+
+
+def expected_trace(rows, n, ks):
+    flat = [i for row in rows for i in row.indices]
+    ks = [ks] * len(flat) if isinstance(ks, int) else ks
+    return [tuple(st[:5]) + (st.value,) for i, k in zip(flat, ks) for st in pvq_decode_steps(i, n, k)]
+
+
+# ---------------------------------------------------------------------------
+# Tests
+
+RANDOM_CASES = [(n, k_max, K) for n, k_max in ((2, 12), (4, 8), (8, 6)) for K in (1, k_max // 2, k_max)]
+
+
+@pytest.mark.parametrize("n,k_max,K", RANDOM_CASES)
+def test_random_rows(n, k_max, K):
+    seed = 100 * n + K
+    rng = np.random.default_rng(seed)
+    rows = make_rows(rng, n, K, 24)
+    gold = pvq_unit_run(rows, n, K)
+    raw = [row.bias + sum(s * pvq_unit_vector(i, a, n, K).dot for i, s, a in
+                          zip(row.indices, row.scales, row.activations)) for row in rows]
+    assert any(x >= 1 << 31 for x in raw) and any(x < -(1 << 31) for x in raw)   # both wraps exercised
+    # one spare index bit, so out-of-range indices are representable (and absent here)
+    dut = PvqDotProduct(n, k_max, pvq_bits(n, k_max) + 1)
+    obs = run_unit(dut, rows, K, seed=seed, probe=True)
+    check(obs, rows, gold)
+    assert gold.adds == K * len(gold.vectors)
+    assert obs["trace"] == expected_trace(rows, n, K)
+
+
+@pytest.mark.parametrize("n,k_max", [(1, 3), (16, 4)])
+def test_extreme_dimensions(n, k_max):
+    """The smallest (one coordinate: only the sign) and the largest PVQ dimension."""
+    for K in (0, 1, k_max):
+        rng = np.random.default_rng(n * 10 + K)
+        rows = make_rows(rng, n, K, 10, max_vecs=3)
+        obs = run_unit(PvqDotProduct(n, k_max), rows, K, seed=K, probe=True)
+        check(obs, rows, pvq_unit_run(rows, n, K))
+        assert obs["trace"] == expected_trace(rows, n, K)
+
+
+@pytest.mark.parametrize("n,k_max", [(2, 5), (3, 4)])
+def test_every_index_small(n, k_max):
+    """Every index of P(n, K) for every K <= k_max, K changing per row within one run."""
+    rng = np.random.default_rng(n)
+    rows, ks, row_k = [], [], []
+    for K in range(k_max + 1):
+        indices = list(range(pvq_count(n, K)))
+        while indices:
+            count = min(len(indices), int(rng.integers(1, 5)))
+            take, indices = indices[:count], indices[count:]
+            acts = rng.integers(-128, 128, size=(count, n))
+            rows.append(PvqRow(int(rng.integers(-(1 << 31), 1 << 31)), take,
+                               [int(s) for s in rng.integers(0, 256, size=count)], acts, 7, 3))
+            ks += [K] * count
+            row_k.append(K)
+    dut = PvqDotProduct(n, k_max)
+    obs = run_unit(dut, rows, ks, seed=n, probe=True)
+    # the golden run, row by row with each row's K
+    runs = [pvq_unit_run([row], n, K) for row, K in zip(rows, row_k)]
+    gold = runs[0]._replace(results=[r for g in runs for r in g.results],
+                            vectors=[v for g in runs for v in g.vectors],
+                            **{f: sum(getattr(g, f) for g in runs) for f in ("steps", "cycles", "adds",
+                                                                              "merges", "muls")})
+    check(obs, rows, gold)
+    assert obs["trace"] == expected_trace(rows, n, ks)
+    assert gold.adds == sum(ks)
+
+
+def test_back_to_back_rate():
+    """No gaps: vectors are taken exactly as pvq_unit_timeline says; the walk runs one step per cycle."""
+    n, k_max, K = 8, 8, 8
+    rng = np.random.default_rng(5)
+    rows = make_rows(rng, n, K, 30)
+    gold = pvq_unit_run(rows, n, K)
+    obs = run_unit(PvqDotProduct(n, k_max), rows, K, seed=5, gap=0.0)
+    check(obs, rows, gold)
+    t0 = obs["transfers"][0]
+    transfers, lasts = pvq_unit_timeline([v.cycles for v in gold.vectors], start=t0)
+    assert obs["transfers"] == transfers
+    assert t0 == 0 and sum(obs["busy"][: t0 + LOAD_CYCLES]) == 0   # an idle unit spends one cycle loading
+    span = lasts[-1] - t0 + 1   # the load cycle and every busy cycle
+    assert span == LOAD_CYCLES + gold.cycles
+    steps, busy, adds = sum(obs["step"]), sum(obs["busy"]), sum(obs["add"])
+    walk_cycles = busy - sum(v.tail for v in gold.vectors)
+    MEASURED.update(steps_per_walk_cycle=steps / walk_cycles, steps_per_busy_cycle=steps / busy,
+                    pulses_per_busy_cycle=adds / busy, cycles_per_vector=busy / len(gold.vectors),
+                    vectors=len(gold.vectors), n=n, K=K)
+    print("measured:", MEASURED)
+    assert steps == walk_cycles    # one step in every walk cycle
+    assert busy == gold.cycles and adds == K * len(gold.vectors)
+    assert busy == sum(n + K - (v.y[-1] != 0) for v in gold.vectors)
+
+
+def test_out_of_range_index_stops_and_clear_resumes():
+    """An index >= V(n, K) (the boundary, the largest field value) raises error, stops the unit; clear resumes."""
+    n, k_max = 4, 5
+    index_bits = pvq_bits(n, k_max) + 1
+    for K, bad_index in ((2, pvq_count(4, 2)), (k_max, pvq_count(4, k_max)), (3, (1 << index_bits) - 1)):
+        assert not index_in_range(bad_index, n, K)
+        with pytest.raises(PVQError):   # the golden twin refuses what the RTL flags
+            pvq_unit_vector(bad_index, [0] * n, n, K)
+        rng = np.random.default_rng(K)
+        good = make_rows(rng, n, K, 4, max_vecs=3)
+        bad_row = make_rows(rng, n, K, 1, max_vecs=1)[0]
+        bad_row = PvqRow(bad_row.bias, [3 % pvq_count(n, K), bad_index, 0], [1, 2, 3],
+                         rng.integers(-128, 128, size=(3, n)))
+        after = make_rows(rng, n, K, 3, max_vecs=3)
+        dut = PvqDotProduct(n, k_max, index_bits)
+        words = vector_words(dut, good + [bad_row] + after)
+        n_good = sum(len(r.indices) for r in good)
+        obs = run_unit(dut, good + [bad_row] + after, K, seed=K, words=words, stop_after_error=40)
+        gold = pvq_unit_run(good, n, K)
+        bad_t = obs["transfers"][n_good + 1]
+        assert len(obs["transfers"]) == n_good + 2, "nothing is taken after the bad vector"
+        assert obs["error"].index(1) == bad_t + 1, "error rises the cycle after the bad transfer"
+        assert all(obs["error"][bad_t + 1:])
+        # stopped: no decoding, no strobes, not ready, from the cycle after the bad transfer on
+        for name in ("ready", "busy", "step", "add", "merge"):
+            assert not any(obs[name][bad_t + 1:]), name
+        # rows finished before still deliver; the failed row gives no result and keeps its params
+        assert obs["results"] == [{"acc": a, "mult": m, "shift": s} for a, m, s in gold.results]
+        assert len(obs["params_cycles"]) == len(good)
+
+        # clear, then the unit takes fresh rows from scratch
+        rows2 = make_rows(rng, n, K, 5, max_vecs=3)
+        dut = PvqDotProduct(n, k_max, index_bits)
+        bad = PvqRow(0, [bad_index], [1], np.zeros((1, n), dtype=int))
+        words = vector_words(dut, [bad] + rows2)
+        obs = run_unit(dut, rows2, K, seed=K + 1, gap=0.0, words=words, clear_at={30})
+        assert obs["error"].index(1) == obs["transfers"][0] + 1 and obs["error"][30] == 1 and obs["error"][31] == 0
+        assert obs["transfers"][1] >= 31
+        check({**obs, "error": obs["error"][31:]}, rows2, pvq_unit_run(rows2, n, K), start=1)
+
+
+def test_k_above_k_max_is_an_error():
+    """k = 6 or 7 on a k_max = 5 unit (3-bit k field): even index 0 is rejected."""
+    n, k_max = 4, 5
+    for bad_k in (6, 7):
+        rng = np.random.default_rng(bad_k)
+        good = make_rows(rng, n, 3, 2, max_vecs=2)
+        dut = PvqDotProduct(n, k_max)
+        bad = PvqRow(0, [0], [1], np.zeros((1, n), dtype=int))
+        words = vector_words(dut, good + [bad])
+        ks = [3] * (len(words) - 1) + [bad_k]
+        obs = run_unit(dut, good, ks, seed=bad_k, words=words, stop_after_error=20)
+        assert len(obs["transfers"]) == len(words)
+        assert obs["error"].index(1) == obs["transfers"][-1] + 1
+        assert not any(obs["busy"][obs["transfers"][-1] + 1:])
+        assert obs["results"] == [{"acc": a, "mult": m, "shift": s} for a, m, s in pvq_unit_run(good, n, 3).results]
+
+
+def test_clear_abandons_work_in_flight():
+    """clear mid-walk, mid-tail, and at each stage of a finished row's multiply/accumulate drops it all."""
+    n, k_max, K = 4, 6, 6
+    rng = np.random.default_rng(9)
+    one = lambda y: PvqRow(0, [pvq_encode(y)], [3], rng.integers(-128, 128, size=(1, n)))  # noqa: E731
+    victims = [
+        PvqRow(0, [pvq_encode([1, -2, 0, 3])] * 2, [5, 6], rng.integers(-128, 128, size=(2, n))),
+        one([0, 0, 0, -K]),    # a 4-step walk, then a 5-cycle tail
+        one([K, 0, 0, 0]),     # a 10-step walk, no tail
+        one([K, 0, 0, 0]),
+        one([K, 0, 0, 0]),
+    ]
+    rows2 = make_rows(rng, n, K, 4)
+    dut = PvqDotProduct(n, k_max)
+    words = vector_words(dut, victims)[:1] + vector_words(dut, victims[1:] + rows2)
+    # Timeline (checked below): A taken at 0, busy 1..9, cleared at 4 (a walk step);
+    # B taken at 5, walk 6..9, tail 10..14, cleared at 11 (a tail cycle);
+    # C taken at 12, busy 13..22, mul at 23, cleared at 24 (in the accumulator stage);
+    # D taken at 25, busy 26..35, cleared at 35 (its last busy cycle);
+    # E taken at 36, busy 37..46, cleared at 47 (in the multiply stage).
+    # Gaps keep the next vector from being offered where the clear would drop it.
+    gaps = np.zeros(400, dtype=bool)
+    gaps[13:25] = gaps[26:36] = gaps[37:48] = True
+    obs = run_unit(dut, rows2, K, seed=1, words=words, clear_at={4, 11, 24, 35, 47}, gaps=gaps)
+    assert obs["transfers"][:6] == [0, 5, 12, 25, 36, 48]
+    assert obs["step"][4] == 1 and obs["busy"][5] == 0
+    assert obs["step"][11] == 0 and obs["add"][11] == 1 and obs["busy"][12] == 0
+    assert obs["busy"][22] == 1 and obs["mul"][23] == 1 and obs["busy"][23] == 0
+    assert obs["busy"][35] == 1 and obs["mul"][36] == 0
+    assert obs["busy"][46] == 1 and obs["mul"][47] == 1
+    check(obs, rows2, pvq_unit_run(rows2, n, K), start=5)
+
+
+def netlist_ports(dut):
+    """The component's port signals (always-ready ``result.ready`` is a constant and no port)."""
+    out = []
+    for _, _, value in dut.signature.flatten(dut):
+        value = value.as_value() if isinstance(value, data.View) else value
+        if not isinstance(value, Const):
+            out.append(value)
+    return out
+
+
+@pytest.mark.parametrize("n,k_max,scale_bits", [(2, 12, 8), (8, 6, 8), (16, 4, 12)])
+def test_only_multiplier_is_the_scale_multiply(n, k_max, scale_bits):
+    dut = PvqDotProduct(n, k_max, scale_bits=scale_bits)
+    text = rtlil.convert(dut, ports=netlist_ports(dut))
+    cells = re.findall(r"cell \$mul \S+\n(.*?)\n\s*end", text, re.S)
+    assert len(cells) == 1, f"{len(cells)} $mul cells"
+    params = dict(re.findall(r"parameter \\(\w+) (\d+)", cells[0]))
+    # the unsigned scale, zero-extended by one bit to meet the signed sum
+    assert (int(params["A_WIDTH"]), int(params["B_WIDTH"])) == (scale_bits + 1, pvq_sum_bits(k_max))
+    assert "scale1" in cells[0] and "sum1" in cells[0]
+    for banned in ("$div", "$mod", "$divfloor", "$modfloor", "$pow"):
+        assert f"cell {banned} " not in text
+
+
+def test_mutants_are_caught():
+    """A unit whose accumulator is off by one, or whose add strobe is stuck, fails the checks."""
+    n, k_max, K = 4, 6, 4
+    rows = make_rows(np.random.default_rng(2), n, K, 6)
+    gold = pvq_unit_run(rows, n, K)
+    for override in ({"result.payload": lambda p: p + 1}, {"add": lambda a: a | 1}, {"step": lambda s: 1}):
+        obs = run_unit(Mutant(PvqDotProduct(n, k_max), override), rows, K, seed=2)
+        with pytest.raises(AssertionError):
+            check(obs, rows, gold)
+
+
+def test_golden_twin_counts():
+    """The twin's add sequence gives <y, x>, K pulse adds, and the documented cycle count, for every index."""
+    rng = np.random.default_rng(0)
+    for n in range(1, 6):
+        for K in range(0, 6):
+            for index in range(pvq_count(n, K)):
+                x = rng.integers(-128, 128, size=n)
+                t = pvq_unit_vector(index, x, n, K)
+                a = abs(t.y[-1])
+                assert t.adds == K and t.steps == n + K - a and t.tail == max(a - 1, 0)
+                assert t.cycles == n + K - (a > 0) == vector_cycles(index, n, K)
+                assert t.merges == sum(1 for v in t.y[:-1] if v)
+    assert int(wrap_acc(1 << 31)) == -(1 << 31)

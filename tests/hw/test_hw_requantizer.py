@@ -1,0 +1,139 @@
+"""hw.requantizer.Requantizer: ``sat(round(acc * mult / 2**shift))`` with optional ReLU.
+
+Golden model: :func:`model.contract.fixedpoint.requantize`.  The input is always-ready,
+so it gets random valid bubbles (garbage payload in the bubbles).  Checked:
+every output value, one output per input and nothing else, the fixed 2-cycle
+latency; stimulus covers shift 0 and 63, the int32 extremes, mult 0/1/65535,
+exact half-way cases (round half up, also for negatives), values landing just
+inside and outside the int8 range (saturation at both ends), ReLU on and off.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hw.layouts import RowResult
+from hw.requantizer import Requantizer
+from model.contract.fixedpoint import requantize
+from hwsim import Mutant, pack, simulate, stalls, to_signed
+
+LATENCY = 2
+I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def make_stimulus(rng, n: int):
+    """(acc, mult, shift) triples mixing random, edge and targeted cases."""
+    cases = []
+    edges_acc = [0, 1, -1, I32_MAX, I32_MIN, I32_MAX - 1, I32_MIN + 1, 127, 128, -128, -129]
+    edges_mult = [0, 1, 2, 0x7FFF, 0x8000, 0xFFFF]
+    for a in edges_acc:
+        for mlt in edges_mult:
+            for s in (0, 1, 31, 47, 48, 62, 63):
+                cases.append((a, mlt, s))
+    # exact halves: acc * mult = (2k + 1) * 2**(s-1), for positive and negative k
+    for _ in range(120):
+        s = int(rng.integers(1, 40))
+        k = int(rng.integers(-300, 300))
+        p = (2 * k + 1) << (s - 1)
+        mult = 1 << int(rng.integers(0, 16))
+        if p % mult == 0 and I32_MIN <= p // mult <= I32_MAX:
+            cases.append((p // mult, mult, s))
+        elif I32_MIN <= p <= I32_MAX:
+            cases.append((p, 1, s))
+    # results just around the saturation bounds and zero: pick the shift that maps acc*mult near them
+    for _ in range(n // 3):
+        acc = int(rng.integers(I32_MIN, I32_MAX + 1)) >> int(rng.integers(0, 31))
+        mult = int(rng.integers(1, 1 << 16))
+        p = abs(acc * mult)
+        s = max(0, min(63, p.bit_length() - 7 + int(rng.integers(-2, 3))))
+        cases.append((acc, mult, s))
+    while len(cases) < n:   # fully random
+        cases.append((int(rng.integers(I32_MIN, I32_MAX + 1)), int(rng.integers(0, 1 << 16)),
+                      int(rng.integers(0, 64))))
+    order = rng.permutation(len(cases))
+    return [cases[i] for i in order]
+
+
+def run_requantizer(dut, cases, relu: bool, *, seed: int, bubble: float = 0.3):
+    rng = np.random.default_rng(seed)
+    n_cycles = int(len(cases) / (1 - bubble)) * 2 + 40
+    gaps = stalls(rng, n_cycles, bubble)
+    words = [pack(RowResult, acc=a, mult=m, shift=s) for a, m, s in cases]
+    obs = {"out": [], "out_cycles": [], "in_cycles": []}
+
+    async def bench(ctx):
+        ctx.set(dut.relu, int(relu))
+        pos = 0
+        for cycle in range(n_cycles):
+            if pos < len(words) and not gaps[cycle]:
+                ctx.set(dut.result.valid, 1)
+                ctx.set(dut.result.payload.as_value(), words[pos])
+                obs["in_cycles"].append(cycle)
+                pos += 1
+            else:
+                ctx.set(dut.result.valid, 0)
+                ctx.set(dut.result.payload.as_value(), int(rng.integers(0, 1 << 54)))
+            if ctx.get(dut.output.valid):
+                obs["out"].append(to_signed(int(ctx.get(dut.output.payload)), 8))
+                obs["out_cycles"].append(cycle)
+            await ctx.tick()
+            if pos == len(words) and cycle > obs["in_cycles"][-1] + 8:
+                return
+        raise AssertionError(f"timeout: {pos}/{len(words)} inputs")
+
+    simulate(dut, bench)
+    return obs
+
+
+def golden(cases, relu):
+    acc, mult, shift = (np.array(c, dtype=np.int64) for c in zip(*cases))
+    return [int(v) for v in requantize(acc, mult, shift, relu)]
+
+
+def check(obs, cases, relu):
+    expected = golden(cases, relu)
+    assert len(obs["out"]) == len(expected)
+    mismatches = [(cases[i], obs["out"][i], expected[i]) for i in range(len(expected))
+                  if obs["out"][i] != expected[i]]
+    assert mismatches == [], f"{len(mismatches)} mismatches, first: (acc, mult, shift), got, expected = {mismatches[:5]}"
+    assert [o - i for i, o in zip(obs["in_cycles"], obs["out_cycles"])] == [LATENCY] * len(cases)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_requantizer_random(relu):
+    rng = np.random.default_rng(17 + relu)
+    cases = make_stimulus(rng, 1100)
+    expected = golden(cases, relu)
+    # the stimulus reaches both saturation bounds, zero, and many unsaturated values
+    lo = 0 if relu else -128
+    assert expected.count(127) > 20 and expected.count(lo) > 20
+    assert sum(lo < v < 127 for v in expected) > 100
+    obs = run_requantizer(Requantizer(), cases, relu, seed=5 + relu)
+    check(obs, cases, relu)
+
+
+def test_requantizer_golden_spot_checks():
+    """The golden rule on hand-computed values (so the model itself is pinned down)."""
+    cases = [(5, 1, 1), (-5, 1, 1), (7, 1, 1), (-7, 1, 1), (3, 1, 0), (1000, 1, 0), (-1000, 1, 0),
+             (I32_MIN, 0xFFFF, 63), (I32_MAX, 0xFFFF, 63), (-1, 1, 63), (100, 3, 2)]
+    assert golden(cases, False) == [3, -2, 4, -3, 3, 127, -128, 0, 0, 0, 75]
+    assert golden(cases, True) == [3, 0, 4, 0, 3, 127, 0, 0, 0, 0, 75]
+
+
+def test_requantizer_relu_is_per_layer():
+    """Switching relu between two runs of the same values changes exactly the negative outputs."""
+    rng = np.random.default_rng(99)
+    cases = make_stimulus(rng, 200)
+    for relu in (False, True):
+        obs = run_requantizer(Requantizer(), cases, relu, seed=1, bubble=0.0)
+        check(obs, cases, relu)
+
+
+def test_requantizer_mutant_is_caught():
+    """A requantizer that truncates instead of rounding, or saturates wrongly, fails."""
+    rng = np.random.default_rng(4)
+    cases = make_stimulus(rng, 300)
+    for fn in (lambda y: y + 1, lambda y: y & 0x7F):
+        obs = run_requantizer(Mutant(Requantizer(), {"output.payload": fn}), cases, False, seed=4)
+        with pytest.raises(AssertionError):
+            check(obs, cases, False)

@@ -1,0 +1,256 @@
+"""Area flow: parsing helpers on hand-made tool output, and one real run on a small design.
+
+No ``from __future__ import annotations`` here: Amaranth reads the components'
+signature annotations at run time.
+"""
+
+import os
+
+import pytest
+
+from sim.report import area
+
+# Amaranth's Verilog back-end must use its bundled yosys (Debian's is too old).
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+
+SMALL_LANES, SMALL_DEPTH = 1, 16
+
+
+# ---------------------------------------------------------------- a small engine-shaped design
+
+def make_toy_verilog(lanes: int, codebook_depth: int) -> tuple[str, str]:
+    """A small design with the engine's blocks: codebook ROM, index unpacker, MAC lanes, SRAM.
+
+    Parameters
+    ----------
+    lanes : int
+        MAC lanes (codeword width in bytes).
+    codebook_depth : int
+        ROM entries.
+    """
+    from amaranth import Module, Signal, signed
+    from amaranth.back import verilog
+    from amaranth.lib import memory, wiring
+    from amaranth.lib.wiring import In, Out
+
+    word_bits = 32
+    width = 8 * lanes
+    bits = (codebook_depth - 1).bit_length()
+    sram_words = 8
+
+    class Rom(wiring.Component):
+        addr: In(range(codebook_depth))
+        data: Out(width)
+
+        def elaborate(self, platform):
+            m = Module()
+            # A multiplicative hash: deterministic contents that use every bit.
+            init = [(i * 0x9E3779B1 + 0x5A) % (1 << width) for i in range(codebook_depth)]
+            m.submodules.mem = mem = memory.Memory(shape=width, depth=codebook_depth, init=init)
+            rp = mem.read_port()
+            m.d.comb += [rp.addr.eq(self.addr), self.data.eq(rp.data)]
+            return m
+
+    class Unpack(wiring.Component):
+        word: In(word_bits)
+        load: In(1)
+        take: In(1)
+        index: Out(bits)
+
+        def elaborate(self, platform):
+            m = Module()
+            buf = Signal(word_bits)
+            with m.If(self.load):
+                m.d.sync += buf.eq(self.word)
+            with m.Elif(self.take):
+                m.d.sync += buf.eq(buf >> bits)
+            m.d.comb += self.index.eq(buf[:bits])
+            return m
+
+    class Product(wiring.Component):
+        a: In(signed(8))
+        b: In(signed(8))
+        p: Out(signed(16))
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += self.p.eq(self.a * self.b)
+            return m
+
+    class Mac(wiring.Component):
+        w: In(width)
+        x: In(width)
+        clear: In(1)
+        acc: Out(signed(32))
+
+        def elaborate(self, platform):
+            m = Module()
+            total = 0
+            # One submodule per lane: a hierarchy two levels deep (top.mac.lane0),
+            # which once broke yosys 0.23's ``stat -json -top``.
+            for i in range(lanes):
+                m.submodules[f"lane{i}"] = lane = Product()
+                m.d.comb += [lane.a.eq(self.w[8 * i:8 * i + 8]), lane.b.eq(self.x[8 * i:8 * i + 8])]
+                total = total + lane.p
+            m.d.sync += self.acc.eq((self.acc & ~self.clear.replicate(32)) + total)
+            return m
+
+    class Toy(wiring.Component):
+        word: In(word_bits)
+        load: In(1)
+        act: In(width)
+        act_we: In(1)
+        act_addr: In(range(sram_words))
+        clear: In(1)
+        acc: Out(signed(32))
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.rom = rom = Rom()
+            m.submodules.unpack = unpack = Unpack()
+            m.submodules.mac = mac = Mac()
+            m.submodules.sram = sram = memory.Memory(shape=width, depth=sram_words, init=[])
+            wp, rp = sram.write_port(), sram.read_port()
+            pos = Signal(range(sram_words))
+            m.d.sync += pos.eq(pos + 1)
+            m.d.comb += [wp.addr.eq(self.act_addr), wp.data.eq(self.act), wp.en.eq(self.act_we),
+                         rp.addr.eq(pos), unpack.word.eq(self.word), unpack.load.eq(self.load),
+                         unpack.take.eq(~self.load), rom.addr.eq(unpack.index),
+                         mac.w.eq(rom.data), mac.x.eq(rp.data), mac.clear.eq(self.clear),
+                         self.acc.eq(mac.acc)]
+            return m
+
+    top = f"toy_l{lanes}_k{codebook_depth}"
+    return verilog.convert(Toy(), name=top), top
+
+
+# ---------------------------------------------------------------- parsing (no tools needed)
+
+def test_ice40_counts_groups_cell_variants():
+    got = area.ice40_counts({"SB_LUT4": 10, "SB_DFF": 2, "SB_DFFESR": 3, "SB_CARRY": 4,
+                             "SB_RAM40_4K": 1, "SB_RAM40_4KNR": 1, "SB_MAC16": 2, "SB_GB": 1})
+    assert got == {"lut4": 10, "dff": 5, "carry": 4, "bram": 2, "dsp": 2, "other": {"SB_GB": 1}}
+
+
+def test_instance_counts_multiply_down_the_hierarchy():
+    mods = {"top": {"num_cells_by_type": {"SB_LUT4": 1, "lane": 2, "ctl": 1}},
+            "lane": {"num_cells_by_type": {"SB_LUT4": 5, "mul": 3}},
+            "mul": {"num_cells_by_type": {"SB_LUT4": 7}},
+            "ctl": {"num_cells_by_type": {"SB_LUT4": 2}}}
+    assert area.instance_counts(mods, "top") == {"top": 1, "lane": 2, "ctl": 1, "mul": 6}
+
+
+def test_memories_priced_per_bit():
+    netlist = {"modules": {"\\top.rom": {"cells": {"mem": {"type": "$mem_v2", "parameters": {
+        "SIZE": "10000", "WIDTH": "1000", "RD_PORTS": "1", "WR_PORTS": "0"}}}},
+        "top": {"cells": {"sram": {"type": "$mem_v2", "parameters": {
+            "SIZE": 32, "WIDTH": 16, "RD_PORTS": 1, "WR_PORTS": 1}},
+            "other": {"type": "$add", "parameters": {}}}}}}
+    rom, ram = area.memories_from_netlist(netlist)
+    # 16 words x 8 bits, one transistor per ROM bit
+    assert (rom["module"], rom["kind"], rom["bits"], rom["transistors"]) == ("top.rom", "rom", 128, 128)
+    # 32 x 16 bits, 1R1W: 6T cell + 2 for the second port
+    assert (ram["kind"], ram["bits"], ram["transistors"]) == ("ram", 512, 512 * 8)
+    assert area.ram_transistors_per_bit(1) == 6
+
+
+def test_yosys_023_stat_json_is_repaired():
+    # Exactly what yosys 0.23 writes: a hierarchy line inside the JSON, and a
+    # trailing comma when there is no design section.
+    stray = ('{\n "modules": {\n  "\\\\t": {"num_cells": 1}\n },\n       t.a.b        1\n'
+             ' "design": {"num_cells": 1}\n}\n')
+    comma = '{\n "modules": {\n  "\\\\t": {"num_cells": 1}\n },\n\n}\n'
+    assert area.loads_yosys_json(stray)["design"] == {"num_cells": 1}
+    assert list(area.loads_yosys_json(comma)["modules"]) == ["\\t"]
+    with pytest.raises(ValueError):
+        area.loads_yosys_json('{"a": ')
+
+
+def test_fmax_wrapper_registers_every_port():
+    ports = {"clk": {"direction": "input", "bits": [2]}, "rst": {"direction": "input", "bits": [3]},
+             "a": {"direction": "input", "bits": [4, 5, 6]}, "y": {"direction": "output", "bits": [7, 8]},
+             "ok": {"direction": "output", "bits": [9]}}
+    text = area.fmax_wrapper("dut_top", ports)
+    assert "reg [3:0] in_sr" in text and "wire [2:0] outs" in text  # rst + 3 bits in, 2 + 1 bits out
+    assert ".clk(clk), .rst(in_sr[0:0]), .a(in_sr[3:1]), .y(outs[1:0]), .ok(outs[2:2])" in text
+    # 3 outputs fit one 4-input XOR: one register stage drives the pin.
+    assert "x0[0] <= ^outs[2:0];" in text and "assign scan_out = x0[0];" in text and "x1" not in text
+    # 9 outputs: 3 XORs, then 1.
+    wide = area.fmax_wrapper("t", {"clk": ports["clk"], "y": {"direction": "output", "bits": list(range(9))}})
+    assert "x0[2] <= ^outs[8:8];" in wide and "x1[0] <= ^x0[2:0];" in wide
+    assert "assign scan_out = x1[0];" in wide
+    with pytest.raises(area.ToolError, match="inout"):
+        area.fmax_wrapper("t", dict(ports, io={"direction": "inout", "bits": [10]}))
+    with pytest.raises(area.ToolError, match="clock"):
+        area.fmax_wrapper("t", {k: v for k, v in ports.items() if k != "clk"})
+
+
+def test_fmax_is_the_slowest_clock():
+    assert area._fmax({"fmax": {"a": {"achieved": 80.0}, "b": {"achieved": 55.5}}}) == 55.5
+    assert area._fmax({"fmax": {}}) is None
+
+
+def test_missing_tools_say_what_to_install(monkeypatch):
+    monkeypatch.setattr(area, "_which", lambda *names: None)
+    with pytest.raises(area.ToolError, match="apt-get install yosys.*nextpnr-ice40"):
+        area.find_tools()
+
+
+def test_tool_timeout_kills_the_run(tmp_path):
+    with pytest.raises(area.ToolError, match="timed out"):
+        area._run(["sleep", "30"], tmp_path, timeout_s=0.5)
+
+
+def test_cache_key_depends_on_text_and_tools():
+    tools = area.Tools(("yosys",), ("nextpnr",), "Yosys 1", "nextpnr 1")
+    other = area.Tools(("yosys",), ("nextpnr",), "Yosys 2", "nextpnr 1")
+    key = area.cache_key("module a; endmodule", "a", tools)
+    assert key == area.cache_key("module a; endmodule", "a", tools)
+    assert key != area.cache_key("module a;  endmodule", "a", tools)
+    assert key != area.cache_key("module a; endmodule", "a", other)
+
+
+# ---------------------------------------------------------------- the real flow, smallest config
+
+@pytest.fixture(scope="module")
+def toy_result(tmp_path_factory):
+    try:
+        area.find_tools()
+    except area.ToolError as exc:
+        pytest.skip(str(exc))
+    cache = tmp_path_factory.mktemp("area-cache")
+    text, top = make_toy_verilog(SMALL_LANES, SMALL_DEPTH)
+    return cache, text, top, area.synthesize(text, top, cache)
+
+
+def test_small_design_area_and_fmax(toy_result):
+    _, _, top, r = toy_result
+    assert not r["cached"]
+    assert r["lut4"] > 0 and r["dff"] >= 32  # at least the 32-bit accumulator
+    assert r["carry"] > 0 and r["dsp"] == 0
+    assert r["fmax_mhz"] is not None and r["fmax_mhz"] > 1, r["pnr_error"]
+    # Memories: the ROM (16 x 8 bits, 1 T/bit) and the SRAM (8 x 8 bits, 1R1W: 8 T/bit).
+    kinds = {(m["kind"], m["words"], m["width"]): m["transistors"] for m in r["memories"]}
+    assert kinds == {("rom", 16, 8): 128, ("ram", 8, 8): 512}
+    assert r["transistors_memory"] == 640
+    assert r["transistors"] == r["transistors_logic"] + 640
+    assert r["transistors_exact"], r["unpriced_cells"]
+    # The breakdown names every module of the hierarchy, and transistors add up
+    # (the CMOS run is hierarchical, so its per-module counts sum to the total).
+    names = {m["module"] for m in r["modules"]}
+    assert names == {top, f"{top}.rom", f"{top}.unpack", f"{top}.mac", f"{top}.mac.lane0"}
+    assert sum(m["transistors"] for m in r["modules"]) == r["transistors"]
+    assert set(r["seconds"]) == {"yosys_ice40", "yosys_cmos", "yosys_wrap", "nextpnr"}
+    assert all(sec > 0 for sec in r["seconds"].values())
+
+
+def test_cached_result_is_reused(toy_result):
+    cache, text, top, first = toy_result
+    again = area.synthesize(text, top, cache)
+    assert again["cached"]
+    stable = lambda r: {k: v for k, v in r.items() if k != "cached"}  # noqa: E731
+    assert stable(again) == stable(first)
+    rec, = area.sweep(make_toy_verilog, lanes=(SMALL_LANES,), depths=(SMALL_DEPTH,), cache_dir=cache,
+                      progress=False)
+    assert rec["cached"] and (rec["lanes"], rec["codebook_depth"]) == (SMALL_LANES, SMALL_DEPTH)
+    assert all(k in rec for k in area.AREA_FIELDS)
