@@ -378,7 +378,8 @@ def compress_baseline(network: str, method: str, *, dim: int = 4, codebook_size:
         ``network``, ``method``, ``config``, the metric of the float and the
         coded network, and every stored bit (:func:`model.compress.baselines.storage`).
     """
-    from model.nets.zoo import load_network, network_names
+    from model.nets.zoo import load_network
+    from model.nets.registry import network_names
     if method not in BASELINE_METHODS:
         raise CompressError(f"unknown baseline {method!r}; choose one of {', '.join(BASELINE_METHODS)}")
     if network not in network_names():

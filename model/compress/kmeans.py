@@ -250,7 +250,7 @@ class VQNetwork:
     Attributes
     ----------
     name : str
-        The source network's name (as in :data:`model.nets.networks.NETWORKS`).
+        The source network's name (as in :data:`model.nets.registry.NETWORKS`).
     method : str
         ``"vq"``; siblings (product or residual quantization) use their own.
     dim, k : int
@@ -337,6 +337,17 @@ def _linear_layers(model: nn.Module) -> list[tuple[nn.Linear, bool]]:
     return out
 
 
+def finetune_coded(tm: nn.Module, module_type: type, layers: list, train_data, *, epochs: int, seed: int,
+                   progress: bool, desc: str) -> tuple[list, float]:
+    """Trained quantization of a coded network's torch form ``tm`` (k-means or PVQ layers as
+    ``module_type`` modules, indices fixed): returns the trained layers and the seconds it took."""
+    t0 = time.perf_counter()
+    train_classifier(tm, *train_data, epochs=epochs, batch=FINETUNE_BATCH, lr=FINETUNE_LR, seed=seed,
+                     progress=progress, desc=desc)
+    mods = [m for m in tm if isinstance(m, module_type)]
+    return [m.to_layer(layer.relu) for m, layer in zip(mods, layers)], time.perf_counter() - t0
+
+
 def vq_compress(model: nn.Module, dim: int = DEFAULT_DIM, k: int = DEFAULT_K,
                 finetune_epochs: int = FINETUNE_EPOCHS, seed: int = 0, *, name: str = "",
                 train_data: tuple[np.ndarray, np.ndarray] | None = None,
@@ -384,13 +395,9 @@ def vq_compress(model: nn.Module, dim: int = DEFAULT_DIM, k: int = DEFAULT_K,
     if finetune_epochs > 0:
         if train_data is None:
             train_data = load_fashion_mnist("train")
-        tm = to_torch(net)
-        t0 = time.perf_counter()
-        train_classifier(tm, *train_data, epochs=finetune_epochs, batch=FINETUNE_BATCH, lr=FINETUNE_LR,
-                         seed=seed, progress=progress, desc="vq finetune")
-        info["finetune_seconds"] = time.perf_counter() - t0
-        vq_mods = [m for m in tm if isinstance(m, VQLinear)]
-        net.layers = [m.to_layer(layer.relu) for m, layer in zip(vq_mods, layers)]
+        net.layers, info["finetune_seconds"] = finetune_coded(to_torch(net), VQLinear, layers, train_data,
+                                                              epochs=finetune_epochs, seed=seed, progress=progress,
+                                                              desc="vq finetune")
     if eval_data is not None:
         info["vq_float_accuracy"] = evaluate(to_torch(net), *eval_data)
     return net

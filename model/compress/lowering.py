@@ -34,11 +34,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, MULT_BITS, SHIFT_MAX, quantize_act, quantize_multiplier,
+from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX, quantize_act, quantize_multiplier,
                               requantize, wrap_acc)
 from model.nets.data import load_fashion_mnist
 from model.contract.ints import ceil_div
-from model.nets.networks import TORCH_THREADS, TorchThreads, get_network
+from model.nets.networks import get_network
+from model.nets.training import TORCH_THREADS, TorchThreads
 from model.compress.kmeans import (DEFAULT_DIM, DEFAULT_K, FINETUNE_EPOCHS, VQLayer, VQNetwork, to_torch,
                                    vq_compress)
 
@@ -222,9 +223,27 @@ def golden_forward(lowered: LoweredNetwork, x_int8: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected int8 input of shape (n, {lowered.layers[0].in_features}), "
                          f"got {h.dtype} {h.shape}")
     for layer in lowered.layers:
-        acc = wrap_acc(layer.bias[None, :] + h.astype(np.int64) @ layer.weight().T)
-        h = requantize(acc, layer.mult[None, :], layer.shift[None, :], layer.relu)
+        acc = wrap_acc(exact_matmul(h, np.asarray(layer.weight(), dtype=np.int64), np.asarray(layer.bias)))
+        h = requantize(acc, np.asarray(layer.mult)[None, :], np.asarray(layer.shift)[None, :], layer.relu)
     return h
+
+
+#: float64 holds every integer below this exactly.
+FLOAT_EXACT = 1 << 53
+
+
+def exact_matmul(x_int8: np.ndarray, w: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``bias + x @ w.T`` in exact integers, (n, out) int64.
+
+    float64 (BLAS) when every partial sum is an integer below 2**53 (then the
+    result is exact), int64 otherwise: the same numbers either way, fast for
+    the whole test set.
+    """
+    bound = int(np.abs(bias).max(initial=0)) + (-ACT_MIN) * int(np.abs(w).sum(axis=1).max(initial=0))
+    if bound < FLOAT_EXACT:
+        acc = bias.astype(np.float64)[None, :] + x_int8.astype(np.float64) @ w.T.astype(np.float64)
+        return acc.astype(np.int64)
+    return bias.astype(np.int64)[None, :] + x_int8.astype(np.int64) @ w.T
 
 
 def evaluate_lowered(lowered: LoweredNetwork, x: np.ndarray, y: np.ndarray) -> float:
@@ -244,7 +263,7 @@ def lower_network(name: str = "lenet300", lanes: int = DEFAULT_DIM, k: int = DEF
     Parameters
     ----------
     name : str
-        A key of :data:`model.nets.networks.NETWORKS`.
+        A network trained here (:func:`model.nets.registry.trained_networks`).
     lanes : int
         Engine lanes = sub-vector dimension.
     k : int

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.nets.networks import TORCH_THREADS, TorchThreads
+from model.nets.training import TORCH_THREADS, TorchThreads
 
 KINDS = ("logits", "regression", "embedding")
 KD_TEMPERATURE = 2.0

@@ -1,8 +1,9 @@
 """What part of each network the engine runs, and the host-side front end that feeds it.
 
-The engine runs chains of fully-connected layers.  LeNet-300-100 is such a
-chain and runs whole.  LeNet-5's convolutions stay on the host in float
-(its *front end*); the engine runs its fully-connected tail (400-120-84-10).
+The engine runs chains of fully-connected layers.  A registry entry's
+``engine`` field (:mod:`model.nets.registry`) says how: LeNet-300-100 is such a
+chain and runs whole; LeNet-5's convolutions stay on the host in float (its
+*front end*, :data:`FRONTENDS`); the engine runs its fully-connected tail (400-120-84-10).
 
 The engine's input is int8 at scale ``1/127`` (:data:`model.compress.lowering.INPUT_SCALE`),
 which suits pixels in [0, 1].  A front end's features are non-negative but
@@ -24,11 +25,11 @@ import torch
 from torch import nn
 
 from model.contract.errors import VqeError
+from model.nets.networks import get_network
+from model.nets.registry import NETWORKS, WHOLE, engine_networks
 
 #: Percentile of the training features mapped to the engine's largest input.
 FEATURE_PERCENTILE = 99.99
-#: Networks ``vqe compress`` accepts, and whether the host runs a front end.
-ENGINE_NETWORKS = ("lenet300", "lenet5")
 
 
 class FrontendError(VqeError, ValueError):
@@ -68,24 +69,6 @@ class EngineTask:
         return {} if self.frontend is None else {"frontend": self.frontend, "feature_scale": self.feature_scale}
 
 
-def _lenet5_features(model: nn.Module, x: np.ndarray) -> np.ndarray:
-    from model.nets.zoo.lenet5 import tail_features
-    return tail_features(model, x).numpy()
-
-
-#: Front-end name -> (full network, images) -> raw features.
-FRONTENDS: dict[str, Callable[[nn.Module, np.ndarray], np.ndarray]] = {"lenet5-conv": _lenet5_features}
-
-
-def full_network(name: str, *, seed: int = 0, progress: bool = True) -> nn.Module:
-    """The trained float network ``name`` (cached after the first training)."""
-    if name == "lenet5":
-        from model.nets.zoo.lenet5 import get_lenet5
-        return get_lenet5(progress=progress, seed=seed)
-    from model.nets.networks import get_network
-    return get_network(name, progress=progress, seed=seed)
-
-
 def frontend_features(frontend: str | None, feature_scale: float, x: np.ndarray,
                       full: nn.Module | None = None, *, network: str = "") -> np.ndarray:
     """The engine's float input for images ``x``: the pixels, or scaled, clipped front-end features."""
@@ -97,7 +80,43 @@ def frontend_features(frontend: str | None, feature_scale: float, x: np.ndarray,
         raise FrontendError(f"front-end feature scale must be positive, got {feature_scale}")
     if full is None:
         full = full_network(network, progress=False)
-    return np.clip(FRONTENDS[frontend](full, x) / feature_scale, 0.0, 1.0).astype(np.float32)
+    return np.clip(FRONTENDS[frontend].features(full, x) / feature_scale, 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """A host front end: the layers the host runs in float before the engine's tail.
+
+    Members
+    -------
+    features : callable
+        ``features(full, images) -> numpy.ndarray``: the tail's raw (unscaled) input.
+    tail : callable
+        ``tail(full) -> nn.Sequential``: the Linear/ReLU layers the engine runs (not copied).
+    """
+    features: Callable[[nn.Module, np.ndarray], np.ndarray]
+    tail: Callable[[nn.Module], nn.Sequential]
+
+
+def _lenet5_features(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    from model.nets.zoo.lenet5 import tail_features
+    return tail_features(model, x).numpy()
+
+
+def _lenet5_tail(model: nn.Module) -> nn.Sequential:
+    from model.nets.zoo.lenet5 import fc_tail
+    return fc_tail(model)
+
+
+#: Front ends by the name a registry entry's ``engine`` field (and a program's metadata) gives.
+FRONTENDS: dict[str, Frontend] = {"lenet5-conv": Frontend(_lenet5_features, _lenet5_tail)}
+#: Networks ``vqe compress`` writes engine programs for (:func:`model.nets.registry.engine_networks`).
+ENGINE_NETWORKS = engine_networks()
+
+
+def full_network(name: str, *, seed: int = 0, progress: bool = True) -> nn.Module:
+    """The trained float network ``name`` (cached after the first training)."""
+    return get_network(name, progress=progress, seed=seed)
 
 
 def engine_task(name: str, train_x: np.ndarray, *, seed: int = 0, progress: bool = True) -> EngineTask:
@@ -105,13 +124,13 @@ def engine_task(name: str, train_x: np.ndarray, *, seed: int = 0, progress: bool
     if name not in ENGINE_NETWORKS:
         raise FrontendError(f"unknown network {name!r}; the engine runs {', '.join(ENGINE_NETWORKS)}")
     full = full_network(name, seed=seed, progress=progress)
-    if name == "lenet300":
+    frontend = NETWORKS[name].engine
+    if frontend == WHOLE:
         return EngineTask(name, full, full)
-    from model.nets.zoo.lenet5 import fc_tail
-    raw = FRONTENDS["lenet5-conv"](full, train_x)
+    raw = FRONTENDS[frontend].features(full, train_x)
     scale = float(np.percentile(raw, FEATURE_PERCENTILE))
-    tail = copy.deepcopy(fc_tail(full))
+    tail = copy.deepcopy(FRONTENDS[frontend].tail(full))
     first = next(m for m in tail if isinstance(m, nn.Linear))
     with torch.no_grad():
         first.weight.mul_(scale)
-    return EngineTask(name, full, tail.eval(), "lenet5-conv", scale)
+    return EngineTask(name, full, tail.eval(), frontend, scale)

@@ -1,8 +1,9 @@
 """Float reference networks: definition, deterministic training, on-disk cache.
 
-Each network in :data:`NETWORKS` can be trained from scratch in well under a
-minute on two CPU cores, so the cache only saves time; deleting it is always
-safe.  Cache files are keyed by network name, seed and :data:`CACHE_VERSION`,
+Each network trained here (a :data:`model.nets.registry.NETWORKS` entry with a
+:class:`TrainRecipe`) trains from scratch in a minute or two on two CPU cores,
+so the cache only saves time; deleting it is always safe.  Cache files are
+keyed by the recipe's ``cache_key``, seed and :data:`CACHE_VERSION`,
 which must be bumped whenever the architecture or the training recipe
 changes so stale weights are never reused.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +19,11 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from model.contract.errors import VqeError
 from model.nets.data import N_CLASSES, N_PIXELS, load_fashion_mnist
+from model.nets.registry import NETWORKS, resolve, trained_networks
+from model.nets.training import TORCH_THREADS, TorchThreads, as_tensors, train_epochs
 
 #: Bump when an architecture or training recipe changes: invalidates caches.
 CACHE_VERSION = "v1"
@@ -30,9 +31,6 @@ CACHE_VERSION = "v1"
 CACHE_ENV = "VQE_CACHE"
 DEFAULT_CACHE_DIR = Path("~/.cache/vqe")
 
-#: Training and evaluation run on this many threads: fixing it makes the
-#: floating-point reduction order, hence the trained weights, reproducible.
-TORCH_THREADS = 2
 
 #: LeNet-300-100 layer widths.
 LENET300_HIDDEN = (300, 100)
@@ -48,14 +46,14 @@ EVAL_BATCH = 2000
 
 
 class UnknownNetwork(VqeError, KeyError):
-    """A network name that is not in :data:`NETWORKS`."""
+    """A network name that is not trained here (no :class:`TrainRecipe` in the registry)."""
 
     def __init__(self, name: str):
         super().__init__(name)
         self.name = name
 
     def __str__(self) -> str:
-        return f"unknown network {self.name!r}; known networks: {', '.join(sorted(NETWORKS))}"
+        return f"unknown network {self.name!r}; known networks: {', '.join(sorted(trained_networks()))}"
 
 
 class MLP(nn.Sequential):
@@ -78,25 +76,6 @@ class MLP(nn.Sequential):
 def lenet300() -> MLP:
     """Untrained LeNet-300-100: 784-300-100-10 with ReLU."""
     return MLP((N_PIXELS, *LENET300_HIDDEN, N_CLASSES))
-
-
-def _progress_disabled(progress: bool) -> bool | None:
-    # tqdm treats ``disable=None`` as "disable when not writing to a tty".
-    return True if not progress else None
-
-
-class TorchThreads:
-    """Context manager pinning torch's intra-op thread count, restoring it afterwards."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def __enter__(self):
-        self.old = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
 
 
 def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, batch: int,
@@ -128,26 +107,17 @@ def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: 
     torch.nn.Module
         ``model``.
     """
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
-    gen = torch.Generator().manual_seed(seed)
+    xt, yt = as_tensors(x, y)
     opt = torch.optim.Adam(model.parameters() if params is None else params, lr=lr)
     loss_fn = nn.CrossEntropyLoss()
-    n = xt.shape[0]
-    steps = epochs * -(-n // batch)
+
+    def step(idx):
+        loss = loss_fn(model(xt[idx]), yt[idx])
+        loss.backward()
+        return loss
     model.train()
-    with TorchThreads(TORCH_THREADS), tqdm(total=steps, desc=desc, disable=_progress_disabled(progress),
-                                       file=sys.stderr, leave=False) as bar:
-        for _ in range(epochs):
-            perm = torch.randperm(n, generator=gen)
-            for i in range(0, n, batch):
-                idx = perm[i:i + batch]
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(xt[idx]), yt[idx])
-                loss.backward()
-                opt.step()
-                bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+    train_epochs(len(xt), step, opt, epochs=epochs, batch=batch, seed=seed, threads=TORCH_THREADS,
+                 progress=progress, desc=desc)
     model.eval()
     return model
 
@@ -182,16 +152,26 @@ def train_lenet300(seed: int = 0, epochs: int = LENET300_EPOCHS, progress: bool 
 
 
 @dataclass(frozen=True)
-class NetworkSpec:
-    """How to build and train one registered network."""
+class TrainRecipe:
+    """How a network trained here is built and trained, and where its cache file is.
+
+    Members
+    -------
+    build : callable
+        ``build() -> nn.Module``, untrained (to load a cached ``state_dict`` into).
+    train : callable
+        ``train(seed=, progress=) -> nn.Module``, deterministic in ``seed``.
+    dataset : str
+    cache_key : str
+        First part of the cache file's name (:func:`cache_path`): bump it with the recipe.
+    """
     build: Callable[[], nn.Module]
     train: Callable[..., nn.Module]
     dataset: str
+    cache_key: str
 
 
-NETWORKS: dict[str, NetworkSpec] = {
-    "lenet300": NetworkSpec(build=lenet300, train=train_lenet300, dataset="fashion-mnist"),
-}
+LENET300_RECIPE = TrainRecipe(build=lenet300, train=train_lenet300, dataset="fashion-mnist", cache_key="lenet300")
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -213,7 +193,7 @@ def get_network(name: str, cache_dir: str | os.PathLike | None = None, progress:
     Parameters
     ----------
     name : str
-        A key of :data:`NETWORKS`.
+        A network of :data:`model.nets.registry.NETWORKS` trained here.
     cache_dir : path, optional
         Cache directory; default ``$VQE_CACHE`` or ``~/.cache/vqe``.
     progress : bool
@@ -231,12 +211,13 @@ def get_network(name: str, cache_dir: str | os.PathLike | None = None, progress:
     UnknownNetwork
         If ``name`` is not registered.
     """
-    if name not in NETWORKS:
+    entry = NETWORKS.get(name)
+    if entry is None or entry.recipe is None:
         raise UnknownNetwork(name)
-    spec = NETWORKS[name]
-    path = cache_path(name, seed, cache_dir)
+    recipe = resolve(entry.recipe)
+    path = cache_path(recipe.cache_key, seed, cache_dir)
     if path.is_file():
-        model = spec.build()
+        model = recipe.build()
         try:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         except (RuntimeError, OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError):
@@ -244,7 +225,7 @@ def get_network(name: str, cache_dir: str | os.PathLike | None = None, progress:
         else:
             model.eval()
             return model
-    model = spec.train(seed=seed, progress=progress)
+    model = recipe.train(seed=seed, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename, so a concurrent reader never sees a half-written file.
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")

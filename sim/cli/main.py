@@ -75,7 +75,7 @@ def _write_atomically(path: Path, text: str) -> None:
 def cmd_codebook_build(args) -> int:
     from model.compress.universal.codebook import (DEFAULT_DIM, DEFAULT_K, CodebookError, build_codebook,
                                                    save_codebook)
-    from model.nets.zoo import network_names
+    from model.nets.registry import network_names
     donors = [d for arg in args.donors for d in arg.split(",") if d]
     if not donors:
         raise CliError("--donors is empty: name at least one donor network")

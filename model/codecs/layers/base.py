@@ -143,6 +143,14 @@ class LayerCodec:
         return c
 
 
+def dense_layer_image(layer, rows: np.ndarray, word1: tuple[int, int], ctx: WriteContext, mode: LayerMode,
+                      meta: dict | None = None) -> LayerImage:
+    """A dense layer's image: its (out, row_words) rows at ``ctx.stream_addr``; ``word1`` is the
+    descriptor's word 1 (codebook base and size, or K and the entry width)."""
+    desc = Descriptor(layer.in_features, layer.out_features, *word1, ctx.stream_addr, rows.shape[1], layer.relu, mode)
+    return LayerImage(desc, rows.reshape(-1), meta or {})
+
+
 def beats(desc: Descriptor, lanes: int) -> int:
     """Sub-vector steps of a dense layer: one lane-word of activations each."""
     return desc.out_features * ceil_div(desc.in_features, lanes)

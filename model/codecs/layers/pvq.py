@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.codecs.layers.base import (DecodedLayer, LayerCodec, LayerImage, WriteContext, beats, check_row_words,
-                                      dense_rows, first_bad_index, read_dense_rows, row_params)
+                                      dense_layer_image, dense_rows, first_bad_index, read_dense_rows, row_params)
 from model.codecs.pvq import pvq_count, pvq_decode_many, pvq_encode_many
 from model.contract.config import EngineConfig
 from model.contract.descriptor import Descriptor
@@ -47,9 +47,7 @@ class PvqCodec(LayerCodec):
         entries = pvq_entries(layer, ctx.lanes, entry_bits)
         bias, mult, shift = row_params(i, layer)
         rows = dense_rows(bias, mult, shift, entries, entry_bits)
-        desc = Descriptor(layer.in_features, layer.out_features, k, entry_bits, ctx.stream_addr, rows.shape[1],
-                          layer.relu, self.mode)
-        return LayerImage(desc, rows.reshape(-1), {"pvq_k": k})
+        return dense_layer_image(layer, rows, (k, entry_bits), ctx, self.mode, {"pvq_k": k})
 
     def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:
         if not 1 <= desc.pvq_k <= cfg.pvq_k_max or desc.entry_bits != cfg.pvq_entry_bits(desc.pvq_k):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.codecs.layers.base import (DecodedLayer, LayerCodec, LayerImage, WriteContext, beats, check_row_words,
-                                      dense_rows, first_bad_index, read_dense_rows, row_params)
+                                      dense_layer_image, dense_rows, first_bad_index, read_dense_rows, row_params)
 from model.contract.config import EngineConfig
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineError, EngineFault, ProgramError
@@ -43,9 +43,7 @@ class VqCodec(LayerCodec):
         else:
             base = len(ctx.rom)
             ctx.rom.extend(cb.tolist())
-        desc = Descriptor(layer.in_features, layer.out_features, base, len(cb), ctx.stream_addr, rows.shape[1],
-                          layer.relu, self.mode)
-        return LayerImage(desc, rows.reshape(-1))
+        return dense_layer_image(layer, rows, (base, len(cb)), ctx, self.mode)
 
     def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:
         if (desc.codebook_size == 0 or desc.codebook_size > cfg.codebook_depth

@@ -15,24 +15,16 @@ no rounding can revive it.
 """
 from __future__ import annotations
 
-import math
-import sys
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from model.nets.networks import TorchThreads
+from model.nets.training import as_tensors, cosine_lr, train_epochs
 
 #: Training threads: pinned so the floating-point reduction order, hence the
 #: trained weights, do not depend on the machine's core count.
 TRAIN_THREADS = 1
-
-
-def progress_disabled(progress: bool) -> bool | None:
-    """tqdm's ``disable``: off when asked, else only when not writing to a tty."""
-    return True if not progress else None
 
 
 def linear_layers(model: nn.Module) -> list[nn.Linear]:
@@ -93,11 +85,6 @@ def apply_masks(layers: list[nn.Linear], masks: list[torch.Tensor]) -> None:
             layer.weight.mul_(m)
 
 
-def cosine_lr(lr: float, step: int, steps: int) -> float:
-    """Step size of a cosine decay from ``lr`` (step 0) towards 0 (after the last of ``steps`` steps)."""
-    return 0.5 * lr * (1.0 + math.cos(math.pi * step / steps))
-
-
 def train_masked(model: nn.Module, masks: list[torch.Tensor], x: np.ndarray, y: np.ndarray, *, epochs: int,
                  batch: int, lr: float, seed: int, progress: bool = True, desc: str = "retrain",
                  anneal: bool = False) -> nn.Module:
@@ -125,38 +112,21 @@ def train_masked(model: nn.Module, masks: list[torch.Tensor], x: np.ndarray, y: 
     layers = linear_layers(model)
     if len(masks) != len(layers) or any(m.shape != l.weight.shape for m, l in zip(masks, layers)):
         raise ValueError("need one mask per Linear layer, shaped like its weight")
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
-    gen = torch.Generator().manual_seed(seed)
+    xt, yt = as_tensors(x, y)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
-    n = len(xt)
-    if n == 0 or len(yt) != n or batch < 1:
-        raise ValueError(f"need a batch size >= 1 and matching non-empty inputs and labels, got {n} inputs, "
-                         f"{len(yt)} labels, batch {batch}")
-    steps = epochs * -(-n // batch)
-    step = 0
+
+    def step(idx):
+        loss = loss_fn(model(xt[idx]), yt[idx])
+        loss.backward()
+        for layer, m in zip(layers, masks):
+            layer.weight.grad.mul_(m)   # pruned weights get no update ...
+        return loss
     apply_masks(layers, masks)
     model.train()
-    with TorchThreads(TRAIN_THREADS), tqdm(total=steps, desc=desc, file=sys.stderr,
-                                           leave=False, disable=progress_disabled(progress)) as bar:
-        for _ in range(epochs):
-            perm = torch.randperm(n, generator=gen)
-            for i in range(0, n, batch):
-                idx = perm[i:i + batch]
-                if anneal:
-                    for group in opt.param_groups:
-                        group["lr"] = cosine_lr(lr, step, steps)
-                step += 1
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(xt[idx]), yt[idx])
-                loss.backward()
-                for layer, m in zip(layers, masks):
-                    layer.weight.grad.mul_(m)
-                opt.step()
-                apply_masks(layers, masks)
-                bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+    train_epochs(len(xt), step, opt, epochs=epochs, batch=batch, seed=seed, threads=TRAIN_THREADS,
+                 progress=progress, desc=desc, lr=(lambda k, steps: cosine_lr(lr, k, steps)) if anneal else None,
+                 after_step=lambda: apply_masks(layers, masks))   # ... and Adam's momentum cannot revive them
     model.eval()
     return model
 

@@ -57,8 +57,9 @@ from model.contract.layout import REL_BITS, SPARSE_ROW_HEADER_WORDS
 from model.codecs.sparse_rows import SIZE_WORDS
 from model.compress.lowering import (CALIBRATION_IMAGES, HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN,
                                      OUTPUT_PERCENTILE, LoweredLayer, LoweredNetwork, evaluate_lowered)
-from model.nets.networks import (NETWORKS, TorchThreads, UnknownNetwork, evaluate, get_network,
-                                 resolve_cache_dir)
+from model.nets.networks import UnknownNetwork, evaluate, get_network, resolve_cache_dir
+from model.nets.registry import trained_networks
+from model.nets.training import TorchThreads
 from model.compress.deepcomp.prune import TRAIN_THREADS, iterative_prune, linear_layers
 from model.compress.deepcomp.trained_quant import QuantLayer, QuantNet, finetune_centroids, quantize_network
 from model.compress.registry import EngineJob, register_method
@@ -315,7 +316,7 @@ def lower_network_deepcomp(name: str = "lenet300", seed: int = 0, progress: bool
     Parameters
     ----------
     name : str
-        A key of :data:`model.nets.networks.NETWORKS`.
+        A network trained here (:func:`model.nets.registry.trained_networks`).
     seed : int
         Float network seed and minibatch seed.
     progress : bool
@@ -410,7 +411,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print info and per-layer accounting as JSON")
     parser.add_argument("--no-cache", action="store_true", help="retrain even if a cached result exists")
     args = parser.parse_args(argv)
-    if args.network not in NETWORKS:
+    if args.network not in trained_networks():
         parser.error(str(UnknownNetwork(args.network)))
     lowered = lower_network_deepcomp(args.network, seed=args.seed, use_cache=not args.no_cache)
     if args.json:

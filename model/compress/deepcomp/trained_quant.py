@@ -18,17 +18,15 @@ stay exactly zero.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
-from model.nets.networks import TorchThreads
-from model.compress.deepcomp.prune import TRAIN_THREADS, cosine_lr, linear_layers, progress_disabled
+from model.nets.training import as_tensors, cosine_lr, train_epochs
+from model.compress.deepcomp.prune import TRAIN_THREADS, linear_layers
 
 #: Most Lloyd iterations after linear initialisation (stops earlier once no index changes).
 LLOYD_ITERS_MAX = 100
@@ -216,7 +214,7 @@ def finetune_centroids(layers: list[QuantLayer], x: np.ndarray, y: np.ndarray, *
     Each step builds the dense weights from the centroids, back-propagates to
     them, and hands every centroid the gathered gradient of its weights
     (:func:`gather_centroid_grads`).  ``anneal`` decays the step size along a
-    cosine (:func:`model.compress.deepcomp.prune.cosine_lr`).
+    cosine (:func:`model.nets.training.cosine_lr`).
 
     Returns
     -------
@@ -224,35 +222,19 @@ def finetune_centroids(layers: list[QuantLayer], x: np.ndarray, y: np.ndarray, *
         New layers; the inputs are not modified.
     """
     net = QuantNet(layers)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
-    gen = torch.Generator().manual_seed(seed)
+    xt, yt = as_tensors(x, y)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    n = len(xt)
-    if n == 0 or len(yt) != n or batch < 1:
-        raise ValueError(f"need a batch size >= 1 and matching non-empty inputs and labels, got {n} inputs, "
-                         f"{len(yt)} labels, batch {batch}")
-    steps = epochs * -(-n // batch)
-    step = 0
-    with TorchThreads(TRAIN_THREADS), tqdm(total=steps, desc="quant finetune", file=sys.stderr,
-                                           leave=False, disable=progress_disabled(progress)) as bar:
-        for _ in range(epochs):
-            perm = torch.randperm(n, generator=gen)
-            for i in range(0, n, batch):
-                idx = perm[i:i + batch]
-                if anneal:
-                    for group in opt.param_groups:
-                        group["lr"] = cosine_lr(lr, step, steps)
-                step += 1
-                opt.zero_grad(set_to_none=True)
-                weights = net.dense_weights()
-                loss = F.cross_entropy(net.forward_with(xt[idx], weights), yt[idx])
-                loss.backward()
-                for j, (c, w) in enumerate(zip(net.centroids, weights)):
-                    c.grad = gather_centroid_grads(w.grad, net.indices(j), len(c))
-                opt.step()
-                bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+
+    def step(idx):
+        weights = net.dense_weights()
+        loss = F.cross_entropy(net.forward_with(xt[idx], weights), yt[idx])
+        loss.backward()
+        for j, (c, w) in enumerate(zip(net.centroids, weights)):
+            c.grad = gather_centroid_grads(w.grad, net.indices(j), len(c))
+        return loss
+    train_epochs(len(xt), step, opt, epochs=epochs, batch=batch, seed=seed, threads=TRAIN_THREADS,
+                 progress=progress, desc="quant finetune",
+                 lr=(lambda k, steps: cosine_lr(lr, k, steps)) if anneal else None)
     out = net.to_layers()
     for layer in out:
         layer.centroids[ZERO_INDEX] = 0.0  # Adam with zero gradients leaves it there; this makes it certain.

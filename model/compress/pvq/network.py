@@ -36,8 +36,8 @@ keeps a sensible resolution.
 Fine-tuning
 ===========
 ``y`` stays fixed; the per-sub-vector gains and the biases are trained with
-Adam for ``finetune_epochs`` epochs (:data:`FINETUNE_BATCH`,
-:data:`FINETUNE_LR`) on float gains, the way :mod:`model.compress.kmeans` trains codewords
+Adam for ``finetune_epochs`` epochs (k-means' :data:`~model.compress.kmeans.FINETUNE_BATCH`,
+:data:`~model.compress.kmeans.FINETUNE_LR`) on float gains, the way :mod:`model.compress.kmeans` trains codewords
 with fixed indices.  A gain trained below zero is folded into ``y``
 (``y -> -y``, ``g -> -g``: still on the pyramid).  Re-projecting ``y`` during
 training was not tried.
@@ -73,12 +73,12 @@ from model.contract.fixedpoint import (ACC_BITS, ACT_MIN, MULT_BITS, SHIFT_MAX, 
                               requantize, wrap_acc)
 from model.contract.layout import PVQ_SCALE_BITS, WORD_BITS, row_words
 from model.contract.ints import ceil_div
-from model.compress.lowering import (CALIBRATION_IMAGES, HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN,
+from model.compress.lowering import (FLOAT_EXACT, CALIBRATION_IMAGES, golden_forward, HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN,
                                      OUTPUT_PERCENTILE, LoweredNetwork, _calibrate)
 from model.nets.networks import evaluate, train_classifier
 from model.codecs.pvq import PVQError, pvq_bits, pvq_encode_many
 from model.compress.pvq.pyramid import pvq_quantize_matrix
-from model.compress.kmeans import VQLayer, VQNetwork, _linear_layers
+from model.compress.kmeans import FINETUNE_BATCH, FINETUNE_LR, VQLayer, VQNetwork, _linear_layers, finetune_coded
 from model.compress.registry import EngineJob, register_method
 
 #: Width of a sub-vector's unsigned integer scale (the engine's ``PVQ_SCALE_BITS``).
@@ -92,12 +92,8 @@ ROW_OVERHEAD_BITS = BIAS_BITS + REQUANT_BITS
 DEFAULT_BITS_PER_WEIGHT = 4.0
 #: Fine-tuning of gains and biases (``y`` fixed).  Adam, as for VQ codewords.
 FINETUNE_EPOCHS = 2
-FINETUNE_BATCH = 512
-FINETUNE_LR = 3e-4
 #: Slack so that e.g. a budget of exactly 4.0 admits a layer costing 4.0 bits per weight.
 BUDGET_EPS = 1e-9
-#: golden_forward_pvq sums in float64, exact while every partial sum stays below 2**53.
-FLOAT_EXACT = 1 << 53
 #: Largest |int8 activation|.
 ACT_ABS_MAX = -ACT_MIN
 
@@ -543,8 +539,9 @@ def golden_forward_pvq(lowered: LoweredNetwork, x_int8: np.ndarray) -> np.ndarra
         acc[r] = wrap32(bias[r] + sum_s pvq_scale[r, s] * sum_i pvq_y[r, s, i] * x[s*N + i])
         out[r] = requantize(acc[r], mult[r], shift[r], relu)
 
-    with ``x`` zero-padded to ``S * N``.  The sums run in float64, exact because
-    every partial sum is an integer below 2**53 (checked).
+    with ``x`` zero-padded to ``S * N``: :func:`model.compress.lowering.golden_forward`
+    on the layers' :meth:`PVQLoweredLayer.weight`, after checking that every
+    partial sum is an integer below 2**53 (so its float64 sums are exact).
 
     Parameters
     ----------
@@ -556,26 +553,11 @@ def golden_forward_pvq(lowered: LoweredNetwork, x_int8: np.ndarray) -> np.ndarra
     -------
     numpy.ndarray of int8, shape (n, out_features)
     """
-    h = np.asarray(x_int8)
-    if h.dtype != np.int8 or h.ndim != 2 or h.shape[1] != lowered.layers[0].in_features:
-        raise ValueError(f"expected int8 input of shape (n, {lowered.layers[0].in_features}), got {h.dtype} {h.shape}")
     for layer in lowered.layers:
-        y = np.asarray(layer.pvq_y, dtype=np.int64)
-        scale = np.asarray(layer.pvq_scale, dtype=np.int64)
-        out_f, s, lanes = y.shape
-        if h.shape[1] != layer.in_features:
-            raise ValueError(f"layer expects {layer.in_features} inputs, got {h.shape[1]}")
         if acc_bound(layer) >= FLOAT_EXACT:
             raise ValueError("accumulator bound exceeds float64's exact integer range")
-        x = np.zeros((h.shape[0], s * lanes), dtype=np.float64)
-        x[:, :layer.in_features] = h
-        # sum_s scale[r,s] * <y[r,s], x_s> regrouped as one product with the (out, S*N)
-        # matrix scale[r,s] * y[r,s,i]: the same integers, summed exactly in float64.
-        w = (scale[:, :, None] * y).reshape(out_f, s * lanes).astype(np.float64)
-        acc = np.asarray(layer.bias, dtype=np.float64)[None, :] + x @ w.T
-        acc = wrap_acc(acc.astype(np.int64))
-        h = requantize(acc, np.asarray(layer.mult)[None, :], np.asarray(layer.shift)[None, :], layer.relu)
-    return h
+    # PVQLoweredLayer.weight() is the (out, S*N) matrix scale[r, s] * y[r, s, i]: the same integers.
+    return golden_forward(lowered, x_int8)
 
 
 def evaluate_lowered_pvq(lowered: LoweredNetwork, x: np.ndarray, y: np.ndarray) -> float:
@@ -683,13 +665,9 @@ def pvq_compress(model: nn.Module, lanes: int = 4, bits_per_weight: float | None
         if train_data is None:
             train_data = load_fashion_mnist("train")
     if finetune_epochs > 0:
-        tm = pvq_to_torch(net)
-        t0 = time.perf_counter()
-        train_classifier(tm, *train_data, epochs=finetune_epochs, batch=FINETUNE_BATCH, lr=FINETUNE_LR,
-                         seed=seed, progress=progress, desc="pvq finetune")
-        info["finetune_seconds"] = time.perf_counter() - t0
-        mods = [m for m in tm if isinstance(m, PVQLinear)]
-        net.layers = [m.to_layer(layer.relu) for m, layer in zip(mods, layers)]
+        net.layers, info["finetune_seconds"] = finetune_coded(pvq_to_torch(net), PVQLinear, layers, train_data,
+                                                              epochs=finetune_epochs, seed=seed, progress=progress,
+                                                              desc="pvq finetune")
     if eval_data is not None:
         info["pvq_float_accuracy"] = evaluate(pvq_to_torch(net), *eval_data)
         info["pvq_scaleq_accuracy"] = evaluate(pvq_to_torch(net, quantized_scales=True), *eval_data)

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from model.nets.distill import batch_size, call, take
-from model.nets.networks import TORCH_THREADS, TorchThreads
+from model.nets.training import TORCH_THREADS, TorchThreads
 from model.nets.weightmat import get_module
 
 #: Scale every input row (token) to unit norm before it enters ``H``.

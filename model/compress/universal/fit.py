@@ -50,7 +50,7 @@ from model.contract.fixedpoint import ACT_MAX, quantize_multiplier
 from model.contract.ints import ceil_div
 from model.compress.lowering import (HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN, OUTPUT_PERCENTILE,
                                      LoweredLayer, LoweredNetwork)
-from model.nets.networks import TORCH_THREADS, TorchThreads
+from model.nets.training import TORCH_THREADS, TorchThreads
 from model.compress.universal.codebook import UniversalCodebook
 from model.compress.kmeans import join_subvectors, split_subvectors
 from model.nets.weightmat import (find_weight_layers, get_module, layer_bias, linear_relu_chain, overrides,

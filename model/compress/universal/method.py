@@ -78,7 +78,7 @@ def compress_universal_model(network: str, *, codebook=None, k: int | None = Non
     """
     from model.compress.universal.codebook import DEFAULT_DIM, DEFAULT_NESTED, CodebookError, load_codebook
     from model.compress.universal.recipes import fit_zoo_network, recipe_for
-    from model.nets.zoo import network_names
+    from model.nets.registry import network_names
     if network not in network_names():
         raise CompressError(f"unknown network {network!r}; choose one of {', '.join(network_names())}")
     try:

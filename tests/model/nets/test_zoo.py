@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from model.nets.data import data_dir
-from model.nets.zoo import (REGISTRY, WEIGHT_LAYER_TYPES, MissingPackage, ModelModifiedError, ZooNetwork,
+from model.nets.registry import NETWORKS as REGISTRY, NetworkEntry
+from model.nets.zoo import (WEIGHT_LAYER_TYPES, MissingPackage, ModelModifiedError, ZooNetwork,
                             load_network, missing_packages, weight_fingerprint)
 
 #: name -> (number of weight layers, layer types, fp32 quick-eval floor for the headline metric,
@@ -65,8 +66,8 @@ def test_registry_names_and_errors(monkeypatch):
     assert set(NAMES) == set(REGISTRY)
     with pytest.raises(KeyError, match="unknown zoo network"):
         load_network("resnet-9000")
-    monkeypatch.setitem(REGISTRY, "fake", REGISTRY["onet"].__class__(
-        "model.nets.zoo.mtcnn:load_onet", ("no_such_package_xyz",), "fake", "pip install no-such-package"))
+    monkeypatch.setitem(REGISTRY, "fake", NetworkEntry(
+        "fake", "fake", "model.nets.zoo.mtcnn:load_onet", ("no_such_package_xyz",), "pip install no-such-package"))
     assert missing_packages("fake") == ["no_such_package_xyz"]
     with pytest.raises(MissingPackage, match="pip install no-such-package"):
         load_network("fake")
