@@ -29,3 +29,25 @@ def cocotb_build_root(tmp_path_factory) -> Path:
     root = REPO / "build" / "test-cocotb"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys, tmp_path):
+    """``sim.cli.main`` in this process (quick: the heavy imports are paid once per session).
+
+    An exception escaping ``main`` fails the test with its traceback, so a crash shows here too.
+    """
+    from cli_helpers import Result
+    from sim.cli.main import main
+    monkeypatch.delenv("VQE_DEBUG", raising=False)
+    monkeypatch.setenv("VQE_CACHE", str(tmp_path / "cache"))
+
+    def run(*args) -> Result:
+        capsys.readouterr()
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as e:  # argparse: --help, usage errors
+            rc = e.code
+        out, err = capsys.readouterr()
+        return Result(rc, out, err)
+    return run

@@ -96,16 +96,15 @@ so raising the cosine is exactly lowering the error after gain fitting.
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from operator import index as as_int
 from typing import NamedTuple
 
 import numpy as np
 
-from model.contract.pyramid import PVQError, _check_nk, pvq_bits, pvq_count
+# pvq_bits and pvq_count are the pyramid sizes of the contract; the codec re-exports them with the enumeration.
+from model.contract.pyramid import PVQError, _check_nk, pvq_bits, pvq_count  # noqa: F401
 
-from model.contract.ints import ceil_div
 
 #: The vectorised codec keeps indices, table entries and sums of two table
 #: entries in uint64; ``V(N, K) < 2**63`` guarantees none of them overflows.

@@ -354,7 +354,7 @@ def compress_baseline(network: str, method: str, *, dim: int = 4, codebook_size:
     Parameters
     ----------
     network : str
-        A zoo network (:func:`model.nets.zoo.network_names`).
+        A zoo network (:func:`model.nets.registry.network_names`).
     method : str
         One of :data:`BASELINE_METHODS`.
     dim : int

@@ -462,12 +462,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.zoo:
+        import model.nets.registry
         import model.nets.zoo
         from model.codecs.pvq import PVQError
         model.nets.zoo.EVAL_THREADS = args.threads  # the zoo's evaluations would otherwise take 2
-        unknown = [n for n in args.networks if n not in model.nets.zoo.network_names()]
+        unknown = [n for n in args.networks if n not in model.nets.registry.network_names()]
         if unknown:
-            ap.error(f"unknown network(s) {', '.join(unknown)}; known: {', '.join(model.nets.zoo.network_names())}")
+            ap.error(f"unknown network(s) {', '.join(unknown)}; known: {', '.join(model.nets.registry.network_names())}")
         if min(args.pvq_lanes) < 2 or args.kmeans_d < 1 or min(args.zoo_budgets) <= 0:
             ap.error("--pvq-lanes must be >= 2, --kmeans-d >= 1 and budgets positive")
         try:

@@ -30,20 +30,15 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field, replace
 from typing import Callable
 
-import numpy as np
 import torch
-from torch import nn
 
-from model.compress.baselines import compress, engine_bytes, finetune_kmeans, index_bits, storage
-from model.nets.distill import DistillSet
+from model.compress.baselines import compress, finetune_kmeans
 from model.compress.universal.codebook import (DEFAULT_CODEBOOK, DEFAULT_DIM, DEFAULT_K, DEFAULT_NESTED,
                                                CodebookError, UniversalCodebook, build_codebook,
                                                load_codebook, save_codebook)
 from model.compress.universal.nested import NESTED_STAGES, build_nested_codebook
-from model.compress.universal.fit import T_START, fit_universal, lower_universal
 from model.compress.universal.recipes import (QUICK, RECIPES, Recipe, chain_data, engine_facts, fit_zoo_network,
                                               table_row)
 

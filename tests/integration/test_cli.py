@@ -7,12 +7,8 @@ nothing here trains or compresses the real LeNet.  The CLI runs as a subprocess
 from __future__ import annotations
 
 import json
-import os
 import struct
-import subprocess
-import sys
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +23,7 @@ from model.program.file import FORMAT_VERSION, MAGIC, Program
 from model.program.writer import build_program
 from model.program.synthetic import random_lowered
 
-from cli_helpers import REPO, Result, assert_user_error, cli, vqe  # noqa: F401  (cli: the fixture)
+from cli_helpers import assert_user_error, vqe
 
 #: The JSON summary's contract (README "vqe run --json").
 CONTRACT_KEYS = ("network", "method", "backend", "images", "accuracy", "reference_accuracy", "bit_exact",

@@ -21,7 +21,7 @@ from model.compress.universal.codebook import load_codebook
 from sim.backends.top import engine_verilog
 
 from engine_cases import assert_bit_exact, run_both
-from cli_helpers import assert_user_error, cli  # noqa: F401  (the fixture)
+from cli_helpers import assert_user_error
 
 LANES = 4
 

@@ -1,5 +1,6 @@
-"""Running ``vqe`` from tests: in a fresh interpreter (:func:`vqe`), in-process (the ``cli`` fixture),
-and the one-line error every bad input must give (:func:`assert_user_error`)."""
+"""Running ``vqe`` from tests: in a fresh interpreter (:func:`vqe`; in-process it is the ``cli``
+fixture of ``tests/conftest.py``), and the one-line error every bad input must give
+(:func:`assert_user_error`)."""
 from __future__ import annotations
 
 import os
@@ -7,8 +8,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,27 +28,6 @@ class Result:
     returncode: int
     stdout: str
     stderr: str
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys, tmp_path):
-    """``sim.cli.main`` in this process (quick: the heavy imports are paid once per session).
-
-    An exception escaping ``main`` fails the test with its traceback, so a crash shows here too.
-    """
-    from sim.cli.main import main
-    monkeypatch.delenv("VQE_DEBUG", raising=False)
-    monkeypatch.setenv("VQE_CACHE", str(tmp_path / "cache"))
-
-    def run(*args) -> Result:
-        capsys.readouterr()
-        try:
-            rc = main([str(a) for a in args])
-        except SystemExit as e:  # argparse: --help, usage errors
-            rc = e.code
-        out, err = capsys.readouterr()
-        return Result(rc, out, err)
-    return run
 
 
 def assert_user_error(res, *needles: str) -> str:

@@ -3,18 +3,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 
 import numpy as np
-import pytest
 
-from model.codecs.huffman import (ERROR_CLASSES, BadSymbolError, HuffmanError, HuffmanStatus, HuffmanTable,
-                                  IncompleteError, InvalidCodeError, LengthOverLimitError, NoTableError,
-                                  OversubscribedError, TruncatedError, average_length, canonical_codes,
-                                  code_lengths, count_bits, decode, decode_stream, encode, entropy_bits,
-                                  kraft_sum, table_words)
-from model.golden.huffman import HuffmanDecoder
-from model.contract.counters import COUNTERS
+from model.codecs.huffman import HuffmanError, HuffmanStatus, HuffmanTable, count_bits, decode_stream
 from model.contract.layout import WORD_BITS
 
 

@@ -69,13 +69,12 @@ import torch
 from torch import nn
 
 from model.nets.data import load_fashion_mnist
-from model.contract.fixedpoint import (ACC_BITS, ACT_MIN, MULT_BITS, SHIFT_MAX, quantize_act, quantize_multiplier,
-                              requantize, wrap_acc)
+from model.contract.fixedpoint import ACC_BITS, ACT_MIN, MULT_BITS, SHIFT_MAX, quantize_act, quantize_multiplier
 from model.contract.layout import PVQ_SCALE_BITS, WORD_BITS, row_words
 from model.contract.ints import ceil_div
 from model.compress.lowering import (FLOAT_EXACT, CALIBRATION_IMAGES, golden_forward, HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN,
                                      OUTPUT_PERCENTILE, LoweredNetwork, _calibrate)
-from model.nets.networks import evaluate, train_classifier
+from model.nets.networks import evaluate
 from model.codecs.pvq import PVQError, pvq_bits, pvq_encode_many
 from model.compress.pvq.pyramid import pvq_quantize_matrix
 from model.compress.kmeans import FINETUNE_BATCH, FINETUNE_LR, VQLayer, VQNetwork, _linear_layers, finetune_coded

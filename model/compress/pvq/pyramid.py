@@ -10,7 +10,7 @@ from operator import index as as_int
 
 import numpy as np
 
-from model.codecs.pvq import PVQError, pvq_bits, pvq_count, pvq_decode_many, pvq_encode_many
+from model.codecs.pvq import PVQError, pvq_bits
 from model.contract.ints import ceil_div
 
 

@@ -9,8 +9,6 @@ tests reuse.  Every error class is provoked through the public API.
 """
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 
 import numpy as np
@@ -26,8 +24,7 @@ from model.contract.counters import COUNTERS
 from model.contract.layout import WORD_BITS
 
 
-from huffman_cases import (brute_force_cost, golden_outcome, huffman_lengths, random_freqs, reference_decode,
-                           words_of)
+from huffman_cases import brute_force_cost, huffman_lengths, random_freqs, reference_decode, words_of
 
 
 # --- code design -------------------------------------------------------------------------------
