@@ -10,9 +10,10 @@ from model.contract.fixedpoint import MULT_BITS, SHIFT_MAX, quantize_act, requan
 from model.compress.lowering import INT32_MAX, INT32_MIN, LoweredNetwork, golden_forward
 from model.nets.networks import MLP, cache_path, evaluate, get_network
 from model.codecs.pvq import pvq_bits, pvq_decode_many
-from model.compress.pvq.network import (ROW_OVERHEAD_BITS, SCALE_BITS, SCALE_MAX, PVQLayer, acc_bound,
-                                        choose_layer_k, evaluate_lowered_pvq, golden_forward_pvq,
-                                        integer_scales, pvq_compress, pvq_layer_bits, pvq_to_torch)
+from model.compress.pvq.network import pvq_compress
+from model.compress.pvq.lower import acc_bound, evaluate_lowered_pvq, golden_forward_pvq
+from model.compress.pvq.layers import PVQLayer, integer_scales, pvq_to_torch
+from model.compress.pvq.budget import ROW_OVERHEAD_BITS, SCALE_BITS, SCALE_MAX, choose_layer_k, pvq_layer_bits
 
 #: Small MLP whose widths are multiples of neither 4 nor 8, so every row has a padded sub-vector.
 WIDTHS = (30, 21, 10)
