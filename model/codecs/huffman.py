@@ -101,7 +101,7 @@ is the smallest ``L`` with ``rev < limit[L]`` where
 ``symbols[offset[L] + (rev >> (max_len - L)) - first[L]]`` with
 ``offset[L] = counts[1] + ... + counts[L-1]``.
 
-Counters (names from :data:`model.layout.COUNTERS`), since the last start:
+Counters (names from :data:`model.contract.counters.COUNTERS`), since the last start:
 ``huffman_symbols`` symbols decoded, ``huffman_bits`` code bits consumed (the
 sum of the decoded codes' lengths; the discarded padding is not counted) and
 ``huffman_busy_cycles``, the cycles in which the decoder had input and its
@@ -131,7 +131,7 @@ MAX_SYMBOL_BITS = 16
 DEFAULT_MAX_LEN = 15
 DEFAULT_SYMBOL_BITS = 8
 
-#: Counter names, as in :data:`model.layout.COUNTERS`.
+#: Counter names, as in :data:`model.contract.counters.COUNTERS`.
 HUFFMAN_COUNTERS = ("huffman_symbols", "huffman_bits", "huffman_busy_cycles")
 
 

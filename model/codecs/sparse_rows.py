@@ -1,6 +1,6 @@
 """Sparse rows of Huffman-coded (run, index) symbols: encoder, decoding twin, bit accounting.
 
-The stored form of a ``LayerMode.HUFFMAN`` layer (see :mod:`model.layout`,
+The stored form of a ``LayerMode.HUFFMAN`` layer (see :mod:`model.contract.layout`,
 *Sparse Huffman-coded layers*).  A row of the dense index matrix (centroid
 indices, 0 at pruned positions, centroid 0 being the exact zero) becomes a
 list of symbols ``(run, idx)``, one per kept weight: ``run`` zeros skipped
@@ -10,7 +10,7 @@ position by ``2**rel_bits``, as in Deep Compression and EIE.  A row with no
 kept weight still gets one symbol, ``(0, 0)``, so every row has a result.
 
 The joint symbols ``run << idx_bits | idx`` of all the layer's rows share one
-canonical, length-limited Huffman table (:mod:`model.huffman`).  The layer's
+canonical, length-limited Huffman table (:mod:`model.codecs.huffman`).  The layer's
 stream is the size word, the layer's requantization word, the table, and per
 row one header word (the bias and ``n_symbols - 1``) and the row's codes.
 

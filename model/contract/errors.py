@@ -32,7 +32,7 @@ class EngineError(enum.IntEnum):
     BAD_MODE = 6      #: unknown layer mode
     BAD_INDEX = 7     #: a codebook index at or above the layer's codebook size (PVQ: >= V(lanes, K))
     BAD_SPARSE = 8    #: HUFFMAN: a position at or past ``in_features``
-    # HUFFMAN layers: the decoder's status, HUFF_BASE + model.huffman.HuffmanStatus.
+    # HUFFMAN layers: the decoder's status, HUFF_BASE + model.codecs.huffman.HuffmanStatus.
     HUFF_OVERSUBSCRIBED = 9   #: table: Kraft sum above 1
     HUFF_INCOMPLETE = 10      #: table: Kraft sum below 1
     HUFF_LENGTH = 11          #: table: codes longer than the engine's ``huffman_max_len``
@@ -42,7 +42,7 @@ class EngineError(enum.IntEnum):
     HUFF_TRUNCATED = 15       #: table longer than ``table_words`` (or a row's codes than ``FIELD16`` words)
 
 
-#: ``EngineError`` of a Huffman decoder status ``s`` (``model.huffman.HuffmanStatus``) is ``HUFF_BASE + s``.
+#: ``EngineError`` of a Huffman decoder status ``s`` (``model.codecs.huffman.HuffmanStatus``) is ``HUFF_BASE + s``.
 HUFF_BASE = EngineError.BAD_SPARSE
 
 

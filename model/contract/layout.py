@@ -56,7 +56,7 @@ stored, and what is stored is entropy coded.
   keeps ``run < 2**REL_BITS``; a longer gap gets fillers ``(2**REL_BITS - 1,
   0)``, zero weights that advance the position (:mod:`model.codecs.sparse_rows`).
   The joint symbol is ``run << idx_bits | idx``, coded with one canonical
-  Huffman table per layer (:mod:`model.huffman`) over
+  Huffman table per layer (:mod:`model.codecs.huffman`) over
   ``huffman_symbol_bits``-bit symbols with codes of at most ``huffman_max_len``
   bits (both engine parameters).
 * **Stream** at the descriptor's address:
@@ -68,7 +68,7 @@ stored, and what is stored is entropy coded.
   word 1                  the layer's requantization word (``mult`` [15:0],
                           ``shift`` [21:16]), shared by every row
   table                   the layer's Huffman table
-                          (:meth:`model.huffman.HuffmanTable.to_words`), at
+                          (:meth:`model.codecs.huffman.HuffmanTable.to_words`), at
                           most ``table_words`` words (descriptor word 3); it
                           takes exactly its own words
   rows                    ``out_features`` rows, each one header word, the
@@ -96,7 +96,7 @@ stored, and what is stored is entropy coded.
   image, as the stream is read again.
 * **Errors**, first in stream order wins: a word needed past the size word's
   total (codes included) is ``BAD_STREAM``; table and code errors are the
-  ``HUFF_*`` codes (``HUFF_BASE + model.huffman.HuffmanStatus``; the codes of
+  ``HUFF_*`` codes (``HUFF_BASE + model.codecs.huffman.HuffmanStatus``; the codes of
   a row may take up to ``FIELD16`` words, so ``HUFF_TRUNCATED`` means a table
   longer than ``table_words``); a position at or past ``in_features`` is
   ``BAD_SPARSE``; an index at or above ``k`` is ``BAD_INDEX`` (a symbol's

@@ -2,14 +2,14 @@
 
 The unit takes one weight sub-vector per transfer as ``(index, scale,
 activations)``: ``index`` names ``y`` in the enumeration of ``P(N, K)``
-(:mod:`model.pvq`), ``scale`` is its unsigned integer gain and
+(:mod:`model.codecs.pvq`), ``scale`` is its unsigned integer gain and
 ``activations`` the int8 sub-vector ``x`` it meets.  A row's accumulator is
 
     acc = wrap32(bias + sum over the row's vectors of scale * <y, x>)
 
 (:func:`model.contract.fixedpoint.wrap_acc`), exactly what :class:`hw.mac.MacLanes`
 computes with the decoded codeword.  ``<y, x>`` is formed with additions only,
-while the decode walk of :func:`model.pvq.pvq_decode_steps` runs, and the one
+while the decode walk of :func:`model.codecs.pvq.pvq_decode_steps` runs, and the one
 multiplication per vector is ``scale * <y, x>``.
 
 How ``<y, x>`` is added up (the RTL does exactly this)
@@ -90,7 +90,7 @@ def pvq_unit_vector(index: int, activations, N: int, K: int) -> VectorTrace:
     Parameters
     ----------
     index : int
-        ``0 <= index < V(N, K)``; otherwise :class:`model.pvq.PVQError` (the
+        ``0 <= index < V(N, K)``; otherwise :class:`model.codecs.pvq.PVQError` (the
         RTL raises ``error`` and stops).
     activations : sequence of int, length N
         int8 values.

@@ -41,7 +41,7 @@ def random_sparse_layer(rng: np.random.Generator, n_in: int, n_out: int, k_max: 
     return SimpleNamespace(
         mode="huffman", in_features=n_in, out_features=n_out, codebook=centroids, indices=indices,
         bias=rng.integers(-(1 << 20), 1 << 20, size=n_out),
-        # One requantization per sparse layer (model.layout: it is stored once).
+        # One requantization per sparse layer (model.contract.layout: it is stored once).
         mult=np.full(n_out, rng.integers(0, 1 << MULT_BITS)),
         shift=np.full(n_out, rng.integers(10, 22)), relu=relu)
 

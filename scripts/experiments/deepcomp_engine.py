@@ -5,7 +5,7 @@ Usage: python scripts/deepcomp_engine.py [--network lenet300] [-o FILE.vqz] [--i
        [--backend icarus] [--golden-images 10000]
 
 Lowers the network with :func:`model.compress.deepcomp.recipe.lower_network_deepcomp` (cached
-training), lays it out with :func:`model.program.build_program` (sparse
+training), lays it out with :func:`model.program.writer.build_program` (sparse
 Huffman-coded layers), runs the golden model on the test images and the RTL on
 the first ``--images`` of them, and prints one JSON object: accuracy, the
 compression (every overhead counted), ``bit_exact``, the counters, and the

@@ -48,7 +48,7 @@ def reference_decode(words, table: HuffmanTable, n_symbols: int):
     """Independent decoder: walks the stream bit by bit through a code -> symbol dictionary.
 
     Returns ``(symbols, status, bits_used, words_used)`` with the rules of the
-    model.huffman docstring (never raises).
+    model.codecs.huffman docstring (never raises).
     """
     codes = {table.code(s): s for s in table.symbols}
     bits = []

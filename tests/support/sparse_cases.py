@@ -26,7 +26,7 @@ SPARSE_DEFECTS = ("HUFF_OVERSUBSCRIBED", "HUFF_INCOMPLETE", "HUFF_LENGTH", "HUFF
 
 @dataclass
 class SparseParts:
-    """A HUFFMAN layer's stream, taken apart (see model.layout)."""
+    """A HUFFMAN layer's stream, taken apart (see model.contract.layout)."""
     layer: int
     desc: Descriptor
     rq: int               # the layer's requantization word

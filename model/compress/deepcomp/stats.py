@@ -9,10 +9,10 @@ this module only arranges their figures into a table like the paper's
 Table 2 and adds what belongs to the whole network (the job header).
 
 What the engine stores for a layer (the layout is the engine's,
-:mod:`model.layout`): its descriptor, the stream's leading words (size,
+:mod:`model.contract.layout`): its descriptor, the stream's leading words (size,
 requantization), the Huffman table
-(:meth:`model.huffman.HuffmanTable.to_words`), per row
-:data:`model.layout.SPARSE_ROW_HEADER_WORDS` header word(s) (bias, symbol
+(:meth:`model.codecs.huffman.HuffmanTable.to_words`), per row
+:data:`model.contract.layout.SPARSE_ROW_HEADER_WORDS` header word(s) (bias, symbol
 count) and the row's codes padded to a whole word, the stream's padding to
 its size word, and the layer's int8 centroids in the ROM, ``lanes`` to an
 entry.  The fp32 reference

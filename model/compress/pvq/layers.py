@@ -38,7 +38,7 @@ def integer_scales(gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def pvq_code_matrix(w2d: np.ndarray, lanes: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PVQ-code any ``(out, cols)`` weight matrix as the engine stores it, without lowering.
 
-    Projection and least-squares gains (:func:`model.pvq.pvq_quantize_matrix`),
+    Projection and least-squares gains (:func:`model.compress.pvq.pyramid.pvq_quantize_matrix`),
     then the gains as 8-bit integers on a per-row float scale
     (:func:`integer_scales`): the reconstruction is exactly what a row
     stream of indices and 8-bit scales plus one scale per row represents.

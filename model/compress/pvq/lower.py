@@ -37,7 +37,7 @@ class PVQLoweredLayer:
     pvq_scale : numpy.ndarray of int64, shape (out, S)
         Unsigned integer scales, ``0 .. SCALE_MAX``.
     pvq_index : numpy.ndarray of int64, shape (out, S)
-        Enumeration index of each ``y`` (:func:`model.pvq.pvq_encode`), ``< V(N, K)``.
+        Enumeration index of each ``y`` (:func:`model.codecs.pvq.pvq_encode`), ``< V(N, K)``.
     codebook : numpy.ndarray of int8, shape (0, N)
         Empty: PVQ layers have no codebook.
     indices : None

@@ -4,7 +4,7 @@ Every fully-connected layer's weight matrix ``W`` (out, in) is cut row-wise
 into sub-vectors of ``N`` weights, ``N`` = the engine's lanes (same layout and
 zero padding as :func:`model.compress.kmeans.split_subvectors`).  Each sub-vector is coded
 as ``g * y`` with ``y`` on the pyramid ``P(N, K)`` (``sum |y_i| = K``) and a
-gain ``g >= 0`` (:func:`model.pvq.pvq_quantize_matrix`).  The engine holds per
+gain ``g >= 0`` (:func:`model.compress.pvq.pyramid.pvq_quantize_matrix`).  The engine holds per
 sub-vector ``y``'s enumeration index (``pvq_bits(N, K)`` bits) and an unsigned
 ``PVQ_SCALE_BITS``-bit integer scale.
 

@@ -1,4 +1,4 @@
-"""model.huffman: length-limited code design, canonical tables, table words, the golden decoder.
+"""model.codecs.huffman: length-limited code design, canonical tables, table words, the golden decoder.
 
 Code design is checked against exhaustive search on small alphabets and
 against a textbook (unlimited) Huffman construction when the limit does not
