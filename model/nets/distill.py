@@ -19,16 +19,14 @@ Loss
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from model.nets.training import TORCH_THREADS, TorchThreads
+from model.nets.training import TORCH_THREADS, TorchThreads, drawn_batches, optimize
 
 KINDS = ("logits", "regression", "embedding")
 KD_TEMPERATURE = 2.0
@@ -173,30 +171,15 @@ def train(model: nn.Module, data: DistillSet, teacher: list[torch.Tensor], param
     reshuffled each pass; ``threads`` torch threads (default :data:`THREADS`).
     Returns the loss of every step.
     """
-    n = len(data)
-    gen = torch.Generator().manual_seed(seed)
     labels = None if data.labels is None else torch.as_tensor(np.asarray(data.labels), dtype=torch.int64)
     opt = torch.optim.Adam(param_groups)
-    losses = []
-    perm, pos = torch.randperm(n, generator=gen), 0
     model.eval()  # dropout off: the student must match the deterministic teacher
-    disable = True if not progress else None
-    with TorchThreads(threads or THREADS), tqdm(total=steps, desc=desc, disable=disable, file=sys.stderr,
-                                           leave=False) as bar:
-        for step in range(steps):
-            if pos + batch > n:
-                perm, pos = torch.randperm(n, generator=gen), 0
-            idx = perm[pos:pos + batch]
-            pos += batch
-            if on_step is not None:
-                on_step(step)
-            opt.zero_grad(set_to_none=True)
-            out = call(model, take(data.inputs, idx), params_fn())
-            loss = distill_loss(out, [t[idx] for t in teacher], None if labels is None else labels[idx], data.kind)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.item()))
-            bar.update(1)
-            if step % 20 == 0:
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-    return losses
+
+    def step(idx):
+        out = call(model, take(data.inputs, idx), params_fn())
+        loss = distill_loss(out, [t[idx] for t in teacher], None if labels is None else labels[idx], data.kind)
+        loss.backward()
+        return loss
+    return optimize(drawn_batches(len(data), batch, steps, seed), steps, step, opt, threads=threads or THREADS,
+                    progress=progress, desc=desc, postfix_every=20,
+                    before_step=None if on_step is None else lambda k, _total: on_step(k))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -54,54 +54,95 @@ def as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
     return xt, yt
 
 
-def train_epochs(n: int, step: Callable[[torch.Tensor], torch.Tensor], opt: torch.optim.Optimizer, *,
-                 epochs: int, batch: int, seed: int, threads: int = TORCH_THREADS, progress: bool = True,
-                 desc: str = "train", lr: Callable[[int, int], float] | None = None,
-                 after_step: Callable[[], None] | None = None) -> None:
-    """Run ``epochs`` passes of minibatches over ``n`` examples.
+def epoch_batches(n: int, batch: int, epochs: int, seed: int) -> Iterator[torch.Tensor]:
+    """Minibatch indices for ``epochs`` passes over ``n`` examples, a new seeded order each pass
+    (the last batch of a pass may be short)."""
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, batch):
+            yield perm[i:i + batch]
+
+
+def drawn_batches(n: int, batch: int, steps: int, seed: int) -> Iterator[torch.Tensor]:
+    """``steps`` full minibatches drawn from a seeded order of ``n`` examples, reshuffled whenever
+    fewer than ``batch`` remain (the distillation fits count steps, not epochs)."""
+    gen = torch.Generator().manual_seed(seed)
+    perm, pos = torch.randperm(n, generator=gen), 0
+    for _ in range(steps):
+        if pos + batch > n:
+            perm, pos = torch.randperm(n, generator=gen), 0
+        yield perm[pos:pos + batch]
+        pos += batch
+
+
+def optimize(batches: Iterable[torch.Tensor], total: int, step: Callable[[torch.Tensor], torch.Tensor],
+             opt: torch.optim.Optimizer, *, threads: int = TORCH_THREADS, progress: bool = True,
+             desc: str = "train", before_step: Callable[[int, int], None] | None = None,
+             after_step: Callable[[], None] | None = None, postfix_every: int = 0) -> list[float]:
+    """The one training loop: for each minibatch, zero the gradients, ``step``, step the optimizer.
 
     Parameters
     ----------
-    n : int
-        Examples; each epoch visits them in a new order from a generator seeded with ``seed``.
+    batches : iterable of torch.Tensor
+        Example indices of each minibatch (:func:`epoch_batches`, :func:`drawn_batches`).
+    total : int
+        Minibatches ``batches`` yields (for the progress bar and schedules).
     step : callable
-        ``step(idx) -> loss``: the forward pass on the examples ``idx`` and ``loss.backward()``
-        (plus any gradient surgery); the optimizer's gradients are zeroed before it.
+        ``step(idx) -> loss``: the forward pass on examples ``idx`` and ``loss.backward()``
+        (plus any gradient surgery).
     opt : torch.optim.Optimizer
-        Stepped after every ``step``.
-    epochs, batch : int
-        Passes and minibatch size.
-    seed : int
-        Seeds the minibatch order (the caller seeds initialisation).
     threads : int
-        torch threads while training.
+        torch threads while training (pinned: the trained weights must not depend on the machine's cores).
     progress : bool
         Show a tqdm bar (only on a tty).
     desc : str
         Label of the progress bar.
-    lr : callable, optional
-        ``lr(step, steps)``: the step size of each step (a schedule), set before it.
+    before_step : callable, optional
+        ``before_step(k, total)`` before minibatch ``k`` (schedules).
     after_step : callable, optional
-        Called after every optimizer step (e.g. a scheduler step, or re-applying masks).
+        After every optimizer step (a scheduler's step, re-applying masks).
+    postfix_every : int
+        Show the loss every this many steps (0: at the end only).
+
+    Returns
+    -------
+    list of float
+        The loss of every step.
+    """
+    losses = []
+    with TorchThreads(threads), tqdm(total=total, desc=desc, disable=progress_disabled(progress),
+                                     file=sys.stderr, leave=False) as bar:
+        for k, idx in enumerate(batches):
+            if before_step is not None:
+                before_step(k, total)
+            opt.zero_grad(set_to_none=True)
+            loss = step(idx)
+            opt.step()
+            if after_step is not None:
+                after_step()
+            losses.append(float(loss.item()))
+            bar.update(1)
+            if (postfix_every and k % postfix_every == 0) or k == total - 1:
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    return losses
+
+
+def train_epochs(n: int, step: Callable[[torch.Tensor], torch.Tensor], opt: torch.optim.Optimizer, *,
+                 epochs: int, batch: int, seed: int, threads: int = TORCH_THREADS, progress: bool = True,
+                 desc: str = "train", lr: Callable[[int, int], float] | None = None,
+                 after_step: Callable[[], None] | None = None) -> list[float]:
+    """:func:`optimize` over ``epochs`` seeded passes of ``batch``-sized minibatches of ``n`` examples.
+
+    ``lr(k, steps)``, if given, sets the step size of step ``k`` (a schedule);
+    the other arguments are :func:`optimize`'s.
     """
     if batch < 1 or n < 1:
         raise ValueError(f"need a batch size >= 1 and at least one example, got batch {batch}, {n} examples")
-    gen = torch.Generator().manual_seed(seed)
-    steps = epochs * -(-n // batch)
-    done = 0
-    with TorchThreads(threads), tqdm(total=steps, desc=desc, disable=progress_disabled(progress),
-                                     file=sys.stderr, leave=False) as bar:
-        for _ in range(epochs):
-            perm = torch.randperm(n, generator=gen)
-            for i in range(0, n, batch):
-                if lr is not None:
-                    for group in opt.param_groups:
-                        group["lr"] = lr(done, steps)
-                done += 1
-                opt.zero_grad(set_to_none=True)
-                loss = step(perm[i:i + batch])
-                opt.step()
-                if after_step is not None:
-                    after_step()
-                bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+
+    def set_lr(k: int, total: int) -> None:
+        for group in opt.param_groups:
+            group["lr"] = lr(k, total)
+    return optimize(epoch_batches(n, batch, epochs, seed), epochs * -(-n // batch), step, opt, threads=threads,
+                    progress=progress, desc=desc, before_step=set_lr if lr is not None else None,
+                    after_step=after_step)

@@ -1,0 +1,78 @@
+"""Test inputs for a program: its dataset's test split through its host front end, or seeded random vectors.
+
+A program's metadata names its dataset (``dataset``), the host front end that
+feeds the engine (``frontend``, ``feature_scale``, see
+:mod:`model.nets.frontends`) and the engine's input scale (``input_scale``).
+A program without a dataset (a synthetic network) runs on random int8
+vectors.
+
+May import: ``model.contract``, ``model.codecs`` and ``model.nets``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from model.contract.errors import VqeError
+from model.contract.fixedpoint import ACT_MAX, ACT_MIN, quantize_act
+
+#: Datasets whose test split this version can load, as a program's ``dataset`` names them.
+DATASETS = ("fashion-mnist",)
+
+
+class InputError(VqeError):
+    """The inputs asked for cannot be given: a dataset this version cannot load, or a range past its test split."""
+
+
+def random_int8_inputs(rng: np.random.Generator, n: int, features: int) -> np.ndarray:
+    """``n`` random int8 input vectors of ``features`` values, uniform over the engine's activation range.
+
+    The same draws as :func:`model.program.synthetic.random_inputs`.
+    """
+    return rng.integers(ACT_MIN, ACT_MAX + 1, size=(n, features)).astype(np.int8)
+
+
+def load_inputs(meta: dict, n: int, offset: int, seed: int):
+    """Test inputs for a program: its dataset's test split, or seeded random vectors.
+
+    Parameters
+    ----------
+    meta : dict
+        The program's metadata (``dataset``, ``input_features``, ``network``,
+        ``frontend``, ``feature_scale``, ``input_scale``).
+    n : int
+        Inputs to give.
+    offset : int
+        First test image (dataset only).
+    seed : int
+        Seed of the random vectors (no dataset only).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray or None, numpy.ndarray or None)
+        The engine's int8 inputs ``(n, input_features)``; the labels and the
+        float images (both None for random vectors).
+
+    Raises
+    ------
+    InputError
+        If the dataset is unknown, or ``offset`` and ``n`` run past its test split.
+    model.nets.frontends.FrontendError
+        If the program's front end is unknown or its feature scale is not positive.
+    model.nets.data.DataError
+        If the dataset's files are missing or invalid.
+    """
+    dataset = meta.get("dataset")
+    if dataset is None:
+        return random_int8_inputs(np.random.default_rng(seed), n, meta["input_features"]), None, None
+    if dataset not in DATASETS:
+        raise InputError(f"program uses dataset {dataset!r}, which this vqe cannot load")
+    from model.nets.data import load_fashion_mnist
+    from model.nets.frontends import frontend_features
+
+    x, y = load_fashion_mnist("test")
+    if not 0 <= offset or offset + n > len(x):
+        raise InputError(f"--offset {offset} --images {n} runs past the {len(x)} test images")
+    x, y = x[offset:offset + n], y[offset:offset + n]
+    # LeNet-5: the host computes the convolutional features the engine's FC tail takes.
+    features = frontend_features(meta.get("frontend"), meta.get("feature_scale", 1.0), x, network=meta["network"])
+    return quantize_act(features, meta["input_scale"]), y, x
