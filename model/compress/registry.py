@@ -137,7 +137,7 @@ def register_method(name: str, summary: str, *, kind: str = "engine", options=()
     def add(fn):
         method = METHODS.setdefault(name, Method(name, summary))
         if kind in method.fns:
-            raise ValueError(f"method {name!r} already has a {kind} function")
+            raise ValueError(f"method {name!r} already has its {kind} function")
         method.fns[kind] = fn
         method.options[kind] = frozenset(options)
         method.networks[kind] = None if networks is None else tuple(networks)
