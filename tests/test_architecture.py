@@ -20,7 +20,7 @@ ALLOWED = {
     "model.contract": (),
     "model.codecs": ("model.contract",),
     "model.golden": ("model.contract", "model.codecs"),
-    "model.program": ("model.contract", "model.codecs", "model.golden"),
+    "model.program": ("model.contract", "model.codecs"),
     "model.nets": ("model.contract", "model.codecs"),
     "model.compress": ("model.contract", "model.codecs", "model.golden", "model.program", "model.nets"),
     "hw": ("model.contract", "model.codecs"),

@@ -9,7 +9,7 @@ measured is that of exactly what is counted.
 Methods
 =======
 ``kmeans`` (d, k)
-    Per-layer VQ as :mod:`model.compress.kmeans`: row sub-vectors of ``d`` weights,
+    Per-layer VQ as :mod:`model.compress.kmeans.network`: row sub-vectors of ``d`` weights,
     clustered into ``k`` codewords.
 ``pq`` (d, k): product quantization (Gong et al. 2014, arXiv 1412.6115)
     The matrix is split column-wise into segments ``d`` wide; each segment's
@@ -59,7 +59,7 @@ from model.nets.distill import DistillSet, outputs, train
 from model.contract.fixedpoint import ACT_MAX
 from model.contract.layout import DESC_WORDS, JOB_WORDS, WORD_BYTES, row_words
 from model.contract.ints import ceil_div
-from model.compress.kmeans import join_subvectors, kmeans, split_subvectors
+from model.compress.kmeans.network import join_subvectors, kmeans, split_subvectors
 from model.compress.registry import CompressError, CompressOptions, register_method
 from model.nets.weightmat import (count_params, find_weight_layers, get_module, layer_bias, overrides,
                                   weight_matrix, with_weights)

@@ -40,7 +40,7 @@ from model.nets.data import load_fashion_mnist
 from model.contract.ints import ceil_div
 from model.nets.networks import get_network
 from model.nets.training import TORCH_THREADS, TorchThreads
-from model.compress.kmeans import (DEFAULT_DIM, DEFAULT_K, FINETUNE_EPOCHS, VQLayer, VQNetwork, to_torch,
+from model.compress.kmeans.network import (DEFAULT_DIM, DEFAULT_K, FINETUNE_EPOCHS, VQLayer, VQNetwork, to_torch,
                                    vq_compress)
 
 #: Pixels in [0, 1] map onto 0..127.
@@ -271,7 +271,7 @@ def lower_network(name: str = "lenet300", lanes: int = DEFAULT_DIM, k: int = DEF
     seed : int
         Training and k-means seed.
     finetune_epochs : int
-        Trained-quantization epochs (see :func:`model.compress.kmeans.vq_compress`).
+        Trained-quantization epochs (see :func:`model.compress.kmeans.network.vq_compress`).
     calibration_images : int
     cache_dir : path, optional
         Float network cache (see :func:`model.nets.networks.get_network`).

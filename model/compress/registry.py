@@ -149,14 +149,16 @@ def register_method(name: str, summary: str, *, kind: str = "engine", options=()
 
 
 def method_names(kind: str | None = None) -> list[str]:
-    """Registered methods (of one kind, or all)."""
-    return [n for n, m in METHODS.items() if kind is None or kind in m.fns]
+    """Registered methods (of one kind, or all): those that write engine programs first, each group
+    in alphabetical order (registration order depends on import order)."""
+    names = [n for n, m in METHODS.items() if kind is None or kind in m.fns]
+    return sorted(names, key=lambda n: ("engine" not in METHODS[n].fns, n))
 
 
 def get_method(name: str) -> Method:
     """The registered method ``name``; :class:`CompressError` naming the choices otherwise."""
     if name not in METHODS:
-        raise CompressError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+        raise CompressError(f"unknown method {name!r}; choose one of {', '.join(method_names())}")
     return METHODS[name]
 
 
@@ -166,7 +168,7 @@ def check_options(method: Method, kind: str, options: CompressOptions) -> None:
     default = CompressOptions()
     for f in fields(CompressOptions):
         if getattr(options, f.name) != getattr(default, f.name) and not method.takes(kind, f.name):
-            takers = [m.name for m in METHODS.values() if any(m.takes(k, f.name) for k in m.fns)]
+            takers = [n for n in method_names() if any(METHODS[n].takes(k, f.name) for k in METHODS[n].fns)]
             raise CompressError(f"{FLAGS[f.name]} applies to --method {', '.join(takers)} only"
                                 + ("" if kind == "engine" else " (here a model-level fit)"))
     if method.checks.get(kind) is not None:

@@ -10,7 +10,7 @@ weight is handled as a matrix ``(out, cols)``:
   an im2col patch, so a row times a patch is the convolution's dot product).
 
 Each row is then cut into sub-vectors of ``dim`` consecutive columns exactly
-as :func:`model.compress.kmeans.split_subvectors` does (the last one zero-padded when
+as :func:`model.compress.kmeans.network.split_subvectors` does (the last one zero-padded when
 ``cols % dim != 0``).  Everything here is generic over those three layer
 types and over the network around them, which is only ever called, never
 rewritten: compressed weights go in through :func:`with_weights` (a copy) or

@@ -58,8 +58,10 @@ from model.nets.networks import evaluate, get_network, train_classifier
 from model.compress.pvq.network import pvq_compress
 from model.compress.pvq.layers import pvq_code_matrix
 from model.compress.pvq.budget import ROW_OVERHEAD_BITS, choose_matrix_k, pvq_entry_bits
-from model.compress.kmeans import (FINETUNE_BATCH, FINETUNE_LR, VQLinear, VQNetwork, _linear_layers,
+from model.compress.kmeans.network import (FINETUNE_BATCH, FINETUNE_LR, VQLinear, VQNetwork, _linear_layers,
                                    quantize_layer, to_torch)
+
+from sim.report.sections.pvq import zoo_markdown  # the report's table, stored in the zoo JSON
 
 #: (lanes, all-in bits per weight) pairs measured by default.
 DEFAULT_BUDGETS = ((4, 3.0), (4, 4.0), (8, 2.0), (8, 3.0), (8, 4.0))
@@ -90,7 +92,7 @@ def choose_vq_k(in_features: int, out_features: int, lanes: int, bits_per_weight
 
 
 def run_vq(model, lanes: int, bits: float, epochs: int, seed: int, train, test, calib) -> dict:
-    """Per-layer k-means VQ at the budget, fine-tuned as :func:`model.compress.kmeans.vq_compress` does."""
+    """Per-layer k-means VQ at the budget, fine-tuned as :func:`model.compress.kmeans.network.vq_compress` does."""
     linears = _linear_layers(model)
     ks = [choose_vq_k(l.in_features, l.out_features, lanes, bits) for l, _ in linears]
     t0 = time.perf_counter()
@@ -154,10 +156,6 @@ ZOO_BIAS_BITS = 32
 #: random; every sub-vector is then assigned to its nearest stored (int8) codeword.  Keeps
 #: MiniLM's 2048-codeword layers to minutes; smaller layers use all their sub-vectors.
 FIT_VECTORS_PER_CODEWORD = 32
-#: A second metric shown beside the headline one where the headline barely separates the
-#: methods: MTCNN's ``fidelity_1px`` stays near 0.6 for every coding (its 1-pixel box test
-#: fails on most faces), while ``face_agreement`` (face decisions equal to fp32's) does not.
-ZOO_SECONDARY_METRIC = {"onet": "face_agreement", "rnet": "face_agreement"}
 #: Sub-vectors per nearest-codeword block (bounds the distance matrix's memory).
 ASSIGN_CHUNK = 8192
 #: Slack so that a budget of exactly B admits a layer costing B bits per weight.
@@ -211,7 +209,7 @@ def choose_kmeans_k(n_vectors: int, d: int, weights: int, bits_per_weight: float
 def kmeans_code_matrix(w2d: np.ndarray, d: int, k: int, seed: int) -> tuple[np.ndarray, int]:
     """k-means-code an ``(out, cols)`` matrix; returns the reconstruction from the int8 codebook and ``k`` found."""
     from model.compress.baselines import int8_side
-    from model.compress.kmeans import join_subvectors, kmeans, split_subvectors
+    from model.compress.kmeans.network import join_subvectors, kmeans, split_subvectors
     vec = split_subvectors(np.asarray(w2d, np.float32), d).reshape(-1, d)
     fit = vec
     if len(vec) > FIT_VECTORS_PER_CODEWORD * k:
@@ -301,44 +299,6 @@ def run_zoo_network(name: str, budgets, pvq_lanes, kmeans_d: int, seed: int) -> 
             print(f"{name} {method} d={dim} budget={bits:g}: bits/w={row['bits_per_weight']:.3f} "
                   f"{zn.metric_name}={row['metric']:.4f} ({quantize_s:.0f} s)", file=sys.stderr, flush=True)
     return result
-
-
-def _method_label(method: str, dim: int) -> str:
-    return f"k-means d={dim}" if method == "kmeans" else f"PVQ N={dim}"
-
-
-def zoo_markdown(networks: list[dict]) -> str:
-    """Table: network x budget, each method's all-in bits per weight and the network's metric.
-
-    Where :data:`ZOO_SECONDARY_METRIC` names one, its value follows in parentheses.
-    """
-    configs = []
-    for net in networks:
-        for r in net["rows"]:
-            if (r["method"], r["dim"]) not in configs:
-                configs.append((r["method"], r["dim"]))
-    header = ["network (metric, fp32)", "budget"]
-    for method, dim in configs:
-        header += [f"{_method_label(method, dim)} bits/w", f"{_method_label(method, dim)} metric"]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    for net in networks:
-        second = ZOO_SECONDARY_METRIC.get(net["network"])
-        label = net["metric_name"] + (f" ({second})" if second else "")
-        for bits in sorted({r["budget"] for r in net["rows"]}):
-            cells = [f"{net['network']} ({label}, fp32 {net['float_metric']:.4f})", f"{bits:g}"]
-            for method, dim in configs:
-                r = next((r for r in net["rows"] if (r["method"], r["dim"], r["budget"]) == (method, dim, bits)),
-                         None)
-                if r is None:
-                    cells += ["-", "-"]
-                elif r["skipped"]:
-                    cells += [f"needs {r['bits_per_weight']:.2f}", "-"]
-                else:
-                    value = r.get("metrics", {}).get(second) if second else None
-                    extra = f" ({value:.4f})" if value is not None else ""
-                    cells += [f"{r['bits_per_weight']:.3f}", f"{r['metric']:.4f}{extra}"]
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def merge_zoo(old: dict, new: dict) -> dict:

@@ -10,7 +10,7 @@ from model.contract.ints import ceil_div
 from model.compress.lowering import (FLOAT_EXACT, golden_forward, HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX,
                                      INT32_MIN, OUTPUT_PERCENTILE, LoweredNetwork, _calibrate)
 from model.codecs.pvq import PVQError, pvq_encode_many
-from model.compress.kmeans import VQLayer, VQNetwork
+from model.compress.kmeans.network import VQLayer, VQNetwork
 from model.compress.pvq.budget import SCALE_MAX, pvq_entry_bits
 from model.compress.pvq.layers import PVQLayer, PVQNetwork
 

@@ -2,7 +2,7 @@
 
 Every fully-connected layer's weight matrix ``W`` (out, in) is cut row-wise
 into sub-vectors of ``N`` weights, ``N`` = the engine's lanes (same layout and
-zero padding as :func:`model.compress.kmeans.split_subvectors`).  Each sub-vector is coded
+zero padding as :func:`model.compress.kmeans.network.split_subvectors`).  Each sub-vector is coded
 as ``g * y`` with ``y`` on the pyramid ``P(N, K)`` (``sum |y_i| = K``) and a
 gain ``g >= 0`` (:func:`model.compress.pvq.pyramid.pvq_quantize_matrix`).  The engine holds per
 sub-vector ``y``'s enumeration index (``pvq_bits(N, K)`` bits) and an unsigned
@@ -36,8 +36,8 @@ keeps a sensible resolution.
 Fine-tuning
 ===========
 ``y`` stays fixed; the per-sub-vector gains and the biases are trained with
-Adam for ``finetune_epochs`` epochs (k-means' :data:`~model.compress.kmeans.FINETUNE_BATCH`,
-:data:`~model.compress.kmeans.FINETUNE_LR`) on float gains, the way :mod:`model.compress.kmeans` trains codewords
+Adam for ``finetune_epochs`` epochs (k-means' :data:`~model.compress.kmeans.network.FINETUNE_BATCH`,
+:data:`~model.compress.kmeans.network.FINETUNE_LR`) on float gains, the way :mod:`model.compress.kmeans.network` trains codewords
 with fixed indices.  A gain trained below zero is folded into ``y``
 (``y -> -y``, ``g -> -g``: still on the pyramid).  Re-projecting ``y`` during
 training was not tried.
@@ -68,7 +68,7 @@ from torch import nn
 from model.nets.data import load_fashion_mnist
 from model.compress.lowering import CALIBRATION_IMAGES, LoweredNetwork
 from model.nets.networks import evaluate
-from model.compress.kmeans import FINETUNE_BATCH, FINETUNE_LR, _linear_layers, finetune_coded
+from model.compress.kmeans.network import FINETUNE_BATCH, FINETUNE_LR, _linear_layers, finetune_coded
 from model.compress.registry import EngineJob, register_method
 from model.compress.pvq.budget import (DEFAULT_BITS_PER_WEIGHT, SCALE_BITS, PVQBudgetError, choose_layer_k,
                                        pvq_layer_stream_bits)

@@ -203,7 +203,7 @@ def pvq_quantize_matrix(W, N: int, K: int):
     """PVQ-quantize a weight matrix row-wise in sub-vectors of ``N`` weights.
 
     Sub-vector ``j`` of row ``r`` is ``W[r, j*N:(j+1)*N]``, the same layout as
-    :func:`model.compress.kmeans.split_subvectors`.  When ``in % N != 0`` the last
+    :func:`model.compress.kmeans.network.split_subvectors`.  When ``in % N != 0`` the last
     sub-vector of each row is zero-padded; the pulse search treats pad
     coordinates like zero weights (they add nothing to ``<x, y>``, so a pulse
     lands there only when every alternative lowers the cosine more), and a

@@ -26,7 +26,7 @@ Extraction
    the KDE (a random sample point plus Gaussian noise of covariance ``H``,
    shrunk towards the mean by ``1/sqrt(1 + h^2)`` so the draws keep the
    sample covariance: Silverman's variance-corrected smoothed bootstrap) and
-   clustered by k-means (:func:`model.compress.kmeans.kmeans`) into ``k`` codewords: the
+   clustered by k-means (:func:`model.compress.kmeans.network.kmeans`) into ``k`` codewords: the
    codebook that minimizes the expected squared error under the smoothed
    density, not under the finite sample.
 5. **int8.**  The codewords are quantized symmetrically with one scale
@@ -82,7 +82,7 @@ import numpy as np
 
 from model.contract.errors import VqeError
 from model.contract.fixedpoint import ACT_MAX
-from model.compress.kmeans import kmeans
+from model.compress.kmeans.network import kmeans
 from model.nets.weightmat import find_weight_layers, get_module, row_rms, weight_matrix
 
 FORMAT_VERSION = 1

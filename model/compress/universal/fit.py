@@ -52,7 +52,7 @@ from model.compress.lowering import (HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, 
                                      LoweredLayer, LoweredNetwork)
 from model.nets.training import TORCH_THREADS, TorchThreads
 from model.compress.universal.codebook import UniversalCodebook
-from model.compress.kmeans import join_subvectors, split_subvectors
+from model.compress.kmeans.network import join_subvectors, split_subvectors
 from model.nets.weightmat import (find_weight_layers, get_module, layer_bias, linear_relu_chain, overrides,
                                   row_rms, weight_matrix, with_weights)
 

@@ -121,7 +121,7 @@ def table_row(task: Task, method: str, config: dict, net, seconds: float, qualit
 def engine_facts(task: Task, net, method: str, train_x: np.ndarray, test) -> dict:
     """int8 golden-model accuracy and engine-format bytes of a Linear/ReLU chain (LeNet-300-100)."""
     from model.compress.lowering import evaluate_lowered, lower_vq
-    from model.compress.kmeans import VQLayer, VQNetwork
+    from model.compress.kmeans.network import VQLayer, VQNetwork
     relus = linear_relu_chain(task.model)
     shapes = [(l.weight_shape[0], int(np.prod(l.weight_shape[1:]))) for l in net.layers]
     params = sum(o * i + o for o, i in shapes)

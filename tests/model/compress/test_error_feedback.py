@@ -8,7 +8,7 @@ from model.nets.distill import DistillSet
 from model.compress.universal.error_feedback import error_feedback_assign, layer_hessians
 from model.compress.universal.codebook import load_codebook
 from model.compress.universal.fit import assign_nearest, error_feedback_init, fit_universal, nearest_codewords
-from model.compress.kmeans import join_subvectors, split_subvectors
+from model.compress.kmeans.network import join_subvectors, split_subvectors
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from model.contract.fixedpoint import ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX, qu
 from model.compress.lowering import INPUT_SCALE, LoweredLayer, LoweredNetwork, golden_forward
 from model.nets.networks import UnknownNetwork, cache_path, evaluate, get_network, lenet300
 from model.nets.registry import trained_networks
-from model.compress.kmeans import (VQNetwork, join_subvectors, kmeans, quantize_layer, split_subvectors,
+from model.compress.kmeans.network import (VQNetwork, join_subvectors, kmeans, quantize_layer, split_subvectors,
                                    to_torch, vq_compress)
 
 
