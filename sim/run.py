@@ -35,6 +35,7 @@ def hang_bound(golden_counters: dict, n_layers: int, n_images: int, latency: int
 
 def simulate(program: Program, image: np.ndarray, backend: str, *, out_addr: int, out_words: int,
              max_cycles: int, latency: int, stall: int, seed: int, vcd: str | None) -> dict:
+    """One run of ``program`` on the DRAM ``image`` on an RTL ``backend`` (the backend's result dict)."""
     cfg = program.config
     if backend == "amaranth":
         from sim.backends.amaranth import run_amaranth

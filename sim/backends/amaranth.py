@@ -26,6 +26,7 @@ def run_amaranth(config: EngineConfig, image, *, out_addr: int, out_words: int, 
     result = {}
 
     async def bench(ctx):
+        """Pulse ``start``, sleep until ``done`` or the bound, then read the results back."""
         await ctx.tick()
         ctx.set(top.start, 1)
         await ctx.tick()

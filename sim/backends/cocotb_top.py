@@ -46,6 +46,7 @@ def _int(handle, what: str, problems: list[str]) -> int:
 
 @cocotb.test()
 async def run_engine(dut):
+    """Preload the DRAM, pulse ``start``, wait for ``done`` or the bound, and write the results as JSON."""
     result_path = os.environ["VQE_COCOTB_RESULT"]
     out_addr = int(os.environ.get("VQE_COCOTB_OUT_ADDR", "0"))
     out_words = int(os.environ.get("VQE_COCOTB_OUT_WORDS", "0"))

@@ -1,3 +1,4 @@
+"""The simulated DRAM the engine runs against: a preloaded memory with pipelined reads and random stalls."""
 from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -45,6 +46,7 @@ class DramModel(wiring.Component):
     """
 
     def __init__(self, image, addr_width: int, latency: int = 10, stall: int = 0, seed: int = 1):
+        """Check the timing and that ``image`` fits; the memory is built in `elaborate`."""
         if latency < MIN_LATENCY:
             raise ValueError(f"DRAM latency must be at least {MIN_LATENCY} cycles, got {latency}")
         if len(image) > 1 << addr_width:
@@ -61,6 +63,7 @@ class DramModel(wiring.Component):
         })
 
     def elaborate(self, platform):
+        """The memory, its read pipeline and the stall LFSR."""
         m = Module()
         m.submodules.mem = mem = memory.Memory(shape=unsigned(WORD_BITS), depth=1 << self._aw,
                                                init=self._image)

@@ -34,6 +34,7 @@ def settle_at_time_zero(text: str) -> str:
 
 
 def dram_addr_width(image_words: int) -> int:
+    """DRAM word-address width that holds ``image_words`` words (at least 4 bits)."""
     return max(4, (image_words - 1).bit_length())
 
 
@@ -59,6 +60,7 @@ class SimTop(wiring.Component):
     """
 
     def __init__(self, config: EngineConfig, image, latency: int = 10, stall: int = 0, seed: int = 1):
+        """The ports; the engine and the DRAM model are built in `elaborate`."""
         self.config = config
         self.addr_width = dram_addr_width(len(image))
         self._image, self._latency, self._stall, self._seed = image, latency, stall, seed
@@ -69,6 +71,7 @@ class SimTop(wiring.Component):
         })
 
     def elaborate(self, platform):
+        """The engine wired to the DRAM model; the top's ports are theirs."""
         m = Module()
         m.submodules.engine = engine = Engine(self.config, addr_width=self.addr_width)
         m.submodules.dram = dram = DramModel(self._image, self.addr_width, self._latency,
@@ -84,6 +87,7 @@ class SimTop(wiring.Component):
 
 
 def sim_top_verilog(config: EngineConfig, image, **dram) -> str:
+    """Verilog of the simulation top (`SimTop`, ``dram``: its DRAM timing), time-zero events included."""
     top = SimTop(config, image, **dram)
     return settle_at_time_zero(verilog.convert(top, name=TOP_NAME, emit_src=False))
 

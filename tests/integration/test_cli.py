@@ -330,7 +330,7 @@ def test_run_vcd_refuses_to_overwrite(work, good, cli):
 
 # --- 4. the JSON summary ----------------------------------------------------------------------
 def expected_counters(program: Program, n: int, seed: int = 1) -> dict:
-    from sim.cli.main import load_inputs
+    from model.nets.inputs import load_inputs
     x, _, _ = load_inputs(program.meta, n, 0, seed)
     image, _, _ = program.dram_image(x)
     return GoldenEngine(program.config).run(image).counters

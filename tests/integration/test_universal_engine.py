@@ -188,9 +188,10 @@ def test_cli_universal_model_level_writes_json(cli, tmp_path):
 
 def test_report_energy_rows_compare_rom_with_dram_codebooks():
     """The universal section prices the same index stream with the ROM and with per-layer loads."""
-    from sim.report.energy import load_energy_table, network_energy
-    from sim.report.build import golden_network_data
-    from sim.report.universal import energy_lines, universal_section
+    from sim.report.energy.golden import golden_network_data
+    from sim.report.energy.pricing import network_energy
+    from sim.report.energy.table import load_energy_table
+    from sim.report.sections.universal import energy_lines, universal_section
     program = universal_program(21, [37, 20, 9], "net-a")
     net = golden_network_data(program, random_inputs(np.random.default_rng(2), 2, 37))
     res = network_energy(net, load_energy_table())

@@ -8,7 +8,13 @@ import os
 
 import pytest
 
-from sim.report import area
+from sim.report.area import tools
+from sim.report.area.netlist import (ice40_counts, instance_counts, loads_yosys_json, memories_from_netlist,
+                                     ram_transistors_per_bit, slowest_fmax)
+from sim.report.area.sweep import AREA_FIELDS, sweep
+from sim.report.area.synthesis import cache_key, synthesize
+from sim.report.area.tools import ToolError, Tools, find_tools, run_tool
+from sim.report.area.wrapper import fmax_wrapper
 
 # Amaranth's Verilog back-end must use its bundled yosys (Debian's is too old).
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
@@ -127,7 +133,7 @@ def make_toy_verilog(lanes: int, codebook_depth: int) -> tuple[str, str]:
 # ---------------------------------------------------------------- parsing (no tools needed)
 
 def test_ice40_counts_groups_cell_variants():
-    got = area.ice40_counts({"SB_LUT4": 10, "SB_DFF": 2, "SB_DFFESR": 3, "SB_CARRY": 4,
+    got = ice40_counts({"SB_LUT4": 10, "SB_DFF": 2, "SB_DFFESR": 3, "SB_CARRY": 4,
                              "SB_RAM40_4K": 1, "SB_RAM40_4KNR": 1, "SB_MAC16": 2, "SB_GB": 1})
     assert got == {"lut4": 10, "dff": 5, "carry": 4, "bram": 2, "dsp": 2, "other": {"SB_GB": 1}}
 
@@ -137,7 +143,7 @@ def test_instance_counts_multiply_down_the_hierarchy():
             "lane": {"num_cells_by_type": {"SB_LUT4": 5, "mul": 3}},
             "mul": {"num_cells_by_type": {"SB_LUT4": 7}},
             "ctl": {"num_cells_by_type": {"SB_LUT4": 2}}}
-    assert area.instance_counts(mods, "top") == {"top": 1, "lane": 2, "ctl": 1, "mul": 6}
+    assert instance_counts(mods, "top") == {"top": 1, "lane": 2, "ctl": 1, "mul": 6}
 
 
 def test_memories_priced_per_bit():
@@ -146,12 +152,12 @@ def test_memories_priced_per_bit():
         "top": {"cells": {"sram": {"type": "$mem_v2", "parameters": {
             "SIZE": 32, "WIDTH": 16, "RD_PORTS": 1, "WR_PORTS": 1}},
             "other": {"type": "$add", "parameters": {}}}}}}
-    rom, ram = area.memories_from_netlist(netlist)
+    rom, ram = memories_from_netlist(netlist)
     # 16 words x 8 bits, one transistor per ROM bit
     assert (rom["module"], rom["kind"], rom["bits"], rom["transistors"]) == ("top.rom", "rom", 128, 128)
     # 32 x 16 bits, 1R1W: 6T cell + 2 for the second port
     assert (ram["kind"], ram["bits"], ram["transistors"]) == ("ram", 512, 512 * 8)
-    assert area.ram_transistors_per_bit(1) == 6
+    assert ram_transistors_per_bit(1) == 6
 
 
 def test_yosys_023_stat_json_is_repaired():
@@ -160,54 +166,54 @@ def test_yosys_023_stat_json_is_repaired():
     stray = ('{\n "modules": {\n  "\\\\t": {"num_cells": 1}\n },\n       t.a.b        1\n'
              ' "design": {"num_cells": 1}\n}\n')
     comma = '{\n "modules": {\n  "\\\\t": {"num_cells": 1}\n },\n\n}\n'
-    assert area.loads_yosys_json(stray)["design"] == {"num_cells": 1}
-    assert list(area.loads_yosys_json(comma)["modules"]) == ["\\t"]
+    assert loads_yosys_json(stray)["design"] == {"num_cells": 1}
+    assert list(loads_yosys_json(comma)["modules"]) == ["\\t"]
     with pytest.raises(ValueError):
-        area.loads_yosys_json('{"a": ')
+        loads_yosys_json('{"a": ')
 
 
 def test_fmax_wrapper_registers_every_port():
     ports = {"clk": {"direction": "input", "bits": [2]}, "rst": {"direction": "input", "bits": [3]},
              "a": {"direction": "input", "bits": [4, 5, 6]}, "y": {"direction": "output", "bits": [7, 8]},
              "ok": {"direction": "output", "bits": [9]}}
-    text = area.fmax_wrapper("dut_top", ports)
+    text = fmax_wrapper("dut_top", ports)
     assert "reg [3:0] in_sr" in text and "wire [2:0] outs" in text  # rst + 3 bits in, 2 + 1 bits out
     assert ".clk(clk), .rst(in_sr[0:0]), .a(in_sr[3:1]), .y(outs[1:0]), .ok(outs[2:2])" in text
     # 3 outputs fit one 4-input XOR: one register stage drives the pin.
     assert "x0[0] <= ^outs[2:0];" in text and "assign scan_out = x0[0];" in text and "x1" not in text
     # 9 outputs: 3 XORs, then 1.
-    wide = area.fmax_wrapper("t", {"clk": ports["clk"], "y": {"direction": "output", "bits": list(range(9))}})
+    wide = fmax_wrapper("t", {"clk": ports["clk"], "y": {"direction": "output", "bits": list(range(9))}})
     assert "x0[2] <= ^outs[8:8];" in wide and "x1[0] <= ^x0[2:0];" in wide
     assert "assign scan_out = x1[0];" in wide
-    with pytest.raises(area.ToolError, match="inout"):
-        area.fmax_wrapper("t", dict(ports, io={"direction": "inout", "bits": [10]}))
-    with pytest.raises(area.ToolError, match="clock"):
-        area.fmax_wrapper("t", {k: v for k, v in ports.items() if k != "clk"})
+    with pytest.raises(ToolError, match="inout"):
+        fmax_wrapper("t", dict(ports, io={"direction": "inout", "bits": [10]}))
+    with pytest.raises(ToolError, match="clock"):
+        fmax_wrapper("t", {k: v for k, v in ports.items() if k != "clk"})
 
 
 def test_fmax_is_the_slowest_clock():
-    assert area._fmax({"fmax": {"a": {"achieved": 80.0}, "b": {"achieved": 55.5}}}) == 55.5
-    assert area._fmax({"fmax": {}}) is None
+    assert slowest_fmax({"fmax": {"a": {"achieved": 80.0}, "b": {"achieved": 55.5}}}) == 55.5
+    assert slowest_fmax({"fmax": {}}) is None
 
 
 def test_missing_tools_say_what_to_install(monkeypatch):
-    monkeypatch.setattr(area, "_which", lambda *names: None)
-    with pytest.raises(area.ToolError, match="apt-get install yosys.*nextpnr-ice40"):
-        area.find_tools()
+    monkeypatch.setattr(tools, "_which", lambda *names: None)
+    with pytest.raises(ToolError, match="apt-get install yosys.*nextpnr-ice40"):
+        find_tools()
 
 
 def test_tool_timeout_kills_the_run(tmp_path):
-    with pytest.raises(area.ToolError, match="timed out"):
-        area._run(["sleep", "30"], tmp_path, timeout_s=0.5)
+    with pytest.raises(ToolError, match="timed out"):
+        run_tool(["sleep", "30"], tmp_path, timeout_s=0.5)
 
 
 def test_cache_key_depends_on_text_and_tools():
-    tools = area.Tools(("yosys",), ("nextpnr",), "Yosys 1", "nextpnr 1")
-    other = area.Tools(("yosys",), ("nextpnr",), "Yosys 2", "nextpnr 1")
-    key = area.cache_key("module a; endmodule", "a", tools)
-    assert key == area.cache_key("module a; endmodule", "a", tools)
-    assert key != area.cache_key("module a;  endmodule", "a", tools)
-    assert key != area.cache_key("module a; endmodule", "a", other)
+    tools = Tools(("yosys",), ("nextpnr",), "Yosys 1", "nextpnr 1")
+    other = Tools(("yosys",), ("nextpnr",), "Yosys 2", "nextpnr 1")
+    key = cache_key("module a; endmodule", "a", tools)
+    assert key == cache_key("module a; endmodule", "a", tools)
+    assert key != cache_key("module a;  endmodule", "a", tools)
+    assert key != cache_key("module a; endmodule", "a", other)
 
 
 # ---------------------------------------------------------------- the real flow, smallest config
@@ -215,12 +221,12 @@ def test_cache_key_depends_on_text_and_tools():
 @pytest.fixture(scope="module")
 def toy_result(tmp_path_factory):
     try:
-        area.find_tools()
-    except area.ToolError as exc:
+        find_tools()
+    except ToolError as exc:
         pytest.skip(str(exc))
     cache = tmp_path_factory.mktemp("area-cache")
     text, top = make_toy_verilog(SMALL_LANES, SMALL_DEPTH)
-    return cache, text, top, area.synthesize(text, top, cache)
+    return cache, text, top, synthesize(text, top, cache)
 
 
 def test_small_design_area_and_fmax(toy_result):
@@ -246,11 +252,11 @@ def test_small_design_area_and_fmax(toy_result):
 
 def test_cached_result_is_reused(toy_result):
     cache, text, top, first = toy_result
-    again = area.synthesize(text, top, cache)
+    again = synthesize(text, top, cache)
     assert again["cached"]
     stable = lambda r: {k: v for k, v in r.items() if k != "cached"}  # noqa: E731
     assert stable(again) == stable(first)
-    rec, = area.sweep(make_toy_verilog, lanes=(SMALL_LANES,), depths=(SMALL_DEPTH,), cache_dir=cache,
+    rec, = sweep(make_toy_verilog, lanes=(SMALL_LANES,), depths=(SMALL_DEPTH,), cache_dir=cache,
                       progress=False)
     assert rec["cached"] and (rec["lanes"], rec["codebook_depth"]) == (SMALL_LANES, SMALL_DEPTH)
-    assert all(k in rec for k in area.AREA_FIELDS)
+    assert all(k in rec for k in AREA_FIELDS)

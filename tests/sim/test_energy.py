@@ -5,8 +5,14 @@ import math
 
 import pytest
 
-from sim.report import energy
-from sim.report.energy import EnergyTableError, LayerInfo, NetworkData, load_energy_table, network_energy
+from sim.report.energy import registry
+from sim.report.energy.events import MAPPED_COUNTERS, Event, LayerCost
+from sim.report.energy.golden import layers_from_decoded
+from sim.report.energy.network import (CYCLES_MEASURED, CYCLES_SPLIT, IO, LAYER_MODES, PVQ, VQ, LayerInfo,
+                                       NetworkData, part_cycles)
+from sim.report.energy.pricing import energy_records, network_energy
+from sim.report.energy.registry import register_scenario, scenarios_for
+from sim.report.energy.table import REQUIRED_ENTRIES, EnergyTableError, load_energy_table
 from energy_cases import IMAGES, IO_COUNTERS, SMALL, small_net
 
 
@@ -101,7 +107,7 @@ def test_rtl_cycle_counter_is_used(table):
     assert res["engine"].by_component()["control"] == pytest.approx(0.9)
     # The dense baseline runs one beat per cycle: 4 beats, whatever the engine measured.
     assert res["int8"].by_component()["control"] == pytest.approx(0.4)
-    assert energy.part_cycles(net, 0) == (9, energy.CYCLES_MEASURED)
+    assert part_cycles(net, 0) == (9, CYCLES_MEASURED)
 
 
 def test_rtl_total_cycles_split_by_macs(table):
@@ -110,8 +116,8 @@ def test_rtl_total_cycles_split_by_macs(table):
     layers = [LayerInfo(8, 2, 4, 16, (2, 2) + (0,) * 14), LayerInfo(2, 3, 4, 16, (3,) + (0,) * 15)]
     c1 = dict(SMALL, dram_read_words=9, sram_reads=3, rom_reads=3, macs=12)
     net = NetworkData("two", 4, layers, [{k: 2 * v for k, v in c.items()} for c in (SMALL, c1)], 2, cycles=28)
-    assert energy.part_cycles(net, 0) == (pytest.approx(8), energy.CYCLES_SPLIT)
-    assert energy.part_cycles(net, 1)[0] == pytest.approx(6)
+    assert part_cycles(net, 0) == (pytest.approx(8), CYCLES_SPLIT)
+    assert part_cycles(net, 1)[0] == pytest.approx(6)
     res = network_energy(net, table, ["engine"])["engine"]
     assert res.by_component()["control"] == pytest.approx(14 * 0.1)
 
@@ -119,14 +125,14 @@ def test_rtl_total_cycles_split_by_macs(table):
 def test_io_counters_by_hand(table):
     res = network_energy(small_net(io_counters=IO_COUNTERS), table)
     # engine: (6 read + 1 written) words per inference, 3 SRAM accesses of 32 bits, no cycles
-    assert res["engine"].total(energy.IO) == pytest.approx(7 * 640 + 3 * 5)
-    assert res["int8"].total(energy.IO) == pytest.approx(7 * 640 + 3 * 5)
+    assert res["engine"].total(IO) == pytest.approx(7 * 640 + 3 * 5)
+    assert res["int8"].total(IO) == pytest.approx(7 * 640 + 3 * 5)
     # fp32: header 4 words per inference unchanged, 2 input words -> 8, 1 output word -> 4;
     # SRAM accesses 4x wider (128 bits = 20 pJ)
-    assert res["fp32"].total(energy.IO) == pytest.approx((4 + 8 + 4) * 640 + 3 * 20)
-    assert res["engine"].total() == pytest.approx(res["engine"].total(0) + res["engine"].total(energy.IO))
+    assert res["fp32"].total(IO) == pytest.approx((4 + 8 + 4) * 640 + 3 * 20)
+    assert res["engine"].total() == pytest.approx(res["engine"].total(0) + res["engine"].total(IO))
     assert res["engine"].bits_per_weight == pytest.approx(4.0)  # I/O carries no weights
-    recs = energy.energy_records(small_net(io_counters=IO_COUNTERS), res)
+    recs = energy_records(small_net(io_counters=IO_COUNTERS), res)
     assert {r["layer"] for r in recs} == {0, "io", "total"}
 
 
@@ -137,14 +143,14 @@ def test_layers_from_decoded():
     # 2 indices of 4 bits per row: 1 word, after the 2 header words.
     desc = types.SimpleNamespace(in_features=8, out_features=2, codebook_size=16, mode=LayerMode.VQ, row_words=3)
     dec = types.SimpleNamespace(desc=desc, events={"indices": np.array([[0, 1], [1, 1]])})
-    layer, = energy.layers_from_decoded([dec], index_bits=4)
+    layer, = layers_from_decoded([dec], index_bits=4)
     assert (layer.in_features, layer.out_features, layer.codebook_size, layer.index_bits) == (8, 2, 16, 4)
-    assert layer.mode == energy.VQ and layer.code == "VQ k=16"
+    assert layer.mode == VQ and layer.code == "VQ k=16"
     assert layer.index_histogram == (1, 3) + (0,) * 14
     assert layer.entropy_bits() == pytest.approx(-(0.25 * np.log2(0.25) + 0.75 * np.log2(0.75)))
     # A descriptor whose row words disagree with the entry width is refused, not mis-sized.
     with pytest.raises(ValueError, match="words per row"):
-        energy.layers_from_decoded([types.SimpleNamespace(desc=types.SimpleNamespace(
+        layers_from_decoded([types.SimpleNamespace(desc=types.SimpleNamespace(
             **dict(vars(desc), row_words=4)), events=dec.events)], index_bits=4)
 
 
@@ -158,8 +164,8 @@ def test_layers_from_decoded_pvq_uses_the_entry_width():
                                  entry_bits=15, mode=LayerMode.PVQ, row_words=4)
     dec = types.SimpleNamespace(desc=desc, events={"indices": np.array([[0, 5, 5], [5, 7, 0]]),
                                                    "scales": np.array([[3, 3, 3], [3, 3, 9]])})
-    layer, = energy.layers_from_decoded([dec], index_bits=8)
-    assert (layer.mode, layer.pvq_k, layer.index_bits, layer.codebook_size) == (energy.PVQ, 2, 15, 0)
+    layer, = layers_from_decoded([dec], index_bits=8)
+    assert (layer.mode, layer.pvq_k, layer.index_bits, layer.codebook_size) == (PVQ, 2, 15, 0)
     assert layer.index_stream_words(4) == 2 * 2
     assert layer.code == "PVQ K=2"
     # Entropy per entry: index (2/6, 3/6, 1/6) plus scale (5/6, 1/6).
@@ -169,7 +175,7 @@ def test_layers_from_decoded_pvq_uses_the_entry_width():
 
 def pvq_net(counters, **kw) -> NetworkData:
     """The small network's shape coded with PVQ, K = 2: 15-bit entries, 2 per row = 1 word per row."""
-    layer = LayerInfo(in_features=8, out_features=2, index_bits=15, codebook_size=0, mode=energy.PVQ, pvq_k=2,
+    layer = LayerInfo(in_features=8, out_features=2, index_bits=15, codebook_size=0, mode=PVQ, pvq_k=2,
                       index_histogram=(2, 2), scale_histogram=(1, 3), name="fc")
     return NetworkData("small-pvq", 4, [layer], [{k: v * IMAGES for k, v in counters.items()}], IMAGES,
                        method="pvq", **kw)
@@ -219,8 +225,8 @@ def test_layer_sums_and_records(table):
     c1 = dict(SMALL, dram_read_words=9, sram_reads=3, rom_reads=3, macs=12)
     net = NetworkData("two", 4, layers, [c0, c1], 1)
     res = network_energy(net, table)
-    recs = energy.energy_records(net, res)
-    assert {r["scenario"] for r in recs} == set(energy.scenarios_for(net))
+    recs = energy_records(net, res)
+    assert {r["scenario"] for r in recs} == set(scenarios_for(net))
     assert {"fp32", "int8", "vq_sram", "engine", "entropy_floor"} <= set(res)
     for key, r in res.items():
         assert r.total() == pytest.approx(r.total(0) + r.total(1))
@@ -241,23 +247,23 @@ def test_user_table_changes_results(tmp_path, table):
 
 
 def test_new_scenario_is_one_registration(monkeypatch, table):
-    monkeypatch.setattr(energy, "SCENARIOS", dict(energy.SCENARIOS))
+    monkeypatch.setattr(registry, "SCENARIOS", dict(registry.SCENARIOS))
 
-    @energy.register_scenario("half", "half the engine", "The engine at half the energy.")
+    @register_scenario("half", "half the engine", "The engine at half the energy.")
     def _half(net, i, tbl):
-        base = energy.SCENARIOS["engine"].cost(net, i, tbl)
-        return energy.LayerCost([energy.Event(e.component, e.what, e.count / 2, e.pj_each, e.basis)
+        base = registry.SCENARIOS["engine"].cost(net, i, tbl)
+        return LayerCost([Event(e.component, e.what, e.count / 2, e.pj_each, e.basis)
                                  for e in base.events], base.weight_bits)
 
     res = network_energy(small_net(), table)
     assert res["half"].total() == pytest.approx(res["engine"].total() / 2)
     with pytest.raises(ValueError, match="twice"):
-        energy.register_scenario("half", "again", "")(_half)
+        register_scenario("half", "again", "")(_half)
     # A scenario for one method only, and one for PVQ layers too.
-    energy.register_scenario("uni", "universal only", "", when=lambda net: net.method == "universal")(_half)
-    energy.register_scenario("any", "any layer", "", modes=energy.LAYER_MODES)(_half)
-    assert "uni" not in energy.scenarios_for(small_net()) and "any" in energy.scenarios_for(pvq_net(PVQ_SMALL))
-    assert "uni" in energy.scenarios_for(small_net(method="universal"))
+    register_scenario("uni", "universal only", "", when=lambda net: net.method == "universal")(_half)
+    register_scenario("any", "any layer", "", modes=LAYER_MODES)(_half)
+    assert "uni" not in scenarios_for(small_net()) and "any" in scenarios_for(pvq_net(PVQ_SMALL))
+    assert "uni" in scenarios_for(small_net(method="universal"))
 
 
 # ---------------------------------------------------------------- invalid inputs
@@ -265,7 +271,7 @@ def test_new_scenario_is_one_registration(monkeypatch, table):
 def test_every_engine_counter_has_a_mapping():
     from model.contract.counters import COUNTERS, RTL_COUNTERS
     # A counter added to the contract must get an explicit energy mapping.
-    assert set(COUNTERS) | set(RTL_COUNTERS) <= energy.MAPPED_COUNTERS
+    assert set(COUNTERS) | set(RTL_COUNTERS) <= MAPPED_COUNTERS
     with pytest.raises(ValueError, match="no energy mapping"):
         small_net(counters=dict(SMALL, mystery_events=3))
 
@@ -278,20 +284,20 @@ def test_inconsistent_network_data_is_rejected(table):
     with pytest.raises(ValueError, match="unknown scenario"):
         network_energy(small_net(), table, ["nope"])
     with pytest.raises(ValueError, match="PVQ layer needs"):
-        LayerInfo(8, 2, 15, 0, mode=energy.PVQ)
+        LayerInfo(8, 2, 15, 0, mode=PVQ)
     with pytest.raises(ValueError, match="layer mode"):
         LayerInfo(8, 2, 4, 16, mode="dense")
     with pytest.raises(ValueError, match="scale histogram"):
-        NetworkData("x", 4, [LayerInfo(8, 2, 15, 0, (2, 2), mode=energy.PVQ, pvq_k=2, scale_histogram=(1,))],
+        NetworkData("x", 4, [LayerInfo(8, 2, 15, 0, (2, 2), mode=PVQ, pvq_k=2, scale_histogram=(1,))],
                     [PVQ_SMALL], 1)
     with pytest.raises(ValueError, match="modes"):
-        energy.register_scenario("bad", "bad", "", modes=("dense",))
+        register_scenario("bad", "bad", "", modes=("dense",))
     with pytest.raises(ValueError, match="counter sets"):
         NetworkData("x", 4, [LayerInfo(8, 2, 4, 16)], [], 1)
 
 
 VALID_ENTRY = 'pj = 1.0\nsource = "somewhere"\n'
-REQUIRED = "".join(f"[entries.{k}]\n{VALID_ENTRY}" for k in energy.REQUIRED_ENTRIES)
+REQUIRED = "".join(f"[entries.{k}]\n{VALID_ENTRY}" for k in REQUIRED_ENTRIES)
 
 
 @pytest.mark.parametrize("text, message", [

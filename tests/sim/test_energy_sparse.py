@@ -7,9 +7,11 @@ import pytest
 from model.contract.layout import DESC_WORDS, WORD_BITS
 from model.program.writer import build_program
 from model.program.synthetic import random_inputs, random_sparse_layer
-from sim.report.energy import HUFFMAN, load_energy_table, network_energy, part_cycles
-from sim.report.build import golden_network_data
-from sim.report.deepcomp import layer_table, traffic_table
+from sim.report.energy.golden import golden_network_data
+from sim.report.energy.network import HUFFMAN, part_cycles
+from sim.report.energy.pricing import network_energy
+from sim.report.energy.table import load_energy_table
+from sim.report.sections.deepcomp import layer_table, traffic_table
 
 LANES = 4
 SHAPES = [53, 21, 6]

@@ -6,7 +6,14 @@ import json
 import pytest
 
 from sim.report import document as report
-from sim.report.energy import SCENARIOS, EnergyTableError, LayerInfo, NetworkData
+from sim.report.energy.network import LayerInfo, NetworkData
+from sim.report.energy.registry import SCENARIOS
+from sim.report.energy.table import EnergyTableError
+from sim.report.files import (EXTRA_FILES, MARKER, PLOT_AREA, PLOT_BITS, PLOT_ENERGY, PLOT_PVQ, PLOT_PVQ_ZOO,
+                              REPORT_FILES)
+from sim.report.formatting import energy_unit, significant
+from sim.report.plots import plot_pvq_accuracy, plot_pvq_zoo
+from sim.report.sections.energy import engine_comparison
 from energy_cases import IMAGES, IO_COUNTERS, SMALL, small_net
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -36,16 +43,16 @@ def tiny_networks():
 def test_report_files_and_contents(tmp_path):
     out = tmp_path / "rep"
     written = report.write_report(out, tiny_networks(), AREA)
-    assert set(written) == set(report.REPORT_FILES) - set(report.EXTRA_FILES)
+    assert set(written) == set(REPORT_FILES) - set(EXTRA_FILES)
     md = (out / "REPORT.md").read_text()
-    assert md.startswith(report.MARKER)
+    assert md.startswith(MARKER)
     for sc in SCENARIOS.values():
         assert sc.title in md and sc.derivation in md
     assert "**Not cross-checked**" in md  # the first network
     assert "`icarus` RTL simulation matched" in md and "on 1 input(s)" in md
     assert "**assumption**" in md and "rom_32b" in md and "control_per_cycle" in md
     assert "Horowitz" in md
-    for png in (report.PLOT_ENERGY, report.PLOT_BITS, report.PLOT_AREA):
+    for png in (PLOT_ENERGY, PLOT_BITS, PLOT_AREA):
         assert (out / png).read_bytes().startswith(PNG_MAGIC)
         assert f"]({png})" in md
 
@@ -77,7 +84,7 @@ def test_rerun_overwrites_own_files_and_keeps_others(tmp_path):
     (out / "notes.txt").write_text("mine")
     report.write_report(out, [small_net()], [])
     assert (out / "notes.txt").read_text() == "mine"
-    assert not (out / report.PLOT_AREA).exists()  # stale plot of our own removed
+    assert not (out / PLOT_AREA).exists()  # stale plot of our own removed
     assert "No area results" in (out / "REPORT.md").read_text()
     assert json.loads((out / "area.json").read_text()) == []
 
@@ -98,7 +105,7 @@ def test_missing_energy_table_writes_nothing(tmp_path):
 
 
 def test_user_energy_table_is_used(tmp_path):
-    from sim.report.energy import DEFAULT_TABLE
+    from sim.report.energy.table import DEFAULT_TABLE
     table = tmp_path / "mine.toml"
     table.write_text(DEFAULT_TABLE.read_text().replace("pj = 640.0", "pj = 1300.0"))
     report.write_report(tmp_path / "rep", [small_net()], [], energy_table_path=table)
@@ -117,7 +124,9 @@ def test_report_from_the_golden_model(tmp_path):
     from model.contract.layout import JOB_WORDS, row_words, vector_words
     from model.program.writer import build_program
     from model.program.synthetic import random_inputs, random_lowered
-    from sim.report.energy import layers_from_decoded, network_energy, load_energy_table
+    from sim.report.energy.golden import layers_from_decoded
+    from sim.report.energy.pricing import network_energy
+    from sim.report.energy.table import load_energy_table
 
     lanes, depth, shapes, images = 4, 16, [10, 7, 3], 3
     rng = np.random.default_rng(5)
@@ -145,10 +154,10 @@ def test_report_from_the_golden_model(tmp_path):
 
 
 def test_energy_unit_choice():
-    assert report.energy_unit(0) == ("pJ", 1.0)
-    assert report.energy_unit(999) == ("pJ", 1.0)
-    assert report.energy_unit(1e3) == ("nJ", 1e3)
-    assert report.energy_unit(2.5e7) == ("µJ", 1e6)
+    assert energy_unit(0) == ("pJ", 1.0)
+    assert energy_unit(999) == ("pJ", 1.0)
+    assert energy_unit(1e3) == ("nJ", 1e3)
+    assert energy_unit(2.5e7) == ("µJ", 1e6)
 
 
 def test_images_divide_counters():
@@ -187,8 +196,9 @@ def test_pvq_program_has_the_kmeans_programs_dense_baselines():
 
     from model.program.writer import build_program
     from model.program.synthetic import random_inputs, random_lowered
-    from sim.report.energy import load_energy_table, network_energy
-    from sim.report.build import golden_network_data
+    from sim.report.energy.golden import golden_network_data
+    from sim.report.energy.pricing import network_energy
+    from sim.report.energy.table import load_energy_table
 
     lanes, depth, shapes, k = 4, 16, [22, 9, 5], 3
     rng = np.random.default_rng(11)
@@ -212,7 +222,7 @@ def test_pvq_program_has_the_kmeans_programs_dense_baselines():
     dram_words = sum(pvq.counters(i)["dram_read_words"] for i in range(len(pvq.layers)))
     assert res_pvq["pvq_engine"].by_component()["dram"] == pytest.approx(
         (dram_words + pvq.counters("io")["dram_read_words"] + pvq.counters("io")["dram_write_words"]) * 640)
-    lines = report.engine_comparison([(vq, res_vq), (pvq, res_pvq)],
+    lines = engine_comparison([(vq, res_vq), (pvq, res_pvq)],
                                      {"random-pvq": {"bits_per_weight": 3.9, "accuracy": 0.5}})
     assert "(e) this engine, PVQ unit: adds, no codebook" in lines[0] and "(d) this engine" in lines[0]
     assert "| random-pvq | `pvq` | 4 | (e) this engine, PVQ unit: adds, no codebook | 3.9 | 50.00 % |" in lines[0]
@@ -220,8 +230,8 @@ def test_pvq_program_has_the_kmeans_programs_dense_baselines():
     assert "| - | - | - |" in lines[0].splitlines()[-1]
     timed = dataclasses.replace(pvq, cycles=1000 * pvq.images)
     adds = sum(pvq.counters(i)["adds"] for i in range(len(pvq.layers)))
-    row = report.engine_comparison([(timed, res_pvq)])[0].splitlines()[-1]
-    assert f"| 1000 | - | {report._g(adds / 1000)} |" in row
+    row = engine_comparison([(timed, res_pvq)])[0].splitlines()[-1]
+    assert f"| 1000 | - | {significant(adds / 1000)} |" in row
     assert "| random-random | `random` | 4 | (d) this engine, codebook in ROM | - | - |" in lines[0]
 
 
@@ -233,16 +243,16 @@ def test_pvq_plots_and_extra_files(tmp_path):
         {"method": "kmeans", "dim": 4, "bits_per_weight": 2.0, "metric": 0.8, "skipped": False},
         {"method": "pvq", "dim": 8, "bits_per_weight": 2.1, "metric": 0.7, "skipped": False},
         {"method": "pvq", "dim": 4, "bits_per_weight": 2.9, "skipped": True}]} for n in ("a", "b")]}
-    files = {report.PLOT_PVQ: report.plot_pvq_accuracy(acc), report.PLOT_PVQ_ZOO: report.plot_pvq_zoo(zoo)}
+    files = {PLOT_PVQ: plot_pvq_accuracy(acc), PLOT_PVQ_ZOO: plot_pvq_zoo(zoo)}
     out = tmp_path / "rep"
     written = report.write_report(out, tiny_networks(), AREA, extra_md=["## PVQ", "", "text"], extra_files=files)
-    assert set(written) == set(report.REPORT_FILES)
-    assert (out / report.PLOT_PVQ).read_bytes().startswith(PNG_MAGIC)
-    assert (out / report.PLOT_PVQ_ZOO).read_bytes().startswith(PNG_MAGIC)
+    assert set(written) == set(REPORT_FILES)
+    assert (out / PLOT_PVQ).read_bytes().startswith(PNG_MAGIC)
+    assert (out / PLOT_PVQ_ZOO).read_bytes().startswith(PNG_MAGIC)
     assert (out / "REPORT.md").read_text().rstrip().endswith("## PVQ\n\ntext")
     # A later run without them removes the stale plots; a file outside the list is refused.
     report.write_report(out, tiny_networks(), AREA)
-    assert not (out / report.PLOT_PVQ).exists()
+    assert not (out / PLOT_PVQ).exists()
     with pytest.raises(report.ReportError, match="extra report file"):
         report.write_report(out, tiny_networks(), AREA, extra_files={"notes.txt": b"x"})
 
@@ -250,8 +260,8 @@ def test_pvq_plots_and_extra_files(tmp_path):
 def test_programs_of_one_network_and_method_get_distinct_names():
     import dataclasses
 
-    from sim.cli.main import CliError
-    from sim.report.build import distinct_names
+    from sim.errors import CliError
+    from sim.report.programs import distinct_names
     a = small_net(histogram=())
     b = dataclasses.replace(a, lanes=8)
     named = distinct_names([a, b], ["a.vqz", "b.vqz"])
@@ -261,7 +271,7 @@ def test_programs_of_one_network_and_method_get_distinct_names():
 
 
 def test_pvq_zoo_section_names_what_was_not_run():
-    from sim.report.pvq import pvq_zoo_lines
+    from sim.report.sections.pvq import pvq_zoo_lines
     rows = [{"method": "kmeans", "dim": 4, "budget": 3.0, "skipped": False, "bits_per_weight": 2.9, "metric": 0.8,
              "quantize_seconds": 600.0}]
     z = {"kmeans_d": 4, "fit_vectors_per_codeword": 32, "bias_bits": 32, "total_seconds": 900.0,
@@ -282,8 +292,9 @@ def test_layer_modes_without_an_engine_scenario_get_the_dense_baselines():
 
     from model.program.writer import build_program
     from model.program.synthetic import random_inputs, random_lowered
-    from sim.report.energy import load_energy_table, network_energy
-    from sim.report.build import golden_network_data
+    from sim.report.energy.golden import golden_network_data
+    from sim.report.energy.pricing import network_energy
+    from sim.report.energy.table import load_energy_table
 
     rng = np.random.default_rng(3)
     shapes = [20, 9, 5]
@@ -297,4 +308,4 @@ def test_layer_modes_without_an_engine_scenario_get_the_dense_baselines():
     res = network_energy(mixed, table)
     assert list(res) == ["fp32", "int8"]
     assert res["fp32"].total() == pytest.approx(network_energy(vq, table)["fp32"].total(), rel=1e-12)
-    assert report.engine_comparison([(mixed, res)]) == []  # no measured engine scenario to compare
+    assert engine_comparison([(mixed, res)]) == []  # no measured engine scenario to compare

@@ -1,7 +1,7 @@
 """A small hand-checkable network for the energy and report tests: its counters and :class:`NetworkData`."""
 from __future__ import annotations
 
-from sim.report.energy import LayerInfo, NetworkData
+from sim.report.energy.network import LayerInfo, NetworkData
 
 
 # A one-layer "program": 8 inputs, 2 outputs, 4 lanes, 4-bit indices into 16

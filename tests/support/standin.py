@@ -13,8 +13,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.layouts import control_members
 from model.contract.counters import COUNTER_BITS
-from model.contract.errors import ERROR_BITS
 from sim.backends.cocotb import COUNTER_NAMES
 
 
@@ -53,11 +53,7 @@ class StandInTop(wiring.Component):
         self.run_cycles = run_cycles
         self.error_code = error_code
         super().__init__({
-            "start": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "error": Out(ERROR_BITS),
-            "counters": Out(COUNTER_BITS * len(COUNTER_NAMES)),
+            **control_members(counters=COUNTER_BITS * len(COUNTER_NAMES)),   # the engine's, flattened counters
             "dbg_addr": In(ADDR_BITS),
             "dbg_data": Out(32),
         })

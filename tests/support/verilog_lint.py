@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.backends.cocotb import simulator_environment
+from sim.backends.simulators import simulator_environment
 
 
 @dataclass

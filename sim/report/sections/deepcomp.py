@@ -14,12 +14,13 @@ from typing import Mapping, Sequence
 
 from model.contract.layout import DESC_WORDS, WORD_BITS
 
-#: fp32 bits per weight and per bias, Deep Compression's baseline.
-FP32_BITS = 32
+from sim.report.energy.events import FP32_BITS
+from sim.report.energy.network import HUFFMAN, NetworkData
+from sim.report.energy.measured import sparse_code_bits
 
 
 def layer_table(meta: Mapping) -> list[str]:
-    """Deep Compression's Table 2 for one program, from its recorded bit counts."""
+    """Deep Compression's Table 2 for one program, from its recorded bit counts (fp32 counts weights and biases)."""
     rows = []
     total_fp32 = 0
     for i, layer in enumerate(meta["layers"]):
@@ -43,9 +44,8 @@ def layer_table(meta: Mapping) -> list[str]:
             f"**{c['ratio_vs_fp32']:.1f}x** |"]
 
 
-def traffic_table(net) -> list[str]:
+def traffic_table(net: NetworkData) -> list[str]:
     """Measured DRAM words per inference of each sparse layer against its codes at entropy."""
-    from sim.report.energy import HUFFMAN, sparse_code_bits
     rows = []
     tot_m = tot_f = 0.0
     for i, layer in enumerate(net.layers):
@@ -68,7 +68,15 @@ def traffic_table(net) -> list[str]:
 
 
 def deepcomp_section(results: Sequence[tuple], metas: Mapping[str, Mapping]) -> list[str]:
-    """Markdown for every reported deepcomp program (empty if there is none)."""
+    """Markdown for every reported deepcomp program (empty if there is none).
+
+    Parameters
+    ----------
+    results : sequence of (NetworkData, dict)
+        The reported programs with their `sim.report.energy.pricing.network_energy`.
+    metas : dict
+        Network name -> its program's metadata.
+    """
     lines = []
     for net, res in results:
         meta = metas.get(net.name)

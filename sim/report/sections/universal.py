@@ -5,34 +5,30 @@ codebook in ROM, no load) and as traditional VQ would run the same indices
 (scenario (c): each layer's codebook read from DRAM once per inference into a
 codebook SRAM).  The k-means program of the same network, whose per-layer
 codebooks are in ROM, is shown beside it.  Area: the engine elaborated with the
-universal ROM, synthesized like the report's sweep, with the ROM's own share.
+universal ROM (`sim.report.engines.universal_engine_verilog`), synthesized like
+the report's sweep, with the ROM's own share.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Sequence
 
-REPO = Path(__file__).resolve().parents[2]
-#: The model-level comparison table (``python -m scripts.experiments.universal``), linked from the report.
-UNIVERSAL_TABLE_MD = REPO / "reports" / "universal_table.md"
+from sim.report.paths import UNIVERSAL_TABLE_MD
+
 #: Scenarios shown side by side.
 TRADITIONAL, ENGINE = "vq_sram", "engine"
 
 
-def universal_engine_verilog(lanes: int | None = None) -> tuple[str, str]:
-    """The engine elaborated with the shipped universal codebook as its ROM (what every universal program runs)."""
-    from model.contract.config import EngineConfig
-    from model.compress.universal.codebook import load_codebook
-
-    from sim.backends.top import engine_verilog
-    cb = load_codebook()
-    cfg = EngineConfig(lanes=cb.dim if lanes is None else lanes, codebook_depth=cb.k,
-                       rom=tuple(map(tuple, cb.codewords.astype(int).tolist())))
-    return engine_verilog(cfg, name="vqe_engine", simulation=False), "vqe_engine"
-
-
 def _uj(pj: float) -> str:
+    """Picojoules as microjoules, two decimals."""
     return f"{pj / 1e6:.2f}"
+
+
+def _energy_row(name: str, codebook: str, res: Mapping) -> str:
+    """One table row: the engine (codebook in ROM) against traditional VQ (codebook from DRAM)."""
+    rom = res[ENGINE].total()
+    trad = res[TRADITIONAL].total() if TRADITIONAL in res else None
+    return (f"| {name} | {codebook} | {res[ENGINE].bits_per_weight:.2f} | {_uj(rom)} | "
+            f"{_uj(trad) if trad else 'n/a'} | {f'{trad / rom:.3f}x' if trad else 'n/a'} |")
 
 
 def energy_lines(results: Sequence[tuple]) -> list[str]:
@@ -42,18 +38,10 @@ def energy_lines(results: Sequence[tuple]) -> list[str]:
     for net, res in results:
         if net.method != "universal" or ENGINE not in res:
             continue
+        rows.append(_energy_row(net.name, "universal, 128-entry ROM shared", res))
         base = net.name.removesuffix("-universal")
-        rom = res[ENGINE].total()
-        trad = res[TRADITIONAL].total() if TRADITIONAL in res else None
-        rows.append(f"| {net.name} | universal, 128-entry ROM shared | {res[ENGINE].bits_per_weight:.2f} | "
-                    f"{_uj(rom)} | {_uj(trad) if trad else 'n/a'} | "
-                    f"{f'{trad / rom:.3f}x' if trad else 'n/a'} |")
         if base in kmeans and ENGINE in kmeans[base]:
-            k = kmeans[base]
-            kt = k[TRADITIONAL].total() if TRADITIONAL in k else None
-            rows.append(f"| {base} | k-means, per-layer codebooks in ROM | {k[ENGINE].bits_per_weight:.2f} | "
-                        f"{_uj(k[ENGINE].total())} | {_uj(kt) if kt else 'n/a'} | "
-                        f"{f'{kt / k[ENGINE].total():.3f}x' if kt else 'n/a'} |")
+            rows.append(_energy_row(base, "k-means, per-layer codebooks in ROM", kmeans[base]))
     if not rows:
         return []
     return ["### Energy: universal ROM against per-layer codebooks loaded from DRAM", "",
@@ -69,7 +57,12 @@ def energy_lines(results: Sequence[tuple]) -> list[str]:
 def area_lines(record: Mapping, per_layer_entries: Mapping[str, int]) -> list[str]:
     """The universal engine's synthesis result and its ROM's share.
 
-    ``per_layer_entries``: network -> ROM entries its k-means program's per-layer codebooks take.
+    Parameters
+    ----------
+    record : dict
+        `sim.report.area.synthesis.synthesize` of the universal-ROM engine.
+    per_layer_entries : dict of str to int
+        Network -> ROM entries its k-means program's per-layer codebooks take.
     """
     rom = next((m for m in record.get("modules", []) if m["module"].endswith(".rom")), None)
     fmax = f"{record['fmax_mhz']:.1f}" if record.get("fmax_mhz") else f"n/a ({record.get('pnr_error')})"
@@ -92,7 +85,15 @@ def area_lines(record: Mapping, per_layer_entries: Mapping[str, int]) -> list[st
 
 
 def universal_section(results: Sequence[tuple], area_record: Mapping | None) -> list[str]:
-    """Markdown of the section (empty when no universal program is reported)."""
+    """Markdown of the section (empty when no universal program is reported).
+
+    Parameters
+    ----------
+    results : sequence of (NetworkData, dict)
+        The reported programs with their `sim.report.energy.pricing.network_energy`.
+    area_record : dict or None
+        `sim.report.area.synthesis.synthesize` of the universal-ROM engine, if it was synthesized.
+    """
     energy = energy_lines(results)
     if not energy:
         return []

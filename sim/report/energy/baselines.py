@@ -1,0 +1,95 @@
+"""The dense baselines, (a) fp32 and (b) int8: every layer kind, from the layer shapes alone.
+
+Nothing here depends on how the engine coded the weights, so every coding of
+one network (k-means VQ, PVQ, Deep Compression) gets the same baselines.
+"""
+from __future__ import annotations
+
+from model.contract.ints import ceil_div
+from model.contract.layout import DESC_WORDS, JOB_WORDS, ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES
+
+from sim.report.energy.events import FP32_BITS, LANE_BITS, LayerCost, counter_events
+from sim.report.energy.network import IO, NetworkData, part_cycles
+from sim.report.energy.registry import register_scenario
+from sim.report.energy.table import EnergyTable
+
+#: Dense int8 weights in one 32-bit DRAM word.
+INT8_PER_WORD = WORD_BYTES
+
+
+def dense_counters(net: NetworkData, i: int, weight_words: int) -> tuple[dict[str, float], float]:
+    """Counters and cycles per inference of a dense engine running layer ``i``, from its shape alone.
+
+    The dense engine has the same ``lanes``-wide datapath and reads, per layer,
+    the descriptor, then per row the bias and requantization words and
+    ``weight_words / out_features`` words of weights; it reads each
+    ``lanes``-wide activation beat once and multiplies every lane
+    (``out x ceil(in / lanes) x lanes`` MACs, the padding lanes included, as
+    the codebook engine counts them), one beat per cycle.  Only the output
+    writes (activation SRAM, and DRAM if a layer writes any) are taken from the
+    measured counters: they depend on ``out_features`` alone.  Nothing depends on how the engine coded
+    the weights, so every coding of one network gets the same baselines.
+
+    Parameters
+    ----------
+    net : NetworkData
+    i : int
+        Layer index.
+    weight_words : int
+        DRAM words of the layer's dense weights (all rows).
+
+    Returns
+    -------
+    (dict, float)
+        Counters, and cycles for the control overhead.
+    """
+    layer = net.layers[i]
+    beats = layer.indices(net.lanes)
+    measured = net.counters(i)
+    c = {"dram_read_words": DESC_WORDS + layer.out_features * ROW_HEADER_WORDS + weight_words,
+         "dram_write_words": measured.get("dram_write_words", 0), "sram_reads": beats,
+         "sram_writes": measured.get("sram_writes", 0), "macs": beats * net.lanes}
+    return c, float(beats)
+
+
+def fp32_io_cost(net: NetworkData, table: EnergyTable) -> LayerCost:
+    """The job-level counters with fp32 input and output vectors (the job header does not grow)."""
+    # fp32 input and output vectors take 4x the words of int8 ones; the job
+    # header (read once per job) does not grow.
+    c = dict(net.counters(IO))
+    header = JOB_WORDS / net.images
+    reads = c.get("dram_read_words", 0)
+    widen = FP32_BITS / LANE_BITS
+    c["dram_read_words"] = min(reads, header) + max(reads - header, 0) * widen
+    c["dram_write_words"] = c.get("dram_write_words", 0) * widen
+    return LayerCost(counter_events(c, net.lanes, table, cycles=part_cycles(net, IO)[0],
+                                    act_bits=FP32_BITS, mac="fp32"), 0.0)
+
+
+@register_scenario(
+    "fp32", "(a) dense fp32 from DRAM",
+    "Deep Compression's baseline, from the layer shapes alone (the same for every coding of the "
+    "network): per layer the descriptor, per row the bias and requantization words, and one 32-bit "
+    "DRAM word per weight (`in x out` words); one read of each `lanes`-wide activation beat and "
+    "`lanes` MACs per beat, one beat per cycle; no codebook. Activations are fp32, so each "
+    "activation-SRAM access is 4x as wide and the input and output vectors take 4x the DRAM words; "
+    "each MAC is an fp32 multiply plus an fp32 add.", io_cost=fp32_io_cost)
+def _fp32(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
+    """Layer ``i`` on a dense fp32 engine: fp32 weights from DRAM, fp32 activations and MACs."""
+    layer = net.layers[i]
+    c, cycles = dense_counters(net, i, layer.weights)
+    events = counter_events(c, net.lanes, table, cycles=cycles, act_bits=FP32_BITS, mac="fp32")
+    return LayerCost(events, layer.weights * FP32_BITS)
+
+
+@register_scenario(
+    "int8", "(b) dense int8 from DRAM",
+    "As (a), from the layer shapes alone, but with dense int8 weights, four to a 32-bit DRAM word, "
+    "each row padded to a whole word (`out x ceil(in/4)` words), int8 activations, and an int8 "
+    "multiply plus 32-bit accumulate per MAC, as in the engine.")
+def _int8(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
+    """Layer ``i`` on a dense int8 engine: int8 weights from DRAM, four to a word."""
+    layer = net.layers[i]
+    words = layer.out_features * ceil_div(layer.in_features, INT8_PER_WORD)
+    c, cycles = dense_counters(net, i, words)
+    return LayerCost(counter_events(c, net.lanes, table, cycles=cycles), words * WORD_BITS)

@@ -1,0 +1,213 @@
+"""The report's figures, as PNG bytes: energy by component and against bits, area, PVQ accuracy.
+
+Figures are drawn with matplotlib's object API (no global state) and saved
+without a "Software" stamp, so identical inputs give identical bytes.
+"""
+from __future__ import annotations
+
+import io
+from typing import Mapping, Sequence
+
+from sim.report.energy.events import COMPONENT_TITLES, COMPONENTS
+from sim.report.energy.network import NetworkData
+from sim.report.energy.pricing import ScenarioEnergy, reference_energy
+from sim.report.formatting import energy_unit, significant
+
+#: Figure resolution; enough to read tick labels in a Markdown viewer.
+PLOT_DPI = 110
+#: Scatter markers, one per scenario (cycled).
+MARKERS = "osD^v<>phX*"
+
+
+def png_bytes(fig) -> bytes:
+    """``fig`` as PNG bytes, reproducibly."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    # No "Software" stamp: identical inputs give identical bytes.
+    fig.savefig(buf, format="png", dpi=PLOT_DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _method_style(method: str) -> dict:
+    """Marker and line style of a method's series in the PVQ figures: PVQ solid circles, k-means dashed squares."""
+    return {"marker": "o" if method == "pvq" else "s", "linestyle": "-" if method == "pvq" else "--"}
+
+
+def plot_energy_breakdown(results: Sequence[tuple[NetworkData, Mapping[str, ScenarioEnergy]]]) -> bytes:
+    """Stacked bars: energy per inference by component, one bar per scenario, one panel per network.
+
+    Parameters
+    ----------
+    results : sequence of (NetworkData, dict)
+        Each network with its `network_energy` output.
+    """
+    from matplotlib.figure import Figure
+    import matplotlib
+
+    fig = Figure(figsize=(9, 3.6 * len(results)), layout="constrained")
+    axes = fig.subplots(len(results), 1, squeeze=False)[:, 0]
+    colors = matplotlib.colormaps["tab10"]
+    for ax, (net, res) in zip(axes, results):
+        unit, scale = energy_unit(max(r.total() for r in res.values()))
+        labels = [r.scenario.title for r in res.values()]
+        bottom = [0.0] * len(res)
+        for ci, comp in enumerate(COMPONENTS):
+            vals = [r.by_component().get(comp, 0.0) / scale for r in res.values()]
+            if not any(vals):
+                continue
+            ax.bar(range(len(res)), vals, bottom=bottom, label=COMPONENT_TITLES[comp], color=colors(ci))
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ref = reference_energy(res)
+        for x, r in enumerate(res.values()):
+            note = significant(r.total() / scale)
+            if ref is not None and ref.total() > 0:
+                note += f"\n({significant(r.total() / ref.total())}x)"
+            ax.annotate(note, (x, bottom[x]), ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(res)), labels, rotation=12, ha="right", fontsize=8)
+        ax.set_ylabel(f"energy per inference ({unit})")
+        ax.set_ylim(0, max(bottom) * 1.25 if max(bottom) > 0 else 1)
+        ax.set_title(f"{net.name}: energy per inference by component (x = relative to the engine)",
+                     fontsize=10)
+        ax.legend(fontsize=7, loc="upper right")
+    return png_bytes(fig)
+
+
+def plot_energy_vs_bits(results: Sequence[tuple[NetworkData, Mapping[str, ScenarioEnergy]]]) -> bytes:
+    """Energy per inference against bits per weight, one marker per scenario.
+
+    Parameters
+    ----------
+    results : sequence of (NetworkData, dict)
+        Each network with its `network_energy` output.
+    """
+    from matplotlib.figure import Figure
+
+    # One marker per scenario across all networks (networks get different scenario sets).
+    keys = list(dict.fromkeys(key for _, res in results for key in res))
+    unit, scale = energy_unit(max(r.total() for _, res in results for r in res.values()))
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    for ni, (net, res) in enumerate(results):
+        for key, r in res.items():
+            ax.scatter(r.bits_per_weight, r.total() / scale, marker=MARKERS[keys.index(key) % len(MARKERS)],
+                       color=f"C{ni}", s=45, label=f"{net.name}: {r.scenario.title}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("bits per weight (weight stream + per-inference codebook load)")
+    ax.set_ylabel(f"energy per inference ({unit})")
+    ax.get_xaxis().set_major_formatter("{x:g}")
+    ax.set_title("Energy vs bits per weight", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return png_bytes(fig)
+
+
+def plot_area(records: Sequence[Mapping]) -> bytes:
+    """LUT4s, transistors and fmax against lanes, one line per codebook depth.
+
+    Parameters
+    ----------
+    records : sequence of dict
+        Area records (see `sim.report.area.sweep.sweep`).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 3.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    panels = (("lut4", "iCE40 LUT4 cells"), ("transistors", "transistors (CMOS estimate)"),
+              ("fmax_mhz", "fmax on iCE40 HX8K (MHz)"))
+    for depth in sorted({r["codebook_depth"] for r in records}):
+        pts = sorted((r for r in records if r["codebook_depth"] == depth), key=lambda r: r["lanes"])
+        for ax, (key, _) in zip(axes, panels):
+            xs = [r["lanes"] for r in pts if r.get(key) is not None]
+            ys = [r[key] for r in pts if r.get(key) is not None]
+            ax.plot(xs, ys, marker="o", label=f"codebook depth {depth}")
+    for ax, (_, title) in zip(axes, panels):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({r["lanes"] for r in records}))
+        ax.get_xaxis().set_major_formatter("{x:.0f}")
+        ax.set_xlabel("lanes")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    return png_bytes(fig)
+
+
+def plot_pvq_accuracy(table: Mapping) -> bytes:
+    """LeNet-300-100 accuracy against all-in bits per weight, PVQ against k-means VQ.
+
+    Parameters
+    ----------
+    table : dict
+        The JSON written by ``python -m scripts.experiments.pvq`` (``rows`` with
+        ``method``, ``lanes``, ``bits_per_weight``, ``init_accuracy``,
+        ``int8_accuracy``; ``float_accuracy`` of the float network).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=False)
+    panels = (("int8_accuracy", "after fine-tuning: int8 golden model (the engine's outputs)"),
+              ("init_accuracy", "before fine-tuning: float, k-means / projection only"))
+    series = sorted({(r["method"], r["lanes"]) for r in table["rows"]})
+    for ax, (key, title) in zip(axes, panels):
+        for method, lanes in series:
+            pts = sorted((r["bits_per_weight"], 100 * r[key]) for r in table["rows"]
+                         if (r["method"], r["lanes"]) == (method, lanes))
+            label = f"{'PVQ' if method == 'pvq' else 'k-means VQ'}, {lanes}-weight sub-vectors"
+            ax.plot(*zip(*pts), **_method_style(method), label=label)
+        ax.axhline(100 * table["float_accuracy"], color="gray", linestyle=":", label="float network")
+        ax.set_xlabel("bits per weight, all-in (entries, codebook or scales, row words)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{table['network']}: PVQ against k-means VQ at equal bits "
+                 f"({table['test_images']} Fashion-MNIST test images)", fontsize=11)
+    return png_bytes(fig)
+
+
+def plot_pvq_zoo(zoo: Mapping, secondary: Mapping[str, str] | None = None) -> bytes:
+    """Each zoo network's metric against all-in bits per weight, PVQ against k-means VQ.
+
+    Parameters
+    ----------
+    zoo : dict
+        The JSON written by ``python -m scripts.experiments.pvq --zoo`` (``networks``,
+        each with ``rows`` of ``method``, ``dim``, ``bits_per_weight``,
+        ``metric``, ``metrics``, ``skipped``).
+    secondary : dict of str to str, optional
+        Network -> a metric of ``metrics`` to plot instead of the headline
+        (which is then shown in the table only).
+    """
+    secondary = secondary or {}
+    from matplotlib.figure import Figure
+
+    nets = zoo["networks"]
+    cols = min(3, len(nets))
+    rows = -(-len(nets) // cols)
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, net in zip(axes, nets):
+        done = [r for r in net["rows"] if not r["skipped"]]
+        key = secondary.get(net["network"])
+        if key and not all(key in r.get("metrics", {}) for r in done):
+            key = None  # rows without it (an older run): plot the headline metric
+        value = (lambda r: r["metrics"][key]) if key else (lambda r: r["metric"])  # noqa: E731
+        for method, dim in sorted({(r["method"], r["dim"]) for r in done}):
+            pts = sorted((r["bits_per_weight"], value(r)) for r in done if (r["method"], r["dim"]) == (method, dim))
+            ax.plot(*zip(*pts), **_method_style(method),
+                    label=f"PVQ N={dim}" if method == "pvq" else f"k-means d={dim}")
+        if not key:  # a secondary metric's fp32 value is not in the data
+            ax.axhline(net["float_metric"], color="gray", linestyle=":", label="fp32")
+        ax.set_title(net["network"], fontsize=10)
+        ax.set_xlabel("bits per weight, all-in")
+        ax.set_ylabel(key or net["metric_name"])
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[len(nets):]:
+        ax.set_visible(False)
+    fig.suptitle("PVQ against per-layer k-means VQ at equal bits, every weight layer, no fine-tuning",
+                 fontsize=11)
+    return png_bytes(fig)
