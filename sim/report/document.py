@@ -20,8 +20,8 @@ from sim.report.energy import registry
 from sim.report.energy.network import NetworkData
 from sim.report.energy.pricing import energy_records, network_energy
 from sim.report.energy.table import EnergyTable, load_energy_table
-from sim.report.files import (AREA_JSON, ENERGY_JSON, EXTRA_FILES, MARKER, PLOT_AREA, PLOT_BITS, PLOT_ENERGY,
-                              REPORT_FILES, REPORT_MD)
+from sim.report.files import (AREA_JSON, EARLIER_MARKERS, ENERGY_JSON, EXTRA_FILES, MARKER, PLOT_AREA, PLOT_BITS,
+                              PLOT_ENERGY, REPORT_FILES, REPORT_MD)
 from sim.report.formatting import display_path
 from sim.report.plots import plot_area, plot_energy_breakdown, plot_energy_vs_bits
 from sim.report.sections.area import area_section
@@ -54,7 +54,8 @@ def _check_out_dir(out: Path) -> None:
         return
     md = out / REPORT_MD
     try:
-        ours = md.is_file() and not md.is_symlink() and md.read_text(errors="replace").startswith(MARKER)
+        ours = md.is_file() and not md.is_symlink() and \
+            md.read_text(errors="replace").startswith((MARKER, *EARLIER_MARKERS))
     except OSError:
         ours = False
     if not ours:

@@ -89,6 +89,17 @@ def test_rerun_overwrites_own_files_and_keeps_others(tmp_path):
     assert json.loads((out / "area.json").read_text()) == []
 
 
+def test_a_report_of_an_earlier_version_is_ours_to_overwrite(tmp_path):
+    from sim.report.files import EARLIER_MARKERS
+    (tmp_path / "REPORT.md").write_text(EARLIER_MARKERS[0] + "\n\n# an older report\n")
+    report.write_report(tmp_path, [small_net()], [])
+    assert (tmp_path / "REPORT.md").read_text().startswith(MARKER)
+    # A marker anywhere but the first line is the user's text, not ours.
+    (tmp_path / "REPORT.md").write_text("my notes\n" + MARKER + "\n")
+    with pytest.raises(report.ReportError, match="refusing to overwrite"):
+        report.write_report(tmp_path, [small_net()], [])
+
+
 @pytest.mark.parametrize("name", ["REPORT.md", "energy.json", "energy_breakdown.png"])
 def test_refuses_to_overwrite_user_files(tmp_path, name):
     (tmp_path / name).write_text("user data")

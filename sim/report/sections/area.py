@@ -15,7 +15,7 @@ CELL_COLUMNS = ("lut4", "dff", "carry", "bram", "dsp")
 def _flow_lines(tools: Mapping) -> list[str]:
     """How the numbers are made: the tools, their options, and which versions ran."""
     return [
-        "Flow (sim/area.py), per configuration: yosys `synth_ice40`, flattened, for the cell counts; "
+        "Flow (sim/report/area/), per configuration: yosys `synth_ice40`, flattened, for the cell counts; "
         f"nextpnr-ice40 `{' '.join(NEXTPNR_DEVICE)} --timing-allow-fail --seed {NEXTPNR_SEED}` for fmax, "
         "the slowest clock's achieved frequency from the `--report` JSON. Place-and-route runs on the "
         "mapped netlist in a wrapper (every input fed from a shift register, every output folded "
