@@ -1,13 +1,15 @@
+"""DRAM reader: one command reads a block of consecutive words, with requests pipelined."""
 from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.contract.layout import WORD_BITS
 
-from hw.layouts import COUNT_BITS, dram_read_signature
+from hw.layouts import COUNT_BITS, DramReadSignature
 
 
 def read_command(addr_width: int) -> data.StructLayout:
+    """A read of ``rows * row_words`` words from ``addr`` (two counts, as descriptors give them)."""
     return data.StructLayout({"addr": addr_width, "rows": COUNT_BITS, "row_words": COUNT_BITS})
 
 
@@ -29,7 +31,7 @@ class DramReader(wiring.Component):
     -------
     cmd : In(stream.Signature(read_command(addr_width)))
         Start address and length (``rows`` x ``row_words``; either zero reads nothing).
-    dram : Out(dram_read_signature(addr_width))
+    dram : Out(DramReadSignature(addr_width))
         The DRAM read port.
     data : Out(stream.Signature(32))
         The words read, in order.
@@ -41,7 +43,7 @@ class DramReader(wiring.Component):
         self._depth = depth
         super().__init__({
             "cmd": In(stream.Signature(read_command(addr_width))),
-            "dram": Out(dram_read_signature(addr_width)),
+            "dram": Out(DramReadSignature(addr_width)),
             "data": Out(stream.Signature(unsigned(WORD_BITS))),
             "idle": Out(1),
         })

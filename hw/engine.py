@@ -1,51 +1,52 @@
 """The VQ Engine: runs a whole network, for every image of a job, from one start."""
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import fifo, wiring
-from amaranth.lib.wiring import In, Out
+from functools import reduce
+from operator import or_
 
-from model.contract.layout import (DESC_WORDS, FLAG_RELU, JOB_MAGIC, JOB_WORDS, MODE_MASK, MODE_SHIFT,
-                                   PVQ_SCALE_BITS, ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES, LayerMode,
-                                   vector_align)
-from model.contract.errors import ERROR_BITS, EngineError
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import data, fifo, wiring
+from amaranth.lib.wiring import Out
+
 from model.contract.config import EngineConfig
+from model.contract.errors import ERROR_BITS, EngineError
+from model.contract.layout import DESC_WORDS, JOB_MAGIC, JOB_WORDS, WORD_BITS, WORD_BYTES, vector_align
 
+from hw.counters import EventCounters
+from hw.datapaths import datapaths
+from hw.descriptor_check import DescriptorCheck, log2
 from hw.dram_reader import DramReader
 from hw.gearbox import Gearbox
-from hw.index_path import IndexPath
-from hw.layouts import COUNT_BITS, CounterLayout, RowParams, dram_read_signature, dram_write_signature
-from hw.mac import MacLanes
-from hw.memories import ActivationSram, CodebookRom
+from hw.layouts import (COUNT_BITS, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams,
+                        control_members, dram_write_signature)
+from hw.memories import ActivationSram
 from hw.packer import OutputPacker
-from hw.pvq import PvqDotProduct
 from hw.requantizer import Requantizer
-from hw.sparse_rows import SparseRowPath
 
 #: Rows whose parameters may be read before the MAC finishes the previous ones.
 ROW_PARAMS_DEPTH = 4
-
-log2 = lambda n: n.bit_length() - 1  # noqa: E731  (powers of two only)
 
 
 class Engine(wiring.Component):
     """Fetches the job header and each layer's descriptor from DRAM, then runs the layers.
 
     For each image: the input vector is loaded from DRAM into one half of the
-    activation SRAM; each layer streams its rows from DRAM through the index
-    path (one codebook lookup per cycle), the codebook ROM, the MAC lanes, the
-    requantizer and the output packer into the other half; the last layer's
-    output is stored back to DRAM.  A sparse Huffman-coded layer (when the
-    engine has a Huffman decoder) reads its stream's size word, then the whole
-    stream in one pipelined read through :class:`hw.sparse_rows.SparseRowPath`,
-    which feeds the same ROM, SRAM and MAC lanes one weight per symbol (the
-    centroid in the lane of its activation, zeros elsewhere; fillers read
-    nothing).  Every descriptor is checked before its
-    layer runs; on a bad one, or a bad index, the engine stops with ``error``
-    set and ``done`` high.  Golden twin: :class:`model.golden.GoldenEngine`.
+    activation SRAM; each layer streams its rows from DRAM through its mode's
+    datapath (:class:`hw.datapaths.Datapath`) into the other half: a row source (the index
+    path for dense VQ and PVQ layers, one codebook lookup per cycle; the sparse
+    row path for sparse Huffman-coded layers, one weight per symbol), the
+    fetch stage reading the activation SRAM and the codebook ROM, a
+    dot-product unit (the MAC lanes, or the PVQ unit), then the shared
+    requantizer and output packer.  A sparse layer's stream starts with a
+    size word, read first, so the rest comes in one pipelined read.  The last
+    layer's output is stored back to DRAM.  Every descriptor is checked
+    (:class:`hw.descriptor_check.DescriptorCheck`) before its layer runs; on a
+    bad one, or a bad stream, the engine stops with ``error`` set and ``done``
+    high.  Golden twin: :class:`model.golden.engine.GoldenEngine`.
 
     Parameters
     ----------
-    config : model.layout.EngineConfig
-        Lanes, codebook depth, ROM contents, activation capacity.
+    config : model.contract.config.EngineConfig
+        Lanes, codebook depth, ROM contents, activation capacity, optional PVQ
+        unit and Huffman decoder.
     addr_width : int
         DRAM word-address width.
     fifo_depth : int
@@ -58,10 +59,10 @@ class Engine(wiring.Component):
     busy, done : Out(1)
         ``done`` rises when the job finishes or stops on an error and stays up until the next start.
     error : Out(4)
-        :class:`model.layout.EngineError` value, 0 when none.
+        :class:`model.contract.errors.EngineError` value, 0 when none.
     counters : Out(CounterLayout)
-        Event counters since the last start.
-    dram_rd : Out(dram_read_signature(addr_width))
+        Event counters since the last start (:mod:`model.contract.counters`).
+    dram_rd : Out(DramReadSignature(addr_width))
     dram_wr : Out(dram_write_signature(addr_width))
     """
 
@@ -70,12 +71,8 @@ class Engine(wiring.Component):
         self._aw = addr_width
         self._fifo_depth = fifo_depth
         super().__init__({
-            "start": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "error": Out(ERROR_BITS),
-            "counters": Out(CounterLayout),
-            "dram_rd": Out(dram_read_signature(addr_width)),
+            **control_members(),
+            "dram_rd": Out(DramReadSignature(addr_width)),
             "dram_wr": Out(dram_write_signature(addr_width)),
         })
 
@@ -86,53 +83,33 @@ class Engine(wiring.Component):
         align = vector_align(lanes)
 
         m.submodules.reader = reader = DramReader(self._aw, self._fifo_depth)
-        m.submodules.index_path = index_path = IndexPath(cfg.max_entry_bits)
-        rom = CodebookRom(lanes, cfg.rom) if cfg.rom else None
-        if rom is not None:
-            m.submodules.rom = rom
-        pvq = PvqDotProduct(lanes, cfg.pvq_k_max, scale_bits=PVQ_SCALE_BITS) if cfg.pvq_k_max else None
-        if pvq is not None:
-            m.submodules.pvq = pvq
-        huff = SparseRowPath(cfg.huffman_max_len, cfg.huffman_symbol_bits) if cfg.huffman_max_len else None
-        if huff is not None:
-            m.submodules.sparse = huff
+        paths = datapaths(m, cfg)
+        sources = list(dict.fromkeys(path.source for path in paths.values()))
+        dots = list(dict.fromkeys(path.dot for path in paths.values()))
         m.submodules.sram = sram = ActivationSram(lanes, cfg.sram_words)
-        m.submodules.mac = mac = MacLanes(lanes)
         m.submodules.requantizer = requantizer = Requantizer()
         m.submodules.packer = packer = OutputPacker(lanes, len(sram.wr_addr))
         m.submodules.load_gearbox = load_gb = Gearbox(WORD_BYTES, lanes)
         m.submodules.store_gearbox = store_gb = Gearbox(lanes, WORD_BYTES)
-
-        wiring.connect(m, reader.dram, wiring.flipped(self.dram_rd))
+        m.submodules.descriptor_check = check = DescriptorCheck(cfg)
+        # Counters move per beat that reads the memories (by mode) and with the blocks' own events.
+        reading = Signal()   # the fetch stage takes a beat that reads the memories
+        read_steps = {value: path.read_steps(reading) for value, path in paths.items()}
+        counted = {name: step for path in paths.values() for name, step in path.event_steps().items()}
+        m.submodules.event_counters = counters = EventCounters(dict.fromkeys([
+            "dram_read_words", "dram_write_words", "sram_reads", "sram_writes", "cycles", "stall_cycles",
+            *(name for mode_steps in read_steps.values() for name in mode_steps), *counted]))
         # Row parameters run ahead of their row's beats by the pipeline's depth.
         m.submodules.row_params = row_params = fifo.SyncFIFOBuffered(width=RowParams.size,
                                                                      depth=ROW_PARAMS_DEPTH)
-        m.d.comb += [
-            row_params.w_data.eq(index_path.params.payload), row_params.w_en.eq(index_path.params.valid),
-            index_path.params.ready.eq(row_params.w_rdy),
-            mac.params.payload.eq(row_params.r_data), mac.params.valid.eq(row_params.r_rdy),
-            row_params.r_en.eq(mac.params.ready),
-            requantizer.result.valid.eq(mac.result.valid),
-            requantizer.result.payload.eq(mac.result.payload),
-        ]
-        pvq_mode = Signal()  # the running layer is PVQ-coded
-        if pvq is not None:
-            m.d.comb += [pvq.params.payload.eq(row_params.r_data), pvq.params.valid.eq(row_params.r_rdy)]
-            with m.If(pvq_mode):
-                m.d.comb += [row_params.r_en.eq(pvq.params.ready),
-                             requantizer.result.valid.eq(pvq.result.valid),
-                             requantizer.result.payload.eq(pvq.result.payload)]
+
+        wiring.connect(m, reader.dram, wiring.flipped(self.dram_rd))
         wiring.connect(m, requantizer.output, packer.output)
-        huff_mode = Signal()  # the running layer is sparse and Huffman-coded
-        if huff is not None:
-            # The sparse path writes the row parameters (the index path is idle then).
-            with m.If(huff_mode):
-                m.d.comb += [row_params.w_data.eq(huff.params.payload), row_params.w_en.eq(huff.params.valid),
-                             huff.params.ready.eq(row_params.w_rdy)]
 
         # --- job and layer registers ---------------------------------------------------------
         fetched = Signal(JOB_WORDS * WORD_BITS)   # header or descriptor words, word 0 lowest
-        word = lambda i: fetched[i * WORD_BITS:(i + 1) * WORD_BITS]  # noqa: E731
+        job = data.View(JobHeaderLayout, fetched)
+        desc = data.View(DescriptorLayout, fetched[:DescriptorLayout.size])   # after DESC_READ
         n_fetched = Signal(range(JOB_WORDS + 1))
         n_layers, n_images = Signal(COUNT_BITS), Signal(COUNT_BITS)
         desc_addr, in_ptr, out_ptr = (Signal(self._aw, name=n) for n in ("desc_addr", "in_ptr", "out_ptr"))
@@ -142,99 +119,73 @@ class Engine(wiring.Component):
         features = Signal(COUNT_BITS)  # size of the vector now in SRAM
         select = Signal()              # SRAM half holding that vector
         error = Signal(ERROR_BITS)
+        # The running layer's mode, which selects its datapath; between layers it keeps the
+        # last one (whose blocks are idle then).
+        mode = Signal(len(desc.mode), init=next(iter(paths)))
+        relu = Signal()
+        size_word = Signal(WORD_BITS)  # a sized stream's size word (model.contract.layout)
 
-        # The descriptor in ``fetched`` after DESC_READ:
-        d_in, d_out = word(0)[:16], word(0)[16:]
-        d_cb_base, d_cb_size = word(1)[:16], word(1)[16:]
-        d_stream, d_row_words, d_flags = word(2), word(3)[:16], word(3)[16:]
-        d_mode = (d_flags >> MODE_SHIFT) & MODE_MASK
-        d_pvq = d_mode == LayerMode.PVQ
-        d_k, d_entry_bits = d_cb_base, d_cb_size  # the codebook fields' meaning in PVQ mode
-        entry_bits = Mux(d_pvq, d_entry_bits, cfg.index_bits)
-        subvectors = (d_in + (lanes - 1)) >> log2(lanes)
-        index_words = (subvectors * entry_bits[:6] + (WORD_BITS - 1)) >> log2(WORD_BITS)
-
-        def vector_words(n):   # DRAM words of an aligned vector (model.layout.vector_words)
+        def vector_words(n):   # DRAM words of an aligned vector (model.contract.layout.vector_words)
             return ((n + align - 1) >> log2(align)) << log2(align // WORD_BYTES)
 
         def lane_words(n):     # SRAM lane-words of an aligned vector
             return ((n + align - 1) >> log2(align)) << log2(align // lanes)
 
-        relu = Signal()
-        size_word = Signal(WORD_BITS)  # a sparse layer's stream size (model.layout)
+        sized_modes = [value for value, path in paths.items() if path.sized]
+
+        def sized(value):
+            return reduce(or_, [value == s for s in sized_modes], Const(0))
+
         m.d.comb += [
-            index_path.rows.eq(d_out), index_path.subvectors.eq(subvectors),
-            index_path.index_words.eq(d_row_words - ROW_HEADER_WORDS),
-            index_path.codebook_size.eq(d_cb_size),
-            index_path.width.eq(entry_bits), index_path.check.eq(~pvq_mode),
-            packer.rows.eq(d_out), packer.words.eq(lane_words(d_out)),
+            check.descriptor.eq(desc), check.features.eq(features),
+            sram.select.eq(select),
+            packer.rows.eq(desc.out_features), packer.words.eq(lane_words(desc.out_features)),
             requantizer.relu.eq(relu),
         ]
 
-        # --- datapath: index path -> ROM + SRAM read -> MAC lanes or PVQ unit -------------------
-        # The fetch stage holds its beat (and the memories their data) while the PVQ
-        # unit is busy; the MAC lanes never stall.
-        beat = index_path.beats.payload
-        fetch_valid, fetch_first, fetch_last = Signal(), Signal(), Signal()
-        fetch_entry = Signal.like(beat.index)
-        downstream_ready = Signal()
-        m.d.comb += downstream_ready.eq(1)
-        if pvq is not None:
-            with m.If(pvq_mode):
-                m.d.comb += downstream_ready.eq(pvq.vectors.ready)
-        advance = ~fetch_valid | downstream_ready
-        if huff is None:
-            lookup = index_path.beats.valid & advance
-            real_lookup = lookup        # a lookup that reads the ROM and SRAM
-        else:
-            hbeat = huff.beats.payload
-            lookup = Mux(huff_mode, huff.beats.valid, index_path.beats.valid) & advance
-            real_lookup = lookup & ~(huff_mode & hbeat.filler)   # fillers read nothing
-        m.d.comb += [
-            index_path.beats.ready.eq(advance),
-            sram.rd_addr.eq(beat.subvector), sram.rd_en.eq(advance),
-            sram.select.eq(select),
-            mac.operands.valid.eq(fetch_valid & ~pvq_mode),
-            mac.operands.payload.activations.eq(sram.rd_data),
-            mac.operands.payload.first.eq(fetch_first),
-            mac.operands.payload.last.eq(fetch_last),
-        ]
-        if rom is not None:
-            m.d.comb += [rom.addr.eq(d_cb_base + beat.index), rom.en.eq(advance),
-                         mac.operands.payload.codeword.eq(rom.data)]
-        if pvq is not None:
-            index_bits = Signal(range(len(fetch_entry) + 1))
-            m.d.comb += [
-                index_bits.eq(d_entry_bits - PVQ_SCALE_BITS),
-                pvq.vectors.valid.eq(fetch_valid & pvq_mode),
-                pvq.vectors.payload.index.eq(fetch_entry & ((Const(1, len(fetch_entry) + 1) << index_bits) - 1)),
-                pvq.vectors.payload.scale.eq(fetch_entry >> index_bits),
-                pvq.vectors.payload.activations.eq(sram.rd_data),
-                pvq.vectors.payload.first.eq(fetch_first),
-                pvq.vectors.payload.last.eq(fetch_last),
-                pvq.k.eq(d_k),
-            ]
-        with m.If(advance):
-            m.d.sync += [fetch_valid.eq(index_path.beats.valid), fetch_first.eq(beat.first),
-                         fetch_last.eq(beat.last), fetch_entry.eq(beat.index)]
-        if huff is not None:
-            # A symbol's weight: centroid lane ``idx % lanes`` of ROM entry ``base + idx // lanes``,
-            # placed in the lane of its activation (position % lanes); fillers read nothing.
-            fetch_lane, fetch_clane = Signal(range(lanes)), Signal(range(lanes))
-            fetch_filler = Signal()
-            real = ~hbeat.filler
-            m.d.comb += huff.beats.ready.eq(advance & huff_mode)
-            with m.If(huff_mode):
-                m.d.comb += [sram.rd_addr.eq(hbeat.position >> log2(lanes)), sram.rd_en.eq(advance & real),
-                             rom.addr.eq(d_cb_base + (hbeat.index >> log2(lanes))), rom.en.eq(advance & real)]
-                for i in range(lanes):
-                    m.d.comb += mac.operands.payload.codeword[i].eq(
-                        Mux(~fetch_filler & (fetch_lane == i), rom.data[fetch_clane] if lanes > 1 else rom.data[0], 0))
-                with m.If(advance):
-                    m.d.sync += [fetch_valid.eq(huff.beats.valid), fetch_first.eq(hbeat.first),
-                                 fetch_last.eq(hbeat.last), fetch_filler.eq(hbeat.filler),
-                                 fetch_lane.eq(hbeat.position[:log2(lanes)]),
-                                 fetch_clane.eq(hbeat.index[:log2(lanes)])]
+        # --- datapath: row source -> ROM + SRAM read (the fetch stage) -> dot-product unit ------
+        running = Signal()       # the layer's stream goes to its row source
+        start_layer = Signal()   # strobe: the layer's stream is being read
+        source_busy, source_error, dot_error = Signal(), Signal(ERROR_BITS), Signal()
+        advance = Signal()       # the fetch stage takes the next beat
+        fetch_valid = Signal()   # the fetch stage holds a beat: its memory reads are out now
+        held = Signal(max(len(source.beats.payload.as_value()) for source in sources))
+        steps = counters.steps
+        with m.Switch(mode):
+            for value, path in paths.items():
+                source, dot = path.source, path.dot
+                beat = source.beats.payload
+                rom_entry, sram_word, reads = path.lookup(beat)
+                with m.Case(value):
+                    m.d.comb += path.configure(desc)
+                    with m.If(running):
+                        wiring.connect(m, reader.data, source.words)
+                    wiring.connect(m, source.params, row_params.w_stream)
+                    wiring.connect(m, row_params.r_stream, dot.params)
+                    wiring.connect(m, dot.result, requantizer.result)
+                    m.d.comb += [
+                        source.start.eq(start_layer), source_busy.eq(source.busy),
+                        source_error.eq(source.error), dot_error.eq(dot.error),
+                        # The fetch stage holds its beat, and the memories their data, while the
+                        # unit cannot take it: the PVQ unit stalls, the MAC lanes never do.
+                        advance.eq(~fetch_valid | dot.operands.ready),
+                        source.beats.ready.eq(advance),
+                        reading.eq(source.beats.valid & advance & reads),
+                        sram.rd_addr.eq(sram_word), sram.rd_en.eq(advance & reads),
+                    ]
+                    m.d.comb += [getattr(steps, name).eq(step) for name, step in read_steps[value].items()]
+                    if path.rom is not None:
+                        m.d.comb += [path.rom.addr.eq(desc.codebook_base + rom_entry),
+                                     path.rom.en.eq(advance & reads)]
+                    with m.If(advance):
+                        m.d.sync += [fetch_valid.eq(source.beats.valid), held.eq(beat.as_value())]
+                    taken = data.View(beat.shape(), held[:beat.shape().size])
+                    operands = dot.operands
+                    m.d.comb += [operands.valid.eq(fetch_valid), operands.payload.activations.eq(sram.rd_data),
+                                 operands.payload.first.eq(taken.first), operands.payload.last.eq(taken.last)]
+                    m.d.comb += path.weights(taken, desc)
+        for source in sources:
+            m.d.comb += source.dry.eq(reader.idle)
 
         # SRAM writes come from the input load or from the packer.
         load_words = Signal(COUNT_BITS)
@@ -267,37 +218,39 @@ class Engine(wiring.Component):
             m.d.sync += error.eq(code)
             m.next = "ERROR"
 
-        def collect(n_words, then):
-            """Shift ``n_words`` words from the reader into ``fetched``."""
-            m.d.comb += reader.data.ready.eq(1)
-            with m.If(reader.data.valid):
-                m.d.sync += [fetched.eq(Cat(fetched[WORD_BITS:], reader.data.payload)),
-                             n_fetched.eq(n_fetched + 1)]
-                with m.If(n_fetched == n_words - 1):
-                    if n_words < JOB_WORDS:   # align word 0 to the bottom
-                        m.d.sync += fetched.eq(Cat(fetched[WORD_BITS * (JOB_WORDS - n_words + 1):],
-                                                   reader.data.payload))
-                    m.next = then
+        def fetch(state, addr, n_words, then):
+            """Two states: ``state`` asks for ``n_words`` words at ``addr``, ``state_READ`` shifts
+            them into ``fetched`` (word 0 lowest), then the FSM goes to ``then``."""
+            with m.State(state):
+                read(addr, 1, n_words)
+                m.d.sync += n_fetched.eq(0)
+                with m.If(reader.cmd.ready):
+                    m.next = f"{state}_READ"
+            with m.State(f"{state}_READ"):
+                m.d.comb += reader.data.ready.eq(1)
+                with m.If(reader.data.valid):
+                    m.d.sync += [fetched.eq(Cat(fetched[WORD_BITS:], reader.data.payload)),
+                                 n_fetched.eq(n_fetched + 1)]
+                    with m.If(n_fetched == n_words - 1):
+                        if n_words < JOB_WORDS:   # align word 0 to the bottom
+                            m.d.sync += fetched.eq(Cat(fetched[WORD_BITS * (JOB_WORDS - n_words + 1):],
+                                                       reader.data.payload))
+                        m.next = then
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += error.eq(0)
                     m.next = "JOB"
-            with m.State("JOB"):
-                read(0, 1, JOB_WORDS)
-                m.d.sync += n_fetched.eq(0)
-                with m.If(reader.cmd.ready):
-                    m.next = "JOB_READ"
-            with m.State("JOB_READ"):
-                collect(JOB_WORDS, "JOB_CHECK")
+            fetch("JOB", 0, JOB_WORDS, "JOB_CHECK")
             with m.State("JOB_CHECK"):
-                m.d.sync += [n_layers.eq(word(1)[:16]), n_images.eq(word(1)[16:]),
-                             desc_addr.eq(word(2)), in_ptr.eq(word(3)), input_features.eq(word(4)),
-                             out_ptr.eq(word(5)), image.eq(0)]
-                with m.If((word(0) != JOB_MAGIC) | (word(1)[:16] == 0) | (word(1)[16:] == 0)):
+                # The same checks as model.contract.descriptor.read_job_header and check_input.
+                m.d.sync += [n_layers.eq(job.n_layers), n_images.eq(job.n_images), desc_addr.eq(job.desc_addr),
+                             in_ptr.eq(job.input_addr), input_features.eq(job.input_features),
+                             out_ptr.eq(job.output_addr), image.eq(0)]
+                with m.If((job.magic != JOB_MAGIC) | (job.n_layers == 0) | (job.n_images == 0)):
                     fail(EngineError.BAD_JOB)
-                with m.Elif((word(4) == 0) | (word(4) > cfg.max_features)):
+                with m.Elif((job.input_features == 0) | (job.input_features > cfg.max_features)):
                     fail(EngineError.BAD_SHAPE)
                 with m.Else():
                     m.next = "LOAD"
@@ -315,104 +268,55 @@ class Engine(wiring.Component):
                     with m.If(load_words == lane_words(input_features) - 1):
                         m.d.sync += in_ptr.eq(in_ptr + vector_words(input_features))
                         m.next = "DESC"
-            with m.State("DESC"):
-                read(desc_addr + layer * DESC_WORDS, 1, DESC_WORDS)
-                m.d.sync += n_fetched.eq(0)
-                with m.If(reader.cmd.ready):
-                    m.next = "DESC_READ"
-            with m.State("DESC_READ"):
-                collect(DESC_WORDS, "DESC_CHECK")
+            fetch("DESC", desc_addr + layer * DESC_WORDS, DESC_WORDS, "DESC_CHECK")
             with m.State("DESC_CHECK"):
-                # The same checks, in the same order, as model.golden.Descriptor.check.
-                supported = (d_mode == LayerMode.VQ) | (d_pvq if pvq is not None else 0)
-                d_huff = d_mode == LayerMode.HUFFMAN
-                if huff is not None:
-                    supported = supported | d_huff
-                    bad_sparse_codebook = ((d_cb_size == 0) | (d_cb_size > cfg.huffman_k_max)
-                                           | (d_cb_base + ((d_cb_size + (lanes - 1)) >> log2(lanes))
-                                              > cfg.rom_entries))
-                vq_layer = ~d_pvq if huff is None else ~d_pvq & ~d_huff
-                if pvq is not None:
-                    table = Array(Const(cfg.pvq_entry_bits(k) if k else 0, 8) for k in range(cfg.pvq_k_max + 1))
-                    bad_pyramid = (d_k == 0) | (d_k > cfg.pvq_k_max) | (d_entry_bits != table[d_k])
-                else:
-                    bad_pyramid = 1
-                with m.If(~supported):
-                    fail(EngineError.BAD_MODE)
-                with m.Elif((d_in == 0) | (d_in > cfg.max_features) | (d_out == 0) | (d_out > cfg.max_features)):
-                    fail(EngineError.BAD_SHAPE)
-                with m.Elif(d_in != features):
-                    fail(EngineError.BAD_CHAIN)
-                with m.Elif(d_pvq & bad_pyramid):
-                    fail(EngineError.BAD_CODEBOOK)
-                if huff is not None:
-                    with m.Elif(d_huff & bad_sparse_codebook):
-                        fail(EngineError.BAD_CODEBOOK)
-                with m.Elif(vq_layer & ((d_cb_size == 0) | (d_cb_size > cfg.codebook_depth)
-                                        | (d_cb_base + d_cb_size > cfg.rom_entries))):
-                    fail(EngineError.BAD_CODEBOOK)
-                with m.Elif((d_row_words != ROW_HEADER_WORDS + index_words) if huff is None
-                            else ~d_huff & (d_row_words != ROW_HEADER_WORDS + index_words)):
-                    fail(EngineError.BAD_STREAM)
+                with m.If(check.error != EngineError.NONE):
+                    fail(check.error)
                 with m.Else():
-                    m.d.sync += [relu.eq((d_flags & FLAG_RELU) != 0), pvq_mode.eq(d_pvq)]
-                    m.next = "LAYER"
-                    if huff is not None:
-                        m.d.sync += huff_mode.eq(d_huff)
-                        with m.If(d_huff):
-                            m.next = "SPARSE_SIZE"
-            with m.State("LAYER"):
-                read(d_stream, d_out, d_row_words)
+                    m.d.sync += [relu.eq(desc.relu), mode.eq(desc.mode)]
+                    m.next = "STREAM"
+                    if sized_modes:
+                        with m.If(sized(desc.mode)):
+                            m.next = "SIZE"
+            if sized_modes:
+                with m.State("SIZE"):
+                    read(desc.stream_addr, 1, 1)
+                    with m.If(reader.cmd.ready):
+                        m.next = "SIZE_READ"
+                with m.State("SIZE_READ"):
+                    m.d.comb += reader.data.ready.eq(1)
+                    with m.If(reader.data.valid):
+                        m.d.sync += size_word.eq(reader.data.payload)
+                        m.next = "STREAM"
+            with m.State("STREAM"):
+                # A sized stream's rest comes in one read: its size word says exactly how long it is.
+                with m.If(sized(mode)):
+                    read(desc.stream_addr + 1, size_word[:16], size_word[16:])
+                with m.Else():
+                    read(desc.stream_addr, desc.out_features, desc.row_words)
                 with m.If(reader.cmd.ready):
-                    m.d.comb += [index_path.start.eq(1), packer.start.eq(1)]
-                    m.next = "LAYER_RUN"
-            with m.State("LAYER_RUN"):
-                wiring.connect(m, reader.data, index_path.words)
-                with m.If(index_path.error | (pvq.error if pvq is not None else 0)):
+                    m.d.comb += [start_layer.eq(1), packer.start.eq(1)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += running.eq(1)
+                with m.If(source_error != EngineError.NONE):
+                    fail(source_error)
+                with m.Elif(dot_error):
                     fail(EngineError.BAD_INDEX)
-                with m.Elif(~packer.busy):
-                    m.d.sync += [select.eq(~select), features.eq(d_out), layer.eq(layer + 1)]
+                with m.Elif(~source_busy & reader.idle & ~packer.busy):
+                    # Every row read and written, and whatever followed them drained.
+                    m.d.sync += [select.eq(~select), features.eq(desc.out_features), layer.eq(layer + 1)]
                     with m.If(layer == n_layers - 1):
                         m.d.sync += [store_read.eq(0), store_written.eq(0)]
                         m.next = "STORE"
                     with m.Else():
                         m.next = "DESC"
-            if huff is not None:
-                with m.State("SPARSE_SIZE"):
-                    read(d_stream, 1, 1)
-                    with m.If(reader.cmd.ready):
-                        m.next = "SPARSE_SIZE_READ"
-                with m.State("SPARSE_SIZE_READ"):
-                    m.d.comb += reader.data.ready.eq(1)
-                    with m.If(reader.data.valid):
-                        m.d.sync += size_word.eq(reader.data.payload)
-                        m.next = "SPARSE"
-                with m.State("SPARSE"):
-                    # The rest of the stream in one read: the size word says exactly how long it is.
-                    read(d_stream + 1, size_word[:16], size_word[16:])
-                    with m.If(reader.cmd.ready):
-                        m.d.comb += [huff.start.eq(1), packer.start.eq(1)]
-                        m.next = "SPARSE_RUN"
-                with m.State("SPARSE_RUN"):
-                    wiring.connect(m, reader.data, huff.words)
-                    with m.If(huff.error != 0):
-                        fail(huff.error)
-                    with m.Elif(huff.done):
-                        m.d.comb += reader.data.ready.eq(1)     # the stream's padding
-                        with m.If(reader.idle & ~packer.busy):
-                            # As at the end of LAYER_RUN.
-                            m.d.sync += [select.eq(~select), features.eq(d_out), layer.eq(layer + 1)]
-                            with m.If(layer == n_layers - 1):
-                                m.d.sync += [store_read.eq(0), store_written.eq(0)]
-                                m.next = "STORE"
-                            with m.Else():
-                                m.next = "DESC"
             with m.State("STORE"):
                 # Keep one SRAM word in flight into the gearbox; hold it while it waits.
                 m.d.comb += sram.rd_addr.eq(store_read)
-                advance = ~store_pending | store_gb.i.ready
-                m.d.comb += sram.rd_en.eq(advance)
-                with m.If(advance):
+                store_advance = ~store_pending | store_gb.i.ready
+                m.d.comb += sram.rd_en.eq(store_advance)
+                with m.If(store_advance):
                     with m.If(store_read != lane_words(features)):
                         m.d.sync += [store_pending.eq(1), store_read.eq(store_read + 1)]
                     with m.Else():
@@ -432,41 +336,24 @@ class Engine(wiring.Component):
                 m.d.comb += self.done.eq(1)
 
         busy = ~fsm.ongoing("IDLE") & ~fsm.ongoing("DONE") & ~fsm.ongoing("ERROR")
-        m.d.comb += [self.busy.eq(busy), self.error.eq(error)]
-
-        # --- event counters (model.layout.COUNTERS) -----------------------------------------------
-        c = self.counters
-        events = {
-            "dram_read_words": self.dram_rd.resp.valid & self.dram_rd.resp.ready,
-            "dram_write_words": self.dram_wr.valid & self.dram_wr.ready,
-            "sram_reads": (real_lookup & ~fsm.ongoing("STORE")) | (fsm.ongoing("STORE") & sram.rd_en
-                                                                    & (store_read != lane_words(features))),
-            "sram_writes": sram.wr_en,
-            "rom_reads": real_lookup & ~pvq_mode,
-            "cycles": busy,
-            "stall_cycles": busy & reader.data.ready & ~reader.data.valid,
-        }
         restart = self.start & ~busy
-        if pvq is not None:
-            m.d.comb += pvq.clear.eq(restart)
-        if huff is not None:
-            m.d.comb += [huff.dry.eq(reader.idle), huff.rows.eq(d_out), huff.in_features.eq(d_in),
-                         huff.k.eq(d_cb_size), huff.table_words.eq(d_row_words)]
-        for name, event in events.items():
-            field = getattr(c, name)
-            m.d.sync += field.eq(field + event)
-        if huff is None:
-            m.d.sync += c.macs.eq(c.macs + Mux(lookup & ~pvq_mode, lanes, 0))
-        else:
-            # A sparse layer's symbol is one useful multiply (the other lanes multiply by zero).
-            m.d.sync += [
-                c.macs.eq(c.macs + Mux(real_lookup & ~pvq_mode, Mux(huff_mode, 1, lanes), 0)),
-                c.huffman_symbols.eq(c.huffman_symbols + huff.stat_symbol),
-                c.huffman_bits.eq(c.huffman_bits + huff.stat_bits),
-                c.huffman_busy_cycles.eq(c.huffman_busy_cycles + huff.stat_busy),
-            ]
-        if pvq is not None:
-            m.d.sync += c.adds.eq(c.adds + pvq.add)
-        with m.If(restart):
-            m.d.sync += c.eq(0)
+        m.d.comb += [self.busy.eq(busy), self.error.eq(error)]
+        for dot in dots:
+            m.d.comb += dot.clear.eq(restart)
+
+        # --- event counters (model.contract.counters); those per memory read are set per mode above
+        storing = fsm.ongoing("STORE")
+        m.d.comb += [
+            steps.dram_read_words.eq(self.dram_rd.resp.valid & self.dram_rd.resp.ready),
+            steps.dram_write_words.eq(self.dram_wr.valid & self.dram_wr.ready),
+            steps.sram_reads.eq((reading & ~storing)
+                                | (storing & sram.rd_en & (store_read != lane_words(features)))),
+            steps.sram_writes.eq(sram.wr_en),
+            steps.cycles.eq(busy),
+            steps.stall_cycles.eq(busy & reader.data.ready & ~reader.data.valid),
+            counters.clear.eq(restart),
+            self.counters.eq(counters.counters),
+        ]
+        for name, step in counted.items():
+            m.d.comb += getattr(steps, name).eq(step)
         return m

@@ -1,3 +1,4 @@
+"""Gearbox: re-chunks a byte stream between word widths (DRAM words <-> SRAM lane-words)."""
 from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out

@@ -3,7 +3,7 @@ from functools import reduce
 from operator import or_
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -18,16 +18,22 @@ from hw.layouts import COUNT_BITS
 MAX_RTL_SYMBOL_BITS = HUFFMAN_SYMBOL_BITS_MAX
 
 
+def huffman_events(max_len: int) -> data.StructLayout:
+    """The decoder's counter strobes: ``symbol`` (``huffman_symbols``), ``bits``
+    (``huffman_bits``) and ``decode`` (``huffman_busy_cycles``)."""
+    return data.StructLayout({"symbol": 1, "bits": range(max_len + 1), "decode": 1})
+
+
 class HuffmanDecoder(wiring.Component):
     """Decodes canonical Huffman codes from a 32-bit word stream at one symbol per cycle.
 
     The code table, the stream format and every error rule are those of
-    :mod:`model.huffman`, whose :class:`model.huffman.HuffmanDecoder` is the
-    golden twin.
+    :mod:`model.codecs.huffman`, and :class:`model.golden.huffman.HuffmanDecoder` is
+    its golden twin.
 
     **Table load.**  A ``load`` pulse latches ``table_words`` (the most words
     the table may take) and reads the table from the ``table`` stream in the
-    :meth:`model.huffman.HuffmanTable.to_words` layout: the header, one count
+    :meth:`model.codecs.huffman.HuffmanTable.to_words` layout: the header, one count
     per cycle (each turned into the per-length ``limit`` and ``base``
     registers the decoder compares against), then one symbol per cycle into a
     :class:`~amaranth.lib.memory.Memory`, checking each against a
@@ -56,7 +62,7 @@ class HuffmanDecoder(wiring.Component):
     buffered bits) is available and the output is free, a symbol is decoded:
     the rate is one symbol per cycle, with one cycle of latency.
 
-    **Errors** (``error``, a :class:`model.huffman.HuffmanStatus`): table
+    **Errors** (``error``, a :class:`model.codecs.huffman.HuffmanStatus`): table
     errors (oversubscribed, incomplete, length over limit, bad symbol,
     truncated table) stay until the next ``load``, and ``start`` does not clear
     them; ``start`` without a loaded table (or during a load) gives
@@ -99,14 +105,12 @@ class HuffmanDecoder(wiring.Component):
     busy : Out(1)
         A load or a run is in progress, or a symbol is still offered.
     error : Out(STATUS_BITS)
-        :class:`model.huffman.HuffmanStatus`; 0 when all is well.
-    stat_symbol : Out(1)
-        Strobe: a symbol was delivered (``huffman_symbols``).
-    stat_bits : Out(range(max_len + 1))
-        Code bits consumed this cycle (``huffman_bits``).
-    stat_busy : Out(1)
-        Strobe: the decoder had input and its output was free, so it decoded a
-        symbol or found a stream error (``huffman_busy_cycles``).
+        :class:`model.codecs.huffman.HuffmanStatus`; 0 when all is well.
+    events : Out(huffman_events(max_len))
+        ``symbol``: strobe, a symbol was delivered (``huffman_symbols``).
+        ``bits``: code bits consumed this cycle (``huffman_bits``).
+        ``decode``: strobe, the decoder had input and its output was free, so it
+        decoded a symbol or found a stream error (``huffman_busy_cycles``).
     """
 
     def __init__(self, max_len: int = DEFAULT_MAX_LEN, symbol_bits: int = DEFAULT_SYMBOL_BITS,
@@ -129,9 +133,7 @@ class HuffmanDecoder(wiring.Component):
             "table_ok": Out(1),
             "busy": Out(1),
             "error": Out(STATUS_BITS),
-            "stat_symbol": Out(1),
-            "stat_bits": Out(range(max_len + 1)),
-            "stat_busy": Out(1),
+            "events": Out(huffman_events(max_len)),
         })
 
     def elaborate(self, platform):
@@ -360,8 +362,8 @@ class HuffmanDecoder(wiring.Component):
         m.d.comb += [
             self.table_ok.eq(table_ready),
             self.busy.eq(loading | active | out_valid),
-            self.stat_symbol.eq(self.symbols.valid & self.symbols.ready),
-            self.stat_bits.eq(Mux(fire, n_used, 0)),
-            self.stat_busy.eq(fire | bad_code | truncated),
+            self.events.symbol.eq(self.symbols.valid & self.symbols.ready),
+            self.events.bits.eq(Mux(fire, n_used, 0)),
+            self.events.decode.eq(fire | bad_code | truncated),
         ]
         return m

@@ -1,10 +1,17 @@
-from amaranth.hdl import Const, Module, Signal, unsigned
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+"""Index path: a dense layer's row stream -> row parameters and one entry per cycle."""
+from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
 
+from model.contract.errors import EngineError
 from model.contract.layout import WORD_BITS
 
-from hw.layouts import COUNT_BITS, RowParams, beat_layout
+from hw.layouts import COUNT_BITS, RowSourceSignature, beat_layout
+
+
+def config_layout(max_bits: int) -> data.StructLayout:
+    """The layer configuration the index path reads (see :class:`IndexPath`, ``config``)."""
+    return data.StructLayout({"rows": COUNT_BITS, "subvectors": COUNT_BITS, "index_words": COUNT_BITS,
+                              "codebook_size": COUNT_BITS + 1, "width": range(max_bits + 1), "check": 1})
 
 
 class IndexPath(wiring.Component):
@@ -17,7 +24,8 @@ class IndexPath(wiring.Component):
     loading and index emission overlap, including across rows (the next row's
     parameters are read while this row's last indices drain), so a long row
     costs exactly one cycle per index.  Golden twin:
-    :func:`model.codecs.index_packing.unpack_indices`.
+    :func:`model.codecs.index_packing.unpack_indices`.  Its signature is
+    ``RowSourceSignature(config=config_layout(max_bits), beat=beat_layout(max_bits))``.
 
     Parameters
     ----------
@@ -26,47 +34,36 @@ class IndexPath(wiring.Component):
 
     Members
     -------
+    config : In(config_layout(max_bits))
+        ``rows``, ``subvectors``, ``index_words``: rows in the layer, entries
+        per row, entry words per row.  ``width``: the entry width.  ``check``:
+        entries are codebook indices, and those at or above ``codebook_size``
+        are an error.
+    start : In(1)
+        Begin a layer with ``config`` (held for the whole layer).
     words : In(stream.Signature(32))
         The row stream.
+    dry : In(1)
+        Not needed: ``config`` says how long the rows are.
     params : Out(stream.Signature(RowParams))
         One transfer per row, before the row's first beat.
     beats : Out(stream.Signature(beat_layout(max_bits)))
         One transfer per entry (codebook lookup or PVQ vector).
-    start : In(1)
-        Begin a layer with the configuration below (held for the whole layer).
-    rows, subvectors, index_words : In(16)
-        Rows in the layer, indices per row, index words per row.
-    width : In(range(max_bits + 1))
-        Entry width for this layer.
-    check : In(1)
-        Entries are codebook indices: those at or above ``codebook_size`` are an error.
-    codebook_size : In(17)
     busy : Out(1)
         A layer is in progress.
-    error : Out(1)
-        A bad index was found; nothing more is read or emitted until ``start``.
+    error : Out(ERROR_BITS)
+        ``BAD_INDEX`` once a bad index is found; nothing more is read or emitted until ``start``.
+    events : zero-width
     """
 
     def __init__(self, max_bits: int):
         self._max = max_bits
-        super().__init__({
-            "words": In(stream.Signature(unsigned(WORD_BITS))),
-            "params": Out(stream.Signature(RowParams)),
-            "beats": Out(stream.Signature(beat_layout(max_bits))),
-            "width": In(range(max_bits + 1)),
-            "check": In(1),
-            "start": In(1),
-            "rows": In(COUNT_BITS),
-            "subvectors": In(COUNT_BITS),
-            "index_words": In(COUNT_BITS),
-            "codebook_size": In(COUNT_BITS + 1),
-            "busy": Out(1),
-            "error": Out(1),
-        })
+        super().__init__(RowSourceSignature(config=config_layout(max_bits), beat=beat_layout(max_bits)))
 
     def elaborate(self, platform):
         m = Module()
-        b = self.width
+        cfg = self.config
+        b = cfg.width
         word = self.words.payload
 
         # Emitter: the bits of the open row not yet emitted.
@@ -80,14 +77,14 @@ class IndexPath(wiring.Component):
         index = Signal(self._max)
         m.d.comb += index.eq(bits[:self._max] & ((Const(1, self._max + 1) << b) - 1))
         can_emit = open_row & (nbits >= b) & ~error
-        bad = self.check & (index >= self.codebook_size)
+        bad = cfg.check & (index >= cfg.codebook_size)
         m.d.comb += [
             self.beats.valid.eq(can_emit & ~bad),
             self.beats.payload.index.eq(index),
             self.beats.payload.subvector.eq(subvector),
             self.beats.payload.first.eq(subvector == 0),
             self.beats.payload.last.eq(left == 1),
-            self.error.eq(error),
+            self.error.eq(Mux(error, EngineError.BAD_INDEX, EngineError.NONE)),
         ]
         with m.If(can_emit & bad):
             m.d.sync += error.eq(1)
@@ -108,14 +105,14 @@ class IndexPath(wiring.Component):
         words_left = Signal(COUNT_BITS)
         bias = Signal.like(self.params.payload.bias)
         load = Signal()
-        first_word = words_left == self.index_words
+        first_word = words_left == cfg.index_words
         take = self.words.valid & self.words.ready
 
         def restart():
             with m.If(self.start):
-                m.d.sync += [rows_left.eq(self.rows), error.eq(0), open_row.eq(0), nbits.eq(0)]
+                m.d.sync += [rows_left.eq(cfg.rows), error.eq(0), open_row.eq(0), nbits.eq(0)]
                 m.next = "BIAS"
-                with m.If(self.rows == 0):
+                with m.If(cfg.rows == 0):
                     m.next = "IDLE"
 
         with m.FSM() as fsm:
@@ -136,7 +133,7 @@ class IndexPath(wiring.Component):
                     self.words.ready.eq(self.params.ready & ~error),
                 ]
                 with m.If(take):
-                    m.d.sync += words_left.eq(self.index_words)
+                    m.d.sync += words_left.eq(cfg.index_words)
                     m.next = "INDICES"
                 restart()
             with m.State("INDICES"):
@@ -151,7 +148,7 @@ class IndexPath(wiring.Component):
                     m.d.sync += words_left.eq(words_left - 1)
                     with m.If(first_word):
                         m.d.sync += [bits.eq(word), nbits.eq(WORD_BITS), open_row.eq(1),
-                                     left.eq(self.subvectors), subvector.eq(0)]
+                                     left.eq(cfg.subvectors), subvector.eq(0)]
                     with m.Else():
                         m.d.sync += [bits.eq(bits_after | (word << nbits_after)),
                                      nbits.eq(nbits_after + WORD_BITS)]

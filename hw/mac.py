@@ -1,10 +1,11 @@
+"""MAC lanes: the dot-product unit of codebook layers, ``lanes`` int8 multiplies per beat."""
 from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
-from model.contract.fixedpoint import ACC_BITS, ACT_BITS
+from model.contract.fixedpoint import ACT_BITS
 
-from hw.layouts import RowParams, RowResult, operands_layout
+from hw.accumulator import RowAccumulator
+from hw.layouts import DotProductSignature, operands_layout
 
 
 def adder_tree(values):
@@ -19,9 +20,11 @@ class MacLanes(wiring.Component):
     """``lanes`` int8 multiplies, an adder tree and a 32-bit row accumulator.
 
     A two-stage pipeline that never stalls: stage 1 multiplies, stage 2 sums
-    and accumulates.  The accumulator starts each row at the row's bias (from
-    ``params``), wraps modulo 2**32 as the golden model does, and the row's
-    parameters are consumed with its last beat.
+    and accumulates in a :class:`hw.accumulator.RowAccumulator`, which starts
+    each row at the row's bias (from ``params``), wraps modulo 2**32 as the
+    golden model does, and consumes the row's parameters with its last beat.
+    Its signature is ``DotProductSignature(operands=operands_layout(lanes),
+    always_ready=True)``.
 
     Parameters
     ----------
@@ -36,43 +39,33 @@ class MacLanes(wiring.Component):
         The current row's bias and requantization, read at its first beat and
         consumed at its last.
     result : Out(stream.Signature(RowResult, always_ready=True))
-        One accumulator per row.
+        One accumulator per row, 2 cycles after its last beat.
+    config, events : zero-width
+        The unit needs no configuration and has no strobes to count (the
+        engine counts MACs per lookup, as only it knows which lanes are useful).
+    clear : In(1)
+        Ignored: the engine clears at a start, when nothing is in the pipeline,
+        and every row starts from its bias anyway.
+    error : Out(1)
+        Always 0: every codeword is a valid operand.
     """
 
     def __init__(self, lanes: int):
         self._lanes = lanes
-        super().__init__({
-            "operands": In(stream.Signature(operands_layout(lanes), always_ready=True)),
-            "params": In(stream.Signature(RowParams)),
-            "result": Out(stream.Signature(RowResult, always_ready=True)),
-        })
+        super().__init__(DotProductSignature(operands=operands_layout(lanes), always_ready=True))
 
     def elaborate(self, platform):
         m = Module()
+        m.submodules.accumulator = accumulator = RowAccumulator()
         ops = self.operands.payload
         products = [Signal(signed(2 * ACT_BITS), name=f"product{i}") for i in range(self._lanes)]
-        valid1, first1, last1 = Signal(), Signal(), Signal()
-        m.d.sync += [valid1.eq(self.operands.valid), first1.eq(ops.first), last1.eq(ops.last)]
+        term = accumulator.terms
+        m.d.sync += [term.valid.eq(self.operands.valid), term.payload.first.eq(ops.first),
+                     term.payload.last.eq(ops.last)]
         for i, p in enumerate(products):
             m.d.sync += p.eq(ops.codeword[i] * ops.activations[i])
-
-        acc = Signal(signed(ACC_BITS))
-        acc_next = Signal(signed(ACC_BITS))
-        base = Signal(signed(ACC_BITS))
-        m.d.comb += [
-            base.eq(acc),
-            acc_next.eq(base + adder_tree(products)),
-        ]
-        with m.If(first1):
-            m.d.comb += base.eq(self.params.payload.bias)
-        row_end = valid1 & last1
-        m.d.comb += self.params.ready.eq(row_end)
-        with m.If(valid1):
-            m.d.sync += acc.eq(acc_next)
-        m.d.sync += [
-            self.result.valid.eq(row_end),
-            self.result.payload.acc.eq(acc_next),
-            self.result.payload.mult.eq(self.params.payload.mult),
-            self.result.payload.shift.eq(self.params.payload.shift),
-        ]
+        m.d.comb += term.payload.value.eq(adder_tree(products))
+        wiring.connect(m, wiring.flipped(self.params), accumulator.params)
+        wiring.connect(m, accumulator.result, wiring.flipped(self.result))
+        m.d.comb += self.error.eq(0)
         return m

@@ -1,3 +1,4 @@
+"""Output packer: a layer's int8 outputs -> lane-words written to the activation SRAM."""
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -10,7 +11,7 @@ class OutputPacker(wiring.Component):
 
     The last partial lane-word is zero-filled, and zero lane-words follow until
     ``words`` have been written, so the vector is padded to the alignment that
-    DRAM words and lane-words share (:func:`model.layout.vector_align`).
+    DRAM words and lane-words share (:func:`model.contract.layout.vector_align`).
 
     Parameters
     ----------

@@ -2,41 +2,44 @@
 from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
-from model.contract.fixedpoint import ACC_BITS, ACT_BITS
+from model.contract.fixedpoint import ACT_BITS
 from model.codecs.pvq import pvq_bits, pvq_count, pvq_table
 from model.contract.layout import PVQ_SCALE_BITS
 from model.contract.pyramid import PVQ_MAX_LANES, pvq_sum_bits
 
-from hw.layouts import RowParams, RowResult, lane_word
+from hw.accumulator import RowAccumulator
+from hw.layouts import DotProductSignature, lane_word, row_marked
+
+#: The unit's strobes (``events``): see :class:`PvqDotProduct`.
+PvqEvents = data.StructLayout({"busy": 1, "step": 1, "add": 1, "merge": 1, "mul": 1})
 
 
 def vector_layout(n: int, index_bits: int, scale_bits: int = PVQ_SCALE_BITS) -> data.StructLayout:
     """One PVQ weight sub-vector with the activation sub-vector it meets, and row boundaries."""
-    return data.StructLayout({
-        "index": unsigned(index_bits),
-        "scale": unsigned(scale_bits),
-        "activations": lane_word(n),
-        "first": 1,
-        "last": 1,
-    })
+    return row_marked({"index": unsigned(index_bits), "scale": unsigned(scale_bits), "activations": lane_word(n)})
+
+
+def config_layout(k_max: int) -> data.StructLayout:
+    """The unit's layer configuration: the layer's ``K``."""
+    return data.StructLayout({"k": range(k_max + 1)})
 
 
 class PvqDotProduct(wiring.Component):
-    """Multiplier-free PVQ dot products: a drop-in alternative to :class:`hw.mac.MacLanes`.
+    """Multiplier-free PVQ dot products; the same :class:`hw.layouts.DotProductSignature` as :class:`hw.mac.MacLanes`.
 
-    Each transfer on ``vectors`` is one weight sub-vector, coded as a PVQ index
+    Each transfer on ``operands`` is one weight sub-vector, coded as a PVQ index
     of ``P(n, K)`` and an unsigned scale, with the activation sub-vector ``x``
     it meets.  The unit decodes the index with the walk of
-    :mod:`model.pvq` (module docstring, *Hardware decode*; the same per-cycle
-    register values as :func:`model.pvq.pvq_decode_steps`) and forms
+    :mod:`model.codecs.pvq` (module docstring, *Hardware decode*; the same per-cycle
+    register values as :func:`model.codecs.pvq.pvq_decode_steps`) and forms
     ``<y, x>`` with additions as the walk goes: one signed add of an
     activation per pulse, and one add of ``+-p`` per non-zero coordinate
     other than the last to apply its sign (:mod:`model.golden.pvq`).  Then one
-    multiply by the scale (the only multiplier) and a 32-bit accumulate:
+    multiply by the scale (the only multiplier) and a 32-bit accumulate
+    (:class:`hw.accumulator.RowAccumulator`):
     ``acc = wrap32(bias + sum over the row's vectors of scale * <y, x>)``,
     with bias and ``mult``/``shift`` from ``params`` exactly as in ``MacLanes``.
 
@@ -59,10 +62,13 @@ class PvqDotProduct(wiring.Component):
 
     **Range check.**  ``index >= V(n, K)`` (read from a second, small ROM) is
     found in the cycle the vector is taken: the vector is dropped, ``error``
-    rises the next cycle, ``vectors.ready`` stays low and nothing more is
+    rises the next cycle, ``operands.ready`` stays low and nothing more is
     decoded until ``clear``.  Vectors that finished before it still deliver
     their pipeline's results; the failed row gets no result and its params
     are not consumed.
+
+    Its signature is ``DotProductSignature(operands=vector_layout(n, index_bits,
+    scale_bits), config=config_layout(k_max), events=PvqEvents)``.
 
     Parameters
     ----------
@@ -77,14 +83,14 @@ class PvqDotProduct(wiring.Component):
 
     Members
     -------
-    vectors : In(stream.Signature(vector_layout(n, index_bits, scale_bits)))
+    operands : In(stream.Signature(vector_layout(n, index_bits, scale_bits)))
         ``index``, ``scale``, ``activations`` (int8 x n) and ``first``/``last``
         row marks; one transfer per sub-vector.  ``ready`` is high when the
         unit is idle or in a vector's last busy cycle (it depends on registers
         and ``clear`` only, never on ``valid``).
-    k : In(range(k_max + 1))
-        The layer's ``K``, sampled with each vector's transfer.  A value above
-        ``k_max`` makes every index out of range.
+    config : In(config_layout(k_max))
+        ``k``: the layer's ``K``, sampled with each vector's transfer.  A value
+        above ``k_max`` makes every index out of range.
     params : In(stream.Signature(RowParams))
         The current row's bias and requantization, read when the row's first
         vector reaches the accumulator and consumed when its last one does.
@@ -97,17 +103,14 @@ class PvqDotProduct(wiring.Component):
         clear ``error`` and go idle.  The next vector must start a row.
     error : Out(1)
         An index was out of range; stays set until ``clear``.
-    busy : Out(1)
-        A vector is being decoded (walk or tail cycles).
-    step : Out(1)
-        Strobe: the walker made a step (one table read), ``len(pvq_decode_steps)`` per vector.
-    add : Out(1)
-        Strobe: one signed add of an activation for one pulse; ``K`` per vector.
-    merge : Out(1)
-        Strobe: a coordinate's magnitude sum was added with its sign into the
-        vector sum (non-zero coordinates but the last).
-    mul : Out(1)
-        Strobe: the scale multiply of one vector.
+    events : Out(PvqEvents)
+        ``busy``: a vector is being decoded (walk or tail cycles).
+        ``step``: the walker made a step (one table read), ``len(pvq_decode_steps)`` per vector.
+        ``add``: one signed add of an activation for one pulse; ``K`` per vector
+        (the engine's ``adds`` counter).
+        ``merge``: a coordinate's magnitude sum was added with its sign into
+        the vector sum (non-zero coordinates but the last).
+        ``mul``: the scale multiply of one vector.
     """
 
     def __init__(self, n: int, k_max: int, index_bits: int | None = None, scale_bits: int = PVQ_SCALE_BITS):
@@ -126,21 +129,10 @@ class PvqDotProduct(wiring.Component):
         self.sum_bits = pvq_sum_bits(k_max)
         # Remainders and table entries are below V(n, k_max); the range limit can equal it.
         self._r_bits = max(1, (pvq_count(n, k_max) - 1).bit_length())
-        super().__init__({
-            "vectors": In(stream.Signature(vector_layout(n, index_bits, scale_bits))),
-            "k": In(range(k_max + 1)),
-            "params": In(stream.Signature(RowParams)),
-            "result": Out(stream.Signature(RowResult, always_ready=True)),
-            "clear": In(1),
-            "error": Out(1),
-            "busy": Out(1),
-            "step": Out(1),
-            "add": Out(1),
-            "merge": Out(1),
-            "mul": Out(1),
-        })
+        super().__init__(DotProductSignature(operands=vector_layout(n, index_bits, scale_bits),
+                                             config=config_layout(k_max), events=PvqEvents))
         # The walker's registers, named so tests can compare them with
-        # model.pvq.pvq_decode_steps cycle by cycle (not ports).
+        # model.codecs.pvq.pvq_decode_steps cycle by cycle (not ports).
         self.walker = SimpleNamespace(
             row=Signal(range(n), name="walk_row"),            # n - 1 - i
             mag=Signal(range(k_max + 1), name="walk_mag"),    # m
@@ -156,7 +148,8 @@ class PvqDotProduct(wiring.Component):
         n, k_max, rb, sb = self.n, self.k_max, self._r_bits, self.sum_bits
         w = self.walker
         row, mag, pulses, rem, b = w.row, w.mag, w.pulses, w.rem, w.block
-        vin = self.vectors.payload
+        vin = self.operands.payload
+        k = self.config.k
 
         # --- tables ------------------------------------------------------------------------
         # V(row, col) at address Cat(col, row): a power-of-two row stride keeps
@@ -171,11 +164,11 @@ class PvqDotProduct(wiring.Component):
         rd = table.read_port()
         # V(n, K) for the range check, read combinationally so K needs no setup cycle.
         # Codes of K above k_max read a limit of 0, so every index is out of range.
-        limits = [int(v[n, k]) for k in range(k_max + 1)]
+        limits = [int(v[n, K]) for K in range(k_max + 1)]
         m.submodules.limit_rom = limit_rom = Memory(shape=unsigned(max(limits).bit_length()),
-                                                    depth=1 << len(self.k), init=limits)
+                                                    depth=1 << len(k), init=limits)
         limit = limit_rom.read_port(domain="comb")
-        m.d.comb += [limit.addr.eq(self.k), b.eq(rd.data)]
+        m.d.comb += [limit.addr.eq(k), b.eq(rd.data)]
 
         # --- vector registers --------------------------------------------------------------
         col = Signal(range(k_max + 1))          # k - m: the table column
@@ -194,10 +187,10 @@ class PvqDotProduct(wiring.Component):
         finish = Signal()                        # the vector's last busy cycle
         m.d.comb += [
             finish.eq((walking & at_last & (mag <= 1)) | (tailing & (tail_left == 1))),
-            self.vectors.ready.eq(~self.clear & (idle | finish)),
-            load.eq(self.vectors.valid & self.vectors.ready),
-            self.busy.eq(walking | tailing),
-            self.step.eq(walking),
+            self.operands.ready.eq(~self.clear & (idle | finish)),
+            load.eq(self.operands.valid & self.operands.ready),
+            self.events.busy.eq(walking | tailing),
+            self.events.step.eq(walking),
         ]
         bad = vin.index >= limit.data
 
@@ -245,8 +238,8 @@ class PvqDotProduct(wiring.Component):
         operand = Mux(merging, mag_sum, x)
         vec_next = Signal(signed(sb))
         m.d.comb += [
-            self.add.eq(advance | last_pulse | tailing),
-            self.merge.eq(merging),
+            self.events.add.eq(advance | last_pulse | tailing),
+            self.events.merge.eq(merging),
             vec_next.eq(vec_sum),
         ]
         with m.If(merging | last_pulse | tailing):
@@ -263,9 +256,9 @@ class PvqDotProduct(wiring.Component):
 
         # --- taking a vector (after the walk's updates, so it wins) ------------------------
         with m.If(load):
-            m.d.comb += [row_next.eq(n - 1), col_next.eq(0 if n == 1 else self.k)]
+            m.d.comb += [row_next.eq(n - 1), col_next.eq(0 if n == 1 else k)]
             m.d.sync += [
-                pulses.eq(self.k), mag.eq(self.k if n == 1 else 0), rem.eq(vin.index[:rb]),
+                pulses.eq(k), mag.eq(k if n == 1 else 0), rem.eq(vin.index[:rb]),
                 acts.eq(vin.activations), scale.eq(vin.scale), first.eq(vin.first), last.eq(vin.last),
                 mag_sum.eq(0), vec_sum.eq(0),
             ]
@@ -322,20 +315,13 @@ class PvqDotProduct(wiring.Component):
         v2, first2, last2 = Signal(), Signal(), Signal()
         product = Signal(signed(self.scale_bits + sb))
         m.d.sync += [v2.eq(v1 & ~self.clear), product.eq(scale1 * sum1), first2.eq(first1), last2.eq(last1)]
-        m.d.comb += self.mul.eq(v1)
+        m.d.comb += self.events.mul.eq(v1)
 
-        acc = Signal(signed(ACC_BITS))
-        acc_next = Signal(signed(ACC_BITS))      # wraps modulo 2**32 like the golden model
-        base = Signal(signed(ACC_BITS))
-        m.d.comb += [base.eq(Mux(first2, self.params.payload.bias, acc)), acc_next.eq(base + product)]
-        row_end = v2 & last2 & ~self.clear
-        m.d.comb += self.params.ready.eq(row_end)
-        with m.If(v2):
-            m.d.sync += acc.eq(acc_next)
-        m.d.sync += [
-            self.result.valid.eq(row_end),
-            self.result.payload.acc.eq(acc_next),
-            self.result.payload.mult.eq(self.params.payload.mult),
-            self.result.payload.shift.eq(self.params.payload.shift),
-        ]
+        # A clear drops the term in this stage too: its row is abandoned.
+        m.submodules.accumulator = accumulator = RowAccumulator()
+        term = accumulator.terms
+        m.d.comb += [term.valid.eq(v2 & ~self.clear), term.payload.value.eq(product),
+                     term.payload.first.eq(first2), term.payload.last.eq(last2)]
+        wiring.connect(m, wiring.flipped(self.params), accumulator.params)
+        wiring.connect(m, accumulator.result, wiring.flipped(self.result))
         return m

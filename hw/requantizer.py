@@ -1,3 +1,4 @@
+"""Requantizer: a row's 32-bit accumulator -> its int8 output."""
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out

@@ -1,31 +1,33 @@
 """Sparse row path: a HUFFMAN layer's stream -> row parameters and one weight beat per symbol."""
 from amaranth.hdl import Module, Signal, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, wiring
 
 from model.contract.errors import ERROR_BITS, HUFF_BASE, EngineError
-from model.contract.layout import FIELD16, SPARSE_BIAS_BITS, WORD_BITS
+from model.contract.layout import FIELD16, SPARSE_BIAS_BITS
 
-from hw.huffman import HuffmanDecoder
-from hw.layouts import COUNT_BITS, RowParams
+from hw.huffman import HuffmanDecoder, huffman_events
+from hw.layouts import COUNT_BITS, RowSourceSignature, row_marked
 
 #: Position arithmetic: a position (< 2**COUNT_BITS) plus a run, without overflow.
 POSITION_BITS = COUNT_BITS + 1
 
+#: The layer configuration the path reads (held for the whole layer): rows, row
+#: length, centroids, and the table's word budget (descriptor word 3).
+SparseConfig = data.StructLayout({"rows": COUNT_BITS, "in_features": COUNT_BITS, "k": COUNT_BITS,
+                                  "table_words": COUNT_BITS})
+
 
 def sparse_beat_layout(symbol_bits: int) -> data.StructLayout:
     """One stored weight: centroid index, position in the row, row boundaries."""
-    return data.StructLayout({
+    return row_marked({
         "index": unsigned(symbol_bits),
         "position": unsigned(COUNT_BITS),
         "filler": 1,        # index 0: the zero weight, nothing to read or multiply
-        "first": 1,
-        "last": 1,
     })
 
 
 class SparseRowPath(wiring.Component):
-    """Decodes a sparse Huffman-coded layer (:mod:`model.layout`, *Sparse Huffman-coded layers*).
+    """Decodes a sparse Huffman-coded layer (:mod:`model.contract.layout`, *Sparse Huffman-coded layers*).
 
     After ``start`` it reads the layer's requantization word, loads the
     layer's table into a :class:`hw.huffman.HuffmanDecoder`, then for each row
@@ -35,10 +37,14 @@ class SparseRowPath(wiring.Component):
     ``p + run`` (then ``p`` moves one past it).  The decoder takes exactly the
     words holding the row's codes, so the next word is the next row's header.
     The decoder delivers one symbol per cycle and the sparse stage passes it on
-    in the same cycle, so a row costs its symbols plus two cycles.  Golden twin: :func:`model.golden.decode_sparse_layer`
-    with :func:`model.codecs.sparse_rows.decode_row`.
+    in the same cycle, so a row costs its symbols plus two cycles.  Once every
+    row is read it takes and drops whatever words still come (the stream's
+    padding).  Golden twin: :meth:`model.codecs.layers.huffman.HuffmanCodec.decode`
+    with :func:`model.codecs.sparse_rows.decode_row`.  Its signature is
+    ``RowSourceSignature(config=SparseConfig, beat=sparse_beat_layout(symbol_bits),
+    events=huffman_events(max_len))``.
 
-    Errors (``error``, an :class:`model.layout.EngineError` code, held until the
+    Errors (``error``, a :class:`model.contract.errors.EngineError` code, held until the
     next ``start``; nothing more is emitted): the decoder's table and code errors
     as ``HUFF_BASE + status``, ``BAD_SPARSE`` for a position at or past
     ``in_features``, ``BAD_INDEX`` for an index at or above
@@ -55,48 +61,36 @@ class SparseRowPath(wiring.Component):
 
     Members
     -------
+    config : In(SparseConfig)
+        ``rows``, ``in_features``, ``k``, ``table_words``.
+    start : In(1)
+        Begin a layer with ``config`` (held for the whole layer).
     words : In(stream.Signature(32))
         The layer's stream after its size word: requantization word, table, rows, padding.
     dry : In(1)
         No more words will arrive on ``words`` (the reader is idle).
-    start : In(1)
-        Begin a layer with the configuration below (held for the whole layer).
-    rows, in_features, k, table_words : In(16)
-        Rows, row length, centroids, and the table's word budget.
     params : Out(stream.Signature(RowParams))
         One transfer per row, before the row's first beat.
     beats : Out(stream.Signature(sparse_beat_layout(symbol_bits)))
         One transfer per symbol.
-    done : Out(1)
-        Every row has been read (the stream's padding may remain).
+    busy : Out(1)
+        From ``start`` until every row has been read (the stream's padding may
+        remain); it stays high after an error.
     error : Out(ERROR_BITS)
-    stat_symbol, stat_bits, stat_busy : Out
+    events : Out(huffman_events(max_len))
         The decoder's counter strobes (``huffman_symbols``, ``huffman_bits``,
         ``huffman_busy_cycles``).
     """
 
     def __init__(self, max_len: int, symbol_bits: int):
         self.max_len, self.symbol_bits = max_len, symbol_bits
-        super().__init__({
-            "words": In(stream.Signature(unsigned(WORD_BITS))),
-            "dry": In(1),
-            "start": In(1),
-            "rows": In(COUNT_BITS),
-            "in_features": In(COUNT_BITS),
-            "k": In(COUNT_BITS),
-            "table_words": In(COUNT_BITS),
-            "params": Out(stream.Signature(RowParams)),
-            "beats": Out(stream.Signature(sparse_beat_layout(symbol_bits))),
-            "done": Out(1),
-            "error": Out(ERROR_BITS),
-            "stat_symbol": Out(1),
-            "stat_bits": Out(range(max_len + 1)),
-            "stat_busy": Out(1),
-        })
+        super().__init__(RowSourceSignature(config=SparseConfig, beat=sparse_beat_layout(symbol_bits),
+                                            events=huffman_events(max_len)))
 
     def elaborate(self, platform):
         m = Module()
         sb = self.symbol_bits
+        cfg = self.config
         m.submodules.decoder = dec = HuffmanDecoder(self.max_len, sb, COUNT_BITS)
         word = self.words.payload
         take = self.words.valid & self.words.ready
@@ -113,14 +107,12 @@ class SparseRowPath(wiring.Component):
 
         m.d.comb += [
             self.error.eq(error),
-            dec.table_words.eq(self.table_words),
+            dec.table_words.eq(cfg.table_words),
             dec.load.eq(self.start),
             # A row header word: n_symbols - 1 above the bias; the codes may take any words.
             dec.count.eq(word[SPARSE_BIAS_BITS:] + 1),
             dec.n_words.eq(FIELD16),
-            self.stat_symbol.eq(dec.stat_symbol),
-            self.stat_bits.eq(dec.stat_bits),
-            self.stat_busy.eq(dec.stat_busy),
+            self.events.eq(dec.events),
         ]
 
         # --- sparse stage: the decoder's symbol -> position and index --------------------------
@@ -133,8 +125,8 @@ class SparseRowPath(wiring.Component):
             idx.eq(symbol & ((1 << idx_bits) - 1)),
             pos.eq(position + run),
         ]
-        bad_pos = dec.symbols.valid & (pos >= self.in_features)
-        bad_idx = dec.symbols.valid & (idx >= self.k)
+        bad_pos = dec.symbols.valid & (pos >= cfg.in_features)
+        bad_idx = dec.symbols.valid & (idx >= cfg.k)
         beat = self.beats.payload
         m.d.comb += [
             beat.index.eq(idx), beat.position.eq(pos), beat.filler.eq(idx == 0),
@@ -148,12 +140,12 @@ class SparseRowPath(wiring.Component):
         def restart():
             """``start`` wins from any state (called last in each)."""
             with m.If(self.start):
-                km1 = self.k - 1
-                m.d.sync += [error.eq(EngineError.NONE), rows_left.eq(self.rows),
+                km1 = cfg.k - 1
+                m.d.sync += [error.eq(EngineError.NONE), rows_left.eq(cfg.rows),
                              idx_bits.eq(sum((km1 >> b) != 0 for b in range(COUNT_BITS)))]
                 m.next = "REQUANT"
 
-        with m.FSM(name="sparse_fsm"):
+        with m.FSM(name="sparse_fsm") as fsm:
             with m.State("IDLE"):
                 restart()
             with m.State("REQUANT"):
@@ -214,8 +206,9 @@ class SparseRowPath(wiring.Component):
                     fail(EngineError.BAD_STREAM)
                 restart()
             with m.State("DONE"):
-                m.d.comb += self.done.eq(1)
+                m.d.comb += self.words.ready.eq(1)      # the stream's padding
                 restart()
             with m.State("FAILED"):
                 restart()
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") & ~fsm.ongoing("DONE"))
         return m

@@ -1,4 +1,4 @@
-"""hw.huffman.HuffmanDecoder against its golden twin model.huffman.HuffmanDecoder.
+"""hw.huffman.HuffmanDecoder against its golden twin model.golden.huffman.HuffmanDecoder.
 
 One simulation drives a sequence of table loads and decode runs, each with
 random valid gaps on the ``table``/``words`` streams and random ready stalls
@@ -104,9 +104,9 @@ def run_rtl(dut, ops, *, seed=0, gap=0.3, stall=0.3):
                         held = sym
                 elif held is not None:
                     obs["issues"].append(f"cycle {cycle}: symbol withdrawn")
-                obs["bits"] += ctx.get(dut.stat_bits)
-                obs["busy"] += ctx.get(dut.stat_busy)
-                if ctx.get(dut.stat_symbol) != int(bool(ctx.get(dut.symbols.valid)) and rdy):
+                obs["bits"] += ctx.get(dut.events.bits)
+                obs["busy"] += ctx.get(dut.events.decode)
+                if ctx.get(dut.events.symbol) != int(bool(ctx.get(dut.symbols.valid)) and rdy):
                     obs["issues"].append(f"cycle {cycle}: stat_symbol wrong")
                 src.sample(ctx)
                 await ctx.tick()
@@ -125,7 +125,7 @@ def run_rtl(dut, ops, *, seed=0, gap=0.3, stall=0.3):
                 ctx.set(dut.symbols.ready, 1)
                 if src.offering and ctx.get(stream_in.ready):
                     obs["issues"].append("word taken after the operation ended")
-                for port in (dut.symbols.valid, dut.busy, dut.stat_busy, dut.stat_bits):
+                for port in (dut.symbols.valid, dut.busy, dut.events.decode, dut.events.bits):
                     if ctx.get(port):
                         obs["issues"].append(f"{port.name} active after the operation ended")
                 if ctx.get(dut.error) != obs["error"]:

@@ -81,7 +81,7 @@ def run_index_path(dut, layers, *, seed: int, word_gap=0.3, params_stall=0.3, be
             pst = stalls(rng, n_cycles, params_stall)
             bst = stalls(rng, n_cycles, beats_stall)
             for name, value in config.items():
-                ctx.set(getattr(dut, name), value)
+                ctx.set(getattr(dut.config, name), value)
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
@@ -275,7 +275,7 @@ def test_index_path_start_clears_error():
 
     async def bench(ctx):
         for name, value in bad_cfg.items():
-            ctx.set(getattr(dut, name), value)
+            ctx.set(getattr(dut.config, name), value)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
@@ -290,7 +290,7 @@ def test_index_path_start_clears_error():
         ctx.set(dut.words.valid, 0)
         # new layer
         for name, value in good_cfg.items():
-            ctx.set(getattr(dut, name), value)
+            ctx.set(getattr(dut.config, name), value)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)

@@ -1,8 +1,8 @@
 """hw.pvq.PvqDotProduct: the multiplier-free PVQ dot-product unit, against model.golden.pvq.
 
 Golden model: :func:`model.golden.pvq.pvq_unit_run` (accumulators, per-vector
-steps/tail/cycles/adds/merges) and :func:`model.pvq.pvq_decode_steps` (the
-walker's registers, step by step).  ``vectors`` gets random valid gaps (with
+steps/tail/cycles/adds/merges) and :func:`model.codecs.pvq.pvq_decode_steps` (the
+walker's registers, step by step).  ``operands`` gets random valid gaps (with
 garbage payloads in the gaps); ``result`` is always-ready like MacLanes', so
 it has no ready to stall, and ``params`` is served like the engine's
 row-parameter FIFO (the head row stays offered until consumed).  Checked per
@@ -25,7 +25,7 @@ from amaranth.hdl import Const
 from amaranth.lib import data
 
 from hw.layouts import RowParams, RowResult
-from hw.pvq import PvqDotProduct, vector_layout
+from hw.pvq import PvqDotProduct, PvqEvents, vector_layout
 from model.contract.fixedpoint import wrap_acc
 from model.codecs.pvq import PVQError, pvq_bits, pvq_count, pvq_decode_steps, pvq_encode
 from model.contract.pyramid import pvq_sum_bits
@@ -33,7 +33,7 @@ from model.golden.pvq import (LOAD_CYCLES, RESULT_LATENCY, PvqRow, index_in_rang
                               pvq_unit_timeline, pvq_unit_vector, vector_cycles)
 from hwsim import Mutant, Source, pack, pack_lanes, simulate, stalls, unpack
 
-#: Valid gaps on ``vectors`` in the random tests.
+#: Valid gaps on ``operands`` in the random tests.
 GAP = 0.3
 #: Cycles a run keeps going after the last result, to catch stray outputs.
 DRAIN = 12
@@ -84,7 +84,7 @@ def make_rows(rng, n: int, K: int, n_rows: int, *, max_vecs: int = 5, scale_bits
 
 
 def vector_words(dut, rows):
-    """Packed ``vectors`` payloads in stream order."""
+    """Packed ``operands`` payloads in stream order."""
     lay = vector_layout(dut.n, dut.index_bits, dut.scale_bits)
     words = []
     for row in rows:
@@ -104,7 +104,7 @@ def run_unit(dut, rows, ks, *, seed: int, gap: float = GAP, probe: bool = False,
     """Drive ``rows`` through ``dut`` and record every strobe, transfer and result.
 
     ``rows`` give the params queue and the expected result count; ``words``
-    (default: the rows' vectors) are the ``vectors`` transfers, and ``ks`` the K
+    (default: the rows' vectors) are the ``operands`` transfers, and ``ks`` the K
     offered with each (an int for all).  ``gaps`` (default: random with rate
     ``gap``) withholds ``valid`` per cycle.  ``clear_at`` is a set of cycles in
     which ``clear`` is pulsed.  With ``stop_after_error`` the run ends that many
@@ -115,12 +115,12 @@ def run_unit(dut, rows, ks, *, seed: int, gap: float = GAP, probe: bool = False,
     rng = np.random.default_rng(seed)
     budget = int((sum(dut.n + k + 2 for k in ks) + 20) / (1 - gap)) + 200
     gaps = stalls(rng, budget, gap) if gaps is None else gaps
-    src = Source(dut.vectors, words, gaps)
+    src = Source(dut.operands, words, gaps)
     w = dut.walker
     obs = {k: [] for k in ("ready", "step", "add", "merge", "mul", "busy", "error",
                            "transfers", "results", "result_cycles", "trace", "params_cycles")}
     obs["errors"] = []
-    payload_bits = len(dut.vectors.payload.as_value())
+    payload_bits = len(dut.operands.payload.as_value())
 
     async def bench(ctx):
         queue = deque(rows)
@@ -129,11 +129,11 @@ def run_unit(dut, rows, ks, *, seed: int, gap: float = GAP, probe: bool = False,
             ctx.set(dut.clear, int(clear_at is not None and cycle in clear_at))
             src.drive(ctx)
             if src.offering:
-                ctx.set(dut.k, ks[src.pos])
+                ctx.set(dut.config.k, ks[src.pos])
             else:
-                ctx.set(dut.vectors.payload.as_value(), int(rng.integers(0, 1 << 62)) << (payload_bits - 62)
+                ctx.set(dut.operands.payload.as_value(), int(rng.integers(0, 1 << 62)) << (payload_bits - 62)
                         if payload_bits > 62 else int(rng.integers(0, 1 << payload_bits)))
-                ctx.set(dut.k, int(rng.integers(0, dut.k_max + 1)))   # only sampled with a transfer
+                ctx.set(dut.config.k, int(rng.integers(0, dut.k_max + 1)))   # only sampled with a transfer
             if queue:
                 head = queue[0]
                 ctx.set(dut.params.valid, 1)
@@ -143,7 +143,8 @@ def run_unit(dut, rows, ks, *, seed: int, gap: float = GAP, probe: bool = False,
                 ctx.set(dut.params.valid, 0)
                 ctx.set(dut.params.payload.as_value(), int(rng.integers(0, 1 << 54)))
             for name in ("ready", "step", "add", "merge", "mul", "busy", "error"):
-                sig = dut.vectors.ready if name == "ready" else getattr(dut, name)
+                sig = (dut.operands.ready if name == "ready" else dut.error if name == "error"
+                       else getattr(dut.events, name))
                 obs[name].append(int(ctx.get(sig)))
             if src.sample(ctx):
                 obs["transfers"].append(cycle)
@@ -421,7 +422,8 @@ def test_mutants_are_caught():
     n, k_max, K = 4, 6, 4
     rows = make_rows(np.random.default_rng(2), n, K, 6)
     gold = pvq_unit_run(rows, n, K)
-    for override in ({"result.payload": lambda p: p + 1}, {"add": lambda a: a | 1}, {"step": lambda s: 1}):
+    for override in ({"result.payload": lambda p: p + 1}, {"events": lambda e: e | 1 << PvqEvents["add"].offset},
+                     {"events": lambda e: e | 1 << PvqEvents["step"].offset}):
         obs = run_unit(Mutant(PvqDotProduct(n, k_max), override), rows, K, seed=2)
         with pytest.raises(AssertionError):
             check(obs, rows, gold)

@@ -54,7 +54,7 @@ def run_path(words, config, *, seed: int, word_gap=0.3, params_stall=0.3, beats_
         pst = stalls(rng, n_cycles, params_stall)
         bst = stalls(rng, n_cycles, beats_stall)
         for name, value in config.items():
-            ctx.set(getattr(dut, name), value)
+            ctx.set(getattr(dut.config, name), value)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
@@ -69,11 +69,11 @@ def run_path(words, config, *, seed: int, word_gap=0.3, params_stall=0.3, beats_
             if ctx.get(dut.beats.valid) and ctx.get(dut.beats.ready):
                 obs["beats"].append(unpack(blay, int(ctx.get(dut.beats.payload.as_value()))))
                 obs["beat_cycles"].append(cycle)
-            obs["symbols"] += ctx.get(dut.stat_symbol)
-            obs["bits"] += ctx.get(dut.stat_bits)
-            obs["busy"] += ctx.get(dut.stat_busy)
+            obs["symbols"] += ctx.get(dut.events.symbol)
+            obs["bits"] += ctx.get(dut.events.bits)
+            obs["busy"] += ctx.get(dut.events.decode)
             src.sample(ctx)
-            if ctx.get(dut.done) or ctx.get(dut.error):
+            if not ctx.get(dut.busy) or ctx.get(dut.error):
                 obs["error"] = ctx.get(dut.error)
                 obs["cycles"] = cycle
                 obs["words_left"] = len(words) - src.pos

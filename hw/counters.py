@@ -1,0 +1,59 @@
+"""The engine's event counters (:mod:`model.contract.counters`)."""
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.contract.config import LANES
+from model.contract.counters import COUNTERS, RTL_COUNTERS
+from model.contract.layout import HUFFMAN_MAX_LEN_LIMIT
+
+from hw.layouts import CounterLayout
+
+#: Width of one cycle's step of a counter: the most is a lookup's MACs (one per lane)
+#: or a Huffman code's bits.
+STEP_BITS = max(max(LANES), HUFFMAN_MAX_LEN_LIMIT).bit_length()
+
+
+class EventCounters(wiring.Component):
+    """The engine's counters: each adds its step every cycle, until a clear.
+
+    The counters are those of :mod:`model.contract.counters`: the golden
+    model's events, and the RTL's cycle counts.  Only the counters that can
+    move in this engine have a step; the others stay at zero (an engine
+    without a PVQ unit makes no ``adds``), so every step is driven by logic.
+
+    Parameters
+    ----------
+    moving : iterable of str
+        The counters that have a step, by name.
+
+    Members
+    -------
+    steps : In(data.StructLayout({name: STEP_BITS for name in moving}))
+        What each of those counters goes up by this cycle.
+    clear : In(1)
+        Zero every counter (it wins over this cycle's steps).
+    counters : Out(CounterLayout)
+        The counts since the last clear.
+    """
+
+    def __init__(self, moving):
+        moving = tuple(moving)
+        unknown = set(moving) - set(COUNTERS + RTL_COUNTERS)
+        if unknown:
+            raise ValueError(f"no such counters: {', '.join(sorted(unknown))}")
+        self.moving = moving
+        super().__init__({
+            "steps": In(data.StructLayout({name: unsigned(STEP_BITS) for name in moving})),
+            "clear": In(1),
+            "counters": Out(CounterLayout),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for name in self.moving:
+            count = getattr(self.counters, name)
+            m.d.sync += count.eq(count + getattr(self.steps, name))
+        with m.If(self.clear):
+            m.d.sync += self.counters.eq(0)
+        return m

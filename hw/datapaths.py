@@ -1,0 +1,169 @@
+"""The engine's datapaths: for each layer mode, the blocks that run its layers and how they are joined."""
+from amaranth.hdl import Const, Module, Mux, Signal
+
+from model.contract.config import EngineConfig
+from model.contract.layout import PVQ_SCALE_BITS, ROW_HEADER_WORDS, LayerMode
+
+from hw.descriptor_check import log2, subvectors
+from hw.index_path import IndexPath
+from hw.mac import MacLanes
+from hw.memories import CodebookRom
+from hw.pvq import PvqDotProduct
+from hw.sparse_rows import SparseRowPath
+
+
+def dense_rows(index_path, desc, lanes: int, width, check) -> list:
+    """The index path's configuration for a dense layer of ``width``-bit entries (VQ and PVQ)."""
+    c = index_path.config
+    return [c.rows.eq(desc.out_features), c.subvectors.eq(subvectors(desc.in_features, lanes)),
+            c.index_words.eq(desc.row_words - ROW_HEADER_WORDS), c.codebook_size.eq(desc.codebook_size),
+            c.width.eq(width), c.check.eq(check)]
+
+
+class Datapath:
+    """One layer mode's way through the engine.
+
+    A row source (:class:`hw.layouts.RowSourceSignature`) reads the layer's
+    stream; for each of its beats the engine's fetch stage reads an activation
+    lane-word from the SRAM (and, for a codebook mode, an entry from the ROM);
+    the next cycle, a dot-product unit (:class:`hw.layouts.DotProductSignature`)
+    takes them as one operand.  Everything that differs between the modes is
+    here; the engine selects the running layer's datapath and connects it
+    through the shared signatures.
+
+    Parameters
+    ----------
+    source : wiring.Component
+        The row source, with a :class:`~hw.layouts.RowSourceSignature`.
+    dot : wiring.Component
+        The dot-product unit, with a :class:`~hw.layouts.DotProductSignature`.
+    rom : CodebookRom or None
+        The codebook ROM, for the modes whose weights come from it.
+    lanes : int
+        Engine lanes.
+
+    Attributes
+    ----------
+    sized : bool
+        The layer's stream starts with a size word, which says how long the
+        rest is; the engine reads it first (:mod:`model.contract.layout`).
+    """
+    sized = False
+
+    def __init__(self, source, dot, rom, lanes: int):
+        self.source, self.dot, self.rom, self.lanes = source, dot, rom, lanes
+
+    def configure(self, desc) -> list:
+        """The source's and the unit's configuration for the layer that ``desc`` describes."""
+        raise NotImplementedError
+
+    def lookup(self, beat) -> tuple:
+        """What a beat reads: (ROM entry after the layer's codebook base, SRAM lane-word, whether it reads)."""
+        raise NotImplementedError
+
+    def weights(self, held, desc) -> list:
+        """The weight fields of the unit's operand, from the beat ``held`` that the fetch stage took last cycle."""
+        raise NotImplementedError
+
+    def read_steps(self, reading) -> dict:
+        """Counter name -> this cycle's step, for a beat that reads the memories (``reading``)."""
+        return {}
+
+    def event_steps(self) -> dict:
+        """Counter name -> this cycle's step, for the counters the blocks' own events move."""
+        return {}
+
+
+class CodebookDatapath(Datapath):
+    """``LayerMode.VQ``: index path -> a codeword from the ROM -> MAC lanes."""
+
+    def __init__(self, source, dot, rom, lanes: int, index_bits: int):
+        super().__init__(source, dot, rom, lanes)
+        self.index_bits = index_bits
+
+    def configure(self, desc):
+        return dense_rows(self.source, desc, self.lanes, self.index_bits, 1)
+
+    def lookup(self, beat):
+        return beat.index, beat.subvector, 1
+
+    def weights(self, held, desc):
+        return [self.dot.operands.payload.codeword.eq(self.rom.data)]
+
+    def read_steps(self, reading):
+        return {"rom_reads": reading, "macs": Mux(reading, self.lanes, 0)}
+
+
+class PvqDatapath(Datapath):
+    """``LayerMode.PVQ``: index path -> the PVQ unit, which decodes each entry itself (no codebook)."""
+
+    def configure(self, desc):
+        return dense_rows(self.source, desc, self.lanes, desc.entry_bits, 0) + [self.dot.config.k.eq(desc.pvq_k)]
+
+    def lookup(self, beat):
+        return None, beat.subvector, 1
+
+    def weights(self, held, desc):
+        # An entry is the enumeration index in its low bits and the scale in the top PVQ_SCALE_BITS.
+        entry, ops = held.index, self.dot.operands.payload
+        index_bits = Signal(range(len(entry) + 1), name="pvq_index_bits")
+        return [index_bits.eq(desc.entry_bits - PVQ_SCALE_BITS),
+                ops.index.eq(entry & ((Const(1, len(entry) + 1) << index_bits) - 1)),
+                ops.scale.eq(entry >> index_bits)]
+
+    def event_steps(self):
+        return {"adds": self.dot.events.add}
+
+
+class SparseDatapath(Datapath):
+    """``LayerMode.HUFFMAN``: sparse row path -> one centroid from the ROM -> MAC lanes.
+
+    A symbol's weight is centroid lane ``idx % lanes`` of ROM entry ``base +
+    idx // lanes``, placed in the lane of its activation (``position % lanes``)
+    with zeros in the others: one useful multiply.  Fillers read nothing.
+    """
+    sized = True
+
+    def configure(self, desc):
+        c = self.source.config
+        return [c.rows.eq(desc.out_features), c.in_features.eq(desc.in_features), c.k.eq(desc.codebook_size),
+                c.table_words.eq(desc.table_words)]
+
+    def lookup(self, beat):
+        lane_bits = log2(self.lanes)
+        return beat.index >> lane_bits, beat.position >> lane_bits, ~beat.filler
+
+    def weights(self, held, desc):
+        lane_bits = log2(self.lanes)
+        centroid = self.rom.data[held.index[:lane_bits]] if self.lanes > 1 else self.rom.data[0]
+        codeword = self.dot.operands.payload.codeword
+        return [codeword[i].eq(Mux(~held.filler & (held.position[:lane_bits] == i), centroid, 0))
+                for i in range(self.lanes)]
+
+    def read_steps(self, reading):
+        return {"rom_reads": reading, "macs": reading}   # one useful multiply
+
+    def event_steps(self):
+        events = self.source.events
+        return {"huffman_symbols": events.symbol, "huffman_bits": events.bits,
+                "huffman_busy_cycles": events.decode}
+
+
+def datapaths(m: Module, cfg: EngineConfig) -> dict:
+    """The layer modes an engine runs, each with its :class:`Datapath`, its blocks added to ``m``.
+
+    A block two modes use (the index path, the MAC lanes, the ROM) is built once.
+    """
+    m.submodules.index_path = index_path = IndexPath(cfg.max_entry_bits)
+    paths = {}
+    if cfg.rom:   # a Huffman engine has one too (EngineConfig checks)
+        m.submodules.rom = rom = CodebookRom(cfg.lanes, cfg.rom)
+        m.submodules.mac = mac = MacLanes(cfg.lanes)
+        paths[LayerMode.VQ] = CodebookDatapath(index_path, mac, rom, cfg.lanes, cfg.index_bits)
+    if cfg.pvq_k_max:
+        m.submodules.pvq = pvq = PvqDotProduct(cfg.lanes, cfg.pvq_k_max, scale_bits=PVQ_SCALE_BITS)
+        paths[LayerMode.PVQ] = PvqDatapath(index_path, pvq, None, cfg.lanes)
+    if cfg.huffman_max_len:
+        m.submodules.sparse = sparse = SparseRowPath(cfg.huffman_max_len, cfg.huffman_symbol_bits)
+        paths[LayerMode.HUFFMAN] = SparseDatapath(sparse, mac, rom, cfg.lanes)
+    return paths

@@ -1,0 +1,118 @@
+"""Descriptor check: is a layer descriptor one this engine can run, and if not, which error."""
+from functools import reduce
+from operator import or_
+
+from amaranth.hdl import Array, Const, Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from model.contract.config import EngineConfig
+from model.contract.errors import ERROR_BITS, EngineError
+from model.contract.layout import ROW_HEADER_WORDS, WORD_BITS, LayerMode
+
+from hw.layouts import COUNT_BITS, DescriptorLayout
+
+log2 = lambda n: n.bit_length() - 1  # noqa: E731  (powers of two only)
+
+
+def subvectors(features, lanes: int):
+    """Sub-vectors (lane-words) of a vector of ``features`` values: ``ceil(features / lanes)``."""
+    return (features + (lanes - 1)) >> log2(lanes)
+
+
+def bad_row_words(d, cfg: EngineConfig, entry_bits):
+    """A dense layer's ``row_words`` is not the header plus its entries of ``entry_bits``
+    (:func:`model.codecs.layers.base.check_row_words`)."""
+    index_words = (subvectors(d.in_features, cfg.lanes) * entry_bits + (WORD_BITS - 1)) >> log2(WORD_BITS)
+    return d.row_words != ROW_HEADER_WORDS + index_words
+
+
+# Each mode's own rules, after the common ones: (bad codebook, bad stream), in the
+# order of its layer codec's ``check`` (model.codecs.layers).
+
+def vq_rules(d, cfg: EngineConfig):
+    """:meth:`model.codecs.layers.vq.VqCodec.check`."""
+    bad_codebook = ((d.codebook_size == 0) | (d.codebook_size > cfg.codebook_depth)
+                    | (d.codebook_base + d.codebook_size > cfg.rom_entries))
+    return bad_codebook, bad_row_words(d, cfg, cfg.index_bits)
+
+
+def pvq_rules(d, cfg: EngineConfig):
+    """:meth:`model.codecs.layers.pvq.PvqCodec.check`."""
+    width = Array(Const(cfg.pvq_entry_bits(k) if k else 0, 8) for k in range(cfg.pvq_k_max + 1))
+    bad_pyramid = (d.pvq_k == 0) | (d.pvq_k > cfg.pvq_k_max) | (d.entry_bits != width[d.pvq_k])
+    # The row-words rule reads the low six bits of the width (entries narrower than 64 bits).
+    return bad_pyramid, bad_row_words(d, cfg, d.entry_bits[:6])
+
+
+def huffman_rules(d, cfg: EngineConfig):
+    """:meth:`model.codecs.layers.huffman.HuffmanCodec.check`; the stream is checked as it is read."""
+    bad_codebook = ((d.codebook_size == 0) | (d.codebook_size > cfg.huffman_k_max)
+                    | (d.codebook_base + subvectors(d.codebook_size, cfg.lanes) > cfg.rom_entries))
+    return bad_codebook, Const(0)
+
+
+#: The rules of each layer mode, as :mod:`model.codecs.layers.registry` has a codec for each.
+MODE_RULES = {LayerMode.VQ: vq_rules, LayerMode.PVQ: pvq_rules, LayerMode.HUFFMAN: huffman_rules}
+
+
+class DescriptorCheck(wiring.Component):
+    """Checks a layer descriptor against the engine: the first rule it breaks, as an error code.
+
+    Combinational.  The rules and their order are the golden model's: first
+    :meth:`model.contract.descriptor.Descriptor.check` (the mode is one this
+    engine has, ``BAD_MODE``; both feature counts are 1 to ``max_features``,
+    ``BAD_SHAPE``; the input is the previous layer's output, ``BAD_CHAIN``), then
+    the mode's codec ``check`` in :mod:`model.codecs.layers` (its codebook,
+    ``BAD_CODEBOOK``, then its stream, ``BAD_STREAM``).
+
+    Parameters
+    ----------
+    config : EngineConfig
+        The engine: its modes, shapes, ROM and codebook limits.
+
+    Members
+    -------
+    descriptor : In(DescriptorLayout)
+        The descriptor's words.
+    features : In(COUNT_BITS)
+        Size of the layer's input: the previous layer's output, or the job's input.
+    error : Out(ERROR_BITS)
+        :class:`model.contract.errors.EngineError` value; ``NONE`` when the layer may run.
+    """
+
+    def __init__(self, config: EngineConfig):
+        if not isinstance(config, EngineConfig):
+            raise TypeError(f"config must be an EngineConfig, not {config!r}")
+        self.config = config
+        super().__init__({
+            "descriptor": In(DescriptorLayout),
+            "features": In(COUNT_BITS),
+            "error": Out(ERROR_BITS),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, d = self.config, self.descriptor
+        modes = [mode for mode in LayerMode if cfg.supports_mode(mode)]
+        supported = reduce(or_, [d.mode == mode for mode in modes])
+
+        def shape_ok(n):
+            return (n != 0) & (n <= cfg.max_features)
+
+        with m.If(~supported):
+            m.d.comb += self.error.eq(EngineError.BAD_MODE)
+        with m.Elif(~shape_ok(d.in_features) | ~shape_ok(d.out_features)):
+            m.d.comb += self.error.eq(EngineError.BAD_SHAPE)
+        with m.Elif(d.in_features != self.features):
+            m.d.comb += self.error.eq(EngineError.BAD_CHAIN)
+        with m.Else():
+            with m.Switch(d.mode):
+                for mode in modes:
+                    bad_codebook, bad_stream = MODE_RULES[mode](d, cfg)
+                    with m.Case(mode):
+                        with m.If(bad_codebook):
+                            m.d.comb += self.error.eq(EngineError.BAD_CODEBOOK)
+                        with m.Elif(bad_stream):
+                            m.d.comb += self.error.eq(EngineError.BAD_STREAM)
+        return m
