@@ -6,11 +6,11 @@ from model.contract.errors import EngineFault
 from model.contract.errors import EngineError
 
 from engine_cases import assert_bit_exact, corrupt, random_case, run_both
+from model.contract.config import LANES
 
-LANES = (1, 2, 4, 8)
 
 
-@pytest.mark.parametrize("lanes", LANES)
+@pytest.mark.parametrize("lanes", LANES)   # every lane count the engine is built for
 @pytest.mark.parametrize("seed", range(3))
 def test_random_programs_amaranth(lanes, seed):
     rng = np.random.default_rng(seed)
