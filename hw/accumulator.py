@@ -3,9 +3,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.contract.fixedpoint import ACC_BITS
-
 from hw.layouts import RowParams, RowResult, row_marked
+from model.contract.fixedpoint import ACC_BITS
 
 #: One term of a row's sum.  Terms are added modulo 2**32, so a wider sum may come truncated.
 TermLayout = row_marked({"value": signed(ACC_BITS)})

@@ -3,11 +3,10 @@ from amaranth.hdl import Module, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.layouts import CounterLayout
 from model.contract.config import LANES
 from model.contract.counters import COUNTERS, RTL_COUNTERS
 from model.contract.layout import HUFFMAN_MAX_LEN_LIMIT
-
-from hw.layouts import CounterLayout
 
 #: Width of one cycle's step of a counter: the most is a lookup's MACs (one per lane)
 #: or a Huffman code's bits.

@@ -1,15 +1,14 @@
 """The engine's datapaths: for each layer mode, the blocks that run its layers and how they are joined."""
 from amaranth.hdl import Const, Module, Mux, Signal
 
-from model.contract.config import EngineConfig
-from model.contract.layout import PVQ_SCALE_BITS, ROW_HEADER_WORDS, LayerMode
-
 from hw.descriptor_check import log2, subvectors
 from hw.index_path import IndexPath
 from hw.mac import MacLanes
 from hw.memories import CodebookRom
 from hw.pvq import PvqDotProduct
 from hw.sparse_rows import SparseRowPath
+from model.contract.config import EngineConfig
+from model.contract.layout import PVQ_SCALE_BITS, ROW_HEADER_WORDS, LayerMode
 
 
 def dense_rows(index_path, desc, lanes: int, width, check) -> list:

@@ -6,11 +6,10 @@ from amaranth.hdl import Array, Const, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.layouts import COUNT_BITS, DescriptorLayout
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
 from model.contract.layout import ROW_HEADER_WORDS, WORD_BITS, LayerMode
-
-from hw.layouts import COUNT_BITS, DescriptorLayout
 
 log2 = lambda n: n.bit_length() - 1  # noqa: E731  (powers of two only)
 

@@ -3,9 +3,8 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.contract.layout import WORD_BITS
-
 from hw.layouts import COUNT_BITS, DramReadSignature
+from model.contract.layout import WORD_BITS
 
 
 def read_command(addr_width: int) -> data.StructLayout:

@@ -6,20 +6,19 @@ from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import Out
 
-from model.contract.config import EngineConfig
-from model.contract.errors import ERROR_BITS, EngineError
-from model.contract.layout import DESC_WORDS, JOB_MAGIC, JOB_WORDS, WORD_BITS, WORD_BYTES, vector_align
-
 from hw.counters import EventCounters
 from hw.datapaths import datapaths
 from hw.descriptor_check import DescriptorCheck, log2
 from hw.dram_reader import DramReader
 from hw.gearbox import Gearbox
-from hw.layouts import (COUNT_BITS, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams,
-                        control_members, dram_write_signature)
+from hw.layouts import (COUNT_BITS, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams, control_members,
+                        dram_write_signature)
 from hw.memories import ActivationSram
 from hw.packer import OutputPacker
 from hw.requantizer import Requantizer
+from model.contract.config import EngineConfig
+from model.contract.errors import ERROR_BITS, EngineError
+from model.contract.layout import DESC_WORDS, JOB_MAGIC, JOB_WORDS, WORD_BITS, WORD_BYTES, vector_align
 
 #: Rows whose parameters may be read before the MAC finishes the previous ones.
 ROW_PARAMS_DEPTH = 4

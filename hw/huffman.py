@@ -7,11 +7,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from model.codecs.huffman import (DEFAULT_MAX_LEN, DEFAULT_SYMBOL_BITS, HEADER_LENGTH_BITS, MAX_LEN_LIMIT,
-                                  STATUS_BITS, HuffmanStatus, count_bits)
-from model.contract.layout import HUFFMAN_SYMBOL_BITS_MAX, WORD_BITS
-
 from hw.layouts import COUNT_BITS
+from model.codecs.huffman import (DEFAULT_MAX_LEN, DEFAULT_SYMBOL_BITS, HEADER_LENGTH_BITS, MAX_LEN_LIMIT, STATUS_BITS,
+                                  HuffmanStatus, count_bits)
+from model.contract.layout import HUFFMAN_SYMBOL_BITS_MAX, WORD_BITS
 
 #: The duplicate-symbol check keeps one flop per possible symbol while a table
 #: loads, so the RTL is limited to modest alphabets (1024 symbols).

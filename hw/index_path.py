@@ -2,10 +2,9 @@
 from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 
+from hw.layouts import COUNT_BITS, RowSourceSignature, beat_layout
 from model.contract.errors import EngineError
 from model.contract.layout import WORD_BITS
-
-from hw.layouts import COUNT_BITS, RowSourceSignature, beat_layout
 
 
 def config_layout(max_bits: int) -> data.StructLayout:

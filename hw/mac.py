@@ -2,10 +2,9 @@
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 
-from model.contract.fixedpoint import ACT_BITS
-
 from hw.accumulator import RowAccumulator
 from hw.layouts import DotProductSignature, operands_layout
+from model.contract.fixedpoint import ACT_BITS
 
 
 def adder_tree(values):

@@ -3,9 +3,8 @@ from amaranth.hdl import Module, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.contract.fixedpoint import ACT_BITS
-
 from hw.layouts import lane_word
+from model.contract.fixedpoint import ACT_BITS
 
 
 def pack_lane_word(values, lanes: int) -> int:

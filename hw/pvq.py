@@ -5,13 +5,12 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
-from model.contract.fixedpoint import ACT_BITS
-from model.codecs.pvq import pvq_bits, pvq_count, pvq_table
-from model.contract.layout import PVQ_SCALE_BITS
-from model.contract.pyramid import PVQ_MAX_LANES, pvq_sum_bits
-
 from hw.accumulator import RowAccumulator
 from hw.layouts import DotProductSignature, lane_word, row_marked
+from model.codecs.pvq import pvq_bits, pvq_count, pvq_table
+from model.contract.fixedpoint import ACT_BITS
+from model.contract.layout import PVQ_SCALE_BITS
+from model.contract.pyramid import PVQ_MAX_LANES, pvq_sum_bits
 
 #: The unit's strobes (``events``): see :class:`PvqDotProduct`.
 PvqEvents = data.StructLayout({"busy": 1, "step": 1, "add": 1, "merge": 1, "mul": 1})

@@ -3,9 +3,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.contract.fixedpoint import ACC_BITS, ACT_MAX, ACT_MIN, MULT_BITS
-
 from hw.layouts import Act, RowResult
+from model.contract.fixedpoint import ACC_BITS, ACT_MAX, ACT_MIN, MULT_BITS
 
 
 class Requantizer(wiring.Component):

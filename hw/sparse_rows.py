@@ -2,11 +2,10 @@
 from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, wiring
 
-from model.contract.errors import ERROR_BITS, HUFF_BASE, EngineError
-from model.contract.layout import FIELD16, SPARSE_BIAS_BITS
-
 from hw.huffman import HuffmanDecoder, huffman_events
 from hw.layouts import COUNT_BITS, RowSourceSignature, row_marked
+from model.contract.errors import ERROR_BITS, HUFF_BASE, EngineError
+from model.contract.layout import FIELD16, SPARSE_BIAS_BITS
 
 #: Position arithmetic: a position (< 2**COUNT_BITS) plus a run, without overflow.
 POSITION_BITS = COUNT_BITS + 1

@@ -5,11 +5,11 @@ import time
 
 import numpy as np
 
-from model.contract.errors import VqeError
-from model.golden.engine import GoldenEngine
 from model.codecs.vectors import unpack_vectors
 from model.contract.counters import COUNTERS
+from model.contract.errors import VqeError
 from model.contract.ints import ceil_div
+from model.golden.engine import GoldenEngine
 from model.program.file import Program
 
 BACKENDS = ("golden", "amaranth", "icarus", "verilator")

@@ -37,8 +37,9 @@ def cli(monkeypatch, capsys, tmp_path):
 
     An exception escaping ``main`` fails the test with its traceback, so a crash shows here too.
     """
-    from cli_helpers import Result
     from sim.cli.main import main
+
+    from cli_helpers import Result
     monkeypatch.delenv("VQE_DEBUG", raising=False)
     monkeypatch.setenv("VQE_CACHE", str(tmp_path / "cache"))
 

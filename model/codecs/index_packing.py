@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.contract.layout import WORD_BITS
 from model.contract.ints import ceil_div
+from model.contract.layout import WORD_BITS
 
 
 def pack_indices(indices: np.ndarray, index_bits: int) -> np.ndarray:

@@ -105,7 +105,6 @@ import numpy as np
 # pvq_bits and pvq_count are the pyramid sizes of the contract; the codec re-exports them with the enumeration.
 from model.contract.pyramid import PVQError, _check_nk, pvq_bits, pvq_count  # noqa: F401
 
-
 #: The vectorised codec keeps indices, table entries and sums of two table
 #: entries in uint64; ``V(N, K) < 2**63`` guarantees none of them overflows.
 UINT64_INDEX_LIMIT = 1 << 63

@@ -55,14 +55,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.nets.distill import DistillSet, outputs, train
-from model.contract.fixedpoint import ACT_MAX
-from model.contract.layout import DESC_WORDS, JOB_WORDS, WORD_BYTES, row_words
-from model.contract.ints import ceil_div
 from model.compress.kmeans.network import join_subvectors, kmeans, split_subvectors
 from model.compress.registry import CompressError, CompressOptions, register_method
-from model.nets.weightmat import (count_params, find_weight_layers, get_module, layer_bias, overrides,
-                                  weight_matrix, with_weights)
+from model.contract.fixedpoint import ACT_MAX
+from model.contract.ints import ceil_div
+from model.contract.layout import DESC_WORDS, JOB_WORDS, WORD_BYTES, row_words
+from model.nets.distill import DistillSet, outputs, train
+from model.nets.weightmat import (count_params, find_weight_layers, get_module, layer_bias, overrides, weight_matrix,
+                                  with_weights)
 
 BIAS_BITS = 32
 ROW_SCALE_BITS = 16
@@ -378,8 +378,8 @@ def compress_baseline(network: str, method: str, *, dim: int = 4, codebook_size:
         ``network``, ``method``, ``config``, the metric of the float and the
         coded network, and every stored bit (:func:`model.compress.baselines.storage`).
     """
-    from model.nets.zoo import load_network
     from model.nets.registry import network_names
+    from model.nets.zoo import load_network
     if method not in BASELINE_METHODS:
         raise CompressError(f"unknown baseline {method!r}; choose one of {', '.join(BASELINE_METHODS)}")
     if network not in network_names():

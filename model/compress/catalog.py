@@ -4,8 +4,8 @@ Add a new method's module here.
 """
 from __future__ import annotations
 
+import model.compress.baselines  # noqa: F401  pq, rq, lr2vq (model level)
+import model.compress.deepcomp.recipe  # noqa: F401  deepcomp
 import model.compress.kmeans.method  # noqa: F401  kmeans
 import model.compress.pvq.network  # noqa: F401  pvq
-import model.compress.deepcomp.recipe  # noqa: F401  deepcomp
 import model.compress.universal.method  # noqa: F401  universal
-import model.compress.baselines  # noqa: F401  pq, rq, lr2vq (model level)

@@ -34,14 +34,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX, quantize_act, quantize_multiplier,
-                              requantize, wrap_acc)
-from model.nets.data import load_fashion_mnist
+from model.compress.kmeans.network import (DEFAULT_DIM, DEFAULT_K, FINETUNE_EPOCHS, VQLayer, VQNetwork, to_torch,
+                                           vq_compress)
+from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX, quantize_act,
+                                       quantize_multiplier, requantize, wrap_acc)
 from model.contract.ints import ceil_div
+from model.nets.data import load_fashion_mnist
 from model.nets.networks import get_network
 from model.nets.training import TORCH_THREADS, TorchThreads
-from model.compress.kmeans.network import (DEFAULT_DIM, DEFAULT_K, FINETUNE_EPOCHS, VQLayer, VQNetwork, to_torch,
-                                   vq_compress)
 
 #: Pixels in [0, 1] map onto 0..127.
 INPUT_SCALE = 1.0 / ACT_MAX

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 import model.compress.catalog  # noqa: F401  registers every method
-from model.compress.registry import (CompressError, CompressOptions, EngineJob, check_network, check_options,
-                                     get_method)
+from model.compress.registry import CompressError, CompressOptions, EngineJob, check_network, check_options, get_method
 from model.contract.config import LANES
 from model.contract.fixedpoint import quantize_act
 from model.golden.engine import GoldenEngine

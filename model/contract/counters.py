@@ -1,7 +1,6 @@
 """The event counters: identical in the golden model and the RTL."""
 from __future__ import annotations
 
-
 #: Event counters, identical in the golden model and the RTL.
 COUNTERS = (
     "dram_read_words", "dram_write_words", "sram_reads", "sram_writes", "rom_reads",

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.codecs.huffman import (DEFAULT_MAX_LEN, DEFAULT_SYMBOL_BITS, HUFFMAN_COUNTERS, HuffmanError,
-                                  ERROR_CLASSES, HuffmanStatus, HuffmanTable, _check_params, decode_stream)
+from model.codecs.huffman import (DEFAULT_MAX_LEN, DEFAULT_SYMBOL_BITS, ERROR_CLASSES, HUFFMAN_COUNTERS, HuffmanError,
+                                  HuffmanStatus, HuffmanTable, _check_params, decode_stream)
 
 
 class HuffmanDecoder:

@@ -54,8 +54,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from model.contract.fixedpoint import ACT_MAX, ACT_MIN, wrap_acc
 from model.codecs.pvq import PVQError, pvq_count, pvq_decode_steps
+from model.contract.fixedpoint import ACT_MAX, ACT_MIN, wrap_acc
 from model.contract.layout import PVQ_SCALE_BITS as DEFAULT_SCALE_BITS
 from model.contract.pyramid import PVQ_MAX_LANES
 

@@ -36,9 +36,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import numpy as np
-    from model.nets.data import load_fashion_mnist
+
     from model.compress.deepcomp.recipe import lower_network_deepcomp
     from model.contract.fixedpoint import quantize_act
+    from model.nets.data import load_fashion_mnist
     from model.program.writer import build_program
     from sim.run import run_program
 

@@ -33,8 +33,9 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="amaranth", choices=("amaranth", "icarus"))
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    from engine_cases import assert_bit_exact, run_both
     from test_sparse import _bases, fuzz_image
+
+    from engine_cases import assert_bit_exact, run_both
 
     cases = _bases()
     rng = np.random.default_rng(args.seed)

@@ -5,9 +5,8 @@ import time
 
 from amaranth.sim import Simulator
 
-from model.contract.counters import COUNTERS, RTL_COUNTERS
 from model.contract.config import EngineConfig
-
+from model.contract.counters import COUNTERS, RTL_COUNTERS
 from sim.backends.top import SimTop
 
 CLOCK_PERIOD = 1e-8  # seconds; only the waveform's time axis depends on it

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 from model.contract.counters import COUNTER_BITS, COUNTERS, RTL_COUNTERS
-
 from sim.backends.cocotb_build import TIMESCALE, build_sim_top
 from sim.backends.simulators import (SIMULATORS, SimulationError, get_runner, log_tail, patched_environ,
                                      simulator_environment)

@@ -6,16 +6,15 @@ A whole job runs inside the simulated design; a testbench only pulses
 import re
 
 from amaranth.back import verilog
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.hdl import Module
 
 from hw.engine import Engine
 from hw.layouts import CounterLayout
+from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS
 from model.contract.layout import WORD_BITS
-from model.contract.config import EngineConfig
-
 from sim.backends.dram_model import DramModel
 
 TOP_NAME = "vqe_sim_top"

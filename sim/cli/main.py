@@ -10,7 +10,6 @@ import os
 import sys
 
 from model.contract.errors import VqeError
-
 from sim.cli import codebook, compress, inspect, report, run, verilog
 from sim.cli.options import Parser
 from sim.errors import EXIT_ERROR, EXIT_INTERNAL

@@ -45,7 +45,6 @@ def cmd_run(args) -> int:
     """Run ``args.program`` on ``args.backend`` and print its summary; exit 1 if the RTL disagrees."""
     from model.nets.inputs import load_inputs
     from model.program.file import Program
-
     from sim.run import run_program
     program = Program.load(args.program)
     if args.images < 1:

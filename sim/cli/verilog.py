@@ -21,7 +21,6 @@ def add_parser(sub) -> None:
 def cmd_verilog(args) -> int:
     """Write the engine elaborated for ``args.program`` to ``args.output``."""
     from model.program.file import Program
-
     from sim.backends.top import engine_verilog
     if not args.program:
         raise CliError("give --program FILE: the engine's codebook ROM is elaborated from a program")

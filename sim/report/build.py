@@ -85,9 +85,8 @@ def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike]
         If a program does not exist, two programs share a name, or an experiment table is unreadable.
     """
     from model.program.file import Program
-
-    from sim.report.area.synthesis import synthesize
     from sim.report.area.sweep import sweep
+    from sim.report.area.synthesis import synthesize
     from sim.report.document import write_report
     from sim.report.energy.pricing import network_energy
     from sim.report.energy.table import load_energy_table

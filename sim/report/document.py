@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from model.contract.errors import VqeError
-
 from sim.report.area.sweep import AREA_FIELDS
 from sim.report.energy import registry
 from sim.report.energy.network import NetworkData

@@ -30,8 +30,8 @@ def sweep_rom(lanes: int, depth: int, progress: bool) -> np.ndarray:
     key = f"lanes{lanes}_depth{depth}"
     stored = dict(np.load(SWEEP_ROMS)) if SWEEP_ROMS.exists() else {}
     if key not in stored:
-        from model.nets.networks import get_network
         from model.compress.kmeans.network import kmeans, split_subvectors
+        from model.nets.networks import get_network
         w = get_network("lenet300", progress=progress).linears()[0].weight.detach().numpy()
         codebook, _ = kmeans(split_subvectors(w, lanes).reshape(-1, lanes), depth, seed=0)
         stored[key] = np.clip(np.round(codebook / np.abs(codebook).max() * 127), -128, 127).astype(np.int8)
@@ -43,7 +43,6 @@ def sweep_rom(lanes: int, depth: int, progress: bool) -> np.ndarray:
 def _engine(rom, **params) -> tuple[str, str]:
     """(Verilog, top name) of the engine with ROM ``rom`` (codewords) and the `EngineConfig` ``params``."""
     from model.contract.config import EngineConfig
-
     from sim.backends.top import engine_verilog
     cfg = EngineConfig(rom=tuple(map(tuple, rom.tolist())), **params)
     return engine_verilog(cfg, name=TOP, simulation=False), TOP

@@ -42,8 +42,8 @@ def plot_energy_breakdown(results: Sequence[tuple[NetworkData, Mapping[str, Scen
     results : sequence of (NetworkData, dict)
         Each network with its `network_energy` output.
     """
-    from matplotlib.figure import Figure
     import matplotlib
+    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 3.6 * len(results)), layout="constrained")
     axes = fig.subplots(len(results), 1, squeeze=False)[:, 0]

@@ -37,7 +37,6 @@ def network_data(program_path: Path, images: int, cross_check: int, backend: str
     """
     from model.nets.inputs import load_inputs
     from model.program.file import Program
-
     from sim.run import run_program
     program = Program.load(program_path)
     x, labels, _ = load_inputs(program.meta, images, 0, 1)

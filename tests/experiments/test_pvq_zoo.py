@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from scripts.experiments import pvq as ex
-from model.compress.baselines import index_bits
 from model.codecs.pvq import pvq_bits
+from model.compress.baselines import index_bits
+from model.compress.pvq.budget import ROW_OVERHEAD_BITS, PVQBudgetError, choose_layer_k, choose_matrix_k
 from model.compress.pvq.layers import pvq_code_matrix
-from model.compress.pvq.budget import PVQBudgetError, ROW_OVERHEAD_BITS, choose_layer_k, choose_matrix_k
+from scripts.experiments import pvq as ex
 
 
 @pytest.mark.parametrize("lanes, shape, bits, row_bits", [(4, (30, 40), 5.0, 40), (8, (16, 64), 3.0, 64),

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from hw.dram_reader import DramReader, read_command
+
 from hwsim import Mutant, Source, pack, simulate, stalls
 
 ADDR_WIDTH = 12

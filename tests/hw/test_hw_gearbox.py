@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from hw.gearbox import Gearbox
+
 from hwsim import Source, budget, simulate, stalls
 
 RATIOS = [(4, 1), (4, 2), (4, 4), (4, 8), (1, 4), (2, 4), (8, 4), (1, 1), (2, 8), (8, 2)]
@@ -122,6 +123,7 @@ def test_gearbox_model_catches_wrong_order():
 def test_gearbox_mutant_is_caught():
     """A gearbox that swaps the two low bytes of each output word fails the random test."""
     from amaranth.hdl import Cat
+
     from hwsim import Mutant
 
     dut = Mutant(Gearbox(4, 2), {"o.payload": lambda p: Cat(p[8:16], p[0:8])})

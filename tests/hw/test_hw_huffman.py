@@ -23,15 +23,15 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hw.huffman import HuffmanDecoder
-from model.golden.huffman import HuffmanDecoder as GoldenDecoder
 from model.codecs.huffman import HuffmanError, HuffmanStatus, HuffmanTable, count_bits, encode
 from model.contract.layout import WORD_BITS
-from hwsim import Mutant, Source, budget, simulate, stalls
+from model.golden.huffman import HuffmanDecoder as GoldenDecoder
+
 from huffman_cases import golden_outcome, random_freqs, reference_decode, words_of
+from hwsim import Mutant, Source, budget, simulate, stalls
 
 TAIL = 12           # idle cycles checked after each operation
 WORD_MASK = 0xFFFFFFFF

@@ -19,8 +19,9 @@ import pytest
 from hw.index_path import IndexPath
 from hw.layouts import RowParams, beat_layout
 from model.codecs.index_packing import pack_indices, unpack_indices
-from model.contract.layout import WORD_BITS
 from model.contract.ints import ceil_div
+from model.contract.layout import WORD_BITS
+
 from hwsim import Mutant, Source, budget, simulate, stalls, unpack
 
 

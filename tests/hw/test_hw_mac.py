@@ -19,6 +19,7 @@ import pytest
 from hw.layouts import RowParams, RowResult, operands_layout
 from hw.mac import MacLanes
 from model.contract.fixedpoint import wrap_acc
+
 from hwsim import Mutant, pack, pack_lanes, simulate, stalls, unpack
 
 LATENCY = 2  # cycles from a row's last operand to its result

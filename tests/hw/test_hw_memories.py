@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from hw.memories import ActivationSram, CodebookRom, pack_lane_word
+
 from hwsim import Mutant, pack_lanes, simulate, unpack_lanes
 
 

@@ -17,6 +17,7 @@ from hw.layouts import sram_write_layout
 from hw.packer import OutputPacker
 from model.contract.ints import ceil_div
 from model.contract.layout import vector_align
+
 from hwsim import Mutant, simulate, stalls, unpack, unpack_lanes
 
 ADDR_WIDTH = 8

@@ -26,11 +26,12 @@ from amaranth.lib import data
 
 from hw.layouts import RowParams, RowResult
 from hw.pvq import PvqDotProduct, PvqEvents, vector_layout
-from model.contract.fixedpoint import wrap_acc
 from model.codecs.pvq import PVQError, pvq_bits, pvq_count, pvq_decode_steps, pvq_encode
+from model.contract.fixedpoint import wrap_acc
 from model.contract.pyramid import pvq_sum_bits
-from model.golden.pvq import (LOAD_CYCLES, RESULT_LATENCY, PvqRow, index_in_range, pvq_unit_run,
-                              pvq_unit_timeline, pvq_unit_vector, vector_cycles)
+from model.golden.pvq import (LOAD_CYCLES, RESULT_LATENCY, PvqRow, index_in_range, pvq_unit_run, pvq_unit_timeline,
+                              pvq_unit_vector, vector_cycles)
+
 from hwsim import Mutant, Source, pack, pack_lanes, simulate, stalls, unpack
 
 #: Valid gaps on ``operands`` in the random tests.

@@ -15,6 +15,7 @@ import pytest
 from hw.layouts import RowResult
 from hw.requantizer import Requantizer
 from model.contract.fixedpoint import requantize
+
 from hwsim import Mutant, pack, simulate, stalls, to_signed
 
 LATENCY = 2

@@ -14,8 +14,9 @@ import pytest
 
 from hw.layouts import RowParams
 from hw.sparse_rows import SparseRowPath, sparse_beat_layout
-from model.contract.layout import REL_BITS
 from model.codecs.sparse_rows import decode_row, encode_layer
+from model.contract.layout import REL_BITS
+
 from hwsim import Source, budget, simulate, stalls, unpack
 
 MAX_LEN, SYMBOL_BITS = 15, 9

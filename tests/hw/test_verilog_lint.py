@@ -12,6 +12,7 @@ import pytest
 from standin import TOP, standin_verilog
 from verilog_lint import LintError, lint_verilog
 
+
 def test_standin_top_lints_clean():
     result = lint_verilog(standin_verilog(100), top=TOP)
     assert "error" not in result.iverilog.lower()

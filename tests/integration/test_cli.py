@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.contract.descriptor import Descriptor
-from model.golden.engine import GoldenEngine
 from model.contract.counters import COUNTERS
-from model.contract.layout import DESC_WORDS, ROW_HEADER_WORDS
+from model.contract.descriptor import Descriptor
 from model.contract.ints import ceil_div
+from model.contract.layout import DESC_WORDS, ROW_HEADER_WORDS
+from model.golden.engine import GoldenEngine
 from model.program.file import FORMAT_VERSION, MAGIC, Program
-from model.program.writer import build_program
 from model.program.synthetic import random_lowered
+from model.program.writer import build_program
 
 from cli_helpers import assert_user_error, vqe
 

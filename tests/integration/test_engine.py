@@ -2,12 +2,10 @@
 import numpy as np
 import pytest
 
-from model.contract.errors import EngineFault
-from model.contract.errors import EngineError
+from model.contract.config import LANES
+from model.contract.errors import EngineError, EngineFault
 
 from engine_cases import assert_bit_exact, corrupt, random_case, run_both
-from model.contract.config import LANES
-
 
 
 @pytest.mark.parametrize("lanes", LANES)   # every lane count the engine is built for

@@ -1,19 +1,16 @@
 """Sparse Huffman-coded layers (LayerMode.HUFFMAN): encoder, accounting, golden model, engine RTL."""
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
+from model.codecs.sparse_rows import SparseRowError, decode_row, encode_layer, joint_symbols, layer_bits, row_symbols
+from model.contract.errors import EngineError, EngineFault
 from model.contract.fixedpoint import requantize, wrap_acc
-from model.contract.errors import EngineFault
-from model.golden.engine import GoldenEngine
 from model.contract.layout import DESC_WORDS, WORD_BITS
-from model.contract.errors import EngineError
+from model.golden.engine import GoldenEngine
 from model.program.file import Program
-from model.program.writer import build_program
-from model.codecs.sparse_rows import (SparseRowError, decode_row, encode_layer, joint_symbols, layer_bits,
-                                      row_symbols)
 from model.program.synthetic import random_inputs, random_lowered
+from model.program.writer import build_program
 
 from engine_cases import assert_bit_exact, random_case, run_both
 from sparse_cases import SPARSE_DEFECTS, corrupt_sparse, one_symbol_case, sparse_layers
@@ -306,6 +303,7 @@ def test_sparse_engine_verilog_lints():
     """The engine with a Huffman decoder: Icarus compiles it, Verilator finds no error and only the
     warning kinds Amaranth's output gives for every engine (widths, FSM cases without a default)."""
     from sim.backends.top import engine_verilog
+
     from verilog_lint import lint_verilog
     program, *_ = random_case(741, 4, huffman_k_max=K_MAX)
     assert program.config.huffman_max_len

@@ -11,17 +11,17 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from model.compress.pipeline import CompressError, compress
+from model.compress.universal.codebook import load_codebook
 from model.contract.fixedpoint import MULT_BITS
 from model.contract.ints import ceil_div
-from model.compress.pipeline import CompressError, compress
 from model.program.file import ProgramError
-from model.program.writer import build_program
 from model.program.synthetic import random_inputs
-from model.compress.universal.codebook import load_codebook
+from model.program.writer import build_program
 from sim.backends.top import engine_verilog
 
-from engine_cases import assert_bit_exact, run_both
 from cli_helpers import assert_user_error
+from engine_cases import assert_bit_exact, run_both
 
 LANES = 4
 

@@ -13,6 +13,7 @@ import pytest
 
 from sim.backends.cocotb import COUNTER_NAMES, run_sim_top
 from sim.backends.simulators import SimulationError
+
 from standin import DEPTH, OUT_ADDR, OUT_WORDS, TOP, counter_value, expected_outputs, init_word, standin_verilog
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from hw.layouts import dram_write_signature
 from sim.backends.dram_model import DramModel
+
 from hwsim import pack, simulate, stalls
 
 AW = 7

@@ -8,11 +8,12 @@ import pytest
 from sim.report.energy import registry
 from sim.report.energy.events import MAPPED_COUNTERS, Event, LayerCost
 from sim.report.energy.golden import layers_from_decoded
-from sim.report.energy.network import (CYCLES_MEASURED, CYCLES_SPLIT, IO, LAYER_MODES, PVQ, VQ, LayerInfo,
-                                       NetworkData, part_cycles)
+from sim.report.energy.network import (CYCLES_MEASURED, CYCLES_SPLIT, IO, LAYER_MODES, PVQ, VQ, LayerInfo, NetworkData,
+                                       part_cycles)
 from sim.report.energy.pricing import energy_records, network_energy
 from sim.report.energy.registry import register_scenario, scenarios_for
 from sim.report.energy.table import REQUIRED_ENTRIES, EnergyTableError, load_energy_table
+
 from energy_cases import IMAGES, IO_COUNTERS, SMALL, small_net
 
 
@@ -138,8 +139,11 @@ def test_io_counters_by_hand(table):
 
 def test_layers_from_decoded():
     import types
+
     import numpy as np
+
     from model.contract.layout import LayerMode
+
     # 2 indices of 4 bits per row: 1 word, after the 2 header words.
     desc = types.SimpleNamespace(in_features=8, out_features=2, codebook_size=16, mode=LayerMode.VQ, row_words=3)
     dec = types.SimpleNamespace(desc=desc, events={"indices": np.array([[0, 1], [1, 1]])})
@@ -156,8 +160,11 @@ def test_layers_from_decoded():
 
 def test_layers_from_decoded_pvq_uses_the_entry_width():
     import types
+
     import numpy as np
+
     from model.contract.layout import LayerMode
+
     # PVQ, K = 2 in 4 lanes: 15-bit entries (7-bit index + 8-bit scale); 3 entries per row = 45 bits
     # = 2 words, while the VQ index width (8) would give 1 word.
     desc = types.SimpleNamespace(in_features=12, out_features=2, codebook_base=2, codebook_size=15, pvq_k=2,
@@ -270,6 +277,7 @@ def test_new_scenario_is_one_registration(monkeypatch, table):
 
 def test_every_engine_counter_has_a_mapping():
     from model.contract.counters import COUNTERS, RTL_COUNTERS
+
     # A counter added to the contract must get an explicit energy mapping.
     assert set(COUNTERS) | set(RTL_COUNTERS) <= MAPPED_COUNTERS
     with pytest.raises(ValueError, match="no energy mapping"):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from model.contract.layout import DESC_WORDS, WORD_BITS
-from model.program.writer import build_program
 from model.program.synthetic import random_inputs, random_sparse_layer
+from model.program.writer import build_program
 from sim.report.energy.golden import golden_network_data
 from sim.report.energy.network import HUFFMAN, part_cycles
 from sim.report.energy.pricing import network_energy

@@ -14,6 +14,7 @@ from sim.report.files import (EXTRA_FILES, MARKER, PLOT_AREA, PLOT_BITS, PLOT_EN
 from sim.report.formatting import energy_unit, significant
 from sim.report.plots import plot_pvq_accuracy, plot_pvq_zoo
 from sim.report.sections.energy import engine_comparison
+
 from energy_cases import IMAGES, IO_COUNTERS, SMALL, small_net
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -131,10 +132,10 @@ def test_report_from_the_golden_model(tmp_path):
     """The contract with the golden model: its counters and decoded layers feed the report."""
     import numpy as np
 
-    from model.golden.engine import GoldenEngine
     from model.contract.layout import JOB_WORDS, row_words, vector_words
-    from model.program.writer import build_program
+    from model.golden.engine import GoldenEngine
     from model.program.synthetic import random_inputs, random_lowered
+    from model.program.writer import build_program
     from sim.report.energy.golden import layers_from_decoded
     from sim.report.energy.pricing import network_energy
     from sim.report.energy.table import load_energy_table
@@ -205,8 +206,8 @@ def test_pvq_program_has_the_kmeans_programs_dense_baselines():
 
     import numpy as np
 
-    from model.program.writer import build_program
     from model.program.synthetic import random_inputs, random_lowered
+    from model.program.writer import build_program
     from sim.report.energy.golden import golden_network_data
     from sim.report.energy.pricing import network_energy
     from sim.report.energy.table import load_energy_table
@@ -301,8 +302,8 @@ def test_layer_modes_without_an_engine_scenario_get_the_dense_baselines():
     reported, with the dense baselines only, and they equal a k-means program's of the same shapes."""
     import numpy as np
 
-    from model.program.writer import build_program
     from model.program.synthetic import random_inputs, random_lowered
+    from model.program.writer import build_program
     from sim.report.energy.golden import golden_network_data
     from sim.report.energy.pricing import network_energy
     from sim.report.energy.table import load_energy_table

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from sim.report.energy.network import LayerInfo, NetworkData
 
-
 # A one-layer "program": 8 inputs, 2 outputs, 4 lanes, 4-bit indices into 16
 # codewords.  Each row has ceil(8/4) = 2 indices of 4 bits = 1 word, so the
 # index stream is 2 words.  Counters per inference (the golden model would

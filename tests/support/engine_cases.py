@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.codecs.vectors import unpack_vectors
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineFault
+from model.contract.layout import DESC_WORDS, JOB_MAGIC, REL_BITS, ROW_HEADER_WORDS, LayerMode, huffman_index_bits
 from model.golden.engine import GoldenEngine
-from model.codecs.vectors import unpack_vectors
-from model.contract.layout import (DESC_WORDS, JOB_MAGIC, REL_BITS, LayerMode, ROW_HEADER_WORDS,
-                                   huffman_index_bits)
-from model.program.writer import build_program
 from model.program.synthetic import random_inputs, random_lowered
+from model.program.writer import build_program
 from sim.run import hang_bound, simulate
 
 

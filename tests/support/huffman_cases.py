@@ -10,7 +10,6 @@ from model.codecs.huffman import HuffmanError, HuffmanStatus, HuffmanTable, coun
 from model.contract.layout import WORD_BITS
 
 
-
 def huffman_lengths(freqs) -> np.ndarray:
     """Textbook unlimited Huffman code lengths (merge the two lightest), as a reference."""
     freqs = np.asarray(freqs)

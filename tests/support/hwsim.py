@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Const, Module, Shape
-from amaranth.lib import wiring
-from amaranth.lib import data
+from amaranth.lib import data, wiring
 from amaranth.sim import Simulator
 
 CLOCK_PERIOD = 1e-6

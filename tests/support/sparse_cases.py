@@ -11,13 +11,13 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from model.contract.descriptor import Descriptor
 from model.codecs.huffman import HuffmanTable, count_bits, encode
-from model.contract.layout import (DESC_WORDS, FIELD16, REL_BITS, SPARSE_BIAS_BITS, SPARSE_LAYER_WORDS,
-                                   WORD_BITS, LayerMode, huffman_index_bits)
+from model.contract.descriptor import Descriptor
 from model.contract.ints import ceil_div
-from model.program.writer import build_program
+from model.contract.layout import (DESC_WORDS, FIELD16, REL_BITS, SPARSE_BIAS_BITS, SPARSE_LAYER_WORDS, WORD_BITS,
+                                   LayerMode, huffman_index_bits)
 from model.program.synthetic import random_inputs
+from model.program.writer import build_program
 
 #: Defects :func:`corrupt_sparse` can make, by the error the engine must report.
 SPARSE_DEFECTS = ("HUFF_OVERSUBSCRIBED", "HUFF_INCOMPLETE", "HUFF_LENGTH", "HUFF_SYMBOL", "HUFF_TRUNCATED",

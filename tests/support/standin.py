@@ -17,7 +17,6 @@ from hw.layouts import control_members
 from model.contract.counters import COUNTER_BITS
 from sim.backends.cocotb import COUNTER_NAMES
 
-
 TOP = "vqe_sim_top"
 
 

@@ -15,7 +15,6 @@ no rounding can revive it.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from torch import nn

@@ -50,19 +50,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.nets.data import load_fashion_mnist
-from model.compress.deepcomp.stats import LayerAccount, network_account
-from model.contract.fixedpoint import ACT_MAX, quantize_multiplier
-from model.contract.layout import REL_BITS, SPARSE_ROW_HEADER_WORDS
 from model.codecs.sparse_rows import SIZE_WORDS
+from model.compress.deepcomp.prune import TRAIN_THREADS, iterative_prune, linear_layers
+from model.compress.deepcomp.stats import LayerAccount, network_account
+from model.compress.deepcomp.trained_quant import QuantLayer, QuantNet, finetune_centroids, quantize_network
 from model.compress.lowering import (CALIBRATION_IMAGES, HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN,
                                      OUTPUT_PERCENTILE, LoweredLayer, LoweredNetwork, evaluate_lowered)
+from model.compress.registry import EngineJob, register_method
+from model.contract.fixedpoint import ACT_MAX, quantize_multiplier
+from model.contract.layout import REL_BITS, SPARSE_ROW_HEADER_WORDS
+from model.nets.data import load_fashion_mnist
 from model.nets.networks import UnknownNetwork, evaluate, get_network, resolve_cache_dir
 from model.nets.registry import trained_networks
 from model.nets.training import TorchThreads
-from model.compress.deepcomp.prune import TRAIN_THREADS, iterative_prune, linear_layers
-from model.compress.deepcomp.trained_quant import QuantLayer, QuantNet, finetune_centroids, quantize_network
-from model.compress.registry import EngineJob, register_method
 
 #: Bump when the recipe changes in a way the configuration does not capture: invalidates caches.
 CACHE_VERSION = "dc1"

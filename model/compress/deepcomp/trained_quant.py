@@ -25,8 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from model.nets.training import as_tensors, cosine_lr, train_epochs
 from model.compress.deepcomp.prune import TRAIN_THREADS, linear_layers
+from model.nets.training import as_tensors, cosine_lr, train_epochs
 
 #: Most Lloyd iterations after linear initialisation (stops earlier once no index changes).
 LLOYD_ITERS_MAX = 100

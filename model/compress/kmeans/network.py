@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.nets.data import load_fashion_mnist
 from model.contract.ints import ceil_div
+from model.nets.data import load_fashion_mnist
 from model.nets.networks import evaluate, train_classifier
 
 #: Default sub-vector dimension: the engine's default lane count.

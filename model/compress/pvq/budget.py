@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import math
 
-
-from model.contract.fixedpoint import ACC_BITS
-from model.contract.layout import PVQ_SCALE_BITS, WORD_BITS, row_words
-from model.contract.ints import ceil_div
 from model.codecs.pvq import pvq_bits
+from model.contract.fixedpoint import ACC_BITS
+from model.contract.ints import ceil_div
+from model.contract.layout import PVQ_SCALE_BITS, WORD_BITS, row_words
 
 #: Width of a sub-vector's unsigned integer scale (the engine's ``PVQ_SCALE_BITS``).
 SCALE_BITS = PVQ_SCALE_BITS

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.contract.ints import ceil_div
 from model.codecs.pvq import PVQError
-from model.compress.pvq.pyramid import pvq_quantize_matrix
 from model.compress.pvq.budget import SCALE_MAX, pvq_layer_bits
+from model.compress.pvq.pyramid import pvq_quantize_matrix
+from model.contract.ints import ceil_div
+
 
 def integer_scales(gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row integer scales of non-negative gains ``(out, S)``.

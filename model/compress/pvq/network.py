@@ -65,15 +65,15 @@ from typing import Sequence
 import numpy as np
 from torch import nn
 
-from model.nets.data import load_fashion_mnist
-from model.compress.lowering import CALIBRATION_IMAGES, LoweredNetwork
-from model.nets.networks import evaluate
 from model.compress.kmeans.network import FINETUNE_BATCH, FINETUNE_LR, _linear_layers, finetune_coded
-from model.compress.registry import EngineJob, register_method
+from model.compress.lowering import CALIBRATION_IMAGES, LoweredNetwork
 from model.compress.pvq.budget import (DEFAULT_BITS_PER_WEIGHT, SCALE_BITS, PVQBudgetError, choose_layer_k,
                                        pvq_layer_stream_bits)
 from model.compress.pvq.layers import PVQLinear, PVQNetwork, pvq_to_torch, quantize_linear
 from model.compress.pvq.lower import evaluate_lowered_pvq, lower_pvq
+from model.compress.registry import EngineJob, register_method
+from model.nets.data import load_fashion_mnist
+from model.nets.networks import evaluate
 
 #: Fine-tuning of gains and biases (``y`` fixed).  Adam, as for VQ codewords.
 FINETUNE_EPOCHS = 2

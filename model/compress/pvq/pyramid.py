@@ -13,7 +13,6 @@ import numpy as np
 from model.codecs.pvq import PVQError, pvq_bits
 from model.contract.ints import ceil_div
 
-
 #: Rows projected at a time: bounds the (rows, N, N) pulse-move scores of the
 #: refinement to ``PROJECT_CHUNK * N * N`` float64s.
 PROJECT_CHUNK = 4096

@@ -80,9 +80,9 @@ from typing import Callable
 
 import numpy as np
 
+from model.compress.kmeans.network import kmeans
 from model.contract.errors import VqeError
 from model.contract.fixedpoint import ACT_MAX
-from model.compress.kmeans.network import kmeans
 from model.nets.weightmat import find_weight_layers, get_module, row_rms, weight_matrix
 
 FORMAT_VERSION = 1

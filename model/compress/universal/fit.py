@@ -44,17 +44,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.nets.distill import DistillSet, call, distill_loss, outputs, take, train
+from model.compress.kmeans.network import join_subvectors, split_subvectors
+from model.compress.lowering import (HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN, OUTPUT_PERCENTILE,
+                                     LoweredLayer, LoweredNetwork)
+from model.compress.universal.codebook import UniversalCodebook
 from model.compress.universal.error_feedback import error_feedback_assign, layer_hessians
 from model.contract.fixedpoint import ACT_MAX, quantize_multiplier
 from model.contract.ints import ceil_div
-from model.compress.lowering import (HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN, OUTPUT_PERCENTILE,
-                                     LoweredLayer, LoweredNetwork)
+from model.nets.distill import DistillSet, call, distill_loss, outputs, take, train
 from model.nets.training import TORCH_THREADS, TorchThreads
-from model.compress.universal.codebook import UniversalCodebook
-from model.compress.kmeans.network import join_subvectors, split_subvectors
-from model.nets.weightmat import (find_weight_layers, get_module, layer_bias, linear_relu_chain, overrides,
-                                  row_rms, weight_matrix, with_weights)
+from model.nets.weightmat import (find_weight_layers, get_module, layer_bias, linear_relu_chain, overrides, row_rms,
+                                  weight_matrix, with_weights)
 
 #: Candidate codewords per sub-vector.
 TOP_N = 8
@@ -617,10 +617,10 @@ def lower_network_universal(name: str = "lenet300", codebook: UniversalCodebook 
     images drawn with ``seed``.  ``info`` records ``float_accuracy``,
     ``universal_float_accuracy`` and ``int8_accuracy`` on the 10k test images.
     """
-    from model.nets.data import load_fashion_mnist
     from model.compress.lowering import evaluate_lowered
-    from model.nets.networks import evaluate, get_network
     from model.compress.universal.codebook import load_codebook
+    from model.nets.data import load_fashion_mnist
+    from model.nets.networks import evaluate, get_network
     codebook = load_codebook() if codebook is None else codebook
     model = get_network(name, cache_dir=cache_dir, progress=progress, seed=seed)
     x_train, y_train = load_fashion_mnist("train")

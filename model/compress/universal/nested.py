@@ -41,9 +41,9 @@ import time
 import numpy as np
 import torch
 
+from model.compress.universal.codebook import (SAMPLES_PER_DONOR, CodebookError, UniversalCodebook, donor_subvectors,
+                                               fit_kde, pool_samples)
 from model.contract.fixedpoint import ACT_MAX
-from model.compress.universal.codebook import (SAMPLES_PER_DONOR, CodebookError, UniversalCodebook,
-                                               donor_subvectors, fit_kde, pool_samples)
 
 #: Cumulative codeword counts of the shipped nested codebook (the first is the base's).
 NESTED_STAGES = (128, 1024, 2048, 4096, 8192, 16384)

@@ -89,6 +89,7 @@ def load_task(name: str, *, n_distill: int, seed: int = 0, quick: bool = False) 
     for the LeNets; the zoo's distillation inputs otherwise)."""
     from model.nets.training import TorchThreads
     from model.nets.zoo import EVAL_THREADS, load_network
+
     # The zoo fingerprints the weights (a torch sum, whose rounding depends on the thread count) at
     # load and again, with EVAL_THREADS, before its first fp32 reference: load with that count too,
     # or a process started with one thread takes the unchanged weights for modified ones.
@@ -120,8 +121,8 @@ def table_row(task: Task, method: str, config: dict, net, seconds: float, qualit
 
 def engine_facts(task: Task, net, method: str, train_x: np.ndarray, test) -> dict:
     """int8 golden-model accuracy and engine-format bytes of a Linear/ReLU chain (LeNet-300-100)."""
-    from model.compress.lowering import evaluate_lowered, lower_vq
     from model.compress.kmeans.network import VQLayer, VQNetwork
+    from model.compress.lowering import evaluate_lowered, lower_vq
     relus = linear_relu_chain(task.model)
     shapes = [(l.weight_shape[0], int(np.prod(l.weight_shape[1:]))) for l in net.layers]
     params = sum(o * i + o for o, i in shapes)

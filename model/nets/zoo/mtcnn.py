@@ -195,6 +195,7 @@ def _iou(a, b) -> float:
 
 def _face_crop(rng, size, shift_lo, shift_hi):
     from PIL import Image, ImageEnhance
+
     # Work on the portrait reduced FACE_REDUCE times (the face is then ~100 px, still twice the
     # crop size), in a window around the face (zero outside the photo) big enough for any crop below.
     x1, y1, x2, y2 = (v / FACE_REDUCE for v in FACE_BOX)

@@ -20,9 +20,8 @@ import concurrent.futures
 import time
 from pathlib import Path
 
-from sim.report.area.netlist import (ice40_counts, memories_from_netlist, module_table, read_yosys_json,
-                                     slowest_fmax)
-from sim.report.area.tools import Tools, ToolError, ToolTimeout, run_tool
+from sim.report.area.netlist import ice40_counts, memories_from_netlist, module_table, read_yosys_json, slowest_fmax
+from sim.report.area.tools import ToolError, Tools, ToolTimeout, run_tool
 from sim.report.area.wrapper import WRAPPER_TOP, fmax_wrapper
 
 #: Target of place-and-route: the largest iCE40 HX part, in its 256-ball package.

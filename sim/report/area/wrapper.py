@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 from model.contract.ints import ceil_div
-
 from sim.report.area.tools import ToolError
 
 #: Top module of the wrapper.

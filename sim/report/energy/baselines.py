@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from model.contract.ints import ceil_div
 from model.contract.layout import DESC_WORDS, JOB_WORDS, ROW_HEADER_WORDS, WORD_BITS, WORD_BYTES
-
 from sim.report.energy.events import FP32_BITS, LANE_BITS, LayerCost, counter_events
 from sim.report.energy.network import IO, NetworkData, part_cycles
 from sim.report.energy.registry import register_scenario

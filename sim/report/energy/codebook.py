@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from model.contract.ints import ceil_div
 from model.contract.layout import WORD_BITS, WORD_BYTES
-
 from sim.report.energy.events import LANE_BITS, SRAM_32B, Event, LayerCost, access_energy
 from sim.report.energy.measured import engine_events, priced_at_entropy
 from sim.report.energy.network import LayerInfo, NetworkData

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from model.contract.layout import WORD_BITS
-
 from sim.report.energy.table import EnergyTable
 
 #: Bits in one byte-wide lane (activations and codebook entries are int8).

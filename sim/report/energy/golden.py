@@ -15,7 +15,6 @@ from model.codecs.layers.registry import codec_for_mode
 from model.contract.ints import ceil_div
 from model.contract.layout import ROW_HEADER_WORDS, WORD_BITS
 from model.golden.engine import GoldenEngine
-
 from sim.report.energy.network import HUFFMAN, PVQ, VQ, LayerInfo, NetworkData
 
 

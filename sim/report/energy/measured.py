@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 from model.contract.layout import WORD_BITS
-
 from sim.report.energy.events import Event, LayerCost, counter_events
 from sim.report.energy.network import IO, NetworkData, part_cycles
 from sim.report.energy.table import EnergyTable

@@ -14,7 +14,6 @@ from typing import Mapping, Sequence
 from model.codecs.layers.registry import codec_for_mode, layer_codecs
 from model.contract.ints import ceil_div
 from model.contract.layout import LayerMode, index_words_per_row
-
 from sim.report.energy.events import MAPPED_COUNTERS
 
 #: Layer modes (`LayerInfo.mode`): the layer codecs' names, in mode order.

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Mapping
 
 from model.contract.layout import WORD_BITS
-
 from sim.report.energy.events import Event, LayerCost, mac_energy
 from sim.report.energy.measured import engine_events, priced_at_entropy
 from sim.report.energy.network import NetworkData

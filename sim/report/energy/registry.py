@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from model.codecs.layers.registry import codec_named
-
 from sim.report.energy.events import LayerCost
 from sim.report.energy.measured import engine_io_cost
 from sim.report.energy.network import LAYER_MODES, VQ, NetworkData

@@ -6,7 +6,6 @@ The layer kinds these price are those whose codec names them
 from __future__ import annotations
 
 from model.contract.layout import WORD_BITS
-
 from sim.report.energy.events import LayerCost
 from sim.report.energy.measured import engine_events, sparse_code_bits
 from sim.report.energy.network import NetworkData

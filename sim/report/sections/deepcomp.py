@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from model.contract.layout import DESC_WORDS, WORD_BITS
-
 from sim.report.energy.events import FP32_BITS
-from sim.report.energy.network import HUFFMAN, NetworkData
 from sim.report.energy.measured import sparse_code_bits
+from sim.report.energy.network import HUFFMAN, NetworkData
 
 
 def layer_table(meta: Mapping) -> list[str]:

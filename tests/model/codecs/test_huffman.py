@@ -16,16 +16,13 @@ import pytest
 
 from model.codecs.huffman import (ERROR_CLASSES, BadSymbolError, HuffmanError, HuffmanStatus, HuffmanTable,
                                   IncompleteError, InvalidCodeError, LengthOverLimitError, NoTableError,
-                                  OversubscribedError, TruncatedError, average_length, canonical_codes,
-                                  code_lengths, count_bits, decode, decode_stream, encode, entropy_bits,
-                                  kraft_sum, table_words)
-from model.golden.huffman import HuffmanDecoder
+                                  OversubscribedError, TruncatedError, average_length, canonical_codes, code_lengths,
+                                  count_bits, decode, decode_stream, encode, entropy_bits, kraft_sum, table_words)
 from model.contract.counters import COUNTERS
 from model.contract.layout import WORD_BITS
-
+from model.golden.huffman import HuffmanDecoder
 
 from huffman_cases import brute_force_cost, huffman_lengths, random_freqs, reference_decode, words_of
-
 
 # --- code design -------------------------------------------------------------------------------
 

@@ -7,11 +7,10 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from model.codecs.pvq import (PVQError, pvq_bits, pvq_count, pvq_count_recurrence, pvq_decode,
-                              pvq_decode_many, pvq_decode_steps, pvq_encode, pvq_encode_many, pvq_table)
+from model.codecs.pvq import (PVQError, pvq_bits, pvq_count, pvq_count_recurrence, pvq_decode, pvq_decode_many,
+                              pvq_decode_steps, pvq_encode, pvq_encode_many, pvq_table)
 from model.compress.pvq.pyramid import choose_k, pvq_project, pvq_quantize, pvq_quantize_matrix, reconstruct
 
 #: Sizes checked exhaustively (every index of every pyramid).

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from model.compress.baselines import (code_kmeans, code_lr2vq, code_pq, code_rq, capped_k, compress,
-                                      engine_bytes, index_bits, int8_side, storage)
+from model.compress.baselines import (capped_k, code_kmeans, code_lr2vq, code_pq, code_rq, compress, engine_bytes,
+                                      index_bits, int8_side, storage)
 from model.compress.universal.codebook import UniversalCodebook
 from model.compress.universal.fit import assign_nearest
 from model.nets.weightmat import find_weight_layers, weight_matrix, with_weights
@@ -154,8 +154,8 @@ def _table_row(net, method, cfg, bpw, q, fq=0.9, metric="accuracy"):
 
 
 def test_table_json_keeps_other_networks_and_markdown_checks_criteria(tmp_path):
-    from scripts.experiments.universal import write_json
     from model.compress.universal.codebook import load_codebook
+    from scripts.experiments.universal import write_json
     from scripts.experiments.universal_table import render_markdown
     cb = load_codebook(k=16384)
     path = tmp_path / "t.json"
@@ -194,8 +194,8 @@ def test_table_json_keeps_other_networks_and_markdown_checks_criteria(tmp_path):
 
 
 def test_table_notes_survive_rewrites_and_are_rendered(tmp_path):
-    from scripts.experiments.universal import write_json
     from model.compress.universal.codebook import load_codebook
+    from scripts.experiments.universal import write_json
     from scripts.experiments.universal_table import render_markdown
     cb = load_codebook(k=16384)
     path = tmp_path / "t.json"

@@ -3,20 +3,19 @@ import numpy as np
 import pytest
 import torch
 
+from model.codecs.huffman import HuffmanTable, encode
+from model.codecs.sparse_rows import SIZE_WORDS, decode_row, encode_layer
 from model.compress.deepcomp import stats
-from model.nets.data import load_fashion_mnist
+from model.compress.deepcomp.prune import density_schedule, iterative_prune, magnitude_mask, train_masked
 from model.compress.deepcomp.recipe import (DeepCompConfig, _load, _save, deepcomp_compress, format_table,
                                             lower_deepcomp, lowered_account)
-from model.codecs.huffman import HuffmanTable, encode
-from model.contract.layout import DESC_WORDS, SPARSE_ROW_HEADER_WORDS
-from model.codecs.sparse_rows import SIZE_WORDS, decode_row, encode_layer
+from model.compress.deepcomp.trained_quant import (QuantLayer, QuantNet, finetune_centroids, gather_centroid_grads,
+                                                   init_centroids, quantize_layer, quantize_network)
 from model.compress.lowering import evaluate_lowered, golden_forward
+from model.contract.layout import DESC_WORDS, SPARSE_ROW_HEADER_WORDS
+from model.nets.data import load_fashion_mnist
 from model.nets.networks import MLP
 from model.program.writer import build_program
-from model.compress.deepcomp.prune import density_schedule, iterative_prune, magnitude_mask, train_masked
-from model.compress.deepcomp.trained_quant import (QuantLayer, QuantNet, finetune_centroids,
-                                                   gather_centroid_grads, init_centroids, quantize_layer,
-                                                   quantize_network)
 
 TINY_WIDTHS = (784, 24, 12, 10)
 TINY_TRAIN = 1500

@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from model.nets.distill import DistillSet
-from model.compress.universal.error_feedback import error_feedback_assign, layer_hessians
-from model.compress.universal.codebook import load_codebook
-from model.compress.universal.fit import assign_nearest, error_feedback_init, fit_universal, nearest_codewords
 from model.compress.kmeans.network import join_subvectors, split_subvectors
+from model.compress.universal.codebook import load_codebook
+from model.compress.universal.error_feedback import error_feedback_assign, layer_hessians
+from model.compress.universal.fit import assign_nearest, error_feedback_init, fit_universal, nearest_codewords
+from model.nets.distill import DistillSet
 
 
 @pytest.fixture(scope="module")

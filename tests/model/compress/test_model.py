@@ -10,14 +10,13 @@ import pytest
 import torch
 
 from model.compress import lowering
-from model.nets.data import DataError, data_dir, load_fashion_mnist, parse_idx
-from model.contract.fixedpoint import ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX, quantize_act, requantize, wrap_acc
+from model.compress.kmeans.network import (VQNetwork, join_subvectors, kmeans, quantize_layer, split_subvectors,
+                                           to_torch, vq_compress)
 from model.compress.lowering import INPUT_SCALE, LoweredLayer, LoweredNetwork, golden_forward
+from model.contract.fixedpoint import ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX, quantize_act, requantize, wrap_acc
+from model.nets.data import DataError, data_dir, load_fashion_mnist, parse_idx
 from model.nets.networks import UnknownNetwork, cache_path, evaluate, get_network, lenet300
 from model.nets.registry import trained_networks
-from model.compress.kmeans.network import (VQNetwork, join_subvectors, kmeans, quantize_layer, split_subvectors,
-                                   to_torch, vq_compress)
-
 
 
 def require_dataset():

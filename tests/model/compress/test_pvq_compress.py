@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from model.nets.data import DataError, load_fashion_mnist
-from model.contract.fixedpoint import MULT_BITS, SHIFT_MAX, quantize_act, requantize, wrap_acc
-from model.compress.lowering import INT32_MAX, INT32_MIN, LoweredNetwork, golden_forward
-from model.nets.networks import MLP, cache_path, evaluate, get_network
 from model.codecs.pvq import pvq_bits, pvq_decode_many
-from model.compress.pvq.network import pvq_compress
-from model.compress.pvq.lower import acc_bound, evaluate_lowered_pvq, golden_forward_pvq
-from model.compress.pvq.layers import PVQLayer, integer_scales, pvq_to_torch
+from model.compress.lowering import INT32_MAX, INT32_MIN, LoweredNetwork, golden_forward
 from model.compress.pvq.budget import ROW_OVERHEAD_BITS, SCALE_BITS, SCALE_MAX, choose_layer_k, pvq_layer_bits
+from model.compress.pvq.layers import PVQLayer, integer_scales, pvq_to_torch
+from model.compress.pvq.lower import acc_bound, evaluate_lowered_pvq, golden_forward_pvq
+from model.compress.pvq.network import pvq_compress
+from model.contract.fixedpoint import MULT_BITS, SHIFT_MAX, quantize_act, requantize, wrap_acc
+from model.nets.data import DataError, load_fashion_mnist
+from model.nets.networks import MLP, cache_path, evaluate, get_network
 
 #: Small MLP whose widths are multiples of neither 4 nor 8, so every row has a padded sub-vector.
 WIDTHS = (30, 21, 10)

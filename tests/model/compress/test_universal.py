@@ -6,15 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from model.nets.distill import DistillSet
 from model.compress.lowering import golden_forward
-from model.contract.fixedpoint import quantize_act
 from model.compress.universal.codebook import (DEFAULT_CODEBOOK, DEFAULT_DIM, DEFAULT_K, CodebookError,
-                                               UniversalCodebook, build_codebook, codebook_from_samples,
-                                               load_codebook, normalized_subvectors, quantize_codewords,
-                                               save_codebook)
+                                               UniversalCodebook, build_codebook, codebook_from_samples, load_codebook,
+                                               normalized_subvectors, quantize_codewords, save_codebook)
 from model.compress.universal.fit import (UniversalNetwork, assign_nearest, fit_universal, lower_universal,
                                           nearest_codewords, scaled_assignment)
+from model.contract.fixedpoint import quantize_act
+from model.nets.distill import DistillSet
 
 #: Six sign patterns: unit RMS each, well apart (squared distance >= 8).
 PATTERNS = np.array([[1, 1, 1, 1], [1, 1, -1, -1], [1, -1, 1, -1], [-1, 1, 1, -1], [-1, -1, -1, -1],
@@ -302,6 +301,7 @@ def test_nested_file_round_trip_and_prefix_loading(tmp_path, nested_codebook, pa
 
 def test_nested_file_inconsistencies_refused(tmp_path, nested_codebook):
     import copy
+
     # Internally consistent hashes, but the first stage is no longer the base it names.
     cw = nested_codebook.codewords.copy()
     cw[0] = cw[-1]

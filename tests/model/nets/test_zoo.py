@@ -20,8 +20,8 @@ from torch import nn
 
 from model.nets.data import data_dir
 from model.nets.registry import NETWORKS as REGISTRY, NetworkEntry
-from model.nets.zoo import (WEIGHT_LAYER_TYPES, MissingPackage, ModelModifiedError, ZooNetwork,
-                            load_network, missing_packages, weight_fingerprint)
+from model.nets.zoo import (WEIGHT_LAYER_TYPES, MissingPackage, ModelModifiedError, ZooNetwork, load_network,
+                            missing_packages, weight_fingerprint)
 
 #: name -> (number of weight layers, layer types, fp32 quick-eval floor for the headline metric,
 #:          total weights in the weight layers).
