@@ -193,10 +193,6 @@ def dram_write_signature(addr_width: int) -> stream.Signature:
     return stream.Signature(dram_write_layout(addr_width))
 
 
-#: The name the read port's signature had as a function; :mod:`sim.backends.dram_model` still uses it.
-dram_read_signature = DramReadSignature
-
-
 # --- datapath roles ------------------------------------------------------------------------------
 
 class _RoleSignature(_ParameterizedSignature):

@@ -3,7 +3,7 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.layouts import dram_read_signature, dram_write_signature
+from hw.layouts import DramReadSignature, dram_write_signature
 from model.contract.layout import WORD_BITS
 
 #: Galois LFSR taps (x^32 + x^22 + x^2 + x + 1), for the random stalls.
@@ -38,7 +38,7 @@ class DramModel(wiring.Component):
 
     Members
     -------
-    rd : In(dram_read_signature(addr_width))
+    rd : In(DramReadSignature(addr_width))
     wr : In(dram_write_signature(addr_width))
     dbg_addr : In(addr_width)
     dbg_data : Out(32)
@@ -56,7 +56,7 @@ class DramModel(wiring.Component):
         self._image = [int(w) for w in image]
         self._aw, self._latency, self._stall, self._seed = addr_width, latency, stall, seed or 1
         super().__init__({
-            "rd": In(dram_read_signature(addr_width)),
+            "rd": In(DramReadSignature(addr_width)),
             "wr": In(dram_write_signature(addr_width)),
             "dbg_addr": In(addr_width),
             "dbg_data": Out(WORD_BITS),

@@ -11,9 +11,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.engine import Engine
-from hw.layouts import CounterLayout
+from hw.layouts import control_members
 from model.contract.config import EngineConfig
-from model.contract.errors import ERROR_BITS
 from model.contract.layout import WORD_BITS
 from sim.backends.dram_model import DramModel
 
@@ -64,8 +63,7 @@ class SimTop(wiring.Component):
         self.addr_width = dram_addr_width(len(image))
         self._image, self._latency, self._stall, self._seed = image, latency, stall, seed
         super().__init__({
-            "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(ERROR_BITS),
-            "counters": Out(CounterLayout),
+            **control_members(),   # the engine's start, busy, done, error and counters
             "dbg_addr": In(self.addr_width), "dbg_data": Out(WORD_BITS),
         })
 
