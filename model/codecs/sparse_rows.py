@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.codecs.huffman import HuffmanTable, average_length, encode, entropy_bits
+from model.codecs.huffman import HuffmanTable, encode
+from model.codecs.huffman_design import average_length, entropy_bits
 from model.contract.layout import (FIELD16, HUFFMAN_DEFAULT_MAX_LEN, REL_BITS, SPARSE_BIAS_BITS, SPARSE_LAYER_WORDS,
                                    SPARSE_MAX_SYMBOLS, SPARSE_ROW_HEADER_WORDS, WORD_BITS, huffman_index_bits)
 

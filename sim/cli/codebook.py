@@ -49,7 +49,8 @@ def _donors(args_donors: list[str], known: list[str]) -> list[str]:
 
 def cmd_codebook_build(args) -> int:
     """Build a universal codebook from ``args.donors`` and write it to ``args.output``."""
-    from model.compress.universal.codebook import DEFAULT_DIM, DEFAULT_K, build_codebook, save_codebook
+    from model.compress.universal.codebook import DEFAULT_DIM, DEFAULT_K, save_codebook
+    from model.compress.universal.extract import build_codebook
     from model.nets.registry import network_names
     donors = _donors(args.donors, network_names())
     dim = DEFAULT_DIM if args.dim is None else args.dim

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from model.codecs.huffman import entropy_bits
+from model.codecs.huffman_design import entropy_bits
 from model.codecs.sparse_rows import encode_layer, layer_bits
 from model.contract.ints import ceil_div
 from model.contract.layout import (HUFFMAN_DEFAULT_MAX_LEN, JOB_WORDS, REL_BITS, SPARSE_ROW_HEADER_WORDS, WORD_BITS,

@@ -32,7 +32,8 @@ def universal_codebook(codebook, lanes: int):
 def universal_program(job: EngineJob):
     """Fit every layer to the universal codebook; the ROM is that codebook, shared by every program."""
     from model.compress.lowering import codebook_depth_for
-    from model.compress.universal.fit import fit_universal, lower_universal
+    from model.compress.universal.fit import fit_universal
+    from model.compress.universal.lower import lower_universal
     from model.nets.distill import DistillSet
     from model.nets.networks import evaluate
     from model.program.writer import build_program

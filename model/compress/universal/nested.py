@@ -41,8 +41,8 @@ import time
 import numpy as np
 import torch
 
-from model.compress.universal.codebook import (SAMPLES_PER_DONOR, CodebookError, UniversalCodebook, donor_subvectors,
-                                               fit_kde, pool_samples)
+from model.compress.universal.codebook import CodebookError, UniversalCodebook
+from model.compress.universal.extract import SAMPLES_PER_DONOR, donor_subvectors, fit_kde, pool_samples
 from model.contract.fixedpoint import ACT_MAX
 
 #: Cumulative codeword counts of the shipped nested codebook (the first is the base's).

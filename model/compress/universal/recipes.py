@@ -19,7 +19,8 @@ from torch import nn
 
 from model.compress.baselines import engine_bytes, index_bits, storage
 from model.compress.universal.codebook import DEFAULT_K, UniversalCodebook
-from model.compress.universal.fit import T_START, fit_universal, lower_universal
+from model.compress.universal.fit import T_START, fit_universal
+from model.compress.universal.lower import lower_universal
 from model.nets.distill import DistillSet
 from model.nets.weightmat import linear_relu_chain
 

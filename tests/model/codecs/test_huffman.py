@@ -16,8 +16,9 @@ import pytest
 
 from model.codecs.huffman import (ERROR_CLASSES, BadSymbolError, HuffmanError, HuffmanStatus, HuffmanTable,
                                   IncompleteError, InvalidCodeError, LengthOverLimitError, NoTableError,
-                                  OversubscribedError, TruncatedError, average_length, canonical_codes, code_lengths,
-                                  count_bits, decode, decode_stream, encode, entropy_bits, kraft_sum, table_words)
+                                  OversubscribedError, TruncatedError, count_bits, decode, decode_stream, encode,
+                                  table_words)
+from model.codecs.huffman_design import average_length, canonical_codes, code_lengths, entropy_bits, kraft_sum
 from model.contract.counters import COUNTERS
 from model.contract.layout import WORD_BITS
 from model.golden.huffman import HuffmanDecoder

@@ -8,10 +8,12 @@ from torch import nn
 
 from model.compress.lowering import golden_forward
 from model.compress.universal.codebook import (DEFAULT_CODEBOOK, DEFAULT_DIM, DEFAULT_K, CodebookError,
-                                               UniversalCodebook, build_codebook, codebook_from_samples, load_codebook,
-                                               normalized_subvectors, quantize_codewords, save_codebook)
-from model.compress.universal.fit import (UniversalNetwork, assign_nearest, fit_universal, lower_universal,
-                                          nearest_codewords, scaled_assignment)
+                                               UniversalCodebook, load_codebook, save_codebook)
+from model.compress.universal.extract import (build_codebook, codebook_from_samples, normalized_subvectors,
+                                              quantize_codewords)
+from model.compress.universal.fit import (UniversalNetwork, assign_nearest, fit_universal, nearest_codewords,
+                                          scaled_assignment)
+from model.compress.universal.lower import lower_universal
 from model.contract.fixedpoint import quantize_act
 from model.nets.distill import DistillSet
 
@@ -263,7 +265,7 @@ NESTED_KW = dict(draws=4096, iters=10)
 
 @pytest.fixture(scope="module")
 def nested_codebook(pattern_donors, pattern_codebook):
-    from model.compress.universal.codebook import donor_subvectors
+    from model.compress.universal.extract import donor_subvectors
     from model.compress.universal.nested import extend_codebook
     per_donor, _ = donor_subvectors(["a", "b"], 4, pattern_donors.__getitem__)
     return extend_codebook(pattern_codebook, per_donor, (6, 12, 24), **NESTED_KW)
@@ -326,7 +328,7 @@ def test_nested_file_inconsistencies_refused(tmp_path, nested_codebook):
 
 
 def test_extend_codebook_refuses_bad_stages_and_donors(pattern_donors, pattern_codebook):
-    from model.compress.universal.codebook import donor_subvectors
+    from model.compress.universal.extract import donor_subvectors
     from model.compress.universal.nested import extend_codebook
     per_donor, _ = donor_subvectors(["a", "b"], 4, pattern_donors.__getitem__)
     with pytest.raises(CodebookError, match="must increase from the base's 6"):
@@ -343,7 +345,7 @@ def test_extend_codebook_refuses_bad_stages_and_donors(pattern_donors, pattern_c
 def test_continuing_a_nested_codebook_is_building_it_at_once(pattern_donors, pattern_codebook):
     """Extending a nested file by more stages gives the file built to all of them in one go, also when the
     later stages draw more blocks of KDE points than the earlier ones (512 per block, 64 per codeword)."""
-    from model.compress.universal.codebook import donor_subvectors
+    from model.compress.universal.extract import donor_subvectors
     from model.compress.universal.nested import extend_codebook
     per_donor, _ = donor_subvectors(["a", "b"], 4, pattern_donors.__getitem__)
     kw = dict(draws=512, iters=5)
