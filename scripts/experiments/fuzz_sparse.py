@@ -18,12 +18,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "support")]
 
 import numpy as np  # noqa: E402
 
 from model.contract.errors import EngineFault
 from model.golden.engine import GoldenEngine
+
+#: Centroids of the fuzzed engines (as in tests/integration/test_sparse.py).
+K_MAX = 32
 
 
 def main(argv=None) -> int:
@@ -33,11 +36,10 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="amaranth", choices=("amaranth", "icarus"))
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    from test_sparse import _bases, fuzz_image
-
     from engine_cases import assert_bit_exact, run_both
+    from sparse_cases import fuzz_bases, fuzz_image
 
-    cases = _bases()
+    cases = fuzz_bases(K_MAX)
     rng = np.random.default_rng(args.seed)
     tally = collections.Counter()
     t0 = time.perf_counter()

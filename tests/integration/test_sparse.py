@@ -13,7 +13,7 @@ from model.program.synthetic import random_inputs, random_lowered
 from model.program.writer import build_program
 
 from engine_cases import assert_bit_exact, random_case, run_both
-from sparse_cases import SPARSE_DEFECTS, corrupt_sparse, one_symbol_case, sparse_layers
+from sparse_cases import SPARSE_DEFECTS, corrupt_sparse, fuzz_bases, fuzz_image
 
 #: Centroids the random sparse programs' engines take (5-bit indices, 9-bit symbols).
 K_MAX = 32
@@ -137,65 +137,12 @@ def test_build_program_rejects_bad_sparse_layers():
         build_program(lowered)
 
 
-_BASES = []
-
-
-def _bases():
-    """A few small sparse programs for fuzzing (built once)."""
-    if not _BASES:
-        for seed in range(6):
-            _BASES.append(random_case(9000 + seed, [1, 2, 4][seed % 3], n_images=1, huffman_k_max=K_MAX))
-        _BASES.append(one_symbol_case(2))
-    return _BASES
-
-
-def fuzz_image(rng: np.random.Generator, case) -> np.ndarray:
-    """A corrupted image: a structured defect of one class, or random bit flips in a sparse stream.
-
-    Images whose stream runs past the end of DRAM are drawn again: the RTL does
-    not know the DRAM's size, and the program loader rejects them (README).
-    """
-    for _ in range(100):
-        img = _fuzz_once(rng, case)
-        try:
-            GoldenEngine(case[0].config).run(img)
-        except EngineFault as fault:
-            if "past the end of DRAM" in fault.detail:
-                continue
-        return img
-    raise AssertionError("no corruption that stays inside DRAM")
-
-
-def _fuzz_once(rng: np.random.Generator, case) -> np.ndarray:
-    program, image, _, _ = case
-    if rng.integers(0, 2):
-        what = SPARSE_DEFECTS[int(rng.integers(0, len(SPARSE_DEFECTS)))]
-        try:
-            return corrupt_sparse(image, program, what, rng)
-        except ValueError:
-            pass
-    img = image.copy()
-    from model.contract.descriptor import Descriptor
-    layer = int(rng.choice(sparse_layers(img)))
-    a = int(img[2]) + layer * DESC_WORDS
-    d = Descriptor.decode(img[a:a + DESC_WORDS])
-    size = int(img[d.stream_addr])
-    end = min(len(img), d.stream_addr + 1 + (size & 0xFFFF) * (size >> 16))
-    for _ in range(int(rng.integers(1, 5))):
-        w = int(rng.integers(d.stream_addr, end))
-        img[w] ^= np.uint32(1 << int(rng.integers(0, WORD_BITS)))
-    if rng.integers(0, 4) == 0:      # and sometimes a wrong table budget
-        d.row_words = int(rng.integers(0, 2 * d.row_words + 2))
-        img[a:a + DESC_WORDS] = d.encode()
-    return img
-
-
 @settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.integers(0, 2**32 - 1))
 def test_golden_fuzzed_sparse_streams(seed):
     """Thousands of corrupted streams: the golden model finishes or names an engine error, nothing else."""
     rng = np.random.default_rng(seed)
-    cases = _bases()
+    cases = fuzz_bases(K_MAX)
     case = cases[int(rng.integers(0, len(cases)))]
     img = fuzz_image(rng, case)
     try:
@@ -209,7 +156,7 @@ def test_golden_fuzzed_sparse_streams(seed):
 @pytest.mark.parametrize("what", SPARSE_DEFECTS)
 def test_golden_names_each_defect(what):
     rng = np.random.default_rng(sum(map(ord, what)))
-    for case in _bases() * 4:
+    for case in fuzz_bases(K_MAX) * 4:
         program, image, _, _ = case
         try:
             bad = corrupt_sparse(image, program, what, rng)
@@ -250,7 +197,7 @@ def test_random_sparse_program_verilog(backend):
 def test_rtl_stops_on_each_defect(what):
     """Each new error class: the RTL reports the golden model's code and stops (no hang)."""
     rng = np.random.default_rng(sum(map(ord, what)) + 1)
-    for case in _bases() * 4:
+    for case in fuzz_bases(K_MAX) * 4:
         program, image, out_addr, out_words = case
         try:
             bad = corrupt_sparse(image, program, what, rng)
@@ -267,7 +214,7 @@ def test_rtl_stops_on_each_defect(what):
 def test_rtl_fuzzed_sparse_streams():
     """Randomly corrupted streams: the same outputs and counters, or the same error code, never a hang."""
     rng = np.random.default_rng(2024)
-    cases = _bases()
+    cases = fuzz_bases(K_MAX)
     outcomes = set()
     for _ in range(16):
         case = cases[int(rng.integers(0, len(cases)))]

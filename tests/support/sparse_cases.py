@@ -13,11 +13,15 @@ import numpy as np
 
 from model.codecs.huffman import HuffmanTable, count_bits, encode
 from model.contract.descriptor import Descriptor
+from model.contract.errors import EngineFault
 from model.contract.ints import ceil_div
 from model.contract.layout import (DESC_WORDS, FIELD16, REL_BITS, SPARSE_BIAS_BITS, SPARSE_LAYER_WORDS, WORD_BITS,
                                    LayerMode, huffman_index_bits)
+from model.golden.engine import GoldenEngine
 from model.program.synthetic import random_inputs
 from model.program.writer import build_program
+
+from engine_cases import random_case
 
 #: Defects :func:`corrupt_sparse` can make, by the error the engine must report.
 SPARSE_DEFECTS = ("HUFF_OVERSUBSCRIBED", "HUFF_INCOMPLETE", "HUFF_LENGTH", "HUFF_SYMBOL", "HUFF_TRUNCATED",
@@ -201,3 +205,55 @@ def one_symbol_case(lanes: int, n_in: int = 23, n_out: int = 5, n_images: int = 
     x = random_inputs(rng, n_images, n_in)
     image, out_addr, out_words = program.dram_image(x)
     return program, image, out_addr, out_words * n_images
+
+
+_BASES = []
+
+
+def fuzz_bases(k_max: int) -> list:
+    """A few small sparse programs for fuzzing, on engines of ``k_max`` centroids (built once)."""
+    if not _BASES:
+        for seed in range(6):
+            _BASES.append(random_case(9000 + seed, [1, 2, 4][seed % 3], n_images=1, huffman_k_max=k_max))
+        _BASES.append(one_symbol_case(2))
+    return _BASES
+
+
+def fuzz_image(rng: np.random.Generator, case) -> np.ndarray:
+    """A corrupted image: a structured defect of one class, or random bit flips in a sparse stream.
+
+    Images whose stream runs past the end of DRAM are drawn again: the RTL does
+    not know the DRAM's size, and the program loader rejects them (README).
+    """
+    for _ in range(100):
+        img = _fuzz_once(rng, case)
+        try:
+            GoldenEngine(case[0].config).run(img)
+        except EngineFault as fault:
+            if "past the end of DRAM" in fault.detail:
+                continue
+        return img
+    raise AssertionError("no corruption that stays inside DRAM")
+
+
+def _fuzz_once(rng: np.random.Generator, case) -> np.ndarray:
+    program, image, _, _ = case
+    if rng.integers(0, 2):
+        what = SPARSE_DEFECTS[int(rng.integers(0, len(SPARSE_DEFECTS)))]
+        try:
+            return corrupt_sparse(image, program, what, rng)
+        except ValueError:
+            pass
+    img = image.copy()
+    layer = int(rng.choice(sparse_layers(img)))
+    a = int(img[2]) + layer * DESC_WORDS
+    d = Descriptor.decode(img[a:a + DESC_WORDS])
+    size = int(img[d.stream_addr])
+    end = min(len(img), d.stream_addr + 1 + (size & 0xFFFF) * (size >> 16))
+    for _ in range(int(rng.integers(1, 5))):
+        w = int(rng.integers(d.stream_addr, end))
+        img[w] ^= np.uint32(1 << int(rng.integers(0, WORD_BITS)))
+    if rng.integers(0, 4) == 0:      # and sometimes a wrong table budget
+        d.row_words = int(rng.integers(0, 2 * d.row_words + 2))
+        img[a:a + DESC_WORDS] = d.encode()
+    return img
