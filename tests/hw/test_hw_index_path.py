@@ -22,7 +22,7 @@ from model.codecs.index_packing import pack_indices, unpack_indices
 from model.contract.ints import ceil_div
 from model.contract.layout import WORD_BITS
 
-from hwsim import Mutant, Source, budget, simulate, stalls, unpack
+from hwsim import Mutant, Source, budget, simulate, stalls, start_row_source, unpack
 
 
 def make_layer(rng, b: int, rows: int, subvectors: int, codebook_size: int, *, garbage=True,
@@ -81,12 +81,7 @@ def run_index_path(dut, layers, *, seed: int, word_gap=0.3, params_stall=0.3, be
             gaps = stalls(rng, n_cycles, word_gap)
             pst = stalls(rng, n_cycles, params_stall)
             bst = stalls(rng, n_cycles, beats_stall)
-            for name, value in config.items():
-                ctx.set(getattr(dut.config, name), value)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            src = Source(dut.words, words, gaps)
+            src = await start_row_source(ctx, dut, config, words, gaps)
             params, beats, beat_cycles = [], [], []
             held = None
             finished = False

@@ -16,11 +16,11 @@ from collections import deque
 import numpy as np
 import pytest
 
-from hw.layouts import RowParams, RowResult, operands_layout
+from hw.layouts import RowParams, operands_layout
 from hw.mac import MacLanes
 from model.contract.fixedpoint import wrap_acc
 
-from hwsim import Mutant, pack, pack_lanes, simulate, stalls, unpack
+from hwsim import Mutant, pack, pack_lanes, sample_dot_product, simulate, stalls
 
 LATENCY = 2  # cycles from a row's last operand to its result
 
@@ -90,15 +90,8 @@ def run_mac(dut, rows, *, seed: int, bubble: float = 0.35):
             else:
                 ctx.set(dut.params.valid, 0)
                 ctx.set(dut.params.payload.as_value(), int(rng.integers(0, 1 << 54)))
-            if ctx.get(dut.params.ready):
+            if sample_dot_product(ctx, dut, queue, obs, cycle):
                 obs["params_ready"] += 1
-                if queue:
-                    queue.popleft()
-                else:
-                    obs["errors"].append(f"cycle {cycle}: params consumed with none offered")
-            if ctx.get(dut.result.valid):
-                obs["results"].append(unpack(RowResult, int(ctx.get(dut.result.payload.as_value()))))
-                obs["result_cycles"].append(cycle)
             await ctx.tick()
             if pos == len(ops) and len(obs["results"]) == len(rows) and cycle > obs["last_cycles"][-1] + 8:
                 return

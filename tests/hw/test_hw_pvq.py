@@ -24,7 +24,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Const
 from amaranth.lib import data
 
-from hw.layouts import RowParams, RowResult
+from hw.layouts import RowParams
 from hw.pvq import PvqDotProduct, PvqEvents, vector_layout
 from model.codecs.pvq import PVQError, pvq_bits, pvq_count, pvq_decode_steps, pvq_encode
 from model.contract.fixedpoint import wrap_acc
@@ -32,7 +32,7 @@ from model.contract.pyramid import pvq_sum_bits
 from model.golden.pvq import (LOAD_CYCLES, RESULT_LATENCY, PvqRow, index_in_range, pvq_unit_run, pvq_unit_timeline,
                               pvq_unit_vector, vector_cycles)
 
-from hwsim import Mutant, Source, pack, pack_lanes, simulate, stalls, unpack
+from hwsim import Mutant, Source, pack, pack_lanes, sample_dot_product, simulate, stalls
 
 #: Valid gaps on ``operands`` in the random tests.
 GAP = 0.3
@@ -154,15 +154,8 @@ def run_unit(dut, rows, ks, *, seed: int, gap: float = GAP, probe: bool = False,
                 value = (-mag if neg else mag) if ctx.get(w.resolve) else None
                 obs["trace"].append((dut.n - 1 - ctx.get(w.row), mag, ctx.get(w.pulses), ctx.get(w.rem),
                                      ctx.get(w.block), value))
-            if ctx.get(dut.params.ready):
+            if sample_dot_product(ctx, dut, queue, obs, cycle):
                 obs["params_cycles"].append(cycle)
-                if queue:
-                    queue.popleft()
-                else:
-                    obs["errors"].append(f"cycle {cycle}: params consumed with none offered")
-            if ctx.get(dut.result.valid):
-                obs["results"].append(unpack(RowResult, int(ctx.get(dut.result.payload.as_value()))))
-                obs["result_cycles"].append(cycle)
             await ctx.tick()
             if obs["error"][-1] and error_cycle is None:
                 error_cycle = cycle

@@ -17,7 +17,7 @@ from hw.sparse_rows import SparseRowPath, sparse_beat_layout
 from model.codecs.sparse_rows import decode_row, encode_layer
 from model.contract.layout import REL_BITS
 
-from hwsim import Source, budget, simulate, stalls, unpack
+from hwsim import budget, simulate, stalls, start_row_source, unpack
 
 MAX_LEN, SYMBOL_BITS = 15, 9
 
@@ -54,12 +54,7 @@ def run_path(words, config, *, seed: int, word_gap=0.3, params_stall=0.3, beats_
         gaps = stalls(rng, n_cycles, word_gap)
         pst = stalls(rng, n_cycles, params_stall)
         bst = stalls(rng, n_cycles, beats_stall)
-        for name, value in config.items():
-            ctx.set(getattr(dut.config, name), value)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        src = Source(dut.words, words, gaps)
+        src = await start_row_source(ctx, dut, config, words, gaps)
         for cycle in range(n_cycles):
             src.drive(ctx)
             ctx.set(dut.dry, int(src.done))

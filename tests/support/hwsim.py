@@ -12,6 +12,8 @@ from amaranth.hdl import Const, Module, Shape
 from amaranth.lib import data, wiring
 from amaranth.sim import Simulator
 
+from hw.layouts import RowResult
+
 CLOCK_PERIOD = 1e-6
 
 
@@ -171,3 +173,34 @@ class Mutant(wiring.Component):
                 fn = self._overrides.get(".".join(map(str, path)))
                 m.d.comb += outer_v.eq(fn(inner_v) if fn else inner_v)
         return m
+
+
+async def start_row_source(ctx, dut, config: dict, words, gaps) -> Source:
+    """Configure a row source (``hw.layouts.RowSourceSignature``: ``config``, ``start``, ``words``),
+    pulse ``start``, and return the :class:`Source` that will feed it ``words``."""
+    for name, value in config.items():
+        ctx.set(getattr(dut.config, name), value)
+    ctx.set(dut.start, 1)
+    await ctx.tick()
+    ctx.set(dut.start, 0)
+    return Source(dut.words, words, gaps)
+
+
+def sample_dot_product(ctx, dut, queue, obs: dict, cycle: int) -> bool:
+    """One cycle's handshakes of a dot-product unit (``hw.layouts.DotProductSignature``).
+
+    Row parameters the unit takes are popped from ``queue`` (taking one when
+    none is offered is an error in ``obs["errors"]``); a result is unpacked
+    into ``obs["results"]`` with its cycle in ``obs["result_cycles"]``.
+    Returns whether the unit took row parameters this cycle.
+    """
+    taken = bool(ctx.get(dut.params.ready))
+    if taken:
+        if queue:
+            queue.popleft()
+        else:
+            obs["errors"].append(f"cycle {cycle}: params consumed with none offered")
+    if ctx.get(dut.result.valid):
+        obs["results"].append(unpack(RowResult, int(ctx.get(dut.result.payload.as_value()))))
+        obs["result_cycles"].append(cycle)
+    return taken
