@@ -14,7 +14,7 @@ import pytest
 
 from hw.gearbox import Gearbox
 
-from hwsim import Source, budget, simulate, stalls
+from hwsim import Sink, Source, budget, simulate, stalls
 
 RATIOS = [(4, 1), (4, 2), (4, 4), (4, 8), (1, 4), (2, 4), (8, 4), (1, 1), (2, 8), (8, 2)]
 
@@ -38,24 +38,14 @@ def run_gearbox(dut, words, in_gap: float, out_stall: float, seed: int, extra: i
 
     async def bench(ctx):
         src = Source(dut.i, words, gaps)
-        held = None  # payload offered and not yet taken
+        sink = Sink("output", errors)
+        sink.items, sink.cycles = outputs, when
         for cycle in range(n_cycles):
             src.drive(ctx)
             ready = not rstall[cycle]
             ctx.set(dut.o.ready, int(ready))
             src.sample(ctx)
-            if ctx.get(dut.o.valid):
-                payload = int(ctx.get(dut.o.payload))
-                if held is not None and payload != held:
-                    errors.append(f"cycle {cycle}: payload changed while waiting")
-                if ready:
-                    outputs.append(payload)
-                    when.append(cycle)
-                    held = None
-                else:
-                    held = payload
-            elif held is not None:
-                errors.append(f"cycle {cycle}: valid dropped before transfer")
+            sink.sample(ctx.get(dut.o.valid), int(ctx.get(dut.o.payload)), ready, cycle)
             await ctx.tick()
             if src.done and len(outputs) >= expected_n:
                 # run a few more cycles to catch any spurious extra output

@@ -31,7 +31,7 @@ from model.contract.layout import WORD_BITS
 from model.golden.huffman import HuffmanDecoder as GoldenDecoder
 
 from huffman_cases import golden_outcome, random_freqs, reference_decode, words_of
-from hwsim import Mutant, Source, budget, simulate, stalls
+from hwsim import Mutant, Sink, Source, budget, simulate, stalls
 
 TAIL = 12           # idle cycles checked after each operation
 WORD_MASK = 0xFFFFFFFF
@@ -88,22 +88,13 @@ def run_rtl(dut, ops, *, seed=0, gap=0.3, stall=0.3):
             await ctx.tick()
             ctx.set(dut.load, 0)
             ctx.set(dut.start, 0)
-            held = None
+            sink = Sink("symbol", obs["issues"])
+            sink.items = obs["symbols"]
             for cycle in range(n_cycles):
                 src.drive(ctx)
                 rdy = not ready[cycle]
                 ctx.set(dut.symbols.ready, int(rdy))
-                if ctx.get(dut.symbols.valid):
-                    sym = ctx.get(dut.symbols.payload)
-                    if held is not None and sym != held:
-                        obs["issues"].append(f"cycle {cycle}: symbol changed while stalled")
-                    if rdy:
-                        obs["symbols"].append(sym)
-                        held = None
-                    else:
-                        held = sym
-                elif held is not None:
-                    obs["issues"].append(f"cycle {cycle}: symbol withdrawn")
+                sink.sample(ctx.get(dut.symbols.valid), ctx.get(dut.symbols.payload), rdy, cycle)
                 obs["bits"] += ctx.get(dut.events.bits)
                 obs["busy"] += ctx.get(dut.events.decode)
                 if ctx.get(dut.events.symbol) != int(bool(ctx.get(dut.symbols.valid)) and rdy):

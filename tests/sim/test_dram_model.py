@@ -17,7 +17,7 @@ import pytest
 from hw.layouts import dram_write_signature
 from sim.backends.dram_model import DramModel
 
-from hwsim import pack, simulate, stalls
+from hwsim import Sink, pack, simulate, stalls
 
 AW = 7
 
@@ -42,7 +42,8 @@ def run_reads(dut, addrs, *, req_gap: float, resp_stall: float, seed: int, max_c
     async def bench(ctx):
         pos = 0
         offering = False
-        held = None
+        sink = Sink("response", errors)
+        sink.items, sink.cycles = words, resp_cycles
         for cycle in range(max_cycles):
             if not offering and pos < len(addrs) and not gaps[cycle]:
                 offering = True
@@ -57,18 +58,7 @@ def run_reads(dut, addrs, *, req_gap: float, resp_stall: float, seed: int, max_c
                     offering = False
                 else:
                     not_ready[0] += 1
-            if ctx.get(dut.rd.resp.valid):
-                word = int(ctx.get(dut.rd.resp.payload))
-                if held is not None and word != held:
-                    errors.append(f"cycle {cycle}: response payload changed while offered")
-                if ready:
-                    words.append(word)
-                    resp_cycles.append(cycle)
-                    held = None
-                else:
-                    held = word
-            elif held is not None:
-                errors.append(f"cycle {cycle}: response withdrawn before it was taken")
+            sink.sample(ctx.get(dut.rd.resp.valid), int(ctx.get(dut.rd.resp.payload)), ready, cycle)
             await ctx.tick()
             if len(words) == len(addrs):
                 for _ in range(20):   # nothing more may come

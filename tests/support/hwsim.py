@@ -175,6 +175,37 @@ class Mutant(wiring.Component):
         return m
 
 
+class Sink:
+    """The receiving end of a stream, checking the transmitter's rules: once ``valid`` is up it
+    stays up with the same payload until the transfer happens.
+
+    Call :meth:`sample` once per cycle with what the stream shows and whether
+    this end is ready; transfers collect in ``items`` (with their ``cycles``),
+    broken rules in ``errors``.
+    """
+
+    def __init__(self, what: str = "payload", errors: list | None = None):
+        self.what = what
+        self.items, self.cycles = [], []
+        self.errors = [] if errors is None else errors
+        self.held = None   # offered and not yet taken
+
+    def sample(self, valid: bool, payload, ready: bool, cycle: int) -> bool:
+        """Check one cycle; returns True when ``payload`` is transferred in it."""
+        if valid:
+            if self.held is not None and payload != self.held:
+                self.errors.append(f"cycle {cycle}: {self.what} changed while not taken")
+            if ready:
+                self.items.append(payload)
+                self.cycles.append(cycle)
+                self.held = None
+                return True
+            self.held = payload
+        elif self.held is not None:
+            self.errors.append(f"cycle {cycle}: {self.what} withdrawn before it was taken")
+        return False
+
+
 async def start_row_source(ctx, dut, config: dict, words, gaps) -> Source:
     """Configure a row source (``hw.layouts.RowSourceSignature``: ``config``, ``start``, ``words``),
     pulse ``start``, and return the :class:`Source` that will feed it ``words``."""
