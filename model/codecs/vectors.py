@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.contract.fixedpoint import ACT_MAX, ACT_MIN
 from model.contract.layout import WORD_BYTES, vector_words
 
 
@@ -16,3 +17,9 @@ def pack_vectors(x: np.ndarray, lanes: int) -> np.ndarray:
 
 def unpack_vectors(words: np.ndarray, features: int) -> np.ndarray:
     return np.ascontiguousarray(words.astype("<u4")).view(np.int8)[:, :features]
+
+
+def random_vectors(rng: np.random.Generator, n: int, features: int) -> np.ndarray:
+    """``n`` random int8 vectors of ``features`` values, uniform over the engine's activation range
+    (the inputs of synthetic programs)."""
+    return rng.integers(ACT_MIN, ACT_MAX + 1, size=(n, features)).astype(np.int8)

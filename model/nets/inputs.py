@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.codecs.vectors import random_vectors
 from model.contract.errors import VqeError
-from model.contract.fixedpoint import ACT_MAX, ACT_MIN, quantize_act
+from model.contract.fixedpoint import quantize_act
 
 #: Datasets whose test split this version can load, as a program's ``dataset`` names them.
 DATASETS = ("fashion-mnist",)
@@ -21,14 +22,6 @@ DATASETS = ("fashion-mnist",)
 
 class InputError(VqeError):
     """The inputs asked for cannot be given: a dataset this version cannot load, or a range past its test split."""
-
-
-def random_int8_inputs(rng: np.random.Generator, n: int, features: int) -> np.ndarray:
-    """``n`` random int8 input vectors of ``features`` values, uniform over the engine's activation range.
-
-    The same draws as :func:`model.program.synthetic.random_inputs`.
-    """
-    return rng.integers(ACT_MIN, ACT_MAX + 1, size=(n, features)).astype(np.int8)
 
 
 def load_inputs(meta: dict, n: int, offset: int, seed: int):
@@ -63,7 +56,7 @@ def load_inputs(meta: dict, n: int, offset: int, seed: int):
     """
     dataset = meta.get("dataset")
     if dataset is None:
-        return random_int8_inputs(np.random.default_rng(seed), n, meta["input_features"]), None, None
+        return random_vectors(np.random.default_rng(seed), n, meta["input_features"]), None, None
     if dataset not in DATASETS:
         raise InputError(f"program uses dataset {dataset!r}, which this vqe cannot load")
     from model.nets.data import load_fashion_mnist

@@ -91,6 +91,3 @@ def random_lowered(rng: np.random.Generator, lanes: int, shapes: list[int], code
     return SimpleNamespace(name=name, method="random", lanes=lanes, input_scale=1 / 127,
                            output_scale=1.0, layers=layers, info={})
 
-
-def random_inputs(rng: np.random.Generator, n: int, features: int) -> np.ndarray:
-    return rng.integers(ACT_MIN, ACT_MAX + 1, size=(n, features)).astype(np.int8)

@@ -35,7 +35,8 @@ from typing import Callable
 import torch
 
 from model.compress.baselines import compress, finetune_kmeans
-from model.compress.universal.codebook import DEFAULT_CODEBOOK, DEFAULT_DIM, DEFAULT_K, DEFAULT_NESTED, CodebookError, UniversalCodebook, load_codebook, save_codebook
+from model.compress.universal.codebook import (DEFAULT_CODEBOOK, DEFAULT_DIM, DEFAULT_K, DEFAULT_NESTED, CodebookError,
+                                               UniversalCodebook, load_codebook, save_codebook)
 from model.compress.universal.extract import build_codebook
 from model.compress.universal.nested import NESTED_STAGES, build_nested_codebook
 from model.compress.universal.recipes import (QUICK, RECIPES, Recipe, chain_data, engine_facts, fit_zoo_network,

@@ -4,12 +4,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from model.codecs.sparse_rows import SparseRowError, decode_row, encode_layer, joint_symbols, layer_bits, row_symbols
+from model.codecs.vectors import random_vectors
 from model.contract.errors import EngineError, EngineFault
 from model.contract.fixedpoint import requantize, wrap_acc
 from model.contract.layout import DESC_WORDS, WORD_BITS
 from model.golden.engine import GoldenEngine
 from model.program.file import Program
-from model.program.synthetic import random_inputs, random_lowered
+from model.program.synthetic import random_lowered
 from model.program.writer import build_program
 
 from engine_cases import assert_bit_exact, random_case, run_both
@@ -94,7 +95,7 @@ def test_golden_runs_sparse_programs(seed):
     shapes = [int(rng.integers(1, 80)) for _ in range(int(rng.integers(2, 5)))]
     lowered = random_lowered(rng, lanes, shapes, 16, huffman_k_max=K_MAX)
     program = Program.from_bytes(build_program(lowered, codebook_depth=16, config_max_features=128).to_bytes())
-    x = random_inputs(rng, 3, shapes[0])
+    x = random_vectors(rng, 3, shapes[0])
     image, _, _ = program.dram_image(x)
     result = GoldenEngine(program.config).run(image)
     np.testing.assert_array_equal(result.outputs, dense_reference(lowered, x))
@@ -240,7 +241,7 @@ def test_sparse_and_pvq_layers_in_one_engine():
         if {"pvq", "huffman"} <= {getattr(l, "mode", "vq") for l in lowered.layers}:
             break
     program = build_program(lowered, codebook_depth=16, config_max_features=64, pvq_k_max=5)
-    image, out_addr, out_words = program.dram_image(random_inputs(rng, 2, 17))
+    image, out_addr, out_words = program.dram_image(random_vectors(rng, 2, 17))
     golden, rtl = run_both(program, image, out_addr, 2 * out_words, "amaranth", latency=6, stall=64, seed=2)
     assert_bit_exact(golden, rtl, program.meta["output_features"])
     assert golden.counters["adds"] > 0 and golden.counters["huffman_symbols"] > 0

@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from model.codecs.vectors import random_vectors
 from model.compress.pipeline import CompressError, compress
 from model.compress.universal.codebook import load_codebook
 from model.contract.fixedpoint import MULT_BITS
 from model.contract.ints import ceil_div
 from model.program.file import ProgramError
-from model.program.synthetic import random_inputs
 from model.program.writer import build_program
 from sim.backends.top import engine_verilog
 
@@ -81,7 +81,7 @@ def test_program_refuses_a_foreign_codebook():
 def test_two_networks_bit_exact_on_one_engine(backend):
     for seed, shapes, name in ((11, [37, 20, 9], "net-a"), (12, [23, 31, 12, 5], "net-b")):
         program = universal_program(seed, shapes, name)
-        x = random_inputs(np.random.default_rng(seed), 2, shapes[0])
+        x = random_vectors(np.random.default_rng(seed), 2, shapes[0])
         image, out_addr, out_words = program.dram_image(x)
         golden, rtl = run_both(program, image, out_addr, out_words * 2, backend, latency=9, stall=48, seed=seed)
         assert_bit_exact(golden, rtl, program.meta["output_features"])
@@ -193,7 +193,7 @@ def test_report_energy_rows_compare_rom_with_dram_codebooks():
     from sim.report.energy.table import load_energy_table
     from sim.report.sections.universal import energy_lines, universal_section
     program = universal_program(21, [37, 20, 9], "net-a")
-    net = golden_network_data(program, random_inputs(np.random.default_rng(2), 2, 37))
+    net = golden_network_data(program, random_vectors(np.random.default_rng(2), 2, 37))
     res = network_energy(net, load_energy_table())
     assert net.name == "net-a-universal" and {"engine", "vq_sram"} <= set(res)
     lines = energy_lines([(net, res)])

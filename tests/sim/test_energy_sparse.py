@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from model.codecs.vectors import random_vectors
 from model.contract.layout import DESC_WORDS, WORD_BITS
-from model.program.synthetic import random_inputs, random_sparse_layer
+from model.program.synthetic import random_sparse_layer
 from model.program.writer import build_program
 from sim.report.energy.golden import golden_network_data
 from sim.report.energy.network import HUFFMAN, part_cycles
@@ -32,7 +33,7 @@ def sparse_program(seed: int = 0):
 @pytest.fixture(scope="module")
 def case():
     program = sparse_program()
-    x = random_inputs(np.random.default_rng(1), 3, SHAPES[0])
+    x = random_vectors(np.random.default_rng(1), 3, SHAPES[0])
     net = golden_network_data(program, x)
     return program, net, network_energy(net, load_energy_table())
 
@@ -87,7 +88,7 @@ def test_dense_baselines_match_a_dense_program_of_the_same_shapes(case):
     _, net, res = case
     lowered = random_lowered(np.random.default_rng(5), LANES, SHAPES, 16)
     dense = build_program(lowered, codebook_depth=16, config_max_features=64)
-    dnet = golden_network_data(dense, random_inputs(np.random.default_rng(1), 3, SHAPES[0]))
+    dnet = golden_network_data(dense, random_vectors(np.random.default_rng(1), 3, SHAPES[0]))
     dres = network_energy(dnet, load_energy_table())
     for key in ("fp32", "int8"):
         assert res[key].total() == pytest.approx(dres[key].total())

@@ -132,9 +132,10 @@ def test_report_from_the_golden_model(tmp_path):
     """The contract with the golden model: its counters and decoded layers feed the report."""
     import numpy as np
 
+    from model.codecs.vectors import random_vectors
     from model.contract.layout import JOB_WORDS, row_words, vector_words
     from model.golden.engine import GoldenEngine
-    from model.program.synthetic import random_inputs, random_lowered
+    from model.program.synthetic import random_lowered
     from model.program.writer import build_program
     from sim.report.energy.golden import layers_from_decoded
     from sim.report.energy.pricing import network_energy
@@ -144,7 +145,7 @@ def test_report_from_the_golden_model(tmp_path):
     rng = np.random.default_rng(5)
     program = build_program(random_lowered(rng, lanes, shapes, depth), codebook_depth=depth,
                             config_max_features=64)
-    image, _, _ = program.dram_image(random_inputs(rng, images, shapes[0]))
+    image, _, _ = program.dram_image(random_vectors(rng, images, shapes[0]))
     golden = GoldenEngine(program.config)
     result = golden.run(image)
     _, decoded = golden.decode(image)
@@ -206,7 +207,8 @@ def test_pvq_program_has_the_kmeans_programs_dense_baselines():
 
     import numpy as np
 
-    from model.program.synthetic import random_inputs, random_lowered
+    from model.codecs.vectors import random_vectors
+    from model.program.synthetic import random_lowered
     from model.program.writer import build_program
     from sim.report.energy.golden import golden_network_data
     from sim.report.energy.pricing import network_energy
@@ -214,7 +216,7 @@ def test_pvq_program_has_the_kmeans_programs_dense_baselines():
 
     lanes, depth, shapes, k = 4, 16, [22, 9, 5], 3
     rng = np.random.default_rng(11)
-    x = random_inputs(rng, 3, shapes[0])
+    x = random_vectors(rng, 3, shapes[0])
     vq_prog = build_program(random_lowered(rng, lanes, shapes, depth), codebook_depth=depth, config_max_features=64)
     pvq_prog = build_program(pvq_lowered(rng, lanes, shapes, k), codebook_depth=depth, config_max_features=64,
                              pvq_k_max=k)
@@ -302,7 +304,8 @@ def test_layer_modes_without_an_engine_scenario_get_the_dense_baselines():
     reported, with the dense baselines only, and they equal a k-means program's of the same shapes."""
     import numpy as np
 
-    from model.program.synthetic import random_inputs, random_lowered
+    from model.codecs.vectors import random_vectors
+    from model.program.synthetic import random_lowered
     from model.program.writer import build_program
     from sim.report.energy.golden import golden_network_data
     from sim.report.energy.pricing import network_energy
@@ -310,7 +313,7 @@ def test_layer_modes_without_an_engine_scenario_get_the_dense_baselines():
 
     rng = np.random.default_rng(3)
     shapes = [20, 9, 5]
-    x = random_inputs(rng, 2, shapes[0])
+    x = random_vectors(rng, 2, shapes[0])
     mixed = golden_network_data(build_program(random_lowered(rng, 4, shapes, 16, huffman_k_max=8),
                                               codebook_depth=16, config_max_features=64), x)
     assert [layer.mode for layer in mixed.layers] == ["huffman", "vq"]

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.codecs.vectors import unpack_vectors
+from model.codecs.vectors import random_vectors, unpack_vectors
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineFault
 from model.contract.layout import DESC_WORDS, JOB_MAGIC, REL_BITS, ROW_HEADER_WORDS, LayerMode, huffman_index_bits
 from model.golden.engine import GoldenEngine
-from model.program.synthetic import random_inputs, random_lowered
+from model.program.synthetic import random_lowered
 from model.program.writer import build_program
 from sim.run import hang_bound, simulate
 
@@ -33,7 +33,7 @@ def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0, hu
     sparse = {"huffman_symbol_bits": REL_BITS + huffman_index_bits(huffman_k_max)} if huffman_k_max else {}
     program = build_program(lowered, codebook_depth=depth, config_max_features=64, pvq_k_max=pvq_k_max,
                             **sparse)
-    x = random_inputs(rng, n_images, shapes[0])
+    x = random_vectors(rng, n_images, shapes[0])
     image, out_addr, out_words = program.dram_image(x)
     return program, image, out_addr, out_words * n_images
 

@@ -12,13 +12,13 @@ from types import SimpleNamespace
 import numpy as np
 
 from model.codecs.huffman import HuffmanTable, count_bits, encode
+from model.codecs.vectors import random_vectors
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineFault
 from model.contract.ints import ceil_div
 from model.contract.layout import (DESC_WORDS, FIELD16, REL_BITS, SPARSE_BIAS_BITS, SPARSE_LAYER_WORDS, WORD_BITS,
                                    LayerMode, huffman_index_bits)
 from model.golden.engine import GoldenEngine
-from model.program.synthetic import random_inputs
 from model.program.writer import build_program
 
 from engine_cases import random_case
@@ -202,7 +202,7 @@ def one_symbol_case(lanes: int, n_in: int = 23, n_out: int = 5, n_images: int = 
                               output_scale=1.0, layers=[layer], info={})
     program = build_program(lowered, codebook_depth=4, config_max_features=64,
                             huffman_symbol_bits=REL_BITS + 2)
-    x = random_inputs(rng, n_images, n_in)
+    x = random_vectors(rng, n_images, n_in)
     image, out_addr, out_words = program.dram_image(x)
     return program, image, out_addr, out_words * n_images
 

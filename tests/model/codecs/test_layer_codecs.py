@@ -5,10 +5,11 @@ import pytest
 from model.codecs.layers import registry
 from model.codecs.layers.base import LayerCodec
 from model.codecs.layers.registry import codec_for_mode, codec_named, decode_job, layer_codecs, register_layer_codec
+from model.codecs.vectors import random_vectors
 from model.contract.errors import EngineError, EngineFault
 from model.contract.layout import DESC_WORDS, JOB_WORDS, MODE_SHIFT, LayerMode
 from model.golden.engine import GoldenEngine
-from model.program.synthetic import random_inputs, random_lowered
+from model.program.synthetic import random_lowered
 from model.program.writer import build_program
 
 
@@ -81,7 +82,7 @@ def test_each_codec_reads_back_what_it_wrote(seed):
 def test_codec_counters_add_up_to_the_golden_run():
     low = lowered_with_every_mode(7)
     program = build_program(low, codebook_depth=16, config_max_features=64, pvq_k_max=4)
-    x = random_inputs(np.random.default_rng(1), 3, program.meta["input_features"])
+    x = random_vectors(np.random.default_rng(1), 3, program.meta["input_features"])
     image, _, _ = program.dram_image(x)
     golden = GoldenEngine(program.config)
     result = golden.run(image)

@@ -25,7 +25,7 @@ def random_mlp(widths=WIDTHS, seed: int = 0) -> MLP:
     return MLP(widths).eval()
 
 
-def random_inputs(n: int, features: int, seed: int = 1) -> np.ndarray:
+def random_vectors(n: int, features: int, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).random((n, features)).astype(np.float32)
 
 
@@ -33,7 +33,7 @@ def lowered_small(lanes: int, **kw):
     model = random_mlp()
     kw.setdefault("k", 3)
     net, lowered = pvq_compress(model, lanes=lanes, finetune_epochs=0, progress=False,
-                                calib_x=random_inputs(CALIB, WIDTHS[0]), **kw)
+                                calib_x=random_vectors(CALIB, WIDTHS[0]), **kw)
     return model, net, lowered
 
 
@@ -66,7 +66,7 @@ def test_compress_meets_budget_per_layer():
     model = random_mlp((64, 48, 24))
     bits = 4.5
     net, lowered = pvq_compress(model, lanes=4, bits_per_weight=bits, finetune_epochs=0, progress=False,
-                                calib_x=random_inputs(CALIB, 64))
+                                calib_x=random_vectors(CALIB, 64))
     assert [layer.k for layer in net.layers] == [2, 1]
     for layer, low in zip(net.layers, lowered.layers):
         assert low.pvq_k == layer.k == choose_layer_k(layer.in_features, layer.out_features, 4, bits)
@@ -79,7 +79,7 @@ def test_over_budget_layer_takes_k1_and_is_reported():
     model = random_mlp((40, 36, 10))
     with pytest.warns(UserWarning, match="cannot meet"):
         net, lowered = pvq_compress(model, lanes=4, bits_per_weight=3.0, finetune_epochs=0, progress=False,
-                                    calib_x=random_inputs(CALIB, 40))
+                                    calib_x=random_vectors(CALIB, 40))
     over = lowered.info["over_budget_layers"]
     assert over and all(net.layers[i].k == 1 for i in over)
 
@@ -118,7 +118,7 @@ def test_zero_subvector_gets_k_pulses_on_first_coordinate_and_scale_zero():
         model[0].weight[3, 4:8] = 0  # row 3, sub-vector 1 (4 lanes)
         model[0].weight[5, :] = 0    # a whole zero row
     net, lowered = pvq_compress(model, lanes=4, k=5, finetune_epochs=0, progress=False,
-                                calib_x=random_inputs(CALIB, WIDTHS[0]))
+                                calib_x=random_vectors(CALIB, WIDTHS[0]))
     low = lowered.layers[0]
     assert list(low.pvq_y[3, 1]) == [5, 0, 0, 0] and low.pvq_scale[3, 1] == 0
     assert np.all(low.pvq_y[5] == [5, 0, 0, 0]) and np.all(low.pvq_scale[5] == 0)
@@ -169,7 +169,7 @@ def literal_forward(lowered, x_int8):
 @pytest.mark.parametrize("lanes", [4, 8])
 def test_golden_forward_pvq_matches_literal_formula_and_lowering_golden(lanes):
     _, _, lowered = lowered_small(lanes)
-    x = quantize_act(random_inputs(6, WIDTHS[0], seed=7), lowered.input_scale)
+    x = quantize_act(random_vectors(6, WIDTHS[0], seed=7), lowered.input_scale)
     out = golden_forward_pvq(lowered, x)
     assert out.dtype == np.int8 and out.shape == (6, WIDTHS[-1])
     assert np.array_equal(out, literal_forward(lowered, x))
@@ -181,7 +181,7 @@ def test_golden_layer_matches_float_reconstruction(lanes):
     """Each layer, fed the same int8 input, is within one output step of the float scale-quantized layer."""
     _, net, lowered = lowered_small(lanes)
     scales = lowered.info["activation_scales"]
-    x = quantize_act(random_inputs(200, WIDTHS[0], seed=3), lowered.input_scale)
+    x = quantize_act(random_vectors(200, WIDTHS[0], seed=3), lowered.input_scale)
     h = x
     for i, (layer, low) in enumerate(zip(net.layers, lowered.layers)):
         one = LoweredNetwork(name="", method="pvq", lanes=lanes, input_scale=scales[i],
