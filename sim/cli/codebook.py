@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import sys
 
+from model.contract.config import LANES
 from sim.cli.options import Parser, add_output_arguments, refuse_overwrite, write_atomically
 from sim.errors import CliError
-
-#: Codeword dimensions the engine takes (its lanes).
-ENGINE_LANES = (1, 2, 4, 8, 16)
 
 
 def add_parser(sub) -> None:
@@ -55,8 +53,8 @@ def cmd_codebook_build(args) -> int:
     donors = _donors(args.donors, network_names())
     dim = DEFAULT_DIM if args.dim is None else args.dim
     k = DEFAULT_K if args.size is None else args.size
-    if dim not in ENGINE_LANES:
-        raise CliError(f"--dim must be the engine's lanes: 1, 2, 4, 8 or 16, got {dim}")
+    if dim not in LANES:   # a codeword is one lanes-wide ROM entry
+        raise CliError(f"--dim must be the engine's lanes: one of {', '.join(map(str, LANES))}, got {dim}")
     if k < 2 or k & (k - 1):
         raise CliError(f"--size must be a power of two >= 2 (the engine's codebook depth), got {k}")
     out = refuse_overwrite(args.output, args.force)

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Sequence
 
 from sim.errors import CliError
+from sim.report.area.sweep import SWEEP_DEPTHS, SWEEP_LANES
 from sim.report.paths import AREA_CACHE, DEFAULT_PROGRAM, DEFAULT_PROGRAMS, PVQ_TABLE, PVQ_ZOO
 from sim.report.progress import log
 
 #: The sweep's grid (lanes, codebook depths); ``--quick`` synthesizes only `sim.report.engines.HEADLINE`.
-SWEEP_GRID = ((1, 2, 4, 8), (16, 64, 256))
+SWEEP_GRID = (SWEEP_LANES, SWEEP_DEPTHS)
 
 
 def read_json_table(path: Path):
