@@ -346,3 +346,17 @@ def test_valid_minimal_table_loads(tmp_path):
 def test_missing_table_file(tmp_path):
     with pytest.raises(EnergyTableError, match="file not found"):
         load_energy_table(tmp_path / "nope.toml")
+
+
+def test_every_layer_codec_names_registered_scenarios():
+    """Each layer kind's codec names the scenarios that price it; each must exist and price that kind."""
+    from model.codecs.layers.registry import layer_codecs
+    from sim.report.energy import pricing  # noqa: F401  registers the built-in scenarios
+    from sim.report.energy.registry import SCENARIOS
+    for codec in layer_codecs():
+        assert codec.scenarios, f"{codec.name}: no energy scenario prices it"
+        for key in codec.scenarios:
+            assert key in SCENARIOS, f"{codec.name} names {key!r}, which is not registered"
+            assert SCENARIOS[key].prices(codec.name)
+        # Exactly one scenario prices a kind's counters as measured: the engine itself.
+        assert sum(SCENARIOS[k].reference for k in codec.scenarios) == 1, codec.name
