@@ -39,6 +39,16 @@ def result_kind(method: str, network: str) -> str:
     return "model"
 
 
+def _checked(network: str, method: str, kind: str, o: CompressOptions):
+    """The method's ``kind`` function, once the options and the network passed every check (before any
+    data is loaded): the common ones, then the method's."""
+    m = get_method(method)
+    _check_common(network, kind, o)
+    check_options(m, kind, o)
+    check_network(m, kind, network)
+    return m.fns[kind]
+
+
 def _check_common(network: str, kind: str, o: CompressOptions) -> None:
     if o.lanes not in LANES:
         raise CompressError(f"--lanes must be one of {', '.join(map(str, LANES))}, got {o.lanes}")
@@ -53,14 +63,9 @@ def _check_common(network: str, kind: str, o: CompressOptions) -> None:
 
 def compress_any(network: str, method: str, options: CompressOptions = CompressOptions()) -> Program | dict:
     """Run a registered method: an engine :class:`Program`, or a model-level result (a dict)."""
-    m = get_method(method)
     kind = result_kind(method, network)
-    _check_common(network, kind, options)
-    check_options(m, kind, options)
-    check_network(m, kind, network)
-    if kind == "model":
-        return m.fns["model"](network, options)
-    return _engine_program(network, m.fns["engine"], options)
+    fn = _checked(network, method, kind, options)
+    return fn(network, options) if kind == "model" else _engine_program(network, fn, options)
 
 
 def compress(network: str, method: str, **options) -> Program:
@@ -81,13 +86,9 @@ def compress(network: str, method: str, **options) -> Program:
         opts = CompressOptions(**options)
     except TypeError as e:
         raise CompressError(str(e)) from None
-    m = get_method(method)
-    if "engine" not in m.fns:
+    if "engine" not in get_method(method).fns:
         raise CompressError(f"--method {method} writes a model-level result, not an engine program")
-    _check_common(network, "engine", opts)
-    check_options(m, "engine", opts)
-    check_network(m, "engine", network)
-    return _engine_program(network, m.fns["engine"], opts)
+    return _engine_program(network, _checked(network, method, "engine", opts), opts)
 
 
 def _engine_program(network: str, method_fn, o: CompressOptions) -> Program:

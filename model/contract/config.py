@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from model.contract.layout import (FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX, PVQ_SCALE_BITS, REL_BITS,
-                                   LayerMode, vector_align)
-from model.contract.pyramid import pvq_bits
+from model.contract.layout import (FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX, REL_BITS, LayerMode,
+                                   vector_align)
+from model.contract.pyramid import pvq_entry_bits
 
 #: Lane counts the engine is built for (the sub-vector dimension).
 LANES = (1, 2, 4, 8, 16)
@@ -83,7 +83,7 @@ class EngineConfig:
 
     def pvq_entry_bits(self, k: int) -> int:
         """Width of a PVQ row-stream entry for K pulses (index, then scale)."""
-        return pvq_bits(self.lanes, k) + PVQ_SCALE_BITS
+        return pvq_entry_bits(self.lanes, k)
 
     @property
     def max_entry_bits(self) -> int:

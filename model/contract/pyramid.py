@@ -10,6 +10,7 @@ import math
 from operator import index as as_int
 
 from model.contract.fixedpoint import ACT_MIN
+from model.contract.layout import PVQ_SCALE_BITS
 
 #: Widest sub-vector a PVQ unit is built for (the engine's largest lane count).
 PVQ_MAX_LANES = 16
@@ -70,3 +71,8 @@ def pvq_bits(N: int, K: int) -> int:
 def pvq_sum_bits(k_max: int) -> int:
     """Signed width of the PVQ unit's partial sums for up to ``k_max`` pulses: ``|<y, x>| <= 128 * K``."""
     return (-ACT_MIN * max(k_max, 1)).bit_length() + 1
+
+
+def pvq_entry_bits(lanes: int, k: int) -> int:
+    """Width of a PVQ row-stream entry: the sub-vector's enumeration index, then its scale."""
+    return pvq_bits(lanes, k) + PVQ_SCALE_BITS

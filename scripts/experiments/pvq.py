@@ -54,10 +54,11 @@ import torch
 from model.compress.kmeans.network import (FINETUNE_BATCH, FINETUNE_LR, VQLinear, VQNetwork, _linear_layers,
                                            quantize_layer, to_torch)
 from model.compress.lowering import CALIBRATION_IMAGES, evaluate_lowered, lower_vq
-from model.compress.pvq.budget import ROW_OVERHEAD_BITS, choose_matrix_k, pvq_entry_bits
+from model.compress.pvq.budget import ROW_OVERHEAD_BITS, choose_matrix_k
 from model.compress.pvq.layers import pvq_code_matrix
 from model.compress.pvq.network import pvq_compress
 from model.contract.ints import ceil_div
+from model.contract.pyramid import pvq_entry_bits
 from model.nets.data import load_fashion_mnist
 from model.nets.networks import evaluate, get_network, train_classifier
 from sim.report.sections.pvq import zoo_markdown  # the report's table, stored in the zoo JSON

@@ -169,14 +169,14 @@ def row_params(i: int, layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def requant_words(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Requantization words: ``mult`` [15:0], ``shift`` [21:16]."""
-    return (np.asarray(mult, dtype=np.int64) | np.asarray(shift, dtype=np.int64) << 16).astype(np.uint32)
+    """Requantization words: ``mult`` in the low ``MULT_BITS`` (16), ``shift`` above it (6 bits)."""
+    return (np.asarray(mult, dtype=np.int64) | np.asarray(shift, dtype=np.int64) << MULT_BITS).astype(np.uint32)
 
 
 def split_requant(words) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`requant_words`."""
     rq = np.asarray(words, dtype=np.int64)
-    return rq & 0xFFFF, (rq >> 16) & 0x3F
+    return rq & ((1 << MULT_BITS) - 1), (rq >> MULT_BITS) & SHIFT_MAX
 
 
 def dense_rows(bias, mult, shift, entries: np.ndarray, entry_bits: int) -> np.ndarray:

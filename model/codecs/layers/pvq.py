@@ -11,6 +11,7 @@ from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineError, EngineFault, ProgramError
 from model.contract.ints import ceil_div
 from model.contract.layout import PVQ_SCALE_BITS, LayerMode
+from model.contract.pyramid import pvq_entry_bits
 
 
 def pvq_entries(layer, lanes: int, entry_bits: int) -> np.ndarray:
@@ -42,8 +43,7 @@ class PvqCodec(LayerCodec):
         k = int(layer.pvq_k)
         if not 1 <= k <= ctx.pvq_k_max:
             raise ProgramError(f"layer {i}: PVQ K={k} outside the engine's 1..{ctx.pvq_k_max}")
-        entry_bits = EngineConfig(lanes=ctx.lanes, codebook_depth=ctx.codebook_depth, rom=((0,) * ctx.lanes,),
-                                  pvq_k_max=ctx.pvq_k_max).pvq_entry_bits(k)
+        entry_bits = pvq_entry_bits(ctx.lanes, k)
         entries = pvq_entries(layer, ctx.lanes, entry_bits)
         bias, mult, shift = row_params(i, layer)
         rows = dense_rows(bias, mult, shift, entries, entry_bits)

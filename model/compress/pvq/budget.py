@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import math
 
-from model.codecs.pvq import pvq_bits
 from model.contract.fixedpoint import ACC_BITS
 from model.contract.ints import ceil_div
 from model.contract.layout import PVQ_SCALE_BITS, WORD_BITS, row_words
+from model.contract.pyramid import pvq_entry_bits
 
 #: Width of a sub-vector's unsigned integer scale (the engine's ``PVQ_SCALE_BITS``).
 SCALE_BITS = PVQ_SCALE_BITS
@@ -35,11 +35,6 @@ BUDGET_EPS = 1e-9
 
 class PVQBudgetError(ValueError):
     """A bit budget no K can meet, or a malformed request."""
-
-
-def pvq_entry_bits(lanes: int, k: int) -> int:
-    """Bits of one sub-vector's row-stream entry: enumeration index plus scale."""
-    return pvq_bits(lanes, k) + SCALE_BITS
 
 
 def pvq_layer_bits(in_features: int, out_features: int, lanes: int, k: int, row_overhead: bool = True) -> int:

@@ -9,10 +9,11 @@ from model.codecs.pvq import PVQError, pvq_encode_many
 from model.compress.kmeans.network import VQLayer, VQNetwork
 from model.compress.lowering import (FLOAT_EXACT, HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN,
                                      OUTPUT_PERCENTILE, LoweredNetwork, _calibrate, golden_forward)
-from model.compress.pvq.budget import SCALE_MAX, pvq_entry_bits
+from model.compress.pvq.budget import SCALE_MAX
 from model.compress.pvq.layers import PVQLayer, PVQNetwork
 from model.contract.fixedpoint import ACT_MIN, MULT_BITS, SHIFT_MAX, quantize_act, quantize_multiplier
 from model.contract.ints import ceil_div
+from model.contract.pyramid import pvq_entry_bits
 
 #: Largest |int8 activation|.
 ACT_ABS_MAX = -ACT_MIN
