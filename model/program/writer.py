@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.codecs.layers.base import WriteContext
+from model.codecs.layers.huffman import symbol_bits_for
 from model.codecs.layers.registry import codec_named
 from model.contract.descriptor import Descriptor
 from model.contract.errors import ProgramError
@@ -48,9 +49,7 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
     if huffman and shared_rom is not None:
         raise ProgramError("sparse (deepcomp) layers keep their centroids in the program's own ROM")
     if huffman and huffman_symbol_bits is None:
-        hcodec = next(c for c in codecs if c.mode == LayerMode.HUFFMAN)
-        huffman_symbol_bits = hcodec.engine_params(
-            [l for l, c in zip(lowered.layers, codecs) if c is hcodec])["huffman_symbol_bits"]
+        huffman_symbol_bits = symbol_bits_for([l for l, c in zip(lowered.layers, codecs) if c.mode == LayerMode.HUFFMAN])
     if not huffman:
         huffman_max_len, huffman_symbol_bits = 0, 0
     ctx = WriteContext(lanes=lanes, codebook_depth=codebook_depth, pvq_k_max=pvq_k_max,

@@ -112,10 +112,6 @@ class LayerCodec:
     scenarios: ClassVar[tuple[str, ...]] = ()
 
     # --- program writer ---------------------------------------------------------------
-    def engine_params(self, layers: list) -> dict:
-        """Engine parameters a program with these (lowered) layers of this kind needs."""
-        return {}
-
     def write(self, i: int, layer, ctx: WriteContext) -> LayerImage:
         """Lay out lowered layer ``i``; raise :class:`ProgramError` for anything the engine cannot run."""
         raise NotImplementedError

@@ -19,16 +19,17 @@ from model.contract.layout import (DESC_WORDS, FIELD16, REL_BITS, SPARSE_BIAS_BI
                                    SPARSE_ROW_HEADER_WORDS, WORD_BITS, LayerMode, huffman_index_bits)
 
 
+def symbol_bits_for(layers) -> int:
+    """Joint-symbol width that holds a run and the widest index of these (lowered) sparse layers."""
+    return max(REL_BITS + max(1, huffman_index_bits(len(layer.codebook))) for layer in layers)
+
+
 class HuffmanCodec(LayerCodec):
     """Scalar centroids packed ``lanes`` to a ROM entry, and per row the Huffman codes of its
     (run, index) symbols; one symbol per decoder cycle, pruned weights cost nothing."""
     name = "huffman"
     mode = LayerMode.HUFFMAN
     scenarios = ("deepcomp_engine", "deepcomp_entropy_floor")
-
-    def engine_params(self, layers: list) -> dict:
-        # Symbols wide enough for the widest layer's index and a run.
-        return {"huffman_symbol_bits": max(REL_BITS + max(1, huffman_index_bits(len(l.codebook))) for l in layers)}
 
     def write(self, i: int, layer, ctx: WriteContext) -> LayerImage:
         if ctx.shared_rom:

@@ -36,9 +36,6 @@ class PvqCodec(LayerCodec):
     mode = LayerMode.PVQ
     scenarios = ("pvq_engine", "pvq_entropy_floor")
 
-    def engine_params(self, layers: list) -> dict:
-        return {"pvq_k_max": max(int(l.pvq_k) for l in layers)}
-
     def write(self, i: int, layer, ctx: WriteContext) -> LayerImage:
         k = int(layer.pvq_k)
         if not 1 <= k <= ctx.pvq_k_max:
