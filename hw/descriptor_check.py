@@ -63,7 +63,9 @@ class DescriptorCheck(wiring.Component):
     engine has, ``BAD_MODE``; both feature counts are 1 to ``max_features``,
     ``BAD_SHAPE``; the input is the previous layer's output, ``BAD_CHAIN``), then
     the mode's codec ``check`` in :mod:`model.codecs.layers` (its codebook,
-    ``BAD_CODEBOOK``, then its stream, ``BAD_STREAM``).
+    ``BAD_CODEBOOK``, then its stream, ``BAD_STREAM``); on an engine without a
+    weight SRAM, a resident layer is ``BAD_STREAM`` too (with one, the engine
+    checks the placement itself, :func:`model.contract.descriptor.check_placement`).
 
     Parameters
     ----------
@@ -114,4 +116,7 @@ class DescriptorCheck(wiring.Component):
                             m.d.comb += self.error.eq(EngineError.BAD_CODEBOOK)
                         with m.Elif(bad_stream):
                             m.d.comb += self.error.eq(EngineError.BAD_STREAM)
+                        if not cfg.weight_sram_words:   # no stream fits a weight SRAM of no words
+                            with m.Elif(d.resident):
+                                m.d.comb += self.error.eq(EngineError.BAD_STREAM)
         return m

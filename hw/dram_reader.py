@@ -12,6 +12,32 @@ def read_command(addr_width: int) -> data.StructLayout:
     return data.StructLayout({"addr": addr_width, "rows": COUNT_BITS, "row_words": COUNT_BITS})
 
 
+def walk_block(m: Module, cmd, step):
+    """The addresses of a read command, one per cycle in which ``step`` is high.
+
+    Takes ``cmd`` (a :func:`read_command` stream) while no block is being
+    walked.  Returns the current address and whether a block is being walked
+    (``active``); a command with ``rows`` or ``row_words`` zero walks nothing.
+    """
+    addr = Signal.like(cmd.payload.addr)
+    rows_left = Signal(COUNT_BITS)
+    words_left = Signal(COUNT_BITS)
+    row_words = Signal(COUNT_BITS)
+    active = Signal()
+    m.d.comb += cmd.ready.eq(~active)
+    with m.If(cmd.valid & ~active):
+        c = cmd.payload
+        m.d.sync += [addr.eq(c.addr), rows_left.eq(c.rows), words_left.eq(c.row_words),
+                     row_words.eq(c.row_words), active.eq((c.rows != 0) & (c.row_words != 0))]
+    with m.If(step):
+        m.d.sync += [addr.eq(addr + 1), words_left.eq(words_left - 1)]
+        with m.If(words_left == 1):
+            m.d.sync += [rows_left.eq(rows_left - 1), words_left.eq(row_words)]
+            with m.If(rows_left == 1):
+                m.d.sync += active.eq(0)
+    return addr, active
+
+
 class DramReader(wiring.Component):
     """Reads ``rows * row_words`` consecutive DRAM words with requests pipelined.
 
@@ -51,31 +77,14 @@ class DramReader(wiring.Component):
         m = Module()
         m.submodules.fifo = buf = fifo.SyncFIFOBuffered(width=WORD_BITS, depth=self._depth)
 
-        addr = Signal.like(self.cmd.payload.addr)
-        rows_left = Signal(COUNT_BITS)
-        words_left = Signal(COUNT_BITS)
-        row_words = Signal(COUNT_BITS)
-        active = Signal()
         pending = Signal(range(self._depth + 1))  # issued and not yet popped from the FIFO
-
-        m.d.comb += self.cmd.ready.eq(~active)
-        with m.If(self.cmd.valid & ~active):
-            cmd = self.cmd.payload
-            m.d.sync += [addr.eq(cmd.addr), rows_left.eq(cmd.rows), words_left.eq(cmd.row_words),
-                         row_words.eq(cmd.row_words), active.eq((cmd.rows != 0) & (cmd.row_words != 0))]
-
         issue = Signal()
+        addr, active = walk_block(m, self.cmd, issue)
         m.d.comb += [
             self.dram.req.valid.eq(active & (pending < self._depth)),
             self.dram.req.payload.eq(addr),
             issue.eq(self.dram.req.valid & self.dram.req.ready),
         ]
-        with m.If(issue):
-            m.d.sync += [addr.eq(addr + 1), words_left.eq(words_left - 1)]
-            with m.If(words_left == 1):
-                m.d.sync += [rows_left.eq(rows_left - 1), words_left.eq(row_words)]
-                with m.If(rows_left == 1):
-                    m.d.sync += active.eq(0)
 
         m.d.comb += [
             buf.w_data.eq(self.dram.resp.payload),

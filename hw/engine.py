@@ -9,13 +9,14 @@ from amaranth.lib.wiring import Out
 from hw.counters import EventCounters
 from hw.datapaths import datapaths
 from hw.descriptor_check import DescriptorCheck, log2
-from hw.dram_reader import DramReader
 from hw.gearbox import Gearbox
 from hw.layouts import (COUNT_BITS, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams, control_members,
                         dram_write_signature)
 from hw.memories import ActivationSram
 from hw.packer import OutputPacker
 from hw.requantizer import Requantizer
+from hw.serial_multiplier import SerialMultiplier
+from hw.weight_sram import Place, StreamReader
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
 from model.contract.layout import DESC_WORDS, JOB_MAGIC, JOB_WORDS, WORD_BITS, WORD_BYTES, vector_align
@@ -81,7 +82,7 @@ class Engine(wiring.Component):
         lanes = cfg.lanes
         align = vector_align(lanes)
 
-        m.submodules.reader = reader = DramReader(self._aw, self._fifo_depth)
+        m.submodules.reader = reader = StreamReader(self._aw, self._fifo_depth, cfg.weight_sram_words)
         paths = datapaths(m, cfg)
         sources = list(dict.fromkeys(path.source for path in paths.values()))
         dots = list(dict.fromkeys(path.dot for path in paths.values()))
@@ -95,8 +96,10 @@ class Engine(wiring.Component):
         reading = Signal()   # the fetch stage takes a beat that reads the memories
         read_steps = {value: path.read_steps(reading) for value, path in paths.items()}
         counted = {name: step for path in paths.values() for name, step in path.event_steps().items()}
+        wsram = cfg.weight_sram_words > 0
         m.submodules.event_counters = counters = EventCounters(dict.fromkeys([
             "dram_read_words", "dram_write_words", "sram_reads", "sram_writes", "cycles", "stall_cycles",
+            *(["weight_sram_reads", "weight_sram_writes"] if wsram else []),
             *(name for mode_steps in read_steps.values() for name in mode_steps), *counted]))
         # Row parameters run ahead of their row's beats by the pipeline's depth.
         m.submodules.row_params = row_params = fifo.SyncFIFOBuffered(width=RowParams.size,
@@ -123,6 +126,13 @@ class Engine(wiring.Component):
         mode = Signal(len(desc.mode), init=next(iter(paths)))
         relu = Signal()
         size_word = Signal(WORD_BITS)  # a sized stream's size word (model.contract.layout)
+        # Where the layer's stream comes from: a resident one from DRAM into the weight SRAM in
+        # image 0, from the weight SRAM after (model.contract.layout, weight SRAM).
+        place = Signal(Place)
+        with m.If(desc.resident & (image == 0)):
+            m.d.comb += place.eq(Place.FILL)
+        with m.Elif(desc.resident):
+            m.d.comb += place.eq(Place.SRAM)
 
         def vector_words(n):   # DRAM words of an aligned vector (model.contract.layout.vector_words)
             return ((n + align - 1) >> log2(align)) << log2(align // WORD_BYTES)
@@ -209,9 +219,22 @@ class Engine(wiring.Component):
 
         m.d.comb += load_gb.o.ready.eq(1)
 
-        def read(addr, rows, row_words):
-            m.d.comb += [reader.cmd.valid.eq(1), reader.cmd.payload.addr.eq(addr),
-                         reader.cmd.payload.rows.eq(rows), reader.cmd.payload.row_words.eq(row_words)]
+        def read(addr, rows, row_words, wsram_offset=None):
+            """Read ``rows * row_words`` words; with ``wsram_offset``, the layer's stream words from
+            ``addr`` on, which a resident layer keeps from its weight-SRAM address plus the offset."""
+            cmd = reader.cmd.payload
+            m.d.comb += [reader.cmd.valid.eq(1), cmd.addr.eq(addr), cmd.rows.eq(rows), cmd.row_words.eq(row_words)]
+            if wsram_offset is not None:
+                m.d.comb += [cmd.place.eq(place), cmd.wsram_addr.eq(desc.wsram_addr + wsram_offset)]
+
+        # A resident stream's length is a product of two descriptor (or size-word) fields: computed
+        # once per layer, one bit per cycle, and checked against the weight SRAM before the stream.
+        if wsram:
+            m.submodules.place_multiplier = place_mul = SerialMultiplier(COUNT_BITS)
+
+            def check_placement(rows, row_words):
+                m.d.comb += [place_mul.start.eq(1), place_mul.a.eq(rows), place_mul.b.eq(row_words)]
+                m.next = "PLACE"
 
         def fail(code):
             m.d.sync += error.eq(code)
@@ -274,12 +297,15 @@ class Engine(wiring.Component):
                 with m.Else():
                     m.d.sync += [relu.eq(desc.relu), mode.eq(desc.mode)]
                     m.next = "STREAM"
+                    if wsram:
+                        with m.If(desc.resident):
+                            check_placement(desc.out_features, desc.row_words)
                     if sized_modes:
                         with m.If(sized(desc.mode)):
                             m.next = "SIZE"
             if sized_modes:
                 with m.State("SIZE"):
-                    read(desc.stream_addr, 1, 1)
+                    read(desc.stream_addr, 1, 1, wsram_offset=0)
                     with m.If(reader.cmd.ready):
                         m.next = "SIZE_READ"
                 with m.State("SIZE_READ"):
@@ -287,12 +313,22 @@ class Engine(wiring.Component):
                     with m.If(reader.data.valid):
                         m.d.sync += size_word.eq(reader.data.payload)
                         m.next = "STREAM"
+                        if wsram:
+                            with m.If(desc.resident):
+                                check_placement(reader.data.payload[:16], reader.data.payload[16:])
+            if wsram:
+                with m.State("PLACE"):
+                    with m.If(~place_mul.busy):
+                        with m.If(desc.wsram_addr + place_mul.product + sized(mode) > cfg.weight_sram_words):
+                            fail(EngineError.BAD_STREAM)
+                        with m.Else():
+                            m.next = "STREAM"
             with m.State("STREAM"):
                 # A sized stream's rest comes in one read: its size word says exactly how long it is.
                 with m.If(sized(mode)):
-                    read(desc.stream_addr + 1, size_word[:16], size_word[16:])
+                    read(desc.stream_addr + 1, size_word[:16], size_word[16:], wsram_offset=1)
                 with m.Else():
-                    read(desc.stream_addr, desc.out_features, desc.row_words)
+                    read(desc.stream_addr, desc.out_features, desc.row_words, wsram_offset=0)
                 with m.If(reader.cmd.ready):
                     m.d.comb += [start_layer.eq(1), packer.start.eq(1)]
                     m.next = "RUN"
@@ -355,4 +391,7 @@ class Engine(wiring.Component):
         ]
         for name, step in counted.items():
             m.d.comb += getattr(steps, name).eq(step)
+        if wsram:
+            m.d.comb += [steps.weight_sram_reads.eq(reader.events.wsram_read),
+                         steps.weight_sram_writes.eq(reader.events.wsram_write)]
         return m

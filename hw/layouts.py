@@ -15,7 +15,8 @@ from amaranth.lib.wiring import In, Out
 from model.contract.counters import COUNTER_BITS, COUNTERS, RTL_COUNTERS
 from model.contract.errors import ERROR_BITS
 from model.contract.fixedpoint import ACC_BITS, ACT_BITS, MULT_BITS, SHIFT_BITS
-from model.contract.layout import DESC_WORDS, FIELD16, FLAG_RELU, JOB_WORDS, MODE_MASK, MODE_SHIFT, WORD_BITS
+from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_RELU, FLAG_RESIDENT, JOB_WORDS, MODE_MASK, MODE_SHIFT,
+                                   WORD_BITS, WSRAM_ADDR_BITS)
 
 #: Width of feature counts, row counts and per-row word counts in descriptors.
 COUNT_BITS = FIELD16.bit_length()
@@ -95,6 +96,8 @@ DescriptorLayout = data.FlexibleLayout(DESC_WORDS * WORD_BITS, {
     "row_words": data.Field(unsigned(16), 3 * WORD_BITS),
     "table_words": data.Field(unsigned(16), 3 * WORD_BITS),
     "relu": data.Field(unsigned(1), 3 * WORD_BITS + 16 + (FLAG_RELU.bit_length() - 1)),
+    "resident": data.Field(unsigned(1), 3 * WORD_BITS + 16 + (FLAG_RESIDENT.bit_length() - 1)),
+    "wsram_addr": data.Field(unsigned(WSRAM_ADDR_BITS), 4 * WORD_BITS),
     "mode": data.Field(unsigned(MODE_MASK.bit_length()), 3 * WORD_BITS + 16 + MODE_SHIFT),
 })
 

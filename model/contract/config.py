@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from model.contract.layout import (FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX, REL_BITS, LayerMode,
+from model.contract.layout import (FIELD16, WORD_BYTES, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX, REL_BITS, LayerMode,
                                    vector_align)
 from model.contract.pyramid import pvq_entry_bits
 
 #: Lane counts the engine is built for (the sub-vector dimension).
 LANES = (1, 2, 4, 8, 16)
+#: Words in one KiB of weight SRAM (the CLI's unit).
+WORDS_PER_KIB = 1024 // WORD_BYTES
+#: Largest weight SRAM (16 MiB): its addresses fit the descriptor's 24-bit field.
+WEIGHT_SRAM_WORDS_MAX = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,10 @@ class EngineConfig:
     huffman_symbol_bits : int
         Width of the joint (run, index) symbols; a layer's ``REL_BITS +
         idx_bits`` must fit.  Only with ``huffman_max_len``.
+    weight_sram_words : int
+        Capacity of the on-chip weight SRAM in 32-bit words (0: none).  A
+        layer placed in it (resident) is read from DRAM once per job and from
+        the weight SRAM for every later image (:mod:`model.contract.layout`).
     """
     lanes: int = 4
     codebook_depth: int = 256
@@ -41,6 +49,7 @@ class EngineConfig:
     pvq_k_max: int = 0
     huffman_max_len: int = 0
     huffman_symbol_bits: int = 0
+    weight_sram_words: int = 0
 
     def __post_init__(self):
         if self.lanes not in LANES:
@@ -63,6 +72,9 @@ class EngineConfig:
                 raise ValueError("a Huffman engine needs a ROM for its centroids")
         elif self.huffman_symbol_bits:
             raise ValueError("huffman_symbol_bits without huffman_max_len")
+        if not 0 <= self.weight_sram_words <= WEIGHT_SRAM_WORDS_MAX:
+            raise ValueError(f"weight SRAM capacity must be 0..{WEIGHT_SRAM_WORDS_MAX} words, "
+                             f"got {self.weight_sram_words}")
         for cw in self.rom:
             if len(cw) != self.lanes:
                 raise ValueError(f"ROM codeword has dimension {len(cw)}, the engine has {self.lanes} lanes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 COUNTERS = (
     "dram_read_words", "dram_write_words", "sram_reads", "sram_writes", "rom_reads",
     "macs", "adds", "huffman_symbols", "huffman_bits", "huffman_busy_cycles",
+    "weight_sram_reads", "weight_sram_writes",
 )
 
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from model.contract.config import EngineConfig
 from model.contract.errors import EngineError, EngineFault
-from model.contract.layout import FIELD16, FLAG_RELU, JOB_MAGIC, JOB_WORDS, MODE_MASK, MODE_SHIFT
+from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_RELU, FLAG_RESIDENT, JOB_MAGIC, JOB_WORDS, MODE_MASK,
+                                   MODE_SHIFT, WSRAM_ADDR_BITS)
 
 
 @dataclass
@@ -61,15 +62,18 @@ class Descriptor:
     row_words: int
     relu: bool
     mode: int
+    resident: bool = False
+    wsram_addr: int = 0
 
     @classmethod
     def decode(cls, words) -> "Descriptor":
-        w0, w1, w2, w3 = (int(w) for w in words)
+        w0, w1, w2, w3, w4 = (int(w) for w in words[:5])
         flags = w3 >> 16
         return cls(in_features=w0 & FIELD16, out_features=w0 >> 16,
                    codebook_base=w1 & FIELD16, codebook_size=w1 >> 16,
                    stream_addr=w2, row_words=w3 & FIELD16,
-                   relu=bool(flags & FLAG_RELU), mode=(flags >> MODE_SHIFT) & MODE_MASK)
+                   relu=bool(flags & FLAG_RELU), mode=(flags >> MODE_SHIFT) & MODE_MASK,
+                   resident=bool(flags & FLAG_RESIDENT), wsram_addr=w4 & ((1 << WSRAM_ADDR_BITS) - 1))
 
     # In PVQ mode the codebook fields hold the pulse count and the entry width.
     @property
@@ -86,11 +90,13 @@ class Descriptor:
         return self.row_words
 
     def encode(self) -> list[int]:
-        flags = (FLAG_RELU if self.relu else 0) | (self.mode << MODE_SHIFT)
-        return [self.in_features | self.out_features << 16,
-                self.codebook_base | self.codebook_size << 16,
-                self.stream_addr,
-                self.row_words | flags << 16]
+        flags = (FLAG_RELU if self.relu else 0) | (FLAG_RESIDENT if self.resident else 0) | (self.mode << MODE_SHIFT)
+        words = [self.in_features | self.out_features << 16,
+                 self.codebook_base | self.codebook_size << 16,
+                 self.stream_addr,
+                 self.row_words | flags << 16,
+                 self.wsram_addr]
+        return words + [0] * (DESC_WORDS - len(words))
 
     def check(self, cfg: EngineConfig, prev_features: int, layer: int) -> None:
         """Raise ``EngineFault`` for the first problem the RTL finds before the layer's own checks.
@@ -112,6 +118,14 @@ class Descriptor:
         if self.in_features != prev_features:
             raise EngineFault(EngineError.BAD_CHAIN,
                               f"{where}: in_features={self.in_features} but its input has {prev_features}")
+
+
+def check_placement(desc: Descriptor, stream_words: int, cfg: EngineConfig, where: str) -> None:
+    """``BAD_STREAM`` unless a resident layer's ``stream_words`` fit the weight SRAM at its address."""
+    if desc.resident and desc.wsram_addr + stream_words > cfg.weight_sram_words:
+        raise EngineFault(EngineError.BAD_STREAM,
+                          f"{where}: resident stream of {stream_words} words at weight-SRAM word {desc.wsram_addr} "
+                          f"does not fit the {cfg.weight_sram_words}-word weight SRAM")
 
 
 def read_words(image: np.ndarray, addr: int, n: int, what: str) -> np.ndarray:

@@ -30,8 +30,28 @@ word  contents
       PVQ: ``K`` [15:0] (pulses per sub-vector), ``entry_bits`` [31:16]
 2     address of the layer's row stream
 3     VQ, PVQ: ``row_words`` [15:0]; HUFFMAN: ``table_words`` [15:0];
-      flags [31:16]: bit 0 ReLU, bits 4..7 mode (:class:`LayerMode`)
+      flags [31:16]: bit 0 ReLU, bit 1 resident, bits 4..7 mode (:class:`LayerMode`)
+4     ``wsram_addr`` [23:0]: the resident stream's word address in the weight SRAM
+5..7  reserved, zero
 ====  ==============================================================
+
+Weight SRAM (resident layers)
+=============================
+An engine may have an on-chip weight SRAM of ``weight_sram_words`` 32-bit
+words (:class:`model.contract.config.EngineConfig`).  A layer whose resident
+flag is set keeps its stream there: the stream's words (a HUFFMAN stream's
+size word included) are word for word at ``wsram_addr``.  In a job's image 0
+the engine reads the stream from DRAM, as for any layer, and writes every
+word it reads into the weight SRAM as well (``weight_sram_writes``); in
+every later image it reads the stream from the weight SRAM
+(``weight_sram_reads``) and not from DRAM.  Before a resident layer's stream
+is read (a HUFFMAN layer's: after its size word), the engine checks that the
+stream fits: ``wsram_addr`` plus the stream's words (``out_features *
+row_words``, or one plus the size word's total) at most
+``weight_sram_words``, else ``BAD_STREAM`` (always, on an engine without a
+weight SRAM).  The weight SRAM keeps what image 0 wrote; program files never
+place two resident streams over each other (the golden model follows the
+engine even where a hand-made image does).
 
 A row stream holds, for each of ``out_features`` rows, ``row_words`` words:
 the bias (int32), the requantization word (``mult`` [15:0], ``shift``
@@ -122,11 +142,14 @@ WORD_BITS = 32
 WORD_BYTES = WORD_BITS // 8
 JOB_MAGIC = 0x31455156  # b"VQE1" little-endian
 JOB_WORDS = 8
-DESC_WORDS = 4
+DESC_WORDS = 8
 ROW_HEADER_WORDS = 2  # bias, requantization word
 FIELD16 = 0xFFFF
 
 FLAG_RELU = 1 << 0
+FLAG_RESIDENT = 1 << 1
+#: Width of a descriptor's weight-SRAM address (word 4).
+WSRAM_ADDR_BITS = 24
 MODE_SHIFT = 4
 MODE_MASK = 0xF
 

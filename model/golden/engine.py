@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.codecs.layers.registry import codec_for_mode, decode_job
+from model.codecs.layers.registry import codec_for_mode, decode_job, decode_layer
 from model.codecs.vectors import unpack_vectors
 from model.contract.config import EngineConfig
-from model.contract.counters import zero_counters
+from model.contract.counters import COUNTERS, zero_counters
 from model.contract.descriptor import read_words
 from model.contract.layout import JOB_WORDS, WORD_BYTES, vector_words
 from model.golden.mac import accumulate
@@ -78,14 +78,25 @@ class GoldenEngine:
         in_words = vector_words(hdr.input_features, lanes)
         x = unpack_vectors(read_words(image, hdr.input_addr, n * in_words, "input vectors")
                            .reshape(n, in_words), hdr.input_features).astype(np.int64)
+        # Image 0 runs the layers as read from DRAM; later images run resident layers as
+        # the weight SRAM holds them after image 0 (the same, unless placements overlap).
+        later = self._from_weight_sram(image, layers) if n > 1 else layers
+        batches = [(layers, slice(0, 1)), (later, slice(1, n))] if later is not layers else [(layers, slice(0, n))]
 
         layer_counters = []
-        for layer in layers:
+        for i, layer in enumerate(layers):
             d = layer.desc
-            acc = accumulate(layer.bias, x, layer.weights()[:, :d.in_features])
-            x = requantize_rows(acc, layer.mult, layer.shift, d.relu)
-            c = codec_for_mode(d.mode).counters(layer, n, cfg)
+            x = np.concatenate([requantize_rows(accumulate(run[i].bias, x[rows], run[i].weights()[:, :d.in_features]),
+                                                run[i].mult, run[i].shift, d.relu)
+                                for run, rows in batches if rows.stop > rows.start])
+            codec = codec_for_mode(d.mode)
+            parts = [codec.counters(run[i], rows.stop - rows.start, cfg) for run, rows in batches]
+            c = {k: sum(part[k] for part in parts) for k in COUNTERS}
             c["sram_writes"] = n * self._lane_word_words(d.out_features)  # the output packer
+            if d.resident:   # read from DRAM once, written to the weight SRAM, read from it after
+                c["dram_read_words"] -= (n - 1) * later[i].stream_words
+                c["weight_sram_writes"] = layer.stream_words
+                c["weight_sram_reads"] = (n - 1) * later[i].stream_words
             layer_counters.append(c)
 
         out_features = layers[-1].desc.out_features
@@ -95,6 +106,34 @@ class GoldenEngine:
         io["sram_reads"] = n * self._lane_word_words(out_features)
         io["dram_write_words"] = n * vector_words(out_features, lanes)
         return GoldenResult(outputs=x.astype(np.int8), layer_counters=layer_counters, io_counters=io)
+
+    def _from_weight_sram(self, image: np.ndarray, layers: list) -> list:
+        """The layers as images after the first see them: resident streams from the weight SRAM.
+
+        The weight SRAM holds what image 0 wrote into it, in layer order.  A
+        resident layer whose words there are not its DRAM stream (another
+        layer's placement overlapped it) is decoded again from them, with
+        every check, as the engine would read it.
+        """
+        resident = [(i, layer) for i, layer in enumerate(layers) if layer.desc.resident]
+        if not resident:
+            return layers
+        wsram = np.zeros(self.config.weight_sram_words, dtype=np.uint32)
+        for _, layer in resident:
+            d = layer.desc
+            wsram[d.wsram_addr:d.wsram_addr + layer.stream_words] = \
+                image[d.stream_addr:d.stream_addr + layer.stream_words]
+        later = list(layers)
+        for i, layer in resident:
+            d = layer.desc
+            if np.array_equal(wsram[d.wsram_addr:d.wsram_addr + layer.stream_words],
+                              image[d.stream_addr:d.stream_addr + layer.stream_words]):
+                continue
+            # What the engine reads from the stream's address on is the weight SRAM from the layer's
+            # placement on; reads past its end are refused by the placement check first.
+            view = np.concatenate([image[:d.stream_addr], wsram[d.wsram_addr:]])
+            later[i] = decode_layer(view, d, self.config, i, self.rom)
+        return later
 
     def output_words(self, image: np.ndarray) -> tuple[int, int]:
         """(address, word count) of the outputs the run writes, for reading them back from RTL."""

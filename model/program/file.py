@@ -34,7 +34,7 @@ from model.contract.fixedpoint import ACT_MAX, ACT_MIN
 from model.contract.layout import WORD_BYTES, vector_words
 
 MAGIC = b"VQZ\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HEADER = struct.Struct("<4sHHIII")
 
 
@@ -61,7 +61,8 @@ class Program:
                             rom=tuple(tuple(cw) for cw in self.meta["rom"]),
                             max_features=e["max_features"], pvq_k_max=e.get("pvq_k_max", 0),
                             huffman_max_len=e.get("huffman_max_len", 0),
-                            huffman_symbol_bits=e.get("huffman_symbol_bits", 0))
+                            huffman_symbol_bits=e.get("huffman_symbol_bits", 0),
+                            weight_sram_words=e.get("weight_sram_words", 0))
 
     # --- files ----------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -128,6 +129,7 @@ class Program:
         out = read_job_header(self.job_image(1))
         if out.input_features != self.meta["input_features"]:
             raise ProgramError(f"{name}: metadata and image disagree on the input size")
+        _check_no_overlap(layers, name)
         shapes = [(l.desc.in_features, l.desc.out_features) for l in layers]
         if meta_shapes != shapes or self.meta["n_layers"] != len(shapes) \
                 or self.meta["output_features"] != shapes[-1][1]:
@@ -157,6 +159,15 @@ class Program:
         img = np.concatenate([self.job_image(n, input_addr, output_addr), inputs,
                               np.zeros(n * out_words, dtype=np.uint32)]).astype(np.uint32)
         return img, output_addr, out_words
+
+
+def _check_no_overlap(layers, name: str) -> None:
+    """Resident streams must not share weight-SRAM words (the engine would read one over the other)."""
+    spans = sorted((l.desc.wsram_addr, l.desc.wsram_addr + l.stream_words, i)
+                   for i, l in enumerate(layers) if l.desc.resident)
+    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+        if start < end:
+            raise ProgramError(f"{name}: layers {a} and {b} overlap in the weight SRAM")
 
 
 def rom_id(rom) -> str:

@@ -24,7 +24,8 @@ def layer_mode(lowered, layer) -> str:
 
 def build_program(lowered, config_max_features: int = 1024, codebook_depth: int = 256,
                   info: dict | None = None, shared_rom=None, pvq_k_max: int = 0,
-                  huffman_max_len: int = HUFFMAN_DEFAULT_MAX_LEN, huffman_symbol_bits: int | None = None) -> Program:
+                  huffman_max_len: int = HUFFMAN_DEFAULT_MAX_LEN, huffman_symbol_bits: int | None = None,
+                  weight_sram_words: int = 0) -> Program:
     """Lay a :class:`model.compress.lowering.LoweredNetwork` out as a program.
 
     Each layer's integer codebook goes into the ROM image (layers one after the
@@ -39,6 +40,11 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
     :mod:`model.codecs.sparse_rows`; the engine then gets a Huffman decoder with codes
     of at most ``huffman_max_len`` bits over ``huffman_symbol_bits``-bit
     symbols (default: the widest ``REL_BITS + idx_bits`` of the layers).
+
+    With a weight SRAM of ``weight_sram_words`` words, layers are placed in
+    it first fit, in layer order: each layer whose whole stream fits after
+    those already placed is resident (read from DRAM once per job), the
+    others stream from DRAM for every image (:func:`place_streams`).
     """
     lanes = lowered.lanes
     try:
@@ -67,6 +73,10 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
         layer_meta.append({"in_features": layer.in_features, "out_features": layer.out_features,
                            "relu": bool(layer.relu), "mode": codec.name, "codebook_size": codec.codebook_size(layer),
                            **written.meta})
+    sizes = [len(s) for s in streams]
+    for desc, meta, words, addr in zip(descs, layer_meta, sizes, place_streams(sizes, weight_sram_words)):
+        desc.resident, desc.wsram_addr = addr is not None, addr or 0
+        meta["placement"] = {"resident": desc.resident, "wsram_addr": desc.wsram_addr, "words": words}
 
     header = [JOB_MAGIC, len(lowered.layers), JOB_WORDS, 0, lowered.layers[0].in_features, 0, 0, 0]
     image = np.concatenate([np.array(header, dtype=np.uint32),
@@ -76,7 +86,7 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
     meta = {
         "network": lowered.name, "method": lowered.method,
         "engine": {"lanes": lanes, "codebook_depth": codebook_depth, "max_features": config_max_features,
-                   "pvq_k_max": pvq_k_max,
+                   "pvq_k_max": pvq_k_max, "weight_sram_words": weight_sram_words,
                    **({"huffman_max_len": huffman_max_len, "huffman_symbol_bits": huffman_symbol_bits}
                       if huffman else {})},
         "rom": rom,
@@ -93,6 +103,22 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
     prog.meta["compression"] = compression_stats(prog, lowered)
     prog.validate()
     return prog
+
+
+def place_streams(stream_words: list[int], capacity: int) -> list[int | None]:
+    """First-fit placement in the weight SRAM: each stream's word address there, or None (DRAM).
+
+    Layers are taken in order; one that fits after those already placed is
+    placed, one that does not stays in DRAM and the next may still fit.
+    """
+    placed, free = [], 0
+    for words in stream_words:
+        if free + words <= capacity:
+            placed.append(free)
+            free += words
+        else:
+            placed.append(None)
+    return placed
 
 
 def compression_stats(prog: Program, lowered) -> dict:

@@ -13,8 +13,13 @@ from model.program.writer import build_program
 from sim.run import hang_bound, simulate
 
 
-def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0, huffman_k_max: int = 0):
+def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0, huffman_k_max: int = 0,
+                weight_sram: bool = False):
     """A random 1- to 3-layer program (shapes not multiples of ``lanes``) and its DRAM image.
+
+    With ``weight_sram``, the engine has a weight SRAM that holds some of the
+    layers' streams (a random capacity up to all of them, so layers that do
+    not fit are skipped and later ones may still fit).
 
     With ``pvq_k_max``, layers are randomly VQ- or PVQ-coded; with
     ``huffman_k_max``, randomly VQ- or sparse Huffman-coded (at least one sparse
@@ -33,6 +38,10 @@ def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0, hu
     sparse = {"huffman_symbol_bits": REL_BITS + huffman_index_bits(huffman_k_max)} if huffman_k_max else {}
     program = build_program(lowered, codebook_depth=depth, config_max_features=64, pvq_k_max=pvq_k_max,
                             **sparse)
+    if weight_sram:
+        streams = sum(l["placement"]["words"] for l in program.meta["layers"])
+        program = build_program(lowered, codebook_depth=depth, config_max_features=64, pvq_k_max=pvq_k_max,
+                                weight_sram_words=int(rng.integers(1, streams + 2)), **sparse)
     x = random_vectors(rng, n_images, shapes[0])
     image, out_addr, out_words = program.dram_image(x)
     return program, image, out_addr, out_words * n_images

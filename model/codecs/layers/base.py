@@ -79,12 +79,15 @@ class DecodedLayer:
         Per-row bias and requantization.
     events : dict
         What the stream held that the counters depend on (per image).
+    stream_words : int
+        Words of the layer's stream the engine reads (:meth:`LayerCodec.stream_words`).
     """
     desc: Descriptor
     bias: np.ndarray
     mult: np.ndarray
     shift: np.ndarray
     events: dict = field(default_factory=dict)
+    stream_words: int = 0
     _weights: Callable[[], np.ndarray] | None = field(default=None, repr=False)
     _cache: np.ndarray | None = field(default=None, repr=False)
 
@@ -125,17 +128,28 @@ class LayerCodec:
         """The mode's descriptor checks, after the common ones, in the RTL's order."""
         raise NotImplementedError
 
+    def stream_words(self, image: np.ndarray, desc: Descriptor, where: str) -> int:
+        """Words of the layer's stream, as the engine knows them before it reads the stream.
+
+        A dense layer's is ``out_features * row_words``; a sized stream's is
+        read from its size word (``BAD_STREAM`` past the end of DRAM).
+        """
+        return desc.out_features * desc.row_words
+
     def decode(self, image: np.ndarray, desc: Descriptor, cfg: EngineConfig, layer: int,
                rom: np.ndarray) -> DecodedLayer:
         """Read the layer's stream as the engine does; raise ``EngineFault`` where it would stop."""
         raise NotImplementedError
 
     def counters(self, layer: DecodedLayer, n_images: int, cfg: EngineConfig) -> dict:
-        """Counters the layer moves over ``n_images`` images, output writes excepted."""
-        d = layer.desc
+        """Counters the layer moves over ``n_images`` images, output writes excepted.
+
+        Its stream is counted as read from DRAM for every image; the golden
+        engine moves a resident layer's later reads to the weight SRAM.
+        """
         c = zero_counters()
-        c["dram_read_words"] = n_images * (DESC_WORDS + d.out_features * d.row_words)
-        c["sram_reads"] = n_images * beats(d, cfg.lanes)
+        c["dram_read_words"] = n_images * (DESC_WORDS + layer.stream_words)
+        c["sram_reads"] = n_images * beats(layer.desc, cfg.lanes)
         return c
 
 

@@ -69,11 +69,15 @@ class HuffmanCodec(LayerCodec):
                               f"the engine takes 1..{cfg.huffman_k_max} within its {cfg.rom_entries} entries")
         # Row lengths vary: the stream is checked as it is read.
 
+    def stream_words(self, image, desc, where) -> int:
+        """The size word and the total it gives."""
+        size = int(read_words(image, desc.stream_addr, 1, f"{where} size word")[0])
+        return 1 + (size & FIELD16) * (size >> 16)
+
     def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
         """Read the stream as the engine does (see :mod:`model.contract.layout`), first error first."""
         where = f"layer {layer}"
-        size = int(read_words(image, desc.stream_addr, 1, f"{where} size word")[0])
-        total = (size & FIELD16) * (size >> 16)
+        total = self.stream_words(image, desc, where) - 1
         stream = read_words(image, desc.stream_addr + 1, total, f"{where} stream")
         if total < SPARSE_LAYER_WORDS - 1:
             raise EngineFault(EngineError.BAD_STREAM, f"{where}: the stream ends before its requantization word")
@@ -122,7 +126,6 @@ class HuffmanCodec(LayerCodec):
             events["bits"] += result.counters["huffman_bits"]
             events["kept"] += int(np.count_nonzero(idx))
             np.add.at(events["histogram"], np.asarray(result.symbols, dtype=np.int64), 1)
-        events["stream_words"] = 1 + total
         mult, shift = split_requant(np.full(out, rq, dtype=np.int64))
         return DecodedLayer(desc, bias, mult, shift, events, _weights=lambda: dense)
 
@@ -130,7 +133,6 @@ class HuffmanCodec(LayerCodec):
         # One symbol per busy decoder cycle; fillers (idx 0) read and multiply nothing.
         c = super().counters(layer, n_images, cfg)
         ev = layer.events
-        c["dram_read_words"] = n_images * (DESC_WORDS + ev["stream_words"])
         c["huffman_symbols"] = c["huffman_busy_cycles"] = n_images * ev["symbols"]
         c["huffman_bits"] = n_images * ev["bits"]
         c["sram_reads"] = c["rom_reads"] = c["macs"] = n_images * ev["kept"]

@@ -13,7 +13,8 @@ from model.codecs.layers.huffman import HuffmanCodec
 from model.codecs.layers.pvq import PvqCodec
 from model.codecs.layers.vq import VqCodec
 from model.contract.config import EngineConfig
-from model.contract.descriptor import Descriptor, JobHeader, check_input, read_job_header, read_words
+from model.contract.descriptor import (Descriptor, JobHeader, check_input, check_placement, read_job_header,
+                                      read_words)
 from model.contract.errors import EngineError, EngineFault
 from model.contract.layout import DESC_WORDS
 
@@ -68,8 +69,18 @@ def decode_job(image: np.ndarray, cfg: EngineConfig, rom: np.ndarray) -> tuple[J
         desc = Descriptor.decode(read_words(image, hdr.desc_addr + i * DESC_WORDS, DESC_WORDS,
                                             f"layer {i} descriptor"))
         desc.check(cfg, prev, i)
-        codec = codec_for_mode(desc.mode)
-        codec.check(desc, cfg, f"layer {i}")
-        layers.append(codec.decode(image, desc, cfg, i, rom))
+        layers.append(decode_layer(image, desc, cfg, i, rom))
         prev = desc.out_features
     return hdr, layers
+
+
+def decode_layer(image: np.ndarray, desc: Descriptor, cfg: EngineConfig, i: int, rom: np.ndarray) -> DecodedLayer:
+    """One layer, after the common descriptor checks: its mode's checks, its placement, its stream."""
+    codec = codec_for_mode(desc.mode)
+    where = f"layer {i}"
+    codec.check(desc, cfg, where)
+    words = codec.stream_words(image, desc, where)
+    check_placement(desc, words, cfg, where)
+    layer = codec.decode(image, desc, cfg, i, rom)
+    layer.stream_words = words
+    return layer

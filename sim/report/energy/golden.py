@@ -1,4 +1,4 @@
-"""A program as the energy model sees it, from the golden model: each layer's facts and the counters.
+"""A program as the energy model sees it, from the golden model: each layer's facts, the counters, the memory sizes.
 
 Each layer is read by its kind: `LAYER_READERS` holds one reader per layer
 codec (``model.codecs.layers.registry``), keyed by the codec's name.  Dense
@@ -15,6 +15,7 @@ from model.codecs.layers.registry import codec_for_mode
 from model.contract.ints import ceil_div
 from model.contract.layout import ROW_HEADER_WORDS, WORD_BITS
 from model.golden.engine import GoldenEngine
+from sim.report.energy.memories import OnChipMemories
 from sim.report.energy.network import HUFFMAN, PVQ, VQ, LayerInfo, NetworkData
 
 
@@ -62,7 +63,7 @@ def _huffman_layer(i: int, layer, index_bits: int) -> LayerInfo:
     d, ev = layer.desc, layer.events
     return LayerInfo(in_features=d.in_features, out_features=d.out_features,
                      index_bits=max(1, (d.codebook_size - 1).bit_length()), codebook_size=d.codebook_size,
-                     mode=HUFFMAN, stream_words=int(ev["stream_words"]), symbols=int(ev["symbols"]),
+                     mode=HUFFMAN, stream_words=int(layer.stream_words), symbols=int(ev["symbols"]),
                      index_histogram=_counts(ev["histogram"]))
 
 
@@ -85,8 +86,8 @@ def layers_from_decoded(decoded: Sequence, index_bits: int) -> list[LayerInfo]:
         Objects with ``desc`` (``in_features``, ``out_features``, ``mode``,
         ``row_words``, and ``codebook_size`` (VQ, HUFFMAN) or ``pvq_k`` and
         ``entry_bits`` (PVQ)) and ``events`` (``indices``, rows x entries, and
-        for PVQ ``scales``; for HUFFMAN ``histogram``, ``symbols`` and
-        ``stream_words``), as `model.codecs.layers.base.DecodedLayer`.
+        for PVQ ``scales``; for HUFFMAN ``histogram`` and ``symbols``) and ``stream_words``,
+        as `model.codecs.layers.base.DecodedLayer`.
     index_bits : int
         Width of a codebook index in a VQ row stream (``EngineConfig.index_bits``).
 
@@ -115,7 +116,8 @@ def golden_network_data(program, x: np.ndarray, *, cycles: float | None = None,
                         cross_check_backend: str | None = None, cross_check_images: int = 0) -> NetworkData:
     """`NetworkData` of ``program`` run by the golden model on the int8 inputs ``x``.
 
-    Every layer is sized by its own row-stream entry width (`layers_from_decoded`).
+    Every layer is sized by its own row-stream entry width (`layers_from_decoded`), and the
+    on-chip memories by the program's engine (`OnChipMemories.of_engine`).
     Programs of one network with other methods than k-means are told apart in
     energy.json by name (``lenet300-pvq``).
 
@@ -138,4 +140,4 @@ def golden_network_data(program, x: np.ndarray, *, cycles: float | None = None,
     return NetworkData(name, program.config.lanes, layers_from_decoded(decoded, program.config.index_bits),
                        result.layer_counters, len(x), io_counters=result.io_counters, cycles=cycles,
                        method=method, cross_check_backend=cross_check_backend,
-                       cross_check_images=cross_check_images)
+                       cross_check_images=cross_check_images, memories=OnChipMemories.of_engine(program.config))

@@ -103,9 +103,9 @@ def test_universal_bit_accounting_by_hand(tiny):
 
 def test_engine_bytes_by_hand():
     # Layer 784->300 and 300->10 at 4 lanes, 7-bit indices: rows of 2 + ceil(196*7/32) = 45 and
-    # 2 + ceil(75*7/32) = 19 words; header 8 + 2 descriptors of 4 words.
-    assert engine_bytes([(300, 784), (10, 300)], 4, 7, 0) == 4 * (8 + 8 + 300 * 45 + 10 * 19)
-    assert engine_bytes([(10, 300)], 4, 8, 256) == 4 * (8 + 4 + 10 * (2 + 19)) + 256 * 4
+    # 2 + ceil(75*7/32) = 19 words; header 8 + 2 descriptors of 8 words.
+    assert engine_bytes([(300, 784), (10, 300)], 4, 7, 0) == 4 * (8 + 16 + 300 * 45 + 10 * 19)
+    assert engine_bytes([(10, 300)], 4, 8, 256) == 4 * (8 + 8 + 10 * (2 + 19)) + 256 * 4
 
 
 def test_conv_layers_as_matrices():
