@@ -11,12 +11,13 @@ import numpy as np
 
 import model.compress.catalog  # noqa: F401  registers every method
 from model.compress.registry import CompressError, CompressOptions, EngineJob, check_network, check_options, get_method
-from model.contract.config import LANES
+from model.contract.config import LANES, WEIGHT_SRAM_WORDS_MAX, WORDS_PER_KIB
 from model.contract.fixedpoint import quantize_act
 from model.golden.engine import GoldenEngine
 from model.nets.data import load_fashion_mnist
 from model.nets.frontends import ENGINE_NETWORKS, FrontendError, engine_task
 from model.program.file import Program
+from model.program.writer import place_in_weight_sram
 
 DATASET = "fashion-mnist"
 MAX_CODEBOOK = 1 << 16
@@ -54,6 +55,9 @@ def _check_common(network: str, kind: str, o: CompressOptions) -> None:
         raise CompressError(f"--lanes must be one of {', '.join(map(str, LANES))}, got {o.lanes}")
     if o.codebook_size is not None and not 1 <= o.codebook_size <= MAX_CODEBOOK:
         raise CompressError(f"--codebook-size must be 1..{MAX_CODEBOOK}, got {o.codebook_size}")
+    if not 0 <= o.weight_sram_kib <= WEIGHT_SRAM_WORDS_MAX // WORDS_PER_KIB:
+        raise CompressError(f"--weight-sram must be 0..{WEIGHT_SRAM_WORDS_MAX // WORDS_PER_KIB} KiB, "
+                            f"got {o.weight_sram_kib}")
     if o.calibration < 1:
         raise CompressError("--calibration must be at least 1 image")
     if kind == "engine" and network not in ENGINE_NETWORKS:
@@ -107,6 +111,7 @@ def _engine_program(network: str, method_fn, o: CompressOptions) -> Program:
     if task.frontend is not None:
         info["tail_float_accuracy"] = evaluate(task.tail, f_test, y_test)
     program = method_fn(EngineJob(network, o, task, (f_train, y_train), (f_test, y_test), calib, info))
+    program = place_in_weight_sram(program, o.weight_sram_kib * WORDS_PER_KIB)
     program.meta["dataset"] = DATASET
     program.meta.update(task.meta())
     program.meta["info"]["int8_accuracy"] = golden_accuracy(program, f_test, y_test)

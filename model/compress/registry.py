@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from model.contract.config import DEFAULT_WEIGHT_SRAM_KIB
 from model.contract.errors import VqeError
 
 #: Kinds of result a method can register.
@@ -48,13 +49,15 @@ class CompressOptions:
     stages: int | None = None
     rank: int | None = None
     quick: bool = False
+    weight_sram_kib: int = DEFAULT_WEIGHT_SRAM_KIB
 
 
-#: Options every method takes.
-COMMON_OPTIONS = frozenset({"lanes", "calibration", "seed", "progress"})
+#: Options every method takes (the weight SRAM is placed after the method, for engine programs).
+COMMON_OPTIONS = frozenset({"lanes", "calibration", "seed", "progress", "weight_sram_kib"})
 #: The command-line spelling of each option, for error messages.
 FLAGS = {f.name: "--" + f.name.replace("_", "-") for f in fields(CompressOptions)}
 FLAGS["quick"] = "--quick-eval"
+FLAGS["weight_sram_kib"] = "--weight-sram"
 
 
 @dataclass

@@ -11,6 +11,9 @@ from model.contract.pyramid import pvq_entry_bits
 LANES = (1, 2, 4, 8, 16)
 #: Words in one KiB of weight SRAM (the CLI's unit).
 WORDS_PER_KIB = 1024 // WORD_BYTES
+#: Default weight SRAM of ``vqe compress`` and ``vqe verilog``, in KiB: it holds every zoo network
+#: the engine runs, compressed (LeNet-300-100 with k-means, the largest, needs 72 KiB).
+DEFAULT_WEIGHT_SRAM_KIB = 128
 #: Largest weight SRAM (16 MiB): its addresses fit the descriptor's 24-bit field.
 WEIGHT_SRAM_WORDS_MAX = 1 << 22
 

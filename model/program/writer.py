@@ -5,6 +5,8 @@ this module only strings them together and counts the bytes.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from model.codecs.layers.base import WriteContext
@@ -73,10 +75,8 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
         layer_meta.append({"in_features": layer.in_features, "out_features": layer.out_features,
                            "relu": bool(layer.relu), "mode": codec.name, "codebook_size": codec.codebook_size(layer),
                            **written.meta})
-    sizes = [len(s) for s in streams]
-    for desc, meta, words, addr in zip(descs, layer_meta, sizes, place_streams(sizes, weight_sram_words)):
-        desc.resident, desc.wsram_addr = addr is not None, addr or 0
-        meta["placement"] = {"resident": desc.resident, "wsram_addr": desc.wsram_addr, "words": words}
+    for meta, stream in zip(layer_meta, streams):
+        meta["placement"] = {"resident": False, "wsram_addr": 0, "words": len(stream)}
 
     header = [JOB_MAGIC, len(lowered.layers), JOB_WORDS, 0, lowered.layers[0].in_features, 0, 0, 0]
     image = np.concatenate([np.array(header, dtype=np.uint32),
@@ -86,7 +86,7 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
     meta = {
         "network": lowered.name, "method": lowered.method,
         "engine": {"lanes": lanes, "codebook_depth": codebook_depth, "max_features": config_max_features,
-                   "pvq_k_max": pvq_k_max, "weight_sram_words": weight_sram_words,
+                   "pvq_k_max": pvq_k_max, "weight_sram_words": 0,
                    **({"huffman_max_len": huffman_max_len, "huffman_symbol_bits": huffman_symbol_bits}
                       if huffman else {})},
         "rom": rom,
@@ -101,8 +101,31 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
     }
     prog = Program(meta, image)
     prog.meta["compression"] = compression_stats(prog, lowered)
-    prog.validate()
-    return prog
+    return place_in_weight_sram(prog, weight_sram_words)
+
+
+def place_in_weight_sram(program: Program, weight_sram_words: int) -> Program:
+    """``program`` for an engine with a weight SRAM of ``weight_sram_words`` words, its layers placed.
+
+    Layers are placed first fit in layer order (:func:`place_streams`); the
+    others stream from DRAM.  Only descriptors and metadata change: the
+    streams, and so the compression figures, are the same.  Returns a new,
+    validated program.
+    """
+    meta = copy.deepcopy(program.meta)
+    image = program.image.copy()
+    desc_addr = int(image[2])
+    sizes = [layer["placement"]["words"] for layer in meta["layers"]]
+    for i, (layer, addr) in enumerate(zip(meta["layers"], place_streams(sizes, weight_sram_words))):
+        at = desc_addr + i * DESC_WORDS
+        desc = Descriptor.decode(image[at:at + DESC_WORDS])
+        desc.resident, desc.wsram_addr = addr is not None, addr or 0
+        image[at:at + DESC_WORDS] = desc.encode()
+        layer["placement"].update(resident=desc.resident, wsram_addr=desc.wsram_addr)
+    meta["engine"]["weight_sram_words"] = weight_sram_words
+    placed = Program(meta, image)
+    placed.validate()
+    return placed
 
 
 def place_streams(stream_words: list[int], capacity: int) -> list[int | None]:

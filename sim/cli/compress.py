@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from model.contract.config import DEFAULT_WEIGHT_SRAM_KIB
 from sim.cli.options import add_output_arguments, add_quiet_argument, refuse_overwrite, write_atomically
 
 #: --codebook-size of kmeans, pq, rq and lr2vq when not given.
@@ -44,6 +45,10 @@ def add_parser(sub) -> None:
                         "training budget (a smoke test)")
     c.add_argument("--finetune-epochs", type=int, default=None,
                    help="epochs of codeword fine-tuning after k-means (default: the method's own)")
+    c.add_argument("--weight-sram", type=int, default=DEFAULT_WEIGHT_SRAM_KIB, metavar="KIB",
+                   help="engine programs: on-chip weight SRAM in KiB (default %(default)s; 0 for none). Layers "
+                        "whose compressed streams fit, first fit in layer order, are read from DRAM once per job "
+                        "and from this SRAM for every later image; `vqe inspect` shows the placement")
     c.add_argument("--calibration", type=int, default=2000, help="training images for activation calibration")
     c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_output_arguments(c, "file to write: a program (.vqz), or a JSON result for pq/rq/lr2vq")
@@ -59,7 +64,8 @@ def cmd_compress(args) -> int:
     options = CompressOptions(lanes=args.lanes, codebook_size=args.codebook_size,
                               finetune_epochs=args.finetune_epochs, calibration=args.calibration, seed=args.seed,
                               progress=not args.quiet, bits_per_weight=args.bits_per_weight, codebook=args.codebook,
-                              stages=args.stages, rank=args.rank, quick=args.quick_eval)
+                              stages=args.stages, rank=args.rank, quick=args.quick_eval,
+                              weight_sram_kib=args.weight_sram)
     result = compress_any(args.network, args.method, options)
     if isinstance(result, dict):  # a model-level result
         text = json.dumps(result, indent=2, default=float) + "\n"

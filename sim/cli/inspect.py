@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 
 def add_parser(sub) -> None:
@@ -21,4 +22,18 @@ def cmd_inspect(args) -> int:
     meta["rom"] = f"<{len(meta['rom'])} codewords>"
     meta["image_words"] = len(program.image)
     print(json.dumps(meta, indent=2))
+    print(placement_summary(program.meta), file=sys.stderr)
     return 0
+
+
+def placement_summary(meta: dict) -> str:
+    """Where each layer's stream lives, in words: one line per layer, after the weight SRAM's size."""
+    words = meta["engine"].get("weight_sram_words", 0)
+    lines = [f"weight SRAM: {words * 4 / 1024:g} KiB ({words} words)"]
+    for i, layer in enumerate(meta["layers"]):
+        p = layer["placement"]
+        where = f"weight SRAM words {p['wsram_addr']}..{p['wsram_addr'] + p['words'] - 1}" if p["resident"] \
+            else "DRAM (streamed for every image)"
+        lines.append(f"  layer {i} ({layer['mode']}, {layer['in_features']}->{layer['out_features']}): "
+                     f"{p['words']} words in {where}")
+    return "\n".join(lines)

@@ -61,7 +61,10 @@ def pvq_engine_verilog(progress: bool = True) -> tuple[str, str]:
 
 
 def universal_engine_verilog(lanes: int | None = None) -> tuple[str, str]:
-    """The engine elaborated with the shipped universal codebook as its ROM (what every universal program runs)."""
-    from model.compress.universal.codebook import load_codebook
-    cb = load_codebook()
-    return _engine(cb.codewords.astype(int), lanes=cb.dim if lanes is None else lanes, codebook_depth=cb.k)
+    """The engine elaborated with the shipped universal codebook as its ROM (what every universal program runs).
+
+    Synthesized without a weight SRAM: the report gives the weight SRAM's area on its own.
+    """
+    from model.compress.universal.method import universal_engine_config
+    from sim.backends.top import engine_verilog
+    return engine_verilog(universal_engine_config(0, lanes), name=TOP, simulation=False), TOP

@@ -218,7 +218,10 @@ SUBPROCESS_CASES = {
     "backend": lambda f, w, g: (("run", g, "--backend", "foo"), ("unknown backend",)),
     "network": lambda f, w, g: (("compress", "--network", "nosuch", "--method", "kmeans", "-o", w / "x.vqz"),
                                 ("unknown network 'nosuch'",)),
-    "verilog-no-program": lambda f, w, g: (("verilog", "-o", w / "x.v"), ("--program",)),
+    "verilog-weight-sram": lambda f, w, g: (("verilog", "--weight-sram", "-1", "-o", w / "x.v"),
+                                            ("--weight-sram must be 0..",)),
+    "compress-weight-sram": lambda f, w, g: (("compress", "--network", "lenet300", "--method", "kmeans",
+                                              "--weight-sram", "99999", "-o", w / "x.vqz"), ("--weight-sram",)),
 }
 
 
@@ -283,10 +286,15 @@ def test_bad_compress_options(args, needles, work, cli):
     assert not (work / "never.vqz.tmp").exists()
 
 
-def test_verilog_needs_program(work, cli):
-    out = work / "noprog.v"
-    assert_user_error(cli("verilog", "-o", out), "--program")
-    assert not out.exists()
+def test_verilog_without_program_is_the_universal_engine(work, cli):
+    """No program: the engine with the shipped universal codebook in ROM, and the weight SRAM asked for."""
+    from model.compress.universal.codebook import load_codebook
+    out = work / "universal.v"
+    res = cli("verilog", "--weight-sram", "2", "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert f"{load_codebook().k} ROM entries (the shipped universal codebook), weight SRAM 2 KiB" in res.stderr
+    text = out.read_text()
+    assert "module vqe_engine" in text and "wsram" in text
 
 
 # --- 3. nothing is overwritten ----------------------------------------------------------------
@@ -405,6 +413,10 @@ def test_verilog_writes_engine(work, good, program):
 def test_inspect(work, good, program):
     res = vqe("inspect", good, cwd=work)
     assert res.returncode == 0, res.stderr
+    assert res.stderr.startswith("weight SRAM: ")
+    for i, layer in enumerate(program.meta["layers"]):
+        assert f"  layer {i} ({layer['mode']}, {layer['in_features']}->{layer['out_features']}): " \
+               f"{layer['placement']['words']} words in " in res.stderr
     meta = json.loads(res.stdout)
     for key in ("network", "method", "engine", "layers", "compression", "input_features", "output_features"):
         assert meta[key] == program.meta[key]

@@ -52,6 +52,20 @@ def universal_program(job: EngineJob):
                                    codebook_donors=list(codebook.donors)))
 
 
+def universal_engine_config(weight_sram_kib: int, lanes: int | None = None):
+    """The universal engine: the shipped universal codebook as its ROM, ``weight_sram_kib`` of weight SRAM.
+
+    Every universal program runs on it (``vqe verilog`` with no program writes it).
+    """
+    from model.compress.lowering import codebook_depth_for
+    from model.compress.universal.codebook import load_codebook
+    from model.contract.config import WORDS_PER_KIB, EngineConfig
+    cb = load_codebook()
+    return EngineConfig(lanes=cb.dim if lanes is None else lanes, codebook_depth=codebook_depth_for(cb.k),
+                        rom=tuple(map(tuple, cb.codewords.astype(int).tolist())),
+                        weight_sram_words=weight_sram_kib * WORDS_PER_KIB)
+
+
 @register_method("universal", SUMMARY, kind="model", options=("codebook", "codebook_size", "quick"),
                  describe=lambda result: f", ROM prefix k={result['config']['k']}")
 def universal_model(network: str, o: CompressOptions) -> dict:
