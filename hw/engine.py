@@ -2,7 +2,7 @@
 from functools import reduce
 from operator import or_
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import Out
 
@@ -10,7 +10,7 @@ from hw.counters import EventCounters
 from hw.datapaths import datapaths
 from hw.descriptor_check import DescriptorCheck, log2
 from hw.gearbox import Gearbox
-from hw.layouts import (COUNT_BITS, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams, control_members,
+from hw.layouts import (COUNT_BITS, PHASE_BITS, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams, control_members,
                         dram_write_signature)
 from hw.memories import ActivationSram
 from hw.packer import OutputPacker
@@ -62,6 +62,10 @@ class Engine(wiring.Component):
         :class:`model.contract.errors.EngineError` value, 0 when none.
     counters : Out(CounterLayout)
         Event counters since the last start (:mod:`model.contract.counters`).
+    phase : Out(PHASE_BITS)
+        ``i + 1`` while layer ``i`` runs (from its descriptor fetch to its last
+        output), 0 otherwise (job header, input loads, output stores, idle):
+        testbenches read ``counters.cycles`` where it changes, for cycles per layer.
     dram_rd : Out(DramReadSignature(addr_width))
     dram_wr : Out(dram_write_signature(addr_width))
     """
@@ -371,6 +375,9 @@ class Engine(wiring.Component):
                 m.d.comb += self.done.eq(1)
 
         busy = ~fsm.ongoing("IDLE") & ~fsm.ongoing("DONE") & ~fsm.ongoing("ERROR")
+        between_layers = ~busy | fsm.ongoing("JOB") | fsm.ongoing("JOB_READ") | fsm.ongoing("JOB_CHECK") \
+            | fsm.ongoing("LOAD") | fsm.ongoing("LOAD_DATA") | fsm.ongoing("STORE")
+        m.d.comb += self.phase.eq(Mux(between_layers, 0, layer + 1))
         restart = self.start & ~busy
         m.d.comb += [self.busy.eq(busy), self.error.eq(error)]
         for dot in dots:

@@ -21,6 +21,9 @@ from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_RELU, FLAG_RESIDENT
 #: Width of feature counts, row counts and per-row word counts in descriptors.
 COUNT_BITS = FIELD16.bit_length()
 
+#: Width of the engine's ``phase`` output: 0, or one more than the index of the running layer.
+PHASE_BITS = COUNT_BITS + 1
+
 Act = signed(ACT_BITS)
 
 #: The layout of a member a block does not need (no configuration, no events): zero bits.
@@ -105,11 +108,12 @@ DescriptorLayout = data.FlexibleLayout(DESC_WORDS * WORD_BITS, {
 def control_members(counters=CounterLayout) -> dict:
     """The job-control ports of the engine and of every top that stands in for it.
 
-    ``start`` In(1), ``busy`` and ``done`` Out(1), ``error`` Out(ERROR_BITS) and
-    ``counters`` Out(counters); :class:`hw.engine.Engine` documents what they mean.
+    ``start`` In(1), ``busy`` and ``done`` Out(1), ``error`` Out(ERROR_BITS),
+    ``counters`` Out(counters) and ``phase`` Out(PHASE_BITS);
+    :class:`hw.engine.Engine` documents what they mean.
     """
     return {"start": In(1), "busy": Out(1), "done": Out(1), "error": Out(ERROR_BITS),
-            "counters": Out(counters)}
+            "counters": Out(counters), "phase": Out(PHASE_BITS)}
 
 
 # --- parameter checks shared by the signatures --------------------------------------------------

@@ -71,7 +71,7 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
     outputs = golden.outputs
     counters = dict(golden.counters)
     bit_exact, mismatches, counter_mismatches = None, 0, {}
-    cycles = None
+    cycles, res = None, {}
     sim_seconds = golden_seconds
     if backend != "golden":
         bound = hang_bound(golden.counters, meta["n_layers"], n, latency, meta["engine"]["lanes"])
@@ -96,6 +96,15 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
     macs = sum(l["in_features"] * l["out_features"] for l in meta["layers"]) * n
     lanes = meta["engine"]["lanes"]
     ideal = ceil_div(macs, lanes)
+    layer_cycles = res.get("layer_cycles") if backend != "golden" else None
+    layers = []
+    for i, layer in enumerate(meta["layers"]):
+        layer_ideal = n * ceil_div(layer["in_features"] * layer["out_features"], lanes)
+        layer_cycle = layer_cycles[i] if layer_cycles and i < len(layer_cycles) else None
+        layers.append({"kind": layer.get("kind", "fc"), "mode": layer["mode"], "cycles": layer_cycle,
+                       "ideal_cycles": layer_ideal,
+                       "utilization": None if not layer_cycle else layer_ideal / layer_cycle,
+                       "resident": layer["placement"]["resident"]})
     summary.update({
         "accuracy": None if labels is None else float(np.mean(np.argmax(outputs, axis=1) == labels)),
         "reference_accuracy": None if reference_predictions is None or labels is None
@@ -109,6 +118,7 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
         "compression": {k: meta["compression"][k] for k in ("bits_per_weight", "ratio_vs_fp32", "bytes")},
         "sim_seconds": sim_seconds,
         "sim_cycles_per_second": None if not cycles else cycles / sim_seconds,
+        "layers": layers,
         # Extensions beyond DESIGN.md's contract:
         "cycles_per_image": None if not cycles else cycles / n,
         "lanes": lanes,

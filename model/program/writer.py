@@ -72,7 +72,7 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
         descs.append(written.descriptor)
         streams.append(np.asarray(written.stream, dtype=np.uint32))
         ctx.stream_addr += written.stream.size
-        layer_meta.append({"in_features": layer.in_features, "out_features": layer.out_features,
+        layer_meta.append({"kind": "fc", "in_features": layer.in_features, "out_features": layer.out_features,
                            "relu": bool(layer.relu), "mode": codec.name, "codebook_size": codec.codebook_size(layer),
                            **written.meta})
     for meta, stream in zip(layer_meta, streams):

@@ -163,6 +163,7 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
         "outputs": [int(w) for w in result["outputs"]],
         "sim_seconds": float(result["sim_seconds"]),
         "cycles_simulated": int(result["cycles_simulated"]),
+        "layer_cycles": [int(c) for c in result.get("layer_cycles", [])],
         "build_seconds": build_seconds,
         "wall_seconds": wall,
         "simulator": simulator,

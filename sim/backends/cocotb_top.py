@@ -30,7 +30,7 @@ import time
 import cocotb
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import ClockCycles, FallingEdge, First, ReadWrite, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, Edge, FallingEdge, First, ReadOnly, ReadWrite, RisingEdge, Timer
 
 CLOCK_NS = 10
 
@@ -92,10 +92,31 @@ async def run_engine(dut):
     await FallingEdge(dut.clk)
     dut.start.value = 0
 
-    # Sleep until done rises or the hang bound passes: two simulator callbacks in all.
-    if not _int(dut.done, "done", problems):
-        remaining_ns = max(1, max_cycles - 1) * CLOCK_NS
-        await First(RisingEdge(dut.done), Timer(remaining_ns, unit="ns"))
+    # Sleep until done rises or the hang bound passes, waking where the engine's phase changes to
+    # read its cycle counter (cycles per layer; as sim.backends.phases.PhaseCycles, which this
+    # module, loaded by the simulator on its own, does not import).
+    cycles_field = names.index("cycles") if "cycles" in names else None
+    layer_cycles: list[int] = []
+    phase, since = 0, 0
+    deadline_ns = t_start_ns + max(1, max_cycles - 1) * CLOCK_NS
+    while not _int(dut.done, "done", problems):
+        remaining_ns = deadline_ns - get_sim_time(unit="ns")
+        if remaining_ns <= 0:
+            break
+        timer = Timer(remaining_ns, unit="ns")
+        if await First(RisingEdge(dut.done), Edge(dut.phase), timer) is timer:
+            break
+        await ReadOnly()   # the edge's registers have all settled
+        now_phase = _int(dut.phase, "phase", problems)
+        if cycles_field is not None and now_phase != phase:
+            now = (_int(dut.counters, "counters", problems) >> (field_bits * cycles_field)) & ((1 << field_bits) - 1)
+            if phase:
+                layer_cycles.extend([0] * (phase - len(layer_cycles)))
+                layer_cycles[phase - 1] += now - since
+            phase, since = now_phase, now
+        if _int(dut.done, "done", problems):
+            break
+        await FallingEdge(dut.clk)   # out of the read-only phase
     t_end_ns = get_sim_time(unit="ns")
     wall1 = time.perf_counter()
     done = bool(_int(dut.done, "done", problems))
@@ -131,6 +152,7 @@ async def run_engine(dut):
         "outputs": outputs,
         "sim_seconds": wall1 - wall0,
         "cycles_simulated": cycles,
+        "layer_cycles": layer_cycles,
         "preload_seconds": preload_seconds,
         "problems": problems,
     }

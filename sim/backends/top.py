@@ -77,7 +77,7 @@ class SimTop(wiring.Component):
         wiring.connect(m, engine.dram_wr, dram.wr)
         m.d.comb += [
             engine.start.eq(self.start), self.busy.eq(engine.busy), self.done.eq(engine.done),
-            self.error.eq(engine.error), self.counters.eq(engine.counters),
+            self.error.eq(engine.error), self.counters.eq(engine.counters), self.phase.eq(engine.phase),
             dram.dbg_addr.eq(self.dbg_addr), self.dbg_data.eq(dram.dbg_data),
         ]
         return m
