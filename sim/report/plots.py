@@ -6,6 +6,7 @@ without a "Software" stamp, so identical inputs give identical bytes.
 from __future__ import annotations
 
 import io
+import textwrap
 from typing import Mapping, Sequence
 
 from sim.report.energy.events import COMPONENT_TITLES, COMPONENTS
@@ -34,8 +35,36 @@ def _method_style(method: str) -> dict:
     return {"marker": "o" if method == "pvq" else "s", "linestyle": "-" if method == "pvq" else "--"}
 
 
+#: Characters per line of a scenario's name under a bar (the names are long; the panels are side by side).
+BAR_LABEL_WIDTH = 22
+#: Components the second panel of `plot_energy_breakdown` leaves out: DRAM is most of every bar and
+#: would hide the others at a shared scale.
+HIDDEN_IN_ON_CHIP = ("dram",)
+
+
+def _stacked_bars(ax, res: Mapping[str, ScenarioEnergy], components: Sequence[str], colors) -> list[float]:
+    """Stack ``components`` of each scenario in ``res`` on ``ax``, in the unit that suits them; the bars' heights."""
+    totals = [sum(r.by_component().get(c, 0.0) for c in components) for r in res.values()]
+    unit, scale = energy_unit(max(totals))
+    bottom = [0.0] * len(res)
+    for comp in components:
+        vals = [r.by_component().get(comp, 0.0) / scale for r in res.values()]
+        if any(vals):
+            ax.bar(range(len(res)), vals, bottom=bottom, label=COMPONENT_TITLES[comp],
+                   color=colors(COMPONENTS.index(comp)))
+            bottom = [b + v for b, v in zip(bottom, vals)]
+    labels = [textwrap.fill(r.scenario.title, BAR_LABEL_WIDTH) for r in res.values()]
+    ax.set_xticks(range(len(res)), labels, fontsize=7)
+    ax.set_ylabel(f"energy per inference ({unit})")
+    ax.set_ylim(0, max(bottom) * 1.25 if max(bottom) > 0 else 1)
+    return bottom
+
+
 def plot_energy_breakdown(results: Sequence[tuple[NetworkData, Mapping[str, ScenarioEnergy]]]) -> bytes:
-    """Stacked bars: energy per inference by component, one bar per scenario, one panel per network.
+    """Stacked bars of energy per inference by component, one bar per scenario, one row per network.
+
+    Each row has two panels: every component, and the same bars without DRAM
+    (`HIDDEN_IN_ON_CHIP`), at their own scale, so the on-chip components show.
 
     Parameters
     ----------
@@ -45,36 +74,41 @@ def plot_energy_breakdown(results: Sequence[tuple[NetworkData, Mapping[str, Scen
     import matplotlib
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 3.6 * len(results)), layout="constrained")
-    axes = fig.subplots(len(results), 1, squeeze=False)[:, 0]
+    fig = Figure(figsize=(14, 3.9 * len(results)), layout="constrained")
+    axes = fig.subplots(len(results), 2, squeeze=False)
     colors = matplotlib.colormaps["tab10"]
-    for ax, (net, res) in zip(axes, results):
-        unit, scale = energy_unit(max(r.total() for r in res.values()))
-        labels = [r.scenario.title for r in res.values()]
-        bottom = [0.0] * len(res)
-        for ci, comp in enumerate(COMPONENTS):
-            vals = [r.by_component().get(comp, 0.0) / scale for r in res.values()]
-            if not any(vals):
-                continue
-            ax.bar(range(len(res)), vals, bottom=bottom, label=COMPONENT_TITLES[comp], color=colors(ci))
-            bottom = [b + v for b, v in zip(bottom, vals)]
+    on_chip = [c for c in COMPONENTS if c not in HIDDEN_IN_ON_CHIP]
+    for (ax_all, ax_chip), (net, res) in zip(axes, results):
+        heights = _stacked_bars(ax_all, res, COMPONENTS, colors)
         ref = reference_energy(res)
         for x, r in enumerate(res.values()):
-            note = significant(r.total() / scale)
+            note = significant(heights[x])
             if ref is not None and ref.total() > 0:
                 note += f"\n({significant(r.total() / ref.total())}x)"
-            ax.annotate(note, (x, bottom[x]), ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(range(len(res)), labels, rotation=12, ha="right", fontsize=8)
-        ax.set_ylabel(f"energy per inference ({unit})")
-        ax.set_ylim(0, max(bottom) * 1.25 if max(bottom) > 0 else 1)
-        ax.set_title(f"{net.name}: energy per inference by component (x = relative to the engine)",
-                     fontsize=10)
-        ax.legend(fontsize=7, loc="upper right")
+            ax_all.annotate(note, (x, heights[x]), ha="center", va="bottom", fontsize=8)
+        ax_all.set_title(f"{net.name}: all components (x = relative to the engine)", fontsize=10)
+        heights = _stacked_bars(ax_chip, res, on_chip, colors)
+        for x, r in enumerate(res.values()):
+            share = sum(r.by_component().get(c, 0.0) for c in on_chip) / r.total() if r.total() else 0.0
+            ax_chip.annotate(f"{significant(heights[x])}\n({significant(100 * share)} %)", (x, heights[x]),
+                             ha="center", va="bottom", fontsize=8)
+        ax_chip.set_title(f"{net.name}: without {', '.join(COMPONENT_TITLES[c] for c in HIDDEN_IN_ON_CHIP)} "
+                          "(% = share of the scenario's total)", fontsize=10)
+    # One legend for the figure: a component has one colour in every panel.
+    handles = {}
+    for ax in axes.ravel():
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    order = [COMPONENT_TITLES[c] for c in COMPONENTS if COMPONENT_TITLES[c] in handles]
+    fig.legend([handles[label] for label in order], order, loc="outside upper center", ncols=len(order),
+               fontsize=8)
     return png_bytes(fig)
 
 
 def plot_energy_vs_bits(results: Sequence[tuple[NetworkData, Mapping[str, ScenarioEnergy]]]) -> bytes:
-    """Energy per inference against bits per weight, one marker per scenario.
+    """Energy per inference against bits per weight: colour = network, marker = scenario.
+
+    The two legends (networks, scenarios) stand outside the axes, clear of the points.
 
     Parameters
     ----------
@@ -82,24 +116,34 @@ def plot_energy_vs_bits(results: Sequence[tuple[NetworkData, Mapping[str, Scenar
         Each network with its `network_energy` output.
     """
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     # One marker per scenario across all networks (networks get different scenario sets).
-    keys = list(dict.fromkeys(key for _, res in results for key in res))
+    titles = {key: r.scenario.title for _, res in results for key, r in res.items()}
+    keys = list(titles)
+    marker = {key: MARKERS[i % len(MARKERS)] for i, key in enumerate(keys)}
     unit, scale = energy_unit(max(r.total() for _, res in results for r in res.values()))
-    fig = Figure(figsize=(8, 5), layout="constrained")
+    fig = Figure(figsize=(10, 5), layout="constrained")
     ax = fig.subplots()
     for ni, (net, res) in enumerate(results):
         for key, r in res.items():
-            ax.scatter(r.bits_per_weight, r.total() / scale, marker=MARKERS[keys.index(key) % len(MARKERS)],
-                       color=f"C{ni}", s=45, label=f"{net.name}: {r.scenario.title}")
+            ax.scatter(r.bits_per_weight, r.total() / scale, marker=marker[key], color=f"C{ni}", s=45)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("bits per weight (weight stream + per-inference codebook load)")
     ax.set_ylabel(f"energy per inference ({unit})")
     ax.get_xaxis().set_major_formatter("{x:g}")
-    ax.set_title("Energy vs bits per weight", fontsize=10)
+    # Programs of one network get the same dense baselines, so those points fall on one another.
+    ax.set_title("Energy vs bits per weight (programs of one network share the dense baselines: "
+                 "their points coincide)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    point = dict(linestyle="", markersize=7)
+    networks = [Line2D([], [], marker="o", color=f"C{ni}", **point) for ni in range(len(results))]
+    fig.legend(networks, [net.name for net, _ in results], title="network (colour)", fontsize=7,
+               title_fontsize=8, loc="outside right upper")
+    scenarios = [Line2D([], [], marker=marker[key], color="0.35", **point) for key in keys]
+    fig.legend(scenarios, [titles[key] for key in keys], title="scenario (marker)", fontsize=7,
+               title_fontsize=8, loc="outside right lower")
     return png_bytes(fig)
 
 

@@ -65,14 +65,14 @@ def test_engine_scenario_by_hand(table):
 
 def test_baselines_by_hand(table):
     res = network_energy(small_net(), table)
-    # The dense baselines come from the shape: 4 descriptor words, 2 rows x 2 words of bias and
+    # The dense baselines come from the shape: 8 descriptor words, 2 rows x 2 words of bias and
     # requantization, the dense weights; 2 x ceil(8/4) = 4 beats read, 16 MACs, 4 cycles; the
     # measured output writes (1 DRAM word, 3 SRAM) are kept.
     # (b) int8: 2 rows x ceil(8/4) = 4 words of weights; no ROM.
-    assert res["int8"].total() == pytest.approx((4 + 4 + 4 + 1) * 640 + (4 + 3) * 5 + 4.8 + 0.4)
+    assert res["int8"].total() == pytest.approx((8 + 4 + 4 + 1) * 640 + (4 + 3) * 5 + 4.8 + 0.4)
     assert res["int8"].bits_per_weight == pytest.approx(8.0)
     # (a) fp32: 16 words of weights; SRAM 4x wider (128 bits = 20 pJ); fp32 MAC 3.7 + 0.9.
-    assert res["fp32"].total() == pytest.approx((4 + 4 + 16 + 1) * 640 + 7 * 20 + 16 * 4.6 + 0.4)
+    assert res["fp32"].total() == pytest.approx((8 + 4 + 16 + 1) * 640 + 7 * 20 + 16 * 4.6 + 0.4)
     assert res["fp32"].bits_per_weight == pytest.approx(32.0)
     assert "pvq_engine" not in res and "pvq_entropy_floor" not in res  # no PVQ layers here
     # (c) codebook of 16 x 4 bytes = 16 words loaded from DRAM, 16 SRAM writes,

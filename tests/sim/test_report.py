@@ -133,7 +133,7 @@ def test_report_from_the_golden_model(tmp_path):
     import numpy as np
 
     from model.codecs.vectors import random_vectors
-    from model.contract.layout import JOB_WORDS, row_words, vector_words
+    from model.contract.layout import DESC_WORDS, JOB_WORDS, row_words, vector_words
     from model.golden.engine import GoldenEngine
     from model.program.synthetic import random_lowered
     from model.program.writer import build_program
@@ -155,7 +155,7 @@ def test_report_from_the_golden_model(tmp_path):
     res = network_energy(net, load_energy_table())["engine"]
     # DRAM words per inference, by hand from the layout: descriptors and row
     # streams per layer, the job header once per job, input and output vectors.
-    rows = sum(4 + n_out * row_words(n_in, lanes, program.config.index_bits)
+    rows = sum(DESC_WORDS + n_out * row_words(n_in, lanes, program.config.index_bits)
                for n_in, n_out in zip(shapes[:-1], shapes[1:]))
     words = rows + JOB_WORDS / images + vector_words(shapes[0], lanes) + vector_words(shapes[-1], lanes)
     assert res.by_component()["dram"] == pytest.approx(words * 640)

@@ -61,7 +61,7 @@ def fp32_io_cost(net: NetworkData, table: EnergyTable) -> LayerCost:
     widen = FP32_BITS / LANE_BITS
     c["dram_read_words"] = min(reads, header) + max(reads - header, 0) * widen
     c["dram_write_words"] = c.get("dram_write_words", 0) * widen
-    return LayerCost(counter_events(c, net.lanes, table, cycles=part_cycles(net, IO)[0],
+    return LayerCost(counter_events(c, net.lanes, table, memories=net.memories, cycles=part_cycles(net, IO)[0],
                                     act_bits=FP32_BITS, mac="fp32"), 0.0)
 
 
@@ -71,13 +71,15 @@ def fp32_io_cost(net: NetworkData, table: EnergyTable) -> LayerCost:
     "network): per layer the descriptor, per row the bias and requantization words, and one 32-bit "
     "DRAM word per weight (`in x out` words); one read of each `lanes`-wide activation beat and "
     "`lanes` MACs per beat, one beat per cycle; no codebook. Activations are fp32, so each "
-    "activation-SRAM access is 4x as wide and the input and output vectors take 4x the DRAM words; "
+    "activation-SRAM access is 4x as wide, the SRAM holds the same activations in 4x the bytes (and is "
+    "priced at that capacity), and the input and output vectors take 4x the DRAM words; "
     "each MAC is an fp32 multiply plus an fp32 add.", io_cost=fp32_io_cost)
 def _fp32(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     """Layer ``i`` on a dense fp32 engine: fp32 weights from DRAM, fp32 activations and MACs."""
     layer = net.layers[i]
     c, cycles = dense_counters(net, i, layer.weights)
-    events = counter_events(c, net.lanes, table, cycles=cycles, act_bits=FP32_BITS, mac="fp32")
+    events = counter_events(c, net.lanes, table, memories=net.memories, cycles=cycles, act_bits=FP32_BITS,
+                            mac="fp32")
     return LayerCost(events, layer.weights * FP32_BITS)
 
 
@@ -91,4 +93,4 @@ def _int8(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     layer = net.layers[i]
     words = layer.out_features * ceil_div(layer.in_features, INT8_PER_WORD)
     c, cycles = dense_counters(net, i, words)
-    return LayerCost(counter_events(c, net.lanes, table, cycles=cycles), words * WORD_BITS)
+    return LayerCost(counter_events(c, net.lanes, table, memories=net.memories, cycles=cycles), words * WORD_BITS)

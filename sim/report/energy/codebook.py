@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from model.contract.ints import ceil_div
 from model.contract.layout import WORD_BITS, WORD_BYTES
-from sim.report.energy.events import LANE_BITS, SRAM_32B, Event, LayerCost, access_energy
+from sim.report.energy.events import LANE_BITS, Event, LayerCost, memory_access_energy
 from sim.report.energy.measured import engine_events, priced_at_entropy
 from sim.report.energy.network import LayerInfo, NetworkData
 from sim.report.energy.registry import register_scenario
@@ -24,7 +24,8 @@ def codebook_words(layer: LayerInfo, lanes: int) -> int:
     "Traditional VQ: the same index stream, MACs and activation traffic as the engine, but each "
     "layer's codebook (`K` codewords of `lanes` bytes) is read from DRAM once per inference "
     "(`ceil(K x lanes / 4)` words) and written into a codebook SRAM (`K` lane-wide writes); every "
-    "engine ROM read becomes a lane-wide read of that SRAM.")
+    "engine ROM read becomes a lane-wide read of that SRAM. The codebook SRAM holds the largest codebook "
+    "the engine allows (`codebook_depth x lanes` bytes) and is priced at that capacity.")
 def _vq_sram(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     """Layer ``i`` with its codebook loaded from DRAM into a codebook SRAM each inference."""
     layer = net.layers[i]
@@ -33,7 +34,7 @@ def _vq_sram(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     c["dram_read_words"] = c.get("dram_read_words", 0) + load
     reads = c.pop("rom_reads", 0)
     width = net.lanes * LANE_BITS
-    pj, basis = access_energy(table, SRAM_32B, width)
+    pj, basis = memory_access_energy(table, net.memories.codebook_sram_bytes, width)
     events = engine_events(net, i, table, c)
     events += [Event("codebook_sram", f"codebook SRAM writes ({width} bits)", layer.codebook_size, pj, basis),
                Event("codebook_sram", f"codebook SRAM reads ({width} bits)", reads, pj, basis)]

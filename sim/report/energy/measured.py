@@ -32,7 +32,7 @@ def engine_events(net: NetworkData, part: int | str, table: EnergyTable,
         Counters per inference to price instead of the part's own (a scenario's changed copy).
     """
     c = net.counters(part) if counters is None else counters
-    return counter_events(c, net.lanes, table, cycles=part_cycles(net, part)[0])
+    return counter_events(c, net.lanes, table, memories=net.memories, cycles=part_cycles(net, part)[0])
 
 
 def engine_io_cost(net: NetworkData, table: EnergyTable) -> LayerCost:

@@ -1,9 +1,10 @@
 """A compressed network as the energy model sees it: its layers' facts, its counters and its cycles.
 
 `LayerInfo` holds what the report needs of one layer (shape, entry width,
-codebook, histograms for the entropy floors); `NetworkData` one network and
-the counters of running it; `part_cycles` the cycles each layer is charged
-for its control overhead, measured by the RTL or estimated.
+codebook, histograms for the entropy floors); `NetworkData` one network, the
+counters of running it and the capacities of its engine's on-chip memories;
+`part_cycles` the cycles each layer is charged for its control overhead,
+measured by the RTL or estimated.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from model.codecs.layers.registry import codec_for_mode, layer_codecs
 from model.contract.ints import ceil_div
 from model.contract.layout import LayerMode, index_words_per_row
 from sim.report.energy.events import MAPPED_COUNTERS
+from sim.report.energy.memories import OnChipMemories
 
 #: Layer modes (`LayerInfo.mode`): the layer codecs' names, in mode order.
 LAYER_MODES = tuple(codec.name for codec in layer_codecs())
@@ -157,6 +159,9 @@ class NetworkData:
         RTL backend whose outputs and counters matched the golden model exactly, or None.
     cross_check_images : int
         Inputs on which that match was checked.
+    memories : OnChipMemories
+        Capacities of the engine's on-chip memories, which set their energy per access
+        (`OnChipMemories.of_engine`); unknown (priced as 8 KB) if not given.
     """
     name: str
     lanes: int
@@ -168,6 +173,7 @@ class NetworkData:
     method: str = ""
     cross_check_backend: str | None = None
     cross_check_images: int = 0
+    memories: OnChipMemories = OnChipMemories()
 
     def __post_init__(self):
         if len(self.layers) != len(self.per_layer_counters):

@@ -3,7 +3,9 @@
 The project's table is ``sim/report/energy_table.toml``; a user may pass their
 own (``vqe report --energy-table``), which must define every entry in
 `REQUIRED_ENTRIES`.  An entry either gives ``pj`` or derives from another
-with ``same_as`` (times ``scale``).
+with ``same_as`` (times ``scale``).  The SRAM entries of `SRAM_CAPACITY_ANCHORS`
+give on-chip memory energy by capacity (`CAPACITY_RULE`, an assumption; priced
+by `sim.report.energy.events.memory_access_energy`).
 """
 from __future__ import annotations
 
@@ -18,9 +20,25 @@ from model.contract.errors import VqeError
 #: The energy table shipped with the project.
 DEFAULT_TABLE = Path(__file__).parent.parent / "energy_table.toml"
 
+#: Bytes in one KiB.  The table's memory sizes (8 KB, 32 KB, 1 MB) are binary, as cache sizes are.
+KIB = 1024
+#: SRAM reads of one width at several capacities: (entry, capacity in bytes), smallest first.  They
+#: give on-chip memory energy by capacity (`CAPACITY_RULE`); the smallest is the 8 KB point.
+SRAM_CAPACITY_ANCHORS = (("sram_8kb_64b", 8 * KIB), ("sram_32kb_64b", 32 * KIB), ("sram_1mb_64b", KIB * KIB))
+#: How per-access energy follows from capacity and width: an assumption, printed in the report.
+CAPACITY_RULE = (
+    "On-chip SRAM and ROM energy by capacity (assumption: the table gives reads of three SRAM sizes only). "
+    "An access `w` bits wide to a memory of `C` bytes costs the memory's 8 KB 32-bit entry (`sram_8kb_32b`; "
+    "`rom_32b` for the codebook ROM) x `f(C)` x `w`/32, where `f(C)` is the 64-bit reads "
+    + ", ".join(f"`{name}`" for name, _ in SRAM_CAPACITY_ANCHORS)
+    + " interpolated linearly in log2(`C`) and divided by the first: 1 at or below 8 KB (smaller memories "
+    "are priced as 8 KB), the extension of the last segment above the largest anchor. With the shipped "
+    "table (`sram_8kb_64b` = 2 x `sram_8kb_32b`) this is the 64-bit anchors x `w`/64 exactly, and 8 KB at "
+    "32 bits is the flat `sram_8kb_32b`. A memory whose capacity the data do not give is priced as 8 KB.")
+
 #: Entries the energy model reads; a user's table must define all of them.
 REQUIRED_ENTRIES = ("dram_32b", "sram_8kb_32b", "rom_32b", "int8_mult", "int32_add",
-                    "fp32_mult", "fp32_add", "control_per_cycle")
+                    "fp32_mult", "fp32_add", "control_per_cycle", *(name for name, _ in SRAM_CAPACITY_ANCHORS))
 
 #: Keys an entry may have.
 ENTRY_KEYS = frozenset({"pj", "same_as", "scale", "source", "description", "assumption"})
@@ -140,6 +158,16 @@ def _resolved_values(raw: Mapping, path: Path) -> dict[str, float]:
     return resolved
 
 
+def _check_capacity_anchors(pj: Mapping[str, float], path: Path) -> None:
+    """Refuse capacity anchors that are zero or fall with capacity: the rule divides by the smallest
+    and must not price a larger memory below a smaller one (`CAPACITY_RULE`)."""
+    values = [pj[name] for name, _ in SRAM_CAPACITY_ANCHORS]
+    if values[0] <= 0 or any(b < a for a, b in zip(values, values[1:])):
+        listed = ", ".join(f"{name} = {pj[name]:g}" for name, _ in SRAM_CAPACITY_ANCHORS)
+        raise EnergyTableError(f"energy table {path}: the SRAM capacity anchors must be positive and must not "
+                               f"fall with capacity, got {listed}")
+
+
 def load_energy_table(path: str | Path | None = None) -> EnergyTable:
     """Read and validate an energy table (TOML).
 
@@ -157,7 +185,8 @@ def load_energy_table(path: str | Path | None = None) -> EnergyTable:
     EnergyTableError
         If the file is missing or unreadable, is not valid TOML, or an entry
         is missing, has a negative or non-numeric value, has no source, or
-        derives from an unknown entry or in a cycle.
+        derives from an unknown entry or in a cycle, or the SRAM capacity
+        anchors are zero or fall with capacity.
     """
     path = Path(path) if path is not None else DEFAULT_TABLE
     try:
@@ -186,4 +215,5 @@ def load_energy_table(path: str | Path | None = None) -> EnergyTable:
     missing = [k for k in REQUIRED_ENTRIES if k not in entries]
     if missing:
         raise EnergyTableError(f"energy table {path}: missing entry(ies) {', '.join(missing)}")
+    _check_capacity_anchors(pj, path)
     return EnergyTable(entries=entries, path=str(path), name=str(name))

@@ -6,7 +6,7 @@ from typing import Iterable
 from sim.report.energy.events import COUNTER_MAPPING
 from sim.report.energy.network import LAYER_MODES
 from sim.report.energy.registry import Scenario
-from sim.report.energy.table import EnergyTable
+from sim.report.energy.table import CAPACITY_RULE, EnergyTable
 from sim.report.formatting import display_path, markdown_table, significant
 
 #: What the scenarios have in common, before the list of them.
@@ -21,8 +21,8 @@ SCENARIOS_INTRO = (
 
 #: Modelling assumptions besides the table's own.
 MODELLING_ASSUMPTIONS = (
-    "- SRAM and ROM access energy scales linearly with access width (the table's 8 KB SRAM "
-    "entries, 5 pJ for 32 bits and 10 pJ for 64 bits, agree with this).",
+    f"- {CAPACITY_RULE}",
+    "- An SRAM write costs as much as a read of the same width (the table's capacity anchors are reads).",
     "- A MAC is an int8 multiply plus a 32-bit add (the accumulator is 32-bit).",
     "- The scenarios derived from the counters use the engine's cycle count for control "
     "overhead; the dense baselines one cycle per `lanes`-wide beat.",
