@@ -7,7 +7,6 @@ from amaranth.sim import Simulator
 
 from model.contract.config import EngineConfig
 from model.contract.counters import COUNTERS, RTL_COUNTERS
-from sim.backends.phases import PhaseCycles
 from sim.backends.top import SimTop
 
 CLOCK_PERIOD = 1e-8  # seconds; only the waveform's time axis depends on it
@@ -31,16 +30,8 @@ def run_amaranth(config: EngineConfig, image, *, out_addr: int, out_words: int, 
         ctx.set(top.start, 1)
         await ctx.tick()
         ctx.set(top.start, 0)
-        # Wake at each change of phase too, for the cycles per layer (a few wake-ups per layer and image).
-        # The engine is busy from start to done, so its cycle counter measures the time left.
-        tracker = PhaseCycles()
-        while not ctx.get(top.done):
-            *_, timed_out = await ctx.changed(top.done, top.phase).delay(
-                max(1, max_cycles - ctx.get(top.counters.cycles)) * CLOCK_PERIOD)
-            tracker.change(int(ctx.get(top.phase)), int(ctx.get(top.counters.cycles)))
-            if timed_out:
-                break
-        result["layer_cycles"] = tracker.layer_cycles
+        if not ctx.get(top.done):
+            await ctx.changed(top.done).delay(max_cycles * CLOCK_PERIOD)
         result["done"] = bool(ctx.get(top.done))
         result["error"] = int(ctx.get(top.error))
         result["counters"] = {n: int(ctx.get(getattr(top.counters, n))) for n in COUNTERS + RTL_COUNTERS}
