@@ -111,12 +111,11 @@ class DescriptorCheck(wiring.Component):
             with m.Switch(d.mode):
                 for mode in modes:
                     bad_codebook, bad_stream = MODE_RULES[mode](d, cfg)
+                    if not cfg.weight_sram_words:   # no stream fits a weight SRAM of no words
+                        bad_stream = bad_stream | d.resident
                     with m.Case(mode):
                         with m.If(bad_codebook):
                             m.d.comb += self.error.eq(EngineError.BAD_CODEBOOK)
                         with m.Elif(bad_stream):
                             m.d.comb += self.error.eq(EngineError.BAD_STREAM)
-                        if not cfg.weight_sram_words:   # no stream fits a weight SRAM of no words
-                            with m.Elif(d.resident):
-                                m.d.comb += self.error.eq(EngineError.BAD_STREAM)
         return m
