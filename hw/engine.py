@@ -10,8 +10,8 @@ from hw.counters import EventCounters
 from hw.datapaths import datapaths
 from hw.descriptor_check import DescriptorCheck, log2
 from hw.gearbox import Gearbox
-from hw.layouts import (COUNT_BITS, PHASE_BITS, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams, control_members,
-                        dram_write_signature)
+from hw.layouts import (COUNT_BITS, PHASE_BITS, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams,
+                        control_members, dram_write_signature)
 from hw.memories import ActivationSram
 from hw.packer import OutputPacker
 from hw.requantizer import Requantizer
@@ -301,8 +301,8 @@ class Engine(wiring.Component):
                 with m.Else():
                     m.d.sync += [relu.eq(desc.relu), mode.eq(desc.mode)]
                     m.next = "STREAM"
-                    if wsram:
-                        with m.If(desc.resident):
+                    if wsram:   # a sized stream's length is known after its size word (SIZE_READ)
+                        with m.If(desc.resident & ~sized(desc.mode)):
                             check_placement(desc.out_features, desc.row_words)
                     if sized_modes:
                         with m.If(sized(desc.mode)):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from model.contract.layout import (FIELD16, WORD_BYTES, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX, REL_BITS, LayerMode,
-                                   vector_align)
+from model.contract.layout import (FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX, REL_BITS, WORD_BYTES,
+                                   LayerMode, vector_align)
 from model.contract.pyramid import pvq_entry_bits
 
 #: Lane counts the engine is built for (the sub-vector dimension).
