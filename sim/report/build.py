@@ -2,8 +2,10 @@
 
 The counters come from the golden model on ``images`` test inputs and are
 cross-checked, outputs and counters, against an RTL backend on a few of them
-(`sim.report.programs`).  The area sweep elaborates the engine at each lanes x
-codebook depth with a real codebook (`sim.report.engines`) and synthesizes it;
+(`sim.report.programs`); each program is also run by the golden model with its
+weights resident in a weight SRAM of each capacity, over jobs of 1 to 64 images
+(`sim.report.programs.residency_data`).  The area sweep elaborates the engine at
+each lanes x codebook depth with a real codebook (`sim.report.engines`) and synthesizes it;
 results are cached by Verilog text and tool versions, and the cache ships in
 the repository, so an unchanged engine is not synthesized again.  The
 document is written by `sim.report.document.write_report`, with the PVQ,
@@ -93,13 +95,14 @@ def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike]
     from sim.report.energy.table import load_energy_table
     from sim.report.engines import (HEADLINE, PVQ_AREA_K_MAX, pvq_engine_verilog, sweep_engine_verilog,
                                     universal_engine_verilog)
-    from sim.report.programs import distinct_names, network_data, program_facts
+    from sim.report.programs import distinct_names, network_data, program_facts, residency_data
     from sim.report.sections.deepcomp import deepcomp_section
     from sim.report.sections.pvq import pvq_area_lines, pvq_section
     from sim.report.sections.universal import universal_section
 
     paths = report_programs(programs)
     nets = distinct_names([network_data(p, images, cross_check, backend) for p in paths], paths)
+    resident = [residency_data(p, net.name) for net, p in zip(nets, paths)]
     lanes, depths = ((HEADLINE[0],), (HEADLINE[1],)) if quick else SWEEP_GRID
     log(f"area: synthesizing {len(lanes) * len(depths)} engine configuration(s) (cached in {AREA_CACHE}) ...")
     records = sweep(lambda l, d: sweep_engine_verilog(l, d, progress), lanes=lanes, depths=depths,
@@ -119,5 +122,5 @@ def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike]
         log("area: the universal-ROM engine (cached) ...")
         universal_area = synthesize(*universal_engine_verilog(), cache_dir=AREA_CACHE)
     extra_md += universal_section(results, universal_area)
-    written = write_report(output, nets, records, energy_table, extra_md, extra_files)
+    written = write_report(output, nets, records, energy_table, extra_md, extra_files, resident=resident)
     log("wrote " + ", ".join(str(p) for p in written.values()))

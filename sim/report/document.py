@@ -18,14 +18,16 @@ from sim.report.area.sweep import AREA_FIELDS
 from sim.report.energy import registry
 from sim.report.energy.network import NetworkData
 from sim.report.energy.pricing import energy_records, network_energy
+from sim.report.energy.resident import ResidentSweep, sweep_energy, sweep_records
 from sim.report.energy.table import EnergyTable, load_energy_table
 from sim.report.files import (AREA_JSON, EARLIER_MARKERS, ENERGY_JSON, EXTRA_FILES, MARKER, PLOT_AREA, PLOT_BITS,
-                              PLOT_ENERGY, REPORT_FILES, REPORT_MD)
+                              PLOT_ENERGY, PLOT_RESIDENT, REPORT_FILES, REPORT_MD)
 from sim.report.formatting import display_path
-from sim.report.plots import plot_area, plot_energy_breakdown, plot_energy_vs_bits
+from sim.report.plots import plot_area, plot_energy_breakdown, plot_energy_vs_bits, plot_energy_vs_weight_sram
 from sim.report.sections.area import area_section
 from sim.report.sections.energy import figures_section, network_section
 from sim.report.sections.method import method_section
+from sim.report.sections.resident import resident_section
 
 #: Fields of an area record that area.json keeps besides `AREA_FIELDS` (stable ones: no timings or cache flags).
 AREA_EXTRA_FIELDS = ("transistors_logic", "transistors_memory", "transistors_exact", "pnr_error")
@@ -101,8 +103,9 @@ def area_json_records(records: Sequence[Mapping]) -> list[dict]:
 
 
 def _markdown(table: EnergyTable, results: Sequence[tuple], area_records: Sequence[Mapping],
-              extra_md: Sequence[str]) -> list[str]:
-    """REPORT.md's lines: title, energy figures, one section per network, method, area, then ``extra_md``."""
+              extra_md: Sequence[str], resident: Sequence[tuple] = ()) -> list[str]:
+    """REPORT.md's lines: title, energy figures, one section per network, weights resident on chip (the
+    priced sweeps ``resident``, if any), method, area, then ``extra_md``."""
     md = [MARKER, "", "# VQ Engine: energy and area report", "",
           f"Energy per inference (one input image) from exact event counters and the energy table "
           f"`{display_path(table.path)}` ({table.name}); area from yosys, fmax from nextpnr-ice40. "
@@ -110,6 +113,7 @@ def _markdown(table: EnergyTable, results: Sequence[tuple], area_records: Sequen
           *figures_section(table)]
     for net, res in results:
         md += network_section(net, res)
+    md += resident_section(resident)
     md += method_section(table, registry.SCENARIOS.values())
     md += area_section(area_records)
     return md + list(extra_md)
@@ -117,8 +121,8 @@ def _markdown(table: EnergyTable, results: Sequence[tuple], area_records: Sequen
 
 def write_report(out_dir: str | os.PathLike, networks_data: Sequence[NetworkData],
                  area_records: Sequence[Mapping], energy_table_path: str | os.PathLike | None = None,
-                 extra_md: Sequence[str] = (), extra_files: Mapping[str, bytes] | None = None
-                 ) -> dict[str, Path]:
+                 extra_md: Sequence[str] = (), extra_files: Mapping[str, bytes] | None = None,
+                 resident: Sequence[ResidentSweep] = ()) -> dict[str, Path]:
     """Write REPORT.md, energy.json, area.json and the plots into ``out_dir``.
 
     Parameters
@@ -136,6 +140,9 @@ def write_report(out_dir: str | os.PathLike, networks_data: Sequence[NetworkData
         Markdown lines appended to REPORT.md (e.g. the PVQ section).
     extra_files : dict of str to bytes, optional
         Further files (plots of ``extra_md``), each named in `EXTRA_FILES`.
+    resident : sequence of ResidentSweep
+        Programs run at each weight-SRAM capacity and job size
+        (`sim.report.energy.resident.resident_sweep`): their section, records and `PLOT_RESIDENT`.
 
     Returns
     -------
@@ -162,14 +169,19 @@ def write_report(out_dir: str | os.PathLike, networks_data: Sequence[NetworkData
     results = [(net, network_energy(net, table)) for net in networks_data]
     files: dict[str, bytes] = {}
     records = [rec for net, res in results for rec in energy_records(net, res)]
+    priced = [(sweep, sweep_energy(sweep, table)) for sweep in resident]
+    records += [rec for _, points in priced for rec in sweep_records(points)]
     files[ENERGY_JSON] = (json.dumps(records, indent=1) + "\n").encode()
     files[AREA_JSON] = (json.dumps(area_json_records(area_records), indent=1) + "\n").encode()
     files[PLOT_ENERGY] = plot_energy_breakdown(results)
     files[PLOT_BITS] = plot_energy_vs_bits(results)
     if area_records:
         files[PLOT_AREA] = plot_area(area_records)
+    if priced:
+        files[PLOT_RESIDENT] = plot_energy_vs_weight_sram(priced)
     files.update(extra_files)
-    files[REPORT_MD] = ("\n".join(_markdown(table, results, area_records, extra_md)).rstrip() + "\n").encode()
+    files[REPORT_MD] = ("\n".join(_markdown(table, results, area_records, extra_md, priced)).rstrip()
+                        + "\n").encode()
 
     out.mkdir(parents=True, exist_ok=True)
     # REPORT.md first: it carries the marker that lets a later run overwrite

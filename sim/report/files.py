@@ -15,9 +15,11 @@ AREA_JSON = "area.json"
 PLOT_ENERGY = "energy_breakdown.png"
 PLOT_BITS = "energy_vs_bits.png"
 PLOT_AREA = "area_fmax_vs_lanes.png"
+#: Energy per inference against weight-SRAM capacity (written when the report has a residency sweep).
+PLOT_RESIDENT = "energy_vs_weight_sram.png"
 PLOT_PVQ = "pvq_accuracy_vs_bits.png"
 PLOT_PVQ_ZOO = "pvq_zoo_vs_bits.png"
 #: Files a caller may add through `write_report`'s ``extra_files``.
 EXTRA_FILES = (PLOT_PVQ, PLOT_PVQ_ZOO)
 #: Every file the report may write; nothing else in the directory is touched.
-REPORT_FILES = (REPORT_MD, ENERGY_JSON, AREA_JSON, PLOT_ENERGY, PLOT_BITS, PLOT_AREA, *EXTRA_FILES)
+REPORT_FILES = (REPORT_MD, ENERGY_JSON, AREA_JSON, PLOT_ENERGY, PLOT_BITS, PLOT_AREA, PLOT_RESIDENT, *EXTRA_FILES)

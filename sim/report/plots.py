@@ -255,3 +255,68 @@ def plot_pvq_zoo(zoo: Mapping, secondary: Mapping[str, str] | None = None) -> by
     fig.suptitle("PVQ against per-layer k-means VQ at equal bits, every weight layer, no fine-tuning",
                  fontsize=11)
     return png_bytes(fig)
+
+
+#: Where the sweep's point without a weight SRAM (every layer streamed) sits on the log capacity axis:
+#: this fraction of the smallest capacity, left of a dotted separator.
+STREAMED_AT = 0.25
+#: Line style of each job size's series, the largest job first (solid).
+JOB_STYLES = ("-", "--", ":", "-.")
+
+
+def plot_energy_vs_weight_sram(sweeps: Sequence[tuple]) -> bytes:
+    """Energy per inference against weight-SRAM capacity: colour = program, line style = job size.
+
+    The point without a weight SRAM ("none", every layer streamed) stands left of the
+    smallest capacity; dense fp32 from DRAM is a grey horizontal line per value.
+
+    Parameters
+    ----------
+    sweeps : sequence of (ResidentSweep, dict)
+        Each program's sweep with its `sim.report.energy.resident.sweep_energy`.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    points = [pe for _, priced in sweeps for pe in priced.values()]
+    capacities = sorted({pe.point.capacity_kib for pe in points})
+    jobs = sorted({pe.point.job_images for pe in points}, reverse=True)
+    style = {n: JOB_STYLES[i % len(JOB_STYLES)] for i, n in enumerate(jobs)}
+    streamed_x = STREAMED_AT * min((c for c in capacities if c), default=1)
+    x_of = lambda c: c if c else streamed_x  # noqa: E731
+    unit, scale = energy_unit(max(pe.dense_fp32.total() for pe in points))
+
+    fig = Figure(figsize=(10.5, 5.5), layout="constrained")
+    ax = fig.subplots()
+    # Dense fp32 per network, to three digits: programs of one network share it (up to their lanes' padding).
+    dense: dict[float, list[str]] = {}
+    for si, (sweep, priced) in enumerate(sweeps):
+        for n in jobs:
+            series = sorted((pe for pe in priced.values() if pe.point.job_images == n),
+                            key=lambda pe: pe.point.capacity_kib)
+            ax.plot([x_of(pe.point.capacity_kib) for pe in series], [pe.engine.total() / scale for pe in series],
+                    color=f"C{si}", linestyle=style[n], marker="o", markersize=4)
+        fp32 = next(pe.dense_fp32.total() / scale for pe in priced.values() if pe.point.job_images == jobs[0])
+        networks = dense.setdefault(float(f"{fp32:.3g}"), [])
+        networks += [] if sweep.network in networks else [sweep.network]
+    for value, networks in dense.items():
+        ax.axhline(value, color="0.5", linewidth=1.2)
+        ax.annotate(f"dense fp32 from DRAM ({', '.join(networks)}): {significant(value)} {unit}", (streamed_x, value),
+                    xytext=(2, 3), textcoords="offset points", fontsize=7, color="0.3")
+    if 0 in capacities and len(capacities) > 1:
+        ax.axvline((streamed_x * capacities[1]) ** 0.5, color="0.7", linestyle=":", linewidth=1)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks([x_of(c) for c in capacities], [str(c) if c else "none\n(streamed)" for c in capacities])
+    ax.set_xlabel("weight-SRAM capacity (KiB)")
+    ax.set_ylabel(f"energy per inference ({unit})")
+    ax.set_title("Energy per inference against weight-SRAM capacity (resident layers read from DRAM once per job)",
+                 fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    programs = [Line2D([], [], color=f"C{si}", marker="o", markersize=4) for si in range(len(sweeps))]
+    fig.legend(programs, [sweep.name for sweep, _ in sweeps], title="program (colour)", fontsize=7,
+               title_fontsize=8, loc="outside right upper")
+    job_lines = [Line2D([], [], color="0.35", linestyle=style[n]) for n in jobs]
+    fig.legend(job_lines, [f"jobs of {n} image{'s' if n > 1 else ''}" for n in jobs], title="job size (line style)",
+               fontsize=7, title_fontsize=8, loc="outside right lower")
+    return png_bytes(fig)

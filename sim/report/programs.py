@@ -13,6 +13,7 @@ from typing import Sequence
 from sim.errors import CliError
 from sim.report.energy.golden import golden_network_data
 from sim.report.energy.network import NetworkData
+from sim.report.energy.resident import SWEEP_JOB_IMAGES, ResidentSweep, resident_sweep
 from sim.report.progress import log
 
 
@@ -53,6 +54,26 @@ def network_data(program_path: Path, images: int, cross_check: int, backend: str
         cycles = summary["cycles"] * images / cross_check
     return golden_network_data(program, x, cycles=cycles, cross_check_backend=backend if cross_check else None,
                                cross_check_images=cross_check)
+
+
+def residency_data(program_path: Path, name: str) -> ResidentSweep:
+    """The golden model's counters of the program at every weight-SRAM capacity and job size of the sweep.
+
+    Each job runs the first ``N`` test inputs (the same ones `network_data` starts with).
+
+    Parameters
+    ----------
+    program_path : Path
+        Program file.
+    name : str
+        The program's name in the report (`distinct_names`).
+    """
+    from model.nets.inputs import load_inputs
+    from model.program.file import Program
+    program = Program.load(program_path)
+    x, _, _ = load_inputs(program.meta, max(SWEEP_JOB_IMAGES), 0, 1)
+    log(f"{name}: golden runs at each weight-SRAM capacity and job size ...")
+    return resident_sweep(program, x, name)
 
 
 def distinct_names(nets: Sequence[NetworkData], paths: Sequence) -> list[NetworkData]:

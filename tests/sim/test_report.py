@@ -10,7 +10,7 @@ from sim.report.energy.network import LayerInfo, NetworkData
 from sim.report.energy.registry import SCENARIOS
 from sim.report.energy.table import EnergyTableError
 from sim.report.files import (EXTRA_FILES, MARKER, PLOT_AREA, PLOT_BITS, PLOT_ENERGY, PLOT_PVQ, PLOT_PVQ_ZOO,
-                              REPORT_FILES)
+                              PLOT_RESIDENT, REPORT_FILES)
 from sim.report.formatting import energy_unit, significant
 from sim.report.plots import plot_pvq_accuracy, plot_pvq_zoo
 from sim.report.sections.energy import engine_comparison
@@ -44,7 +44,8 @@ def tiny_networks():
 def test_report_files_and_contents(tmp_path):
     out = tmp_path / "rep"
     written = report.write_report(out, tiny_networks(), AREA)
-    assert set(written) == set(REPORT_FILES) - set(EXTRA_FILES)
+    # No residency sweep given: no plot of it (tests/sim/report_energy/test_resident.py writes one).
+    assert set(written) == set(REPORT_FILES) - set(EXTRA_FILES) - {PLOT_RESIDENT}
     md = (out / "REPORT.md").read_text()
     assert md.startswith(MARKER)
     for sc in SCENARIOS.values():
@@ -260,7 +261,7 @@ def test_pvq_plots_and_extra_files(tmp_path):
     files = {PLOT_PVQ: plot_pvq_accuracy(acc), PLOT_PVQ_ZOO: plot_pvq_zoo(zoo)}
     out = tmp_path / "rep"
     written = report.write_report(out, tiny_networks(), AREA, extra_md=["## PVQ", "", "text"], extra_files=files)
-    assert set(written) == set(REPORT_FILES)
+    assert set(written) == set(REPORT_FILES) - {PLOT_RESIDENT}
     assert (out / PLOT_PVQ).read_bytes().startswith(PNG_MAGIC)
     assert (out / PLOT_PVQ_ZOO).read_bytes().startswith(PNG_MAGIC)
     assert (out / "REPORT.md").read_text().rstrip().endswith("## PVQ\n\ntext")
