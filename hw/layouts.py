@@ -15,8 +15,9 @@ from amaranth.lib.wiring import In, Out
 from model.contract.counters import COUNTER_BITS, COUNTERS, RTL_COUNTERS
 from model.contract.errors import ERROR_BITS
 from model.contract.fixedpoint import ACC_BITS, ACT_BITS, MULT_BITS, SHIFT_BITS
-from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_RELU, FLAG_RESIDENT, JOB_WORDS, MODE_MASK, MODE_SHIFT,
-                                   WORD_BITS, WSRAM_ADDR_BITS)
+from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_RELU, FLAG_RESIDENT, JOB_WORDS, KIND_MASK, KIND_SHIFT,
+                                   MODE_MASK, MODE_SHIFT, WORD_BITS, WSRAM_ADDR_BITS)
+from model.contract.window import GROUPS_BITS, GROUPS_SHIFT, KERNEL_BITS, PAD_BITS, SIDE_BITS, STRIDE_BITS
 
 #: Width of feature counts, row counts and per-row word counts in descriptors.
 COUNT_BITS = FIELD16.bit_length()
@@ -102,6 +103,19 @@ DescriptorLayout = data.FlexibleLayout(DESC_WORDS * WORD_BITS, {
     "resident": data.Field(unsigned(1), 3 * WORD_BITS + 16 + (FLAG_RESIDENT.bit_length() - 1)),
     "wsram_addr": data.Field(unsigned(WSRAM_ADDR_BITS), 4 * WORD_BITS),
     "mode": data.Field(unsigned(MODE_MASK.bit_length()), 3 * WORD_BITS + 16 + MODE_SHIFT),
+    "kind": data.Field(unsigned(KIND_MASK.bit_length()), 3 * WORD_BITS + 16 + KIND_SHIFT),
+    # The window of a windowed kind (model.contract.window).
+    "channel_groups": data.Field(unsigned(GROUPS_BITS), 4 * WORD_BITS + GROUPS_SHIFT),
+    "in_width": data.Field(unsigned(SIDE_BITS), 5 * WORD_BITS),
+    "in_height": data.Field(unsigned(SIDE_BITS), 5 * WORD_BITS + SIDE_BITS),
+    "out_width": data.Field(unsigned(SIDE_BITS), 6 * WORD_BITS),
+    "out_height": data.Field(unsigned(SIDE_BITS), 6 * WORD_BITS + SIDE_BITS),
+    "kernel_w": data.Field(unsigned(KERNEL_BITS), 7 * WORD_BITS),
+    "kernel_h": data.Field(unsigned(KERNEL_BITS), 7 * WORD_BITS + 8),
+    "stride_x": data.Field(unsigned(STRIDE_BITS), 7 * WORD_BITS + 16),
+    "stride_y": data.Field(unsigned(STRIDE_BITS), 7 * WORD_BITS + 20),
+    "pad_left": data.Field(unsigned(PAD_BITS), 7 * WORD_BITS + 24),
+    "pad_top": data.Field(unsigned(PAD_BITS), 7 * WORD_BITS + 28),
 })
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from model.contract.layout import (FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX, REL_BITS, WORD_BYTES,
-                                   LayerMode, vector_align)
+                                   LayerKind, LayerMode, vector_align)
 from model.contract.pyramid import pvq_entry_bits
 
 #: Lane counts the engine is built for (the sub-vector dimension).
@@ -44,6 +44,9 @@ class EngineConfig:
         Capacity of the on-chip weight SRAM in 32-bit words (0: none).  A
         layer placed in it (resident) is read from DRAM once per job and from
         the weight SRAM for every later image (:mod:`model.contract.layout`).
+    windows : bool
+        The engine runs the windowed layer kinds, convolution and max pooling
+        (their address generators and the pooling unit); without, only FC layers.
     """
     lanes: int = 4
     codebook_depth: int = 256
@@ -53,6 +56,7 @@ class EngineConfig:
     huffman_max_len: int = 0
     huffman_symbol_bits: int = 0
     weight_sram_words: int = 0
+    windows: bool = False
 
     def __post_init__(self):
         if self.lanes not in LANES:
@@ -87,6 +91,18 @@ class EngineConfig:
         if mode not in LayerMode.__members__.values():
             return False
         return {LayerMode.PVQ: bool(self.pvq_k_max), LayerMode.HUFFMAN: bool(self.huffman_max_len)}.get(mode, True)
+
+    def supports_kind(self, kind: int, mode: int) -> bool:
+        """Whether this engine runs a layer of ``kind`` in ``mode`` (else ``BAD_MODE``).
+
+        A convolution's rows are dense (VQ or PVQ); a pooling layer has no rows
+        and its mode is not read.
+        """
+        if kind == LayerKind.FC:
+            return self.supports_mode(mode)
+        if kind == LayerKind.CONV:
+            return self.windows and mode in (LayerMode.VQ, LayerMode.PVQ) and self.supports_mode(mode)
+        return self.windows and kind == LayerKind.MAXPOOL
 
     @property
     def index_bits(self) -> int:

@@ -11,8 +11,9 @@ import numpy as np
 
 from model.contract.config import EngineConfig
 from model.contract.errors import EngineError, EngineFault
-from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_RELU, FLAG_RESIDENT, JOB_MAGIC, JOB_WORDS, MODE_MASK,
-                                   MODE_SHIFT, WSRAM_ADDR_BITS)
+from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_RELU, FLAG_RESIDENT, JOB_MAGIC, JOB_WORDS, KIND_MASK,
+                                   KIND_SHIFT, MODE_MASK, MODE_SHIFT, WSRAM_ADDR_BITS, LayerKind)
+from model.contract.window import Window
 
 
 @dataclass
@@ -64,16 +65,32 @@ class Descriptor:
     mode: int
     resident: bool = False
     wsram_addr: int = 0
+    kind: int = LayerKind.FC
+    window: Window | None = None
 
     @classmethod
     def decode(cls, words) -> "Descriptor":
         w0, w1, w2, w3, w4 = (int(w) for w in words[:5])
         flags = w3 >> 16
+        kind = (flags >> KIND_SHIFT) & KIND_MASK
         return cls(in_features=w0 & FIELD16, out_features=w0 >> 16,
                    codebook_base=w1 & FIELD16, codebook_size=w1 >> 16,
                    stream_addr=w2, row_words=w3 & FIELD16,
                    relu=bool(flags & FLAG_RELU), mode=(flags >> MODE_SHIFT) & MODE_MASK,
-                   resident=bool(flags & FLAG_RESIDENT), wsram_addr=w4 & ((1 << WSRAM_ADDR_BITS) - 1))
+                   resident=bool(flags & FLAG_RESIDENT), wsram_addr=w4 & ((1 << WSRAM_ADDR_BITS) - 1),
+                   kind=kind, window=None if kind == LayerKind.FC else Window.decode(words[4:8]))
+
+    @property
+    def windowed(self) -> bool:
+        return self.kind != LayerKind.FC
+
+    def input_features(self, lanes: int) -> int:
+        """Values the layer reads: ``in_features``, or a windowed layer's input map."""
+        return self.window.in_map(lanes) if self.windowed else self.in_features
+
+    def output_features(self, lanes: int) -> int:
+        """Values the layer writes: ``out_features``, or a windowed layer's output map."""
+        return self.window.out_map(self.out_features, lanes) if self.windowed else self.out_features
 
     # In PVQ mode the codebook fields hold the pulse count and the entry width.
     @property
@@ -90,12 +107,16 @@ class Descriptor:
         return self.row_words
 
     def encode(self) -> list[int]:
-        flags = (FLAG_RELU if self.relu else 0) | (FLAG_RESIDENT if self.resident else 0) | (self.mode << MODE_SHIFT)
+        flags = ((FLAG_RELU if self.relu else 0) | (FLAG_RESIDENT if self.resident else 0)
+                 | (self.mode << MODE_SHIFT) | (int(self.kind) << KIND_SHIFT))
         words = [self.in_features | self.out_features << 16,
                  self.codebook_base | self.codebook_size << 16,
                  self.stream_addr,
                  self.row_words | flags << 16,
                  self.wsram_addr]
+        if self.windowed:
+            w4, *rest = self.window.encode()
+            words = words[:4] + [self.wsram_addr | w4, *rest]
         return words + [0] * (DESC_WORDS - len(words))
 
     def check(self, cfg: EngineConfig, prev_features: int, layer: int) -> None:
@@ -104,18 +125,19 @@ class Descriptor:
         The order is the RTL's: the mode (``BAD_MODE``), the shape
         (``BAD_SHAPE``), the chain to the previous layer (``BAD_CHAIN``).  The
         mode's own checks (codebook, stream) follow in its layer codec
-        (:mod:`model.codecs.layers`).
+        (:mod:`model.codecs.layers`), then a windowed layer's window
+        (:meth:`model.contract.window.Window.check`, where its chain is checked).
         """
         where = f"layer {layer}"
-        if not cfg.supports_mode(self.mode):
-            raise EngineFault(EngineError.BAD_MODE, f"{where}: layer mode {self.mode} is not supported "
-                                                    f"by this engine")
+        if not cfg.supports_kind(self.kind, self.mode):
+            raise EngineFault(EngineError.BAD_MODE, f"{where}: layer kind {self.kind} in mode {self.mode} is not "
+                                                    f"supported by this engine")
         for name in ("in_features", "out_features"):
             n = getattr(self, name)
             if n == 0 or n > cfg.max_features:
                 raise EngineFault(EngineError.BAD_SHAPE,
                                   f"{where}: {name}={n}, must be 1..{cfg.max_features}")
-        if self.in_features != prev_features:
+        if not self.windowed and self.in_features != prev_features:
             raise EngineFault(EngineError.BAD_CHAIN,
                               f"{where}: in_features={self.in_features} but its input has {prev_features}")
 

@@ -30,10 +30,41 @@ word  contents
       PVQ: ``K`` [15:0] (pulses per sub-vector), ``entry_bits`` [31:16]
 2     address of the layer's row stream
 3     VQ, PVQ: ``row_words`` [15:0]; HUFFMAN: ``table_words`` [15:0];
-      flags [31:16]: bit 0 ReLU, bit 1 resident, bits 4..7 mode (:class:`LayerMode`)
-4     ``wsram_addr`` [23:0]: the resident stream's word address in the weight SRAM
-5..7  reserved, zero
+      flags [31:16]: bit 0 ReLU, bit 1 resident, bits 4..7 mode (:class:`LayerMode`),
+      bits 8..11 kind (:class:`LayerKind`)
+4     ``wsram_addr`` [23:0]: the resident stream's word address in the weight SRAM;
+      windowed kinds: ``channel_groups`` [31:24]
+5..7  windowed kinds (CONV, MAXPOOL): the window (:mod:`model.contract.window`);
+      FC: reserved, zero
 ====  ==============================================================
+
+Layer kinds
+===========
+A layer's *kind* (:class:`LayerKind`) says what its rows are applied to; its
+*mode* says how the rows are coded.
+
+* ``FC``: one output per row, each row a dot product with the whole input vector.
+* ``CONV``: a 2-D convolution (1-D is a height of 1).  Feature maps are HWC,
+  each pixel's channels padded with zeros to ``channel_groups *
+  vector_align(lanes)`` (a whole number of lane-words).  The descriptor's
+  ``in_features`` is the length of a row, ``kernel_h * kernel_w`` padded
+  channels (the im2col patch in (ky, kx, channel) order) and
+  ``out_features`` the output channels (rows).  For every output position,
+  row-major, the engine reads the layer's whole row stream again and takes
+  each row's dot product with the position's window, read from the
+  activation SRAM by an address generator (no copy); a tap outside the input
+  map (padding) is zero and reads nothing.  The position's outputs are
+  written as one padded pixel.  Only dense modes (VQ, PVQ).
+* ``MAXPOOL``: per channel, the maximum over the window's taps inside the
+  input map (a window with none gives ``ACT_MIN``); no stream, the mode and
+  codebook fields are not read.  ``in_features`` is ``kernel_h * kernel_w``
+  padded channels and ``out_features`` the padded channels.
+
+A windowed layer's input is the previous layer's output read as an
+``in_height x in_width`` map; its output is the ``out_height x out_width``
+map, ``out_height * out_width * round_up(channels, vector_align(lanes))``
+values, which the next layer takes as its input (a following FC layer takes
+it flattened in HWC order).
 
 Weight SRAM (resident layers)
 =============================
@@ -152,6 +183,18 @@ FLAG_RESIDENT = 1 << 1
 WSRAM_ADDR_BITS = 24
 MODE_SHIFT = 4
 MODE_MASK = 0xF
+
+
+#: Bits of a descriptor's flags holding the layer kind.
+KIND_SHIFT = 8
+KIND_MASK = 0xF
+
+
+class LayerKind(enum.IntEnum):
+    """What a layer's rows are applied to (see "Layer kinds" above)."""
+    FC = 0       #: fully connected: each row against the whole input vector
+    CONV = 1     #: convolution: each row against each output position's window
+    MAXPOOL = 2  #: max pooling: no rows, the maximum of each channel over each window
 
 
 class LayerMode(enum.IntEnum):

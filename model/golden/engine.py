@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from model.codecs.layers.kinds import kind_rule
 from model.codecs.layers.registry import codec_for_mode, decode_job, decode_layer
 from model.codecs.vectors import unpack_vectors
 from model.contract.config import EngineConfig
 from model.contract.counters import COUNTERS, zero_counters
 from model.contract.descriptor import read_words
 from model.contract.layout import JOB_WORDS, WORD_BYTES, vector_words
-from model.golden.mac import accumulate
-from model.golden.requantizer import requantize_rows
+from model.golden.windows import forward
 
 
 @dataclass
@@ -86,20 +86,20 @@ class GoldenEngine:
         layer_counters = []
         for i, layer in enumerate(layers):
             d = layer.desc
-            x = np.concatenate([requantize_rows(accumulate(run[i].bias, x[rows], run[i].weights()[:, :d.in_features]),
-                                                run[i].mult, run[i].shift, d.relu)
-                                for run, rows in batches if rows.stop > rows.start])
-            codec = codec_for_mode(d.mode)
-            parts = [codec.counters(run[i], rows.stop - rows.start, cfg) for run, rows in batches]
+            rule = kind_rule(d.kind)
+            x = np.concatenate([forward(run[i], x[rows], lanes) for run, rows in batches if rows.stop > rows.start])
+            codec = codec_for_mode(d.mode) if rule.has_rows else None
+            parts = [rule.counters(codec, run[i], rows.stop - rows.start, cfg) for run, rows in batches]
             c = {k: sum(part[k] for part in parts) for k in COUNTERS}
-            c["sram_writes"] = n * self._lane_word_words(d.out_features)  # the output packer
-            if d.resident:   # read from DRAM once, written to the weight SRAM, read from it after
-                c["dram_read_words"] -= (n - 1) * later[i].stream_words
+            if d.resident and rule.has_rows:
+                # Read from DRAM once (image 0's first use), written to the weight SRAM, read from it after.
+                uses = n * rule.stream_uses(layer) - 1
+                c["dram_read_words"] -= uses * later[i].stream_words
                 c["weight_sram_writes"] = layer.stream_words
-                c["weight_sram_reads"] = (n - 1) * later[i].stream_words
+                c["weight_sram_reads"] = uses * later[i].stream_words
             layer_counters.append(c)
 
-        out_features = layers[-1].desc.out_features
+        out_features = layers[-1].desc.output_features(lanes)
         io = zero_counters()
         io["dram_read_words"] = JOB_WORDS + n * in_words
         io["sram_writes"] = n * self._lane_word_words(hdr.input_features)
@@ -115,7 +115,8 @@ class GoldenEngine:
         layer's placement overlapped it) is decoded again from them, with
         every check, as the engine would read it.
         """
-        resident = [(i, layer) for i, layer in enumerate(layers) if layer.desc.resident]
+        resident = [(i, layer) for i, layer in enumerate(layers)
+                    if layer.desc.resident and kind_rule(layer.desc.kind).has_rows]
         if not resident:
             return layers
         wsram = np.zeros(self.config.weight_sram_words, dtype=np.uint32)
@@ -132,10 +133,11 @@ class GoldenEngine:
             # What the engine reads from the stream's address on is the weight SRAM from the layer's
             # placement on; reads past its end are refused by the placement check first.
             view = np.concatenate([image[:d.stream_addr], wsram[d.wsram_addr:]])
-            later[i] = decode_layer(view, d, self.config, i, self.rom)
+            later[i] = decode_layer(view, d, self.config, i, self.rom, d.input_features(self.config.lanes))
         return later
 
     def output_words(self, image: np.ndarray) -> tuple[int, int]:
         """(address, word count) of the outputs the run writes, for reading them back from RTL."""
         hdr, layers = self.decode(np.asarray(image, dtype=np.uint32))
-        return hdr.output_addr, hdr.n_images * vector_words(layers[-1].desc.out_features, self.config.lanes)
+        lanes = self.config.lanes
+        return hdr.output_addr, hdr.n_images * vector_words(layers[-1].desc.output_features(lanes), lanes)

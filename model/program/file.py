@@ -57,7 +57,7 @@ class Program:
     @property
     def config(self) -> EngineConfig:
         e = self.meta["engine"]
-        return EngineConfig(lanes=e["lanes"], codebook_depth=e["codebook_depth"],
+        return EngineConfig(lanes=e["lanes"], codebook_depth=e["codebook_depth"], windows=e.get("windows", False),
                             rom=tuple(tuple(cw) for cw in self.meta["rom"]),
                             max_features=e["max_features"], pvq_k_max=e.get("pvq_k_max", 0),
                             huffman_max_len=e.get("huffman_max_len", 0),
@@ -132,7 +132,7 @@ class Program:
         _check_no_overlap(layers, name)
         shapes = [(l.desc.in_features, l.desc.out_features) for l in layers]
         if meta_shapes != shapes or self.meta["n_layers"] != len(shapes) \
-                or self.meta["output_features"] != shapes[-1][1]:
+                or self.meta["output_features"] != layers[-1].desc.output_features(cfg.lanes):
             raise ProgramError(f"{name}: metadata and image disagree on the layer shapes")
 
     # --- runs -----------------------------------------------------------------------------

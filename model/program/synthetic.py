@@ -91,3 +91,48 @@ def random_lowered(rng: np.random.Generator, lanes: int, shapes: list[int], code
     return SimpleNamespace(name=name, method="random", lanes=lanes, input_scale=1 / 127,
                            output_scale=1.0, layers=layers, info={})
 
+
+
+def random_windowed_lowered(rng: np.random.Generator, lanes: int, codebook_depth: int, pvq_k_max: int = 0,
+                            name: str = "random-conv"):
+    """A random convolution, max pooling and fully-connected network (HWC maps, channels padded).
+
+    Random map sides, channels, kernels, strides and pads (padding taps and
+    windows partly outside the map included); each convolution VQ- or, with
+    ``pvq_k_max``, PVQ-coded.  Returns the lowered network (duck-typing
+    :class:`model.compress.lowering.LoweredNetwork`) and its input map size.
+    """
+    from model.contract.layout import vector_align
+    from model.contract.window import Window
+    align = vector_align(lanes)
+    groups = int(rng.integers(1, 3))
+    h, w = int(rng.integers(1, 7)), int(rng.integers(2, 8))
+    layers = []
+
+    def conv(groups, h, w, c_out, relu):
+        kh, kw = int(rng.integers(1, min(h, 3) + 1)), int(rng.integers(1, min(w, 3) + 1))
+        sy, sx, pt, pl = (int(v) for v in (rng.integers(1, 3), rng.integers(1, 3), rng.integers(0, kh),
+                                           rng.integers(0, kw)))
+        oh, ow = (h + 2 * pt - kh) // sy + 1, (w + 2 * pl - kw) // sx + 1
+        win = Window(groups, w, h, ow, oh, kw, kh, sx, sy, pl, pt)
+        n_in = kh * kw * groups * align
+        layer = random_lowered(rng, lanes, [n_in, c_out], codebook_depth, pvq_k_max=pvq_k_max).layers[0]
+        layer.relu, layer.kind, layer.window = relu, "conv", win
+        return layer, oh, ow
+
+    c1 = int(rng.integers(1, 2 * align + 1))
+    layer, h1, w1 = conv(groups, h, w, c1, True)
+    layers.append(layer)
+    g1 = ceil_div(c1, align)
+    kh, kw = int(rng.integers(1, min(h1, 2) + 1)), int(rng.integers(1, min(w1, 3) + 1))
+    ph, pw = -(-h1 // kh), -(-w1 // kw)    # ceil mode: the last windows may hang over the map
+    layers.append(SimpleNamespace(kind="maxpool", window=Window(g1, w1, h1, pw, ph, kw, kh, kw, kh),
+                                  in_features=kh * kw * g1 * align, out_features=g1 * align, relu=False))
+    c2 = int(rng.integers(1, 2 * align + 1))
+    layer, h2, w2 = conv(g1, ph, pw, c2, bool(rng.integers(0, 2)))
+    layers.append(layer)
+    n_flat = h2 * w2 * ceil_div(c2, align) * align
+    layers += random_lowered(rng, lanes, [n_flat, int(rng.integers(1, 12))], codebook_depth).layers
+    lowered = SimpleNamespace(name=name, method="random", lanes=lanes, input_scale=1 / 127, output_scale=1.0,
+                              layers=layers, info={})
+    return lowered, h * w * groups * align

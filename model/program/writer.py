@@ -6,11 +6,13 @@ this module only strings them together and counts the bytes.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 
 from model.codecs.layers.base import WriteContext
 from model.codecs.layers.huffman import symbol_bits_for
+from model.codecs.layers.kinds import kind_named
 from model.codecs.layers.registry import codec_named
 from model.contract.descriptor import Descriptor
 from model.contract.errors import ProgramError
@@ -22,6 +24,43 @@ def layer_mode(lowered, layer) -> str:
     """``"vq"``, ``"pvq"`` or ``"huffman"``: a layer's own ``mode``, else every layer of a
     ``method="deepcomp"`` network is a sparse Huffman-coded layer."""
     return getattr(layer, "mode", "huffman" if lowered.method == "deepcomp" else "vq")
+
+
+def layer_kind(layer) -> str:
+    """``"fc"``, ``"conv"`` or ``"maxpool"``: a lowered layer's own ``kind``, else ``"fc"``.
+
+    A windowed layer (:mod:`model.contract.layout`, "Layer kinds") carries its
+    ``window`` (:class:`model.contract.window.Window`); its ``in_features`` is a
+    row's length (taps times padded channels) and ``out_features`` its output
+    channels (a pooling layer's: its padded channels).
+    """
+    return getattr(layer, "kind", "fc")
+
+
+def layer_weights(layer) -> int:
+    """The real weights of a lowered layer (a convolution's padding channels and a pooling layer have none)."""
+    if hasattr(layer, "weights_count"):
+        return int(layer.weights_count)
+    return 0 if layer_kind(layer) == "maxpool" else layer.in_features * layer.out_features
+
+
+def _descriptor_of(i: int, layer, rule, codec, ctx: WriteContext):
+    """Layer ``i``'s descriptor, stream and codec metadata."""
+    if rule.has_rows:
+        written = codec.write(i, layer, ctx)
+        desc, stream, meta = written.descriptor, np.asarray(written.stream, dtype=np.uint32), written.meta
+    else:
+        desc = Descriptor(layer.in_features, layer.out_features, 0, 0, 0, 0, False, 0)
+        stream, meta = np.zeros(0, dtype=np.uint32), {}
+    desc.kind = rule.kind
+    if desc.windowed:
+        desc.window = layer.window
+        try:
+            desc.encode()
+        except ValueError as e:
+            raise ProgramError(f"layer {i}: {e}") from None
+        meta = dict(meta, window=dataclasses.asdict(layer.window))
+    return desc, stream, meta
 
 
 def build_program(lowered, config_max_features: int = 1024, codebook_depth: int = 256,
@@ -50,14 +89,17 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
     """
     lanes = lowered.lanes
     try:
-        codecs = [codec_named(layer_mode(lowered, l)) for l in lowered.layers]
+        rules = [kind_named(layer_kind(l)) for l in lowered.layers]
+        codecs = [codec_named(layer_mode(lowered, l)) if rule.has_rows else None
+                  for l, rule in zip(lowered.layers, rules)]
     except ValueError as e:
         raise ProgramError(str(e)) from None
-    huffman = any(c.mode == LayerMode.HUFFMAN for c in codecs)
+    huffman = any(c is not None and c.mode == LayerMode.HUFFMAN for c in codecs)
     if huffman and shared_rom is not None:
         raise ProgramError("sparse (deepcomp) layers keep their centroids in the program's own ROM")
     if huffman and huffman_symbol_bits is None:
-        huffman_symbol_bits = symbol_bits_for([l for l, c in zip(lowered.layers, codecs) if c.mode == LayerMode.HUFFMAN])
+        huffman_symbol_bits = symbol_bits_for([l for l, c in zip(lowered.layers, codecs)
+                                              if c is not None and c.mode == LayerMode.HUFFMAN])
     if not huffman:
         huffman_max_len, huffman_symbol_bits = 0, 0
     ctx = WriteContext(lanes=lanes, codebook_depth=codebook_depth, pvq_k_max=pvq_k_max,
@@ -67,18 +109,19 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
                        stream_addr=JOB_WORDS + DESC_WORDS * len(lowered.layers))
     descs: list[Descriptor] = []
     streams, layer_meta = [], []
-    for i, (layer, codec) in enumerate(zip(lowered.layers, codecs)):
-        written = codec.write(i, layer, ctx)
-        descs.append(written.descriptor)
-        streams.append(np.asarray(written.stream, dtype=np.uint32))
-        ctx.stream_addr += written.stream.size
-        layer_meta.append({"kind": "fc", "in_features": layer.in_features, "out_features": layer.out_features,
-                           "relu": bool(layer.relu), "mode": codec.name, "codebook_size": codec.codebook_size(layer),
-                           **written.meta})
+    for i, (layer, rule, codec) in enumerate(zip(lowered.layers, rules, codecs)):
+        desc, stream, written_meta = _descriptor_of(i, layer, rule, codec, ctx)
+        descs.append(desc)
+        streams.append(stream)
+        ctx.stream_addr += stream.size
+        layer_meta.append({"kind": rule.name, "in_features": layer.in_features, "out_features": layer.out_features,
+                           "relu": bool(layer.relu), "mode": codec.name if codec else None,
+                           "codebook_size": codec.codebook_size(layer) if codec else 0, **written_meta})
     for meta, stream in zip(layer_meta, streams):
         meta["placement"] = {"resident": False, "wsram_addr": 0, "words": len(stream)}
 
-    header = [JOB_MAGIC, len(lowered.layers), JOB_WORDS, 0, lowered.layers[0].in_features, 0, 0, 0]
+    input_features = descs[0].input_features(lanes)
+    header = [JOB_MAGIC, len(lowered.layers), JOB_WORDS, 0, input_features, 0, 0, 0]
     image = np.concatenate([np.array(header, dtype=np.uint32),
                             np.array([w for d in descs for w in d.encode()], dtype=np.uint32),
                             *streams]).astype(np.uint32)
@@ -87,14 +130,16 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
         "network": lowered.name, "method": lowered.method,
         "engine": {"lanes": lanes, "codebook_depth": codebook_depth, "max_features": config_max_features,
                    "pvq_k_max": pvq_k_max, "weight_sram_words": 0,
+                   # An engine with the windowed kinds' address generators and pooling unit, when needed.
+                   "windows": any(d.windowed for d in descs),
                    **({"huffman_max_len": huffman_max_len, "huffman_symbol_bits": huffman_symbol_bits}
                       if huffman else {})},
         "rom": rom,
         "rom_id": rom_id(rom),
         "rom_shared": shared_rom is not None,
         "input_scale": float(lowered.input_scale), "output_scale": float(lowered.output_scale),
-        "input_features": lowered.layers[0].in_features,
-        "output_features": lowered.layers[-1].out_features,
+        "input_features": input_features,
+        "output_features": descs[-1].output_features(lanes),
         "n_layers": len(lowered.layers),
         "layers": layer_meta,
         "info": dict(lowered.info, **(info or {})),
@@ -115,7 +160,8 @@ def place_in_weight_sram(program: Program, weight_sram_words: int) -> Program:
     meta = copy.deepcopy(program.meta)
     image = program.image.copy()
     desc_addr = int(image[2])
-    sizes = [layer["placement"]["words"] for layer in meta["layers"]]
+    # A layer with no stream (pooling) is never resident.
+    sizes = [layer["placement"]["words"] or weight_sram_words + 1 for layer in meta["layers"]]
     for i, (layer, addr) in enumerate(zip(meta["layers"], place_streams(sizes, weight_sram_words))):
         at = desc_addr + i * DESC_WORDS
         desc = Descriptor.decode(image[at:at + DESC_WORDS])
@@ -152,8 +198,8 @@ def compression_stats(prog: Program, lowered) -> dict:
     included) and padding, and the ROM their centroids; ``sparse`` breaks those
     bits down (:func:`model.codecs.sparse_rows.layer_bits`, summed over the layers).
     """
-    weights = sum(l.in_features * l.out_features for l in lowered.layers)
-    params = weights + sum(l.out_features for l in lowered.layers)
+    weights = sum(layer_weights(l) for l in lowered.layers)
+    params = weights + sum(l.out_features for l in lowered.layers if layer_kind(l) != "maxpool")
     rom_bytes = len(prog.meta["rom"]) * lowered.lanes
     # A shared ROM (universal codebook) is paid once per chip, not per network.
     total_bytes = len(prog.image) * WORD_BYTES + (0 if prog.meta["rom_shared"] else rom_bytes)

@@ -10,6 +10,7 @@ import numpy as np
 
 from model.codecs.layers.base import DecodedLayer, LayerCodec
 from model.codecs.layers.huffman import HuffmanCodec
+from model.codecs.layers.kinds import kind_rule
 from model.codecs.layers.pvq import PvqCodec
 from model.codecs.layers.vq import VqCodec
 from model.contract.config import EngineConfig
@@ -69,16 +70,28 @@ def decode_job(image: np.ndarray, cfg: EngineConfig, rom: np.ndarray) -> tuple[J
         desc = Descriptor.decode(read_words(image, hdr.desc_addr + i * DESC_WORDS, DESC_WORDS,
                                             f"layer {i} descriptor"))
         desc.check(cfg, prev, i)
-        layers.append(decode_layer(image, desc, cfg, i, rom))
-        prev = desc.out_features
+        layers.append(decode_layer(image, desc, cfg, i, rom, prev))
+        prev = desc.output_features(cfg.lanes)
     return hdr, layers
 
 
-def decode_layer(image: np.ndarray, desc: Descriptor, cfg: EngineConfig, i: int, rom: np.ndarray) -> DecodedLayer:
-    """One layer, after the common descriptor checks: its mode's checks, its placement, its stream."""
-    codec = codec_for_mode(desc.mode)
+def decode_layer(image: np.ndarray, desc: Descriptor, cfg: EngineConfig, i: int, rom: np.ndarray,
+                 prev_features: int) -> DecodedLayer:
+    """One layer, after the common descriptor checks: its mode's checks, its window, its placement, its stream.
+
+    ``prev_features`` is the size of the layer's input (a window's chain is checked here).
+    """
+    rule = kind_rule(desc.kind)
     where = f"layer {i}"
-    codec.check(desc, cfg, where)
+    codec = codec_for_mode(desc.mode) if rule.has_rows else None
+    if codec is not None:
+        codec.check(desc, cfg, where)
+    if desc.windowed:
+        desc.window.check(not rule.has_rows, desc.in_features, desc.out_features, prev_features, cfg.max_features,
+                          cfg.lanes, where)
+    if codec is None:
+        empty = np.zeros(0, dtype=np.int64)
+        return DecodedLayer(desc, empty, empty, empty)
     words = codec.stream_words(image, desc, where)
     check_placement(desc, words, cfg, where)
     layer = codec.decode(image, desc, cfg, i, rom)

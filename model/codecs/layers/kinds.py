@@ -1,0 +1,133 @@
+"""The layer-kind registry: what a layer's rows are applied to (:class:`model.contract.layout.LayerKind`).
+
+A layer's *mode* (its codec, :mod:`model.codecs.layers.registry`) says how
+its rows are coded; its *kind* says how the engine applies them: to the whole
+input vector (FC), to each window of an input map (CONV), or not at all
+(MAXPOOL, a window reduction with no rows).  Each kind here gives the golden
+model and program validation its counters and whether it has rows; its
+arithmetic is in :mod:`model.golden.windows`.  Register a new kind with
+:func:`register_layer_kind` and its arithmetic with
+:func:`model.golden.windows.register_forward`.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from model.codecs.layers.base import DecodedLayer, LayerCodec
+from model.contract.config import EngineConfig
+from model.contract.counters import zero_counters
+from model.contract.errors import EngineError, EngineFault
+from model.contract.layout import DESC_WORDS, LayerKind, vector_align
+from model.contract.ints import round_up
+
+
+class LayerKindRule:
+    """Base class of the layer kinds.
+
+    Members
+    -------
+    kind : LayerKind
+        The descriptor's kind field.
+    name : str
+        The kind's name in program metadata (``"fc"``, ``"conv"``, ``"maxpool"``).
+    has_rows : bool
+        The layer has a row stream, read through its mode's codec.
+    """
+    kind: ClassVar[LayerKind]
+    name: ClassVar[str]
+    has_rows: ClassVar[bool] = True
+
+    def stream_uses(self, layer: DecodedLayer) -> int:
+        """Times one image reads the layer's stream."""
+        return 1
+
+    def counters(self, codec: LayerCodec | None, layer: DecodedLayer, n_images: int, cfg: EngineConfig) -> dict:
+        """Counters over ``n_images`` images with every stream read from DRAM (output writes included)."""
+        raise NotImplementedError
+
+
+def _lane_words(features: int, lanes: int) -> int:
+    """Activation-SRAM lane-words of a vector of ``features`` values, padded."""
+    return round_up(features, vector_align(lanes)) // lanes
+
+
+class FcKind(LayerKindRule):
+    """Each row against the whole input vector: one output per row."""
+    kind = LayerKind.FC
+    name = "fc"
+
+    def counters(self, codec, layer, n_images, cfg):
+        c = codec.counters(layer, n_images, cfg)
+        c["sram_writes"] = n_images * _lane_words(layer.desc.out_features, cfg.lanes)   # the output packer
+        return c
+
+
+class ConvKind(LayerKindRule):
+    """Every row against every output position's window; the stream is read once per position."""
+    kind = LayerKind.CONV
+    name = "conv"
+
+    def stream_uses(self, layer):
+        return layer.desc.window.positions()
+
+    def counters(self, codec, layer, n_images, cfg):
+        d, win, lanes = layer.desc, layer.desc.window, cfg.lanes
+        positions = win.positions()
+        c = codec.counters(layer, n_images * positions, cfg)
+        # The descriptor is read once per image; a padding tap's lane-words read nothing.
+        c["dram_read_words"] -= n_images * (positions - 1) * DESC_WORDS
+        groups = win.channels(lanes) // lanes
+        c["sram_reads"] = n_images * d.out_features * int(win.tap_inside().sum()) * groups
+        c["sram_writes"] = n_images * positions * _lane_words(d.out_features, lanes)
+        return c
+
+
+class MaxPoolKind(LayerKindRule):
+    """Per channel, the maximum over each window's taps inside the map (no rows, no stream)."""
+    kind = LayerKind.MAXPOOL
+    name = "maxpool"
+    has_rows = False
+
+    def stream_uses(self, layer):
+        return 0
+
+    def counters(self, codec, layer, n_images, cfg):
+        win, lanes = layer.desc.window, cfg.lanes
+        groups = win.channels(lanes) // lanes
+        c = zero_counters()
+        c["dram_read_words"] = n_images * DESC_WORDS
+        c["sram_reads"] = n_images * int(win.tap_inside().sum()) * groups
+        c["sram_writes"] = n_images * win.positions() * groups
+        return c
+
+
+_BY_KIND: dict[int, LayerKindRule] = {}
+_BY_NAME: dict[str, LayerKindRule] = {}
+
+
+def register_layer_kind(rule: LayerKindRule) -> LayerKindRule:
+    """Add a layer kind; its ``kind`` and ``name`` must be new."""
+    if rule.kind in _BY_KIND or rule.name in _BY_NAME:
+        raise ValueError(f"layer kind {rule.kind!r} / {rule.name!r} is already registered")
+    _BY_KIND[int(rule.kind)] = _BY_NAME[rule.name] = rule
+    return rule
+
+
+for _rule in (FcKind(), ConvKind(), MaxPoolKind()):
+    register_layer_kind(_rule)
+
+
+def kind_rule(kind: int) -> LayerKindRule:
+    """The rule of a descriptor's kind (``BAD_MODE`` when none is registered)."""
+    try:
+        return _BY_KIND[int(kind)]
+    except KeyError:
+        raise EngineFault(EngineError.BAD_MODE, f"layer kind {kind} is not known") from None
+
+
+def kind_named(name: str) -> LayerKindRule:
+    """The rule of a metadata kind name."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown layer kind {name!r}; registered: {', '.join(_BY_NAME)}") from None

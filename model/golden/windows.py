@@ -1,0 +1,67 @@
+"""Golden twins of the layer kinds' arithmetic: the whole vector (FC), windows (convolution), pooling.
+
+Twins of :class:`hw.window_walker.WindowWalker` (the convolution's window
+addresses, through the MAC lanes) and :class:`hw.max_pool.MaxPool`.  Each kind
+of :mod:`model.codecs.layers.kinds` registers its function here.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from model.codecs.layers.base import DecodedLayer
+from model.contract.fixedpoint import ACT_MIN
+from model.contract.ints import round_up
+from model.contract.layout import LayerKind, vector_align
+from model.golden.mac import accumulate
+from model.golden.requantizer import requantize_rows
+
+#: A kind's arithmetic: (decoded layer, int8 inputs (n, input values), lanes) -> int8 outputs (n, output values).
+Forward = Callable[[DecodedLayer, np.ndarray, int], np.ndarray]
+_FORWARD: dict[int, Forward] = {}
+
+
+def register_forward(kind: LayerKind):
+    """Decorator: the arithmetic of layers of ``kind``."""
+    def add(fn: Forward) -> Forward:
+        if int(kind) in _FORWARD:
+            raise ValueError(f"layer kind {kind!r} already has its arithmetic")
+        _FORWARD[int(kind)] = fn
+        return fn
+    return add
+
+
+def forward(layer: DecodedLayer, x: np.ndarray, lanes: int) -> np.ndarray:
+    """The layer's outputs for inputs ``x`` (int64 arrays of int8 values)."""
+    return _FORWARD[int(layer.desc.kind)](layer, x, lanes)
+
+
+def _rows(layer: DecodedLayer, x: np.ndarray) -> np.ndarray:
+    """Each row's requantized dot product with each vector of ``x``: (n, out_features)."""
+    d = layer.desc
+    acc = accumulate(layer.bias, x, layer.weights()[:, :d.in_features])
+    return requantize_rows(acc, layer.mult, layer.shift, d.relu)
+
+
+@register_forward(LayerKind.FC)
+def fully_connected(layer, x, lanes):
+    return _rows(layer, x)
+
+
+@register_forward(LayerKind.CONV)
+def convolution(layer, x, lanes):
+    """Rows against each position's window (padding taps zero); each position a pixel of padded channels."""
+    d, win = layer.desc, layer.desc.window
+    n, positions = len(x), win.positions()
+    out = _rows(layer, win.gather(x, lanes).reshape(n * positions, d.in_features))
+    pixels = np.zeros((n * positions, round_up(d.out_features, vector_align(lanes))), dtype=np.int64)
+    pixels[:, :d.out_features] = out   # the output packer zero-fills a pixel's padding channels
+    return pixels.reshape(n, -1)
+
+
+@register_forward(LayerKind.MAXPOOL)
+def max_pool(layer, x, lanes):
+    """Per channel, the maximum of each window's taps inside the map (``ACT_MIN`` for none)."""
+    win = layer.desc.window
+    return win.gather(x, lanes, fill=ACT_MIN).max(axis=2).reshape(len(x), -1).astype(np.int64)
