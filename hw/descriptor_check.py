@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from hw.layouts import COUNT_BITS, DescriptorLayout
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
-from model.contract.layout import ROW_HEADER_WORDS, WORD_BITS, LayerMode
+from model.contract.layout import ROW_HEADER_WORDS, WORD_BITS, LayerKind, LayerMode
 
 log2 = lambda n: n.bit_length() - 1  # noqa: E731  (powers of two only)
 
@@ -61,7 +61,7 @@ class DescriptorCheck(wiring.Component):
     Combinational.  The rules and their order are the golden model's: first
     :meth:`model.contract.descriptor.Descriptor.check` (the mode is one this
     engine has, ``BAD_MODE``; both feature counts are 1 to ``max_features``,
-    ``BAD_SHAPE``; the input is the previous layer's output, ``BAD_CHAIN``), then
+    ``BAD_SHAPE``; an FC layer's input is the previous layer's output, ``BAD_CHAIN``), then
     the mode's codec ``check`` in :mod:`model.codecs.layers` (its codebook,
     ``BAD_CODEBOOK``, then its stream, ``BAD_STREAM``); on an engine without a
     weight SRAM, a resident layer is ``BAD_STREAM`` too (with one, the engine
@@ -96,7 +96,14 @@ class DescriptorCheck(wiring.Component):
         m = Module()
         cfg, d = self.config, self.descriptor
         modes = [mode for mode in LayerMode if cfg.supports_mode(mode)]
-        supported = reduce(or_, [d.mode == mode for mode in modes])
+        # The kinds and modes this engine runs (EngineConfig.supports_kind); a pooling layer has no mode.
+        supported = reduce(or_, [(d.kind == kind) & (d.mode == mode) for kind in LayerKind for mode in LayerMode
+                                 if cfg.supports_kind(kind, mode) and kind != LayerKind.MAXPOOL], Const(0))
+        pooling = d.kind == LayerKind.MAXPOOL
+        if cfg.supports_kind(LayerKind.MAXPOOL, 0):
+            supported = supported | pooling
+        else:
+            pooling = Const(0)
 
         def shape_ok(n):
             return (n != 0) & (n <= cfg.max_features)
@@ -105,9 +112,9 @@ class DescriptorCheck(wiring.Component):
             m.d.comb += self.error.eq(EngineError.BAD_MODE)
         with m.Elif(~shape_ok(d.in_features) | ~shape_ok(d.out_features)):
             m.d.comb += self.error.eq(EngineError.BAD_SHAPE)
-        with m.Elif(d.in_features != self.features):
+        with m.Elif((d.kind == LayerKind.FC) & (d.in_features != self.features)):
             m.d.comb += self.error.eq(EngineError.BAD_CHAIN)
-        with m.Else():
+        with m.Elif(~pooling):
             with m.Switch(d.mode):
                 for mode in modes:
                     bad_codebook, bad_stream = MODE_RULES[mode](d, cfg)

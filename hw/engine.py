@@ -17,9 +17,12 @@ from hw.packer import OutputPacker
 from hw.requantizer import Requantizer
 from hw.serial_multiplier import SerialMultiplier
 from hw.weight_sram import Place, StreamReader
+from hw.max_pool import MaxPool
+from hw.window_setup import WindowSetup
+from hw.window_walker import WindowWalker
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
-from model.contract.layout import DESC_WORDS, JOB_MAGIC, JOB_WORDS, WORD_BITS, WORD_BYTES, vector_align
+from model.contract.layout import DESC_WORDS, JOB_MAGIC, JOB_WORDS, WORD_BITS, WORD_BYTES, LayerKind, vector_align
 
 #: Rows whose parameters may be read before the MAC finishes the previous ones.
 ROW_PARAMS_DEPTH = 4
@@ -133,7 +136,8 @@ class Engine(wiring.Component):
         # Where the layer's stream comes from: a resident one from DRAM into the weight SRAM in
         # image 0, from the weight SRAM after (model.contract.layout, weight SRAM).
         place = Signal(Place)
-        with m.If(desc.resident & (image == 0)):
+        first_position = Signal()   # a convolution reads its stream once per position
+        with m.If(desc.resident & (image == 0) & first_position):
             m.d.comb += place.eq(Place.FILL)
         with m.Elif(desc.resident):
             m.d.comb += place.eq(Place.SRAM)
@@ -149,10 +153,20 @@ class Engine(wiring.Component):
         def sized(value):
             return reduce(or_, [value == s for s in sized_modes], Const(0))
 
+        windows = cfg.windows
+        packer_base = Signal(COUNT_BITS)   # a convolution's position: where its pixel goes
+        conv = Signal()   # the running layer is a convolution: its beats read through the walker
+        if windows:
+            m.submodules.window_setup = setup = WindowSetup(cfg)
+            m.submodules.window_walker = walker = WindowWalker()
+            m.submodules.max_pool = pool = MaxPool(lanes)
+            m.d.comb += [setup.descriptor.eq(desc), setup.features.eq(features),
+                         walker.descriptor.eq(desc), walker.steps.eq(setup.steps)]
         m.d.comb += [
             check.descriptor.eq(desc), check.features.eq(features),
             sram.select.eq(select),
             packer.rows.eq(desc.out_features), packer.words.eq(lane_words(desc.out_features)),
+            packer.base.eq(packer_base),
             requantizer.relu.eq(relu),
         ]
 
@@ -163,6 +177,8 @@ class Engine(wiring.Component):
         advance = Signal()       # the fetch stage takes the next beat
         fetch_valid = Signal()   # the fetch stage holds a beat: its memory reads are out now
         held = Signal(max(len(source.beats.payload.as_value()) for source in sources))
+        held_inside = Signal()   # the held beat's tap is in the map (a convolution's padding is zero)
+        inside = Signal(init=1)  # the beat offered now reads a tap in the map
         steps = counters.steps
         with m.Switch(mode):
             for value, path in paths.items():
@@ -184,17 +200,23 @@ class Engine(wiring.Component):
                         advance.eq(~fetch_valid | dot.operands.ready),
                         source.beats.ready.eq(advance),
                         reading.eq(source.beats.valid & advance & reads),
-                        sram.rd_addr.eq(sram_word), sram.rd_en.eq(advance & reads),
+                        sram.rd_addr.eq(sram_word), sram.rd_en.eq(advance & reads & inside),
                     ]
+                    if windows:
+                        m.d.comb += [walker.first.eq(beat.first), walker.take.eq(conv & source.beats.valid & advance)]
+                        with m.If(conv):
+                            m.d.comb += [sram.rd_addr.eq(walker.addr), inside.eq(walker.inside)]
                     m.d.comb += [getattr(steps, name).eq(step) for name, step in read_steps[value].items()]
                     if path.rom is not None:
                         m.d.comb += [path.rom.addr.eq(desc.codebook_base + rom_entry),
                                      path.rom.en.eq(advance & reads)]
                     with m.If(advance):
-                        m.d.sync += [fetch_valid.eq(source.beats.valid), held.eq(beat.as_value())]
+                        m.d.sync += [fetch_valid.eq(source.beats.valid), held.eq(beat.as_value()),
+                                     held_inside.eq(inside)]
                     taken = data.View(beat.shape(), held[:beat.shape().size])
                     operands = dot.operands
-                    m.d.comb += [operands.valid.eq(fetch_valid), operands.payload.activations.eq(sram.rd_data),
+                    m.d.comb += [operands.valid.eq(fetch_valid),
+                                 operands.payload.activations.eq(Mux(held_inside, sram.rd_data, 0)),
                                  operands.payload.first.eq(taken.first), operands.payload.last.eq(taken.last)]
                     m.d.comb += path.weights(taken, desc)
         for source in sources:
@@ -239,6 +261,30 @@ class Engine(wiring.Component):
             def check_placement(rows, row_words):
                 m.d.comb += [place_mul.start.eq(1), place_mul.a.eq(rows), place_mul.b.eq(row_words)]
                 m.next = "PLACE"
+
+        def end_layer(out_features):
+            """The layer's output, ``out_features`` values, is the next one's input."""
+            m.d.sync += [select.eq(~select), features.eq(out_features), layer.eq(layer + 1)]
+            with m.If(layer == n_layers - 1):
+                m.d.sync += [store_read.eq(0), store_written.eq(0)]
+                m.next = "STORE"
+            with m.Else():
+                m.next = "DESC"
+
+        # Max pooling: the tap and the lane-word walked now, and the tap read last cycle.
+        pool_tap_x, pool_tap_y, pool_group = (Signal(COUNT_BITS, name=n) for n in ("pool_tap_x", "pool_tap_y",
+                                                                                   "pool_group"))
+        pool_valid, pool_first, pool_last, pool_inside, pool_read = (
+            Signal(name=n) for n in ("pool_valid", "pool_first", "pool_last", "pool_inside", "pool_read"))
+        pool_written = Signal(COUNT_BITS)
+        if windows:
+            m.d.comb += [pool.valid.eq(pool_valid), pool.first.eq(pool_first), pool.last.eq(pool_last),
+                         pool.inside.eq(pool_inside), pool.data.eq(sram.rd_data)]
+            with m.If(pool.done):
+                m.d.comb += [sram.wr_addr.eq(pool_written), sram.wr_data.eq(pool.result), sram.wr_en.eq(1)]
+                m.d.sync += pool_written.eq(pool_written + 1)
+            with m.If(setup.start):
+                m.d.sync += pool_written.eq(0)
 
         def fail(code):
             m.d.sync += error.eq(code)
@@ -299,7 +345,8 @@ class Engine(wiring.Component):
                 with m.If(check.error != EngineError.NONE):
                     fail(check.error)
                 with m.Else():
-                    m.d.sync += [relu.eq(desc.relu), mode.eq(desc.mode)]
+                    m.d.sync += [relu.eq(desc.relu), mode.eq(desc.mode), packer_base.eq(0), first_position.eq(1),
+                                 conv.eq(desc.kind == LayerKind.CONV)]
                     m.next = "STREAM"
                     if wsram:   # a sized stream's length is known after its size word (SIZE_READ)
                         with m.If(desc.resident & ~sized(desc.mode)):
@@ -307,6 +354,47 @@ class Engine(wiring.Component):
                     if sized_modes:
                         with m.If(sized(desc.mode)):
                             m.next = "SIZE"
+                    if windows:   # a window is checked, and its steps derived, before its stream
+                        with m.If(desc.kind != LayerKind.FC):
+                            m.d.comb += setup.start.eq(1)
+                            m.next = "WINDOW"
+            if windows:
+                with m.State("WINDOW"):
+                    with m.If(~setup.busy):
+                        with m.If(setup.error != EngineError.NONE):
+                            fail(setup.error)
+                        with m.Else():
+                            m.d.comb += walker.restart.eq(1)
+                            with m.If(desc.kind == LayerKind.MAXPOOL):
+                                m.d.sync += [pool_tap_x.eq(0), pool_tap_y.eq(0), pool_group.eq(0)]
+                                m.next = "POOL"
+                            with m.Else():
+                                m.next = "STREAM"
+                                if wsram:
+                                    with m.If(desc.resident):
+                                        check_placement(desc.out_features, desc.row_words)
+                with m.State("POOL"):
+                    # One tap per cycle: the walker's address into the SRAM now, the maximum next cycle.
+                    tap_last_x = pool_tap_x == desc.kernel_w - 1
+                    row_last = tap_last_x & (pool_tap_y == desc.kernel_h - 1)
+                    group_last = pool_group == setup.steps.groups - 1
+                    m.d.comb += [walker.pooling.eq(1), walker.group.eq(pool_group), walker.take.eq(1),
+                                 walker.first.eq((pool_tap_x == 0) & (pool_tap_y == 0)),
+                                 sram.rd_addr.eq(walker.addr), sram.rd_en.eq(walker.inside), pool_read.eq(walker.inside)]
+                    m.d.sync += [pool_valid.eq(1), pool_first.eq(walker.first), pool_last.eq(row_last),
+                                 pool_inside.eq(walker.inside), pool_tap_x.eq(pool_tap_x + 1)]
+                    with m.If(tap_last_x):
+                        m.d.sync += [pool_tap_x.eq(0), pool_tap_y.eq(pool_tap_y + 1)]
+                    with m.If(row_last):
+                        m.d.sync += [pool_tap_y.eq(0), pool_group.eq(pool_group + 1)]
+                        with m.If(group_last):
+                            m.d.sync += pool_group.eq(0)
+                            m.d.comb += walker.next_position.eq(1)
+                            with m.If(walker.last_position):
+                                m.next = "POOL_DRAIN"
+                with m.State("POOL_DRAIN"):
+                    m.d.sync += pool_valid.eq(0)
+                    end_layer(setup.steps.out_map)
             if sized_modes:
                 with m.State("SIZE"):
                     read(desc.stream_addr, 1, 1, wsram_offset=0)
@@ -344,12 +432,18 @@ class Engine(wiring.Component):
                     fail(EngineError.BAD_INDEX)
                 with m.Elif(~source_busy & reader.idle & ~packer.busy):
                     # Every row read and written, and whatever followed them drained.
-                    m.d.sync += [select.eq(~select), features.eq(desc.out_features), layer.eq(layer + 1)]
-                    with m.If(layer == n_layers - 1):
-                        m.d.sync += [store_read.eq(0), store_written.eq(0)]
-                        m.next = "STORE"
-                    with m.Else():
-                        m.next = "DESC"
+                    if windows:
+                        with m.If(conv & ~walker.last_position):   # the convolution's next position
+                            m.d.comb += walker.next_position.eq(1)
+                            m.d.sync += [packer_base.eq(packer_base + lane_words(desc.out_features)),
+                                         first_position.eq(0)]
+                            m.next = "STREAM"
+                        with m.Elif(conv):
+                            end_layer(setup.steps.out_map)
+                        with m.Else():
+                            end_layer(desc.out_features)
+                    else:
+                        end_layer(desc.out_features)
             with m.State("STORE"):
                 # Keep one SRAM word in flight into the gearbox; hold it while it waits.
                 m.d.comb += sram.rd_addr.eq(store_read)
@@ -388,7 +482,7 @@ class Engine(wiring.Component):
         m.d.comb += [
             steps.dram_read_words.eq(self.dram_rd.resp.valid & self.dram_rd.resp.ready),
             steps.dram_write_words.eq(self.dram_wr.valid & self.dram_wr.ready),
-            steps.sram_reads.eq((reading & ~storing)
+            steps.sram_reads.eq((reading & inside & ~storing) | pool_read
                                 | (storing & sram.rd_en & (store_read != lane_words(features)))),
             steps.sram_writes.eq(sram.wr_en),
             steps.cycles.eq(busy),

@@ -24,8 +24,9 @@ class OutputPacker(wiring.Component):
     -------
     output : In(stream.Signature(signed(8), always_ready=True))
     start : In(1)
-        Begin a layer of ``rows`` outputs written as ``words`` lane-words.
-    rows, words : In(16)
+        Begin a layer (or a convolution's position) of ``rows`` outputs written as ``words``
+        lane-words from lane-word ``base``.
+    rows, words, base : In(16)
     write : Out(stream.Signature(sram_write_layout(addr_width, lanes), always_ready=True))
     busy : Out(1)
     """
@@ -37,6 +38,7 @@ class OutputPacker(wiring.Component):
             "start": In(1),
             "rows": In(COUNT_BITS),
             "words": In(COUNT_BITS),
+            "base": In(COUNT_BITS),
             "write": Out(stream.Signature(sram_write_layout(addr_width, lanes), always_ready=True)),
             "busy": Out(1),
         })
@@ -53,7 +55,7 @@ class OutputPacker(wiring.Component):
         # One assignment of the whole payload: yosys writes a partly-assigned struct as an
         # ``always @*`` that Icarus does not evaluate at time zero.
         m.d.comb += [self.busy.eq(active),
-                     self.write.payload.eq(Cat(written[:len(self.write.payload.addr)], data))]
+                     self.write.payload.eq(Cat((self.base + written)[:len(self.write.payload.addr)], data))]
 
         with m.If(self.start):
             m.d.sync += [active.eq(1), rows_left.eq(self.rows), written.eq(0), lane.eq(0),
