@@ -12,12 +12,12 @@ from hw.descriptor_check import DescriptorCheck, log2
 from hw.gearbox import Gearbox
 from hw.layouts import (COUNT_BITS, PHASE_BITS, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams,
                         control_members, dram_write_signature)
+from hw.max_pool import MaxPool
 from hw.memories import ActivationSram
 from hw.packer import OutputPacker
 from hw.requantizer import Requantizer
 from hw.serial_multiplier import SerialMultiplier
 from hw.weight_sram import Place, StreamReader
-from hw.max_pool import MaxPool
 from hw.window_setup import WindowSetup
 from hw.window_walker import WindowWalker
 from model.contract.config import EngineConfig

@@ -1,9 +1,9 @@
 """Max pooling: the lane-wise maximum of a window's lane-words."""
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.layouts import Act, lane_word
+from hw.layouts import lane_word
 from model.contract.fixedpoint import ACT_MIN
 
 

@@ -1,6 +1,6 @@
 """Window walker: the activation-SRAM address of each tap of a windowed layer (im2col without a copy)."""
 from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.layouts import COUNT_BITS, DescriptorLayout
