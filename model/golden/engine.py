@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.codecs.layers.kinds import kind_rule
+from model.codecs.layers.kinds import kind_rule, lane_words
 from model.codecs.layers.registry import codec_for_mode, decode_job, decode_layer
 from model.codecs.vectors import unpack_vectors
 from model.contract.config import EngineConfig
 from model.contract.counters import COUNTERS, zero_counters
 from model.contract.descriptor import read_words
-from model.contract.layout import JOB_WORDS, WORD_BYTES, vector_words
+from model.contract.layout import JOB_WORDS, vector_words
 from model.golden.windows import forward
 
 
@@ -65,10 +65,6 @@ class GoldenEngine:
         """Check the header and every layer in the RTL's order; return the header and the layers decoded."""
         return decode_job(np.asarray(image, dtype=np.uint32), self.config, self.rom)
 
-    def _lane_word_words(self, features: int) -> int:
-        """SRAM lane-words of a vector of ``features`` int8 values."""
-        return vector_words(features, self.config.lanes) * WORD_BYTES // self.config.lanes
-
     def run(self, image: np.ndarray) -> GoldenResult:
         """Execute a DRAM image.  Raises ``EngineFault`` where the RTL would stop with an error."""
         cfg, lanes = self.config, self.config.lanes
@@ -102,8 +98,8 @@ class GoldenEngine:
         out_features = layers[-1].desc.output_features(lanes)
         io = zero_counters()
         io["dram_read_words"] = JOB_WORDS + n * in_words
-        io["sram_writes"] = n * self._lane_word_words(hdr.input_features)
-        io["sram_reads"] = n * self._lane_word_words(out_features)
+        io["sram_writes"] = n * lane_words(hdr.input_features, lanes)
+        io["sram_reads"] = n * lane_words(out_features, lanes)
         io["dram_write_words"] = n * vector_words(out_features, lanes)
         return GoldenResult(outputs=x.astype(np.int8), layer_counters=layer_counters, io_counters=io)
 

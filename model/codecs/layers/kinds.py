@@ -46,7 +46,7 @@ class LayerKindRule:
         raise NotImplementedError
 
 
-def _lane_words(features: int, lanes: int) -> int:
+def lane_words(features: int, lanes: int) -> int:
     """Activation-SRAM lane-words of a vector of ``features`` values, padded."""
     return round_up(features, vector_align(lanes)) // lanes
 
@@ -58,7 +58,7 @@ class FcKind(LayerKindRule):
 
     def counters(self, codec, layer, n_images, cfg):
         c = codec.counters(layer, n_images, cfg)
-        c["sram_writes"] = n_images * _lane_words(layer.desc.out_features, cfg.lanes)   # the output packer
+        c["sram_writes"] = n_images * lane_words(layer.desc.out_features, cfg.lanes)   # the output packer
         return c
 
 
@@ -78,7 +78,7 @@ class ConvKind(LayerKindRule):
         c["dram_read_words"] -= n_images * (positions - 1) * DESC_WORDS
         groups = win.channels(lanes) // lanes
         c["sram_reads"] = n_images * d.out_features * int(win.tap_inside().sum()) * groups
-        c["sram_writes"] = n_images * positions * _lane_words(d.out_features, lanes)
+        c["sram_writes"] = n_images * positions * lane_words(d.out_features, lanes)
         return c
 
 
