@@ -9,6 +9,8 @@ from model.codecs.vectors import unpack_vectors
 from model.contract.counters import COUNTERS
 from model.contract.errors import VqeError
 from model.contract.ints import ceil_div
+from model.codecs.layers.kinds import kind_named
+from model.contract.window import Window
 from model.golden.engine import GoldenEngine
 from model.program.file import Program
 
@@ -46,6 +48,24 @@ def simulate(program: Program, image: np.ndarray, backend: str, *, out_addr: int
     verilog = sim_top_verilog(cfg, image, latency=latency, stall=stall, seed=seed)
     return run_sim_top(verilog, TOP_NAME, backend, out_addr=out_addr, out_words=out_words,
                        max_cycles=max_cycles, vcd_path=vcd)
+
+
+def _kind_args(layer: dict) -> tuple:
+    """A layer's kind rule and its shape, from its metadata."""
+    window = Window(**layer["window"]) if "window" in layer else None
+    return kind_named(layer.get("kind", "fc")), layer["in_features"], layer["out_features"], window
+
+
+def ideal_layer_cycles(layer: dict, lanes: int) -> int:
+    """Cycles one image needs in a layer (its metadata) at one lane-word per cycle (its kind's rule)."""
+    rule, *shape = _kind_args(layer)
+    return rule.ideal_cycles(*shape, lanes)
+
+
+def layer_macs(layer: dict) -> int:
+    """Multiply-accumulates of one image in a layer (its metadata)."""
+    rule, *shape = _kind_args(layer)
+    return rule.macs(*shape)
 
 
 def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None, backend: str, *,
@@ -93,18 +113,17 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
         cycles = counters["cycles"]
         sim_seconds = res["sim_seconds"]
 
-    macs = sum(l["in_features"] * l["out_features"] for l in meta["layers"]) * n
     lanes = meta["engine"]["lanes"]
-    ideal = ceil_div(macs, lanes)
     layer_cycles = res.get("layer_cycles") if backend != "golden" else None
     layers = []
     for i, layer in enumerate(meta["layers"]):
-        layer_ideal = n * ceil_div(layer["in_features"] * layer["out_features"], lanes)
+        layer_ideal = n * ideal_layer_cycles(layer, lanes)
         layer_cycle = layer_cycles[i] if layer_cycles and i < len(layer_cycles) else None
         layers.append({"kind": layer.get("kind", "fc"), "mode": layer["mode"], "cycles": layer_cycle,
                        "ideal_cycles": layer_ideal,
                        "utilization": None if not layer_cycle else layer_ideal / layer_cycle,
                        "resident": layer["placement"]["resident"]})
+    ideal = ceil_div(n * sum(layer_macs(layer) for layer in meta["layers"]), lanes)
     summary.update({
         "accuracy": None if labels is None else float(np.mean(np.argmax(outputs, axis=1) == labels)),
         "reference_accuracy": None if reference_predictions is None or labels is None

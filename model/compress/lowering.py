@@ -39,6 +39,7 @@ from model.compress.kmeans.network import (DEFAULT_DIM, DEFAULT_K, FINETUNE_EPOC
 from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX, quantize_act,
                                        quantize_multiplier, requantize, wrap_acc)
 from model.contract.ints import ceil_div
+from model.contract.window import Window
 from model.nets.data import load_fashion_mnist
 from model.nets.networks import get_network
 from model.nets.training import TORCH_THREADS, TorchThreads
@@ -72,6 +73,12 @@ class LoweredLayer:
     shift : numpy.ndarray of int64, shape (out_features,)
         ``0 <= shift <= SHIFT_MAX``.
     relu : bool
+    kind : str
+        ``"fc"`` or ``"conv"`` (:mod:`model.codecs.layers.kinds`).
+    window : model.contract.window.Window or None
+        A convolution's geometry; its ``in_features`` is then a row's length (taps times padded channels).
+    weights_count : int or None
+        The source layer's real weights (None: ``in_features * out_features``).
     """
     in_features: int
     out_features: int
@@ -81,6 +88,9 @@ class LoweredLayer:
     mult: np.ndarray
     shift: np.ndarray
     relu: bool
+    kind: str = "fc"
+    window: Window | None = None
+    weights_count: int | None = None
 
     def __post_init__(self):
         if self.codebook.dtype != np.int8 or self.codebook.ndim != 2:
@@ -104,6 +114,35 @@ class LoweredLayer:
         """The integer weight matrix (out_features, in_features), int64."""
         w = self.codebook.astype(np.int64)[self.indices]  # (out, S, lanes)
         return w.reshape(self.out_features, -1)[:, :self.in_features]
+
+
+@dataclass
+class LoweredPool:
+    """A max-pooling layer: no weights, only its window (``in_features``: taps times padded channels)."""
+    window: Window
+    in_features: int
+    out_features: int
+    kind: str = "maxpool"
+    relu: bool = False
+
+
+@dataclass
+class LayerCoding:
+    """A weight layer's integer coding, what :func:`lower_sequence` needs besides the activations' scales.
+
+    Attributes
+    ----------
+    codebook : numpy.ndarray of int8, shape (K, lanes)
+    indices : numpy.ndarray of int64, shape (out_features, ceil(in_features/lanes))
+    weight_scale : numpy.ndarray of float64, shape (out_features,)
+        Row ``r``'s real weights are ``weight_scale[r] * codebook[indices[r]]``.
+    bias : numpy.ndarray, shape (out_features,)
+        The real bias.
+    """
+    codebook: np.ndarray
+    indices: np.ndarray
+    weight_scale: np.ndarray
+    bias: np.ndarray
 
 
 @dataclass
@@ -133,43 +172,98 @@ class LoweredNetwork:
     info: dict = field(default_factory=dict)
 
 
+def _is_weight_layer(m: torch.nn.Module) -> bool:
+    return isinstance(m, torch.nn.Linear) or hasattr(m, "codebook")
+
+
 @torch.no_grad()
-def _calibrate(vq_net: VQNetwork, calib_x: np.ndarray) -> list[float]:
-    """Output scale of every layer from the float VQ network's activations on ``calib_x``."""
-    model = to_torch(vq_net)
+def calibrate(seq: torch.nn.Sequential, calib_x: np.ndarray, n_layers: int) -> list[float]:
+    """Output scale of each of the ``n_layers`` weight layers of ``seq`` (a float network computing
+    with the coded weights) from its activations on ``calib_x``: the :data:`HIDDEN_PERCENTILE`
+    percentile of the post-ReLU values, the largest ``|logit|`` for the last layer."""
     h = torch.from_numpy(np.ascontiguousarray(calib_x, dtype=np.float32))
     scales = []
+    mods = list(seq)
     with TorchThreads(TORCH_THREADS):
-        for m in model:
+        for i, m in enumerate(mods):
             h = m(h)
-            if isinstance(m, torch.nn.ReLU) or m is model[-1]:
+            last = i == len(mods) - 1
+            if isinstance(m, torch.nn.ReLU) or last:
                 a = h.numpy()
-                if m is model[-1]:
-                    stat = float(np.percentile(np.abs(a), OUTPUT_PERCENTILE))
-                else:
-                    stat = float(np.percentile(a, HIDDEN_PERCENTILE))
+                stat = float(np.percentile(np.abs(a), OUTPUT_PERCENTILE) if last
+                             else np.percentile(a, HIDDEN_PERCENTILE))
                 if not stat > 0:
                     raise ValueError(f"layer {len(scales)} is all zero on the calibration set")
                 scales.append(stat / ACT_MAX)
-    if len(scales) != len(vq_net.layers):
+    if len(scales) != n_layers:
         # A hidden layer without ReLU would be missed above.
-        raise ValueError("lower_vq expects ReLU after every layer but the last")
+        raise ValueError("lowering expects ReLU after every weight layer but the last")
     return scales
 
 
-def _lower_layer(layer: VQLayer, s_in: float, s_out: float) -> LoweredLayer:
+def _calibrate(vq_net: VQNetwork, calib_x: np.ndarray) -> list[float]:
+    """Output scale of every layer of a coded network (:func:`calibrate` on its torch form)."""
+    return calibrate(to_torch(vq_net), calib_x, len(vq_net.layers))
+
+
+def lower_sequence(template: torch.nn.Sequential, coded: torch.nn.Sequential, codings: list[LayerCoding],
+                   calib_x: np.ndarray, lanes: int) -> tuple[list, list[float]]:
+    """Lower a network, any of the engine's layer kinds, to the engine's integers.
+
+    Parameters
+    ----------
+    template : torch.nn.Sequential
+        The network's structure: weight layers (``nn.Linear``; an engine
+        convolution carries its ``window``), ``nn.ReLU``, max pooling
+        (``EngineMaxPool``) and, first, the host's input module (``EngineInput``).
+    coded : torch.nn.Sequential
+        The same modules computing with the coded weights (calibrated on ``calib_x``).
+    codings : list of LayerCoding
+        One per weight layer, in order.
+    calib_x : numpy.ndarray
+        Calibration inputs, real values at scale :data:`INPUT_SCALE`.
+    lanes : int
+
+    Returns
+    -------
+    (list, list of float)
+        The lowered layers (:class:`LoweredLayer`, :class:`LoweredPool`) and the
+        activation scales (input first, then each weight layer's output).
+    """
+    out_scales = calibrate(coded, calib_x, len(codings))
+    mods = list(template)
+    s_in, layers, k = INPUT_SCALE, [], 0
+    for i, m in enumerate(mods):
+        if _is_weight_layer(m):
+            c, s_out = codings[k], out_scales[k]
+            if c.codebook.shape[1] != lanes:
+                raise ValueError(f"engine has {lanes} lanes but layer {k}'s codebook has dimension "
+                                 f"{c.codebook.shape[1]}")
+            acc = s_in * np.asarray(c.weight_scale, dtype=np.float64)
+            bias = np.clip(np.round(np.asarray(c.bias, dtype=np.float64) / acc), INT32_MIN, INT32_MAX)
+            mq = [quantize_multiplier(a / s_out) for a in acc]
+            window = getattr(m, "window", None)
+            layers.append(LoweredLayer(
+                in_features=m.in_features, out_features=m.out_features, codebook=c.codebook,
+                indices=np.asarray(c.indices, dtype=np.int64), bias=bias.astype(np.int64),
+                mult=np.array([q for q, _ in mq], dtype=np.int64), shift=np.array([q for _, q in mq], dtype=np.int64),
+                relu=i + 1 < len(mods) and isinstance(mods[i + 1], torch.nn.ReLU),
+                kind="fc" if window is None else "conv", window=window,
+                weights_count=getattr(m, "weights_count", None)))
+            s_in, k = s_out, k + 1
+        elif hasattr(m, "window"):      # pooling: the scale passes through
+            ch = m.window.channels(lanes)
+            layers.append(LoweredPool(m.window, m.window.taps() * ch, ch))
+    return layers, [INPUT_SCALE] + out_scales
+
+
+def _vq_coding(layer: VQLayer) -> LayerCoding:
+    """A k-means layer's codebook at one symmetric int8 scale (``max|codeword| -> 127``)."""
     s_w = float(np.abs(layer.codebook).max()) / ACT_MAX
     if not s_w > 0:
         raise ValueError("a layer's codebook is all zero")
     codebook = np.clip(np.round(layer.codebook / s_w), -ACT_MAX, ACT_MAX).astype(np.int8)
-    acc_scale = s_in * s_w
-    bias = np.clip(np.round(layer.bias.astype(np.float64) / acc_scale), INT32_MIN, INT32_MAX).astype(np.int64)
-    mult, shift = quantize_multiplier(acc_scale / s_out)
-    n = layer.out_features
-    return LoweredLayer(in_features=layer.in_features, out_features=n, codebook=codebook,
-                        indices=layer.indices.astype(np.int64), bias=bias,
-                        mult=np.full(n, mult, dtype=np.int64), shift=np.full(n, shift, dtype=np.int64),
-                        relu=layer.relu)
+    return LayerCoding(codebook, layer.indices, np.full(layer.out_features, s_w), layer.bias)
 
 
 def lower_vq(vq_net: VQNetwork, calib_x: np.ndarray, lanes: int) -> LoweredNetwork:
@@ -178,8 +272,9 @@ def lower_vq(vq_net: VQNetwork, calib_x: np.ndarray, lanes: int) -> LoweredNetwo
     Parameters
     ----------
     vq_net : VQNetwork
-        ReLU after every layer but the last.
-    calib_x : numpy.ndarray, shape (n, in_features)
+        ReLU after every weight layer but the last; with a ``template`` (a lowered
+        network), its convolutions and pooling layers too.
+    calib_x : numpy.ndarray, shape (n, inputs)
         Calibration inputs (pixels in [0, 1]).
     lanes : int
         Engine lanes; must equal the VQ sub-vector dimension.
@@ -193,14 +288,14 @@ def lower_vq(vq_net: VQNetwork, calib_x: np.ndarray, lanes: int) -> LoweredNetwo
         raise ValueError(f"lower_vq lowers VQ networks, not {vq_net.method!r}")
     if lanes != vq_net.dim:
         raise ValueError(f"engine has {lanes} lanes but the codebooks have dimension {vq_net.dim}")
-    out_scales = _calibrate(vq_net, calib_x)
-    in_scales = [INPUT_SCALE] + out_scales[:-1]
-    layers = [_lower_layer(layer, s_in, s_out) for layer, s_in, s_out in zip(vq_net.layers, in_scales, out_scales)]
+    coded = to_torch(vq_net)
+    layers, scales = lower_sequence(vq_net.template if vq_net.template is not None else coded, coded,
+                                    [_vq_coding(layer) for layer in vq_net.layers], calib_x, lanes)
     info = dict(vq_net.info)
     info.update(calibration_images=int(len(calib_x)), hidden_percentile=HIDDEN_PERCENTILE,
-                output_percentile=OUTPUT_PERCENTILE, activation_scales=[INPUT_SCALE] + out_scales)
+                output_percentile=OUTPUT_PERCENTILE, activation_scales=scales)
     return LoweredNetwork(name=vq_net.name, method=vq_net.method, lanes=lanes, input_scale=INPUT_SCALE,
-                          output_scale=out_scales[-1], layers=layers, info=info)
+                          output_scale=scales[-1], layers=layers, info=info)
 
 
 def golden_forward(lowered: LoweredNetwork, x_int8: np.ndarray) -> np.ndarray:

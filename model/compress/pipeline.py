@@ -2,7 +2,7 @@
 
 Methods are looked up in the registry (:mod:`model.compress.registry`); this
 module prepares what every engine method needs (the network split into host
-front end and engine tail, the data, the calibration images), runs the
+lowered onto the engine's layers, the data, the calibration images), runs the
 method, and measures the program it returns on the golden model.
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ from model.contract.config import LANES, WEIGHT_SRAM_WORDS_MAX, WORDS_PER_KIB
 from model.contract.fixedpoint import quantize_act
 from model.golden.engine import GoldenEngine
 from model.nets.data import load_fashion_mnist
-from model.nets.frontends import ENGINE_NETWORKS, FrontendError, engine_task
+from model.nets.registry import engine_networks
+from model.nets.tasks import TaskError, engine_input, engine_task
 from model.program.file import Program
 from model.program.writer import place_in_weight_sram
 
@@ -26,8 +27,8 @@ __all__ = ["CompressError", "CompressOptions", "compress", "compress_any", "gold
 
 
 def golden_accuracy(program: Program, x: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy of the golden model (the engine's exact arithmetic) on float inputs ``x``."""
-    image, _, _ = program.dram_image(quantize_act(x, program.meta["input_scale"]))
+    """Accuracy of the golden model (the engine's exact arithmetic) on raw float inputs ``x``."""
+    image, _, _ = program.dram_image(engine_input(program.meta, quantize_act(x, program.meta["input_scale"])))
     outputs = GoldenEngine(program.config).run(image).outputs
     return float(np.mean(np.argmax(outputs, axis=1) == y))
 
@@ -35,7 +36,7 @@ def golden_accuracy(program: Program, x: np.ndarray, y: np.ndarray) -> float:
 def result_kind(method: str, network: str) -> str:
     """``"engine"`` when ``method`` writes an engine program for ``network``, else ``"model"``."""
     m = get_method(method)
-    if "engine" in m.fns and (network in ENGINE_NETWORKS or "model" not in m.fns):
+    if "engine" in m.fns and (network in engine_networks() or "model" not in m.fns):
         return "engine"
     return "model"
 
@@ -60,8 +61,8 @@ def _check_common(network: str, kind: str, o: CompressOptions) -> None:
                             f"got {o.weight_sram_kib}")
     if o.calibration < 1:
         raise CompressError("--calibration must be at least 1 image")
-    if kind == "engine" and network not in ENGINE_NETWORKS:
-        raise CompressError(f"unknown network {network!r}; the engine runs {', '.join(ENGINE_NETWORKS)}"
+    if kind == "engine" and network not in engine_networks():
+        raise CompressError(f"unknown network {network!r}; the engine runs {', '.join(engine_networks())}"
                             f" (pq/rq/lr2vq take any zoo network)")
 
 
@@ -78,7 +79,7 @@ def compress(network: str, method: str, **options) -> Program:
     Parameters
     ----------
     network : str
-        A name in :data:`model.nets.frontends.ENGINE_NETWORKS` (LeNet-5: the engine runs its FC tail).
+        A name in :func:`model.nets.registry.engine_networks`.
     method : str
         A registered method that writes engine programs (:func:`model.compress.registry.method_names`).
     **options
@@ -99,20 +100,17 @@ def _engine_program(network: str, method_fn, o: CompressOptions) -> Program:
     x_train, y_train = load_fashion_mnist("train")
     x_test, y_test = load_fashion_mnist("test")
     try:
-        task = engine_task(network, x_train, seed=o.seed, progress=o.progress)
-    except FrontendError as e:
+        task = engine_task(network, o.lanes, seed=o.seed, progress=o.progress)
+    except TaskError as e:
         raise CompressError(str(e)) from None
     from model.nets.networks import evaluate
-    f_train, f_test = task.features(x_train), task.features(x_test)
     rng = np.random.default_rng(o.seed)
-    calib = f_train[rng.choice(len(f_train), size=min(o.calibration, len(f_train)), replace=False)]
+    calib = x_train[rng.choice(len(x_train), size=min(o.calibration, len(x_train)), replace=False)]
     info = {"float_accuracy": evaluate(task.full, x_test, y_test), "seed": o.seed,
             "calibration_images": len(calib), "test_images": len(x_test)}
-    if task.frontend is not None:
-        info["tail_float_accuracy"] = evaluate(task.tail, f_test, y_test)
-    program = method_fn(EngineJob(network, o, task, (f_train, y_train), (f_test, y_test), calib, info))
+    program = method_fn(EngineJob(network, o, task, (x_train, y_train), (x_test, y_test), calib, info))
+    program.meta.update(task.meta())
     program = place_in_weight_sram(program, o.weight_sram_kib * WORDS_PER_KIB)
     program.meta["dataset"] = DATASET
-    program.meta.update(task.meta())
-    program.meta["info"]["int8_accuracy"] = golden_accuracy(program, f_test, y_test)
+    program.meta["info"]["int8_accuracy"] = golden_accuracy(program, x_test, y_test)
     return program

@@ -4,7 +4,7 @@ A method registers itself in its own module with :func:`register_method`, once
 per kind of result it gives:
 
 * ``kind="engine"``: ``fn(job: EngineJob) -> Program``, an engine program for a
-  network the engine runs (:data:`model.nets.frontends.ENGINE_NETWORKS`);
+  network the engine runs (:func:`model.nets.registry.engine_networks`);
 * ``kind="model"``: ``fn(network: str, options: CompressOptions) -> dict``, a
   model-level result (JSON) for any zoo network.
 
@@ -62,18 +62,18 @@ FLAGS["weight_sram_kib"] = "--weight-sram"
 
 @dataclass
 class EngineJob:
-    """A network ready for an engine method: its front end and tail, data and calibration.
+    """A network ready for an engine method: lowered onto the engine's layers, its data and calibration.
 
     Members
     -------
     network : str
     options : CompressOptions
-    task : model.nets.frontends.EngineTask
-        The float network split into host front end and engine tail.
+    task : model.nets.tasks.EngineTask
+        The float network and its lowered form (``task.net``, which takes the raw inputs).
     train, test : tuple of numpy.ndarray
-        ``(features, labels)``: the tail's inputs (after the front end) and the labels.
+        ``(inputs, labels)``.
     calib : numpy.ndarray
-        Calibration inputs of the tail.
+        Calibration inputs.
     info : dict
         Facts every program records (float accuracy, seed, image counts).
     """

@@ -1,8 +1,8 @@
 """Test inputs for a program: its dataset's test split through its host front end, or seeded random vectors.
 
-A program's metadata names its dataset (``dataset``), the host front end that
-feeds the engine (``frontend``, ``feature_scale``, see
-:mod:`model.nets.frontends`) and the engine's input scale (``input_scale``).
+A program's metadata names its dataset (``dataset``), where each engine input
+value comes from in a raw input (``input_index``, see :mod:`model.nets.tasks`)
+and the engine's input scale (``input_scale``).
 A program without a dataset (a synthetic network) runs on random int8
 vectors.
 
@@ -30,8 +30,7 @@ def load_inputs(meta: dict, n: int, offset: int, seed: int):
     Parameters
     ----------
     meta : dict
-        The program's metadata (``dataset``, ``input_features``, ``network``,
-        ``frontend``, ``feature_scale``, ``input_scale``).
+        The program's metadata (``dataset``, ``input_features``, ``input_index``, ``input_scale``).
     n : int
         Inputs to give.
     offset : int
@@ -49,8 +48,6 @@ def load_inputs(meta: dict, n: int, offset: int, seed: int):
     ------
     InputError
         If the dataset is unknown, or ``offset`` and ``n`` run past its test split.
-    model.nets.frontends.FrontendError
-        If the program's front end is unknown or its feature scale is not positive.
     model.nets.data.DataError
         If the dataset's files are missing or invalid.
     """
@@ -60,12 +57,11 @@ def load_inputs(meta: dict, n: int, offset: int, seed: int):
     if dataset not in DATASETS:
         raise InputError(f"program uses dataset {dataset!r}, which this vqe cannot load")
     from model.nets.data import load_fashion_mnist
-    from model.nets.frontends import frontend_features
+    from model.nets.tasks import engine_input
 
     x, y = load_fashion_mnist("test")
     if not 0 <= offset or offset + n > len(x):
         raise InputError(f"--offset {offset} --images {n} runs past the {len(x)} test images")
     x, y = x[offset:offset + n], y[offset:offset + n]
-    # LeNet-5: the host computes the convolutional features the engine's FC tail takes.
-    features = frontend_features(meta.get("frontend"), meta.get("feature_scale", 1.0), x, network=meta["network"])
-    return quantize_act(features, meta["input_scale"]), y, x
+    # A convolutional network's input is an HWC map with padded channels, written by the host.
+    return engine_input(meta, quantize_act(x, meta["input_scale"])), y, x

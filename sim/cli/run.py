@@ -36,7 +36,7 @@ def _reference_predictions(meta: dict, x_float, progress: bool):
     """The float network's predictions on the images (None without a dataset): the accuracy to compare with."""
     if x_float is None:
         return None
-    from model.nets.frontends import full_network
+    from model.nets.tasks import full_network
     from model.nets.networks import predict
     return predict(full_network(meta["network"], progress=progress), x_float)
 

@@ -18,7 +18,8 @@ from model.contract.config import EngineConfig
 from model.contract.counters import zero_counters
 from model.contract.errors import EngineError, EngineFault
 from model.contract.layout import DESC_WORDS, LayerKind, vector_align
-from model.contract.ints import round_up
+from model.contract.ints import ceil_div, round_up
+from model.contract.window import Window
 
 
 class LayerKindRule:
@@ -45,6 +46,16 @@ class LayerKindRule:
         """Counters over ``n_images`` images with every stream read from DRAM (output writes included)."""
         raise NotImplementedError
 
+    def macs(self, in_features: int, out_features: int, window: Window | None) -> int:
+        """Multiply-accumulates of one image: every row against every vector it meets (a convolution's
+        padding channels and padding taps included: the engine spends their cycles too)."""
+        return in_features * out_features
+
+    def ideal_cycles(self, in_features: int, out_features: int, window: Window | None, lanes: int) -> int:
+        """Cycles of one image at one lane-word per cycle: its MACs ``lanes`` at a time (a layer without
+        rows: every lane-word it reads)."""
+        return ceil_div(self.macs(in_features, out_features, window), lanes)
+
 
 def lane_words(features: int, lanes: int) -> int:
     """Activation-SRAM lane-words of a vector of ``features`` values, padded."""
@@ -70,6 +81,9 @@ class ConvKind(LayerKindRule):
     def stream_uses(self, layer):
         return layer.desc.window.positions()
 
+    def macs(self, in_features, out_features, window):
+        return window.positions() * in_features * out_features
+
     def counters(self, codec, layer, n_images, cfg):
         d, win, lanes = layer.desc, layer.desc.window, cfg.lanes
         positions = win.positions()
@@ -90,6 +104,12 @@ class MaxPoolKind(LayerKindRule):
 
     def stream_uses(self, layer):
         return 0
+
+    def macs(self, in_features, out_features, window):
+        return 0
+
+    def ideal_cycles(self, in_features, out_features, window, lanes):
+        return window.positions() * ceil_div(in_features, lanes)
 
     def counters(self, codec, layer, n_images, cfg):
         win, lanes = layer.desc.window, cfg.lanes

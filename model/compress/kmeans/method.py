@@ -13,12 +13,12 @@ from model.program.writer import build_program
 @register_method("kmeans", "k-means VQ per layer (lanes-dimensional sub-vectors), codewords fine-tuned",
                  options=("codebook_size", "finetune_epochs"))
 def kmeans_program(job: EngineJob):
-    """k-means-code the engine tail, lower it to int8 and lay it out (each layer's codebook in the ROM)."""
+    """k-means-code the lowered network, lower it to int8 and lay it out (each layer's codebook in the ROM)."""
     o = job.options
     k = DEFAULT_K if o.codebook_size is None else o.codebook_size
     t0 = time.perf_counter()
     kwargs = {} if o.finetune_epochs is None else {"finetune_epochs": o.finetune_epochs}
-    vq = vq_compress(job.task.tail, dim=o.lanes, k=k, seed=o.seed, name=job.network,
+    vq = vq_compress(job.task.net, dim=o.lanes, k=k, seed=o.seed, name=job.network,
                      train_data=job.train, progress=o.progress, **kwargs)
     seconds = time.perf_counter() - t0
     lowered = lower_vq(vq, job.calib, o.lanes)

@@ -21,6 +21,7 @@ so :func:`to_torch` and the lowering can dispatch on ``method``.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -258,6 +259,11 @@ class VQNetwork:
         Input side first.
     info : dict
         Measured facts: seeds, timings, accuracies when an evaluation set was given.
+    template : torch.nn.Sequential, optional
+        The network the layers were coded from, when it is more than a
+        Linear/ReLU chain (a lowered :class:`model.nets.graph.trace.EngineNet`):
+        :func:`to_torch` keeps its other modules and computes each weight layer
+        through the template layer's ``compute`` (a convolution, say).
     """
     name: str
     method: str
@@ -265,6 +271,7 @@ class VQNetwork:
     k: int
     layers: list[VQLayer]
     info: dict = field(default_factory=dict)
+    template: nn.Module | None = None
 
 
 def quantize_layer(linear: nn.Linear, dim: int, k: int, seed: int, relu: bool) -> VQLayer:
@@ -278,10 +285,20 @@ def quantize_layer(linear: nn.Linear, dim: int, k: int, seed: int, relu: bool) -
 
 
 class VQLinear(nn.Module):
-    """A linear layer computing with ``codebook[indices]``; the codebook and bias are trainable."""
+    """A weight layer computing with ``codebook[indices]``; the codebook and bias are trainable.
 
-    def __init__(self, layer: VQLayer):
+    Parameters
+    ----------
+    layer : VQLayer
+    op : torch.nn.Module, optional
+        The layer it stands for when that is not a plain ``nn.Linear``: its
+        ``compute(x, weight, bias)`` computes the layer (an engine convolution).
+    """
+
+    def __init__(self, layer: VQLayer, op: nn.Module | None = None):
         super().__init__()
+        # The template's function only, not its (unused) float weights as parameters.
+        self._compute = nn.functional.linear if op is None else op.compute
         self.codebook = nn.Parameter(torch.tensor(layer.codebook, dtype=torch.float32))
         self.register_buffer("indices", torch.tensor(layer.indices, dtype=torch.int64))
         self.bias = nn.Parameter(torch.tensor(layer.bias, dtype=torch.float32))
@@ -296,7 +313,7 @@ class VQLinear(nn.Module):
         return w.reshape(self.out_features, -1)[:, :self.in_features]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(x, self.weight(), self.bias)
+        return self._compute(x, self.weight(), self.bias)
 
     def to_layer(self, relu: bool) -> VQLayer:
         return VQLayer(codebook=self.codebook.detach().numpy().copy(), indices=self.indices.numpy().copy(),
@@ -310,27 +327,34 @@ def to_torch(net: VQNetwork) -> nn.Sequential:
     Returns
     -------
     torch.nn.Sequential
-        :class:`VQLinear` layers, each followed by ``nn.ReLU`` when its ``relu`` is set.
+        :class:`VQLinear` layers, each followed by ``nn.ReLU`` when its ``relu`` is set; with a
+        ``template``, its modules with each weight layer replaced by a :class:`VQLinear`.
     """
-    mods: list[nn.Module] = []
-    for layer in net.layers:
-        if layer.method != "vq":
-            raise ValueError(f"to_torch handles VQ layers, not {layer.method!r}")
-        mods.append(VQLinear(layer))
-        if layer.relu:
-            mods.append(nn.ReLU())
-    return nn.Sequential(*mods).eval()
+    if any(layer.method != "vq" for layer in net.layers):
+        raise ValueError("to_torch handles VQ layers only")
+    if net.template is None:
+        mods: list[nn.Module] = []
+        for layer in net.layers:
+            mods.append(VQLinear(layer))
+            if layer.relu:
+                mods.append(nn.ReLU())
+        return nn.Sequential(*mods).eval()
+    coded = iter(net.layers)
+    return nn.Sequential(*(VQLinear(next(coded), m) if isinstance(m, nn.Linear) else copy.deepcopy(m)
+                           for m in net.template)).eval()
 
 
 def _linear_layers(model: nn.Module) -> list[tuple[nn.Linear, bool]]:
-    """The ``nn.Linear`` layers of a Linear/ReLU ``nn.Sequential`` with their ReLU flags."""
+    """The weight layers (``nn.Linear``, the engine's convolutions included) of an ``nn.Sequential``
+    with their ReLU flags; the other modules must be ReLUs or hold no parameters (pooling)."""
     mods = list(model.children())
     out = []
     for i, m in enumerate(mods):
         if isinstance(m, nn.Linear):
             out.append((m, i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)))
-        elif not isinstance(m, nn.ReLU):
-            raise TypeError(f"vq_compress handles Linear/ReLU sequences, found {type(m).__name__}")
+        elif not isinstance(m, nn.ReLU) and any(True for _ in m.parameters()):
+            raise TypeError(f"vq_compress handles Linear layers and parameter-free modules, found "
+                            f"{type(m).__name__}")
     if not out:
         raise TypeError("model has no nn.Linear layers")
     return out
@@ -357,7 +381,8 @@ def vq_compress(model: nn.Module, dim: int = DEFAULT_DIM, k: int = DEFAULT_K,
     Parameters
     ----------
     model : torch.nn.Sequential
-        ``nn.Linear`` layers, optionally each followed by ``nn.ReLU``.  Not modified.
+        ``nn.Linear`` layers, optionally each followed by ``nn.ReLU``, or a lowered
+        :class:`model.nets.graph.trace.EngineNet` (its weight layers are ``nn.Linear``s).  Not modified.
     dim : int
         Sub-vector dimension (the engine's lanes).
     k : int
@@ -387,7 +412,9 @@ def vq_compress(model: nn.Module, dim: int = DEFAULT_DIM, k: int = DEFAULT_K,
     layers = [quantize_layer(lin, dim, k, seed + i, relu) for i, (lin, relu) in enumerate(linears)]
     info["kmeans_seconds"] = time.perf_counter() - t0
     info["codebook_sizes"] = [layer.k for layer in layers]
-    net = VQNetwork(name=name, method="vq", dim=dim, k=k, layers=layers, info=info)
+    plain = all(isinstance(m, (nn.Linear, nn.ReLU)) and type(m) in (nn.Linear, nn.ReLU) for m in model.children())
+    net = VQNetwork(name=name, method="vq", dim=dim, k=k, layers=layers, info=info,
+                    template=None if plain else model)
     if eval_data is not None:
         info["float_accuracy"] = evaluate(model, *eval_data)
         info["vq_kmeans_accuracy"] = evaluate(to_torch(net), *eval_data)

@@ -71,7 +71,7 @@ from model.compress.pvq.budget import (DEFAULT_BITS_PER_WEIGHT, SCALE_BITS, PVQB
                                        pvq_layer_stream_bits)
 from model.compress.pvq.layers import PVQLinear, PVQNetwork, pvq_to_torch, quantize_linear
 from model.compress.pvq.lower import evaluate_lowered_pvq, lower_pvq
-from model.compress.registry import EngineJob, register_method
+from model.compress.registry import CompressError, EngineJob, register_method
 from model.nets.data import load_fashion_mnist
 from model.nets.networks import evaluate
 
@@ -193,6 +193,14 @@ def pvq_compress(model: nn.Module, lanes: int = 4, bits_per_weight: float | None
     return net, lowered
 
 
+def _linear_chain(job: EngineJob) -> nn.Sequential:
+    chain = job.task.net.linear_chain()
+    if chain is None:
+        raise CompressError(f"--method pvq codes fully-connected networks; {job.network} has convolutions "
+                            "(use --method kmeans or universal)")
+    return chain
+
+
 @register_method("pvq", "pyramid VQ: an enumeration index and an 8-bit scale per sub-vector, no codebook",
                  options=("bits_per_weight", "finetune_epochs"))
 def pvq_program(job: EngineJob):
@@ -202,7 +210,7 @@ def pvq_program(job: EngineJob):
     o = job.options
     budget = o.bits_per_weight or DEFAULT_BITS_PER_WEIGHT
     t0 = time.perf_counter()
-    net, lowered = pvq_compress(job.task.tail, lanes=o.lanes, bits_per_weight=budget,
+    net, lowered = pvq_compress(_linear_chain(job), lanes=o.lanes, bits_per_weight=budget,
                                 finetune_epochs=FINETUNE_EPOCHS if o.finetune_epochs is None else o.finetune_epochs,
                                 seed=o.seed, progress=o.progress, name=job.network, train_data=job.train,
                                 calib_x=job.calib)

@@ -7,13 +7,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.compress.lowering import (HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN, OUTPUT_PERCENTILE,
-                                     LoweredLayer, LoweredNetwork)
+from model.compress.lowering import (HIDDEN_PERCENTILE, INPUT_SCALE, OUTPUT_PERCENTILE, LayerCoding,
+                                     LoweredNetwork, lower_sequence)
 from model.compress.universal.codebook import UniversalCodebook
 from model.compress.universal.fit import HARD_STEPS, SOFT_STEPS, UniversalNetwork, fit_universal
-from model.contract.fixedpoint import ACT_MAX, quantize_multiplier
 from model.nets.distill import DistillSet
-from model.nets.training import TORCH_THREADS, TorchThreads
 
 
 def to_sequential(net: UniversalNetwork) -> nn.Sequential:
@@ -33,30 +31,9 @@ def to_sequential(net: UniversalNetwork) -> nn.Sequential:
     return nn.Sequential(*mods).eval()
 
 
-@torch.no_grad()
-def _calibrate(model: nn.Sequential, calib_x: np.ndarray, n_layers: int) -> list[float]:
-    """Per-layer output scales, by the rules of :mod:`model.compress.lowering`."""
-    h = torch.from_numpy(np.ascontiguousarray(calib_x, dtype=np.float32))
-    scales = []
-    mods = list(model)
-    with TorchThreads(TORCH_THREADS):
-        for i, m in enumerate(mods):
-            h = m(h)
-            last = i == len(mods) - 1
-            if isinstance(m, nn.ReLU) or last:
-                a = h.numpy()
-                stat = float(np.percentile(np.abs(a), OUTPUT_PERCENTILE) if last
-                             else np.percentile(a, HIDDEN_PERCENTILE))
-                if not stat > 0:
-                    raise ValueError(f"layer {len(scales)} is all zero on the calibration set")
-                scales.append(stat / ACT_MAX)
-    if len(scales) != n_layers:
-        raise ValueError("lower_universal expects ReLU after every layer but the last")
-    return scales
-
-
-def lower_universal(net: UniversalNetwork, calib_x: np.ndarray, lanes: int | None = None) -> LoweredNetwork:
-    """Integer program of a universally coded Linear/ReLU chain.
+def lower_universal(net: UniversalNetwork, calib_x: np.ndarray, lanes: int | None = None,
+                    template: nn.Sequential | None = None) -> LoweredNetwork:
+    """Integer program of a network coded against the universal codebook.
 
     Every layer's ``codebook`` is the same int8 universal ROM (the caller may
     map them all to ROM base 0).  Row ``r`` of a layer with input scale
@@ -65,16 +42,19 @@ def lower_universal(net: UniversalNetwork, calib_x: np.ndarray, lanes: int | Non
     ``a_r = s_in * s_codebook * s_r``: the int32 bias is ``round(b_r / a_r)``
     and its requantization multiplier/shift is
     ``quantize_multiplier(a_r / s_out)``, per row.  Output scales come from
-    calibration on ``calib_x`` exactly as in :func:`model.compress.lowering.lower_vq`.
+    calibration on ``calib_x`` (:func:`model.compress.lowering.lower_sequence`).
 
     Parameters
     ----------
     net : UniversalNetwork
-        Fully-connected layers, ReLU after every one but the last.
-    calib_x : numpy.ndarray, shape (n, in_features)
+        ReLU after every weight layer but the last.
+    calib_x : numpy.ndarray
         Calibration inputs in [0, 1] (the input scale is 1/127).
     lanes : int, optional
         Engine lanes; must equal the codebook dimension.
+    template : torch.nn.Sequential, optional
+        The network ``net`` was fitted on when it is not a Linear/ReLU chain
+        (a lowered :class:`model.nets.graph.trace.EngineNet`, convolutions and pooling included).
 
     Returns
     -------
@@ -84,27 +64,22 @@ def lower_universal(net: UniversalNetwork, calib_x: np.ndarray, lanes: int | Non
     lanes = net.dim if lanes is None else lanes
     if lanes != net.dim:
         raise ValueError(f"engine has {lanes} lanes but the universal codebook has dimension {net.dim}")
-    seq = to_sequential(net)
-    out_scales = _calibrate(seq, calib_x, len(net.layers))
-    in_scales = [INPUT_SCALE] + out_scales[:-1]
+    if template is None:
+        template = coded = to_sequential(net)
+    else:
+        coded = net.apply(template)
     rom = np.ascontiguousarray(net.codebook.codewords, dtype=np.int8)
     s_cb = float(net.codebook.scale)
-    layers = []
-    for layer, s_in, s_out in zip(net.layers, in_scales, out_scales):
-        acc = s_in * s_cb * layer.row_scale.astype(np.float64)
-        b = layer.bias if layer.bias is not None else np.zeros(layer.out_features)
-        bias = np.clip(np.round(b.astype(np.float64) / acc), INT32_MIN, INT32_MAX).astype(np.int64)
-        mq = [quantize_multiplier(a / s_out) for a in acc]
-        layers.append(LoweredLayer(in_features=layer.in_features, out_features=layer.out_features, codebook=rom,
-                                   indices=layer.indices.astype(np.int64), bias=bias,
-                                   mult=np.array([m for m, _ in mq], dtype=np.int64),
-                                   shift=np.array([s for _, s in mq], dtype=np.int64), relu=layer.relu))
+    codings = [LayerCoding(rom, layer.indices, s_cb * layer.row_scale.astype(np.float64),
+                           layer.bias if layer.bias is not None else np.zeros(layer.out_features))
+               for layer in net.layers]
+    layers, scales = lower_sequence(template, coded, codings, calib_x, lanes)
     info = dict(net.info)
     info.update(codebook_sha256=net.codebook.content_hash(), codebook_scale=s_cb, codebook_size=net.k,
                 calibration_images=int(len(calib_x)), hidden_percentile=HIDDEN_PERCENTILE,
-                output_percentile=OUTPUT_PERCENTILE, activation_scales=[INPUT_SCALE] + out_scales)
+                output_percentile=OUTPUT_PERCENTILE, activation_scales=scales)
     return LoweredNetwork(name=net.name, method="universal", lanes=lanes, input_scale=INPUT_SCALE,
-                          output_scale=out_scales[-1], layers=layers, info=info)
+                          output_scale=scales[-1], layers=layers, info=info)
 
 
 def row_scale_spread(net: UniversalNetwork) -> dict:

@@ -1,6 +1,6 @@
 """``--method universal``: the registered method, for engine programs and for model-level fits.
 
-On a network the engine runs (LeNet-300-100, LeNet-5) it writes an engine
+On a network the engine runs (:func:`model.nets.registry.engine_networks`) it writes an engine
 program whose ROM is the shipped universal codebook (or ``--codebook``); on
 any other zoo network it fits the network to a stage of the nested ROM at
 model level and returns JSON (:mod:`model.compress.universal.recipes`).
@@ -39,11 +39,11 @@ def universal_program(job: EngineJob):
     from model.program.writer import build_program
     o = job.options
     codebook = universal_codebook(o.codebook, o.lanes)
-    model = job.task.tail
+    model = job.task.net
     t0 = time.perf_counter()
     net = fit_universal(model, codebook, DistillSet(*job.train), name=job.network, seed=o.seed, progress=o.progress)
     seconds = time.perf_counter() - t0
-    lowered = lower_universal(net, job.calib, o.lanes)
+    lowered = lower_universal(net, job.calib, o.lanes, template=model)
     lowered.name = job.network
     return build_program(lowered, codebook_depth=codebook_depth_for(codebook.k), shared_rom=codebook.codewords,
                          info=dict(job.info, universal_float_accuracy=evaluate(net.apply(model), *job.test),

@@ -1,0 +1,449 @@
+"""Lowering a torch network onto the engine's layer kinds, from its ``torch.fx`` graph.
+
+:func:`lower_graph` traces a network (``torch.fx.symbolic_trace``), propagates
+shapes through it on an example input, and walks its nodes once, turning each
+into the engine's layout (:mod:`model.nets.graph.modules`):
+
+* ``Conv1d`` / ``Conv2d`` become :class:`EngineConv` (1-D: height 1), their
+  weights reordered to the engine's rows (taps, then padded channels);
+* ``Linear`` becomes :class:`EngineLinear`, its columns permuted to the engine's
+  order of its input (a flattened map is HWC, the network's flatten is CHW; any
+  reshape or permute in between is followed exactly);
+* ``MaxPool1d`` / ``MaxPool2d`` become :class:`EngineMaxPool`;
+* ``BatchNorm`` directly after a weight layer is folded into its weights and bias;
+* ``ReLU`` after a weight layer is the requantizer's ReLU;
+* ``F.pad`` with zeros before a convolution joins its padding;
+* reshapes, views, permutes, flatten, ``Dropout`` and ``Identity`` move no data;
+* a final ``sigmoid``, ``softmax`` or ``log_softmax`` is left to the host
+  (recorded as the output's activation: none of them changes the arg-max).
+
+Every step of the walk is a handler in :data:`HANDLERS`, looked up by the
+node's module type or function, so a new operator is a new handler.  Before
+the first weight layer only data movement is allowed: it, and any padding of
+the first layer's input, is what the host does when it writes the engine's
+input (:attr:`EngineNet.input_index`).  Anything else is refused with one
+line naming the operator, its node and what is supported.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from model.contract.errors import VqeError
+from model.contract.ints import round_up
+from model.contract.layout import vector_align
+from model.contract.window import KERNEL_BITS, PAD_BITS, STRIDE_BITS, Window
+from model.nets.graph.modules import PAD, WEIGHT_LAYERS, EngineConv, EngineInput, EngineLinear, EngineMaxPool
+
+
+
+class GraphError(VqeError, ValueError):
+    """A network the engine cannot run: the first operator it cannot lower."""
+
+
+@dataclass
+class _Value:
+    """A tensor of the traced graph, as the engine holds it.
+
+    ``pos`` has the tensor's shape without the batch dimension and gives each
+    element's index in the engine's vector of ``size`` values (``stage="engine"``),
+    or in the network's raw input (``stage="input"``, before the first layer).
+    ``map`` is ``(channels, height, width)`` while ``pos`` is the engine's HWC
+    layout of that map; ``pad`` a pending zero pad ``(left, right, top, bottom)``;
+    ``fresh`` that a weight layer produced it and nothing has touched it since.
+    """
+    pos: np.ndarray
+    size: int
+    stage: str
+    map: tuple[int, int, int] | None = None
+    pad: tuple[int, int, int, int] = (0, 0, 0, 0)
+    fresh: bool = False
+    activation: str | None = None
+
+
+class EngineNet(nn.Sequential):
+    """A network in the engine's layout: :class:`EngineInput`, then engine layers and ``nn.ReLU``.
+
+    It takes the source network's raw inputs (module 0 writes the engine's
+    input values from them, as the host does).
+
+    Members
+    -------
+    lanes : int
+    input_shape : tuple of int
+        The source network's input, without the batch dimension.
+    output_activation : str or None
+        ``"sigmoid"``, ``"softmax"`` or ``"log_softmax"``: what the host applies to the engine's outputs.
+    source : list of str
+        One line per lowered operator.
+    """
+
+    def __init__(self, layers, lanes: int, input_shape, output_activation=None, source=()):
+        super().__init__(*layers)
+        self.lanes = lanes
+        self.input_shape = tuple(input_shape)
+        self.output_activation = output_activation
+        self.source = list(source)
+
+    @property
+    def input_index(self) -> np.ndarray:
+        """For each engine input value, the flattened raw input element it holds, or :data:`PAD`."""
+        inp = self[0]
+        return np.where(inp.keep.numpy() > 0, inp.index.numpy(), PAD)
+
+    def linear_chain(self) -> nn.Sequential | None:
+        """The network as a plain ``nn.Linear`` / ``nn.ReLU`` chain on the raw inputs, when that is all
+        it is (no convolution or pooling, the input written as it is); else None."""
+        index = self.input_index
+        if not np.array_equal(index, np.arange(len(index))):
+            return None
+        mods = []
+        for m in list(self)[1:]:
+            if type(m) is nn.ReLU:
+                mods.append(nn.ReLU())
+            elif type(m) is EngineLinear:
+                lin = nn.Linear(m.in_features, m.out_features)
+                lin.load_state_dict(m.state_dict())
+                mods.append(lin)
+            else:
+                return None
+        return nn.Sequential(*mods).eval()
+
+    def relu_flags(self) -> list[bool]:
+        """For each weight layer, whether a ReLU follows it."""
+        mods = list(self)
+        return [i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
+                for i, m in enumerate(mods) if isinstance(m, WEIGHT_LAYERS)]
+
+
+@dataclass
+class _Walk:
+    """The state of one lowering: the layers so far and each node's value."""
+    lanes: int
+    layers: list = field(default_factory=list)
+    values: dict = field(default_factory=dict)
+    input_index: np.ndarray | None = None
+    source: list = field(default_factory=list)
+
+    @property
+    def align(self) -> int:
+        return vector_align(self.lanes)
+
+    def arg(self, node: fx.Node, i: int = 0) -> _Value:
+        v = self.values.get(node.args[i]) if isinstance(node.args[i], fx.Node) else None
+        if not isinstance(v, _Value):
+            raise GraphError(f"{describe(node)}: its input is not a tensor the engine holds")
+        return v
+
+
+def describe(node: fx.Node, module: nn.Module | None = None) -> str:
+    what = type(module).__name__ if module is not None else getattr(node.target, "__name__", str(node.target))
+    where = f"node {node.name!r}" + (f", module {node.target!r}" if module is not None and node.target != node.name
+                                     else "")
+    return f"operator {what} ({where})"
+
+
+def _out_shape(node: fx.Node) -> tuple[int, ...]:
+    return tuple(node.meta["tensor_meta"].shape)[1:]
+
+
+# --- the engine's map layout ------------------------------------------------------------------
+
+
+def hwc_positions(c: int, h: int, w: int, channels: int) -> np.ndarray:
+    """Index of element ``[c, y, x]`` of a (C, H, W) map in its HWC storage of ``channels`` padded channels."""
+    cc, yy, xx = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+    return (yy * w + xx) * channels + cc
+
+
+def hwc_index(raw: np.ndarray, channels: int) -> np.ndarray:
+    """The engine input of a (C, H, W) map whose element ``[c, y, x]`` is raw input ``raw[c, y, x]``."""
+    c, h, w = raw.shape
+    index = np.full(h * w * channels, PAD, dtype=np.int64)
+    index[hwc_positions(c, h, w, channels).reshape(-1)] = raw.reshape(-1)
+    return index
+
+
+def _map_value(c: int, h: int, w: int, channels: int, one_d: bool) -> _Value:
+    pos = hwc_positions(c, h, w, channels)
+    return _Value(pos[:, 0, :] if one_d else pos, h * w * channels, "engine", (c, h, w), fresh=True)
+
+
+def _map_input(walk: _Walk, v: _Value, node: fx.Node, one_d: bool, pad: tuple[int, int, int, int]):
+    """The (C, H, W) map a windowed layer reads, and the pads left to its window.
+
+    Before the first layer the host writes the map (its own padding included, so
+    a pad of any size is free); later the value must be the previous layer's map.
+    """
+    shape = v.pos.shape
+    if len(shape) != (2 if one_d else 3):
+        raise GraphError(f"{describe(node)}: expected a {'(C, L)' if one_d else '(C, H, W)'} input, got {shape}")
+    c, h, w = (shape[0], 1, shape[1]) if one_d else shape
+    pl, pr, pt, pb = (a + b for a, b in zip(pad, v.pad))
+    if v.stage == "input":
+        channels = round_up(c, walk.align)
+        if max(pl, pt) < 1 << PAD_BITS:
+            # The window's pads read nothing; only the map itself crosses from DRAM.
+            walk.input_index = hwc_index(v.pos[:, None, :] if one_d else v.pos, channels)
+            walk.source.append(f"input: host writes {c}x{h}x{w} as HWC {h}x{w}x{channels}")
+            return (c, h, w, channels), (pl, pt)
+        hp, wp = h + pt + pb, w + pl + pr
+        index = np.full(hp * wp * channels, PAD, dtype=np.int64)
+        pos = hwc_positions(c, hp, wp, channels)[:, pt:pt + h, pl:pl + w]
+        index[pos.reshape(-1)] = (v.pos[:, None, :] if one_d else v.pos).reshape(-1)
+        walk.input_index = index
+        walk.source.append(f"input: host writes {c}x{h}x{w} as HWC {hp}x{wp}x{channels}"
+                           + (f" (padding {pl},{pr},{pt},{pb} included)" if any((pl, pr, pt, pb)) else ""))
+        return (c, hp, wp, channels), (0, 0)
+    channels = round_up(c, walk.align)
+    expect = hwc_positions(c, h, w, channels)
+    if v.map != (c, h, w) or not np.array_equal(v.pos, expect[:, 0, :] if one_d else expect):
+        raise GraphError(f"{describe(node)}: its input was reshaped or permuted after the previous layer; "
+                         "the engine's windows read the previous layer's map as it is")
+    return (c, h, w, channels), (pl, pt)
+
+
+def _window(node: fx.Node, walk: _Walk, geometry, pads, kernel, stride) -> Window:
+    c, h, w, channels = geometry
+    out = _out_shape(node)
+    oh, ow = (1, out[-1]) if len(out) == 2 else out[1:]
+    win = Window(channels // walk.align, w, h, ow, oh, kernel[1], kernel[0], stride[1], stride[0], pads[0], pads[1])
+    for name, value, bits in (("kernel", max(kernel), KERNEL_BITS), ("stride", max(stride), STRIDE_BITS),
+                              ("padding", max(pads), PAD_BITS)):
+        if value >= 1 << bits:
+            raise GraphError(f"{describe(node)}: {name} {value} does not fit the window's {bits}-bit field "
+                             f"(at most {(1 << bits) - 1})")
+    return win
+
+
+def _pair(v, one_d: bool, height: int = 1) -> tuple[int, int]:
+    """(height, width) of a kernel, stride or padding argument; a 1-D layer's height is ``height``."""
+    v = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+    return (height, v[0]) if one_d else (v[0], v[-1])
+
+
+# --- handlers ---------------------------------------------------------------------------------
+
+Handler = Callable[[_Walk, fx.Node, nn.Module | None], _Value | object]
+
+
+def _conv(walk: _Walk, node: fx.Node, m: nn.Module) -> _Value:
+    one_d = isinstance(m, nn.Conv1d)
+    if m.groups != 1 or any(d != 1 for d in m.dilation) or m.padding_mode != "zeros" or isinstance(m.padding, str):
+        raise GraphError(f"{describe(node, m)}: only groups=1, dilation 1 and numeric zero padding run on the engine")
+    ph, pw = _pair(m.padding, one_d, 0)
+    geometry, pads = _map_input(walk, walk.arg(node), node, one_d, (pw, pw, ph, ph))
+    kh, kw = _pair(m.kernel_size, one_d)
+    win = _window(node, walk, geometry, pads, (kh, kw), _pair(m.stride, one_d))
+    layer = EngineConv(win, walk.lanes, m.out_channels, weights_count=m.weight.numel())
+    c, channels = geometry[0], geometry[3]
+    w = m.weight.detach().float().reshape(m.out_channels, c, kh, kw).permute(0, 2, 3, 1)
+    with torch.no_grad():
+        layer.weight.copy_(F.pad(w, (0, channels - c)).reshape(m.out_channels, -1))
+        layer.bias.copy_(m.bias.detach() if m.bias is not None else torch.zeros(m.out_channels))
+    walk.layers.append(layer)
+    walk.source.append(f"{node.name}: {type(m).__name__} {c}->{m.out_channels}, kernel {kh}x{kw} -> conv")
+    return _map_value(m.out_channels, win.out_height, win.out_width, layer.out_channels_padded, one_d)
+
+
+def _linear(walk: _Walk, node: fx.Node, m: nn.Module) -> _Value:
+    v = walk.arg(node)
+    cols = v.pos.reshape(-1)
+    if v.pos.ndim != 1 or len(cols) != m.in_features:
+        raise GraphError(f"{describe(node, m)}: the engine runs Linear on a flat vector, got shape {v.pos.shape}")
+    if v.stage == "input":
+        walk.input_index = cols.copy()
+        walk.source.append(f"input: host writes {len(cols)} values")
+        cols, size = np.arange(len(cols)), len(cols)
+    else:
+        size = v.size
+    layer = EngineLinear(size, m.out_features, weights_count=m.weight.numel())
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.weight[:, torch.from_numpy(cols)] = m.weight.detach().float()
+        layer.bias.copy_(m.bias.detach() if m.bias is not None else torch.zeros(m.out_features))
+    walk.layers.append(layer)
+    walk.source.append(f"{node.name}: Linear {m.in_features}->{m.out_features} -> fc")
+    return _Value(np.arange(m.out_features), m.out_features, "engine", fresh=True)
+
+
+def _maxpool(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
+    if m is not None:
+        one_d = isinstance(m, nn.MaxPool1d)
+        kernel, stride, padding, dilation = m.kernel_size, m.stride, m.padding, m.dilation
+    else:
+        one_d = node.target is F.max_pool1d
+        kw = dict(zip(("input", "kernel_size", "stride", "padding", "dilation"), node.args), **node.kwargs)
+        kernel = kw["kernel_size"]
+        stride, padding, dilation = kw.get("stride") or kernel, kw.get("padding", 0), kw.get("dilation", 1)
+    if any(d != 1 for d in _pair(dilation, one_d)):
+        raise GraphError(f"{describe(node, m)}: only dilation 1 runs on the engine")
+    ph, pw = _pair(padding, one_d, 0)
+    v = walk.arg(node)
+    if v.stage == "input":
+        raise GraphError(f"{describe(node, m)}: a network must start with a convolution or a Linear layer")
+    geometry, pads = _map_input(walk, v, node, one_d, (pw, pw, ph, ph))
+    win = _window(node, walk, geometry, pads, _pair(kernel, one_d), _pair(stride, one_d))
+    walk.layers.append(EngineMaxPool(win, walk.lanes))
+    walk.source.append(f"{node.name}: max pool {win.kernel_h}x{win.kernel_w} stride {win.stride_y},{win.stride_x}"
+                       " -> maxpool")
+    out = _map_value(geometry[0], win.out_height, win.out_width, geometry[3], one_d)
+    return replace(out, fresh=False)
+
+
+def _relu(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
+    v = walk.arg(node)
+    if not v.fresh:
+        raise GraphError(f"{describe(node, m)}: the engine applies ReLU in a weight layer's requantizer; "
+                         "this one does not follow a convolution or Linear layer directly")
+    walk.layers.append(nn.ReLU())
+    return replace(v, fresh=False)
+
+
+def _batchnorm(walk: _Walk, node: fx.Node, m: nn.Module) -> _Value:
+    v = walk.arg(node)
+    if not v.fresh:
+        raise GraphError(f"{describe(node, m)}: batch norm folds into the weights of the layer right before it, "
+                         "and this one follows an activation or pooling (the engine has no separate scale unit)")
+    layer = walk.layers[-1]
+    scale = m.weight.detach() / torch.sqrt(m.running_var + m.eps) if m.affine else 1 / torch.sqrt(m.running_var + m.eps)
+    shift = m.bias.detach() if m.affine else torch.zeros_like(scale)
+    with torch.no_grad():
+        layer.weight.mul_(scale[:, None])
+        layer.bias.copy_((layer.bias - m.running_mean) * scale + shift)
+    walk.source.append(f"{node.name}: {type(m).__name__} folded into the layer before it")
+    return v
+
+
+def _pad(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
+    v = walk.arg(node)
+    kw = dict(zip(("input", "pad", "mode", "value"), node.args), **node.kwargs)
+    pad = tuple(kw["pad"])
+    if kw.get("mode", "constant") != "constant" or (kw.get("value") or 0) != 0 or len(pad) not in (2, 4):
+        raise GraphError(f"{describe(node, m)}: only zero padding of the last one or two dimensions runs on the engine")
+    return replace(v, pad=pad + (0, 0) if len(pad) == 2 else pad)
+
+
+def _identity(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
+    return walk.arg(node)
+
+
+def _output_activation(name: str) -> Handler:
+    def handler(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
+        v = walk.arg(node)
+        return replace(v, activation=name, fresh=False)
+    return handler
+
+
+def _move(walk: _Walk, node: fx.Node, m: nn.Module | None):
+    """A reshape, view, permute or flatten: replayed on the positions (batch 1), no data moves."""
+    def subst(a):
+        if isinstance(a, fx.Node):
+            v = walk.values.get(a)
+            return torch.from_numpy(v.pos)[None] if isinstance(v, _Value) else v
+        if isinstance(a, (tuple, list)):
+            return type(a)(subst(b) for b in a)
+        return a
+    args, kwargs = subst(node.args), {k: subst(a) for k, a in node.kwargs.items()}
+    if m is not None:
+        out = m(*args, **kwargs)
+    elif node.op == "call_method":
+        out = getattr(args[0], node.target)(*args[1:], **kwargs)
+    else:
+        out = node.target(*args, **kwargs)
+    v = walk.values.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
+    if isinstance(out, torch.Tensor) and isinstance(v, _Value):
+        if out.shape[0] != 1:
+            raise GraphError(f"{describe(node, m)}: it moves data across the batch dimension")
+        pos = out[0].numpy().copy()
+        same = pos.shape == v.pos.shape and np.array_equal(pos, v.pos)
+        return replace(v, pos=pos, map=v.map if same else None, fresh=v.fresh and same)
+    return out      # a shape, a size: plain Python values
+
+
+#: Handlers by module type.
+MODULE_HANDLERS: dict[type, Handler] = {
+    nn.Conv1d: _conv, nn.Conv2d: _conv, nn.Linear: _linear,
+    nn.MaxPool1d: _maxpool, nn.MaxPool2d: _maxpool,
+    nn.ReLU: _relu, nn.BatchNorm1d: _batchnorm, nn.BatchNorm2d: _batchnorm,
+    nn.Flatten: _move, nn.Unflatten: _move, nn.Dropout: _identity, nn.Identity: _identity,
+    nn.Sigmoid: _output_activation("sigmoid"), nn.Softmax: _output_activation("softmax"),
+    nn.LogSoftmax: _output_activation("log_softmax"),
+}
+#: Handlers by function (``call_function``) or method name (``call_method``).
+FUNCTION_HANDLERS: dict[object, Handler] = {
+    F.relu: _relu, torch.relu: _relu, "relu": _relu,
+    F.max_pool1d: _maxpool, F.max_pool2d: _maxpool, F.pad: _pad,
+    F.dropout: _identity, "contiguous": _identity,
+    torch.sigmoid: _output_activation("sigmoid"), "sigmoid": _output_activation("sigmoid"),
+    torch.softmax: _output_activation("softmax"), F.softmax: _output_activation("softmax"),
+    "softmax": _output_activation("softmax"), F.log_softmax: _output_activation("log_softmax"),
+    torch.flatten: _move, torch.reshape: _move, torch.permute: _move, torch.transpose: _move,
+    torch.unsqueeze: _move, torch.squeeze: _move, operator.getitem: _move, getattr: _move,
+    "reshape": _move, "view": _move, "flatten": _move, "permute": _move, "transpose": _move,
+    "unsqueeze": _move, "squeeze": _move, "size": _move,
+}
+
+
+def supported() -> str:
+    """The operators :func:`lower_graph` lowers, for error messages."""
+    mods = sorted({t.__name__ for t in MODULE_HANDLERS})
+    return ", ".join(mods) + ", F.relu, F.max_pool1d/2d, F.pad (zeros), reshape/view/permute/flatten"
+
+
+def lower_graph(model: nn.Module, input_shape: tuple[int, ...], lanes: int) -> EngineNet:
+    """The engine's layout of ``model`` (see the module docstring); ``model`` is not modified.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        In eval mode; traceable by ``torch.fx.symbolic_trace``.
+    input_shape : tuple of int
+        One input without the batch dimension.
+    lanes : int
+        Engine lanes (maps' channels are padded to ``vector_align(lanes)``).
+
+    Raises
+    ------
+    GraphError
+        The first operator that cannot be lowered, with its node name.
+    """
+    try:
+        gm = fx.symbolic_trace(model)
+    except Exception as e:  # noqa: BLE001  tracing fails in many ways; one line names it
+        raise GraphError(f"torch.fx cannot trace {type(model).__name__}: {str(e).splitlines()[0]}") from None
+    with torch.no_grad():
+        ShapeProp(gm).propagate(torch.zeros((2, *input_shape)))
+    walk = _Walk(lanes)
+    modules = dict(gm.named_modules())
+    result = None
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            n = int(np.prod(input_shape))
+            walk.values[node] = _Value(np.arange(n).reshape(input_shape), n, "input")
+            continue
+        if node.op == "output":
+            result = node.args[0]
+            break
+        if node.op == "get_attr":
+            raise GraphError(f"{describe(node)}: a tensor constant in the forward pass does not run on the engine")
+        module = modules[node.target] if node.op == "call_module" else None
+        handler = (MODULE_HANDLERS.get(type(module)) if module is not None
+                   else FUNCTION_HANDLERS.get(node.target))
+        if handler is None:
+            raise GraphError(f"{describe(node, module)} does not run on the engine; supported: {supported()}")
+        walk.values[node] = handler(walk, node, module)
+    out = walk.values.get(result) if isinstance(result, fx.Node) else None
+    if not isinstance(out, _Value) or out.stage != "engine":
+        raise GraphError(f"{type(model).__name__}: its output must be one tensor computed by engine layers")
+    if out.pos.ndim != 1 or not np.array_equal(out.pos, np.arange(out.size)):
+        raise GraphError(f"{type(model).__name__}: its output must be the last layer's vector as it is "
+                         "(end with a Linear layer, or flatten a map without permuting it)")
+    return EngineNet([EngineInput(walk.input_index)] + walk.layers, lanes, input_shape, out.activation, walk.source)

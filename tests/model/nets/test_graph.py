@@ -1,0 +1,122 @@
+"""Lowering torch graphs onto the engine's layer kinds: the lowered network computes what the source does."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.nets.graph.modules import PAD, EngineConv, EngineLinear, EngineMaxPool
+from model.nets.graph.trace import GraphError, lower_graph
+
+
+def _same(model: nn.Module, shape, lanes: int, seed: int = 0, n: int = 7):
+    model.eval()
+    net = lower_graph(model, shape, lanes)
+    x = torch.from_numpy(np.random.default_rng(seed).standard_normal((n, *shape)).astype(np.float32))
+    with torch.no_grad():
+        ref, out = model(x), net(x)
+    assert out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=1e-4, rtol=1e-4), (out - ref).abs().max()
+    return net
+
+
+class _Conv2dNet(nn.Module):
+    """Random 2-D geometry: BN folded, ceil-mode pooling, a permute before flatten (as MTCNN's)."""
+
+    def __init__(self, rng, c_in, side):
+        super().__init__()
+        c1, c2 = (int(v) for v in rng.integers(1, 11, size=2))
+        k1, k2 = (int(v) for v in rng.integers(1, 4, size=2))
+        self.conv1 = nn.Conv2d(c_in, c1, k1, stride=int(rng.integers(1, 3)), padding=int(rng.integers(0, k1)))
+        self.bn1 = nn.BatchNorm2d(c1)
+        self.pool = nn.MaxPool2d(int(rng.integers(1, 4)), int(rng.integers(1, 3)), ceil_mode=bool(rng.integers(2)))
+        self.conv2 = nn.Conv2d(c1, c2, k2, padding=int(rng.integers(0, k2)))
+        self.permute = bool(rng.integers(2))
+        with torch.no_grad():
+            self.bn1.running_mean.normal_()
+            self.bn1.running_var.uniform_(0.5, 2)
+            self.bn1.weight.normal_()
+            self.bn1.bias.normal_()
+            h = self.features(torch.zeros(1, c_in, side, side))
+        self.fc = nn.Linear(h.numel(), int(rng.integers(1, 9)))
+
+    def features(self, x):
+        x = self.pool(F.relu(self.bn1(self.conv1(x))))
+        x = F.relu(self.conv2(x))
+        if self.permute:
+            x = x.permute(0, 3, 2, 1).contiguous()
+        return x.view(x.shape[0], -1)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_2d_networks_compute_what_torch_computes(seed):
+    rng = np.random.default_rng(seed)
+    c_in, side, lanes = int(rng.integers(1, 5)), int(rng.integers(6, 12)), int(rng.choice([1, 4, 8]))
+    _same(_Conv2dNet(rng, c_in, side), (c_in, side, side), lanes, seed)
+
+
+class _Conv1dNet(nn.Module):
+    """CREPE's shape of network: an input padded by more than a window's pad field, conv, ReLU, pool, BN'd conv."""
+
+    def __init__(self, pad):
+        super().__init__()
+        self.pad = pad
+        self.conv1 = nn.Conv1d(1, 5, 9, stride=2)
+        self.conv2 = nn.Conv1d(5, 6, 4)
+        self.bn2 = nn.BatchNorm1d(6)
+        self.fc = nn.Linear(6 * 6, 3)
+
+    def forward(self, x):
+        x = F.pad(x[:, None, :], (self.pad, self.pad))
+        x = F.max_pool1d(F.relu(self.conv1(x)), 2, 2)
+        x = F.pad(x, (1, 2))
+        x = F.relu(self.bn2(self.conv2(x)))
+        x = F.max_pool1d(x, 2)
+        return torch.sigmoid(self.fc(x.permute(0, 2, 1).reshape(x.shape[0], -1)))
+
+
+def test_1d_network_padding_beyond_the_field_is_the_hosts():
+    model = _Conv1dNet(pad=20).eval()
+    net = lower_graph(model, (17,), 4)
+    assert net.output_activation == "sigmoid"
+    x = torch.randn(5, 17)
+    with torch.no_grad():
+        assert torch.allclose(torch.sigmoid(net(x)), model(x), atol=1e-5)
+    # The host wrote the 20 zeros on either side: 57 positions of 4 channels, one of them real.
+    index = net.input_index
+    assert len(index) == 57 * 4 and np.sum(index != PAD) == 17
+    assert [type(m) for m in net if not isinstance(m, nn.ReLU)][1:] == [EngineConv, EngineMaxPool, EngineConv,
+                                                                         EngineMaxPool, EngineLinear]
+    assert net[1].window.pad_left == 0 and net[4].window.pad_left == 1
+
+
+def test_small_first_padding_stays_in_the_window():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 25, 2))
+    net = _same(model, (1, 5, 5), 4)
+    assert len(net.input_index) == 25 * 4 and net[1].window.pad_left == 1
+
+
+@pytest.mark.parametrize("model, shape, match", [
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.PReLU(4)), (3, 8, 8), r"operator PReLU \(node '_1', module '1'\) does not run"),
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4)), (3, 8, 8), "follows an activation"),
+    (nn.Sequential(nn.Conv1d(1, 4, 300)), (1, 400), "kernel 300 does not fit"),
+    (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)), (4, 8, 8), "only groups=1"),
+    (nn.Sequential(nn.Linear(4, 4), nn.Tanh()), (4,), "Tanh"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten()), (1, 5, 5), "output must be the last layer's vector"),
+])
+def test_what_cannot_run_is_named(model, shape, match):
+    with pytest.raises(GraphError, match=match):
+        lower_graph(model.eval(), shape, 4)
+
+
+def test_linear_chain_is_recognised():
+    mlp = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
+    chain = lower_graph(mlp, (6,), 4).linear_chain()
+    assert [type(m) for m in chain] == [nn.Linear, nn.ReLU, nn.Linear]
+    conv = nn.Sequential(nn.Conv2d(1, 1, 1), nn.Flatten(), nn.Linear(4, 2))
+    assert lower_graph(conv, (1, 2, 2), 4).linear_chain() is None
