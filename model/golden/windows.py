@@ -49,14 +49,25 @@ def fully_connected(layer, x, lanes):
     return _rows(layer, x)
 
 
+#: Window values gathered at a time (int64), to bound memory on whole test sets.
+GATHER_CHUNK = 1 << 22
+
+
+def _image_chunks(n: int, values_per_image: int):
+    step = max(1, GATHER_CHUNK // max(1, values_per_image))
+    return (slice(i, min(i + step, n)) for i in range(0, n, step))
+
+
 @register_forward(LayerKind.CONV)
 def convolution(layer, x, lanes):
     """Rows against each position's window (padding taps zero); each position a pixel of padded channels."""
     d, win = layer.desc, layer.desc.window
     n, positions = len(x), win.positions()
-    out = _rows(layer, win.gather(x, lanes).reshape(n * positions, d.in_features))
-    pixels = np.zeros((n * positions, round_up(d.out_features, vector_align(lanes))), dtype=np.int64)
-    pixels[:, :d.out_features] = out   # the output packer zero-fills a pixel's padding channels
+    pixels = np.zeros((n, positions, round_up(d.out_features, vector_align(lanes))), dtype=np.int64)
+    for part in _image_chunks(n, positions * d.in_features):
+        windows = win.gather(x[part], lanes).reshape(-1, d.in_features)
+        # The output packer zero-fills a pixel's padding channels.
+        pixels[part, :, :d.out_features] = _rows(layer, windows).reshape(-1, positions, d.out_features)
     return pixels.reshape(n, -1)
 
 
@@ -64,4 +75,6 @@ def convolution(layer, x, lanes):
 def max_pool(layer, x, lanes):
     """Per channel, the maximum of each window's taps inside the map (``ACT_MIN`` for none)."""
     win = layer.desc.window
-    return win.gather(x, lanes, fill=ACT_MIN).max(axis=2).reshape(len(x), -1).astype(np.int64)
+    parts = [win.gather(x[part], lanes, fill=ACT_MIN).max(axis=2).reshape(part.stop - part.start, -1)
+             for part in _image_chunks(len(x), win.positions() * win.taps() * win.channels(lanes))]
+    return np.concatenate(parts).astype(np.int64)
