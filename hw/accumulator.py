@@ -51,5 +51,6 @@ class RowAccumulator(wiring.Component):
             self.result.payload.acc.eq(acc_next),
             self.result.payload.mult.eq(self.params.payload.mult),
             self.result.payload.shift.eq(self.params.payload.shift),
+            self.result.payload.act.eq(self.params.payload.act),
         ]
         return m

@@ -59,7 +59,7 @@ class DescriptorCheck(wiring.Component):
     """Checks a layer descriptor against the engine: the first rule it breaks, as an error code.
 
     Combinational.  The rules and their order are the golden model's: first
-    :meth:`model.contract.descriptor.Descriptor.check` (the mode is one this
+    :meth:`model.contract.descriptor.Descriptor.check` (one activation at most and the mode is one this
     engine has, ``BAD_MODE``; both feature counts are 1 to ``max_features``,
     ``BAD_SHAPE``; an FC layer's input is the previous layer's output, ``BAD_CHAIN``), then
     the mode's codec ``check`` in :mod:`model.codecs.layers` (its codebook,
@@ -108,7 +108,7 @@ class DescriptorCheck(wiring.Component):
         def shape_ok(n):
             return (n != 0) & (n <= cfg.max_features)
 
-        with m.If(~supported):
+        with m.If(~supported | (d.relu & d.floor)):
             m.d.comb += self.error.eq(EngineError.BAD_MODE)
         with m.Elif(~shape_ok(d.in_features) | ~shape_ok(d.out_features)):
             m.d.comb += self.error.eq(EngineError.BAD_SHAPE)

@@ -132,6 +132,7 @@ class Engine(wiring.Component):
         # last one (whose blocks are idle then).
         mode = Signal(len(desc.mode), init=next(iter(paths)))
         relu = Signal()
+        floor = Signal()
         size_word = Signal(WORD_BITS)  # a sized stream's size word (model.contract.layout)
         # Where the layer's stream comes from: a resident one from DRAM into the weight SRAM in
         # image 0, from the weight SRAM after (model.contract.layout, weight SRAM).
@@ -167,7 +168,7 @@ class Engine(wiring.Component):
             sram.select.eq(select),
             packer.rows.eq(desc.out_features), packer.words.eq(lane_words(desc.out_features)),
             packer.base.eq(packer_base),
-            requantizer.relu.eq(relu),
+            requantizer.relu.eq(relu), requantizer.floor.eq(floor),
         ]
 
         # --- datapath: row source -> ROM + SRAM read (the fetch stage) -> dot-product unit ------
@@ -345,7 +346,7 @@ class Engine(wiring.Component):
                 with m.If(check.error != EngineError.NONE):
                     fail(check.error)
                 with m.Else():
-                    m.d.sync += [relu.eq(desc.relu), mode.eq(desc.mode), packer_base.eq(0), first_position.eq(1),
+                    m.d.sync += [relu.eq(desc.relu), floor.eq(desc.floor), mode.eq(desc.mode), packer_base.eq(0), first_position.eq(1),
                                  conv.eq(desc.kind == LayerKind.CONV)]
                     m.next = "STREAM"
                     if wsram:   # a sized stream's length is known after its size word (SIZE_READ)

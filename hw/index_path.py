@@ -4,6 +4,7 @@ from amaranth.lib import data, wiring
 
 from hw.layouts import COUNT_BITS, RowSourceSignature, beat_layout
 from model.contract.errors import EngineError
+from model.contract.fixedpoint import ACT_PARAM_SHIFT, MULT_BITS
 from model.contract.layout import WORD_BITS
 
 
@@ -127,8 +128,9 @@ class IndexPath(wiring.Component):
                 m.d.comb += [
                     self.params.valid.eq(self.words.valid & ~error),
                     self.params.payload.bias.eq(bias),
-                    self.params.payload.mult.eq(word[:16]),
-                    self.params.payload.shift.eq(word[16:]),
+                    self.params.payload.mult.eq(word[:MULT_BITS]),
+                    self.params.payload.shift.eq(word[MULT_BITS:ACT_PARAM_SHIFT]),
+                    self.params.payload.act.eq(word[ACT_PARAM_SHIFT:]),
                     self.words.ready.eq(self.params.ready & ~error),
                 ]
                 with m.If(take):

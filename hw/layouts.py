@@ -14,8 +14,8 @@ from amaranth.lib.wiring import In, Out
 
 from model.contract.counters import COUNTER_BITS, COUNTERS, RTL_COUNTERS
 from model.contract.errors import ERROR_BITS
-from model.contract.fixedpoint import ACC_BITS, ACT_BITS, MULT_BITS, SHIFT_BITS
-from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_RELU, FLAG_RESIDENT, JOB_WORDS, KIND_MASK, KIND_SHIFT,
+from model.contract.fixedpoint import ACC_BITS, ACT_BITS, ACT_PARAM_BITS, MULT_BITS, SHIFT_BITS
+from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, JOB_WORDS, KIND_MASK, KIND_SHIFT,
                                    MODE_MASK, MODE_SHIFT, WORD_BITS, WSRAM_ADDR_BITS)
 from model.contract.window import GROUPS_BITS, GROUPS_SHIFT, KERNEL_BITS, PAD_BITS, SIDE_BITS, STRIDE_BITS
 
@@ -49,12 +49,14 @@ RowParams = data.StructLayout({
     "bias": signed(ACC_BITS),
     "mult": unsigned(MULT_BITS),
     "shift": unsigned(SHIFT_BITS),
+    "act": signed(ACT_PARAM_BITS),
 })
 
 RowResult = data.StructLayout({
     "acc": signed(ACC_BITS),
     "mult": unsigned(MULT_BITS),
     "shift": unsigned(SHIFT_BITS),
+    "act": signed(ACT_PARAM_BITS),
 })
 
 
@@ -101,6 +103,7 @@ DescriptorLayout = data.FlexibleLayout(DESC_WORDS * WORD_BITS, {
     "table_words": data.Field(unsigned(16), 3 * WORD_BITS),
     "relu": data.Field(unsigned(1), 3 * WORD_BITS + 16 + (FLAG_RELU.bit_length() - 1)),
     "resident": data.Field(unsigned(1), 3 * WORD_BITS + 16 + (FLAG_RESIDENT.bit_length() - 1)),
+    "floor": data.Field(unsigned(1), 3 * WORD_BITS + 16 + (FLAG_FLOOR.bit_length() - 1)),
     "wsram_addr": data.Field(unsigned(WSRAM_ADDR_BITS), 4 * WORD_BITS),
     "mode": data.Field(unsigned(MODE_MASK.bit_length()), 3 * WORD_BITS + 16 + MODE_SHIFT),
     "kind": data.Field(unsigned(KIND_MASK.bit_length()), 3 * WORD_BITS + 16 + KIND_SHIFT),

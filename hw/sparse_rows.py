@@ -5,6 +5,7 @@ from amaranth.lib import data, wiring
 from hw.huffman import HuffmanDecoder, huffman_events
 from hw.layouts import COUNT_BITS, RowSourceSignature, row_marked
 from model.contract.errors import ERROR_BITS, HUFF_BASE, EngineError
+from model.contract.fixedpoint import ACT_PARAM_SHIFT, MULT_BITS
 from model.contract.layout import FIELD16, SPARSE_BIAS_BITS
 
 #: Position arithmetic: a position (< 2**COUNT_BITS) plus a run, without overflow.
@@ -100,6 +101,7 @@ class SparseRowPath(wiring.Component):
         rows_left = Signal(COUNT_BITS)
         mult = Signal.like(self.params.payload.mult)     # the layer's requantization
         shift = Signal.like(self.params.payload.shift)
+        act = Signal.like(self.params.payload.act)
         sym_left = Signal(COUNT_BITS)
         first = Signal()
         position = Signal(COUNT_BITS)             # next position of the row
@@ -150,7 +152,8 @@ class SparseRowPath(wiring.Component):
             with m.State("REQUANT"):
                 m.d.comb += self.words.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [mult.eq(word[:len(mult)]), shift.eq(word[16:16 + len(shift)])]
+                    m.d.sync += [mult.eq(word[:len(mult)]), shift.eq(word[MULT_BITS:MULT_BITS + len(shift)]),
+                                 act.eq(word[ACT_PARAM_SHIFT:])]
                     m.next = "TABLE"
                 with m.Elif(want):
                     fail(EngineError.BAD_STREAM)
@@ -173,6 +176,7 @@ class SparseRowPath(wiring.Component):
                     self.params.payload.bias.eq(word[:SPARSE_BIAS_BITS].as_signed()),
                     self.params.payload.mult.eq(mult),
                     self.params.payload.shift.eq(shift),
+                    self.params.payload.act.eq(act),
                     self.words.ready.eq(self.params.ready),
                 ]
                 with m.If(self.words.valid & self.params.ready):

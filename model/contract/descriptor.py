@@ -11,7 +11,7 @@ import numpy as np
 
 from model.contract.config import EngineConfig
 from model.contract.errors import EngineError, EngineFault
-from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_RELU, FLAG_RESIDENT, JOB_MAGIC, JOB_WORDS, KIND_MASK,
+from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, JOB_MAGIC, JOB_WORDS, KIND_MASK,
                                    KIND_SHIFT, MODE_MASK, MODE_SHIFT, WSRAM_ADDR_BITS, LayerKind)
 from model.contract.window import Window
 
@@ -67,6 +67,7 @@ class Descriptor:
     wsram_addr: int = 0
     kind: int = LayerKind.FC
     window: Window | None = None
+    floor: bool = False
 
     @classmethod
     def decode(cls, words) -> "Descriptor":
@@ -78,7 +79,8 @@ class Descriptor:
                    stream_addr=w2, row_words=w3 & FIELD16,
                    relu=bool(flags & FLAG_RELU), mode=(flags >> MODE_SHIFT) & MODE_MASK,
                    resident=bool(flags & FLAG_RESIDENT), wsram_addr=w4 & ((1 << WSRAM_ADDR_BITS) - 1),
-                   kind=kind, window=None if kind == LayerKind.FC else Window.decode(words[4:8]))
+                   kind=kind, window=None if kind == LayerKind.FC else Window.decode(words[4:8]),
+                   floor=bool(flags & FLAG_FLOOR))
 
     @property
     def windowed(self) -> bool:
@@ -108,6 +110,7 @@ class Descriptor:
 
     def encode(self) -> list[int]:
         flags = ((FLAG_RELU if self.relu else 0) | (FLAG_RESIDENT if self.resident else 0)
+                 | (FLAG_FLOOR if self.floor else 0)
                  | (self.mode << MODE_SHIFT) | (int(self.kind) << KIND_SHIFT))
         words = [self.in_features | self.out_features << 16,
                  self.codebook_base | self.codebook_size << 16,
@@ -129,6 +132,8 @@ class Descriptor:
         (:meth:`model.contract.window.Window.check`, where its chain is checked).
         """
         where = f"layer {layer}"
+        if self.relu and self.floor:
+            raise EngineFault(EngineError.BAD_MODE, f"{where}: ReLU and the floor activation are both set")
         if not cfg.supports_kind(self.kind, self.mode):
             raise EngineFault(EngineError.BAD_MODE, f"{where}: layer kind {self.kind} in mode {self.mode} is not "
                                                     f"supported by this engine")

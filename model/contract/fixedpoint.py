@@ -22,6 +22,17 @@ MULT_BITS = 16
 #: Requantization right shift: ``SHIFT_BITS`` wide, so 0 .. 2**SHIFT_BITS - 1.
 SHIFT_BITS = 6
 SHIFT_MAX = (1 << SHIFT_BITS) - 1
+#: The activation parameter beside them in the requantization word: signed, ``ACT_PARAM_BITS`` wide.
+#: With ReLU it is the negative slope (leaky / parametric ReLU; 0 is plain ReLU), in units of
+#: ``2**-SLOPE_FRAC_BITS``; with the floor activation it is the floor (an int8 value).
+ACT_PARAM_BITS = 10
+ACT_PARAM_SHIFT = MULT_BITS + SHIFT_BITS
+ACT_PARAM_MIN = -(1 << (ACT_PARAM_BITS - 1))
+ACT_PARAM_MAX = (1 << (ACT_PARAM_BITS - 1)) - 1
+SLOPE_FRAC_BITS = 8
+#: A negative value is clamped to this signed width before the slope multiply.  Exact: a value
+#: beyond it times any nonzero slope saturates the int8 output anyway.
+SLOPE_INPUT_BITS = 16
 
 
 def wrap_acc(x):
@@ -31,12 +42,24 @@ def wrap_acc(x):
     return ((a + (m >> 1)) % m) - (m >> 1)
 
 
-def requantize(acc, mult: int | np.ndarray, shift: int | np.ndarray, relu: bool):
-    """Scale 32-bit accumulators down to int8: ``sat(round(acc * mult / 2**shift))``.
+def _round_shift(p, s):
+    """``round(p / 2**s)``, half up, as ``(p >> s) + bit(s-1, p)`` (no wide adder in the RTL)."""
+    s = np.asarray(s, dtype=np.int64)
+    return (p >> s) + np.where(s > 0, (p >> np.maximum(s - 1, 0)) & 1, 0)
+
+
+def requantize(acc, mult: int | np.ndarray, shift: int | np.ndarray, relu: bool,
+               act: int | np.ndarray = 0, floor: bool = False):
+    """Scale 32-bit accumulators down to int8: ``sat(round(acc * mult / 2**shift))``, then the activation.
 
     Rounding is round-half-up, computed as ``(p >> s) + bit(s-1, p)`` so the RTL
-    needs no wide adder; the result saturates to [-128, 127], or to [0, 127]
-    when ``relu`` is set.
+    needs no wide adder; the result saturates to [-128, 127].  Activations:
+
+    * ``relu``: a negative value ``y`` becomes ``sat(round(clamp16(y) * act / 2**8))``
+      (leaky / parametric ReLU with slope ``act / 256``; ``act = 0`` is ReLU,
+      whose outputs are [0, 127]);
+    * ``floor``: ``max(sat(y), act)`` (a ReLU followed by a positive per-channel
+      scale and an offset, folded: ``relu(z) * a + b = max(a z + b, b)``).
 
     Parameters
     ----------
@@ -47,14 +70,20 @@ def requantize(acc, mult: int | np.ndarray, shift: int | np.ndarray, relu: bool)
     shift : int or array
         Right shift, ``0 <= shift <= SHIFT_MAX``.
     relu : bool
-        Clamp negative results to zero.
+        ReLU, or with ``act`` a leaky one.
+    act : int or array
+        The activation parameter (``ACT_PARAM_BITS`` signed).
+    floor : bool
+        The floor activation (not with ``relu``).
     """
-    p = np.asarray(acc, dtype=np.int64) * np.asarray(mult, dtype=np.int64)
-    s = np.asarray(shift, dtype=np.int64)
-    q = p >> s
-    round_bit = np.where(s > 0, (p >> np.maximum(s - 1, 0)) & 1, 0)
-    y = q + round_bit
-    return np.clip(y, 0 if relu else ACT_MIN, ACT_MAX).astype(np.int8)
+    y = _round_shift(np.asarray(acc, dtype=np.int64) * np.asarray(mult, dtype=np.int64), shift)
+    act = np.asarray(act, dtype=np.int64)
+    if floor:
+        return np.maximum(np.clip(y, ACT_MIN, ACT_MAX), act).astype(np.int8)
+    if relu:
+        lim = 1 << (SLOPE_INPUT_BITS - 1)
+        y = np.where(y < 0, _round_shift(np.clip(y, -lim, lim - 1) * act, SLOPE_FRAC_BITS), y)
+    return np.clip(y, ACT_MIN, ACT_MAX).astype(np.int8)
 
 
 def quantize_multiplier(scale: float) -> tuple[int, int]:

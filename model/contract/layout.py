@@ -30,7 +30,8 @@ word  contents
       PVQ: ``K`` [15:0] (pulses per sub-vector), ``entry_bits`` [31:16]
 2     address of the layer's row stream
 3     VQ, PVQ: ``row_words`` [15:0]; HUFFMAN: ``table_words`` [15:0];
-      flags [31:16]: bit 0 ReLU, bit 1 resident, bits 4..7 mode (:class:`LayerMode`),
+      flags [31:16]: bit 0 ReLU, bit 1 resident, bit 2 floor activation (not with ReLU:
+      ``BAD_MODE``), bits 4..7 mode (:class:`LayerMode`),
       bits 8..11 kind (:class:`LayerKind`)
 4     ``wsram_addr`` [23:0]: the resident stream's word address in the weight SRAM;
       windowed kinds: ``channel_groups`` [31:24]
@@ -86,7 +87,8 @@ engine even where a hand-made image does).
 
 A row stream holds, for each of ``out_features`` rows, ``row_words`` words:
 the bias (int32), the requantization word (``mult`` [15:0], ``shift``
-[21:16]), then one entry per sub-vector, packed LSB-first as one continuous
+[21:16], the activation parameter [31:22], signed: see
+:func:`model.contract.fixedpoint.requantize`), then one entry per sub-vector, packed LSB-first as one continuous
 bit string padded to a whole word.  A VQ entry is a codebook index of
 ``index_bits``; a PVQ entry is the sub-vector's enumeration index in its low
 ``pvq_bits(lanes, K)`` bits and its unsigned scale in the top
@@ -179,6 +181,7 @@ FIELD16 = 0xFFFF
 
 FLAG_RELU = 1 << 0
 FLAG_RESIDENT = 1 << 1
+FLAG_FLOOR = 1 << 2
 #: Width of a descriptor's weight-SRAM address (word 4).
 WSRAM_ADDR_BITS = 24
 MODE_SHIFT = 4

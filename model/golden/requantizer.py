@@ -6,6 +6,9 @@ import numpy as np
 from model.contract.fixedpoint import requantize
 
 
-def requantize_rows(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, relu: bool) -> np.ndarray:
-    """``sat(round(acc * mult / 2**shift))`` per output row (``mult``, ``shift``: shape (out,)), ReLU optional."""
-    return requantize(acc, mult[None, :], shift[None, :], relu).astype(np.int64)
+def requantize_rows(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, relu: bool,
+                    act: np.ndarray | None = None, floor: bool = False) -> np.ndarray:
+    """``sat(round(acc * mult / 2**shift))`` per output row (``mult``, ``shift``, ``act``: shape (out,)), then
+    the activation (:func:`model.contract.fixedpoint.requantize`)."""
+    act = np.zeros_like(mult) if act is None else act
+    return requantize(acc, mult[None, :], shift[None, :], relu, act[None, :], floor).astype(np.int64)

@@ -41,7 +41,7 @@ def _rows(layer: DecodedLayer, x: np.ndarray) -> np.ndarray:
     """Each row's requantized dot product with each vector of ``x``: (n, out_features)."""
     d = layer.desc
     acc = accumulate(layer.bias, x, layer.weights()[:, :d.in_features])
-    return requantize_rows(acc, layer.mult, layer.shift, d.relu)
+    return requantize_rows(acc, layer.mult, layer.shift, d.relu, layer.act, d.floor)
 
 
 @register_forward(LayerKind.FC)

@@ -22,6 +22,19 @@ def random_pvq_vectors(rng: np.random.Generator, shape: tuple, lanes: int, k: in
     return pvq_decode_many(index, lanes, k).reshape(*shape, lanes)
 
 
+def random_activation(rng: np.random.Generator, n_out: int) -> dict:
+    """A layer's random activation: none, ReLU, leaky ReLU (per-row slopes) or the floor (per-row floors)."""
+    from model.contract.fixedpoint import ACT_PARAM_MAX, ACT_PARAM_MIN
+    kind = rng.integers(0, 4)
+    if kind == 0:
+        return {"relu": False, "floor": False, "act": np.zeros(n_out, dtype=np.int64)}
+    if kind == 1:
+        return {"relu": True, "floor": False, "act": np.zeros(n_out, dtype=np.int64)}
+    if kind == 2:
+        return {"relu": True, "floor": False, "act": rng.integers(ACT_PARAM_MIN, ACT_PARAM_MAX + 1, size=n_out)}
+    return {"relu": False, "floor": True, "act": rng.integers(ACT_MIN, ACT_MAX + 1, size=n_out)}
+
+
 def random_sparse_layer(rng: np.random.Generator, n_in: int, n_out: int, k_max: int, relu: bool):
     """A random pruned, weight-shared layer (``mode="huffman"``) as ``model.compress.deepcomp.recipe`` lowers one.
 
@@ -73,7 +86,7 @@ def random_lowered(rng: np.random.Generator, lanes: int, shapes: list[int], code
                 bias=rng.integers(-(1 << 20), 1 << 20, size=n_out),
                 mult=rng.integers(0, 1 << MULT_BITS, size=n_out),
                 shift=rng.integers(16, 28, size=n_out),
-                relu=bool(rng.integers(0, 2)) if i < len(shapes) - 2 else False))
+                **random_activation(rng, n_out)))
             continue
         k = codebook_sizes[i] if codebook_sizes else int(rng.integers(1, codebook_depth + 1))
         s = ceil_div(n_in, lanes)
@@ -86,7 +99,7 @@ def random_lowered(rng: np.random.Generator, lanes: int, shapes: list[int], code
             bias=rng.integers(-(1 << 20), 1 << 20, size=n_out),
             mult=rng.integers(0, 1 << MULT_BITS, size=n_out),
             shift=shift,
-            relu=bool(rng.integers(0, 2)) if i < len(shapes) - 2 else False,
+            **random_activation(rng, n_out),
         ))
     return SimpleNamespace(name=name, method="random", lanes=lanes, input_scale=1 / 127,
                            output_scale=1.0, layers=layers, info={})
@@ -117,7 +130,9 @@ def random_windowed_lowered(rng: np.random.Generator, lanes: int, codebook_depth
         win = Window(groups, w, h, ow, oh, kw, kh, sx, sy, pl, pt)
         n_in = kh * kw * groups * align
         layer = random_lowered(rng, lanes, [n_in, c_out], codebook_depth, pvq_k_max=pvq_k_max).layers[0]
-        layer.relu, layer.kind, layer.window = relu, "conv", win
+        if relu:    # the pooling layer after it sees what a ReLU leaves
+            layer.relu, layer.floor = True, False
+        layer.kind, layer.window = "conv", win
         return layer, oh, ow
 
     c1 = int(rng.integers(1, 2 * align + 1))

@@ -50,10 +50,10 @@ def make_layer(rng, b: int, rows: int, subvectors: int, codebook_size: int, *, g
         bias = int(rng.integers(-(1 << 31), 1 << 31))
         mult = int(rng.integers(0, 1 << 16))
         shift = int(rng.integers(0, 64))
-        top = int(rng.integers(0, 1 << 10)) if garbage else 0
-        words += [bias & 0xFFFFFFFF, mult | shift << 16 | top << 22]
+        act = int(rng.integers(-512, 512)) if garbage else 0     # the activation parameter, two's complement
+        words += [bias & 0xFFFFFFFF, mult | shift << 16 | (act & 0x3FF) << 22]
         words += [int(w) for w in packed[r]]
-        params.append({"bias": bias, "mult": mult, "shift": shift})
+        params.append({"bias": bias, "mult": mult, "shift": shift, "act": act})
         for s in range(subvectors):
             beats.append({"index": int(golden[r, s]), "subvector": s, "first": int(s == 0),
                           "last": int(s == subvectors - 1), "row": r})

@@ -103,7 +103,7 @@ def run_mac(dut, rows, *, seed: int, bubble: float = 0.35):
 
 def check(obs, rows):
     assert obs["errors"] == []
-    expected = [{"acc": row["acc"], "mult": row["mult"], "shift": row["shift"]} for row in rows]
+    expected = [{"acc": row["acc"], "mult": row["mult"], "shift": row["shift"], "act": 0} for row in rows]
     assert len(obs["results"]) == len(expected)
     assert obs["results"] == expected
     assert obs["params_ready"] == len(rows)

@@ -175,7 +175,7 @@ def check(obs, rows, gold, *, start: int = 0):
     """Every result, strobe and handshake against the golden run (vectors from ``obs['transfers'][start:]``)."""
     assert obs["errors"] == []
     assert not any(obs["error"])
-    assert obs["results"] == [{"acc": a, "mult": m, "shift": s} for a, m, s in gold.results]
+    assert obs["results"] == [{"acc": a, "mult": m, "shift": s, "act": 0} for a, m, s in gold.results]
     assert len(obs["params_cycles"]) == len(rows)
     vecs = gold.vectors
     transfers = obs["transfers"][start:]
@@ -323,7 +323,7 @@ def test_out_of_range_index_stops_and_clear_resumes():
         for name in ("ready", "busy", "step", "add", "merge"):
             assert not any(obs[name][bad_t + 1:]), name
         # rows finished before still deliver; the failed row gives no result and keeps its params
-        assert obs["results"] == [{"acc": a, "mult": m, "shift": s} for a, m, s in gold.results]
+        assert obs["results"] == [{"acc": a, "mult": m, "shift": s, "act": 0} for a, m, s in gold.results]
         assert len(obs["params_cycles"]) == len(good)
 
         # clear, then the unit takes fresh rows from scratch
@@ -351,7 +351,7 @@ def test_k_above_k_max_is_an_error():
         assert len(obs["transfers"]) == len(words)
         assert obs["error"].index(1) == obs["transfers"][-1] + 1
         assert not any(obs["busy"][obs["transfers"][-1] + 1:])
-        assert obs["results"] == [{"acc": a, "mult": m, "shift": s} for a, m, s in pvq_unit_run(good, n, 3).results]
+        assert obs["results"] == [{"acc": a, "mult": m, "shift": s, "act": 0} for a, m, s in pvq_unit_run(good, n, 3).results]
 
 
 def test_clear_abandons_work_in_flight():

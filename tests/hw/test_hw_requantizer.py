@@ -1,11 +1,12 @@
-"""hw.requantizer.Requantizer: ``sat(round(acc * mult / 2**shift))`` with optional ReLU.
+"""hw.requantizer.Requantizer: ``sat(round(acc * mult / 2**shift))``, then the activation.
 
 Golden model: :func:`model.contract.fixedpoint.requantize`.  The input is always-ready,
 so it gets random valid bubbles (garbage payload in the bubbles).  Checked:
-every output value, one output per input and nothing else, the fixed 2-cycle
+every output value, one output per input and nothing else, the fixed 3-cycle
 latency; stimulus covers shift 0 and 63, the int32 extremes, mult 0/1/65535,
 exact half-way cases (round half up, also for negatives), values landing just
-inside and outside the int8 range (saturation at both ends), ReLU on and off.
+inside and outside the int8 range (saturation at both ends); no activation, ReLU
+(slope 0), leaky ReLU with random slopes (extremes included) and the floor activation.
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from model.contract.fixedpoint import requantize
 
 from hwsim import Mutant, pack, simulate, stalls, to_signed
 
-LATENCY = 2
+LATENCY = 3
+#: Activations: (relu, floor).
+ACTIVATIONS = {"none": (False, False), "relu": (True, False), "floor": (False, True)}
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
 
 
@@ -55,15 +58,28 @@ def make_stimulus(rng, n: int):
     return [cases[i] for i in order]
 
 
-def run_requantizer(dut, cases, relu: bool, *, seed: int, bubble: float = 0.3):
+def with_act(rng, cases, activation: str):
+    """Each (acc, mult, shift) case with an activation parameter: slopes over the whole field (a third
+    zero: plain ReLU), floors over int8."""
+    if activation == "floor":
+        acts = rng.integers(-128, 128, size=len(cases))
+    else:
+        acts = np.where(rng.random(len(cases)) < 1 / 3, 0, rng.integers(-512, 512, size=len(cases)))
+        acts[:4] = [-512, 511, 256, -256]
+    return [c + (int(a),) for c, a in zip(cases, acts)]
+
+
+def run_requantizer(dut, cases, activation: str, *, seed: int, bubble: float = 0.3):
     rng = np.random.default_rng(seed)
     n_cycles = int(len(cases) / (1 - bubble)) * 2 + 40
     gaps = stalls(rng, n_cycles, bubble)
-    words = [pack(RowResult, acc=a, mult=m, shift=s) for a, m, s in cases]
+    words = [pack(RowResult, acc=a, mult=m, shift=s, act=act) for a, m, s, act in cases]
     obs = {"out": [], "out_cycles": [], "in_cycles": []}
+    relu, floor = ACTIVATIONS[activation]
 
     async def bench(ctx):
         ctx.set(dut.relu, int(relu))
+        ctx.set(dut.floor, int(floor))
         pos = 0
         for cycle in range(n_cycles):
             if pos < len(words) and not gaps[cycle]:
@@ -86,55 +102,64 @@ def run_requantizer(dut, cases, relu: bool, *, seed: int, bubble: float = 0.3):
     return obs
 
 
-def golden(cases, relu):
-    acc, mult, shift = (np.array(c, dtype=np.int64) for c in zip(*cases))
-    return [int(v) for v in requantize(acc, mult, shift, relu)]
+def golden(cases, activation):
+    acc, mult, shift, act = (np.array(c, dtype=np.int64) for c in zip(*cases))
+    relu, floor = ACTIVATIONS[activation]
+    return [int(v) for v in requantize(acc, mult, shift, relu, act, floor)]
 
 
-def check(obs, cases, relu):
-    expected = golden(cases, relu)
+def check(obs, cases, activation):
+    expected = golden(cases, activation)
     assert len(obs["out"]) == len(expected)
     mismatches = [(cases[i], obs["out"][i], expected[i]) for i in range(len(expected))
                   if obs["out"][i] != expected[i]]
-    assert mismatches == [], f"{len(mismatches)} mismatches, first: (acc, mult, shift), got, expected = {mismatches[:5]}"
+    assert mismatches == [], \
+        f"{len(mismatches)} mismatches, first: (acc, mult, shift, act), got, expected = {mismatches[:5]}"
     assert [o - i for i, o in zip(obs["in_cycles"], obs["out_cycles"])] == [LATENCY] * len(cases)
 
 
-@pytest.mark.parametrize("relu", [False, True])
-def test_requantizer_random(relu):
-    rng = np.random.default_rng(17 + relu)
-    cases = make_stimulus(rng, 1100)
-    expected = golden(cases, relu)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_requantizer_random(activation):
+    seed = list(ACTIVATIONS).index(activation)
+    rng = np.random.default_rng(17 + seed)
+    cases = with_act(rng, make_stimulus(rng, 1100), activation)
+    expected = golden(cases, activation)
     # the stimulus reaches both saturation bounds, zero, and many unsaturated values
-    lo = 0 if relu else -128
-    assert expected.count(127) > 20 and expected.count(lo) > 20
-    assert sum(lo < v < 127 for v in expected) > 100
-    obs = run_requantizer(Requantizer(), cases, relu, seed=5 + relu)
-    check(obs, cases, relu)
+    assert expected.count(127) > 20 and expected.count(-128 if activation == "none" else 0) > 20
+    assert sum(-128 < v < 127 for v in expected) > 100
+    if activation == "relu":   # leaky: negative outputs, some saturated
+        assert sum(v < 0 for v in expected) > 100 and expected.count(-128) > 10
+    obs = run_requantizer(Requantizer(), cases, activation, seed=5 + seed)
+    check(obs, cases, activation)
 
 
 def test_requantizer_golden_spot_checks():
     """The golden rule on hand-computed values (so the model itself is pinned down)."""
     cases = [(5, 1, 1), (-5, 1, 1), (7, 1, 1), (-7, 1, 1), (3, 1, 0), (1000, 1, 0), (-1000, 1, 0),
              (I32_MIN, 0xFFFF, 63), (I32_MAX, 0xFFFF, 63), (-1, 1, 63), (100, 3, 2)]
-    assert golden(cases, False) == [3, -2, 4, -3, 3, 127, -128, 0, 0, 0, 75]
-    assert golden(cases, True) == [3, 0, 4, 0, 3, 127, 0, 0, 0, 0, 75]
+    assert golden([c + (0,) for c in cases], "none") == [3, -2, 4, -3, 3, 127, -128, 0, 0, 0, 75]
+    assert golden([c + (0,) for c in cases], "relu") == [3, 0, 4, 0, 3, 127, 0, 0, 0, 0, 75]
+    # Slope 64/256 = 0.25: -2 -> round(-0.5) = 0 (half up), -1000 -> -250 -> saturates, -3 -> round(-0.75) = -1.
+    assert golden([c + (64,) for c in cases], "relu") == [3, 0, 4, -1, 3, 127, -128, 0, 0, 0, 75]
+    # Slope -256/256 = -1 mirrors negatives; -1000 beyond 16 bits' worth stays exact (saturates).
+    assert golden([(-5, 1, 0, -256), (-100000, 1, 0, -256), (-100000, 1, 0, 1)], "relu") == [5, 127, -128]
+    assert golden([c + (-3,) for c in cases], "floor") == [3, -2, 4, -3, 3, 127, -3, 0, 0, 0, 75]
 
 
-def test_requantizer_relu_is_per_layer():
-    """Switching relu between two runs of the same values changes exactly the negative outputs."""
+def test_requantizer_activation_is_per_layer():
+    """Switching the activation between runs of the same values changes what the golden model says it does."""
     rng = np.random.default_rng(99)
-    cases = make_stimulus(rng, 200)
-    for relu in (False, True):
-        obs = run_requantizer(Requantizer(), cases, relu, seed=1, bubble=0.0)
-        check(obs, cases, relu)
+    cases = with_act(rng, make_stimulus(rng, 200), "floor")
+    for activation in ACTIVATIONS:
+        obs = run_requantizer(Requantizer(), cases, activation, seed=1, bubble=0.0)
+        check(obs, cases, activation)
 
 
 def test_requantizer_mutant_is_caught():
     """A requantizer that truncates instead of rounding, or saturates wrongly, fails."""
     rng = np.random.default_rng(4)
-    cases = make_stimulus(rng, 300)
+    cases = with_act(rng, make_stimulus(rng, 300), "relu")
     for fn in (lambda y: y + 1, lambda y: y & 0x7F):
-        obs = run_requantizer(Mutant(Requantizer(), {"output.payload": fn}), cases, False, seed=4)
+        obs = run_requantizer(Mutant(Requantizer(), {"output.payload": fn}), cases, "none", seed=4)
         with pytest.raises(AssertionError):
-            check(obs, cases, False)
+            check(obs, cases, "none")

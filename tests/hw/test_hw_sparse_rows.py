@@ -31,7 +31,7 @@ def make_layer(rng, n_out: int, n_in: int, k: int, density: float):
     bias = rng.integers(-(1 << 21), 1 << 21, size=n_out)
     mult, shift = int(rng.integers(0, 1 << 16)), int(rng.integers(0, 64))
     stream = sparse.stream(bias, np.full(n_out, mult), np.full(n_out, shift))
-    params = [{"bias": int(b), "mult": mult, "shift": shift} for b in bias]
+    params = [{"bias": int(b), "mult": mult, "shift": shift, "act": 0} for b in bias]
     beats = []
     for syms in sparse.symbols:
         positions, idx = decode_row(syms, sparse.idx_bits, k, n_in)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from model.codecs.layers.base import layer_act
 from model.codecs.sparse_rows import SparseRowError, decode_row, encode_layer, joint_symbols, layer_bits, row_symbols
 from model.codecs.vectors import random_vectors
 from model.contract.errors import EngineError, EngineFault
@@ -84,7 +85,8 @@ def dense_reference(lowered, x):
         else:
             w = np.asarray(l.codebook)[l.indices].reshape(l.out_features, -1)[:, :l.in_features]
         acc = wrap_acc(np.asarray(l.bias)[None] + h @ w.T)
-        h = requantize(acc, np.asarray(l.mult)[None], np.asarray(l.shift)[None], l.relu).astype(np.int64)
+        h = requantize(acc, np.asarray(l.mult)[None], np.asarray(l.shift)[None], l.relu, layer_act(l)[None],
+                       getattr(l, "floor", False)).astype(np.int64)
     return h
 
 

@@ -67,7 +67,7 @@ def _with_window(program, image, layer: int, **fields):
     (0, {"kernel_w": 0}, EngineError.BAD_SHAPE),
     (0, {"in_width": 200}, EngineError.BAD_CHAIN),      # taps * channels still match; the map no longer does
     (1, {"channel_groups": 7}, EngineError.BAD_SHAPE),
-    (2, {"in_height": 9, "kernel_h": 1}, EngineError.BAD_SHAPE),
+    (2, {"kernel_w": 255}, EngineError.BAD_SHAPE),           # taps * channels no longer in_features
     (1, {"out_width": 4000, "out_height": 40}, EngineError.BAD_SHAPE),
 ])
 def test_bad_windows_stop_as_the_golden_model_does(layer, fields, code):

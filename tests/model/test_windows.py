@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from model.codecs.layers.base import layer_act
 from model.codecs.vectors import random_vectors
 from model.contract.fixedpoint import requantize, wrap_acc
 from model.contract.layout import vector_align
@@ -33,7 +34,8 @@ def test_windowed_golden_matches_torch(seed):
         if getattr(L,"kind","fc")=="fc":
             W = torch.tensor(L.codebook[L.indices].reshape(L.out_features,-1)[:, :L.in_features].astype(np.int64))
             acc = h.reshape(len(h),-1) @ W.T + torch.tensor(np.asarray(L.bias))
-            h = torch.tensor(requantize(wrap_acc(acc.numpy()), np.asarray(L.mult)[None], np.asarray(L.shift)[None], L.relu).astype(np.int64))
+            h = torch.tensor(requantize(wrap_acc(acc.numpy()), np.asarray(L.mult)[None], np.asarray(L.shift)[None], L.relu,
+                                        layer_act(L)[None], getattr(L, "floor", False)).astype(np.int64))
             continue
         win=L.window; C=win.channels(lanes)
         m = h.reshape(len(h), win.in_height, win.in_width, C).permute(0,3,1,2).double()
@@ -48,7 +50,8 @@ def test_windowed_golden_matches_torch(seed):
         mp = torch.nn.functional.pad(m, (win.pad_left, 50, win.pad_top, 50))
         o = torch.nn.functional.conv2d(mp, W, stride=(win.stride_y, win.stride_x))[:, :, :win.out_height, :win.out_width]
         acc = o.permute(0,2,3,1).long().numpy() + np.asarray(L.bias)
-        q = requantize(wrap_acc(acc), np.asarray(L.mult), np.asarray(L.shift), L.relu)
+        q = requantize(wrap_acc(acc), np.asarray(L.mult), np.asarray(L.shift), L.relu, layer_act(L),
+                       getattr(L, "floor", False))
         cp = -(-L.out_features//align)*align
         full = np.zeros(q.shape[:3]+(cp,),dtype=np.int64); full[..., :L.out_features]=q
         h = torch.tensor(full.reshape(len(h),-1))

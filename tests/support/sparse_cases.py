@@ -137,7 +137,16 @@ def corrupt_sparse(image, program, what: str, rng: np.random.Generator) -> np.nd
     idx_bits = huffman_index_bits(k)
     budget = size_total = None
     if what == "HUFF_OVERSUBSCRIBED":
-        counts[int(rng.integers(1, longest + 1))] += int(rng.integers(1, 3))
+        # Codes added at one length, each with a symbol of its own, so only the Kraft sum is wrong.
+        length, extra = int(rng.integers(1, longest + 1)), int(rng.integers(1, 3))
+        unused = [v for v in range(1 << sb) if v not in set(symbols)][:extra]
+        if len(unused) < extra:
+            raise ValueError("no unused symbols to add")
+        at = sum(counts[1:length + 1])
+        counts[length] += extra
+        if sum(c / 2 ** L for L, c in enumerate(counts) if L) <= 1:
+            raise ValueError("a one-symbol table has room for these codes")
+        symbols[at:at] = unused
     elif what == "HUFF_INCOMPLETE":
         choices = [L for L in range(1, longest + 1) if counts[L]]
         L = int(rng.choice(choices))

@@ -11,7 +11,8 @@ from model.contract.config import EngineConfig
 from model.contract.counters import zero_counters
 from model.contract.descriptor import Descriptor, read_words
 from model.contract.errors import EngineError, EngineFault, ProgramError
-from model.contract.fixedpoint import ACC_BITS, MULT_BITS, SHIFT_MAX
+from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, ACT_PARAM_BITS, ACT_PARAM_MAX, ACT_PARAM_MIN,
+                                       ACT_PARAM_SHIFT, MULT_BITS, SHIFT_MAX)
 from model.contract.ints import ceil_div
 from model.contract.layout import DESC_WORDS, ROW_HEADER_WORDS, LayerMode, row_words
 
@@ -77,6 +78,8 @@ class DecodedLayer:
     desc : Descriptor
     bias, mult, shift : numpy.ndarray of int64, shape (out_features,)
         Per-row bias and requantization.
+    act : numpy.ndarray of int64, shape (out_features,), optional
+        Per-row activation parameter (None: zero).
     events : dict
         What the stream held that the counters depend on (per image).
     stream_words : int
@@ -90,6 +93,7 @@ class DecodedLayer:
     stream_words: int = 0
     _weights: Callable[[], np.ndarray] | None = field(default=None, repr=False)
     _cache: np.ndarray | None = field(default=None, repr=False)
+    act: np.ndarray | None = None
 
     def weights(self) -> np.ndarray:
         """Integer weight matrix ``(out_features, >= in_features)`` the datapath multiplies with."""
@@ -157,7 +161,8 @@ def dense_layer_image(layer, rows: np.ndarray, word1: tuple[int, int], ctx: Writ
                       meta: dict | None = None) -> LayerImage:
     """A dense layer's image: its (out, row_words) rows at ``ctx.stream_addr``; ``word1`` is the
     descriptor's word 1 (codebook base and size, or K and the entry width)."""
-    desc = Descriptor(layer.in_features, layer.out_features, *word1, ctx.stream_addr, rows.shape[1], layer.relu, mode)
+    desc = Descriptor(layer.in_features, layer.out_features, *word1, ctx.stream_addr, rows.shape[1], layer.relu, mode,
+                      floor=bool(getattr(layer, "floor", False)))
     return LayerImage(desc, rows.reshape(-1), meta or {})
 
 
@@ -166,44 +171,58 @@ def beats(desc: Descriptor, lanes: int) -> int:
     return desc.out_features * ceil_div(desc.in_features, lanes)
 
 
-def row_params(i: int, layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A lowered layer's per-row bias, multiplier and shift, range-checked."""
+def layer_act(layer) -> np.ndarray:
+    """A lowered layer's per-row activation parameter (``act``; zero when it has none)."""
+    act = getattr(layer, "act", None)
+    return np.zeros(layer.out_features, dtype=np.int64) if act is None else np.asarray(act, dtype=np.int64)
+
+
+def row_params(i: int, layer) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A lowered layer's per-row bias, multiplier, shift and activation parameter, range-checked."""
     for name in ("bias", "mult", "shift"):
         if np.asarray(getattr(layer, name)).shape != (layer.out_features,):
             raise ProgramError(f"layer {i}: {name} must have one value per row")
     bias, mult, shift = (np.asarray(a, dtype=np.int64) for a in (layer.bias, layer.mult, layer.shift))
+    act = layer_act(layer)
     if np.any(np.abs(bias) >= 1 << (ACC_BITS - 1)) or np.any((mult < 0) | (mult >> MULT_BITS > 0)) \
             or np.any((shift < 0) | (shift > SHIFT_MAX)):
         raise ProgramError(f"layer {i}: bias or requantization parameters out of range")
-    return bias, mult, shift
+    lo, hi = (ACT_MIN, ACT_MAX) if getattr(layer, "floor", False) else (ACT_PARAM_MIN, ACT_PARAM_MAX)
+    if act.shape != (layer.out_features,) or np.any((act < lo) | (act > hi)):
+        raise ProgramError(f"layer {i}: activation parameters must be one per row in [{lo}, {hi}]")
+    return bias, mult, shift, act
 
 
-def requant_words(mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Requantization words: ``mult`` in the low ``MULT_BITS`` (16), ``shift`` above it (6 bits)."""
-    return (np.asarray(mult, dtype=np.int64) | np.asarray(shift, dtype=np.int64) << MULT_BITS).astype(np.uint32)
+def requant_words(mult: np.ndarray, shift: np.ndarray, act=0) -> np.ndarray:
+    """Requantization words: ``mult`` in the low ``MULT_BITS`` (16), ``shift`` above it (6 bits), the
+    activation parameter above that (``ACT_PARAM_BITS``, two's complement)."""
+    act_field = np.asarray(act, dtype=np.int64) & ((1 << ACT_PARAM_BITS) - 1)
+    return (np.asarray(mult, dtype=np.int64) | np.asarray(shift, dtype=np.int64) << MULT_BITS
+            | act_field << ACT_PARAM_SHIFT).astype(np.uint32)
 
 
-def split_requant(words) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`requant_words`."""
+def split_requant(words) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of :func:`requant_words`: (mult, shift, act)."""
     rq = np.asarray(words, dtype=np.int64)
-    return rq & ((1 << MULT_BITS) - 1), (rq >> MULT_BITS) & SHIFT_MAX
+    act = (rq >> ACT_PARAM_SHIFT) & ((1 << ACT_PARAM_BITS) - 1)
+    return rq & ((1 << MULT_BITS) - 1), (rq >> MULT_BITS) & SHIFT_MAX, act - ((act >> (ACT_PARAM_BITS - 1)) << ACT_PARAM_BITS)
 
 
-def dense_rows(bias, mult, shift, entries: np.ndarray, entry_bits: int) -> np.ndarray:
+def dense_rows(bias, mult, shift, act, entries: np.ndarray, entry_bits: int) -> np.ndarray:
     """Rows of bias word, requantization word and ``entries`` packed LSB-first: (out, row_words) uint32."""
     return np.concatenate([(np.asarray(bias, dtype=np.int64) & 0xFFFFFFFF).astype(np.uint32)[:, None],
-                           requant_words(mult, shift)[:, None], pack_indices(entries, entry_bits)], axis=1)
+                           requant_words(mult, shift, act)[:, None], pack_indices(entries, entry_bits)], axis=1)
 
 
 def read_dense_rows(image: np.ndarray, desc: Descriptor, entry_bits: int, lanes: int, layer: int):
-    """Read a dense layer's rows: (bias, mult, shift, entries (out, sub-vectors))."""
+    """Read a dense layer's rows: (bias, mult, shift, act, entries (out, sub-vectors))."""
     rows = read_words(image, desc.stream_addr, desc.out_features * desc.row_words,
                       f"layer {layer} row stream").reshape(desc.out_features, desc.row_words)
     bias = rows[:, 0].astype(np.int64)
     bias = np.where(bias >= 1 << 31, bias - (1 << 32), bias)
-    mult, shift = split_requant(rows[:, 1])
+    mult, shift, act = split_requant(rows[:, 1])
     entries = unpack_indices(rows[:, ROW_HEADER_WORDS:], entry_bits, ceil_div(desc.in_features, lanes))
-    return bias, mult, shift, entries
+    return bias, mult, shift, act, entries
 
 
 def check_row_words(desc: Descriptor, cfg: EngineConfig, entry_bits: int, where: str) -> None:

@@ -34,7 +34,10 @@ class HuffmanCodec(LayerCodec):
     def write(self, i: int, layer, ctx: WriteContext) -> LayerImage:
         if ctx.shared_rom:
             raise ProgramError("sparse (deepcomp) layers keep their centroids in the program's own ROM")
-        bias, mult, shift = row_params(i, layer)
+        bias, mult, shift, act = row_params(i, layer)
+        if np.any(act != 0) or getattr(layer, "floor", False):
+            raise ProgramError(f"layer {i}: a sparse layer's activation is ReLU or none (its one requantization "
+                               "word has no per-row activation parameter)")
         cb = np.asarray(layer.codebook)
         if cb.ndim != 2 or cb.shape[1] != 1 or len(cb) == 0:
             raise ProgramError(f"layer {i}: a sparse layer needs scalar centroids of shape (k, 1), got {cb.shape}")
@@ -126,8 +129,8 @@ class HuffmanCodec(LayerCodec):
             events["bits"] += result.counters["huffman_bits"]
             events["kept"] += int(np.count_nonzero(idx))
             np.add.at(events["histogram"], np.asarray(result.symbols, dtype=np.int64), 1)
-        mult, shift = split_requant(np.full(out, rq, dtype=np.int64))
-        return DecodedLayer(desc, bias, mult, shift, events, _weights=lambda: dense)
+        mult, shift, act = split_requant(np.full(out, rq, dtype=np.int64))
+        return DecodedLayer(desc, bias, mult, shift, events, _weights=lambda: dense, act=act)
 
     def counters(self, layer, n_images, cfg) -> dict:
         # One symbol per busy decoder cycle; fillers (idx 0) read and multiply nothing.

@@ -42,8 +42,8 @@ class PvqCodec(LayerCodec):
             raise ProgramError(f"layer {i}: PVQ K={k} outside the engine's 1..{ctx.pvq_k_max}")
         entry_bits = pvq_entry_bits(ctx.lanes, k)
         entries = pvq_entries(layer, ctx.lanes, entry_bits)
-        bias, mult, shift = row_params(i, layer)
-        rows = dense_rows(bias, mult, shift, entries, entry_bits)
+        bias, mult, shift, act = row_params(i, layer)
+        rows = dense_rows(bias, mult, shift, act, entries, entry_bits)
         return dense_layer_image(layer, rows, (k, entry_bits), ctx, self.mode, {"pvq_k": k})
 
     def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:
@@ -54,7 +54,7 @@ class PvqCodec(LayerCodec):
         check_row_words(desc, cfg, desc.entry_bits, where)
 
     def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
-        bias, mult, shift, entries = read_dense_rows(image, desc, desc.entry_bits, cfg.lanes, layer)
+        bias, mult, shift, act, entries = read_dense_rows(image, desc, desc.entry_bits, cfg.lanes, layer)
         index_bits = desc.entry_bits - PVQ_SCALE_BITS
         indices, scale = entries & ((1 << index_bits) - 1), entries >> index_bits
         first_bad_index(indices, pvq_count(cfg.lanes, desc.pvq_k), layer, "pyramid size")
@@ -64,7 +64,7 @@ class PvqCodec(LayerCodec):
             y = pvq_decode_many(indices.reshape(-1).astype(np.uint64), cfg.lanes, desc.pvq_k)
             cw = y.reshape(rows, s, cfg.lanes) * scale[:, :, None]
             return cw.reshape(rows, -1).astype(np.int64)
-        return DecodedLayer(desc, bias, mult, shift, {"indices": indices, "scales": scale}, _weights=weights)
+        return DecodedLayer(desc, bias, mult, shift, {"indices": indices, "scales": scale}, _weights=weights, act=act)
 
     def counters(self, layer, n_images, cfg) -> dict:
         c = super().counters(layer, n_images, cfg)

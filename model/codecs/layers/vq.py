@@ -34,8 +34,8 @@ class VqCodec(LayerCodec):
             raise ProgramError(f"layer {i}: index array shape {idx.shape} does not match the layer")
         if idx.min() < 0 or idx.max() >= len(cb):
             raise ProgramError(f"layer {i}: codebook indices out of range 0..{len(cb) - 1}")
-        bias, mult, shift = row_params(i, layer)
-        rows = dense_rows(bias, mult, shift, idx, ctx.index_bits)
+        bias, mult, shift, act = row_params(i, layer)
+        rows = dense_rows(bias, mult, shift, act, idx, ctx.index_bits)
         if ctx.shared_rom:
             base = 0
             if cb.shape != (len(ctx.rom), lanes) or np.any(cb != np.asarray(ctx.rom)):
@@ -54,13 +54,13 @@ class VqCodec(LayerCodec):
         check_row_words(desc, cfg, cfg.index_bits, where)
 
     def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
-        bias, mult, shift, indices = read_dense_rows(image, desc, cfg.index_bits, cfg.lanes, layer)
+        bias, mult, shift, act, indices = read_dense_rows(image, desc, cfg.index_bits, cfg.lanes, layer)
         first_bad_index(indices, desc.codebook_size, layer, "codebook size")
 
         def weights():
             cw = rom[desc.codebook_base + indices]  # (out, S, lanes)
             return cw.reshape(cw.shape[0], -1).astype(np.int64)
-        return DecodedLayer(desc, bias, mult, shift, {"indices": indices}, _weights=weights)
+        return DecodedLayer(desc, bias, mult, shift, {"indices": indices}, _weights=weights, act=act)
 
     def counters(self, layer, n_images, cfg) -> dict:
         c = super().counters(layer, n_images, cfg)
