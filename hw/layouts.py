@@ -17,7 +17,7 @@ from model.contract.errors import ERROR_BITS
 from model.contract.fixedpoint import ACC_BITS, ACT_BITS, ACT_PARAM_BITS, MULT_BITS, SHIFT_BITS
 from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, JOB_WORDS, KIND_MASK, KIND_SHIFT,
                                    MODE_MASK, MODE_SHIFT, WORD_BITS, WSRAM_ADDR_BITS)
-from model.contract.window import GROUPS_BITS, GROUPS_SHIFT, KERNEL_BITS, PAD_BITS, SIDE_BITS, STRIDE_BITS
+from model.contract.window import GROUPS_BITS, GROUPS_SHIFT, SIDE_BITS, WORD7_FIELDS, WORD7_SHIFT
 
 #: Width of feature counts, row counts and per-row word counts in descriptors.
 COUNT_BITS = FIELD16.bit_length()
@@ -113,12 +113,7 @@ DescriptorLayout = data.FlexibleLayout(DESC_WORDS * WORD_BITS, {
     "in_height": data.Field(unsigned(SIDE_BITS), 5 * WORD_BITS + SIDE_BITS),
     "out_width": data.Field(unsigned(SIDE_BITS), 6 * WORD_BITS),
     "out_height": data.Field(unsigned(SIDE_BITS), 6 * WORD_BITS + SIDE_BITS),
-    "kernel_w": data.Field(unsigned(KERNEL_BITS), 7 * WORD_BITS),
-    "kernel_h": data.Field(unsigned(KERNEL_BITS), 7 * WORD_BITS + 8),
-    "stride_x": data.Field(unsigned(STRIDE_BITS), 7 * WORD_BITS + 16),
-    "stride_y": data.Field(unsigned(STRIDE_BITS), 7 * WORD_BITS + 20),
-    "pad_left": data.Field(unsigned(PAD_BITS), 7 * WORD_BITS + 24),
-    "pad_top": data.Field(unsigned(PAD_BITS), 7 * WORD_BITS + 28),
+    **{name: data.Field(unsigned(bits), 7 * WORD_BITS + WORD7_SHIFT[name]) for name, bits in WORD7_FIELDS},
 })
 
 

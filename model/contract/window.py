@@ -8,8 +8,8 @@ word  contents
 4     ``channel_groups`` [31:24]: input channels padded, in units of ``vector_align(lanes)``
 5     ``in_width`` [15:0], ``in_height`` [31:16]
 6     ``out_width`` [15:0], ``out_height`` [31:16]
-7     ``kernel_w`` [7:0], ``kernel_h`` [15:8], ``stride_x`` [19:16], ``stride_y`` [23:20],
-      ``pad_left`` [27:24], ``pad_top`` [31:28]
+7     ``kernel_w`` [7:0], ``kernel_h`` [15:8], ``stride_x`` [18:16], ``stride_y`` [21:19],
+      ``pad_left`` [26:22], ``pad_top`` [31:27]
 ====  ===========================================================================
 
 Output position ``(oy, ox)`` reads input pixel ``(oy * stride_y - pad_top + ky,
@@ -37,8 +37,13 @@ from model.contract.layout import vector_align
 
 #: Bit offset of ``channel_groups`` in descriptor word 4, and its width.
 GROUPS_SHIFT, GROUPS_BITS = 24, 8
-#: Widths of the kernel, stride and pad fields of word 7.
-KERNEL_BITS, STRIDE_BITS, PAD_BITS = 8, 4, 4
+#: Widths of the kernel, stride and pad fields of word 7 (pads up to 31: CREPE's convolutions pad 31/32).
+KERNEL_BITS, STRIDE_BITS, PAD_BITS = 8, 3, 5
+#: Word 7's fields, from bit 0 up, and the bit offset of each.
+WORD7_FIELDS = (("kernel_w", KERNEL_BITS), ("kernel_h", KERNEL_BITS), ("stride_x", STRIDE_BITS),
+                ("stride_y", STRIDE_BITS), ("pad_left", PAD_BITS), ("pad_top", PAD_BITS))
+WORD7_SHIFT = {name: sum(bits for _, bits in WORD7_FIELDS[:i]) for i, (name, _) in enumerate(WORD7_FIELDS)}
+assert WORD7_SHIFT["pad_top"] + PAD_BITS == 32
 #: Widths of the map sides of words 5 and 6.
 SIDE_BITS = 16
 
@@ -69,9 +74,7 @@ class Window:
         return cls(channel_groups=_field(w4, GROUPS_SHIFT, GROUPS_BITS),
                    in_width=_field(w5, 0, SIDE_BITS), in_height=_field(w5, SIDE_BITS, SIDE_BITS),
                    out_width=_field(w6, 0, SIDE_BITS), out_height=_field(w6, SIDE_BITS, SIDE_BITS),
-                   kernel_w=_field(w7, 0, KERNEL_BITS), kernel_h=_field(w7, 8, KERNEL_BITS),
-                   stride_x=_field(w7, 16, STRIDE_BITS), stride_y=_field(w7, 20, STRIDE_BITS),
-                   pad_left=_field(w7, 24, PAD_BITS), pad_top=_field(w7, 28, PAD_BITS))
+                   **{name: _field(w7, WORD7_SHIFT[name], bits) for name, bits in WORD7_FIELDS})
 
     def encode(self) -> tuple[int, int, int, int]:
         """Descriptor words 4 (its ``channel_groups`` bits only) to 7; raises ValueError on a field too wide."""
@@ -84,8 +87,7 @@ class Window:
         return (self.channel_groups << GROUPS_SHIFT,
                 self.in_width | self.in_height << SIDE_BITS,
                 self.out_width | self.out_height << SIDE_BITS,
-                self.kernel_w | self.kernel_h << 8 | self.stride_x << 16 | self.stride_y << 20
-                | self.pad_left << 24 | self.pad_top << 28)
+                sum(getattr(self, name) << WORD7_SHIFT[name] for name, _ in WORD7_FIELDS))
 
     # --- sizes -------------------------------------------------------------------------
     def channels(self, lanes: int) -> int:

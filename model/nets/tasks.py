@@ -46,7 +46,7 @@ class EngineTask:
         """What a program records so the host can write the engine's inputs and read its outputs."""
         index = self.net.input_index
         identity = np.array_equal(index, np.arange(len(index)))
-        return {"input_shape": list(self.net.input_shape), "output_activation": self.net.output_activation,
+        return {"input_shape": list(self.net.input_shape), "outputs": self.net.outputs,
                 "lowered_from": self.net.source, **({} if identity else {"input_index": index.tolist()})}
 
 

@@ -154,3 +154,36 @@ class EngineMaxPool(nn.Module):
 
 #: Layers that carry weights (coded by the compression methods).
 WEIGHT_LAYERS = (EngineLinear, EngineConv)
+
+
+class EngineActivation(nn.Module):
+    """The requantizer's activation beyond ReLU, per output channel (repeated over a map's positions).
+
+    Parameters
+    ----------
+    kind : {"leaky", "floor"}
+        ``"leaky"``: negative values times the channel's slope (PReLU, LeakyReLU);
+        ``"floor"``: ``max(value, floor)`` (a ReLU followed by batch norm, folded).
+    params : array_like, shape (channels,)
+        Slopes or floors of the real channels.
+    period : int
+        Values per position (a map's padded channels; an FC layer's outputs); padding channels get 0.
+    """
+
+    def __init__(self, kind: str, params, period: int):
+        super().__init__()
+        if kind not in ("leaky", "floor"):
+            raise ValueError(f"unknown activation {kind!r}")
+        self.kind, self.period = kind, period
+        p = torch.zeros(period)
+        p[:len(params)] = torch.as_tensor(params, dtype=torch.float32)
+        self.register_buffer("params", p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.reshape(len(x), -1, self.period)
+        y = torch.maximum(y, self.params) if self.kind == "floor" else torch.where(y < 0, y * self.params, y)
+        return y.reshape(len(x), -1)
+
+
+#: Modules the requantizer applies after a weight layer.
+ACTIVATIONS = (nn.ReLU, EngineActivation)

@@ -40,7 +40,8 @@ from model.contract.errors import VqeError
 from model.contract.ints import round_up
 from model.contract.layout import vector_align
 from model.contract.window import KERNEL_BITS, PAD_BITS, STRIDE_BITS, Window
-from model.nets.graph.modules import PAD, WEIGHT_LAYERS, EngineConv, EngineInput, EngineLinear, EngineMaxPool
+from model.nets.graph.modules import (PAD, WEIGHT_LAYERS, EngineActivation, EngineConv, EngineInput, EngineLinear,
+                                      EngineMaxPool)
 
 
 
@@ -57,7 +58,9 @@ class _Value:
     or in the network's raw input (``stage="input"``, before the first layer).
     ``map`` is ``(channels, height, width)`` while ``pos`` is the engine's HWC
     layout of that map; ``pad`` a pending zero pad ``(left, right, top, bottom)``;
-    ``fresh`` that a weight layer produced it and nothing has touched it since.
+    ``fresh`` that a weight layer produced it and nothing has touched it since,
+    ``relued`` that a ReLU right after the weight layer did; ``gen`` counts the
+    data-moving layers before it (the engine holds one vector: the newest).
     """
     pos: np.ndarray
     size: int
@@ -66,6 +69,8 @@ class _Value:
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)
     fresh: bool = False
     activation: str | None = None
+    relued: bool = False
+    gen: int = 0
 
 
 class EngineNet(nn.Sequential):
@@ -79,18 +84,25 @@ class EngineNet(nn.Sequential):
     lanes : int
     input_shape : tuple of int
         The source network's input, without the batch dimension.
-    output_activation : str or None
-        ``"sigmoid"``, ``"softmax"`` or ``"log_softmax"``: what the host applies to the engine's outputs.
+    outputs : list of dict
+        The source network's outputs, in its order: each ``{"start", "stop", "activation"}``, a slice of
+        the engine's output vector and what the host applies to it (None, ``"sigmoid"``,
+        ``"softmax"``, ``"log_softmax"``).  Parallel heads (Linear layers on the same input) are one
+        engine layer whose rows are the heads' rows one after the other.
     source : list of str
         One line per lowered operator.
     """
 
-    def __init__(self, layers, lanes: int, input_shape, output_activation=None, source=()):
+    def __init__(self, layers, lanes: int, input_shape, outputs, source=()):
         super().__init__(*layers)
         self.lanes = lanes
         self.input_shape = tuple(input_shape)
-        self.output_activation = output_activation
+        self.outputs = list(outputs)
         self.source = list(source)
+
+    def source_outputs(self, y: torch.Tensor):
+        """The engine's outputs ``y`` as the source network gives them (its heads, activations applied)."""
+        return split_outputs(y, self.outputs)
 
     @property
     def input_index(self) -> np.ndarray:
@@ -123,6 +135,21 @@ class EngineNet(nn.Sequential):
                 for i, m in enumerate(mods) if isinstance(m, WEIGHT_LAYERS)]
 
 
+def split_outputs(y, outputs: list[dict]):
+    """Engine outputs ``y`` (n, values; a tensor or an array) as the source network's outputs: one per
+    entry of ``outputs``, its activation applied (a tuple when there are several)."""
+    y = torch.as_tensor(y, dtype=torch.float32)
+    parts = []
+    for o in outputs:
+        part = y[:, o["start"]:o["stop"]]
+        act = o.get("activation")
+        if act is not None:
+            part = {"sigmoid": torch.sigmoid, "softmax": lambda t: torch.softmax(t, dim=1),
+                    "log_softmax": lambda t: torch.log_softmax(t, dim=1)}[act](part)
+        parts.append(part)
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
 @dataclass
 class _Walk:
     """The state of one lowering: the layers so far and each node's value."""
@@ -131,6 +158,21 @@ class _Walk:
     values: dict = field(default_factory=dict)
     input_index: np.ndarray | None = None
     source: list = field(default_factory=list)
+    gen: int = 0                        # data-moving layers so far
+    head: tuple | None = None           # (input value, layer) of the newest Linear, for parallel heads
+
+    def consume(self, v: _Value, node: fx.Node, m: nn.Module | None) -> None:
+        """Refuse a layer on anything but the engine's newest vector (the engine runs one chain)."""
+        if v.activation is not None:
+            raise GraphError(f"{describe(node, m)}: it reads the output of a {v.activation}, which the host "
+                             "applies after the engine's last layer only")
+        if v.stage == "engine" and v.gen != self.gen:
+            raise GraphError(f"{describe(node, m)}: it reads an earlier layer's output; the engine runs one chain "
+                             "of layers (parallel Linear heads at the end excepted)")
+
+    def produced(self, v: _Value) -> _Value:
+        self.gen += 1
+        return replace(v, gen=self.gen)
 
     @property
     def align(self) -> int:
@@ -176,32 +218,40 @@ def _map_value(c: int, h: int, w: int, channels: int, one_d: bool) -> _Value:
     return _Value(pos[:, 0, :] if one_d else pos, h * w * channels, "engine", (c, h, w), fresh=True)
 
 
-def _map_input(walk: _Walk, v: _Value, node: fx.Node, one_d: bool, pad: tuple[int, int, int, int]):
-    """The (C, H, W) map a windowed layer reads, and the pads left to its window.
+def _map_input(walk: _Walk, v: _Value, node: fx.Node, one_d: bool, pad: tuple[int, int, int, int],
+               phases: int = 1):
+    """The (C, H, W, padded C) map a windowed layer reads, and the pads left to its window.
 
-    Before the first layer the host writes the map (its own padding included, so
-    a pad of any size is free); later the value must be the previous layer's map.
+    Before the first layer the host writes the map: unpadded when the window's pad
+    fields hold the pads, else with its padding (so a pad of any size is free), and
+    with ``phases > 1`` space-to-depth along the width (``phases`` columns side by
+    side become channels: channel ``r * C + c`` holds column ``x * phases + r``).
+    Later the value must be the previous layer's map.
     """
     shape = v.pos.shape
     if len(shape) != (2 if one_d else 3):
         raise GraphError(f"{describe(node)}: expected a {'(C, L)' if one_d else '(C, H, W)'} input, got {shape}")
     c, h, w = (shape[0], 1, shape[1]) if one_d else shape
     pl, pr, pt, pb = (a + b for a, b in zip(pad, v.pad))
+    raw = v.pos[:, None, :] if one_d else v.pos
     if v.stage == "input":
-        channels = round_up(c, walk.align)
-        if max(pl, pt) < 1 << PAD_BITS:
+        if max(pl, pt) < 1 << PAD_BITS and phases == 1:
             # The window's pads read nothing; only the map itself crosses from DRAM.
-            walk.input_index = hwc_index(v.pos[:, None, :] if one_d else v.pos, channels)
+            channels = round_up(c, walk.align)
+            walk.input_index = hwc_index(raw, channels)
             walk.source.append(f"input: host writes {c}x{h}x{w} as HWC {h}x{w}x{channels}")
             return (c, h, w, channels), (pl, pt)
-        hp, wp = h + pt + pb, w + pl + pr
-        index = np.full(hp * wp * channels, PAD, dtype=np.int64)
-        pos = hwc_positions(c, hp, wp, channels)[:, pt:pt + h, pl:pl + w]
-        index[pos.reshape(-1)] = (v.pos[:, None, :] if one_d else v.pos).reshape(-1)
-        walk.input_index = index
-        walk.source.append(f"input: host writes {c}x{h}x{w} as HWC {hp}x{wp}x{channels}"
-                           + (f" (padding {pl},{pr},{pt},{pb} included)" if any((pl, pr, pt, pb)) else ""))
-        return (c, hp, wp, channels), (0, 0)
+        hp, wp = h + pt + pb, round_up(w + pl + pr, phases)
+        padded = np.full((c, hp, wp), PAD, dtype=np.int64)
+        padded[:, pt:pt + h, pl:pl + w] = raw
+        # Space to depth: (c, y, x * phases + r) -> (r * c + c, y, x).
+        mapped = padded.reshape(c, hp, wp // phases, phases).transpose(3, 0, 1, 2).reshape(c * phases, hp, -1)
+        channels = round_up(c * phases, walk.align)
+        walk.input_index = hwc_index(mapped, channels)
+        walk.source.append(f"input: host writes {c}x{h}x{w} as HWC {hp}x{wp // phases}x{channels}"
+                           + (f" (padding {pl},{pr},{pt},{pb} included)" if any((pl, pr, pt, pb)) else "")
+                           + (f" (space to depth: {phases} columns per position)" if phases > 1 else ""))
+        return (c * phases, hp, wp // phases, channels), (0, 0)
     channels = round_up(c, walk.align)
     expect = hwc_positions(c, h, w, channels)
     if v.map != (c, h, w) or not np.array_equal(v.pos, expect[:, 0, :] if one_d else expect):
@@ -238,19 +288,31 @@ def _conv(walk: _Walk, node: fx.Node, m: nn.Module) -> _Value:
     one_d = isinstance(m, nn.Conv1d)
     if m.groups != 1 or any(d != 1 for d in m.dilation) or m.padding_mode != "zeros" or isinstance(m.padding, str):
         raise GraphError(f"{describe(node, m)}: only groups=1, dilation 1 and numeric zero padding run on the engine")
+    v = walk.arg(node)
+    walk.consume(v, node, m)
     ph, pw = _pair(m.padding, one_d, 0)
-    geometry, pads = _map_input(walk, walk.arg(node), node, one_d, (pw, pw, ph, ph))
-    kh, kw = _pair(m.kernel_size, one_d)
-    win = _window(node, walk, geometry, pads, (kh, kw), _pair(m.stride, one_d))
+    (kh, kw), (sy, sx) = _pair(m.kernel_size, one_d), _pair(m.stride, one_d)
+    weight = m.weight.detach().float().reshape(m.out_channels, -1, kh, kw)
+    phases = 1
+    if v.stage == "input" and kw >= 1 << KERNEL_BITS and sx > 1 and kw % sx == 0:
+        # A first layer too wide for the kernel field: the host writes its input space to depth,
+        # which turns kernel kw at stride sx into kernel kw / sx at stride 1 over sx times the channels.
+        phases, c = sx, weight.shape[1]
+        weight = weight.reshape(m.out_channels, c, kh, kw // sx, sx).permute(0, 4, 1, 2, 3)
+        weight = weight.reshape(m.out_channels, sx * c, kh, kw // sx)
+        kw, sx = kw // sx, 1
+    geometry, pads = _map_input(walk, v, node, one_d, (pw, pw, ph, ph), phases)
+    win = _window(node, walk, geometry, pads, (kh, kw), (sy, sx))
     layer = EngineConv(win, walk.lanes, m.out_channels, weights_count=m.weight.numel())
     c, channels = geometry[0], geometry[3]
-    w = m.weight.detach().float().reshape(m.out_channels, c, kh, kw).permute(0, 2, 3, 1)
+    w = weight.permute(0, 2, 3, 1)
     with torch.no_grad():
         layer.weight.copy_(F.pad(w, (0, channels - c)).reshape(m.out_channels, -1))
         layer.bias.copy_(m.bias.detach() if m.bias is not None else torch.zeros(m.out_channels))
     walk.layers.append(layer)
-    walk.source.append(f"{node.name}: {type(m).__name__} {c}->{m.out_channels}, kernel {kh}x{kw} -> conv")
-    return _map_value(m.out_channels, win.out_height, win.out_width, layer.out_channels_padded, one_d)
+    walk.source.append(f"{node.name}: {type(m).__name__} {m.in_channels}->{m.out_channels}, "
+                       f"kernel {'x'.join(map(str, _pair(m.kernel_size, one_d)))} -> conv")
+    return walk.produced(_map_value(m.out_channels, win.out_height, win.out_width, layer.out_channels_padded, one_d))
 
 
 def _linear(walk: _Walk, node: fx.Node, m: nn.Module) -> _Value:
@@ -258,6 +320,9 @@ def _linear(walk: _Walk, node: fx.Node, m: nn.Module) -> _Value:
     cols = v.pos.reshape(-1)
     if v.pos.ndim != 1 or len(cols) != m.in_features:
         raise GraphError(f"{describe(node, m)}: the engine runs Linear on a flat vector, got shape {v.pos.shape}")
+    if walk.head is not None and walk.head[0] is v and walk.layers[-1] is walk.head[1]:
+        return _parallel_head(walk, node, m)
+    walk.consume(v, node, m)
     if v.stage == "input":
         walk.input_index = cols.copy()
         walk.source.append(f"input: host writes {len(cols)} values")
@@ -270,8 +335,29 @@ def _linear(walk: _Walk, node: fx.Node, m: nn.Module) -> _Value:
         layer.weight[:, torch.from_numpy(cols)] = m.weight.detach().float()
         layer.bias.copy_(m.bias.detach() if m.bias is not None else torch.zeros(m.out_features))
     walk.layers.append(layer)
+    walk.head = (v, layer)
     walk.source.append(f"{node.name}: Linear {m.in_features}->{m.out_features} -> fc")
-    return _Value(np.arange(m.out_features), m.out_features, "engine", fresh=True)
+    return walk.produced(_Value(np.arange(m.out_features), m.out_features, "engine", fresh=True))
+
+
+def _parallel_head(walk: _Walk, node: fx.Node, m: nn.Module) -> _Value:
+    """A Linear on the same input as the newest one, with nothing after that one: its rows join it."""
+    v, old = walk.head
+    layer = EngineLinear(old.in_features, old.out_features + m.out_features,
+                         weights_count=old.weights_count + m.weight.numel())
+    cols = torch.from_numpy(np.arange(len(v.pos)) if v.stage == "input" else v.pos.reshape(-1))
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.weight[:old.out_features] = old.weight
+        layer.weight[old.out_features:, cols] = m.weight.detach().float()
+        layer.bias.copy_(torch.cat([old.bias.detach(), m.bias.detach() if m.bias is not None
+                                    else torch.zeros(m.out_features)]))
+    walk.layers[-1] = layer
+    walk.head = (v, layer)
+    walk.source.append(f"{node.name}: Linear {m.in_features}->{m.out_features}, a parallel head -> rows "
+                       f"{old.out_features}..{layer.out_features - 1} of the fc above")
+    start = old.out_features
+    return _Value(np.arange(start, layer.out_features), layer.out_features, "engine", fresh=False, gen=walk.gen)
 
 
 def _maxpool(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
@@ -289,37 +375,72 @@ def _maxpool(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
     v = walk.arg(node)
     if v.stage == "input":
         raise GraphError(f"{describe(node, m)}: a network must start with a convolution or a Linear layer")
+    walk.consume(v, node, m)
     geometry, pads = _map_input(walk, v, node, one_d, (pw, pw, ph, ph))
     win = _window(node, walk, geometry, pads, _pair(kernel, one_d), _pair(stride, one_d))
     walk.layers.append(EngineMaxPool(win, walk.lanes))
     walk.source.append(f"{node.name}: max pool {win.kernel_h}x{win.kernel_w} stride {win.stride_y},{win.stride_x}"
                        " -> maxpool")
     out = _map_value(geometry[0], win.out_height, win.out_width, geometry[3], one_d)
-    return replace(out, fresh=False)
+    return walk.produced(replace(out, fresh=False))
+
+
+def _activation_period(layer: nn.Module) -> int:
+    """Values per position of a weight layer's output (a map's padded channels)."""
+    return layer.out_channels_padded if isinstance(layer, EngineConv) else layer.out_features
+
+
+def _after_layer(walk: _Walk, node: fx.Node, m: nn.Module | None, what: str) -> _Value:
+    v = walk.arg(node)
+    if not v.fresh:
+        raise GraphError(f"{describe(node, m)}: the engine applies {what} in a weight layer's requantizer; "
+                         "this one does not follow a convolution or Linear layer directly")
+    return v
 
 
 def _relu(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
-    v = walk.arg(node)
-    if not v.fresh:
-        raise GraphError(f"{describe(node, m)}: the engine applies ReLU in a weight layer's requantizer; "
-                         "this one does not follow a convolution or Linear layer directly")
+    v = _after_layer(walk, node, m, "ReLU")
     walk.layers.append(nn.ReLU())
+    return replace(v, fresh=False, relued=True)
+
+
+def _leaky(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
+    """PReLU (a slope per channel, or one for all) and LeakyReLU: the requantizer's negative slope."""
+    v = _after_layer(walk, node, m, "a leaky ReLU")
+    channels = walk.layers[-1].out_features
+    if isinstance(m, nn.PReLU):
+        slope = m.weight.detach().float().reshape(-1)
+        if len(slope) not in (1, channels):
+            raise GraphError(f"{describe(node, m)}: {len(slope)} slopes for {channels} channels")
+    elif isinstance(m, nn.LeakyReLU):
+        slope = torch.tensor([m.negative_slope])
+    else:
+        kw = dict(zip(("input", "negative_slope"), node.args), **node.kwargs)
+        slope = torch.tensor([float(kw.get("negative_slope", 0.01))])
+    walk.layers.append(EngineActivation("leaky", slope.expand(channels).clone(), _activation_period(walk.layers[-1])))
     return replace(v, fresh=False)
 
 
 def _batchnorm(walk: _Walk, node: fx.Node, m: nn.Module) -> _Value:
+    """Batch norm folded: into the weight layer right before it, or, after its ReLU, into that layer
+    and a floor activation (``relu(z) * a + b = max(a z + b, b)`` for ``a > 0``)."""
     v = walk.arg(node)
-    if not v.fresh:
-        raise GraphError(f"{describe(node, m)}: batch norm folds into the weights of the layer right before it, "
-                         "and this one follows an activation or pooling (the engine has no separate scale unit)")
-    layer = walk.layers[-1]
     scale = m.weight.detach() / torch.sqrt(m.running_var + m.eps) if m.affine else 1 / torch.sqrt(m.running_var + m.eps)
-    shift = m.bias.detach() if m.affine else torch.zeros_like(scale)
+    shift = (m.bias.detach() if m.affine else torch.zeros_like(scale)) - m.running_mean * scale
+    if v.fresh:
+        layer = walk.layers[-1]
+    elif v.relued and bool(torch.all(scale > 0)):
+        layer = walk.layers[-2]
+        walk.layers[-1] = EngineActivation("floor", shift, _activation_period(layer))
+    else:
+        raise GraphError(f"{describe(node, m)}: batch norm folds into the layer right before it, or after its "
+                         "ReLU when every channel's scale is positive; this one follows something else")
     with torch.no_grad():
         layer.weight.mul_(scale[:, None])
-        layer.bias.copy_((layer.bias - m.running_mean) * scale + shift)
-    walk.source.append(f"{node.name}: {type(m).__name__} folded into the layer before it")
-    return v
+        layer.bias.copy_(layer.bias * scale + shift)
+    walk.source.append(f"{node.name}: {type(m).__name__} folded into the layer before it"
+                       + ("" if v.fresh else " (after its ReLU: a floor activation)"))
+    return replace(v, relued=False)
 
 
 def _pad(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
@@ -372,14 +493,14 @@ def _move(walk: _Walk, node: fx.Node, m: nn.Module | None):
 MODULE_HANDLERS: dict[type, Handler] = {
     nn.Conv1d: _conv, nn.Conv2d: _conv, nn.Linear: _linear,
     nn.MaxPool1d: _maxpool, nn.MaxPool2d: _maxpool,
-    nn.ReLU: _relu, nn.BatchNorm1d: _batchnorm, nn.BatchNorm2d: _batchnorm,
+    nn.ReLU: _relu, nn.PReLU: _leaky, nn.LeakyReLU: _leaky, nn.BatchNorm1d: _batchnorm, nn.BatchNorm2d: _batchnorm,
     nn.Flatten: _move, nn.Unflatten: _move, nn.Dropout: _identity, nn.Identity: _identity,
     nn.Sigmoid: _output_activation("sigmoid"), nn.Softmax: _output_activation("softmax"),
     nn.LogSoftmax: _output_activation("log_softmax"),
 }
 #: Handlers by function (``call_function``) or method name (``call_method``).
 FUNCTION_HANDLERS: dict[object, Handler] = {
-    F.relu: _relu, torch.relu: _relu, "relu": _relu,
+    F.relu: _relu, torch.relu: _relu, "relu": _relu, F.leaky_relu: _leaky,
     F.max_pool1d: _maxpool, F.max_pool2d: _maxpool, F.pad: _pad,
     F.dropout: _identity, "contiguous": _identity,
     torch.sigmoid: _output_activation("sigmoid"), "sigmoid": _output_activation("sigmoid"),
@@ -419,8 +540,13 @@ def lower_graph(model: nn.Module, input_shape: tuple[int, ...], lanes: int) -> E
         gm = fx.symbolic_trace(model)
     except Exception as e:  # noqa: BLE001  tracing fails in many ways; one line names it
         raise GraphError(f"torch.fx cannot trace {type(model).__name__}: {str(e).splitlines()[0]}") from None
-    with torch.no_grad():
-        ShapeProp(gm).propagate(torch.zeros((2, *input_shape)))
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(torch.zeros((2, *input_shape)))
+    except Exception as e:  # noqa: BLE001  the network's own error, as one line
+        cause = e.__cause__ or e
+        raise GraphError(f"{type(model).__name__} does not run on inputs of shape {tuple(input_shape)}: "
+                         f"{str(cause).splitlines()[0]}") from None
     walk = _Walk(lanes)
     modules = dict(gm.named_modules())
     result = None
@@ -440,10 +566,20 @@ def lower_graph(model: nn.Module, input_shape: tuple[int, ...], lanes: int) -> E
         if handler is None:
             raise GraphError(f"{describe(node, module)} does not run on the engine; supported: {supported()}")
         walk.values[node] = handler(walk, node, module)
-    out = walk.values.get(result) if isinstance(result, fx.Node) else None
-    if not isinstance(out, _Value) or out.stage != "engine":
-        raise GraphError(f"{type(model).__name__}: its output must be one tensor computed by engine layers")
-    if out.pos.ndim != 1 or not np.array_equal(out.pos, np.arange(out.size)):
-        raise GraphError(f"{type(model).__name__}: its output must be the last layer's vector as it is "
-                         "(end with a Linear layer, or flatten a map without permuting it)")
-    return EngineNet([EngineInput(walk.input_index)] + walk.layers, lanes, input_shape, out.activation, walk.source)
+    results = result if isinstance(result, (tuple, list)) else (result,)
+    outs = [walk.values.get(r) if isinstance(r, fx.Node) else None for r in results]
+    name = type(model).__name__
+    if not outs or any(not isinstance(o, _Value) or o.stage != "engine" or o.gen != walk.gen for o in outs):
+        raise GraphError(f"{name}: its outputs must be tensors computed by the last engine layer")
+    last = walk.layers[-1] if not isinstance(walk.layers[-1], (nn.ReLU, EngineActivation)) else walk.layers[-2]
+    size = last.out_features if isinstance(last, EngineLinear) else outs[0].size
+    spans = []
+    for o in outs:
+        if o.pos.ndim != 1 or not np.array_equal(o.pos, np.arange(o.pos[0], o.pos[0] + len(o.pos))):
+            raise GraphError(f"{name}: each output must be a run of the last layer's values as they are "
+                             "(end with a Linear layer, or flatten a map without permuting it)")
+        spans.append({"start": int(o.pos[0]), "stop": int(o.pos[0]) + len(o.pos), "activation": o.activation})
+    bounds = sorted((sp["start"], sp["stop"]) for sp in spans)
+    if [a for a, _ in bounds] != [0] + [b for _, b in bounds[:-1]] or bounds[-1][1] != size:
+        raise GraphError(f"{name}: its outputs must together be the last layer's values, each once")
+    return EngineNet([EngineInput(walk.input_index)] + walk.layers, lanes, input_shape, spans, walk.source)

@@ -69,7 +69,7 @@ class _Conv1dNet(nn.Module):
         self.conv1 = nn.Conv1d(1, 5, 9, stride=2)
         self.conv2 = nn.Conv1d(5, 6, 4)
         self.bn2 = nn.BatchNorm1d(6)
-        self.fc = nn.Linear(6 * 6, 3)
+        self.fc = nn.Linear(6 * 11, 3)
 
     def forward(self, x):
         x = F.pad(x[:, None, :], (self.pad, self.pad))
@@ -81,15 +81,15 @@ class _Conv1dNet(nn.Module):
 
 
 def test_1d_network_padding_beyond_the_field_is_the_hosts():
-    model = _Conv1dNet(pad=20).eval()
+    model = _Conv1dNet(pad=40).eval()
     net = lower_graph(model, (17,), 4)
-    assert net.output_activation == "sigmoid"
+    assert net.outputs == [{"start": 0, "stop": 3, "activation": "sigmoid"}]
     x = torch.randn(5, 17)
     with torch.no_grad():
-        assert torch.allclose(torch.sigmoid(net(x)), model(x), atol=1e-5)
-    # The host wrote the 20 zeros on either side: 57 positions of 4 channels, one of them real.
+        assert torch.allclose(net.source_outputs(net(x)), model(x), atol=1e-5)
+    # The host wrote the 40 zeros on either side: 97 positions of 4 channels, one of them real.
     index = net.input_index
-    assert len(index) == 57 * 4 and np.sum(index != PAD) == 17
+    assert len(index) == 97 * 4 and np.sum(index != PAD) == 17
     assert [type(m) for m in net if not isinstance(m, nn.ReLU)][1:] == [EngineConv, EngineMaxPool, EngineConv,
                                                                          EngineMaxPool, EngineLinear]
     assert net[1].window.pad_left == 0 and net[4].window.pad_left == 1
@@ -102,16 +102,83 @@ def test_small_first_padding_stays_in_the_window():
 
 
 @pytest.mark.parametrize("model, shape, match", [
-    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.PReLU(4)), (3, 8, 8), r"operator PReLU \(node '_1', module '1'\) does not run"),
-    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4)), (3, 8, 8), "follows an activation"),
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.GELU()), (3, 8, 8), r"operator GELU \(node '_1', module '1'\) does not run"),
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.BatchNorm2d(4)), (3, 8, 8),
+     "follows something else"),
     (nn.Sequential(nn.Conv1d(1, 4, 300)), (1, 400), "kernel 300 does not fit"),
     (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)), (4, 8, 8), "only groups=1"),
     (nn.Sequential(nn.Linear(4, 4), nn.Tanh()), (4,), "Tanh"),
-    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten()), (1, 5, 5), "output must be the last layer's vector"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten()), (1, 5, 5), "a run of the last layer's values"),
 ])
 def test_what_cannot_run_is_named(model, shape, match):
     with pytest.raises(GraphError, match=match):
         lower_graph(model.eval(), shape, 4)
+
+
+class _Heads(nn.Module):
+    """MTCNN's shape of network: PReLU after a convolution and a Linear, three heads, one of them softmaxed."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 5, 3)
+        self.prelu = nn.PReLU(5)
+        self.fc = nn.Linear(5 * 4 * 4, 7)
+        self.act = nn.LeakyReLU(0.3)
+        self.a, self.b, self.c = nn.Linear(7, 2), nn.Linear(7, 3), nn.Linear(7, 4)
+        with torch.no_grad():
+            self.prelu.weight.uniform_(-0.7, 1.3)
+
+    def forward(self, x):
+        x = self.prelu(self.conv(x)).permute(0, 3, 2, 1).contiguous()
+        x = self.act(self.fc(x.view(x.shape[0], -1)))
+        return self.b(x), torch.softmax(self.a(x), dim=1), self.c(x)
+
+
+def test_parametric_relu_and_parallel_heads():
+    model = _Heads().eval()
+    net = lower_graph(model, (3, 6, 6), 4)
+    assert net.outputs == [{"start": 2, "stop": 5, "activation": None}, {"start": 0, "stop": 2, "activation": "softmax"},
+                           {"start": 5, "stop": 9, "activation": None}]
+    assert net[-1].out_features == 9      # the three heads are one layer
+    x = torch.randn(5, 3, 6, 6)
+    with torch.no_grad():
+        for ref, out in zip(model(x), net.source_outputs(net(x))):
+            assert torch.allclose(ref, out, atol=1e-5)
+
+
+def test_batch_norm_after_relu_is_a_floor():
+    model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.ReLU(), nn.BatchNorm1d(3), nn.Flatten(), nn.Linear(3 * 6, 2)).eval()
+    with torch.no_grad():
+        model[2].running_mean.normal_()
+        model[2].weight.uniform_(0.5, 2)
+        model[2].bias.normal_()
+    net = _same(model, (2, 8), 4)
+    assert [type(m).__name__ for m in net][1:4] == ["EngineConv", "EngineActivation", "EngineLinear"]
+    with torch.no_grad():
+        model[2].weight[0] = -1.0         # a negative scale is not a floor
+    with pytest.raises(GraphError, match="every channel's scale is positive"):
+        lower_graph(model, (2, 8), 4)
+
+
+def test_a_first_kernel_too_wide_goes_space_to_depth():
+    """CREPE's first layer (kernel 512, stride 4): the host writes its input 4 columns per position."""
+    model = nn.Sequential(nn.Conv1d(1, 3, 300, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 26, 2)).eval()
+    net = _same(model, (1, 400), 4)
+    win = net[1].window
+    assert (win.kernel_w, win.stride_x, win.channel_groups) == (75, 1, 1) and net[1].in_features == 300
+
+
+def test_branches_are_refused():
+    class Branch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x):
+            h = torch.relu(self.a(x))
+            return self.b(h) + self.b(torch.relu(self.a(x)))
+    with pytest.raises(GraphError, match="does not run|earlier layer"):
+        lower_graph(Branch(), (4,), 4)
 
 
 def test_linear_chain_is_recognised():
