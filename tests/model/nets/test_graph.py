@@ -137,7 +137,8 @@ class _Heads(nn.Module):
 def test_parametric_relu_and_parallel_heads():
     model = _Heads().eval()
     net = lower_graph(model, (3, 6, 6), 4)
-    assert net.outputs == [{"start": 2, "stop": 5, "activation": None}, {"start": 0, "stop": 2, "activation": "softmax"},
+    # Rows in the order the heads are computed (b, a, c); outputs in the order they are returned.
+    assert net.outputs == [{"start": 0, "stop": 3, "activation": None}, {"start": 3, "stop": 5, "activation": "softmax"},
                            {"start": 5, "stop": 9, "activation": None}]
     assert net[-1].out_features == 9      # the three heads are one layer
     x = torch.randn(5, 3, 6, 6)
