@@ -66,9 +66,11 @@ class IndexPath(wiring.Component):
         b = cfg.width
         word = self.words.payload
 
-        # Emitter: the bits of the open row not yet emitted.
-        bits = Signal(WORD_BITS + self._max)
-        nbits = Signal(range(WORD_BITS + self._max + 1))
+        # Emitter: the bits of the open row not yet emitted.  Room for a word ahead of the one being
+        # emitted, so a short row's last word, and then the next row's two header words, are read
+        # while its indices still go out.
+        bits = Signal(2 * WORD_BITS + self._max)
+        nbits = Signal(range(2 * WORD_BITS + self._max + 1))
         open_row = Signal()
         left = Signal(COUNT_BITS)   # indices still to emit in the open row
         subvector = Signal(COUNT_BITS)
@@ -143,7 +145,7 @@ class IndexPath(wiring.Component):
                 with m.If(first_word):
                     m.d.comb += load.eq(~open_row | emit_last)
                 with m.Else():
-                    m.d.comb += load.eq(nbits_after < b)
+                    m.d.comb += load.eq(nbits_after < b + WORD_BITS)
                 m.d.comb += self.words.ready.eq(load & ~error)
                 with m.If(take):
                     m.d.sync += words_left.eq(words_left - 1)

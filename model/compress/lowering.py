@@ -36,10 +36,12 @@ import torch
 
 from model.compress.kmeans.network import (DEFAULT_DIM, DEFAULT_K, FINETUNE_EPOCHS, VQLayer, VQNetwork, to_torch,
                                            vq_compress)
-from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX, quantize_act,
+from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, ACT_PARAM_MAX, ACT_PARAM_MIN, MULT_BITS, SHIFT_MAX,
+                                       SLOPE_FRAC_BITS, quantize_act,
                                        quantize_multiplier, requantize, wrap_acc)
 from model.contract.ints import ceil_div
 from model.contract.window import Window
+from model.nets.graph.modules import ACTIVATIONS, EngineActivation
 from model.nets.data import load_fashion_mnist
 from model.nets.networks import get_network
 from model.nets.training import TORCH_THREADS, TorchThreads
@@ -73,6 +75,10 @@ class LoweredLayer:
     shift : numpy.ndarray of int64, shape (out_features,)
         ``0 <= shift <= SHIFT_MAX``.
     relu : bool
+    act : numpy.ndarray of int64 or None
+        Per-row activation parameter (:func:`model.contract.fixedpoint.requantize`): with ``relu`` the
+        negative slope in 1/256ths, with ``floor`` the int8 floor; None is zero.
+    floor : bool
     kind : str
         ``"fc"`` or ``"conv"`` (:mod:`model.codecs.layers.kinds`).
     window : model.contract.window.Window or None
@@ -91,6 +97,8 @@ class LoweredLayer:
     kind: str = "fc"
     window: Window | None = None
     weights_count: int | None = None
+    act: np.ndarray | None = None
+    floor: bool = False
 
     def __post_init__(self):
         if self.codebook.dtype != np.int8 or self.codebook.ndim != 2:
@@ -159,6 +167,8 @@ class LoweredNetwork:
         ``x_int8 = quantize_act(x, input_scale)``.
     output_scale : float
         Real logit = int8 output * ``output_scale``.
+    output_scales : list of float, optional
+        With several outputs (:attr:`model.nets.graph.trace.EngineNet.outputs`): each one's scale.
     layers : list of LoweredLayer
     info : dict
         Measured facts (accuracies, calibration, seeds, sizes).
@@ -170,91 +180,149 @@ class LoweredNetwork:
     output_scale: float
     layers: list[LoweredLayer]
     info: dict = field(default_factory=dict)
+    output_scales: list[float] | None = None
 
 
 def _is_weight_layer(m: torch.nn.Module) -> bool:
     return isinstance(m, torch.nn.Linear) or hasattr(m, "codebook")
 
 
+def _is_activation(m: torch.nn.Module) -> bool:
+    return isinstance(m, ACTIVATIONS)
+
+
+def input_scale_for(calib_x: np.ndarray) -> float:
+    """The engine's input scale: :data:`INPUT_SCALE` for inputs within [-1, 1] (pixels), else the
+    :data:`HIDDEN_PERCENTILE` percentile of ``|x|`` over the calibration inputs mapped to 127."""
+    a = np.abs(np.asarray(calib_x, dtype=np.float64))
+    if a.max(initial=0) <= 1:
+        return INPUT_SCALE
+    return float(np.percentile(a, HIDDEN_PERCENTILE)) / ACT_MAX
+
+
 @torch.no_grad()
-def calibrate(seq: torch.nn.Sequential, calib_x: np.ndarray, n_layers: int) -> list[float]:
-    """Output scale of each of the ``n_layers`` weight layers of ``seq`` (a float network computing
-    with the coded weights) from its activations on ``calib_x``: the :data:`HIDDEN_PERCENTILE`
-    percentile of the post-ReLU values, the largest ``|logit|`` for the last layer."""
+def calibrate(seq: torch.nn.Sequential, calib_x: np.ndarray, n_layers: int,
+              outputs: list[dict] | None = None) -> tuple[list[float], list[float]]:
+    """Output scales of the weight layers of ``seq`` (a float network computing with the coded weights)
+    from its activations on ``calib_x``.
+
+    A hidden layer's scale maps the :data:`HIDDEN_PERCENTILE` percentile of its
+    activated values (``|value|`` when the activation lets negatives through) to
+    127.  The last layer's outputs get a scale per entry of ``outputs`` (the
+    source network's outputs, :attr:`model.nets.graph.trace.EngineNet.outputs`;
+    default one for all), mapping the largest ``|value|`` to 127.
+
+    Returns
+    -------
+    (list of float, list of float)
+        The hidden layers' scales, and the output scales (one per output).
+    """
     h = torch.from_numpy(np.ascontiguousarray(calib_x, dtype=np.float32))
     scales = []
     mods = list(seq)
     with TorchThreads(TORCH_THREADS):
         for i, m in enumerate(mods):
             h = m(h)
-            last = i == len(mods) - 1
-            if isinstance(m, torch.nn.ReLU) or last:
+            if i == len(mods) - 1:
+                break
+            if _is_activation(m):
                 a = h.numpy()
-                stat = float(np.percentile(np.abs(a), OUTPUT_PERCENTILE) if last
-                             else np.percentile(a, HIDDEN_PERCENTILE))
+                stat = float(np.percentile(a if isinstance(m, torch.nn.ReLU) else np.abs(a), HIDDEN_PERCENTILE))
                 if not stat > 0:
                     raise ValueError(f"layer {len(scales)} is all zero on the calibration set")
                 scales.append(stat / ACT_MAX)
-    if len(scales) != n_layers:
-        # A hidden layer without ReLU would be missed above.
-        raise ValueError("lowering expects ReLU after every weight layer but the last")
-    return scales
+    if len(scales) != n_layers - 1:
+        # A hidden layer without an activation would be missed above.
+        raise ValueError("lowering expects an activation after every weight layer but the last")
+    a = np.abs(h.numpy())
+    spans = outputs or [{"start": 0, "stop": a.shape[1]}]
+    out = []
+    for sp in spans:
+        stat = float(np.percentile(a[:, sp["start"]:sp["stop"]], OUTPUT_PERCENTILE))
+        if not stat > 0:
+            raise ValueError(f"output {sp['start']}..{sp['stop']} is all zero on the calibration set")
+        out.append(stat / ACT_MAX)
+    return scales, out
 
 
 def _calibrate(vq_net: VQNetwork, calib_x: np.ndarray) -> list[float]:
     """Output scale of every layer of a coded network (:func:`calibrate` on its torch form)."""
-    return calibrate(to_torch(vq_net), calib_x, len(vq_net.layers))
+    hidden, out = calibrate(to_torch(vq_net), calib_x, len(vq_net.layers))
+    return hidden + out
+
+
+def _activation(m: torch.nn.Module | None, rows: int, s_out: np.ndarray) -> dict:
+    """The requantizer's activation fields of a weight layer followed by ``m``."""
+    if isinstance(m, torch.nn.ReLU):
+        return {"relu": True}
+    if not isinstance(m, EngineActivation):
+        return {"relu": False}
+    p = m.params.numpy()[:rows].astype(np.float64)
+    if m.kind == "leaky":
+        act = np.clip(np.round(p * (1 << SLOPE_FRAC_BITS)), ACT_PARAM_MIN, ACT_PARAM_MAX)
+        return {"relu": True, "act": act.astype(np.int64)}
+    return {"relu": False, "floor": True, "act": np.clip(np.round(p / s_out), ACT_MIN, ACT_MAX).astype(np.int64)}
 
 
 def lower_sequence(template: torch.nn.Sequential, coded: torch.nn.Sequential, codings: list[LayerCoding],
-                   calib_x: np.ndarray, lanes: int) -> tuple[list, list[float]]:
+                   calib_x: np.ndarray, lanes: int, outputs: list[dict] | None = None) -> tuple[list, list[float]]:
     """Lower a network, any of the engine's layer kinds, to the engine's integers.
 
     Parameters
     ----------
     template : torch.nn.Sequential
         The network's structure: weight layers (``nn.Linear``; an engine
-        convolution carries its ``window``), ``nn.ReLU``, max pooling
-        (``EngineMaxPool``) and, first, the host's input module (``EngineInput``).
+        convolution carries its ``window``), activations (``nn.ReLU``,
+        ``EngineActivation``), max pooling (``EngineMaxPool``) and, first, the
+        host's input module (``EngineInput``).
     coded : torch.nn.Sequential
         The same modules computing with the coded weights (calibrated on ``calib_x``).
     codings : list of LayerCoding
         One per weight layer, in order.
     calib_x : numpy.ndarray
-        Calibration inputs, real values at scale :data:`INPUT_SCALE`.
+        Calibration inputs (real values; the input scale is :func:`input_scale_for` them).
     lanes : int
+    outputs : list of dict, optional
+        The source network's outputs as slices of the last layer's (one output scale each).
 
     Returns
     -------
-    (list, list of float)
-        The lowered layers (:class:`LoweredLayer`, :class:`LoweredPool`) and the
-        activation scales (input first, then each weight layer's output).
+    (list, list of float, list of float)
+        The lowered layers (:class:`LoweredLayer`, :class:`LoweredPool`), the
+        activation scales (input first, then each hidden weight layer's output),
+        and the output scales (one per output).
     """
-    out_scales = calibrate(coded, calib_x, len(codings))
+    s_in = input_scale_for(calib_x)
+    hidden, out_scales = calibrate(coded, calib_x, len(codings), outputs)
+    spans = outputs or [{"start": 0, "stop": codings[-1].indices.shape[0]}]
+    last = np.zeros(codings[-1].indices.shape[0])
+    for sp, sc in zip(spans, out_scales):
+        last[sp["start"]:sp["stop"]] = sc
+    layer_out = [np.full(c.indices.shape[0], sc) for c, sc in zip(codings, hidden)] + [last]
     mods = list(template)
-    s_in, layers, k = INPUT_SCALE, [], 0
+    layers, k = [], 0
     for i, m in enumerate(mods):
         if _is_weight_layer(m):
-            c, s_out = codings[k], out_scales[k]
+            c, s_out = codings[k], layer_out[k]
             if c.codebook.shape[1] != lanes:
                 raise ValueError(f"engine has {lanes} lanes but layer {k}'s codebook has dimension "
                                  f"{c.codebook.shape[1]}")
             acc = s_in * np.asarray(c.weight_scale, dtype=np.float64)
             bias = np.clip(np.round(np.asarray(c.bias, dtype=np.float64) / acc), INT32_MIN, INT32_MAX)
-            mq = [quantize_multiplier(a / s_out) for a in acc]
+            mq = [quantize_multiplier(a / so) for a, so in zip(acc, s_out)]
             window = getattr(m, "window", None)
+            nxt = list(coded)[i + 1] if i + 1 < len(mods) else None
             layers.append(LoweredLayer(
                 in_features=m.in_features, out_features=m.out_features, codebook=c.codebook,
                 indices=np.asarray(c.indices, dtype=np.int64), bias=bias.astype(np.int64),
                 mult=np.array([q for q, _ in mq], dtype=np.int64), shift=np.array([q for _, q in mq], dtype=np.int64),
-                relu=i + 1 < len(mods) and isinstance(mods[i + 1], torch.nn.ReLU),
                 kind="fc" if window is None else "conv", window=window,
-                weights_count=getattr(m, "weights_count", None)))
-            s_in, k = s_out, k + 1
+                weights_count=getattr(m, "weights_count", None), **_activation(nxt, m.out_features, s_out)))
+            s_in, k = s_out[0], k + 1
         elif hasattr(m, "window"):      # pooling: the scale passes through
             ch = m.window.channels(lanes)
             layers.append(LoweredPool(m.window, m.window.taps() * ch, ch))
-    return layers, [INPUT_SCALE] + out_scales
+    return layers, [input_scale_for(calib_x)] + hidden, out_scales
 
 
 def _vq_coding(layer: VQLayer) -> LayerCoding:
@@ -289,13 +357,14 @@ def lower_vq(vq_net: VQNetwork, calib_x: np.ndarray, lanes: int) -> LoweredNetwo
     if lanes != vq_net.dim:
         raise ValueError(f"engine has {lanes} lanes but the codebooks have dimension {vq_net.dim}")
     coded = to_torch(vq_net)
-    layers, scales = lower_sequence(vq_net.template if vq_net.template is not None else coded, coded,
-                                    [_vq_coding(layer) for layer in vq_net.layers], calib_x, lanes)
+    template = vq_net.template if vq_net.template is not None else coded
+    layers, scales, out_scales = lower_sequence(template, coded, [_vq_coding(layer) for layer in vq_net.layers],
+                                                calib_x, lanes, getattr(template, "outputs", None))
     info = dict(vq_net.info)
     info.update(calibration_images=int(len(calib_x)), hidden_percentile=HIDDEN_PERCENTILE,
-                output_percentile=OUTPUT_PERCENTILE, activation_scales=scales)
-    return LoweredNetwork(name=vq_net.name, method=vq_net.method, lanes=lanes, input_scale=INPUT_SCALE,
-                          output_scale=scales[-1], layers=layers, info=info)
+                output_percentile=OUTPUT_PERCENTILE, activation_scales=scales + out_scales)
+    return LoweredNetwork(name=vq_net.name, method=vq_net.method, lanes=lanes, input_scale=scales[0],
+                          output_scale=out_scales[0], layers=layers, info=info, output_scales=out_scales)
 
 
 def golden_forward(lowered: LoweredNetwork, x_int8: np.ndarray) -> np.ndarray:

@@ -14,13 +14,11 @@ from model.compress.registry import CompressError, CompressOptions, EngineJob, c
 from model.contract.config import LANES, WEIGHT_SRAM_WORDS_MAX, WORDS_PER_KIB
 from model.contract.fixedpoint import quantize_act
 from model.golden.engine import GoldenEngine
-from model.nets.data import load_fashion_mnist
 from model.nets.registry import engine_networks
-from model.nets.tasks import TaskError, engine_input, engine_task
+from model.nets.tasks import TaskError, engine_data, engine_input, engine_task
 from model.program.file import Program
 from model.program.writer import place_in_weight_sram
 
-DATASET = "fashion-mnist"
 MAX_CODEBOOK = 1 << 16
 
 __all__ = ["CompressError", "CompressOptions", "compress", "compress_any", "golden_accuracy"]
@@ -97,20 +95,28 @@ def compress(network: str, method: str, **options) -> Program:
 
 
 def _engine_program(network: str, method_fn, o: CompressOptions) -> Program:
-    x_train, y_train = load_fashion_mnist("train")
-    x_test, y_test = load_fashion_mnist("test")
     try:
         task = engine_task(network, o.lanes, seed=o.seed, progress=o.progress)
     except TaskError as e:
         raise CompressError(str(e)) from None
-    from model.nets.networks import evaluate
+    data = engine_data(network, o.seed)
+    pool = np.asarray(data.train.inputs)
     rng = np.random.default_rng(o.seed)
-    calib = x_train[rng.choice(len(x_train), size=min(o.calibration, len(x_train)), replace=False)]
-    info = {"float_accuracy": evaluate(task.full, x_test, y_test), "seed": o.seed,
-            "calibration_images": len(calib), "test_images": len(x_test)}
-    program = method_fn(EngineJob(network, o, task, (x_train, y_train), (x_test, y_test), calib, info))
+    calib = pool[rng.choice(len(pool), size=min(o.calibration, len(pool)), replace=False)]
+    float_quality = data.quality(task.full)
+    info = {"metric": data.metric, "float_quality": float_quality[data.metric], "seed": o.seed,
+            "calibration_images": len(calib)}
+    if data.test is not None:
+        info.update(float_accuracy=float_quality[data.metric], test_images=len(data.test[0]))
+    program = method_fn(EngineJob(network, o, task, data, calib, info))
     program.meta.update(task.meta())
     program = place_in_weight_sram(program, o.weight_sram_kib * WORDS_PER_KIB)
-    program.meta["dataset"] = DATASET
-    program.meta["info"]["int8_accuracy"] = golden_accuracy(program, x_test, y_test)
+    program.meta["dataset"] = data.dataset
+    if data.test is not None:       # a classifier: the argmax of the int8 outputs, on the whole test set
+        program.meta["info"]["int8_accuracy"] = golden_accuracy(program, *data.test)
+        program.meta["info"]["int8_quality"] = program.meta["info"]["int8_accuracy"]
+    else:
+        from model.compress.program_net import ProgramNet
+        metrics = data.quality(ProgramNet(program))
+        program.meta["info"].update(int8_quality=metrics[data.metric], int8_metrics=metrics)
     return program

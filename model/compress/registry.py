@@ -70,20 +70,28 @@ class EngineJob:
     options : CompressOptions
     task : model.nets.tasks.EngineTask
         The float network and its lowered form (``task.net``, which takes the raw inputs).
-    train, test : tuple of numpy.ndarray
-        ``(inputs, labels)``.
+    data : model.nets.tasks.EngineData
+        Training data (``data.train``, a distillation set, labelled for a classifier) and the quality metric.
     calib : numpy.ndarray
         Calibration inputs.
     info : dict
-        Facts every program records (float accuracy, seed, image counts).
+        Facts every program records (metric, float quality, seed, image counts).
     """
     network: str
     options: CompressOptions
     task: object
-    train: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray]
+    data: object
     calib: np.ndarray
     info: dict
+
+    def quality(self, model) -> float:
+        """The headline metric of a module giving the source network's outputs."""
+        return float(self.data.quality(model)[self.data.metric])
+
+    def coded_quality(self, net) -> float:
+        """The headline metric of a network in the engine's layout (its outputs split as the source's)."""
+        from model.nets.tasks import SourceOutputs
+        return self.quality(SourceOutputs(net, self.task.net.outputs))
 
 
 @dataclass

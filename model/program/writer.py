@@ -37,6 +37,17 @@ def layer_kind(layer) -> str:
     return getattr(layer, "kind", "fc")
 
 
+def activation_name(layer) -> str | None:
+    """The requantizer's activation of a lowered layer: ``"relu"``, ``"leaky"`` (per-row slopes),
+    ``"floor"`` or None."""
+    if getattr(layer, "floor", False):
+        return "floor"
+    if not layer.relu:
+        return None
+    act = getattr(layer, "act", None)
+    return "leaky" if act is not None and np.any(np.asarray(act) != 0) else "relu"
+
+
 def layer_weights(layer) -> int:
     """The real weights of a lowered layer (a convolution's padding channels and a pooling layer have none)."""
     if getattr(layer, "weights_count", None) is not None:
@@ -127,7 +138,8 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
         streams.append(stream)
         ctx.stream_addr += stream.size
         layer_meta.append({"kind": rule.name, "in_features": layer.in_features, "out_features": layer.out_features,
-                           "relu": bool(layer.relu), "mode": codec.name if codec else None,
+                           "relu": bool(layer.relu), "activation": activation_name(layer),
+                           "mode": codec.name if codec else None,
                            "codebook_size": codec.codebook_size(layer) if codec else 0, **written_meta})
     for meta, stream in zip(layer_meta, streams):
         meta["placement"] = {"resident": False, "wsram_addr": 0, "words": len(stream)}
@@ -152,6 +164,7 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
         "rom_id": rom_id(rom),
         "rom_shared": shared_rom is not None,
         "input_scale": float(lowered.input_scale), "output_scale": float(lowered.output_scale),
+        "output_scales": [float(v) for v in (getattr(lowered, "output_scales", None) or [lowered.output_scale])],
         "input_features": input_features,
         "output_features": descs[-1].output_features(lanes),
         "n_layers": len(lowered.layers),

@@ -83,6 +83,6 @@ def cmd_compress(args) -> int:
     print(f"wrote {out}: {program.meta['network']} / {program.meta['method']}, "
           f"{c['bytes']} bytes, {c['bits_per_weight']:.3f} bits/weight, "
           f"{c['ratio_vs_fp32']:.2f}x vs fp32" +
-          (f", int8 golden accuracy {info['int8_accuracy']:.4f} (float {info['float_accuracy']:.4f})"
-           if "int8_accuracy" in info else ""), file=sys.stderr)
+          (f", int8 golden {info['metric']} {info['int8_quality']:.4f} (float {info['float_quality']:.4f})"
+           if "int8_quality" in info else ""), file=sys.stderr)
     return 0

@@ -32,9 +32,9 @@ def add_parser(sub) -> None:
     r.set_defaults(func=cmd_run)
 
 
-def _reference_predictions(meta: dict, x_float, progress: bool):
-    """The float network's predictions on the images (None without a dataset): the accuracy to compare with."""
-    if x_float is None:
+def _reference_predictions(meta: dict, x_float, labels, progress: bool):
+    """The float network's predictions on the images (None without labels): the accuracy to compare with."""
+    if x_float is None or labels is None:
         return None
     from model.nets.tasks import full_network
     from model.nets.networks import predict
@@ -52,7 +52,7 @@ def cmd_run(args) -> int:
     if args.vcd:
         refuse_overwrite(args.vcd, args.force)
     x_int8, labels, x_float = load_inputs(program.meta, args.images, args.offset, args.seed)
-    reference = _reference_predictions(program.meta, x_float, not args.quiet)
+    reference = _reference_predictions(program.meta, x_float, labels, not args.quiet)
     summary = run_program(program, x_int8, labels, args.backend, latency=args.latency, stall=args.stall,
                           seed=args.seed, vcd=args.vcd, reference_predictions=reference)
     if args.json:

@@ -39,7 +39,7 @@ def cmd_verilog(args) -> int:
         if kib is not None:
             config = dataclasses.replace(config, weight_sram_words=kib * WORDS_PER_KIB)
     else:
-        config = universal_engine_config(DEFAULT_WEIGHT_SRAM_KIB if kib is None else kib)
+        config = universal_engine_config(DEFAULT_WEIGHT_SRAM_KIB if kib is None else kib, all_networks=True)
     text = engine_verilog(config, addr_width=args.addr_width, name=args.name)
     write_atomically(out, lambda tmp: tmp.write_text(text))
     print(f"wrote {out}: module {args.name}, {config.lanes} lanes, codebook depth {config.codebook_depth}, "

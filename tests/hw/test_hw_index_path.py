@@ -210,18 +210,20 @@ def test_index_path_one_subvector_rows(b):
 def row_gap(b: int, subvectors: int) -> int:
     """Bubbles between two rows' beats when nothing stalls.
 
-    A row's last index word is taken once the indices that fit in the earlier
-    words are out; ``k`` indices remain after it.  The next row's bias,
-    requantization and first index word take 3 cycles (one word each), and the
-    first word may load in the cycle the last index goes out, so the rows
-    overlap fully when ``k >= 3``.
+    Word ``j >= 1`` of a row is taken once fewer than ``b + 32`` bits are left
+    (a word ahead of the one being emitted), and at most one word per cycle:
+    then ``max(j, floor(32 (j - 1) / b))`` indices are out.  ``k`` indices
+    remain once the last word is in.  The next row's bias, requantization and
+    first index word take 3 cycles (one word each), and the first word may load
+    in the cycle the last index goes out, so the rows overlap fully when ``k >= 3``.
     """
     n_words = ceil_div(subvectors * b, WORD_BITS)
-    k = subvectors - ((n_words - 1) * WORD_BITS) // b if n_words > 1 else subvectors
+    j = n_words - 1
+    k = subvectors - (max(j, (WORD_BITS * (j - 1)) // b) if j else 0)
     return max(0, 3 - k)
 
 
-@pytest.mark.parametrize("b,subvectors", [(3, 40), (8, 33), (9, 30), (7, 64), (5, 20), (1, 100), (2, 50),
+@pytest.mark.parametrize("b,subvectors", [(3, 40), (8, 33), (9, 30), (7, 64), (5, 20), (1, 100), (2, 50), (16, 3), (8, 9),
                                           (4, 1), (9, 3)])
 def test_index_path_one_index_per_cycle(b, subvectors):
     """Nothing stalls: within a row, beats come on consecutive cycles (words load ahead), and

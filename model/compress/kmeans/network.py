@@ -371,6 +371,29 @@ def finetune_coded(tm: nn.Module, module_type: type, layers: list, train_data, *
     return [m.to_layer(layer.relu) for m, layer in zip(mods, layers)], time.perf_counter() - t0
 
 
+#: Trained quantization of a network without labels: distillation steps and batch (R-Net, O-Net and
+#: CREPE-tiny; the universal method's recipes use 1000 + 200 steps of batch 64 to 128 on them).
+DISTILL_STEPS = 600
+DISTILL_BATCH = 128
+
+
+def finetune_distilled(net: VQNetwork, teacher: nn.Module, data, *, steps: int = DISTILL_STEPS,
+                       batch: int = DISTILL_BATCH, seed: int = 0, progress: bool = True) -> VQNetwork:
+    """Trained quantization by distillation: codewords and biases (indices fixed) trained to reproduce
+    ``teacher``'s outputs on ``data`` (a :class:`model.nets.distill.DistillSet`, its loss by its kind)."""
+    from model.nets.distill import outputs, train
+    t0 = time.perf_counter()
+    tm = to_torch(net)
+    mods = [m for m in tm if isinstance(m, VQLinear)]
+    params = [p for m in mods for p in (m.codebook, m.bias)]
+    losses = train(tm, data, outputs(teacher, data.inputs), dict, [{"params": params, "lr": FINETUNE_LR}],
+                   steps=steps, batch=batch, seed=seed, progress=progress, desc="vq distill")
+    layers = [m.to_layer(layer.relu) for m, layer in zip(mods, net.layers)]
+    info = dict(net.info, distill_steps=steps, distill_batch=batch, distill_loss_first_last=[losses[0], losses[-1]],
+                finetune_seconds=time.perf_counter() - t0)
+    return VQNetwork(net.name, net.method, net.dim, net.k, layers, info, net.template)
+
+
 def vq_compress(model: nn.Module, dim: int = DEFAULT_DIM, k: int = DEFAULT_K,
                 finetune_epochs: int = FINETUNE_EPOCHS, seed: int = 0, *, name: str = "",
                 train_data: tuple[np.ndarray, np.ndarray] | None = None,

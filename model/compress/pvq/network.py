@@ -205,18 +205,18 @@ def _linear_chain(job: EngineJob) -> nn.Sequential:
                  options=("bits_per_weight", "finetune_epochs"))
 def pvq_program(job: EngineJob):
     """PVQ-code every layer; the engine gets a PVQ unit sized to the largest K."""
-    from model.nets.networks import evaluate
     from model.program.writer import build_program
     o = job.options
     budget = o.bits_per_weight or DEFAULT_BITS_PER_WEIGHT
     t0 = time.perf_counter()
     net, lowered = pvq_compress(_linear_chain(job), lanes=o.lanes, bits_per_weight=budget,
                                 finetune_epochs=FINETUNE_EPOCHS if o.finetune_epochs is None else o.finetune_epochs,
-                                seed=o.seed, progress=o.progress, name=job.network, train_data=job.train,
+                                seed=o.seed, progress=o.progress, name=job.network,
+                                train_data=(job.data.train.inputs, job.data.train.labels),
                                 calib_x=job.calib)
     seconds = time.perf_counter() - t0
     lowered.name, lowered.method = job.network, "pvq"
     ks = [int(layer.pvq_k) for layer in lowered.layers]
     return build_program(lowered, pvq_k_max=max(ks), info=dict(
-        job.info, pvq_float_accuracy=evaluate(pvq_to_torch(net), *job.test), compress_seconds=seconds, pvq_k=ks,
+        job.info, pvq_float_accuracy=job.quality(pvq_to_torch(net)), compress_seconds=seconds, pvq_k=ks,
         bits_per_weight_budget=budget))

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.compress.lowering import (HIDDEN_PERCENTILE, INPUT_SCALE, OUTPUT_PERCENTILE, LayerCoding,
+from model.compress.lowering import (HIDDEN_PERCENTILE, OUTPUT_PERCENTILE, LayerCoding,
                                      LoweredNetwork, lower_sequence)
 from model.compress.universal.codebook import UniversalCodebook
 from model.compress.universal.fit import HARD_STEPS, SOFT_STEPS, UniversalNetwork, fit_universal
@@ -73,13 +73,14 @@ def lower_universal(net: UniversalNetwork, calib_x: np.ndarray, lanes: int | Non
     codings = [LayerCoding(rom, layer.indices, s_cb * layer.row_scale.astype(np.float64),
                            layer.bias if layer.bias is not None else np.zeros(layer.out_features))
                for layer in net.layers]
-    layers, scales = lower_sequence(template, coded, codings, calib_x, lanes)
+    layers, scales, out_scales = lower_sequence(template, coded, codings, calib_x, lanes,
+                                                getattr(template, "outputs", None))
     info = dict(net.info)
     info.update(codebook_sha256=net.codebook.content_hash(), codebook_scale=s_cb, codebook_size=net.k,
                 calibration_images=int(len(calib_x)), hidden_percentile=HIDDEN_PERCENTILE,
-                output_percentile=OUTPUT_PERCENTILE, activation_scales=scales)
-    return LoweredNetwork(name=net.name, method="universal", lanes=lanes, input_scale=INPUT_SCALE,
-                          output_scale=scales[-1], layers=layers, info=info)
+                output_percentile=OUTPUT_PERCENTILE, activation_scales=scales + out_scales)
+    return LoweredNetwork(name=net.name, method="universal", lanes=lanes, input_scale=scales[0],
+                          output_scale=out_scales[0], layers=layers, info=info, output_scales=out_scales)
 
 
 def row_scale_spread(net: UniversalNetwork) -> dict:

@@ -41,21 +41,28 @@ def universal_program(job: EngineJob):
     codebook = universal_codebook(o.codebook, o.lanes)
     model = job.task.net
     t0 = time.perf_counter()
-    net = fit_universal(model, codebook, DistillSet(*job.train), name=job.network, seed=o.seed, progress=o.progress)
+    net = fit_universal(model, codebook, job.data.train, name=job.network, seed=o.seed, progress=o.progress)
     seconds = time.perf_counter() - t0
     lowered = lower_universal(net, job.calib, o.lanes, template=model)
     lowered.name = job.network
     return build_program(lowered, codebook_depth=codebook_depth_for(codebook.k), shared_rom=codebook.codewords,
-                         info=dict(job.info, universal_float_accuracy=evaluate(net.apply(model), *job.test),
+                         info=dict(job.info, universal_float_quality=job.coded_quality(net.apply(model)),
                                    compress_seconds=seconds, codebook_size=codebook.k,
                                    codebook_sha256=codebook.content_hash(),
                                    codebook_donors=list(codebook.donors)))
 
 
-def universal_engine_config(weight_sram_kib: int, lanes: int | None = None):
+#: Activation SRAM (values per vector) of the chip that runs every engine network: CREPE-tiny's first
+#: convolution writes 256 positions x 128 channels.
+ALL_NETWORKS_MAX_FEATURES = 32768
+
+
+def universal_engine_config(weight_sram_kib: int, lanes: int | None = None, *, all_networks: bool = False):
     """The universal engine: the shipped universal codebook as its ROM, ``weight_sram_kib`` of weight SRAM.
 
-    Every universal program runs on it (``vqe verilog`` with no program writes it).
+    With ``all_networks``, the chip that runs every universal program (``vqe verilog`` with no program
+    writes it): convolution and pooling, and an activation SRAM of :data:`ALL_NETWORKS_MAX_FEATURES`
+    values.  Without, the fully-connected engine of the report's area sweep (1024 values).
     """
     from model.compress.lowering import codebook_depth_for
     from model.compress.universal.codebook import load_codebook
@@ -63,7 +70,8 @@ def universal_engine_config(weight_sram_kib: int, lanes: int | None = None):
     cb = load_codebook()
     return EngineConfig(lanes=cb.dim if lanes is None else lanes, codebook_depth=codebook_depth_for(cb.k),
                         rom=tuple(map(tuple, cb.codewords.astype(int).tolist())),
-                        weight_sram_words=weight_sram_kib * WORDS_PER_KIB)
+                        weight_sram_words=weight_sram_kib * WORDS_PER_KIB,
+                        **({"max_features": ALL_NETWORKS_MAX_FEATURES, "windows": True} if all_networks else {}))
 
 
 @register_method("universal", SUMMARY, kind="model", options=("codebook", "codebook_size", "quick"),

@@ -178,6 +178,11 @@ def eval_tones(quick: bool) -> tuple[np.ndarray, np.ndarray]:
     return (x[:N_TONES_QUICK], f0[:N_TONES_QUICK]) if quick else (x, f0)
 
 
+def eval_inputs() -> np.ndarray:
+    """The evaluation frames (n, 1024), normalised: what ``vqe run`` feeds a CREPE program."""
+    return eval_tones(False)[0]
+
+
 @torch.no_grad()
 def activations(model: nn.Module, frames: np.ndarray, batch: int = 256) -> np.ndarray:
     xt = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))

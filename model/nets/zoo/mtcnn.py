@@ -277,6 +277,16 @@ def eval_crops(size: int, quick: bool) -> tuple[torch.Tensor, np.ndarray]:
     return (x[::QUICK_STRIDE], y[::QUICK_STRIDE]) if quick else (x, y)
 
 
+def eval_inputs_rnet() -> np.ndarray:
+    """R-Net's evaluation crops (n, 3, 24, 24), normalised: what ``vqe run`` feeds an R-Net program."""
+    return eval_crops(24, False)[0].numpy()
+
+
+def eval_inputs_onet() -> np.ndarray:
+    """O-Net's evaluation crops (n, 3, 48, 48), normalised."""
+    return eval_crops(48, False)[0].numpy()
+
+
 def _outputs(model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
     out = model(x)
     res = {"bbox": out[0].numpy(), "prob": out[-1][:, 1].numpy()}
