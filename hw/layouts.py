@@ -15,12 +15,13 @@ from amaranth.lib.wiring import In, Out
 from model.contract.counters import COUNTER_BITS, COUNTERS, RTL_COUNTERS
 from model.contract.errors import ERROR_BITS
 from model.contract.fixedpoint import ACC_BITS, ACT_BITS, ACT_PARAM_BITS, MULT_BITS, SHIFT_BITS
-from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, JOB_WORDS, KIND_MASK, KIND_SHIFT,
+from model.contract.layout import (DESC_WORDS, FIELD16, MAX_FEATURES_LIMIT, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, JOB_WORDS, KIND_MASK, KIND_SHIFT,
                                    MODE_MASK, MODE_SHIFT, WORD_BITS, WSRAM_ADDR_BITS)
 from model.contract.window import GROUPS_BITS, GROUPS_SHIFT, SIDE_BITS, WORD7_FIELDS, WORD7_SHIFT
 
 #: Width of feature counts, row counts and per-row word counts in descriptors.
-COUNT_BITS = FIELD16.bit_length()
+#: Counts of values and rows: up to the largest activation SRAM itself.
+COUNT_BITS = MAX_FEATURES_LIMIT.bit_length()
 
 #: Width of the engine's ``phase`` output: 0, or one more than the index of the running layer.
 PHASE_BITS = COUNT_BITS + 1

@@ -50,6 +50,27 @@ def simulate(program: Program, image: np.ndarray, backend: str, *, out_addr: int
                        max_cycles=max_cycles, vcd_path=vcd)
 
 
+def on_engine(program: Program, config) -> Program:
+    """``program`` retargeted to another engine ``config`` it fits: the same ROM, lanes, codebook depth
+    and weight SRAM, an activation SRAM at least as large, and every unit it uses (a universal program
+    on the universal chip, say).  Raises :class:`RunError` naming what does not fit."""
+    own = program.config
+    checks = [("ROM", own.rom == config.rom), ("lanes", own.lanes == config.lanes),
+              ("codebook depth", own.codebook_depth == config.codebook_depth),
+              ("weight SRAM", own.weight_sram_words == config.weight_sram_words),
+              ("activation SRAM", own.max_features <= config.max_features),
+              ("convolution and pooling", config.windows or not own.windows),
+              ("PVQ unit", own.pvq_k_max <= config.pvq_k_max),
+              ("Huffman decoder", (own.huffman_max_len, own.huffman_symbol_bits)
+               in ((0, 0), (config.huffman_max_len, config.huffman_symbol_bits)))]
+    bad = [name for name, ok in checks if not ok]
+    if bad:
+        raise RunError(f"the program does not fit that engine: {', '.join(bad)} differ")
+    meta = dict(program.meta, engine=dict(program.meta["engine"], max_features=config.max_features,
+                                          windows=config.windows, pvq_k_max=config.pvq_k_max))
+    return Program(meta, program.image)
+
+
 def _kind_args(layer: dict) -> tuple:
     """A layer's kind rule and its shape, from its metadata."""
     window = Window(**layer["window"]) if "window" in layer else None

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from model.contract.layout import (FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX, REL_BITS, WORD_BYTES,
-                                   LayerKind, LayerMode, vector_align)
+from model.contract.layout import (FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX, MAX_FEATURES_LIMIT,
+                                   REL_BITS, WORD_BYTES, LayerKind, LayerMode, vector_align)
 from model.contract.pyramid import pvq_entry_bits
 
 #: Lane counts the engine is built for (the sub-vector dimension).
@@ -63,8 +63,9 @@ class EngineConfig:
             raise ValueError(f"lanes must be one of {', '.join(map(str, LANES))}, got {self.lanes}")
         if self.codebook_depth < 2 or self.codebook_depth & (self.codebook_depth - 1):
             raise ValueError(f"codebook depth must be a power of two >= 2, got {self.codebook_depth}")
-        if self.max_features % vector_align(self.lanes) or self.max_features > FIELD16:
-            raise ValueError(f"max_features must be a multiple of {vector_align(self.lanes)} and < 65536")
+        if self.max_features % vector_align(self.lanes) or not 0 < self.max_features <= MAX_FEATURES_LIMIT:
+            raise ValueError(f"max_features must be a multiple of {vector_align(self.lanes)}, at most "
+                             f"{MAX_FEATURES_LIMIT}")
         if not self.rom and not self.pvq_k_max:
             raise ValueError("the engine has neither a codebook ROM nor a PVQ unit")
         if not 0 <= self.pvq_k_max <= FIELD16:

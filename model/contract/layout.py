@@ -178,6 +178,9 @@ JOB_WORDS = 8
 DESC_WORDS = 8
 ROW_HEADER_WORDS = 2  # bias, requantization word
 FIELD16 = 0xFFFF
+#: The largest activation SRAM (values per vector, ``EngineConfig.max_features``): O-Net's first
+#: convolution writes 46 x 46 x 32 = 67,712 values.  Descriptor shape fields stay 16 bits.
+MAX_FEATURES_LIMIT = 1 << 17
 
 FLAG_RELU = 1 << 0
 FLAG_RESIDENT = 1 << 1

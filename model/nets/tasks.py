@@ -19,6 +19,8 @@ from torch import nn
 
 from model.contract.errors import VqeError
 from model.nets.distill import DistillSet
+from model.contract.layout import MAX_FEATURES_LIMIT
+from model.nets.graph.modules import EngineConv, EngineMaxPool
 from model.nets.graph.trace import EngineNet, GraphError, lower_graph, split_outputs
 from model.nets.networks import get_network
 from model.nets.registry import NETWORKS, engine_networks, resolve
@@ -162,4 +164,19 @@ def engine_task(name: str, lanes: int, *, seed: int = 0, progress: bool = True) 
         net = lower_graph(full, NETWORKS[name].input_shape, lanes)
     except GraphError as e:
         raise TaskError(f"{name}: {e}") from None
+    _check_maps_fit(name, net)
     return EngineTask(name, full, net.eval())
+
+
+def _check_maps_fit(name: str, net: EngineNet) -> None:
+    """Refuse a network with a vector larger than the largest activation SRAM: maps are not tiled."""
+    sizes = [("its input", len(net.input_index))]
+    for m in net:
+        if isinstance(m, (EngineConv, EngineMaxPool)):
+            w, c = m.window, getattr(m, "out_channels_padded", None) or m.channels
+            sizes.append((f"the {type(m).__name__[6:].lower()} output map {w.out_height}x{w.out_width}x{c}",
+                          w.positions() * c))
+    what, size = max(sizes, key=lambda t: t[1])
+    if size > MAX_FEATURES_LIMIT:
+        raise TaskError(f"{name}: {what} holds {size:,} values, more than the largest activation SRAM the "
+                        f"engine has ({MAX_FEATURES_LIMIT:,} values); feature maps are not tiled")

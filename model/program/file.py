@@ -34,7 +34,9 @@ from model.contract.fixedpoint import ACT_MAX, ACT_MIN
 from model.contract.layout import WORD_BYTES, vector_words
 
 MAGIC = b"VQZ\0"
-FORMAT_VERSION = 2
+#: 3: window word 7 repacked (3-bit strides, 5-bit pads), the requantization word's activation
+#: parameter and the floor flag, programs record how the host writes inputs and reads outputs.
+FORMAT_VERSION = 3
 _HEADER = struct.Struct("<4sHHIII")
 
 

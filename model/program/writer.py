@@ -16,7 +16,8 @@ from model.codecs.layers.kinds import kind_named
 from model.codecs.layers.registry import codec_named
 from model.contract.descriptor import Descriptor
 from model.contract.errors import ProgramError
-from model.contract.layout import DESC_WORDS, HUFFMAN_DEFAULT_MAX_LEN, JOB_MAGIC, JOB_WORDS, WORD_BYTES, LayerMode
+from model.contract.layout import (DESC_WORDS, HUFFMAN_DEFAULT_MAX_LEN, JOB_MAGIC, JOB_WORDS, MAX_FEATURES_LIMIT,
+                                   WORD_BYTES, LayerMode)
 from model.program.file import Program, rom_id
 
 
@@ -82,6 +83,9 @@ def max_features_for(descs, lanes: int) -> int:
     """The activation SRAM a program needs: the smallest power of two, at least :data:`MIN_MAX_FEATURES`,
     that holds every layer's input and output vector (a convolution's whole map)."""
     need = max(max(d.input_features(lanes), d.output_features(lanes)) for d in descs)
+    if need > MAX_FEATURES_LIMIT:
+        raise ProgramError(f"a vector of {need:,} values does not fit the largest activation SRAM "
+                           f"({MAX_FEATURES_LIMIT:,} values); feature maps are not tiled")
     return max(MIN_MAX_FEATURES, 1 << (need - 1).bit_length())
 
 

@@ -15,11 +15,14 @@ def add_parser(sub) -> None:
 
 
 def cmd_inspect(args) -> int:
-    """Load ``args.program`` (which checks it) and print its metadata, the ROM summarised."""
+    """Load ``args.program`` (which checks it) and print its metadata, the ROM and the input index summarised."""
     from model.program.file import Program
     program = Program.load(args.program)
     meta = dict(program.meta)
     meta["rom"] = f"<{len(meta['rom'])} codewords>"
+    if "input_index" in meta:
+        pads = sum(1 for i in meta["input_index"] if i < 0)
+        meta["input_index"] = f"<{len(meta['input_index'])} input values, {pads} of them padding the host writes>"
     meta["image_words"] = len(program.image)
     print(json.dumps(meta, indent=2))
     print(placement_summary(program.meta), file=sys.stderr)

@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     r.add_argument("--seed", type=int, default=1, help="stall LFSR seed / random-input seed (default 1)")
     r.add_argument("--vcd", help="write waveforms to this file (amaranth, icarus, verilator)")
     r.add_argument("--force", action="store_true", help="overwrite an existing --vcd file")
+    r.add_argument("--chip", choices=["universal"],
+                   help="run on the universal chip (what `vqe verilog` writes with no program) instead of the "
+                        "engine the program was compressed for; the program must fit it")
     r.add_argument("--json", action="store_true", help="print the JSON summary")
     add_quiet_argument(r)
     r.set_defaults(func=cmd_run)
@@ -47,6 +50,12 @@ def cmd_run(args) -> int:
     from model.program.file import Program
     from sim.run import run_program
     program = Program.load(args.program)
+    if args.chip == "universal":
+        from model.compress.universal.method import universal_engine_config
+        from model.contract.config import WORDS_PER_KIB
+        from sim.run import on_engine
+        kib = program.config.weight_sram_words // WORDS_PER_KIB
+        program = on_engine(program, universal_engine_config(kib, all_networks=True))
     if args.images < 1:
         raise CliError("--images must be at least 1")
     if args.vcd:

@@ -56,6 +56,27 @@ def test_two_networks_share_one_engine():
     assert a.meta["compression"]["codebook_shared"] and b.meta["compression"]["codebook_shared"]
 
 
+def test_universal_programs_run_on_the_universal_chip():
+    """A universal program, compressed for its own smallest engine, runs on the chip `vqe verilog` writes;
+    a k-means program does not fit it (its ROM differs), nor one whose weight SRAM differs."""
+    from model.compress.universal.method import universal_engine_config
+    from model.golden.engine import GoldenEngine
+    from sim.run import RunError, on_engine
+    a = universal_program(1, [37, 20, 9], "net-a")
+    chip = universal_engine_config(0, all_networks=True)
+    on_chip = on_engine(a, chip)
+    assert on_chip.config == chip and on_chip.meta["rom_id"] == a.meta["rom_id"]
+    x = random_vectors(np.random.default_rng(0), 3, 37)
+    image = a.dram_image(x)[0]
+    assert np.array_equal(GoldenEngine(on_chip.config).run(image).outputs, GoldenEngine(a.config).run(image).outputs)
+    with pytest.raises(RunError, match="weight SRAM differ"):
+        on_engine(a, universal_engine_config(64, all_networks=True))
+    lowered = universal_lowered(np.random.default_rng(3), [37, 20, 9], load_codebook(), "own")
+    own = build_program(lowered, codebook_depth=128, config_max_features=64)
+    with pytest.raises(RunError, match="ROM"):
+        on_engine(own, chip)
+
+
 def test_per_layer_codebooks_change_the_engine():
     """The converse: per-layer k-means codebooks are baked into the ROM, so each network has its own."""
     a = universal_program(1, [37, 20, 9], "net-a")

@@ -188,3 +188,20 @@ def test_linear_chain_is_recognised():
     assert [type(m) for m in chain] == [nn.Linear, nn.ReLU, nn.Linear]
     conv = nn.Sequential(nn.Conv2d(1, 1, 1), nn.Flatten(), nn.Linear(4, 2))
     assert lower_graph(conv, (1, 2, 2), 4).linear_chain() is None
+
+
+@pytest.mark.parametrize("name", ["lenet5", "rnet", "onet", "crepe-tiny"])
+def test_zoo_networks_lower_exactly(name):
+    """Every convolutional network of the zoo, through the one lowering: the same outputs as the network."""
+    from model.nets.registry import NETWORKS
+    from model.nets.tasks import full_network
+    from model.nets.zoo import missing_packages
+    if missing_packages(name):
+        pytest.skip(f"{name} needs {missing_packages(name)}")
+    model = full_network(name, progress=False).eval()
+    net = lower_graph(model, NETWORKS[name].input_shape, 4)
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((3, *NETWORKS[name].input_shape)).astype(np.float32))
+    with torch.no_grad():
+        ref, out = model(x), net.source_outputs(net(x))
+    for r, o in zip(ref if isinstance(ref, tuple) else (ref,), out if isinstance(out, tuple) else (out,)):
+        assert torch.allclose(r, o, atol=1e-4, rtol=1e-4)
