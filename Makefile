@@ -15,6 +15,9 @@ PVQ_2B_PROGRAM := $(BUILD)/lenet300-pvq-2b.vqz
 DEEPCOMP_PROGRAM := $(BUILD)/lenet300-deepcomp.vqz
 # Two networks against the one shipped universal codebook: one engine runs both.
 UNIVERSAL_PROGRAMS := $(BUILD)/lenet300-universal.vqz $(BUILD)/lenet5-universal.vqz
+# The convolutional networks, whole on the engine, in the report (LeNet-5's universal program is above).
+CONV_PROGRAMS := $(BUILD)/lenet5-kmeans.vqz $(BUILD)/rnet-kmeans.vqz $(BUILD)/rnet-universal.vqz \
+                 $(BUILD)/crepe-tiny-kmeans.vqz $(BUILD)/crepe-tiny-universal.vqz
 IMAGES  ?= 2
 BENCH_IMAGES ?= 2
 BENCH_BACKENDS ?= golden amaranth icarus verilator
@@ -85,6 +88,11 @@ $(BUILD)/%-universal.vqz: | setup
 	@mkdir -p $(BUILD)
 	$(VQE) compress --network $* --method universal -o $@
 
+# k-means programs of the other networks (lenet300's is $(PROGRAM)), compressed once when missing.
+$(BUILD)/%-kmeans.vqz: | setup
+	@mkdir -p $(BUILD)
+	$(VQE) compress --network $* --method kmeans -o $@
+
 # One elaborated engine, the universal chip (`vqe verilog` with no program), runs both networks bit-exactly.
 universal: $(UNIVERSAL_PROGRAMS)
 	$(VQE) verilog -o $(BUILD)/engine-universal.v --force
@@ -111,7 +119,7 @@ cocotb: $(PROGRAM)
 	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json
 	$(VQE) run $(PROGRAM) --backend verilator --images $(IMAGES) --json
 
-reports: setup $(PROGRAM) $(PVQ_PROGRAM) $(PVQ_2B_PROGRAM) $(DEEPCOMP_PROGRAM) $(UNIVERSAL_PROGRAMS)
+reports: setup $(PROGRAM) $(PVQ_PROGRAM) $(PVQ_2B_PROGRAM) $(DEEPCOMP_PROGRAM) $(UNIVERSAL_PROGRAMS) $(CONV_PROGRAMS)
 	$(VQE) report -o reports
 
 bench: $(PROGRAM)

@@ -22,8 +22,13 @@ PVQ_EQUAL_BITS_PROGRAM = REPO / "build" / "lenet300-pvq-2b.vqz"
 #: networks on the universal ROM.
 DEEPCOMP_PROGRAM = REPO / "build" / "lenet300-deepcomp.vqz"
 UNIVERSAL_PROGRAMS = (REPO / "build" / "lenet300-universal.vqz", REPO / "build" / "lenet5-universal.vqz")
+#: Also reported when present (``make reports`` compresses them): the convolutional networks, whole on the
+#: engine, with k-means and with the universal codebook (LeNet-5's universal program is in `UNIVERSAL_PROGRAMS`).
+CONV_PROGRAMS = tuple(REPO / "build" / f"{name}.vqz" for name in (
+    "lenet5-kmeans", "rnet-kmeans", "rnet-universal", "crepe-tiny-kmeans", "crepe-tiny-universal"))
 #: Programs reported by default, those after the first only if they exist.
-DEFAULT_PROGRAMS = (DEFAULT_PROGRAM, PVQ_PROGRAM, PVQ_EQUAL_BITS_PROGRAM, DEEPCOMP_PROGRAM, *UNIVERSAL_PROGRAMS)
+DEFAULT_PROGRAMS = (DEFAULT_PROGRAM, PVQ_PROGRAM, PVQ_EQUAL_BITS_PROGRAM, DEEPCOMP_PROGRAM, *UNIVERSAL_PROGRAMS,
+                    *CONV_PROGRAMS)
 
 #: Codebooks the area sweep elaborates the engine with (one per lanes x depth).
 SWEEP_ROMS = REPO / "reports" / "area-roms.npz"

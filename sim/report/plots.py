@@ -30,6 +30,19 @@ def png_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
+def plain_log_ticks(axis) -> None:
+    """Label a logarithmic ``axis`` with plain numbers ("0.3", "200"), not powers of ten ("3 x 10^-1"), on the
+    ticks matplotlib would label anyway (so minor ticks are labelled only where an axis spans little)."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class Plain(LogFormatterSciNotation):
+        def __call__(self, x, pos=None):
+            return significant(x) if super().__call__(x, pos) else ""
+
+    axis.set_major_formatter(Plain())
+    axis.set_minor_formatter(Plain(labelOnlyBase=False))
+
+
 def _method_style(method: str) -> dict:
     """Marker and line style of a method's series in the PVQ figures: PVQ solid circles, k-means dashed squares."""
     return {"marker": "o" if method == "pvq" else "s", "linestyle": "-" if method == "pvq" else "--"}
@@ -123,13 +136,15 @@ def plot_energy_vs_bits(results: Sequence[tuple[NetworkData, Mapping[str, Scenar
     keys = list(titles)
     marker = {key: MARKERS[i % len(MARKERS)] for i, key in enumerate(keys)}
     unit, scale = energy_unit(max(r.total() for _, res in results for r in res.values()))
+    colors = series_colors(len(results))
     fig = Figure(figsize=(10, 5), layout="constrained")
     ax = fig.subplots()
     for ni, (net, res) in enumerate(results):
         for key, r in res.items():
-            ax.scatter(r.bits_per_weight, r.total() / scale, marker=marker[key], color=f"C{ni}", s=45)
+            ax.scatter(r.bits_per_weight, r.total() / scale, marker=marker[key], color=colors[ni], s=45)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    plain_log_ticks(ax.yaxis)
     ax.set_xlabel("bits per weight (weight stream + per-inference codebook load)")
     ax.set_ylabel(f"energy per inference ({unit})")
     ax.get_xaxis().set_major_formatter("{x:g}")
@@ -138,7 +153,7 @@ def plot_energy_vs_bits(results: Sequence[tuple[NetworkData, Mapping[str, Scenar
                  "their points coincide)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     point = dict(linestyle="", markersize=7)
-    networks = [Line2D([], [], marker="o", color=f"C{ni}", **point) for ni in range(len(results))]
+    networks = [Line2D([], [], marker="o", color=colors[ni], **point) for ni in range(len(results))]
     fig.legend(networks, [net.name for net, _ in results], title="network (colour)", fontsize=7,
                title_fontsize=8, loc="outside right upper")
     scenarios = [Line2D([], [], marker=marker[key], color="0.35", **point) for key in keys]
@@ -264,11 +279,27 @@ STREAMED_AT = 0.25
 JOB_STYLES = ("-", "--", ":", "-.")
 
 
+#: Factor of room left above the highest and below the lowest line on a logarithmic axis.
+LOG_MARGIN = 1.25
+#: Line style of each dense baseline's horizontal line in `plot_energy_vs_weight_sram`, by scenario key.
+BASELINE_STYLES = {"fp32": ("(a) dense fp32 from DRAM", "-"), "int8": ("(b) dense int8 from DRAM", "--")}
+
+
+def series_colors(n: int) -> list:
+    """``n`` distinct colours: tab10's, or tab20's when more are needed (tab10 repeats after 10)."""
+    import matplotlib
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
 def plot_energy_vs_weight_sram(sweeps: Sequence[tuple]) -> bytes:
-    """Energy per inference against weight-SRAM capacity: colour = program, line style = job size.
+    """Energy per inference against weight-SRAM capacity: one panel per network, colour = program, line
+    style = job size.
 
     The point without a weight SRAM ("none", every layer streamed) stands left of the
-    smallest capacity; dense fp32 from DRAM is a grey horizontal line per value.
+    smallest capacity; the dense baselines (a) fp32 and (b) int8 from DRAM on the largest job are grey
+    horizontal lines.  Each panel has its own unit; the axes are logarithmic (networks differ by orders of
+    magnitude).  The legends stand outside the panels.
 
     Parameters
     ----------
@@ -284,39 +315,60 @@ def plot_energy_vs_weight_sram(sweeps: Sequence[tuple]) -> bytes:
     style = {n: JOB_STYLES[i % len(JOB_STYLES)] for i, n in enumerate(jobs)}
     streamed_x = STREAMED_AT * min((c for c in capacities if c), default=1)
     x_of = lambda c: c if c else streamed_x  # noqa: E731
-    unit, scale = energy_unit(max(pe.dense_fp32.total() for pe in points))
+    colors = series_colors(len(sweeps))
+    groups: dict[str, list[int]] = {}
+    for si, (sweep, _) in enumerate(sweeps):
+        groups.setdefault(sweep.network, []).append(si)
 
-    fig = Figure(figsize=(10.5, 5.5), layout="constrained")
-    ax = fig.subplots()
-    # Dense fp32 per network, to three digits: programs of one network share it (up to their lanes' padding).
-    dense: dict[float, list[str]] = {}
-    for si, (sweep, priced) in enumerate(sweeps):
-        for n in jobs:
-            series = sorted((pe for pe in priced.values() if pe.point.job_images == n),
-                            key=lambda pe: pe.point.capacity_kib)
-            ax.plot([x_of(pe.point.capacity_kib) for pe in series], [pe.engine.total() / scale for pe in series],
-                    color=f"C{si}", linestyle=style[n], marker="o", markersize=4)
-        fp32 = next(pe.dense_fp32.total() / scale for pe in priced.values() if pe.point.job_images == jobs[0])
-        networks = dense.setdefault(float(f"{fp32:.3g}"), [])
-        networks += [] if sweep.network in networks else [sweep.network]
-    for value, networks in dense.items():
-        ax.axhline(value, color="0.5", linewidth=1.2)
-        ax.annotate(f"dense fp32 from DRAM ({', '.join(networks)}): {significant(value)} {unit}", (streamed_x, value),
-                    xytext=(2, 3), textcoords="offset points", fontsize=7, color="0.3")
-    if 0 in capacities and len(capacities) > 1:
-        ax.axvline((streamed_x * capacities[1]) ** 0.5, color="0.7", linestyle=":", linewidth=1)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xticks([x_of(c) for c in capacities], [str(c) if c else "none\n(streamed)" for c in capacities])
-    ax.set_xlabel("weight-SRAM capacity (KiB)")
-    ax.set_ylabel(f"energy per inference ({unit})")
-    ax.set_title("Energy per inference against weight-SRAM capacity (resident layers read from DRAM once per job)",
-                 fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    programs = [Line2D([], [], color=f"C{si}", marker="o", markersize=4) for si in range(len(sweeps))]
+    cols = min(2, len(groups))
+    rows = -(-len(groups) // cols)
+    fig = Figure(figsize=(5.4 * cols + 2.6, 3.9 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, (network, members) in zip(axes, groups.items()):
+        largest = [pe for si in members for pe in sweeps[si][1].values() if pe.point.job_images == jobs[0]]
+        unit, scale = energy_unit(max(pe.dense_fp32.total() for pe in largest))
+        shown = []
+        for si in members:
+            priced = sweeps[si][1]
+            for n in jobs:
+                series = sorted((pe for pe in priced.values() if pe.point.job_images == n),
+                                key=lambda pe: pe.point.capacity_kib)
+                ys = [pe.engine.total() / scale for pe in series]
+                shown += ys
+                ax.plot([x_of(pe.point.capacity_kib) for pe in series], ys,
+                        color=colors[si], linestyle=style[n], marker="o", markersize=3.5)
+        # The baselines depend on the network alone (up to the lanes' padding): the first program's.
+        first = sweeps[members[0]][1]
+        biggest = next((pe for pe in first.values() if pe.point.job_images == jobs[0] and not pe.point.capacity_kib),
+                       None)
+        baselines = {"fp32": next(pe.dense_fp32 for pe in first.values() if pe.point.job_images == jobs[0])}
+        if biggest is not None and "int8" in biggest.streamed:
+            baselines["int8"] = biggest.streamed["int8"]
+        for key, energy in baselines.items():
+            shown.append(energy.total() / scale)
+            ax.axhline(shown[-1], color="0.45", linestyle=BASELINE_STYLES[key][1], linewidth=1.2)
+        # Room above and below every line, the baselines' included (autoscaling sees only the data).
+        ax.set_ylim(min(shown) / LOG_MARGIN, max(shown) * LOG_MARGIN)
+        if 0 in capacities and len(capacities) > 1:
+            ax.axvline((streamed_x * capacities[1]) ** 0.5, color="0.7", linestyle=":", linewidth=1)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis)
+        ax.set_xticks([x_of(c) for c in capacities], [str(c) if c else "none\n(streamed)" for c in capacities])
+        ax.set_xlabel("weight-SRAM capacity (KiB)")
+        ax.set_ylabel(f"energy per inference ({unit})")
+        ax.set_title(network, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in axes[len(groups):]:
+        ax.set_visible(False)
+    fig.suptitle("Energy per inference against weight-SRAM capacity (resident layers read from DRAM once per job)",
+                 fontsize=11)
+    programs = [Line2D([], [], color=colors[si], marker="o", markersize=4) for si in range(len(sweeps))]
     fig.legend(programs, [sweep.name for sweep, _ in sweeps], title="program (colour)", fontsize=7,
                title_fontsize=8, loc="outside right upper")
-    job_lines = [Line2D([], [], color="0.35", linestyle=style[n]) for n in jobs]
-    fig.legend(job_lines, [f"jobs of {n} image{'s' if n > 1 else ''}" for n in jobs], title="job size (line style)",
-               fontsize=7, title_fontsize=8, loc="outside right lower")
+    keys = [Line2D([], [], color="0.35", linestyle=style[n]) for n in jobs]
+    keys += [Line2D([], [], color="0.45", linestyle=ls) for _, ls in BASELINE_STYLES.values()]
+    fig.legend(keys, [f"jobs of {n} image{'s' if n > 1 else ''}" for n in jobs] +
+               [f"{title}, jobs of {jobs[0]}" for title, _ in BASELINE_STYLES.values()],
+               title="line style", fontsize=7, title_fontsize=8, loc="outside right lower")
     return png_bytes(fig)

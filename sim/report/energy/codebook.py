@@ -21,10 +21,14 @@ def codebook_words(layer: LayerInfo, lanes: int) -> int:
 
 @register_scenario(
     "vq_sram", "(c) VQ, per-layer codebook in SRAM",
-    "Traditional VQ: the same index stream, MACs and activation traffic as the engine, but each "
+    "Traditional VQ: the same index stream, MACs and activation traffic as the engine (its counters as "
+    "measured, the program with no weight SRAM: a convolution reads its index stream from DRAM at every "
+    "output position, as the engine does), but each "
     "layer's codebook (`K` codewords of `lanes` bytes) is read from DRAM once per inference "
     "(`ceil(K x lanes / 4)` words) and written into a codebook SRAM (`K` lane-wide writes); every "
-    "engine ROM read becomes a lane-wide read of that SRAM. The codebook SRAM holds the largest codebook "
+    "engine ROM read becomes a lane-wide read of that SRAM. Modelled, not counted: a convolution loads its "
+    "codebook once per image and keeps it while the window slides. Pooling layers as measured. The "
+    "codebook SRAM holds the largest codebook "
     "the engine allows (`codebook_depth x lanes` bytes) and is priced at that capacity.")
 def _vq_sram(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     """Layer ``i`` with its codebook loaded from DRAM into a codebook SRAM each inference."""
@@ -55,7 +59,8 @@ def _engine(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
 @register_scenario(
     "entropy_floor", "floor: (d) with indices at entropy",
     "The engine with its index stream coded at the Shannon entropy `H` of each layer's index "
-    "distribution: `indices x H / 32` DRAM words (fractional, no padding, no decoder cost). A lower "
+    "distribution: `indices x H / 32` DRAM words (fractional, no padding, no decoder cost) at each read "
+    "of the stream from DRAM (every output position of a streamed convolution). A lower "
     "bound for any lossless coding of the same indices with a per-layer static code.")
 def _entropy_floor(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     """Layer ``i`` as measured but with its index stream at its entropy."""

@@ -1,19 +1,24 @@
 """A program as the energy model sees it, from the golden model: each layer's facts, the counters, the memory sizes.
 
-Each layer is read by its kind: `LAYER_READERS` holds one reader per layer
+Each layer is read by its mode: `LAYER_READERS` holds one reader per layer
 codec (``model.codecs.layers.registry``), keyed by the codec's name.  Dense
 row streams (VQ, PVQ) are sized by their own entry width, checked against the
-descriptor's ``row_words``; a sparse Huffman stream is taken as measured.
+descriptor's ``row_words``; a sparse Huffman stream is taken as measured.  Its
+kind (``model.codecs.layers.kinds``) adds the window and the output positions at
+which a convolution applies its rows; a layer without rows (max pooling) has no
+reader and no mode.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Sequence
 
 import numpy as np
 
+from model.codecs.layers.kinds import kind_rule
 from model.codecs.layers.registry import codec_for_mode
 from model.contract.ints import ceil_div
-from model.contract.layout import ROW_HEADER_WORDS, WORD_BITS
+from model.contract.layout import ROW_HEADER_WORDS, WORD_BITS, LayerKind
 from model.golden.engine import GoldenEngine
 from sim.report.energy.memories import OnChipMemories
 from sim.report.energy.network import HUFFMAN, PVQ, VQ, LayerInfo, NetworkData
@@ -78,7 +83,10 @@ def layers_from_decoded(decoded: Sequence, index_bits: int) -> list[LayerInfo]:
     Each layer's entry width is its own: ``index_bits`` for a codebook (VQ)
     layer, the descriptor's ``entry_bits`` (enumeration index plus scale) for a
     PVQ layer.  The width is checked against the descriptor's ``row_words``,
-    so a layer whose stream the report would mis-size is refused.
+    so a layer whose stream the report would mis-size is refused.  Each layer
+    also gets its kind, its window and its output positions (a convolution
+    applies its rows, and reads its stream, at each); a layer of a kind without
+    rows (max pooling) has no mode, entries or weights.
 
     Parameters
     ----------
@@ -105,10 +113,22 @@ def layers_from_decoded(decoded: Sequence, index_bits: int) -> list[LayerInfo]:
     """
     out = []
     for i, layer in enumerate(decoded):
-        reader = LAYER_READERS.get(codec_for_mode(layer.desc.mode).name)
+        d = layer.desc
+        # A descriptor that says no kind (one made by hand) is FC.
+        rule = kind_rule(getattr(d, "kind", LayerKind.FC))
+        window = getattr(d, "window", None) if getattr(d, "windowed", False) else None
+        # A windowed layer works at every output position: a convolution reads its stream at each.
+        kind = dict(kind=rule.name, window=window, positions=window.positions() if window is not None else 1)
+        if not rule.has_rows:
+            # Max pooling: no rows, no stream; its counters are activation reads and writes.
+            out.append(LayerInfo(in_features=d.in_features, out_features=d.out_features, index_bits=0,
+                                 codebook_size=0, mode=None, **kind))
+            continue
+        reader = LAYER_READERS.get(codec_for_mode(d.mode).name)
         if reader is None:
-            raise ValueError(f"layer {i}: mode {layer.desc.mode} has no energy model")
-        out.append(reader(i, layer, index_bits))
+            raise ValueError(f"layer {i}: mode {d.mode} has no energy model")
+        info = reader(i, layer, index_bits)
+        out.append(dataclasses.replace(info, stream_words=int(getattr(layer, "stream_words", 0)), **kind))
     return out
 
 

@@ -3,7 +3,9 @@
 Every scenario but the dense baselines starts from the engine's counters:
 `engine_events` prices them (or a changed copy) with the part's cycles;
 `weights_substituted` swaps the engine's index stream for another number of
-words; `priced_at_entropy` prices a dense-row layer whose entries are coded
+words at each of its DRAM reads (`stream_dram_reads`: a streamed convolution
+reads it at every output position); `engine_rowless_cost` prices a layer
+without rows (max pooling); `priced_at_entropy` prices a dense-row layer whose entries are coded
 at their entropy (the floors of `sim.report.energy.codebook` and
 `sim.report.energy.pvq`); `sparse_code_bits` sets a sparse layer's measured
 code bits beside their entropy (the floor of `sim.report.energy.sparse`).
@@ -46,20 +48,47 @@ def engine_io_cost(net: NetworkData, table: EnergyTable) -> LayerCost:
     return LayerCost(engine_events(net, IO, table), 0.0)
 
 
+def engine_rowless_cost(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
+    """A layer without rows (max pooling) priced as the engine does: its counters as measured, no weights.
+
+    Its counters are its descriptor's DRAM words and its activation-SRAM reads and writes; every
+    scenario runs the same pooling, so this is every scenario's price of it but dense fp32's.
+    """
+    return LayerCost(engine_events(net, i, table), 0.0)
+
+
+def stream_dram_reads(net: NetworkData, layer: int) -> float:
+    """Times per inference layer ``layer``'s stream is read from DRAM, from its counters.
+
+    A layer applies its rows ``positions`` times per image (a convolution at every output
+    position, FC once), each time reading its whole stream; a resident layer takes all but the
+    job's first read from the weight SRAM (``weight_sram_reads``, in stream lengths: ``stream_words``).
+    Streamed: ``positions``; FC streamed: 1.
+    """
+    info = net.layers[layer]
+    from_sram = net.counters(layer).get("weight_sram_reads", 0)
+    if not from_sram or not info.stream_words:
+        return float(info.positions)
+    return info.positions - from_sram / info.stream_words
+
+
 def weights_substituted(net: NetworkData, layer: int, stream_words: float) -> dict[str, float]:
-    """The layer's counters with the engine's index stream replaced by ``stream_words``.
+    """The layer's counters with the engine's index stream replaced by ``stream_words`` at each of its DRAM
+    reads (`stream_dram_reads`: once per inference for FC, once per output position for a streamed
+    convolution).
 
     Raises
     ------
     ValueError
-        If the layer read fewer DRAM words than its index stream takes.
+        If the layer read fewer DRAM words than its index stream takes at those reads.
     """
     c = dict(net.counters(layer))
-    engine_stream = net.layers[layer].index_stream_words(net.lanes)
+    reads = stream_dram_reads(net, layer)
+    engine_stream = net.layers[layer].index_stream_words(net.lanes) * reads
     if c.get("dram_read_words", 0) < engine_stream:
         raise ValueError(f"{net.name} layer {layer}: {c.get('dram_read_words', 0)} DRAM words read per "
                          f"inference, fewer than its {engine_stream}-word index stream")
-    c["dram_read_words"] = c["dram_read_words"] - engine_stream + stream_words
+    c["dram_read_words"] = c["dram_read_words"] - engine_stream + stream_words * reads
     return c
 
 

@@ -12,9 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from model.codecs.layers.kinds import FcKind, kind_named
 from model.codecs.layers.registry import codec_for_mode, layer_codecs
 from model.contract.ints import ceil_div
 from model.contract.layout import LayerMode, index_words_per_row
+from model.contract.window import Window
 from sim.report.energy.events import MAPPED_COUNTERS
 from sim.report.energy.memories import OnChipMemories
 
@@ -26,6 +28,9 @@ VQ = codec_for_mode(LayerMode.VQ).name
 PVQ = codec_for_mode(LayerMode.PVQ).name
 #: Sparse rows of Huffman-coded (run, index) symbols, scalar centroids (Deep Compression).
 HUFFMAN = codec_for_mode(LayerMode.HUFFMAN).name
+
+#: Layer kind (`LayerInfo.kind`) of a fully-connected layer: the rows against the whole input, once per image.
+FC = FcKind.name
 
 #: Key of the job-level part of a network's counters (job header, input load,
 #: output store), which belongs to no layer.
@@ -65,6 +70,18 @@ class LayerInfo:
     symbols : int
         `HUFFMAN` only: symbols in the stream (fillers included); its
         ``index_histogram`` counts each joint (run, index) symbol.
+    kind : str
+        The layer kind's name (`model.codecs.layers.kinds`): ``"fc"``, ``"conv"``, ``"maxpool"``.
+    positions : int
+        Output positions of one image: how many times one image applies the layer's rows (and so
+        reads its row stream, from DRAM or from the weight SRAM); 1 for FC, the window's positions
+        for a windowed kind.
+    window : model.contract.window.Window or None
+        A windowed layer's window (for the report's descriptions and a pooling layer's cycles).
+
+    A layer without rows (max pooling) has ``mode`` None, no entries (``index_bits`` and
+    ``codebook_size`` 0) and no weights; every scenario prices it by its counters (its
+    activation-SRAM reads and writes), not by a weight stream.
     """
     in_features: int
     out_features: int
@@ -72,41 +89,68 @@ class LayerInfo:
     codebook_size: int
     index_histogram: tuple = ()
     name: str = ""
-    mode: str = VQ
+    mode: str | None = VQ
     pvq_k: int = 0
     scale_histogram: tuple = ()
     stream_words: int = 0
     symbols: int = 0
+    kind: str = FC
+    positions: int = 1
+    window: Window | None = None
 
     def __post_init__(self):
-        if self.mode not in LAYER_MODES:
+        rows = kind_named(self.kind).has_rows
+        if rows and self.mode not in LAYER_MODES:
             raise ValueError(f"layer mode must be one of {', '.join(LAYER_MODES)}, got {self.mode!r}")
-        if self.in_features < 1 or self.out_features < 1 or self.index_bits < 1:
-            raise ValueError(f"layer shape {self.in_features} x {self.out_features} and entry width "
-                             f"{self.index_bits} must be positive")
+        if not rows and (self.mode is not None or self.index_bits or self.codebook_size):
+            raise ValueError(f"a {self.kind} layer has no rows: no mode, entries or codebook, got mode "
+                             f"{self.mode!r}, entry width {self.index_bits}, codebook_size {self.codebook_size}")
+        if self.in_features < 1 or self.out_features < 1 or self.index_bits < int(rows) or self.positions < 1:
+            raise ValueError(f"layer shape {self.in_features} x {self.out_features}, entry width "
+                             f"{self.index_bits} and positions {self.positions} must be positive")
         if self.mode == PVQ and (self.pvq_k < 1 or self.codebook_size):
             raise ValueError(f"a PVQ layer needs K >= 1 and no codebook, got K={self.pvq_k}, "
                              f"codebook_size={self.codebook_size}")
 
     @property
+    def has_rows(self) -> bool:
+        """The layer has rows (a weight stream); False for max pooling."""
+        return self.mode is not None
+
+    @property
+    def windowed(self) -> bool:
+        """The layer slides a window over a map (convolution, pooling): its kind is not FC."""
+        return self.kind != FC
+
+    @property
     def weights(self) -> int:
-        """Weights in the layer: ``in_features`` x ``out_features``."""
-        return self.in_features * self.out_features
+        """Weights in the layer: ``in_features`` x ``out_features`` (a convolution's kernel: one row's
+        taps x output channels); none for a layer without rows."""
+        return self.in_features * self.out_features if self.has_rows else 0
 
     @property
     def code(self) -> str:
-        """How the layer is coded, for the report ("VQ k=256", "PVQ K=3")."""
+        """How the layer is coded, for the report ("VQ k=256", "PVQ K=3", "no rows")."""
+        if not self.has_rows:
+            return "no rows"
         return f"PVQ K={self.pvq_k}" if self.mode == PVQ else f"{self.mode.upper()} k={self.codebook_size}"
 
     def indices(self, lanes: int) -> int:
-        """Codebook indices in the layer's stream (rows x sub-vectors per row)."""
-        return self.out_features * ceil_div(self.in_features, lanes)
+        """Codebook indices in the layer's stream (rows x sub-vectors per row); 0 without rows."""
+        return self.out_features * ceil_div(self.in_features, lanes) if self.has_rows else 0
+
+    def beats(self, lanes: int) -> int:
+        """Lane-word steps of one image through the rows: each of the stream's entries once per output
+        position (``positions x out x ceil(in / lanes)``; FC: `indices`)."""
+        return self.positions * self.indices(lanes)
 
     def index_stream_words(self, lanes: int) -> int:
         """DRAM words of packed indices, as laid out in `model.contract.layout` (rows padded to words);
-        for `HUFFMAN` the whole stream as measured."""
+        for `HUFFMAN` the whole stream as measured; 0 without rows."""
         if self.mode == HUFFMAN:
             return self.stream_words
+        if not self.has_rows:
+            return 0
         return self.out_features * index_words_per_row(self.in_features, lanes, self.index_bits)
 
     def histogram_total(self, lanes: int) -> int:
@@ -213,9 +257,10 @@ class NetworkData:
 #: Where a part's cycle count comes from (see `part_cycles`).
 CYCLES_MEASURED = "RTL cycle counter"
 CYCLES_SPLIT = ("RTL total cycle counter, split across layers in proportion to their ideal cycles "
-                "(MACs / lanes, plus one per PVQ pulse; one per Huffman symbol in sparse layers)")
-CYCLES_ESTIMATED = ("estimated as MACs / lanes plus one per PVQ pulse, one per Huffman symbol in sparse layers "
-                    "(no RTL cycle counter in the data)")
+                "(MACs / lanes, plus one per PVQ pulse; one per Huffman symbol in sparse layers, one per "
+                "lane-word of taps in pooling layers)")
+CYCLES_ESTIMATED = ("estimated as MACs / lanes plus one per PVQ pulse, one per Huffman symbol in sparse layers, "
+                    "one per lane-word of taps in pooling layers (no RTL cycle counter in the data)")
 #: PVQ pulses the engine's PVQ unit decodes and adds per cycle.
 PVQ_PULSES_PER_CYCLE = 1
 
@@ -226,9 +271,15 @@ def ideal_cycles(c: Mapping[str, float], lanes: int) -> float:
 
 
 def layer_ideal_cycles(net: NetworkData, i: int) -> float:
-    """Ideal cycles per inference of layer ``i``: `ideal_cycles`, or one symbol per cycle (`HUFFMAN`)."""
-    c = net.counters(i)
-    return c.get("huffman_symbols", 0) if net.layers[i].mode == HUFFMAN else ideal_cycles(c, net.lanes)
+    """Ideal cycles per inference of layer ``i``: `ideal_cycles`, or one symbol per cycle (`HUFFMAN`), or
+    for a layer without rows (max pooling) its kind's (`model.codecs.layers.kinds`: one lane-word of taps
+    per cycle; without a window, one per activation-SRAM read)."""
+    layer, c = net.layers[i], net.counters(i)
+    if not layer.has_rows:
+        if layer.window is None:
+            return c.get("sram_reads", 0)
+        return kind_named(layer.kind).ideal_cycles(layer.in_features, layer.out_features, layer.window, net.lanes)
+    return c.get("huffman_symbols", 0) if layer.mode == HUFFMAN else ideal_cycles(c, net.lanes)
 
 
 def part_cycles(net: NetworkData, part: int | str) -> tuple[float, str]:

@@ -92,10 +92,10 @@ def network_energy(net: NetworkData, table: EnergyTable,
         sc = scenario_named(key)
         if not sc.applies(net):
             priced = sc.layer_modes
-            modes = sorted({layer.mode for layer in net.layers} - set(priced))
+            modes = sorted({layer.mode for layer in net.layers if layer.has_rows} - set(priced))
             raise ValueError(f"scenario {key!r} does not apply to {net.name}: it prices {', '.join(sorted(priced))} "
                              f"layers, not {', '.join(modes)}")
-        parts = {p: (sc.io_cost(net, table) if p == IO else sc.cost(net, p, table)) for p in net.parts}
+        parts = {p: (sc.io_cost(net, table) if p == IO else sc.layer_cost(net, p, table)) for p in net.parts}
         out[key] = ScenarioEnergy(sc, parts, net.weights)
     return out
 

@@ -21,7 +21,8 @@ def pvq_engine_events(net: NetworkData, i: int, table: EnergyTable, c: Mapping[s
     The counters count one add per pulse and no MACs; the PVQ unit also
     multiplies each sub-vector's pulse sum by its 8-bit scale and adds it to
     the accumulator.  No counter records that, so it is derived from the
-    shape (``out x ceil(in / lanes)`` per inference) and priced as one int8
+    shape (``out x ceil(in / lanes)`` per inference, times the output positions
+    of a convolution, which applies every row at each) and priced as one int8
     MAC (assumption: an 8-bit scale times a sum of at most ``K`` int8 values).
 
     Parameters
@@ -36,7 +37,7 @@ def pvq_engine_events(net: NetworkData, i: int, table: EnergyTable, c: Mapping[s
     pj, basis = mac_energy(table, "int8")
     return engine_events(net, i, table, c) + [
         Event("mac", "PVQ scale multiplies (one per sub-vector, derived from the shape)",
-              net.layers[i].indices(net.lanes), pj, basis)]
+              net.layers[i].beats(net.lanes), pj, basis)]
 
 
 @register_scenario(
@@ -45,7 +46,7 @@ def pvq_engine_events(net: NetworkData, i: int, table: EnergyTable, c: Mapping[s
     "the counter mapping above: one 32-bit add per pulse (`adds`, K per sub-vector) instead of "
     "`lanes` MACs, no codebook ROM or SRAM, and row-stream entries of enumeration index plus 8-bit "
     "scale. Added: one scale multiply per sub-vector (`out x ceil(in/lanes)`, no counter records "
-    "it), priced as an int8 MAC.", reference=True)
+    "it; a convolution's at every output position), priced as an int8 MAC.", reference=True)
 def _pvq_engine(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
     """Layer ``i``'s counters as measured on the PVQ unit, plus its scale multiplies."""
     layer = net.layers[i]

@@ -18,6 +18,11 @@ A scenario no codec names (an extension) says which kinds it prices with
 ``reference=True`` marks a scenario that prices the counters as measured (the
 report's "x engine" column divides by it).
 
+A layer without rows (max pooling) has no mode and no weights: every scenario
+applies to it and prices it with its ``rowless_cost`` (default: its counters
+as measured, `engine_rowless_cost`), as it prices the job-level part with its
+``io_cost``.
+
 The built-in scenarios live in `sim.report.energy.baselines`, ``codebook``,
 ``pvq`` and ``sparse``.  Only `sim.report.energy.pricing` imports those
 modules, in report order (registration order is report order), so the
@@ -30,7 +35,7 @@ from typing import Callable, Sequence
 
 from model.codecs.layers.registry import codec_named
 from sim.report.energy.events import LayerCost
-from sim.report.energy.measured import engine_io_cost
+from sim.report.energy.measured import engine_io_cost, engine_rowless_cost
 from sim.report.energy.network import LAYER_MODES, VQ, NetworkData
 from sim.report.energy.table import EnergyTable
 
@@ -59,6 +64,8 @@ class Scenario:
         ``cost(net, layer_index, table) -> LayerCost``.
     io_cost : callable
         ``io_cost(net, table) -> LayerCost`` for the job-level counters.
+    rowless_cost : callable
+        ``rowless_cost(net, layer_index, table) -> LayerCost`` for a layer without rows (max pooling).
     modes : frozenset of str or None
         Layer kinds (`LAYER_MODES`) the scenario prices, if it says so itself
         (an extension no codec names); None: the kinds whose `layer_scenarios` name ``key``.
@@ -76,6 +83,7 @@ class Scenario:
     modes: frozenset | None = None
     reference: bool = False
     when: Callable[[NetworkData], bool] | None = None
+    rowless_cost: Callable[[NetworkData, int, EnergyTable], LayerCost] = engine_rowless_cost
 
     def prices(self, mode: str) -> bool:
         """True if the scenario can price a layer of kind ``mode``."""
@@ -87,8 +95,14 @@ class Scenario:
         return tuple(mode for mode in LAYER_MODES if self.prices(mode))
 
     def applies(self, net: NetworkData) -> bool:
-        """True if the scenario prices every layer of ``net`` (and ``when`` allows it)."""
-        return all(self.prices(layer.mode) for layer in net.layers) and (self.when is None or self.when(net))
+        """True if the scenario prices every layer of ``net`` with rows (and ``when`` allows it); a layer
+        without rows is priced by every scenario (``rowless_cost``)."""
+        return all(self.prices(layer.mode) for layer in net.layers if layer.has_rows) and \
+            (self.when is None or self.when(net))
+
+    def layer_cost(self, net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
+        """Layer ``i`` priced by this scenario: ``cost``, or ``rowless_cost`` for a layer without rows."""
+        return (self.cost if net.layers[i].has_rows else self.rowless_cost)(net, i, table)
 
 
 #: Registered scenarios, in report order.  Add one with `register_scenario`.
@@ -98,7 +112,8 @@ SCENARIOS: dict[str, Scenario] = {}
 def register_scenario(key: str, title: str, derivation: str,
                       io_cost: Callable[[NetworkData, EnergyTable], LayerCost] = engine_io_cost,
                       modes: Sequence[str] | None = None, reference: bool = False,
-                      when: Callable[[NetworkData], bool] | None = None):
+                      when: Callable[[NetworkData], bool] | None = None,
+                      rowless_cost: Callable[[NetworkData, int, EnergyTable], LayerCost] = engine_rowless_cost):
     """Decorator adding ``cost(net, layer_index, table) -> LayerCost`` to `SCENARIOS`.
 
     Parameters
@@ -122,6 +137,9 @@ def register_scenario(key: str, title: str, derivation: str,
     when : callable, optional
         ``when(net) -> bool``: apply only to such networks, e.g.
         ``when=lambda net: net.method == "universal"``.
+    rowless_cost : callable
+        ``rowless_cost(net, layer_index, table) -> LayerCost`` for a layer without rows (max
+        pooling); the engine's pricing of its counters unless the scenario changes them.
 
     Raises
     ------
@@ -137,7 +155,7 @@ def register_scenario(key: str, title: str, derivation: str,
         if key in SCENARIOS:
             raise ValueError(f"scenario {key!r} registered twice")
         SCENARIOS[key] = Scenario(key, title, derivation, fn, io_cost,
-                                  None if modes is None else frozenset(modes), reference, when)
+                                  None if modes is None else frozenset(modes), reference, when, rowless_cost)
         return fn
     return wrap
 

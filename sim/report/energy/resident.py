@@ -12,8 +12,16 @@ size), each a single job of the first ``N`` test inputs; `sweep_energy`
 prices every run with the program's engine scenario (its counters as
 measured, each on-chip memory at its own capacity, the weight SRAM's from
 the placed program's config) and with dense fp32 from DRAM on the same job,
-the figure the ratios are taken against.  Energies are per inference: the
-job's energy divided by ``N``.
+the figure the ratios are taken against; the run without a weight SRAM is
+also priced as dense int8 from DRAM and as traditional VQ with codebooks from
+DRAM (`STREAMED_SCENARIOS`, where they apply), so every scenario of a program
+is on the same jobs.  Energies are per inference: the job's energy divided by ``N``.
+
+Convolutions need nothing of their own here: the golden model counts a
+resident convolution's stream read from DRAM once per job and from the weight
+SRAM at every later output position (``positions x N - 1`` reads), a streamed
+one from DRAM at every position, and a pooling layer's activation reads and
+writes whatever the capacity.
 """
 from __future__ import annotations
 
@@ -37,6 +45,9 @@ SWEEP_CAPACITIES_KIB = (0, 16, 64, 256, 1024)
 SWEEP_JOB_IMAGES = (1, 8, 64)
 #: Key of the dense baseline the ratios are taken against (`sim.report.energy.baselines`).
 DENSE_FP32 = "fp32"
+#: Further scenarios priced on the run without a weight SRAM, where they apply: (b) dense int8 from DRAM and
+#: (c) traditional VQ with per-layer codebooks from DRAM (`sim.report.energy.baselines`, ``codebook``).
+STREAMED_SCENARIOS = ("int8", "vq_sram")
 
 
 @dataclass(frozen=True, order=True)
@@ -138,11 +149,15 @@ class PointEnergy:
         The engine as measured, its scenario renamed for the point (`SweepPoint.scenario_key`).
     dense_fp32 : ScenarioEnergy
         Dense fp32 from DRAM on the same job (its job header is read once per job too).
+    streamed : dict of str to ScenarioEnergy
+        At the point without a weight SRAM, the `STREAMED_SCENARIOS` that apply, by their key
+        (``int8``, ``vq_sram``), each renamed ``<key>_N<N>``; empty at the other points.
     """
     point: SweepPoint
     run: NetworkData
     engine: ScenarioEnergy
     dense_fp32: ScenarioEnergy
+    streamed: Mapping[str, ScenarioEnergy] = dataclasses.field(default_factory=dict)
 
     @property
     def vs_dense_fp32(self) -> float:
@@ -181,13 +196,17 @@ def renamed(energy: ScenarioEnergy, key: str, title: str) -> ScenarioEnergy:
 
 
 def point_energy(point: SweepPoint, run: NetworkData, table: EnergyTable) -> PointEnergy:
-    """The engine's and dense fp32's energy of one sweep point's job."""
+    """The engine's and dense fp32's energy of one sweep point's job; without a weight SRAM, also the
+    `STREAMED_SCENARIOS` that apply."""
     key = engine_scenario(run)
-    res = network_energy(run, table, [key, DENSE_FP32])
+    applicable = set(scenarios_for(run))
+    others = [k for k in STREAMED_SCENARIOS if k in applicable] if not point.capacity_kib else []
+    res = network_energy(run, table, [key, DENSE_FP32, *others])
     engine = renamed(res[key], point.scenario_key(key), f"{res[key].scenario.title}, {point.description}")
-    dense = renamed(res[DENSE_FP32], f"{DENSE_FP32}_N{point.job_images}",
-                    f"{res[DENSE_FP32].scenario.title}, jobs of {point.job_images}")
-    return PointEnergy(point, run, engine, dense)
+    jobs = f"jobs of {point.job_images}"
+    dense = renamed(res[DENSE_FP32], f"{DENSE_FP32}_N{point.job_images}", f"{res[DENSE_FP32].scenario.title}, {jobs}")
+    streamed = {k: renamed(res[k], f"{k}_N{point.job_images}", f"{res[k].scenario.title}, {jobs}") for k in others}
+    return PointEnergy(point, run, engine, dense, streamed)
 
 
 def sweep_energy(sweep: ResidentSweep, table: EnergyTable) -> dict[SweepPoint, PointEnergy]:
@@ -196,10 +215,12 @@ def sweep_energy(sweep: ResidentSweep, table: EnergyTable) -> dict[SweepPoint, P
 
 
 def sweep_records(points: Mapping[SweepPoint, PointEnergy]) -> list[dict]:
-    """energy.json records of a priced sweep: each point's engine, and dense fp32 once per job size.
+    """energy.json records of a priced sweep: each point's engine, dense fp32 once per job size, and the
+    `STREAMED_SCENARIOS` of the points without a weight SRAM.
 
     The records have energy.json's fields (`sim.report.energy.pricing.energy_records`), per layer, ``io``
-    and ``total``; the scenarios are named by `SweepPoint.scenario_key` and ``fp32_N<images>``.
+    and ``total``; the scenarios are named by `SweepPoint.scenario_key`, ``fp32_N<images>``, and
+    ``int8_N<images>`` and ``vq_sram_N<images>`` (where they apply).
     """
     records, dense_done = [], set()
     for pe in points.values():
@@ -207,4 +228,5 @@ def sweep_records(points: Mapping[SweepPoint, PointEnergy]) -> list[dict]:
         if pe.point.job_images not in dense_done:
             dense_done.add(pe.point.job_images)
             records += energy_records(pe.run, {pe.dense_fp32.scenario.key: pe.dense_fp32})
+        records += energy_records(pe.run, {r.scenario.key: r for r in pe.streamed.values()})
     return records

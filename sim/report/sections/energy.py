@@ -74,16 +74,19 @@ def network_section(net: NetworkData, res: Mapping[str, ScenarioEnergy]) -> list
     out += ["", f"Energy per inference by component ({unit}):", "", markdown_table(header, rows)]
 
     lunit, lscale = energy_unit(max(r.total(p) for r in res.values() for p in net.parts))
-    header = ["layer", "in x out", "code", "entry bits", "H (bits/entry)",
+    # A convolutional network's layers also say their kind and how many output positions apply their rows.
+    windows = any(layer.windowed for layer in net.layers)
+    header = ["layer", *(["kind", "positions"] if windows else []), "in x out", "code", "entry bits", "H (bits/entry)",
               *(f"{r.scenario.title} ({lunit})" for r in res.values())]
     rows = []
     for i, layer in enumerate(net.layers):
         ent = significant(layer.entropy_bits()) if layer.index_histogram else "-"
-        rows.append([f"{i} {layer.name}".strip(), f"{layer.in_features} x {layer.out_features}",
-                     layer.code, layer.index_bits, ent,
+        rows.append([f"{i} {layer.name}".strip(), *([layer.kind, f"{layer.positions:,}"] if windows else []),
+                     f"{layer.in_features} x {layer.out_features}",
+                     layer.code, layer.index_bits if layer.has_rows else "-", ent,
                      *(significant(r.total(i) / lscale) for r in res.values())])
     if IO in net.parts:
-        rows.append([f"{IO} (job header, input, output)", "", "", "", "",
+        rows.append([f"{IO} (job header, input, output)", *(["", ""] if windows else []), "", "", "", "",
                      *(significant(r.total(IO) / lscale) for r in res.values())])
     out += ["", f"Per layer, total energy per inference ({lunit}):", "", markdown_table(header, rows)]
 

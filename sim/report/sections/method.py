@@ -27,6 +27,17 @@ MODELLING_ASSUMPTIONS = (
     "- The scenarios derived from the counters use the engine's cycle count for control "
     "overhead; the dense baselines one cycle per `lanes`-wide beat.",
     "- Baselines (a) and (b) read the engine's descriptor, bias and requantization words.",
+    "- Baselines (a) and (b) read each weight from DRAM once per image, a convolution's too: a dense engine "
+    "that streams each layer's weights once per image and keeps them in a buffer while it slides the window "
+    "(the buffer's reads are not priced). This favours the baselines: the engine without a weight SRAM reads "
+    "a convolution's stream from DRAM at every output position, and with one it reads it from the weight "
+    "SRAM there (both priced). Their MACs and activation reads are per output position (`positions x out x "
+    "ceil(in/lanes)` beats), their output writes as measured.",
+    "- A pooling layer has no weights: every scenario prices its counters as measured (descriptor, activation "
+    "reads and writes; 4x wider activations in (a)), one cycle per lane-word of taps.",
+    "- Traditional VQ (c) loads each layer's codebook from DRAM once per image (a convolution keeps it in the "
+    "codebook SRAM while its window slides); its stream, MACs and activation traffic are the engine's counters "
+    "with no weight SRAM.",
 )
 
 

@@ -127,7 +127,8 @@ def test_sweep_records_name_every_point(priced):
     records = sweep_records(priced)
     scenarios = {r["scenario"] for r in records}
     expected = {f"engine_resident_{c}KiB_N{n}" for c in (PART, ALL) for n in JOBS} | \
-        {f"engine_streamed_N{n}" for n in JOBS} | {f"fp32_N{n}" for n in JOBS}
+        {f"engine_streamed_N{n}" for n in JOBS} | {f"fp32_N{n}" for n in JOBS} | \
+        {f"{key}_N{n}" for key in ("int8", "vq_sram") for n in JOBS}   # (b) and (c) on the streamed runs
     assert scenarios == expected
     assert all(set(r) == {"network", "scenario", "layer", "component", "pj"} for r in records)
     for key in expected:
