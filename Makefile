@@ -17,6 +17,7 @@ DEEPCOMP_PROGRAM := $(BUILD)/lenet300-deepcomp.vqz
 UNIVERSAL_PROGRAMS := $(BUILD)/lenet300-universal.vqz $(BUILD)/lenet5-universal.vqz
 # The convolutional networks, whole on the engine, in the report (LeNet-5's universal program is above).
 CONV_PROGRAMS := $(BUILD)/lenet5-kmeans.vqz $(BUILD)/rnet-kmeans.vqz $(BUILD)/rnet-universal.vqz \
+                 $(BUILD)/onet-kmeans.vqz $(BUILD)/onet-universal.vqz \
                  $(BUILD)/crepe-tiny-kmeans.vqz $(BUILD)/crepe-tiny-universal.vqz
 IMAGES  ?= 2
 BENCH_IMAGES ?= 2
@@ -119,8 +120,9 @@ cocotb: $(PROGRAM)
 	$(VQE) run $(PROGRAM) --backend icarus --images $(IMAGES) --json
 	$(VQE) run $(PROGRAM) --backend verilator --images $(IMAGES) --json
 
+# The cross-check runs on Verilator: CREPE-tiny takes 9.2M cycles per frame (Icarus: 17 min each).
 reports: setup $(PROGRAM) $(PVQ_PROGRAM) $(PVQ_2B_PROGRAM) $(DEEPCOMP_PROGRAM) $(UNIVERSAL_PROGRAMS) $(CONV_PROGRAMS)
-	$(VQE) report -o reports
+	$(VQE) report -o reports --backend verilator
 
 bench: $(PROGRAM)
 	@mkdir -p $(BUILD)/bench

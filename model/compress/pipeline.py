@@ -7,6 +7,8 @@ method, and measures the program it returns on the golden model.
 """
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 
 import model.compress.catalog  # noqa: F401  registers every method
@@ -31,10 +33,19 @@ def golden_accuracy(program: Program, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(outputs, axis=1) == y))
 
 
-def result_kind(method: str, network: str) -> str:
-    """``"engine"`` when ``method`` writes an engine program for ``network``, else ``"model"``."""
+def result_kind(method: str, network: str, options: CompressOptions | None = None) -> str:
+    """``"engine"`` when ``method`` writes an engine program for ``network``, else ``"model"``.
+
+    A network the engine runs gets a model-level result when ``options`` ask for something only the
+    model-level fit takes (``--method universal --codebook-size 1024``: the engine's ROM is the 128 prefix).
+    """
     m = get_method(method)
     if "engine" in m.fns and (network in engine_networks() or "model" not in m.fns):
+        if options is not None and "model" in m.fns:
+            default = CompressOptions()
+            asked = {f.name for f in fields(CompressOptions) if getattr(options, f.name) != getattr(default, f.name)}
+            if any(not m.takes("engine", o) and m.takes("model", o) for o in asked):
+                return "model"
         return "engine"
     return "model"
 
@@ -66,7 +77,7 @@ def _check_common(network: str, kind: str, o: CompressOptions) -> None:
 
 def compress_any(network: str, method: str, options: CompressOptions = CompressOptions()) -> Program | dict:
     """Run a registered method: an engine :class:`Program`, or a model-level result (a dict)."""
-    kind = result_kind(method, network)
+    kind = result_kind(method, network, options)
     fn = _checked(network, method, kind, options)
     return fn(network, options) if kind == "model" else _engine_program(network, fn, options)
 

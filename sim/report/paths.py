@@ -25,7 +25,8 @@ UNIVERSAL_PROGRAMS = (REPO / "build" / "lenet300-universal.vqz", REPO / "build" 
 #: Also reported when present (``make reports`` compresses them): the convolutional networks, whole on the
 #: engine, with k-means and with the universal codebook (LeNet-5's universal program is in `UNIVERSAL_PROGRAMS`).
 CONV_PROGRAMS = tuple(REPO / "build" / f"{name}.vqz" for name in (
-    "lenet5-kmeans", "rnet-kmeans", "rnet-universal", "crepe-tiny-kmeans", "crepe-tiny-universal"))
+    "lenet5-kmeans", "rnet-kmeans", "rnet-universal", "onet-kmeans", "onet-universal", "crepe-tiny-kmeans",
+    "crepe-tiny-universal"))
 #: Programs reported by default, those after the first only if they exist.
 DEFAULT_PROGRAMS = (DEFAULT_PROGRAM, PVQ_PROGRAM, PVQ_EQUAL_BITS_PROGRAM, DEEPCOMP_PROGRAM, *UNIVERSAL_PROGRAMS,
                     *CONV_PROGRAMS)

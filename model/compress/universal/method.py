@@ -34,14 +34,16 @@ def universal_program(job: EngineJob):
     from model.compress.lowering import codebook_depth_for
     from model.compress.universal.fit import fit_universal
     from model.compress.universal.lower import lower_universal
-    from model.nets.distill import DistillSet
-    from model.nets.networks import evaluate
+    from model.compress.universal.recipes import recipe_for
     from model.program.writer import build_program
     o = job.options
     codebook = universal_codebook(o.codebook, o.lanes)
     model = job.task.net
     t0 = time.perf_counter()
-    net = fit_universal(model, codebook, job.data.train, name=job.network, seed=o.seed, progress=o.progress)
+    r = recipe_for(job.network)     # the network's training budget (CREPE-tiny, MTCNN: 1000 + 200 steps of 64/128)
+    net = fit_universal(model, codebook, job.data.train, name=job.network, seed=o.seed, progress=o.progress,
+                        soft_steps=r.soft_steps, hard_steps=r.hard_steps, batch=r.batch, top_n=r.top_n,
+                        threads=r.threads, t_start=r.t_start)
     seconds = time.perf_counter() - t0
     lowered = lower_universal(net, job.calib, o.lanes, template=model)
     lowered.name = job.network
@@ -52,9 +54,9 @@ def universal_program(job: EngineJob):
                                    codebook_donors=list(codebook.donors)))
 
 
-#: Activation SRAM (values per vector) of the chip that runs every engine network: CREPE-tiny's first
-#: convolution writes 256 positions x 128 channels.
-ALL_NETWORKS_MAX_FEATURES = 32768
+#: Activation SRAM (values per vector) of the chip that runs every engine network: O-Net's first
+#: convolution writes 46 x 46 x 32 = 67,712 values.
+ALL_NETWORKS_MAX_FEATURES = 1 << 17
 
 
 def universal_engine_config(weight_sram_kib: int, lanes: int | None = None, *, all_networks: bool = False):
