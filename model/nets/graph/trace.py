@@ -5,24 +5,28 @@ shapes through it on an example input, and walks its nodes once, turning each
 into the engine's layout (:mod:`model.nets.graph.modules`):
 
 * ``Conv1d`` / ``Conv2d`` become :class:`EngineConv` (1-D: height 1), their
-  weights reordered to the engine's rows (taps, then padded channels);
+  weights reordered to the engine's rows (taps, then padded channels); a first
+  layer whose kernel is too wide for its field goes space to depth;
 * ``Linear`` becomes :class:`EngineLinear`, its columns permuted to the engine's
   order of its input (a flattened map is HWC, the network's flatten is CHW; any
-  reshape or permute in between is followed exactly);
+  reshape or permute in between is followed exactly); parallel Linear heads on
+  one input become one layer;
 * ``MaxPool1d`` / ``MaxPool2d`` become :class:`EngineMaxPool`;
-* ``BatchNorm`` directly after a weight layer is folded into its weights and bias;
-* ``ReLU`` after a weight layer is the requantizer's ReLU;
+* ``ReLU``, ``PReLU`` and ``LeakyReLU`` after a weight layer are the requantizer's activation;
+* ``BatchNorm`` directly after a weight layer is folded into its weights and
+  bias, and after its ReLU into them and a floor activation;
 * ``F.pad`` with zeros before a convolution joins its padding;
 * reshapes, views, permutes, flatten, ``Dropout`` and ``Identity`` move no data;
 * a final ``sigmoid``, ``softmax`` or ``log_softmax`` is left to the host
-  (recorded as the output's activation: none of them changes the arg-max).
+  (recorded with the output: none of them changes the arg-max).
 
-Every step of the walk is a handler in :data:`HANDLERS`, looked up by the
-node's module type or function, so a new operator is a new handler.  Before
-the first weight layer only data movement is allowed: it, and any padding of
-the first layer's input, is what the host does when it writes the engine's
-input (:attr:`EngineNet.input_index`).  Anything else is refused with one
-line naming the operator, its node and what is supported.
+Every step of the walk is a handler in :data:`MODULE_HANDLERS` or
+:data:`FUNCTION_HANDLERS`, looked up by the node's module type or function, so
+a new operator is a new handler.  Before the first weight layer only data
+movement is allowed: it, and any padding of the first layer's input, is what
+the host does when it writes the engine's input (:attr:`EngineNet.input_index`).
+Anything else is refused with one line naming the operator, its node and what
+is supported, as is a branch: the engine runs one chain of layers.
 """
 from __future__ import annotations
 
@@ -42,7 +46,6 @@ from model.contract.layout import vector_align
 from model.contract.window import KERNEL_BITS, PAD_BITS, STRIDE_BITS, Window
 from model.nets.graph.modules import (PAD, WEIGHT_LAYERS, EngineActivation, EngineConv, EngineInput, EngineLinear,
                                       EngineMaxPool)
-
 
 
 class GraphError(VqeError, ValueError):
@@ -186,6 +189,7 @@ class _Walk:
 
 
 def describe(node: fx.Node, module: nn.Module | None = None) -> str:
+    """``operator NAME (node 'n', module 'm')`` for error messages."""
     what = type(module).__name__ if module is not None else getattr(node.target, "__name__", str(node.target))
     where = f"node {node.name!r}" + (f", module {node.target!r}" if module is not None and node.target != node.name
                                      else "")
