@@ -292,7 +292,7 @@ def lower_sequence(template: torch.nn.Sequential, coded: torch.nn.Sequential, co
         activation scales (input first, then each hidden weight layer's output),
         and the output scales (one per output).
     """
-    s_in = input_scale_for(calib_x)
+    s_in = input_scale = input_scale_for(calib_x)
     hidden, out_scales = calibrate(coded, calib_x, len(codings), outputs)
     spans = outputs or [{"start": 0, "stop": codings[-1].indices.shape[0]}]
     last = np.zeros(codings[-1].indices.shape[0])
@@ -322,7 +322,7 @@ def lower_sequence(template: torch.nn.Sequential, coded: torch.nn.Sequential, co
         elif hasattr(m, "window"):      # pooling: the scale passes through
             ch = m.window.channels(lanes)
             layers.append(LoweredPool(m.window, m.window.taps() * ch, ch))
-    return layers, [input_scale_for(calib_x)] + hidden, out_scales
+    return layers, [input_scale] + hidden, out_scales
 
 
 def _vq_coding(layer: VQLayer) -> LayerCoding:

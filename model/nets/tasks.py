@@ -3,10 +3,13 @@
 A registry entry with ``engine`` set (:mod:`model.nets.registry`) runs on the
 engine whole: :func:`engine_task` lowers the trained float network with
 :func:`model.nets.graph.trace.lower_graph` onto the engine's layer kinds and
-data layout.  The lowered network takes the raw inputs (pixels in [0, 1])
-and its first module is what the host does when it writes the engine's
-input (HWC maps with padded channels); a program records that as its
+data layout.  The lowered network takes the source network's raw inputs and
+its first module is what the host does when it writes the engine's input
+(HWC maps with padded channels); a program records that as its
 ``input_index`` so ``vqe run`` can write the engine's inputs from test images.
+:func:`engine_data` gives each network's training data and quality metric:
+Fashion-MNIST and accuracy for the networks trained here, the zoo's
+distillation inputs and metric (fidelity, pitch accuracy) for the others.
 """
 from __future__ import annotations
 
@@ -18,8 +21,8 @@ import torch
 from torch import nn
 
 from model.contract.errors import VqeError
-from model.nets.distill import DistillSet
 from model.contract.layout import MAX_FEATURES_LIMIT
+from model.nets.distill import DistillSet
 from model.nets.graph.modules import EngineConv, EngineMaxPool
 from model.nets.graph.trace import EngineNet, GraphError, lower_graph, split_outputs
 from model.nets.networks import get_network
