@@ -386,7 +386,8 @@ def finetune_distilled(net: VQNetwork, teacher: nn.Module, data, *, steps: int =
     tm = to_torch(net)
     mods = [m for m in tm if isinstance(m, VQLinear)]
     params = [p for m in mods for p in (m.codebook, m.bias)]
-    losses = train(tm, data, outputs(teacher, data.inputs), dict, [{"params": params, "lr": FINETUNE_LR}],
+    # The student trains its own codewords and biases: no parameter overrides.
+    losses = train(tm, data, outputs(teacher, data.inputs), lambda: {}, [{"params": params, "lr": FINETUNE_LR}],
                    steps=steps, batch=batch, seed=seed, progress=progress, desc="vq distill")
     layers = [m.to_layer(layer.relu) for m, layer in zip(mods, net.layers)]
     info = dict(net.info, distill_steps=steps, distill_batch=batch, distill_loss_first_last=[losses[0], losses[-1]],

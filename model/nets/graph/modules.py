@@ -11,7 +11,10 @@ channels consecutive.  These modules compute in float on exactly that layout:
   which codes the rows of ``nn.Linear`` weights, codes it unchanged): its
   ``(out, taps * channels)`` weight is the engine's row, and its forward is
   the convolution;
-* :class:`EngineMaxPool` pools a map.
+* :class:`EngineMaxPool` pools a map;
+* :class:`EngineActivation` is the requantizer's leaky-ReLU slope or floor
+  (``nn.ReLU`` stands for plain ReLU);
+* :class:`EngineInput`, first, writes the engine's input from the raw inputs, as the host does.
 
 Inputs and outputs are flat ``(n, values)``; padding channels of every map
 are zero.  Each weight layer computes through its ``compute`` with any weight
@@ -28,7 +31,6 @@ from torch import nn
 from model.contract.ints import round_up
 from model.contract.layout import vector_align
 from model.contract.window import Window
-
 
 #: Index of an engine input value that is padding (the host writes zero there).
 PAD = -1
@@ -48,10 +50,6 @@ class EngineInput(nn.Module):
         index = torch.as_tensor(np.asarray(index, dtype=np.int64))
         self.register_buffer("index", index.clamp(min=0), persistent=False)
         self.register_buffer("keep", (index != PAD).float(), persistent=False)
-
-    @property
-    def size(self) -> int:
-        return len(self.index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(len(x), -1)[:, self.index] * self.keep
