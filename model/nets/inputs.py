@@ -1,4 +1,5 @@
-"""Test inputs for a program: its dataset's test split through its host front end, or seeded random vectors.
+"""Test inputs for a program: its dataset's test split (or a zoo network's evaluation set) as the engine
+takes it, or seeded random vectors.
 
 A program's metadata names its dataset (``dataset``), where each engine input
 value comes from in a raw input (``input_index``, see :mod:`model.nets.tasks`)

@@ -6,15 +6,13 @@ Architecture (input (n, 784) or (n, 1, 28, 28) pixels in [0, 1])::
     classifier: Linear 400->120 - ReLU - Linear 120->84 - ReLU - Linear 84->10
 
 ``classifier`` is a :class:`model.nets.networks.MLP` (an ``nn.Sequential`` of
-Linear / ReLU), the part the engine's fully-connected hardware path can run:
-:func:`fc_tail` returns it and :func:`tail_features` computes its float input
-(the 400 pooled, ReLU'd conv features) for any images.
+Linear / ReLU).  The engine runs the whole network, lowered from its torch
+graph (:mod:`model.nets.graph.trace`).
 """
 from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -65,22 +63,6 @@ class LeNet5(nn.Module):
 WEIGHT_LAYERS = ["features.1", "features.4", "classifier.0", "classifier.2", "classifier.4"]
 
 
-def fc_tail(model: LeNet5) -> MLP:
-    """The fully-connected tail (flatten -> 120 -> 84 -> 10), an ``nn.Sequential`` of Linear/ReLU.
-
-    The module is shared with ``model`` (not a copy).
-    """
-    return model.classifier
-
-
-@torch.no_grad()
-def tail_features(model: LeNet5, x: np.ndarray | torch.Tensor, batch: int = 2000) -> torch.Tensor:
-    """Float input of :func:`fc_tail` for images ``x`` ((n, 784) or (n, 1, 28, 28)): (n, 400), >= 0."""
-    xt = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32) if isinstance(x, np.ndarray) else x)
-    model.eval()
-    return torch.cat([model.features(xt[i:i + batch]) for i in range(0, len(xt), batch)])
-
-
 def train_lenet5(seed: int = 0, epochs: int = EPOCHS, progress: bool = True) -> LeNet5:
     """Train LeNet-5 on the 60k Fashion-MNIST training images, deterministically in ``seed``."""
     x, y = load_fashion_mnist("train")
@@ -116,5 +98,4 @@ def load(progress: bool = True, cache_dir=None) -> ZooNetwork:
     return ZooNetwork(
         name="lenet5", model=model, weight_layers=list(WEIGHT_LAYERS), metric_name="accuracy",
         _evaluate=evaluate_classifier, _distill=distill_fashion_mnist,
-        description="LeNet-5 CNN trained here, Fashion-MNIST top-1 accuracy on the 10k test images",
-        info={"fc_tail": fc_tail, "tail_features": tail_features})
+        description="LeNet-5 CNN trained here, Fashion-MNIST top-1 accuracy on the 10k test images")
