@@ -36,6 +36,7 @@ import torch
 
 from model.compress.kmeans.network import (DEFAULT_DIM, DEFAULT_K, FINETUNE_EPOCHS, VQLayer, VQNetwork, to_torch,
                                            vq_compress)
+from model.codecs.layers.base import layer_act
 from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, ACT_PARAM_MAX, ACT_PARAM_MIN, MULT_BITS, SHIFT_MAX,
                                        SLOPE_FRAC_BITS, quantize_act,
                                        quantize_multiplier, requantize, wrap_acc)
@@ -299,7 +300,7 @@ def lower_sequence(template: torch.nn.Sequential, coded: torch.nn.Sequential, co
     for sp, sc in zip(spans, out_scales):
         last[sp["start"]:sp["stop"]] = sc
     layer_out = [np.full(c.indices.shape[0], sc) for c, sc in zip(codings, hidden)] + [last]
-    mods = list(template)
+    mods, coded_mods = list(template), list(coded)
     layers, k = [], 0
     for i, m in enumerate(mods):
         if _is_weight_layer(m):
@@ -311,7 +312,7 @@ def lower_sequence(template: torch.nn.Sequential, coded: torch.nn.Sequential, co
             bias = np.clip(np.round(np.asarray(c.bias, dtype=np.float64) / acc), INT32_MIN, INT32_MAX)
             mq = [quantize_multiplier(a / so) for a, so in zip(acc, s_out)]
             window = getattr(m, "window", None)
-            nxt = list(coded)[i + 1] if i + 1 < len(mods) else None
+            nxt = coded_mods[i + 1] if i + 1 < len(mods) else None
             layers.append(LoweredLayer(
                 in_features=m.in_features, out_features=m.out_features, codebook=c.codebook,
                 indices=np.asarray(c.indices, dtype=np.int64), bias=bias.astype(np.int64),
@@ -371,7 +372,7 @@ def golden_forward(lowered: LoweredNetwork, x_int8: np.ndarray) -> np.ndarray:
     """Integer reference forward pass.
 
     Per layer: ``acc = wrap_acc(bias + W @ x)`` with ``W`` rebuilt from
-    ``codebook[indices]``, then ``requantize(acc, mult, shift, relu)``.
+    ``codebook[indices]``, then ``requantize(acc, mult, shift, relu, act, floor)``.
 
     Parameters
     ----------
@@ -388,7 +389,8 @@ def golden_forward(lowered: LoweredNetwork, x_int8: np.ndarray) -> np.ndarray:
                          f"got {h.dtype} {h.shape}")
     for layer in lowered.layers:
         acc = wrap_acc(exact_matmul(h, np.asarray(layer.weight(), dtype=np.int64), np.asarray(layer.bias)))
-        h = requantize(acc, np.asarray(layer.mult)[None, :], np.asarray(layer.shift)[None, :], layer.relu)
+        h = requantize(acc, np.asarray(layer.mult)[None, :], np.asarray(layer.shift)[None, :], layer.relu,
+                       layer_act(layer)[None, :], getattr(layer, "floor", False))
     return h
 
 

@@ -14,10 +14,8 @@ import numpy as np
 import model.compress.catalog  # noqa: F401  registers every method
 from model.compress.registry import CompressError, CompressOptions, EngineJob, check_network, check_options, get_method
 from model.contract.config import LANES, WEIGHT_SRAM_WORDS_MAX, WORDS_PER_KIB
-from model.contract.fixedpoint import quantize_act
-from model.golden.engine import GoldenEngine
 from model.nets.registry import engine_networks
-from model.nets.tasks import TaskError, engine_data, engine_input, engine_task
+from model.nets.tasks import TaskError, engine_data, engine_task
 from model.program.file import Program
 from model.program.writer import place_in_weight_sram
 
@@ -28,9 +26,8 @@ __all__ = ["CompressError", "CompressOptions", "compress", "compress_any", "gold
 
 def golden_accuracy(program: Program, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy of the golden model (the engine's exact arithmetic) on raw float inputs ``x``."""
-    image, _, _ = program.dram_image(engine_input(program.meta, quantize_act(x, program.meta["input_scale"])))
-    outputs = GoldenEngine(program.config).run(image).outputs
-    return float(np.mean(np.argmax(outputs, axis=1) == y))
+    from model.compress.program_net import program_outputs
+    return float(np.mean(np.argmax(program_outputs(program, x), axis=1) == y))
 
 
 def result_kind(method: str, network: str, options: CompressOptions | None = None) -> str:
