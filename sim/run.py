@@ -5,11 +5,11 @@ import time
 
 import numpy as np
 
+from model.codecs.layers.kinds import kind_named
 from model.codecs.vectors import unpack_vectors
 from model.contract.counters import COUNTERS
 from model.contract.errors import VqeError
 from model.contract.ints import ceil_div
-from model.codecs.layers.kinds import kind_named
 from model.contract.window import Window
 from model.golden.engine import GoldenEngine
 from model.program.file import Program
