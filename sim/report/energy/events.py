@@ -173,7 +173,8 @@ def counter_events(c: Mapping[str, float], lanes: int, table: EnergyTable, *, me
     rom_pj, rom_basis = memory_access_energy(table, memories.rom_bytes, lanes * LANE_BITS, ROM_32B)
     weights_pj, weights_basis = memory_access_energy(table, memories.weight_sram_bytes, WORD_BITS)
     mac_pj, mac_basis = mac_energy(table, mac)
-    table_pj, table_basis = memory_access_energy(table, memories.huffman_table_bytes, WORD_BITS)
+    table_bits = memories.huffman_symbol_bits or WORD_BITS
+    table_pj, table_basis = memory_access_energy(table, memories.huffman_table_bytes, table_bits)
     get = lambda k: c.get(k, 0)  # noqa: E731 - a counter a backend lacks is zero
     return [
         Event("dram", "DRAM 32-bit words read", get("dram_read_words"), dram, "dram_32b"),
@@ -187,7 +188,7 @@ def counter_events(c: Mapping[str, float], lanes: int, table: EnergyTable, *, me
         Event("rom", f"codebook ROM reads ({lanes * LANE_BITS} bits)", get("rom_reads"), rom_pj, rom_basis),
         Event("mac", f"{mac} multiply-accumulates", get("macs"), mac_pj, mac_basis),
         Event("add", "adds (PVQ pulses, other)", get("adds"), table.pj("int32_add"), "int32_add"),
-        Event("huffman", f"Huffman symbols (one {WORD_BITS}-bit table read each)", get("huffman_symbols"),
+        Event("huffman", f"Huffman symbols (one {table_bits}-bit table read each)", get("huffman_symbols"),
               table_pj, table_basis),
         Event("control", "clock cycles", cycles, table.pj("control_per_cycle"), "control_per_cycle"),
     ]
@@ -212,10 +213,10 @@ COUNTER_MAPPING = (
     ("macs", "one int8 multiply and one 32-bit accumulate",
      "int8_mult + int32_add (assumption: the accumulator is 32-bit)"),
     ("adds", "one 32-bit add", "int32_add"),
-    ("huffman_symbols", "one 32-bit Huffman-table SRAM read per decoded symbol (capacity: the decoder's "
-     "symbol memory, 2^`symbol_bits` x `symbol_bits` bits)",
-     f"sram_8kb_32b {_BY_CAPACITY}; 32 bits wide (assumption, an upper bound: the RTL's symbol memory is "
-     "`symbol_bits` wide)"),
+    ("huffman_symbols", "one Huffman-table SRAM read of `symbol_bits` bits per decoded symbol (capacity: the "
+     "decoder's symbol memory, 2^`symbol_bits` x `symbol_bits` bits; the RTL reads one entry per symbol, "
+     "`hw/huffman.py`)",
+     f"sram_8kb_32b {_BY_CAPACITY}; 32 bits wide when the engine's `symbol_bits` is not known (an upper bound)"),
     ("huffman_bits", "not priced: the coded bits are already counted as DRAM words", "-"),
     ("huffman_busy_cycles", "not priced: the cycles are already in the control overhead", "-"),
     ("cycles", "control and register overhead per cycle: the RTL's per-layer cycle counts if given, "

@@ -40,6 +40,9 @@ class OnChipMemories:
     huffman_table_bytes : int or None
         The Huffman decoder's symbol memory: ``2**symbol_bits`` symbols of
         ``symbol_bits`` bits (0 on an engine without the decoder).
+    huffman_symbol_bits : int or None
+        Width of that memory, and so of each read (one per decoded symbol):
+        ``symbol_bits``.  None if not known (priced as a 32-bit read, an upper bound).
     weight_sram_bytes : int or None
         The weight SRAM: ``weight_sram_words`` 32-bit words (0 on an engine without one).
     """
@@ -47,6 +50,7 @@ class OnChipMemories:
     rom_bytes: int | None = None
     codebook_sram_bytes: int | None = None
     huffman_table_bytes: int | None = None
+    huffman_symbol_bits: int | None = None
     weight_sram_bytes: int | None = None
 
     @classmethod
@@ -58,6 +62,7 @@ class OnChipMemories:
                    rom_bytes=config.rom_entries * config.lanes,
                    codebook_sram_bytes=config.codebook_depth * config.lanes,
                    huffman_table_bytes=ceil_div((1 << symbol_bits) * symbol_bits, BYTE_BITS),
+                   huffman_symbol_bits=symbol_bits or None,
                    weight_sram_bytes=config.weight_sram_words * WORD_BYTES)
 
     def activation_bytes(self, act_bits: int) -> int | None:

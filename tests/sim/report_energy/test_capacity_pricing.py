@@ -32,11 +32,24 @@ def test_capacities_come_from_the_engine_config():
     assert m.rom_bytes == 16 * 4
     assert m.codebook_sram_bytes == 16 * 4
     assert m.huffman_table_bytes == 2 ** 9 * 9 // 8
+    assert m.huffman_symbol_bits == 9
     assert m.weight_sram_bytes == 65536 * 4
     assert m.activation_bytes(32) == 4 * 2 * 32768  # the fp32 baseline holds the same values in 4x the bytes
     assert OnChipMemories().activation_bytes(32) is None
     plain = OnChipMemories.of_engine(EngineConfig(lanes=4, codebook_depth=16, rom=CODEWORDS))
-    assert (plain.huffman_table_bytes, plain.weight_sram_bytes) == (0, 0)
+    assert (plain.huffman_table_bytes, plain.huffman_symbol_bits, plain.weight_sram_bytes) == (0, None, 0)
+
+
+def test_a_huffman_symbol_read_is_as_wide_as_the_symbol_memory(table):
+    """The RTL reads one ``symbol_bits``-wide entry per symbol: 9 bits cost 9/32 of a 32-bit 8 KB read;
+    a network whose engine is not known keeps the 32-bit upper bound."""
+    from sim.report.energy.events import counter_events
+    counts = {"huffman_symbols": 1000}
+    mem = OnChipMemories(huffman_table_bytes=2 ** 9 * 9 // 8, huffman_symbol_bits=9)
+    huff = lambda m: sum(e.count * e.pj_each for e in counter_events(counts, 4, table, memories=m, cycles=0)  # noqa: E731
+                         if e.component == "huffman")
+    assert huff(mem) == pytest.approx(1000 * FLAT_PJ_32B * 9 / 32)
+    assert huff(OnChipMemories()) == pytest.approx(1000 * FLAT_PJ_32B)
 
 
 def test_activation_sram_of_a_64kb_engine_is_not_the_flat_figure(table):
