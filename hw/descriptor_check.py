@@ -7,6 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.layouts import COUNT_BITS, DescriptorLayout
+from model.codecs.layers.kinds import rowless_kinds
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
 from model.contract.layout import ROW_HEADER_WORDS, WORD_BITS, LayerKind, LayerMode
@@ -97,13 +98,11 @@ class DescriptorCheck(wiring.Component):
         cfg, d = self.config, self.descriptor
         modes = [mode for mode in LayerMode if cfg.supports_mode(mode)]
         # The kinds and modes this engine runs (EngineConfig.supports_kind); a pooling layer has no mode.
+        rowless = rowless_kinds()
         supported = reduce(or_, [(d.kind == kind) & (d.mode == mode) for kind in LayerKind for mode in LayerMode
-                                 if cfg.supports_kind(kind, mode) and kind != LayerKind.MAXPOOL], Const(0))
-        pooling = d.kind == LayerKind.MAXPOOL
-        if cfg.supports_kind(LayerKind.MAXPOOL, 0):
-            supported = supported | pooling
-        else:
-            pooling = Const(0)
+                                 if cfg.supports_kind(kind, mode) and kind not in rowless], Const(0))
+        pooling = reduce(or_, [d.kind == kind for kind in rowless if cfg.supports_kind(kind, 0)], Const(0))
+        supported = supported | pooling
 
         def shape_ok(n):
             return (n != 0) & (n <= cfg.max_features)

@@ -6,6 +6,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import Out
 
+from hw.avg_pool import AvgPool
 from hw.counters import EventCounters
 from hw.datapaths import datapaths
 from hw.descriptor_check import DescriptorCheck, log2
@@ -20,6 +21,7 @@ from hw.serial_multiplier import SerialMultiplier
 from hw.weight_sram import Place, StreamReader
 from hw.window_setup import WindowSetup
 from hw.window_walker import WindowWalker
+from model.codecs.layers.kinds import rowless_kinds
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
 from model.contract.layout import DESC_WORDS, JOB_MAGIC, JOB_WORDS, WORD_BITS, WORD_BYTES, LayerKind, vector_align
@@ -104,10 +106,12 @@ class Engine(wiring.Component):
         read_steps = {value: path.read_steps(reading) for value, path in paths.items()}
         counted = {name: step for path in paths.values() for name, step in path.event_steps().items()}
         wsram = cfg.weight_sram_words > 0
+        # Average pooling adds a lane-word per tap it reads (the PVQ unit's counter; never both at once).
+        pool_events = {"adds": Signal(range(lanes + 1), name="pool_adds")} if cfg.avgpool else {}
         m.submodules.event_counters = counters = EventCounters(dict.fromkeys([
             "dram_read_words", "dram_write_words", "sram_reads", "sram_writes", "cycles", "stall_cycles",
             *(["weight_sram_reads", "weight_sram_writes"] if wsram else []),
-            *(name for mode_steps in read_steps.values() for name in mode_steps), *counted]))
+            *(name for mode_steps in read_steps.values() for name in mode_steps), *counted, *pool_events]))
         # Row parameters run ahead of their row's beats by the pipeline's depth.
         m.submodules.row_params = row_params = fifo.SyncFIFOBuffered(width=RowParams.size,
                                                                      depth=ROW_PARAMS_DEPTH)
@@ -157,12 +161,15 @@ class Engine(wiring.Component):
         windows = cfg.windows
         packer_base = Signal(COUNT_BITS)   # a convolution's position: where its pixel goes
         conv = Signal()   # the running layer is a convolution: its beats read through the walker
+        average = Signal()   # the running layer is average pooling: the walked taps go to the AvgPool
         if windows:
             m.submodules.window_setup = setup = WindowSetup(cfg)
             m.submodules.window_walker = walker = WindowWalker()
             m.submodules.max_pool = pool = MaxPool(lanes)
             m.d.comb += [setup.descriptor.eq(desc), setup.features.eq(features),
                          walker.descriptor.eq(desc), walker.steps.eq(setup.steps)]
+        if cfg.avgpool:
+            m.submodules.avg_pool = avg = AvgPool(lanes)
         m.d.comb += [
             check.descriptor.eq(desc), check.features.eq(features),
             sram.select.eq(select),
@@ -272,20 +279,27 @@ class Engine(wiring.Component):
             with m.Else():
                 m.next = "DESC"
 
-        # Max pooling: the tap and the lane-word walked now, and the tap read last cycle.
+        # Pooling: the tap and the lane-word walked now, and the tap read last cycle.
         pool_tap_x, pool_tap_y, pool_group = (Signal(COUNT_BITS, name=n) for n in ("pool_tap_x", "pool_tap_y",
                                                                                    "pool_group"))
         pool_valid, pool_first, pool_last, pool_inside, pool_read = (
             Signal(name=n) for n in ("pool_valid", "pool_first", "pool_last", "pool_inside", "pool_read"))
         pool_written = Signal(COUNT_BITS)
         if windows:
-            m.d.comb += [pool.valid.eq(pool_valid), pool.first.eq(pool_first), pool.last.eq(pool_last),
-                         pool.inside.eq(pool_inside), pool.data.eq(sram.rd_data)]
-            with m.If(pool.done):
-                m.d.comb += [sram.wr_addr.eq(pool_written), sram.wr_data.eq(pool.result), sram.wr_en.eq(1)]
-                m.d.sync += pool_written.eq(pool_written + 1)
+            # Each pooling unit reduces the walked taps of its own kind and writes its lane-words in order.
+            units = [(pool, ~average)] + ([(avg, average)] if cfg.avgpool else [])
+            for unit, selected in units:
+                m.d.comb += [unit.valid.eq(pool_valid & selected), unit.first.eq(pool_first),
+                             unit.last.eq(pool_last), unit.inside.eq(pool_inside), unit.data.eq(sram.rd_data)]
+                with m.If(unit.done):
+                    m.d.comb += [sram.wr_addr.eq(pool_written), sram.wr_data.eq(unit.result), sram.wr_en.eq(1)]
+                    m.d.sync += pool_written.eq(pool_written + 1)
             with m.If(setup.start):
                 m.d.sync += pool_written.eq(0)
+        if cfg.avgpool:
+            m.d.comb += [avg.mult.eq(desc.pool_mult), avg.shift.eq(desc.pool_shift), avg.act.eq(desc.pool_act),
+                         avg.relu.eq(relu), avg.floor.eq(floor),
+                         pool_events["adds"].eq(Mux(pool_read & average, lanes, 0))]
 
         def fail(code):
             m.d.sync += error.eq(code)
@@ -347,7 +361,7 @@ class Engine(wiring.Component):
                     fail(check.error)
                 with m.Else():
                     m.d.sync += [relu.eq(desc.relu), floor.eq(desc.floor), mode.eq(desc.mode), packer_base.eq(0), first_position.eq(1),
-                                 conv.eq(desc.kind == LayerKind.CONV)]
+                                 conv.eq(desc.kind == LayerKind.CONV), average.eq(desc.kind == LayerKind.AVGPOOL)]
                     m.next = "STREAM"
                     if wsram:   # a sized stream's length is known after its size word (SIZE_READ)
                         with m.If(desc.resident & ~sized(desc.mode)):
@@ -366,7 +380,7 @@ class Engine(wiring.Component):
                             fail(setup.error)
                         with m.Else():
                             m.d.comb += walker.restart.eq(1)
-                            with m.If(desc.kind == LayerKind.MAXPOOL):
+                            with m.If(reduce(or_, [desc.kind == kind for kind in rowless_kinds()])):
                                 m.d.sync += [pool_tap_x.eq(0), pool_tap_y.eq(0), pool_group.eq(0)]
                                 m.next = "POOL"
                             with m.Else():
@@ -395,7 +409,9 @@ class Engine(wiring.Component):
                                 m.next = "POOL_DRAIN"
                 with m.State("POOL_DRAIN"):
                     m.d.sync += pool_valid.eq(0)
-                    end_layer(setup.steps.out_map)
+                    # Average pooling's last lane-words are still in its requantizers.
+                    with m.If(~avg.busy if cfg.avgpool else Const(1)):
+                        end_layer(setup.steps.out_map)
             if sized_modes:
                 with m.State("SIZE"):
                     read(desc.stream_addr, 1, 1, wsram_offset=0)
@@ -491,8 +507,8 @@ class Engine(wiring.Component):
             counters.clear.eq(restart),
             self.counters.eq(counters.counters),
         ]
-        for name, step in counted.items():
-            m.d.comb += getattr(steps, name).eq(step)
+        for name in dict.fromkeys([*counted, *pool_events]):
+            m.d.comb += getattr(steps, name).eq(counted.get(name, 0) + pool_events.get(name, 0))
         if wsram:
             m.d.comb += [steps.weight_sram_reads.eq(reader.events.wsram_read),
                          steps.weight_sram_writes.eq(reader.events.wsram_write)]

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from model.contract.counters import COUNTER_BITS, COUNTERS, RTL_COUNTERS
 from model.contract.errors import ERROR_BITS
-from model.contract.fixedpoint import ACC_BITS, ACT_BITS, ACT_PARAM_BITS, MULT_BITS, SHIFT_BITS
+from model.contract.fixedpoint import ACC_BITS, ACT_BITS, ACT_PARAM_BITS, ACT_PARAM_SHIFT, MULT_BITS, SHIFT_BITS
 from model.contract.layout import (DESC_WORDS, FIELD16, MAX_FEATURES_LIMIT, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, JOB_WORDS, KIND_MASK, KIND_SHIFT,
                                    MODE_MASK, MODE_SHIFT, WORD_BITS, WSRAM_ADDR_BITS)
 from model.contract.window import GROUPS_BITS, GROUPS_SHIFT, SIDE_BITS, WORD7_FIELDS, WORD7_SHIFT
@@ -90,14 +90,18 @@ JobHeaderLayout = data.FlexibleLayout(JOB_WORDS * WORD_BITS, {
 })
 
 #: A layer descriptor's words (:mod:`model.contract.layout`), word 0 lowest.  The
-#: overlapping fields name what the codebook words and ``row_words`` hold in PVQ
-#: and HUFFMAN layers, as :class:`model.contract.descriptor.Descriptor` does.
+#: overlapping fields name what the codebook words and ``row_words`` hold in PVQ,
+#: HUFFMAN and AVGPOOL layers, as :class:`model.contract.descriptor.Descriptor` does.
 DescriptorLayout = data.FlexibleLayout(DESC_WORDS * WORD_BITS, {
     "in_features": data.Field(unsigned(16), 0),
     "out_features": data.Field(unsigned(16), 16),
     "codebook_base": data.Field(unsigned(16), WORD_BITS),
     "codebook_size": data.Field(unsigned(16), WORD_BITS + 16),
     "pvq_k": data.Field(unsigned(16), WORD_BITS),
+    # An AVGPOOL layer's word 1 is its requantization word.
+    "pool_mult": data.Field(unsigned(MULT_BITS), WORD_BITS),
+    "pool_shift": data.Field(unsigned(SHIFT_BITS), WORD_BITS + MULT_BITS),
+    "pool_act": data.Field(signed(ACT_PARAM_BITS), WORD_BITS + ACT_PARAM_SHIFT),
     "entry_bits": data.Field(unsigned(16), WORD_BITS + 16),
     "stream_addr": data.Field(unsigned(WORD_BITS), 2 * WORD_BITS),
     "row_words": data.Field(unsigned(16), 3 * WORD_BITS),

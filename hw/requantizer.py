@@ -32,6 +32,9 @@ class Requantizer(wiring.Component):
     output : Out(stream.Signature(signed(8), always_ready=True))
     """
 
+    #: Cycles from a ``result`` to its ``output``: one per stage.
+    LATENCY = 3
+
     def __init__(self):
         super().__init__({
             "result": In(stream.Signature(RowResult, always_ready=True)),

@@ -47,6 +47,9 @@ class EngineConfig:
     windows : bool
         The engine runs the windowed layer kinds, convolution and max pooling
         (their address generators and the pooling unit); without, only FC layers.
+    avgpool : bool
+        The engine has the average-pooling unit (a sum and a requantizer per
+        lane) for ``AVGPOOL`` layers; only with ``windows``.
     """
     lanes: int = 4
     codebook_depth: int = 256
@@ -57,6 +60,7 @@ class EngineConfig:
     huffman_symbol_bits: int = 0
     weight_sram_words: int = 0
     windows: bool = False
+    avgpool: bool = False
 
     def __post_init__(self):
         if self.lanes not in LANES:
@@ -80,6 +84,8 @@ class EngineConfig:
                 raise ValueError("a Huffman engine needs a ROM for its centroids")
         elif self.huffman_symbol_bits:
             raise ValueError("huffman_symbol_bits without huffman_max_len")
+        if self.avgpool and not self.windows:
+            raise ValueError("the average-pooling unit walks windows: avgpool needs windows")
         if not 0 <= self.weight_sram_words <= WEIGHT_SRAM_WORDS_MAX:
             raise ValueError(f"weight SRAM capacity must be 0..{WEIGHT_SRAM_WORDS_MAX} words, "
                              f"got {self.weight_sram_words}")
@@ -103,7 +109,7 @@ class EngineConfig:
             return self.supports_mode(mode)
         if kind == LayerKind.CONV:
             return self.windows and mode in (LayerMode.VQ, LayerMode.PVQ) and self.supports_mode(mode)
-        return self.windows and kind == LayerKind.MAXPOOL
+        return {LayerKind.MAXPOOL: self.windows, LayerKind.AVGPOOL: self.avgpool}.get(kind, False)
 
     @property
     def index_bits(self) -> int:

@@ -53,7 +53,8 @@ class Descriptor:
     """One layer descriptor (:mod:`model.contract.layout`), decoded.
 
     Word 1 and word 3's low half mean different things per layer mode: the
-    properties :attr:`pvq_k`, :attr:`entry_bits` and :attr:`table_words` name them.
+    properties :attr:`pvq_k`, :attr:`entry_bits`, :attr:`table_words` and (for
+    an AVGPOOL layer) :attr:`requant_word` name them.
     """
     in_features: int
     out_features: int
@@ -102,6 +103,11 @@ class Descriptor:
     @property
     def entry_bits(self) -> int:
         return self.codebook_size
+
+    # An AVGPOOL layer's word 1 is its requantization word.
+    @property
+    def requant_word(self) -> int:
+        return self.codebook_base | self.codebook_size << 16
 
     # In HUFFMAN mode word 3's low half bounds the layer's Huffman table.
     @property

@@ -27,7 +27,8 @@ word  contents
 ====  ==============================================================
 0     ``in_features`` [15:0], ``out_features`` [31:16]
 1     VQ, HUFFMAN: ``codebook_base`` [15:0] (ROM entry), ``codebook_size`` [31:16];
-      PVQ: ``K`` [15:0] (pulses per sub-vector), ``entry_bits`` [31:16]
+      PVQ: ``K`` [15:0] (pulses per sub-vector), ``entry_bits`` [31:16];
+      AVGPOOL: the layer's requantization word (a row stream's format, below)
 2     address of the layer's row stream
 3     VQ, PVQ: ``row_words`` [15:0]; HUFFMAN: ``table_words`` [15:0];
       flags [31:16]: bit 0 ReLU, bit 1 resident, bit 2 floor activation (not with ReLU:
@@ -35,7 +36,7 @@ word  contents
       bits 8..11 kind (:class:`LayerKind`)
 4     ``wsram_addr`` [23:0]: the resident stream's word address in the weight SRAM;
       windowed kinds: ``channel_groups`` [31:24]
-5..7  windowed kinds (CONV, MAXPOOL): the window (:mod:`model.contract.window`);
+5..7  windowed kinds (CONV, MAXPOOL, AVGPOOL): the window (:mod:`model.contract.window`);
       FC: reserved, zero
 ====  ==============================================================
 
@@ -60,6 +61,23 @@ A layer's *kind* (:class:`LayerKind`) says what its rows are applied to; its
   input map (a window with none gives ``ACT_MIN``); no stream, the mode and
   codebook fields are not read.  ``in_features`` is ``kernel_h * kernel_w``
   padded channels and ``out_features`` the padded channels.
+* ``AVGPOOL``: average pooling, shaped as ``MAXPOOL`` (same window, same
+  walk, one tap's lane-word per cycle).  Per channel, the sum of the
+  window's taps, a tap outside the input map counting as zero (PyTorch's
+  ``count_include_pad=True``), in a ``POOL_SUM_BITS``-wide accumulator
+  (:mod:`model.contract.window`: it cannot overflow), then requantized as a
+  row's accumulator is (:func:`model.contract.fixedpoint.requantize`) with
+  the one requantization word in descriptor word 1 (``mult`` [15:0],
+  ``shift`` [21:16], activation parameter [31:22]) and the ReLU and floor
+  flags of word 3: ``out = sat(round(sum * mult / 2**shift))``.  The
+  lowering picks ``mult / 2**shift ~ in_scale / (kernel_h * kernel_w *
+  out_scale)`` with ``out_scale = in_scale``, so the divisor is always the
+  whole window, ``kernel_h * kernel_w``.  No stream; the mode, stream and
+  ``row_words`` fields are not read.  Counters per image: the descriptor's
+  ``DESC_WORDS`` DRAM reads, one activation-SRAM read per lane-word of a tap
+  inside the map, one write per output lane-word (as ``MAXPOOL``) and
+  ``lanes`` ``adds`` per lane-word read (padding lanes included, as
+  ``macs`` counts them); a padding tap reads and adds nothing.
 
 A windowed layer's input is the previous layer's output read as an
 ``in_height x in_width`` map; its output is the ``out_height x out_width``
@@ -201,6 +219,7 @@ class LayerKind(enum.IntEnum):
     FC = 0       #: fully connected: each row against the whole input vector
     CONV = 1     #: convolution: each row against each output position's window
     MAXPOOL = 2  #: max pooling: no rows, the maximum of each channel over each window
+    AVGPOOL = 3  #: average pooling: no rows, each channel's window sum requantized by descriptor word 1
 
 
 class LayerMode(enum.IntEnum):

@@ -21,7 +21,7 @@ The engine checks a window after the descriptor's other checks, in this
 order (:meth:`Window.check`, twin of :class:`hw.window_setup.WindowSetup`):
 every field nonzero except the pads (``BAD_SHAPE``); ``kernel_h * kernel_w *
 channels`` equal to the descriptor's ``in_features`` (``BAD_SHAPE``); for
-MAXPOOL, ``out_features`` equal to ``channels`` (``BAD_SHAPE``); ``in_height *
+a pooling kind (MAXPOOL, AVGPOOL), ``out_features`` equal to ``channels`` (``BAD_SHAPE``); ``in_height *
 in_width * channels`` equal to the size of the layer's input (``BAD_CHAIN``);
 the output map at most ``max_features`` (``BAD_SHAPE``).
 """
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.contract.errors import EngineError, EngineFault
+from model.contract.fixedpoint import ACT_BITS
 from model.contract.ints import round_up
 from model.contract.layout import vector_align
 
@@ -46,6 +47,9 @@ WORD7_SHIFT = {name: sum(bits for _, bits in WORD7_FIELDS[:i]) for i, (name, _) 
 assert WORD7_SHIFT["pad_top"] + PAD_BITS == 32
 #: Widths of the map sides of words 5 and 6.
 SIDE_BITS = 16
+#: Width of an average-pooling sum: the most taps a window has (two kernel fields) times an int8
+#: value, signed; the sum never wraps.
+POOL_SUM_BITS = ACT_BITS + 2 * KERNEL_BITS
 
 
 def _field(word: int, shift: int, bits: int) -> int:

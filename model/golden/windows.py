@@ -1,7 +1,8 @@
 """Golden twins of the layer kinds' arithmetic: the whole vector (FC), windows (convolution), pooling.
 
 Twins of :class:`hw.window_walker.WindowWalker` (the convolution's window
-addresses, through the MAC lanes) and :class:`hw.max_pool.MaxPool`.  Each kind
+addresses, through the MAC lanes), :class:`hw.max_pool.MaxPool` and
+:class:`hw.avg_pool.AvgPool`.  Each kind
 of :mod:`model.codecs.layers.kinds` registers its function here.
 """
 from __future__ import annotations
@@ -77,4 +78,17 @@ def max_pool(layer, x, lanes):
     win = layer.desc.window
     parts = [win.gather(x[part], lanes, fill=ACT_MIN).max(axis=2).reshape(part.stop - part.start, -1)
              for part in _image_chunks(len(x), win.positions() * win.taps() * win.channels(lanes))]
+    return np.concatenate(parts).astype(np.int64)
+
+
+@register_forward(LayerKind.AVGPOOL)
+def avg_pool(layer, x, lanes):
+    """Per channel, the sum of each window's taps (padding zero), requantized as a row's accumulator."""
+    win = layer.desc.window
+    d = layer.desc
+    parts = []
+    for part in _image_chunks(len(x), win.positions() * win.taps() * win.channels(lanes)):
+        sums = win.gather(x[part], lanes).sum(axis=2).reshape(-1, d.out_features)   # (n * positions, channels)
+        out = requantize_rows(sums, layer.mult, layer.shift, d.relu, layer.act, d.floor)
+        parts.append(out.reshape(part.stop - part.start, -1))
     return np.concatenate(parts).astype(np.int64)

@@ -36,6 +36,9 @@ from model.contract.layout import WORD_BYTES, vector_words
 MAGIC = b"VQZ\0"
 #: 3: window word 7 repacked (3-bit strides, 5-bit pads), the requantization word's activation
 #: parameter and the floor flag, programs record how the host writes inputs and reads outputs.
+#: The AVGPOOL layer kind came later without a new version: it is an addition (new kind value,
+#: descriptor word 1 read as a requantization word only in it), so every version-3 file stays
+#: valid, and an older vqe refuses a program using it at validation with one line (BAD_MODE).
 FORMAT_VERSION = 3
 _HEADER = struct.Struct("<4sHHIII")
 
@@ -60,6 +63,7 @@ class Program:
     def config(self) -> EngineConfig:
         e = self.meta["engine"]
         return EngineConfig(lanes=e["lanes"], codebook_depth=e["codebook_depth"], windows=e.get("windows", False),
+                            avgpool=e.get("avgpool", False),
                             rom=tuple(tuple(cw) for cw in self.meta["rom"]),
                             max_features=e["max_features"], pvq_k_max=e.get("pvq_k_max", 0),
                             huffman_max_len=e.get("huffman_max_len", 0),

@@ -106,9 +106,26 @@ def random_lowered(rng: np.random.Generator, lanes: int, shapes: list[int], code
 
 
 
+def random_avgpool(rng: np.random.Generator, groups: int, h: int, w: int, kh: int, kw: int, align: int):
+    """A random average-pooling layer of a ``kh x kw`` kernel over an ``h x w`` map of ``groups`` lane-word
+    groups: random stride and padding (windows over padding and past the map's end), requantization and
+    activation.  Returns the layer and its output map's height and width."""
+    from model.contract.window import Window
+    sy, sx = int(rng.integers(1, kh + 1)), int(rng.integers(1, kw + 1))
+    pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+    oh, ow = -(-(h + pt) // sy), -(-(w + pl) // sx)     # every window starts inside or on the padding
+    # mult / 2**shift around 1 / taps, sometimes far off, so outputs are mostly in range but saturate too.
+    shift = int(rng.integers(12, 20)) + (kh * kw - 1).bit_length()
+    act = random_activation(rng, 1)
+    return SimpleNamespace(kind="avgpool", window=Window(groups, w, h, ow, oh, kw, kh, sx, sy, pl, pt),
+                           in_features=kh * kw * groups * align, out_features=groups * align,
+                           mult=int(rng.integers(0, 1 << MULT_BITS)), shift=min(shift, SHIFT_MAX),
+                           relu=act["relu"], floor=act["floor"], act=int(act["act"][0])), oh, ow
+
+
 def random_windowed_lowered(rng: np.random.Generator, lanes: int, codebook_depth: int, pvq_k_max: int = 0,
                             name: str = "random-conv"):
-    """A random convolution, max pooling and fully-connected network (HWC maps, channels padded).
+    """A random convolution, pooling (max or average) and fully-connected network (HWC maps, channels padded).
 
     Random map sides, channels, kernels, strides and pads (padding taps and
     windows partly outside the map included); each convolution VQ- or, with
@@ -141,8 +158,12 @@ def random_windowed_lowered(rng: np.random.Generator, lanes: int, codebook_depth
     g1 = ceil_div(c1, align)
     kh, kw = int(rng.integers(1, min(h1, 2) + 1)), int(rng.integers(1, min(w1, 3) + 1))
     ph, pw = -(-h1 // kh), -(-w1 // kw)    # ceil mode: the last windows may hang over the map
-    layers.append(SimpleNamespace(kind="maxpool", window=Window(g1, w1, h1, pw, ph, kw, kh, kw, kh),
-                                  in_features=kh * kw * g1 * align, out_features=g1 * align, relu=False))
+    if rng.integers(0, 2):
+        layers.append(SimpleNamespace(kind="maxpool", window=Window(g1, w1, h1, pw, ph, kw, kh, kw, kh),
+                                      in_features=kh * kw * g1 * align, out_features=g1 * align, relu=False))
+    else:
+        pool, ph, pw = random_avgpool(rng, g1, h1, w1, kh, kw, align)
+        layers.append(pool)
     c2 = int(rng.integers(1, 2 * align + 1))
     layer, h2, w2 = conv(g1, ph, pw, c2, bool(rng.integers(0, 2)))
     layers.append(layer)

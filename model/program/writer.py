@@ -17,7 +17,7 @@ from model.codecs.layers.registry import codec_named
 from model.contract.descriptor import Descriptor
 from model.contract.errors import ProgramError
 from model.contract.layout import (DESC_WORDS, HUFFMAN_DEFAULT_MAX_LEN, JOB_MAGIC, JOB_WORDS, MAX_FEATURES_LIMIT,
-                                   WORD_BYTES, LayerMode)
+                                   WORD_BYTES, LayerKind, LayerMode)
 from model.program.file import Program, rom_id
 
 
@@ -28,7 +28,7 @@ def layer_mode(lowered, layer) -> str:
 
 
 def layer_kind(layer) -> str:
-    """``"fc"``, ``"conv"`` or ``"maxpool"``: a lowered layer's own ``kind``, else ``"fc"``.
+    """``"fc"``, ``"conv"``, ``"maxpool"`` or ``"avgpool"``: a lowered layer's own ``kind``, else ``"fc"``.
 
     A windowed layer (:mod:`model.contract.layout`, "Layer kinds") carries its
     ``window`` (:class:`model.contract.window.Window`); its ``in_features`` is a
@@ -53,7 +53,11 @@ def layer_weights(layer) -> int:
     """The real weights of a lowered layer (a convolution's padding channels and a pooling layer have none)."""
     if getattr(layer, "weights_count", None) is not None:
         return int(layer.weights_count)
-    return 0 if layer_kind(layer) == "maxpool" else layer.in_features * layer.out_features
+    return layer.in_features * layer.out_features if _has_rows(layer) else 0
+
+
+def _has_rows(layer) -> bool:
+    return kind_named(layer_kind(layer)).has_rows
 
 
 def _descriptor_of(i: int, layer, rule, codec, ctx: WriteContext):
@@ -62,7 +66,7 @@ def _descriptor_of(i: int, layer, rule, codec, ctx: WriteContext):
         written = codec.write(i, layer, ctx)
         desc, stream, meta = written.descriptor, np.asarray(written.stream, dtype=np.uint32), written.meta
     else:
-        desc = Descriptor(layer.in_features, layer.out_features, 0, 0, 0, 0, False, 0)
+        desc = rule.rowless_descriptor(i, layer)
         stream, meta = np.zeros(0, dtype=np.uint32), {}
     desc.kind = rule.kind
     if desc.windowed:
@@ -162,6 +166,8 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
                    "pvq_k_max": pvq_k_max, "weight_sram_words": 0,
                    # An engine with the windowed kinds' address generators and pooling unit, when needed.
                    "windows": any(d.windowed for d in descs),
+                   # The average-pooling unit only for a program that has average pooling.
+                   "avgpool": any(d.kind == LayerKind.AVGPOOL for d in descs),
                    **({"huffman_max_len": huffman_max_len, "huffman_symbol_bits": huffman_symbol_bits}
                       if huffman else {})},
         "rom": rom,
@@ -230,7 +236,7 @@ def compression_stats(prog: Program, lowered) -> dict:
     bits down (:func:`model.codecs.sparse_rows.layer_bits`, summed over the layers).
     """
     weights = sum(layer_weights(l) for l in lowered.layers)
-    params = weights + sum(l.out_features for l in lowered.layers if layer_kind(l) != "maxpool")
+    params = weights + sum(l.out_features for l in lowered.layers if _has_rows(l))
     rom_bytes = len(prog.meta["rom"]) * lowered.lanes
     # A shared ROM (universal codebook) is paid once per chip, not per network.
     total_bytes = len(prog.image) * WORD_BYTES + (0 if prog.meta["rom_shared"] else rom_bytes)

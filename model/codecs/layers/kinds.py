@@ -3,8 +3,9 @@
 A layer's *mode* (its codec, :mod:`model.codecs.layers.registry`) says how
 its rows are coded; its *kind* says how the engine applies them: to the whole
 input vector (FC), to each window of an input map (CONV), or not at all
-(MAXPOOL, a window reduction with no rows).  Each kind here gives the golden
-model and program validation its counters and whether it has rows; its
+(MAXPOOL and AVGPOOL, window reductions with no rows).  Each kind here gives
+the golden model and program validation its counters and whether it has
+rows, and a kind without rows writes and reads its own descriptor fields; its
 arithmetic is in :mod:`model.golden.windows`.  Register a new kind with
 :func:`register_layer_kind` and its arithmetic with
 :func:`model.golden.windows.register_forward`.
@@ -13,10 +14,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from model.codecs.layers.base import DecodedLayer, LayerCodec
+import numpy as np
+
+from model.codecs.layers.base import DecodedLayer, LayerCodec, requant_words, split_requant
 from model.contract.config import EngineConfig
 from model.contract.counters import zero_counters
-from model.contract.errors import EngineError, EngineFault
+from model.contract.descriptor import Descriptor
+from model.contract.errors import EngineError, EngineFault, ProgramError
+from model.contract.fixedpoint import ACT_MAX, ACT_MIN, ACT_PARAM_MAX, ACT_PARAM_MIN, MULT_BITS, SHIFT_MAX
 from model.contract.layout import DESC_WORDS, LayerKind, vector_align
 from model.contract.ints import ceil_div, round_up
 from model.contract.window import Window
@@ -30,7 +35,7 @@ class LayerKindRule:
     kind : LayerKind
         The descriptor's kind field.
     name : str
-        The kind's name in program metadata (``"fc"``, ``"conv"``, ``"maxpool"``).
+        The kind's name in program metadata (``"fc"``, ``"conv"``, ``"maxpool"``, ``"avgpool"``).
     has_rows : bool
         The layer has a row stream, read through its mode's codec.
     """
@@ -41,6 +46,15 @@ class LayerKindRule:
     def stream_uses(self, layer: DecodedLayer) -> int:
         """Times one image reads the layer's stream."""
         return 1
+
+    def rowless_descriptor(self, i: int, layer) -> Descriptor:
+        """A kind without rows: lowered layer ``i``'s descriptor (kind and window are set by the writer)."""
+        return Descriptor(layer.in_features, layer.out_features, 0, 0, 0, 0, False, 0)
+
+    def rowless_layer(self, desc: Descriptor) -> DecodedLayer:
+        """A kind without rows: the layer as the datapath sees it, from its descriptor alone."""
+        empty = np.zeros(0, dtype=np.int64)
+        return DecodedLayer(desc, empty, empty, empty)
 
     def counters(self, codec: LayerCodec | None, layer: DecodedLayer, n_images: int, cfg: EngineConfig) -> dict:
         """Counters over ``n_images`` images with every stream read from DRAM (output writes included)."""
@@ -121,6 +135,37 @@ class MaxPoolKind(LayerKindRule):
         return c
 
 
+class AvgPoolKind(MaxPoolKind):
+    """Per channel, the sum of each window's taps (padding zero), requantized by descriptor word 1.
+
+    Counted as max pooling, plus ``lanes`` adds per lane-word read.
+    """
+    kind = LayerKind.AVGPOOL
+    name = "avgpool"
+
+    def counters(self, codec, layer, n_images, cfg):
+        c = super().counters(codec, layer, n_images, cfg)
+        c["adds"] = c["sram_reads"] * cfg.lanes
+        return c
+
+    def rowless_descriptor(self, i, layer):
+        mult, shift, act = int(layer.mult), int(layer.shift), int(getattr(layer, "act", None) or 0)
+        floor = bool(getattr(layer, "floor", False))
+        lo, hi = (ACT_MIN, ACT_MAX) if floor else (ACT_PARAM_MIN, ACT_PARAM_MAX)
+        if not (0 <= mult < 1 << MULT_BITS and 0 <= shift <= SHIFT_MAX and lo <= act <= hi):
+            raise ProgramError(f"layer {i}: average pooling's mult={mult}, shift={shift} or activation "
+                               f"parameter {act} out of range")
+        word = int(requant_words(mult, shift, act))
+        return Descriptor(layer.in_features, layer.out_features, word & 0xFFFF, word >> 16, 0, 0,
+                          bool(layer.relu), 0, floor=floor)
+
+    def rowless_layer(self, desc):
+        # One requantization for every channel: the golden model's per-row arrays.
+        mult, shift, act = (np.full(desc.out_features, int(v), dtype=np.int64)
+                            for v in split_requant(desc.requant_word))
+        return DecodedLayer(desc, np.zeros(desc.out_features, dtype=np.int64), mult, shift, act=act)
+
+
 _BY_KIND: dict[int, LayerKindRule] = {}
 _BY_NAME: dict[str, LayerKindRule] = {}
 
@@ -133,7 +178,7 @@ def register_layer_kind(rule: LayerKindRule) -> LayerKindRule:
     return rule
 
 
-for _rule in (FcKind(), ConvKind(), MaxPoolKind()):
+for _rule in (FcKind(), ConvKind(), MaxPoolKind(), AvgPoolKind()):
     register_layer_kind(_rule)
 
 
@@ -143,6 +188,11 @@ def kind_rule(kind: int) -> LayerKindRule:
         return _BY_KIND[int(kind)]
     except KeyError:
         raise EngineFault(EngineError.BAD_MODE, f"layer kind {kind} is not known") from None
+
+
+def rowless_kinds() -> tuple[LayerKind, ...]:
+    """The registered kinds without rows (the pooling kinds), in kind order."""
+    return tuple(LayerKind(k) for k in sorted(_BY_KIND) if not _BY_KIND[k].has_rows)
 
 
 def kind_named(name: str) -> LayerKindRule:

@@ -90,8 +90,7 @@ def decode_layer(image: np.ndarray, desc: Descriptor, cfg: EngineConfig, i: int,
         desc.window.check(not rule.has_rows, desc.in_features, desc.out_features, prev_features, cfg.max_features,
                           cfg.lanes, where)
     if codec is None:
-        empty = np.zeros(0, dtype=np.int64)
-        return DecodedLayer(desc, empty, empty, empty)
+        return rule.rowless_layer(desc)
     words = codec.stream_words(image, desc, where)
     check_placement(desc, words, cfg, where)
     layer = codec.decode(image, desc, cfg, i, rom)
