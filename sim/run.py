@@ -60,6 +60,7 @@ def on_engine(program: Program, config) -> Program:
               ("weight SRAM", own.weight_sram_words == config.weight_sram_words),
               ("activation SRAM", own.max_features <= config.max_features),
               ("convolution and pooling", config.windows or not own.windows),
+              ("average pooling", config.avgpool or not own.avgpool),
               ("PVQ unit", own.pvq_k_max <= config.pvq_k_max),
               ("Huffman decoder", (own.huffman_max_len, own.huffman_symbol_bits)
                in ((0, 0), (config.huffman_max_len, config.huffman_symbol_bits)))]
@@ -67,7 +68,8 @@ def on_engine(program: Program, config) -> Program:
     if bad:
         raise RunError(f"the program does not fit that engine: {', '.join(bad)} differ")
     meta = dict(program.meta, engine=dict(program.meta["engine"], max_features=config.max_features,
-                                          windows=config.windows, pvq_k_max=config.pvq_k_max))
+                                          windows=config.windows, avgpool=config.avgpool,
+                                          pvq_k_max=config.pvq_k_max))
     return Program(meta, program.image)
 
 

@@ -42,7 +42,7 @@ from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, ACT_PARAM_MAX
                                        quantize_multiplier, requantize, wrap_acc)
 from model.contract.ints import ceil_div
 from model.contract.window import Window
-from model.nets.graph.modules import ACTIVATIONS, EngineActivation
+from model.nets.graph.modules import ACTIVATIONS, EngineActivation, EngineAvgPool
 from model.nets.data import load_fashion_mnist
 from model.nets.networks import get_network
 from model.nets.training import TORCH_THREADS, TorchThreads
@@ -133,6 +133,21 @@ class LoweredPool:
     out_features: int
     kind: str = "maxpool"
     relu: bool = False
+
+
+@dataclass
+class LoweredAvgPool(LoweredPool):
+    """An average-pooling layer: its window and one requantization, ``mult / 2**shift ~ 1 / taps`` (the
+    scale passes through, so ``out = sum * in_scale / (taps * out_scale)`` with ``out_scale = in_scale``)."""
+    kind: str = "avgpool"
+    mult: int = 0
+    shift: int = 0
+
+    @classmethod
+    def of(cls, window: Window, lanes: int) -> "LoweredAvgPool":
+        ch = window.channels(lanes)
+        mult, shift = quantize_multiplier(1 / window.taps())
+        return cls(window, window.taps() * ch, ch, mult=mult, shift=shift)
 
 
 @dataclass
@@ -274,7 +289,7 @@ def lower_sequence(template: torch.nn.Sequential, coded: torch.nn.Sequential, co
     template : torch.nn.Sequential
         The network's structure: weight layers (``nn.Linear``; an engine
         convolution carries its ``window``), activations (``nn.ReLU``,
-        ``EngineActivation``), max pooling (``EngineMaxPool``) and, first, the
+        ``EngineActivation``), pooling (``EngineMaxPool``, ``EngineAvgPool``) and, first, the
         host's input module (``EngineInput``).
     coded : torch.nn.Sequential
         The same modules computing with the coded weights (calibrated on ``calib_x``).
@@ -289,7 +304,7 @@ def lower_sequence(template: torch.nn.Sequential, coded: torch.nn.Sequential, co
     Returns
     -------
     (list, list of float, list of float)
-        The lowered layers (:class:`LoweredLayer`, :class:`LoweredPool`), the
+        The lowered layers (:class:`LoweredLayer`, :class:`LoweredPool`, :class:`LoweredAvgPool`), the
         activation scales (input first, then each hidden weight layer's output),
         and the output scales (one per output).
     """
@@ -320,7 +335,9 @@ def lower_sequence(template: torch.nn.Sequential, coded: torch.nn.Sequential, co
                 kind="fc" if window is None else "conv", window=window,
                 weights_count=getattr(m, "weights_count", None), **_activation(nxt, m.out_features, s_out)))
             s_in, k = s_out[0], k + 1
-        elif hasattr(m, "window"):      # pooling: the scale passes through
+        elif isinstance(m, EngineAvgPool):      # pooling: the scale passes through
+            layers.append(LoweredAvgPool.of(m.window, lanes))
+        elif hasattr(m, "window"):
             ch = m.window.channels(lanes)
             layers.append(LoweredPool(m.window, m.window.taps() * ch, ch))
     return layers, [input_scale] + hidden, out_scales

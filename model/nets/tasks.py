@@ -23,7 +23,7 @@ from torch import nn
 from model.contract.errors import VqeError
 from model.contract.layout import MAX_FEATURES_LIMIT
 from model.nets.distill import DistillSet
-from model.nets.graph.modules import EngineConv, EngineMaxPool
+from model.nets.graph.modules import POOLING, EngineConv
 from model.nets.graph.trace import EngineNet, GraphError, lower_graph, split_outputs
 from model.nets.networks import get_network
 from model.nets.registry import NETWORKS, engine_networks, resolve
@@ -175,7 +175,7 @@ def _check_maps_fit(name: str, net: EngineNet) -> None:
     """Refuse a network with a vector larger than the largest activation SRAM: maps are not tiled."""
     sizes = [("its input", len(net.input_index))]
     for m in net:
-        if isinstance(m, (EngineConv, EngineMaxPool)):
+        if isinstance(m, (EngineConv, *POOLING)):
             w, c = m.window, getattr(m, "out_channels_padded", None) or m.channels
             sizes.append((f"the {type(m).__name__[6:].lower()} output map {w.out_height}x{w.out_width}x{c}",
                           w.positions() * c))

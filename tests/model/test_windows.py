@@ -1,7 +1,7 @@
-"""The golden model's convolution and max pooling against PyTorch's, on random windowed programs.
+"""The golden model's convolution and pooling against PyTorch's, on random windowed programs.
 
 The reference here shares nothing with the golden model but the lowered
-layers: PyTorch's conv2d / max_pool2d on NCHW maps, the contract's
+layers: PyTorch's conv2d / max_pool2d / avg_pool2d on NCHW maps, the contract's
 requantization, and the HWC packing of the maps done by hand.
 """
 import numpy as np
@@ -44,6 +44,14 @@ def test_windowed_golden_matches_torch(seed):
             mp = torch.nn.functional.pad(m, (0, max(pr,0), 0, max(pb,0)), value=-1e9)
             o = torch.nn.functional.max_pool2d(mp, (win.kernel_h, win.kernel_w), (win.stride_y, win.stride_x))[:, :, :win.out_height, :win.out_width]
             h = o.permute(0,2,3,1).reshape(len(h),-1).long()
+            continue
+        if L.kind=="avgpool":
+            # Sums over zero padding (the last windows may hang past the map), then the layer's requantization.
+            mp = torch.nn.functional.pad(m, (win.pad_left, 50, win.pad_top, 50))
+            o = torch.nn.functional.avg_pool2d(mp, (win.kernel_h, win.kernel_w), (win.stride_y, win.stride_x))
+            sums = (o[:, :, :win.out_height, :win.out_width] * win.taps()).round().long()
+            q = requantize(sums.permute(0,2,3,1).numpy(), L.mult, L.shift, L.relu, L.act, L.floor)
+            h = torch.tensor(q.reshape(len(h),-1).astype(np.int64))
             continue
         W = L.codebook[L.indices].reshape(L.out_features,-1)[:, :L.in_features].astype(np.float64)
         W = torch.tensor(W).reshape(L.out_features, win.kernel_h, win.kernel_w, C).permute(0,3,1,2)

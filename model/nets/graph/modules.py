@@ -11,7 +11,7 @@ channels consecutive.  These modules compute in float on exactly that layout:
   which codes the rows of ``nn.Linear`` weights, codes it unchanged): its
   ``(out, taps * channels)`` weight is the engine's row, and its forward is
   the convolution;
-* :class:`EngineMaxPool` pools a map;
+* :class:`EngineMaxPool` and :class:`EngineAvgPool` pool a map;
 * :class:`EngineActivation` is the requantizer's leaky-ReLU slope or floor
   (``nn.ReLU`` stands for plain ReLU);
 * :class:`EngineInput`, first, writes the engine's input from the raw inputs, as the host does.
@@ -149,6 +149,19 @@ class EngineMaxPool(nn.Module):
                          stride=(win.stride_y, win.stride_x))
         return _to_flat_hwc(y, self.channels)
 
+
+class EngineAvgPool(EngineMaxPool):
+    """Average pooling of a map: each window's sum over ``kernel_h * kernel_w``, taps outside the map zero."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        win = self.window
+        y = F.avg_pool2d(_windowed(x, win, self.channels, 0.0), (win.kernel_h, win.kernel_w),
+                         stride=(win.stride_y, win.stride_x))
+        return _to_flat_hwc(y, self.channels)
+
+
+#: Pooling layers (no weights; the scale passes through them).
+POOLING = (EngineMaxPool, EngineAvgPool)
 
 #: Layers that carry weights (coded by the compression methods).
 WEIGHT_LAYERS = (EngineLinear, EngineConv)

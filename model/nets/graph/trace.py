@@ -11,7 +11,10 @@ into the engine's layout (:mod:`model.nets.graph.modules`):
   order of its input (a flattened map is HWC, the network's flatten is CHW; any
   reshape or permute in between is followed exactly); parallel Linear heads on
   one input become one layer;
-* ``MaxPool1d`` / ``MaxPool2d`` become :class:`EngineMaxPool`;
+* ``MaxPool1d`` / ``MaxPool2d`` become :class:`EngineMaxPool`; ``AvgPool1d`` /
+  ``AvgPool2d`` (floor mode, padding counted as zeros) and ``AdaptiveAvgPool1d`` /
+  ``AdaptiveAvgPool2d`` whose output divides the input (global average pooling
+  included) become :class:`EngineAvgPool`;
 * ``ReLU``, ``PReLU`` and ``LeakyReLU`` after a weight layer are the requantizer's activation;
 * ``BatchNorm`` directly after a weight layer is folded into its weights and
   bias, and after its ReLU into them and a floor activation;
@@ -44,8 +47,8 @@ from model.contract.errors import VqeError
 from model.contract.ints import round_up
 from model.contract.layout import vector_align
 from model.contract.window import KERNEL_BITS, PAD_BITS, STRIDE_BITS, Window
-from model.nets.graph.modules import (PAD, WEIGHT_LAYERS, EngineActivation, EngineConv, EngineInput, EngineLinear,
-                                      EngineMaxPool)
+from model.nets.graph.modules import (PAD, WEIGHT_LAYERS, EngineActivation, EngineAvgPool, EngineConv, EngineInput,
+                                      EngineLinear, EngineMaxPool)
 
 
 class GraphError(VqeError, ValueError):
@@ -375,18 +378,82 @@ def _maxpool(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
         stride, padding, dilation = kw.get("stride") or kernel, kw.get("padding", 0), kw.get("dilation", 1)
     if any(d != 1 for d in _pair(dilation, one_d)):
         raise GraphError(f"{describe(node, m)}: only dilation 1 runs on the engine")
-    ph, pw = _pair(padding, one_d, 0)
+    return _pool(walk, node, m, EngineMaxPool, "max", one_d, _pair(kernel, one_d), _pair(stride, one_d),
+                 _pair(padding, one_d, 0))
+
+
+def _pool(walk: _Walk, node: fx.Node, m: nn.Module | None, module: type, what: str, one_d: bool,
+          kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]) -> _Value:
+    """A pooling layer (``module``) of ``kernel``, ``stride`` and ``padding`` (each (height, width))."""
+    ph, pw = padding
     v = walk.arg(node)
     if v.stage == "input":
         raise GraphError(f"{describe(node, m)}: a network must start with a convolution or a Linear layer")
     walk.consume(v, node, m)
     geometry, pads = _map_input(walk, v, node, one_d, (pw, pw, ph, ph))
-    win = _window(node, walk, geometry, pads, _pair(kernel, one_d), _pair(stride, one_d))
-    walk.layers.append(EngineMaxPool(win, walk.lanes))
-    walk.source.append(f"{node.name}: max pool {win.kernel_h}x{win.kernel_w} stride {win.stride_y},{win.stride_x}"
-                       " -> maxpool")
+    win = _window(node, walk, geometry, pads, kernel, stride)
+    layer = module(win, walk.lanes)
+    walk.layers.append(layer)
+    walk.source.append(f"{node.name}: {what} pool {win.kernel_h}x{win.kernel_w} stride {win.stride_y},{win.stride_x}"
+                       f" -> {what}pool")
     out = _map_value(geometry[0], win.out_height, win.out_width, geometry[3], one_d)
     return walk.produced(replace(out, fresh=False))
+
+
+#: What the engine's average pooling is, for refusals.
+AVGPOOL_SUPPORTED = ("the engine averages over the whole kernel with padding as zeros: ceil_mode=False "
+                     "(or True where it changes nothing), count_include_pad=True (or no padding), "
+                     "no divisor_override")
+
+
+def _avgpool(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
+    """AvgPool1d/2d and F.avg_pool1d/2d: floor mode, padding counted as zeros, the divisor the whole kernel."""
+    if m is not None:
+        one_d = isinstance(m, nn.AvgPool1d)
+        kw = {name: getattr(m, name, None) for name in ("kernel_size", "stride", "padding", "ceil_mode",
+                                                        "count_include_pad", "divisor_override")}
+    else:
+        one_d = node.target is F.avg_pool1d
+        kw = dict(zip(("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                       "divisor_override"), node.args), **node.kwargs)
+    kernel = _pair(kw["kernel_size"], one_d)
+    stride = _pair(kw.get("stride") or kw["kernel_size"], one_d)
+    padding = _pair(kw.get("padding") or 0, one_d, 0)
+    ceil_mode = bool(kw.get("ceil_mode"))
+    include_pad = kw.get("count_include_pad", True) is not False
+    divisor = kw.get("divisor_override")
+    in_shape = tuple(node.args[0].meta["tensor_meta"].shape)[2:] if isinstance(node.args[0], fx.Node) else ()
+    sides = ((1,) if one_d else ()) + in_shape
+    floor_out = tuple((n + 2 * p - k) // s + 1 for n, p, k, s in zip(sides, padding, kernel, stride))
+    out = _out_shape(node)
+    out_sides = (1, out[-1]) if len(out) == 2 else tuple(out[1:])
+    bad = [what for what, refused in (
+        ("ceil_mode=True", ceil_mode and out_sides != floor_out),
+        ("count_include_pad=False", not include_pad and any(padding)),
+        (f"divisor_override={divisor}", divisor is not None and divisor != kernel[0] * kernel[1])) if refused]
+    if bad:
+        raise GraphError(f"{describe(node, m)}: {bad[0]} does not run on the engine; {AVGPOOL_SUPPORTED}")
+    return _pool(walk, node, m, EngineAvgPool, "avg", one_d, kernel, stride, padding)
+
+
+def _adaptive_avgpool(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
+    """AdaptiveAvgPool1d/2d and F.adaptive_avg_pool1d/2d whose output divides the input: an average pool of
+    kernel and stride input / output (global average pooling: one window over the whole map)."""
+    one_d = isinstance(m, nn.AdaptiveAvgPool1d) if m is not None else node.target is F.adaptive_avg_pool1d
+    if not isinstance(node.args[0], fx.Node):
+        raise GraphError(f"{describe(node, m)}: its input is not a tensor the engine holds")
+    in_shape = tuple(node.args[0].meta["tensor_meta"].shape)[2:]
+    sides = ((1,) if one_d else ()) + in_shape
+    out = _out_shape(node)
+    out_sides = (1, out[-1]) if len(out) == 2 else tuple(out[1:])
+    if any(o == 0 or n % o for n, o in zip(sides, out_sides)):
+        raise GraphError(f"{describe(node, m)}: output {'x'.join(map(str, out_sides))} does not divide the input "
+                         f"{'x'.join(map(str, sides))}; the engine runs adaptive average pooling only as an "
+                         "average pool of whole windows")
+    kernel = tuple(n // o for n, o in zip(sides, out_sides))
+    # A side with one output position has one window: any stride will do, and 1 fits its field.
+    stride = tuple(k if o > 1 else 1 for k, o in zip(kernel, out_sides))
+    return _pool(walk, node, m, EngineAvgPool, "avg", one_d, kernel, stride, (0, 0))
 
 
 def _activation_period(layer: nn.Module) -> int:
@@ -496,7 +563,8 @@ def _move(walk: _Walk, node: fx.Node, m: nn.Module | None):
 #: Handlers by module type.
 MODULE_HANDLERS: dict[type, Handler] = {
     nn.Conv1d: _conv, nn.Conv2d: _conv, nn.Linear: _linear,
-    nn.MaxPool1d: _maxpool, nn.MaxPool2d: _maxpool,
+    nn.MaxPool1d: _maxpool, nn.MaxPool2d: _maxpool, nn.AvgPool1d: _avgpool, nn.AvgPool2d: _avgpool,
+    nn.AdaptiveAvgPool1d: _adaptive_avgpool, nn.AdaptiveAvgPool2d: _adaptive_avgpool,
     nn.ReLU: _relu, nn.PReLU: _leaky, nn.LeakyReLU: _leaky, nn.BatchNorm1d: _batchnorm, nn.BatchNorm2d: _batchnorm,
     nn.Flatten: _move, nn.Unflatten: _move, nn.Dropout: _identity, nn.Identity: _identity,
     nn.Sigmoid: _output_activation("sigmoid"), nn.Softmax: _output_activation("softmax"),
@@ -505,7 +573,8 @@ MODULE_HANDLERS: dict[type, Handler] = {
 #: Handlers by function (``call_function``) or method name (``call_method``).
 FUNCTION_HANDLERS: dict[object, Handler] = {
     F.relu: _relu, torch.relu: _relu, "relu": _relu, F.leaky_relu: _leaky,
-    F.max_pool1d: _maxpool, F.max_pool2d: _maxpool, F.pad: _pad,
+    F.max_pool1d: _maxpool, F.max_pool2d: _maxpool, F.avg_pool1d: _avgpool, F.avg_pool2d: _avgpool,
+    F.adaptive_avg_pool1d: _adaptive_avgpool, F.adaptive_avg_pool2d: _adaptive_avgpool, F.pad: _pad,
     F.dropout: _identity, "contiguous": _identity,
     torch.sigmoid: _output_activation("sigmoid"), "sigmoid": _output_activation("sigmoid"),
     torch.softmax: _output_activation("softmax"), F.softmax: _output_activation("softmax"),
@@ -520,7 +589,8 @@ FUNCTION_HANDLERS: dict[object, Handler] = {
 def supported() -> str:
     """The operators :func:`lower_graph` lowers, for error messages."""
     mods = sorted({t.__name__ for t in MODULE_HANDLERS})
-    return ", ".join(mods) + ", F.relu, F.max_pool1d/2d, F.pad (zeros), reshape/view/permute/flatten"
+    return ", ".join(mods) + (", F.relu, F.max_pool1d/2d, F.avg_pool1d/2d, F.adaptive_avg_pool1d/2d, F.pad (zeros), "
+                              "reshape/view/permute/flatten")
 
 
 def lower_graph(model: nn.Module, input_shape: tuple[int, ...], lanes: int) -> EngineNet:
