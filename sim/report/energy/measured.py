@@ -5,7 +5,7 @@ Every scenario but the dense baselines starts from the engine's counters:
 `weights_substituted` swaps the engine's index stream for another number of
 words at each of its DRAM reads (`stream_dram_reads`: a streamed convolution
 reads it at every output position); `engine_rowless_cost` prices a layer
-without rows (max pooling); `priced_at_entropy` prices a dense-row layer whose entries are coded
+without rows (max or average pooling); `priced_at_entropy` prices a dense-row layer whose entries are coded
 at their entropy (the floors of `sim.report.energy.codebook` and
 `sim.report.energy.pvq`); `sparse_code_bits` sets a sparse layer's measured
 code bits beside their entropy (the floor of `sim.report.energy.sparse`).
@@ -49,9 +49,10 @@ def engine_io_cost(net: NetworkData, table: EnergyTable) -> LayerCost:
 
 
 def engine_rowless_cost(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
-    """A layer without rows (max pooling) priced as the engine does: its counters as measured, no weights.
+    """A layer without rows (pooling) priced as the engine does: its counters as measured, no weights.
 
-    Its counters are its descriptor's DRAM words and its activation-SRAM reads and writes; every
+    Its counters are its descriptor's DRAM words and its activation-SRAM reads and writes (and average
+    pooling's adds, one 32-bit add per lane per lane-word read); every
     scenario runs the same pooling, so this is every scenario's price of it but dense fp32's.
     """
     return LayerCost(engine_events(net, i, table), 0.0)

@@ -1,5 +1,5 @@
-"""Convolution and max pooling in the energy report: every scenario against the program's metadata and the golden
-model's counters, on small random windowed programs (conv, max pool, conv, FC)."""
+"""Convolution and pooling in the energy report: every scenario against the program's metadata and the golden
+model's counters, on small random windowed programs (conv, max or average pool, conv, FC)."""
 from __future__ import annotations
 
 import json
@@ -25,8 +25,11 @@ from sim.report.energy.table import load_energy_table
 from sim.report.files import PLOT_RESIDENT
 
 LANES, DEPTH = 4, 16
-#: Seeds whose programs apply both convolutions at several output positions.
-SEEDS = (0, 4, 7)
+#: Seeds whose programs apply both convolutions at several output positions: average pooling (0), max pooling
+#: (7, 10).
+SEEDS = (0, 7, 10)
+#: The pooling kinds (layers without rows).
+POOLS = ("maxpool", "avgpool")
 #: Images of the streamed run and of the sweep's jobs.
 IMAGES = 3
 #: Weight-SRAM capacities of the small sweep (KiB): none, and one that holds every stream.
@@ -73,7 +76,8 @@ def events(energy, part: int, what: str) -> float:
 def test_layer_facts_come_from_the_program(case):
     program, _, net, _ = case
     meta = program.meta["layers"]
-    assert [layer.kind for layer in net.layers] == [m["kind"] for m in meta] == ["conv", "maxpool", "conv", "fc"]
+    kinds = [layer.kind for layer in net.layers]
+    assert kinds == [m["kind"] for m in meta] and kinds[1] in POOLS and kinds[::2] + kinds[3:] == ["conv", "conv", "fc"]
     for layer, m in zip(net.layers, meta):
         assert (layer.in_features, layer.out_features, layer.positions) == \
             (m["in_features"], m["out_features"], positions(m))
@@ -153,21 +157,28 @@ def test_a_resident_convolution_reads_its_stream_from_dram_once_per_job(table):
             assert saved == resident[i]["weight_sram_reads"] == (positions(m) * IMAGES - 1) * m["placement"]["words"]
             sram = priced[SweepPoint(ALL, IMAGES)].engine.by_component(i)["weight_sram"]
             assert sram > 0 and priced[SweepPoint(ALL, IMAGES)].resident_layers[i]
-        if m["kind"] == "maxpool":
+        if m["kind"] in POOLS:
             assert saved == 0 and not priced[SweepPoint(ALL, IMAGES)].resident_layers[i]
 
 
-def test_max_pooling_costs_no_weight_reads(case, table):
+def test_pooling_costs_no_weight_reads(case, table):
+    """Max pooling: its descriptor and activation reads and writes; average pooling: those and its adds."""
     program, x, net, res = case
-    pools = [i for i, layer in enumerate(net.layers) if layer.kind == "maxpool"]
+    pools = [i for i, layer in enumerate(net.layers) if layer.kind in POOLS]
     direct = golden_counters(program, x)
     for key, energy in res.items():
         for i in pools:
             part = energy.parts[i]
             assert part.weight_bits == 0
             assert events(energy, i, "DRAM 32-bit words read") == DESC_WORDS   # its descriptor, no stream
-            for what in ("weight SRAM", "codebook", "int8 multiply", "fp32 multiply", "adds"):
+            for what in ("weight SRAM", "codebook", "int8 multiply", "fp32 multiply"):
                 assert events(energy, i, what) == 0, (key, what)
+            adds = [e for e in part.events if e.what.startswith("adds")]
+            average = net.layers[i].kind == "avgpool"
+            assert sum(e.count for e in adds) == (direct[i]["adds"] / IMAGES if average else 0), key
+            assert (direct[i]["adds"] == direct[i]["sram_reads"] * LANES) if average else direct[i]["adds"] == 0
+            # One 32-bit add each, on top of what max pooling's counters cost.
+            assert sum(e.pj for e in adds) == pytest.approx(sum(e.count for e in adds) * table.pj("int32_add"))
             assert events(energy, i, "activation SRAM reads") == direct[i]["sram_reads"] / IMAGES
             assert events(energy, i, "activation SRAM writes") == direct[i]["sram_writes"] / IMAGES
     # Resident or not, a pooling layer costs the same.
