@@ -17,18 +17,19 @@ class AvgPool(wiring.Component):
     ``first``.  At ``last`` each lane's ``POOL_SUM_BITS``-wide sum goes into
     its own :class:`hw.requantizer.Requantizer` (the rows' arithmetic, so the
     rounding is the golden model's), with the layer's ``mult``, ``shift``,
-    ``act``, ``relu`` and ``floor``; ``REQUANT_LATENCY`` cycles later
+    ``act``, ``relu`` and ``floor``; ``Requantizer.LATENCY`` cycles later
     ``done`` is high and ``result`` holds the int8 averages.  One row may end
     every cycle (a 1x1 kernel).  Golden twin: :func:`model.golden.windows.avg_pool`.
 
     Parameters
     ----------
     lanes : int
+        Lanes of a tap's lane-word, each summed and requantized on its own.
 
     Members
     -------
-    valid, first, last, inside : In(1)
-    data : In(lane_word(lanes))
+    valid, first, last, inside : In(1); data : In(lane_word(lanes))
+        The walked taps, one lane-word a cycle, as :class:`hw.max_pool.MaxPool` takes them.
     mult : In(MULT_BITS)
     shift : In(SHIFT_BITS)
     act : In(signed(ACT_PARAM_BITS))
