@@ -14,7 +14,10 @@ from model.contract.window import Window
 from model.golden.engine import GoldenEngine
 from model.program.file import Program
 
-BACKENDS = ("golden", "amaranth", "icarus", "verilator")
+#: ``verilator``: the compiled C++ harness (`sim.backends.verilator`); ``verilator-cocotb``: the cocotb
+#: testbench on Verilator; ``icarus``: the cocotb testbench on Icarus.  The compiled backends load the
+#: DRAM image at run time, so each engine configuration is built once.
+BACKENDS = ("golden", "amaranth", "icarus", "verilator", "verilator-cocotb")
 
 
 class RunError(VqeError):
@@ -43,11 +46,17 @@ def simulate(program: Program, image: np.ndarray, backend: str, *, out_addr: int
         from sim.backends.amaranth import run_amaranth
         return run_amaranth(cfg, image, out_addr=out_addr, out_words=out_words, max_cycles=max_cycles,
                             latency=latency, stall=stall, seed=seed, vcd_path=vcd)
+    from sim.backends.top import TOP_NAME, compiled_top_verilog
+    verilog = compiled_top_verilog(cfg)
+    if backend == "verilator":
+        from sim.backends.verilator import Job, build_harness, run_jobs
+        binary, build_seconds = build_harness(verilog, trace=vcd is not None)
+        res = run_jobs(binary, [Job(image, out_addr, out_words, max_cycles, latency, stall, seed, vcd)])[0]
+        return dict(res, build_seconds=build_seconds, vcd=vcd)
     from sim.backends.cocotb import run_sim_top
-    from sim.backends.top import TOP_NAME, sim_top_verilog
-    verilog = sim_top_verilog(cfg, image, latency=latency, stall=stall, seed=seed)
-    return run_sim_top(verilog, TOP_NAME, backend, out_addr=out_addr, out_words=out_words,
-                       max_cycles=max_cycles, vcd_path=vcd)
+    return run_sim_top(verilog, TOP_NAME, backend.removesuffix("-cocotb"), out_addr=out_addr,
+                       out_words=out_words, max_cycles=max_cycles, vcd_path=vcd, dram_file=image,
+                       dram_timing=(latency, stall, seed))
 
 
 def on_engine(program: Program, config) -> Program:
@@ -93,51 +102,81 @@ def layer_macs(layer: dict) -> int:
 
 def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None, backend: str, *,
                 latency: int = 10, stall: int = 0, seed: int = 1, vcd: str | None = None,
-                reference_predictions: np.ndarray | None = None) -> dict:
-    """Run ``program`` on inputs ``x_int8`` and build the JSON summary (see README)."""
+                reference_predictions: np.ndarray | None = None, shard_images: int | None = None,
+                scheduler: str | None = None, workers: int | None = None, progress: bool = False) -> dict:
+    """Run ``program`` on inputs ``x_int8`` and build the JSON summary (see README).
+
+    On an RTL backend the images are split into shards of at most ``shard_images``
+    (`sim.shards.DEFAULT_SHARD_IMAGES`), each one engine job checked against the golden
+    model's run of the same job; several shards, or a ``scheduler``, run on a Dask cluster
+    (`sim.shards.run_shards`).  Counters are the shards' sums.
+    """
+    from sim.shards import DEFAULT_SHARD_IMAGES, merge_shards, plan_shards, run_shard, run_shards
     if backend not in BACKENDS:
         raise RunError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    from sim.backends.dram_model import MIN_LATENCY, STALL_BITS
-    if latency < MIN_LATENCY:
-        raise RunError(f"--latency must be at least {MIN_LATENCY} cycles, got {latency}")
+    from sim.backends.dram_model import MAX_LATENCY, MIN_LATENCY, STALL_BITS
+    if not MIN_LATENCY <= latency <= MAX_LATENCY:
+        raise RunError(f"--latency must be {MIN_LATENCY}..{MAX_LATENCY} cycles, got {latency}")
     if not 0 <= stall < 1 << STALL_BITS:
         raise RunError(f"--stall must be 0..{(1 << STALL_BITS) - 1} (1/256ths), got {stall}")
+    if not 0 <= seed < 1 << 32:
+        raise RunError(f"--seed must be 0..{(1 << 32) - 1}, got {seed}")
     meta = program.meta
     n = len(x_int8)
-    image, out_addr, out_words = program.dram_image(x_int8)
-    engine = GoldenEngine(program.config)
-    t0 = time.perf_counter()
-    golden = engine.run(image)
-    golden_seconds = time.perf_counter() - t0
-
+    wall0 = time.perf_counter()
     summary = {"network": meta["network"], "method": meta["method"], "backend": backend, "images": n}
-    outputs = golden.outputs
-    counters = dict(golden.counters)
     bit_exact, mismatches, counter_mismatches = None, 0, {}
-    cycles, res = None, {}
-    sim_seconds = golden_seconds
-    if backend != "golden":
-        bound = hang_bound(golden.counters, meta["n_layers"], n, latency, meta["engine"]["lanes"])
-        res = simulate(program, image, backend, out_addr=out_addr, out_words=n * out_words,
-                       max_cycles=bound, latency=latency, stall=stall, seed=seed, vcd=vcd)
-        if not res["done"]:
-            raise RunError(f"{backend}: the engine did not finish within {bound} cycles (hang)")
-        if res["error"]:
-            from model.contract.errors import EngineError
-            raise RunError(f"{backend}: the engine stopped with error {EngineError(res['error']).name}")
-        rtl_out = unpack_vectors(np.asarray(res["outputs"], dtype=np.uint32).reshape(n, out_words),
-                                 meta["output_features"])
-        mismatches = int(np.sum(np.any(rtl_out != golden.outputs, axis=1)))
-        counter_mismatches = {k: {"golden": golden.counters[k], "rtl": res["counters"][k]}
-                              for k in COUNTERS if golden.counters[k] != res["counters"][k]}
+    cycles, layer_cycles, jobs = None, None, 1
+    if backend == "golden":
+        image, _, _ = program.dram_image(x_int8)
+        t0 = time.perf_counter()
+        golden = GoldenEngine(program.config).run(image)
+        sim_seconds = time.perf_counter() - t0
+        outputs, counters, golden_counters = golden.outputs, dict(golden.counters), dict(golden.counters)
+        golden_outputs = outputs
+    else:
+        shards = plan_shards(n, n if vcd else (shard_images or DEFAULT_SHARD_IMAGES))
+        if vcd and shard_images and shard_images < n:
+            raise RunError("--vcd traces one job: leave out --shard-images")
+        if backend == "verilator":   # build once here, not in every worker at the same time
+            from sim.backends.top import compiled_top_verilog
+            from sim.backends.verilator import build_harness
+            build_harness(compiled_top_verilog(program.config), trace=vcd is not None)
+        tasks = [(s.describe(), (program, x_int8[s.start:s.stop], backend),
+                  {"latency": latency, "stall": stall, "seed": seed, "vcd": vcd}) for s in shards]
+        bar = None
+        if progress and len(shards) > 1:
+            from tqdm import tqdm
+            bar = tqdm(total=n, unit="image", desc=f"{backend}, {len(shards)} shards", leave=False)
+        size = {s.describe(): s.images for s in shards}
+        try:
+            results = run_shards(tasks, run_shard, scheduler=scheduler, workers=workers,
+                                 in_process=len(shards) == 1 and scheduler is None,
+                                 progress=(lambda label: bar.update(size[label])) if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        for s, r in zip(shards, results):
+            if not r["done"]:
+                raise RunError(f"{backend}: {s.describe()}: the engine did not finish within {r['bound']} cycles "
+                               "(hang)")
+            if r["error"]:
+                from model.contract.errors import EngineError
+                raise RunError(f"{backend}: {s.describe()}: the engine stopped with error "
+                               f"{EngineError(r['error']).name}")
+        merged = merge_shards(results)
+        jobs = len(shards)
+        outputs, counters, golden_counters = merged["outputs"], merged["counters"], merged["golden_counters"]
+        golden_outputs = merged["golden_outputs"]
+        mismatches = int(np.sum(np.any(outputs != golden_outputs, axis=1)))
+        counter_mismatches = {k: {"golden": golden_counters[k], "rtl": counters[k]}
+                              for k in COUNTERS if golden_counters[k] != counters[k]}
         bit_exact = mismatches == 0 and not counter_mismatches
-        outputs = rtl_out
-        counters = dict(res["counters"])
         cycles = counters["cycles"]
-        sim_seconds = res["sim_seconds"]
+        sim_seconds = merged["sim_seconds"]
+        layer_cycles = merged["layer_cycles"]
 
     lanes = meta["engine"]["lanes"]
-    layer_cycles = res.get("layer_cycles") if backend != "golden" else None
     layers = []
     for i, layer in enumerate(meta["layers"]):
         layer_ideal = n * ideal_layer_cycles(layer, lanes)
@@ -147,8 +186,9 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
                        "utilization": None if not layer_cycle else layer_ideal / layer_cycle,
                        "resident": layer["placement"]["resident"]})
     ideal = ceil_div(n * sum(layer_macs(layer) for layer in meta["layers"]), lanes)
+    accuracy = (lambda out: None if labels is None else float(np.mean(np.argmax(out, axis=1) == labels)))  # noqa: E731
     summary.update({
-        "accuracy": None if labels is None else float(np.mean(np.argmax(outputs, axis=1) == labels)),
+        "accuracy": accuracy(outputs),
         "reference_accuracy": None if reference_predictions is None or labels is None
         else float(np.mean(reference_predictions == labels)),
         "bit_exact": bit_exact,
@@ -166,6 +206,9 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
         "lanes": lanes,
         "dram_latency": None if backend == "golden" else latency,
         "counter_mismatches": counter_mismatches,
-        "golden_counters": golden.counters,
+        "golden_counters": golden_counters,
+        "golden_accuracy": accuracy(golden_outputs),
+        "jobs": jobs,
+        "wall_seconds": time.perf_counter() - wall0,
     })
     return summary

@@ -39,7 +39,8 @@ TEST_MODULE = "sim.backends.cocotb_top"
 def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, out_words: int,
                 max_cycles: int, vcd_path: str | None = None,
                 build_root: str | Path = "build/cocotb",
-                dram_image=None, dram_memory: str = "dram.mem") -> dict:
+                dram_image=None, dram_memory: str = "dram.mem", dram_file=None,
+                dram_timing: tuple[int, int, int] | None = None) -> dict:
     """Simulate one whole engine run of the simulation top ``toplevel`` given as Verilog text.
 
     Parameters
@@ -63,6 +64,12 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
         Words written into the memory ``dram_memory`` (a dotted instance path below
         the top) through VPI during reset, before ``start``.  Lets one build serve
         many DRAM images: generate the top with a blank memory of the right depth.
+    dram_file : sequence of int, optional
+        Words passed to the design as a ``$readmemh`` file in ``+vqe_dram=FILE``: how the
+        compiled simulation top (`sim.backends.top.compiled_top_verilog`) loads its DRAM.
+    dram_timing : (latency, stall, seed), optional
+        Values the test sets on the top's ``dram_latency``, ``dram_stall`` and ``dram_seed``
+        ports during reset.
 
     Returns
     -------
@@ -116,6 +123,12 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
         params["VQE_COCOTB_DRAM_IMAGE"] = str(run_dir / "dram.bin")
         params["VQE_COCOTB_DRAM_MEMORY"] = dram_memory
     plusargs: list[str] = []
+    if dram_file is not None:
+        from sim.backends.verilator import write_image
+        write_image(run_dir / "dram.hex", dram_file)
+        plusargs.append(f"+vqe_dram={run_dir / 'dram.hex'}")
+    if dram_timing is not None:
+        params["VQE_COCOTB_DRAM_TIMING"] = ",".join(str(int(v)) for v in dram_timing)
     test_args: list[str] = []
     if waves and simulator == "icarus":
         plusargs.append(f"+dumpfile_path={vcd_path}")

@@ -8,8 +8,6 @@ copied into each new build.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -18,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sim.backends.simulators import (SimulationError, check_simulator, get_runner, log_tail, patched_environ,
-                                     simulator_environment)
+from sim.backends.simulators import (SimulationError, check_simulator, exclusive_lock, get_runner, log_tail,
+                                     patched_environ, simulator_environment)
 
 #: Time unit and precision of every build.
 TIMESCALE = ("1ns", "1ps")
@@ -27,18 +25,6 @@ TIMESCALE = ("1ns", "1ps")
 _BUILD_RECIPE = "1"
 #: File a finished build leaves in its directory.
 _STAMP = "vqe-build.ok"
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """Hold an exclusive lock on the file ``path`` (created) while the block runs: one build per design at a time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _build_args(simulator: str) -> list[str]:
@@ -111,7 +97,7 @@ def build_sim_top(verilog: str, toplevel: str, simulator: str, *, waves: bool = 
     check_simulator(simulator)
     build_root = Path(build_root).resolve()
     build_dir = build_root / f"{simulator}-{design_key(verilog, toplevel, simulator, waves)}"
-    with _locked(build_root / f".{build_dir.name}.lock"):
+    with exclusive_lock(build_root / f".{build_dir.name}.lock"):
         if (build_dir / _STAMP).is_file():
             return build_dir, 0.0
         if build_dir.exists():

@@ -17,6 +17,8 @@ Parameters come in through environment variables, results go out as JSON:
 ``VQE_COCOTB_DRAM_IMAGE``   optional: raw little-endian 32-bit words written,
                             during reset, into the memory named by
 ``VQE_COCOTB_DRAM_MEMORY``  (dotted instance path below the top, ``dram.mem``)
+``VQE_COCOTB_DRAM_TIMING``  optional: ``latency,stall,seed`` set on the ports
+                            ``dram_latency``, ``dram_stall``, ``dram_seed``
 ==========================  =================================================
 """
 from __future__ import annotations
@@ -65,6 +67,12 @@ async def run_engine(dut):
     dut.rst.value = 1
     dut.start.value = 0
     dut.dbg_addr.value = 0
+    timing = os.environ.get("VQE_COCOTB_DRAM_TIMING", "")
+    if timing:
+        latency, stall, seed = (int(v) for v in timing.split(","))
+        dut.dram_latency.value = latency
+        dut.dram_stall.value = stall
+        dut.dram_seed.value = seed
     await ClockCycles(dut.clk, 2)       # two rising edges in reset
     if image_path:
         # Preload the DRAM model's memory through VPI (after time 0, so no initial block overrides it).

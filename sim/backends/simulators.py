@@ -6,6 +6,7 @@ Shared by the build (`sim.backends.cocotb_build`) and the run
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
 import logging
 import os
@@ -76,6 +77,19 @@ def patched_environ(updates: dict[str, str], remove: tuple[str, ...] = ()):
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path):
+    """Hold an exclusive lock on the file ``path`` (created) while the block runs: one build per design at a time,
+    across processes (the workers of a sharded run share the build directory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def check_simulator(simulator: str) -> None:

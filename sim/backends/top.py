@@ -1,7 +1,14 @@
-"""The simulation top: the engine with a DRAM model preloaded with the program image.
+"""The simulation top: the engine with a DRAM model holding the program image.
 
 A whole job runs inside the simulated design; a testbench only pulses
 ``start``, waits for ``done`` and reads the results back through ``dbg``.
+
+Two forms.  For the Amaranth simulator the image is the DRAM memory's initial
+contents.  For the compiled simulators (`compiled_top_verilog`) the DRAM is a
+blank :data:`COMPILED_ADDR_BITS`-bit memory loaded at run time from
+``+vqe_dram=FILE``, and the DRAM timing comes in through ports, so the
+Verilog depends on the engine's configuration alone: one build per engine
+serves every program, input set, latency and stall rate.
 """
 import re
 
@@ -14,9 +21,12 @@ from hw.engine import Engine
 from hw.layouts import control_members
 from model.contract.config import EngineConfig
 from model.contract.layout import WORD_BITS
-from sim.backends.dram_model import DramModel
+from sim.backends.dram_model import MAX_LATENCY, SEED_BITS, STALL_BITS, STORAGE_VERILOG, DramModel
 
 TOP_NAME = "vqe_sim_top"
+#: DRAM word-address bits of the compiled simulations: 4 Mi words (16 MiB) hold a job of 10,000
+#: LeNet-300-100 images (about 2 Mi words); `sim.shards` splits larger jobs.
+COMPILED_ADDR_BITS = 22
 
 # yosys makes every combinational ``always @*`` block sensitive to a dummy register
 # initialised in its declaration, so that it runs at time zero; Icarus applies that
@@ -42,10 +52,11 @@ class SimTop(wiring.Component):
     Parameters
     ----------
     config : EngineConfig
-    image : sequence of int
-        The DRAM image (program, inputs, output space).
+    image : sequence of int or None
+        The DRAM image (program, inputs, output space); None for a blank
+        DRAM of ``2**COMPILED_ADDR_BITS`` words loaded at run time (compiled simulators only).
     latency, stall, seed :
-        DRAM model timing (see :class:`DramModel`).
+        DRAM model timing (see :class:`DramModel`): the initial values of the timing ports.
 
     Members
     -------
@@ -53,18 +64,25 @@ class SimTop(wiring.Component):
     busy, done : Out(1)
     error : Out(4)
     counters : Out(CounterLayout)
+    phase : Out(PHASE_BITS)
     dbg_addr : In(addr_width)
     dbg_data : Out(32)
+    dram_latency : In(range(MAX_LATENCY + 1))
+    dram_stall : In(STALL_BITS)
+    dram_seed : In(SEED_BITS)
+        The DRAM model's timing; a testbench sets them before ``start``.
     """
 
     def __init__(self, config: EngineConfig, image, latency: int = 10, stall: int = 0, seed: int = 1):
         """The ports; the engine and the DRAM model are built in `elaborate`."""
         self.config = config
-        self.addr_width = dram_addr_width(len(image))
+        self.addr_width = COMPILED_ADDR_BITS if image is None else dram_addr_width(len(image))
         self._image, self._latency, self._stall, self._seed = image, latency, stall, seed
         super().__init__({
             **control_members(),   # the engine's start, busy, done, error and counters
             "dbg_addr": In(self.addr_width), "dbg_data": Out(WORD_BITS),
+            "dram_latency": In(range(MAX_LATENCY + 1), init=latency), "dram_stall": In(STALL_BITS, init=stall),
+            "dram_seed": In(SEED_BITS, init=seed),
         })
 
     def elaborate(self, platform):
@@ -79,6 +97,7 @@ class SimTop(wiring.Component):
             engine.start.eq(self.start), self.busy.eq(engine.busy), self.done.eq(engine.done),
             self.error.eq(engine.error), self.counters.eq(engine.counters), self.phase.eq(engine.phase),
             dram.dbg_addr.eq(self.dbg_addr), self.dbg_data.eq(dram.dbg_data),
+            dram.latency.eq(self.dram_latency), dram.stall.eq(self.dram_stall), dram.seed.eq(self.dram_seed),
         ]
         return m
 
@@ -87,6 +106,13 @@ def sim_top_verilog(config: EngineConfig, image, **dram) -> str:
     """Verilog of the simulation top (`SimTop`, ``dram``: its DRAM timing), time-zero events included."""
     top = SimTop(config, image, **dram)
     return settle_at_time_zero(verilog.convert(top, name=TOP_NAME, emit_src=False))
+
+
+def compiled_top_verilog(config: EngineConfig) -> str:
+    """Verilog of the simulation top with a blank, run-time-loaded DRAM (`SimTop` with ``image=None``),
+    the storage module's source included: the same text for every program of the engine ``config``."""
+    text = verilog.convert(SimTop(config, None), name=TOP_NAME, emit_src=False)
+    return settle_at_time_zero(text) + "\n" + STORAGE_VERILOG.read_text()
 
 
 def engine_verilog(config: EngineConfig, addr_width: int = 24, name: str = "vqe_engine",

