@@ -135,13 +135,27 @@ class EngineConv(nn.Linear):
         return self.compute(x, self.weight, self.bias)
 
 
-class EngineMaxPool(nn.Module):
-    """Max pooling of a map, windows partly outside it taking the maximum of what is inside."""
+class EnginePool(nn.Module):
+    """A pooling layer of a map: its window and its (padded) channels, in and out.
+
+    Parameters
+    ----------
+    window : Window
+    lanes : int
+
+    Members
+    -------
+    window, lanes, channels
+    """
 
     def __init__(self, window: Window, lanes: int):
         super().__init__()
         self.window, self.lanes = window, lanes
         self.channels = window.channels(lanes)
+
+
+class EngineMaxPool(EnginePool):
+    """Max pooling of a map, windows partly outside it taking the maximum of what is inside."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         win = self.window
@@ -150,7 +164,7 @@ class EngineMaxPool(nn.Module):
         return _to_flat_hwc(y, self.channels)
 
 
-class EngineAvgPool(EngineMaxPool):
+class EngineAvgPool(EnginePool):
     """Average pooling of a map: each window's sum over ``kernel_h * kernel_w``, taps outside the map zero."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
