@@ -70,7 +70,7 @@ def run_shard(program, x_int8: np.ndarray, backend: str, *, latency: int, stall:
 
     from model.codecs.vectors import unpack_vectors
     from model.golden.engine import GoldenEngine
-    from sim.run import hang_bound, simulate
+    from sim.simulate import hang_bound, simulate
     meta = program.meta
     n = len(x_int8)
     image, out_addr, out_words = program.dram_image(x_int8)

@@ -25,14 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from model.contract.counters import COUNTER_BITS, COUNTERS, RTL_COUNTERS
+from model.contract.counters import COUNTER_BITS
 from sim.backends.cocotb_build import TIMESCALE, build_sim_top
+from sim.backends.readmem import COUNTER_NAMES, write_image
 from sim.backends.simulators import (SIMULATORS, SimulationError, get_runner, log_tail, patched_environ,
                                      simulator_environment)
 
 __all__ = ["COUNTER_NAMES", "run_sim_top"]
 
-COUNTER_NAMES = tuple(COUNTERS) + tuple(RTL_COUNTERS)
 TEST_MODULE = "sim.backends.cocotb_top"
 
 
@@ -40,7 +40,7 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
                 max_cycles: int, vcd_path: str | None = None,
                 build_root: str | Path = "build/cocotb",
                 dram_image=None, dram_memory: str = "dram.mem", dram_file=None,
-                dram_timing: tuple[int, int, int] | None = None) -> dict:
+                dram_timing: tuple[int, int, int] | None = None, rom: str | None = None) -> dict:
     """Simulate one whole engine run of the simulation top ``toplevel`` given as Verilog text.
 
     Parameters
@@ -70,6 +70,8 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
     dram_timing : (latency, stall, seed), optional
         Values the test sets on the top's ``dram_latency``, ``dram_stall`` and ``dram_seed``
         ports during reset.
+    rom : str, optional
+        The codebook ROM's ``$readmemh`` text, passed in ``+vqe_rom=FILE`` (the compiled top's ROM).
 
     Returns
     -------
@@ -124,9 +126,11 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
         params["VQE_COCOTB_DRAM_MEMORY"] = dram_memory
     plusargs: list[str] = []
     if dram_file is not None:
-        from sim.backends.verilator import write_image
         write_image(run_dir / "dram.hex", dram_file)
         plusargs.append(f"+vqe_dram={run_dir / 'dram.hex'}")
+    if rom is not None:
+        (run_dir / "rom.hex").write_text(rom)
+        plusargs.append(f"+vqe_rom={run_dir / 'rom.hex'}")
     if dram_timing is not None:
         params["VQE_COCOTB_DRAM_TIMING"] = ",".join(str(int(v)) for v in dram_timing)
     test_args: list[str] = []

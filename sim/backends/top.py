@@ -11,6 +11,7 @@ Verilog depends on the engine's configuration alone: one build per engine
 serves every program, input set, latency and stall rate.
 """
 import re
+from dataclasses import replace
 
 from amaranth.back import verilog
 from amaranth.hdl import Module
@@ -108,11 +109,52 @@ def sim_top_verilog(config: EngineConfig, image, **dram) -> str:
     return settle_at_time_zero(verilog.convert(top, name=TOP_NAME, emit_src=False))
 
 
+#: The codebook ROM's contents as Amaranth writes them (`hw.memories.CodebookRom`): its declaration,
+#: then one assignment per entry in an initial block.
+_ROM_INIT = re.compile(r"^(?P<indent>[ \t]*)(?P<decl>reg \[\d+:0\] rom \[\d+:0\];)\n[ \t]*initial begin\n"
+                       r"(?:[ \t]*rom\[\d+\] = [^;\n]*;\n)*[ \t]*end\n", re.M)
+
+
+def rom_at_run_time(text: str, has_rom: bool) -> str:
+    """Verilog whose codebook ROM is loaded at run time from ``+vqe_rom=FILE`` (``$readmemh``), not built in.
+
+    Raises
+    ------
+    ValueError
+        If the ROM's initial block is not found exactly once in an engine that has a ROM (a change in
+        how Amaranth writes memories): a build would otherwise keep one program's codebook.
+    """
+    found = len(_ROM_INIT.findall(text))
+    if found != int(has_rom):
+        raise ValueError(f"expected {int(has_rom)} codebook-ROM initialisation in the engine's Verilog, found {found}")
+    return _ROM_INIT.sub(lambda m: f"{m['indent']}{m['decl']}\n{m['indent']}reg [8*4096-1:0] rom_path;\n"
+                                   f"{m['indent']}initial if ($value$plusargs(\"vqe_rom=%s\", rom_path)) "
+                                   f"$readmemh(rom_path, rom);\n", text)
+
+
+def placeholder_rom(config: EngineConfig) -> EngineConfig:
+    """``config`` with its ROM's contents replaced by distinct placeholder codewords (entry ``i`` holds
+    ``i``'s 7-bit digits), keeping its size: what `compiled_top_verilog` elaborates, so the Verilog does not
+    depend on the codewords (distinct, so no synthesis pass folds the ROM into constants)."""
+    rom = tuple(tuple((i >> (7 * lane)) & 0x7F for lane in range(config.lanes)) for i in range(len(config.rom)))
+    return replace(config, rom=rom)
+
+
+def rom_hex(config: EngineConfig) -> str:
+    """The codebook ROM's entries as the ``$readmemh`` file ``+vqe_rom`` loads: one lane-word per line,
+    entry 0 first (`hw.memories.pack_lane_word`)."""
+    from hw.memories import pack_lane_word
+    digits = 2 * config.lanes   # two hex digits per int8 lane
+    return "".join(f"{pack_lane_word(cw, config.lanes):0{digits}x}\n" for cw in config.rom)
+
+
 def compiled_top_verilog(config: EngineConfig) -> str:
-    """Verilog of the simulation top with a blank, run-time-loaded DRAM (`SimTop` with ``image=None``),
-    the storage module's source included: the same text for every program of the engine ``config``."""
-    text = verilog.convert(SimTop(config, None), name=TOP_NAME, emit_src=False)
-    return settle_at_time_zero(text) + "\n" + STORAGE_VERILOG.read_text()
+    """Verilog of the simulation top for the compiled simulators: a blank DRAM (`SimTop` with
+    ``image=None``, the storage module's source included) and a codebook ROM, both loaded at run time
+    (``+vqe_dram=FILE``, ``+vqe_rom=FILE`` with `rom_hex`).  The text depends on the engine's
+    parameters and ROM size only, so one build serves every program of that shape."""
+    text = verilog.convert(SimTop(placeholder_rom(config), None), name=TOP_NAME, emit_src=False)
+    return rom_at_run_time(settle_at_time_zero(text), bool(config.rom)) + "\n" + STORAGE_VERILOG.read_text()
 
 
 def engine_verilog(config: EngineConfig, addr_width: int = 24, name: str = "vqe_engine",

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from model.contract.counters import COUNTER_BITS
-from sim.backends.cocotb import COUNTER_NAMES
+from sim.backends.readmem import COUNTER_NAMES, write_image
 from sim.backends.simulators import (SimulationError, check_simulator, exclusive_lock, log_tail,
                                      simulator_environment)
 from sim.backends.top import TOP_NAME
@@ -62,6 +62,8 @@ class Job:
         DRAM timing (`sim.backends.dram_model.DramModel`).
     vcd : str or None
         Waveform file (the build then traces).
+    rom : str
+        The codebook ROM's ``$readmemh`` text (`sim.backends.top.rom_hex`; empty for an engine without one).
     """
     image: np.ndarray
     out_addr: int
@@ -71,6 +73,7 @@ class Job:
     stall: int = 0
     seed: int = 1
     vcd: str | None = None
+    rom: str = ""
 
 
 def harness_key(verilog: str, trace: bool) -> str:
@@ -125,20 +128,6 @@ def build_harness(verilog: str, *, trace: bool = False, build_root: str | Path =
         return binary, seconds
 
 
-#: Hex digits, for `write_image`.
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-
-def write_image(path: Path, image: np.ndarray) -> None:
-    """Write ``image`` (uint32 words) as a ``$readmemh`` file: one 8-digit hex word per line."""
-    b = np.ascontiguousarray(np.asarray(image, dtype=np.uint32).astype(">u4")).view(np.uint8).reshape(-1, 4)
-    text = np.empty((len(b), 9), dtype=np.uint8)
-    text[:, 0:8:2] = _HEX[b >> 4]
-    text[:, 1:8:2] = _HEX[b & 15]
-    text[:, 8] = ord("\n")
-    path.write_bytes(text.tobytes())
-
-
 def run_jobs(binary: Path, jobs: list[Job]) -> list[dict]:
     """Run ``jobs`` in one harness process; one result dict per job, in order.
 
@@ -168,7 +157,9 @@ def run_jobs(binary: Path, jobs: list[Job]) -> list[dict]:
             image = Path(tmp) / f"job{i}.hex"
             write_image(image, job.image)
             vcd = str(Path(job.vcd).resolve()) if job.vcd else "-"
-            lines.append(f"{image} {job.out_addr} {job.out_words} {job.max_cycles} {job.latency} {job.stall} "
+            rom = Path(tmp) / f"job{i}.rom.hex"
+            rom.write_text(job.rom)
+            lines.append(f"{image} {rom} {job.out_addr} {job.out_words} {job.max_cycles} {job.latency} {job.stall} "
                          f"{job.seed} {vcd}\n")
         cycles_field = COUNTER_NAMES.index("cycles")
         proc = subprocess.run([str(binary), str(len(COUNTER_NAMES)), str(COUNTER_BITS), str(cycles_field)],

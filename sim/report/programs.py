@@ -29,7 +29,7 @@ def network_data(program_path: Path, images: int, cross_check: int, backend: str
     cross_check : int
         Of those, how many to also run on ``backend`` (0: none).
     backend : str
-        RTL backend of the cross-check (`sim.run.BACKENDS`).
+        RTL backend of the cross-check (`sim.simulate.BACKENDS`).
 
     Raises
     ------

@@ -10,7 +10,7 @@ from model.contract.layout import DESC_WORDS, LayerKind
 from model.golden.engine import GoldenEngine
 from model.program.synthetic import random_windowed_lowered
 from model.program.writer import build_program
-from sim.run import simulate
+from sim.simulate import simulate
 
 from engine_cases import assert_bit_exact
 

@@ -10,7 +10,7 @@ from model.contract.layout import DESC_WORDS, JOB_MAGIC, REL_BITS, ROW_HEADER_WO
 from model.golden.engine import GoldenEngine
 from model.program.synthetic import random_lowered
 from model.program.writer import build_program
-from sim.run import hang_bound, simulate
+from sim.simulate import hang_bound, simulate
 
 
 def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0, huffman_k_max: int = 0,

@@ -2,10 +2,10 @@
 //
 // One process runs any number of jobs, one per line of standard input:
 //
-//     IMAGE OUT_ADDR OUT_WORDS MAX_CYCLES LATENCY STALL SEED VCD
+//     IMAGE ROM OUT_ADDR OUT_WORDS MAX_CYCLES LATENCY STALL SEED VCD
 //
-// IMAGE is a $readmemh file loaded into the blank DRAM at construction
-// (+vqe_dram=IMAGE); VCD is a waveform path, or "-" for none (only a build
+// IMAGE and ROM are $readmemh files loaded at construction into the blank
+// DRAM (+vqe_dram=IMAGE) and the codebook ROM (+vqe_rom=ROM); VCD is a waveform path, or "-" for none (only a build
 // with --trace writes one).  For each job the harness builds a fresh model,
 // holds reset for two cycles, sets the DRAM timing ports, pulses start and
 // clocks the design from C++ until done or MAX_CYCLES, then reads error, the
@@ -53,7 +53,7 @@ uint64_t field(uint64_t v, int lsb, int width) {
 }
 
 struct Job {
-    std::string image, vcd;
+    std::string image, rom, vcd;
     uint64_t out_addr = 0, out_words = 0, max_cycles = 0;
     unsigned latency = 10, stall = 0;
     uint64_t seed = 1;
@@ -62,9 +62,9 @@ struct Job {
 class Run {
   public:
     Run(const Job& job) : ctx_(new VerilatedContext) {
-        const std::string arg = "+vqe_dram=" + job.image;
-        const char* argv[] = {"vqe_harness", arg.c_str()};
-        ctx_->commandArgs(2, argv);
+        const std::string dram = "+vqe_dram=" + job.image, rom = "+vqe_rom=" + job.rom;
+        const char* argv[] = {"vqe_harness", dram.c_str(), rom.c_str()};
+        ctx_->commandArgs(3, argv);
         top_.reset(new Vvqe_sim_top{ctx_.get()});
 #if VM_TRACE
         if (job.vcd != "-") {
@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
         if (line.empty()) continue;
         std::istringstream in(line);
         Job job;
-        if (!(in >> job.image >> job.out_addr >> job.out_words >> job.max_cycles >> job.latency >> job.stall
+        if (!(in >> job.image >> job.rom >> job.out_addr >> job.out_words >> job.max_cycles >> job.latency >> job.stall
                  >> job.seed >> job.vcd)) {
             std::fprintf(stderr, "vqe_harness: bad job line: %s\n", line.c_str());
             return 2;
