@@ -20,8 +20,6 @@ CONV_PROGRAMS := $(BUILD)/lenet5-kmeans.vqz $(BUILD)/rnet-kmeans.vqz $(BUILD)/rn
                  $(BUILD)/onet-kmeans.vqz $(BUILD)/onet-universal.vqz \
                  $(BUILD)/crepe-tiny-kmeans.vqz $(BUILD)/crepe-tiny-universal.vqz
 IMAGES  ?= 2
-BENCH_IMAGES ?= 2
-BENCH_BACKENDS ?= golden amaranth icarus verilator
 PYTEST_ARGS ?=
 
 # Amaranth must use its bundled Yosys (Debian's 0.23 is too old; a newer system one
@@ -30,7 +28,7 @@ export AMARANTH_USE_YOSYS := builtin
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all setup test verilog cocotb reports bench compress run universal experiments clean help
+.PHONY: all setup test verilog cocotb reports bench verify compress run universal experiments clean help
 
 help:
 	@echo "make          setup, compress lenet300 (k-means), run it on Icarus bit-exactly, write Verilog and the report"
@@ -41,7 +39,8 @@ help:
 	@echo "make universal  LeNet-300-100 and LeNet-5 on the universal ROM: one Verilog, both bit-exact on Icarus"
 	@echo "make reports  regenerate reports/"
 	@echo "make experiments  the long model-level sweeps behind reports/pvq_zoo.json and reports/universal_table.json (hours)"
-	@echo "make bench    simulation speed of every backend on the default program ($(BUILD)/bench/)"
+	@echo "make bench    simulation speed of every backend on the default program, as ratios to Icarus ($(BUILD)/bench/)"
+	@echo "make verify   1,000 random and 10,000 corrupted programs on Verilator against the golden model"
 	@echo "make clean    remove $(BUILD)/"
 
 setup:
@@ -124,16 +123,17 @@ cocotb: $(PROGRAM)
 reports: setup $(PROGRAM) $(PVQ_PROGRAM) $(PVQ_2B_PROGRAM) $(DEEPCOMP_PROGRAM) $(UNIVERSAL_PROGRAMS) $(CONV_PROGRAMS)
 	$(VQE) report -o reports --backend verilator
 
+# Simulation speed of every backend on the default program, as ratios to Icarus in the same run
+# (verilator: 100 images on one core; the slow simulators fewer).  Rows in $(BUILD)/bench/bench.json.
 bench: $(PROGRAM)
-	@mkdir -p $(BUILD)/bench
-	@for b in $(BENCH_BACKENDS); do \
-	  echo "bench: $$b"; \
-	  $(VQE) run $(PROGRAM) --backend $$b --images $(BENCH_IMAGES) --json > $(BUILD)/bench/$$b.json; \
-	done
-	@$(PY) -c 'import json, sys; \
-	  print("%-10s %7s %10s %10s %12s %9s" % ("backend", "images", "cycles", "seconds", "cycles/s", "bit_exact")); \
-	  [print("%-10s %7s %10s %10.2f %12.0f %9s" % (r["backend"], r["images"], r.get("cycles"), r.get("sim_seconds") or 0, r.get("sim_cycles_per_second") or 0, r.get("bit_exact"))) \
-	   for r in (json.load(open("$(BUILD)/bench/%s.json" % b)) for b in sys.argv[1:])]' $(BENCH_BACKENDS)
+	$(PY) -m sim.bench $(PROGRAM) --json $(BUILD)/bench/bench.json
+
+# The verification campaign (not part of `make test`): random and corrupted programs on the
+# Verilator harness against the golden model, sharded on a LocalCluster; failures in $(BUILD)/verify.
+VERIFY_RANDOM ?= 1000
+VERIFY_CORRUPT ?= 10000
+verify: setup
+	$(VQE) verify --random $(VERIFY_RANDOM) --corrupt $(VERIFY_CORRUPT) --out $(BUILD)/verify
 
 # Long sweeps (not part of `make` or the tests): PVQ vs k-means on every zoo network, and the
 # universal codebook against the per-layer baselines.  One torch thread each, as measured.

@@ -127,6 +127,7 @@ class Engine(wiring.Component):
         n_layers, n_images = Signal(COUNT_BITS), Signal(COUNT_BITS)
         desc_addr, in_ptr, out_ptr = (Signal(self._aw, name=n) for n in ("desc_addr", "in_ptr", "out_ptr"))
         input_features = Signal(COUNT_BITS)
+        dram_words = Signal(WORD_BITS)   # the job's bound on DRAM reads (model.contract.layout; 0: none)
         image = Signal(COUNT_BITS)
         layer = Signal(COUNT_BITS)
         features = Signal(COUNT_BITS)  # size of the vector now in SRAM
@@ -261,14 +262,18 @@ class Engine(wiring.Component):
             if wsram_offset is not None:
                 m.d.comb += [cmd.place.eq(place), cmd.wsram_addr.eq(desc.wsram_addr + wsram_offset)]
 
-        # A resident stream's length is a product of two descriptor (or size-word) fields: computed
-        # once per layer, one bit per cycle, and checked against the weight SRAM before the stream.
-        if wsram:
-            m.submodules.place_multiplier = place_mul = SerialMultiplier(COUNT_BITS)
+        # A stream's length is a product of two descriptor (or size-word) fields: computed once per
+        # layer, one bit per cycle, and checked against the DRAM's end (the job's ``dram_words``) and,
+        # for a resident stream, the weight SRAM before any of the stream is read.
+        m.submodules.place_multiplier = place_mul = SerialMultiplier(COUNT_BITS)
 
-            def check_placement(rows, row_words):
-                m.d.comb += [place_mul.start.eq(1), place_mul.a.eq(rows), place_mul.b.eq(row_words)]
-                m.next = "PLACE"
+        def check_placement(rows, row_words):
+            m.d.comb += [place_mul.start.eq(1), place_mul.a.eq(rows), place_mul.b.eq(row_words)]
+            m.next = "PLACE"
+
+        def past_end(addr, words):
+            """Reading ``words`` words from ``addr`` would pass the DRAM's end (no bound when it is 0)."""
+            return (dram_words != 0) & (addr + words > dram_words)
 
         def end_layer(out_features):
             """The layer's output, ``out_features`` values, is the next one's input."""
@@ -277,7 +282,7 @@ class Engine(wiring.Component):
                 m.d.sync += [store_read.eq(0), store_written.eq(0)]
                 m.next = "STORE"
             with m.Else():
-                m.next = "DESC"
+                m.next = "DESC_BOUND"
 
         # Pooling: the tap and the lane-word walked now, and the tap read last cycle.
         pool_tap_x, pool_tap_y, pool_group = (Signal(COUNT_BITS, name=n) for n in ("pool_tap_x", "pool_tap_y",
@@ -334,7 +339,7 @@ class Engine(wiring.Component):
                 # The same checks as model.contract.descriptor.read_job_header and check_input.
                 m.d.sync += [n_layers.eq(job.n_layers), n_images.eq(job.n_images), desc_addr.eq(job.desc_addr),
                              in_ptr.eq(job.input_addr), input_features.eq(job.input_features),
-                             out_ptr.eq(job.output_addr), image.eq(0)]
+                             out_ptr.eq(job.output_addr), dram_words.eq(job.dram_words), image.eq(0)]
                 with m.If((job.magic != JOB_MAGIC) | (job.n_layers == 0) | (job.n_images == 0)):
                     fail(EngineError.BAD_JOB)
                 with m.Elif((job.input_features == 0) | (job.input_features > cfg.max_features)):
@@ -354,7 +359,12 @@ class Engine(wiring.Component):
                     m.d.sync += load_words.eq(load_words + 1)
                     with m.If(load_words == lane_words(input_features) - 1):
                         m.d.sync += in_ptr.eq(in_ptr + vector_words(input_features))
-                        m.next = "DESC"
+                        m.next = "DESC_BOUND"
+            with m.State("DESC_BOUND"):
+                with m.If(past_end(desc_addr + layer * DESC_WORDS, DESC_WORDS)):
+                    fail(EngineError.BAD_STREAM)
+                with m.Else():
+                    m.next = "DESC"
             fetch("DESC", desc_addr + layer * DESC_WORDS, DESC_WORDS, "DESC_CHECK")
             with m.State("DESC_CHECK"):
                 with m.If(check.error != EngineError.NONE):
@@ -362,10 +372,9 @@ class Engine(wiring.Component):
                 with m.Else():
                     m.d.sync += [relu.eq(desc.relu), floor.eq(desc.floor), mode.eq(desc.mode), packer_base.eq(0), first_position.eq(1),
                                  conv.eq(desc.kind == LayerKind.CONV), average.eq(desc.kind == LayerKind.AVGPOOL)]
-                    m.next = "STREAM"
-                    if wsram:   # a sized stream's length is known after its size word (SIZE_READ)
-                        with m.If(desc.resident & ~sized(desc.mode)):
-                            check_placement(desc.out_features, desc.row_words)
+                    # A sized stream's length is known after its size word (SIZE_READ).
+                    with m.If(~sized(desc.mode)):
+                        check_placement(desc.out_features, desc.row_words)
                     if sized_modes:
                         with m.If(sized(desc.mode)):
                             m.next = "SIZE"
@@ -384,10 +393,7 @@ class Engine(wiring.Component):
                                 m.d.sync += [pool_tap_x.eq(0), pool_tap_y.eq(0), pool_group.eq(0)]
                                 m.next = "POOL"
                             with m.Else():
-                                m.next = "STREAM"
-                                if wsram:
-                                    with m.If(desc.resident):
-                                        check_placement(desc.out_features, desc.row_words)
+                                check_placement(desc.out_features, desc.row_words)
                 with m.State("POOL"):
                     # One tap per cycle: the walker's address into the SRAM now, the maximum next cycle.
                     tap_last_x = pool_tap_x == desc.kernel_w - 1
@@ -414,24 +420,25 @@ class Engine(wiring.Component):
                         end_layer(setup.steps.out_map)
             if sized_modes:
                 with m.State("SIZE"):
-                    read(desc.stream_addr, 1, 1, wsram_offset=0)
-                    with m.If(reader.cmd.ready):
-                        m.next = "SIZE_READ"
+                    with m.If(past_end(desc.stream_addr, 1)):
+                        fail(EngineError.BAD_STREAM)
+                    with m.Else():
+                        read(desc.stream_addr, 1, 1, wsram_offset=0)
+                        with m.If(reader.cmd.ready):
+                            m.next = "SIZE_READ"
                 with m.State("SIZE_READ"):
                     m.d.comb += reader.data.ready.eq(1)
                     with m.If(reader.data.valid):
                         m.d.sync += size_word.eq(reader.data.payload)
+                        check_placement(reader.data.payload[:16], reader.data.payload[16:])
+            with m.State("PLACE"):
+                with m.If(~place_mul.busy):
+                    misplaced = (desc.resident & (desc.wsram_addr + place_mul.product + sized(mode)
+                                                  > cfg.weight_sram_words)) if wsram else Const(0)
+                    with m.If(past_end(desc.stream_addr + sized(mode), place_mul.product) | misplaced):
+                        fail(EngineError.BAD_STREAM)
+                    with m.Else():
                         m.next = "STREAM"
-                        if wsram:
-                            with m.If(desc.resident):
-                                check_placement(reader.data.payload[:16], reader.data.payload[16:])
-            if wsram:
-                with m.State("PLACE"):
-                    with m.If(~place_mul.busy):
-                        with m.If(desc.wsram_addr + place_mul.product + sized(mode) > cfg.weight_sram_words):
-                            fail(EngineError.BAD_STREAM)
-                        with m.Else():
-                            m.next = "STREAM"
             with m.State("STREAM"):
                 # A sized stream's rest comes in one read: its size word says exactly how long it is.
                 with m.If(sized(mode)):

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from model.contract.counters import COUNTER_BITS, COUNTERS, RTL_COUNTERS
 from model.contract.errors import ERROR_BITS
 from model.contract.fixedpoint import ACC_BITS, ACT_BITS, ACT_PARAM_BITS, ACT_PARAM_SHIFT, MULT_BITS, SHIFT_BITS
-from model.contract.layout import (DESC_WORDS, FIELD16, MAX_FEATURES_LIMIT, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, JOB_WORDS, KIND_MASK, KIND_SHIFT,
+from model.contract.layout import (DESC_WORDS, DRAM_WORDS_WORD, FIELD16, MAX_FEATURES_LIMIT, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, JOB_WORDS, KIND_MASK, KIND_SHIFT,
                                    MODE_MASK, MODE_SHIFT, WORD_BITS, WSRAM_ADDR_BITS)
 from model.contract.window import GROUPS_BITS, GROUPS_SHIFT, SIDE_BITS, WORD7_FIELDS, WORD7_SHIFT
 
@@ -87,6 +87,7 @@ JobHeaderLayout = data.FlexibleLayout(JOB_WORDS * WORD_BITS, {
     "input_addr": data.Field(unsigned(WORD_BITS), 3 * WORD_BITS),
     "input_features": data.Field(unsigned(WORD_BITS), 4 * WORD_BITS),
     "output_addr": data.Field(unsigned(WORD_BITS), 5 * WORD_BITS),
+    "dram_words": data.Field(unsigned(WORD_BITS), DRAM_WORDS_WORD * WORD_BITS),
 })
 
 #: A layer descriptor's words (:mod:`model.contract.layout`), word 0 lowest.  The

@@ -100,9 +100,8 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
         if vcd and shard_images and shard_images < n:
             raise RunError("--vcd traces one job: leave out --shard-images")
         if backend == "verilator":   # build once here, not in every worker at the same time
-            from sim.backends.top import compiled_top_verilog
-            from sim.backends.verilator import build_harness
-            build_harness(compiled_top_verilog(program.config), trace=vcd is not None)
+            from sim.backends.verilator import harness_for
+            harness_for(program.config, trace=vcd is not None)
         tasks = [(s.describe(), (program, x_int8[s.start:s.stop], backend),
                   {"latency": latency, "stall": stall, "seed": seed, "vcd": vcd}) for s in shards]
         bar = None

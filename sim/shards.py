@@ -25,6 +25,8 @@ from model.contract.errors import VqeError
 DEFAULT_SHARD_IMAGES = 1000
 #: Attempts of a shard's task beyond the first before the run fails.
 SHARD_RETRIES = 2
+#: How long to wait for a ``--scheduler`` to answer.
+CONNECT_TIMEOUT_SECONDS = 20
 
 
 class ShardError(VqeError):
@@ -118,7 +120,7 @@ def _client(scheduler: str | None, workers: int | None):
         cluster = local_cluster(workers)
         return Client(cluster), cluster
     try:
-        return Client(scheduler, timeout="20s"), None
+        return Client(scheduler, timeout=f"{CONNECT_TIMEOUT_SECONDS}s"), None
     except (OSError, TimeoutError) as e:
         raise ShardError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
 
@@ -145,8 +147,8 @@ def run_shards(tasks: list[tuple[str, tuple, dict]], fn, *, scheduler: str | Non
     from dask.distributed import as_completed
     client, cluster = _client(scheduler, workers)
     try:
-        futures = [client.submit(fn, *args, **kwargs, retries=SHARD_RETRIES, pure=False, key=f"vqe-{i}-{os.getpid()}-{id(tasks)}")
-                   for i, (label, args, kwargs) in enumerate(tasks)]
+        futures = [client.submit(fn, *args, **kwargs, retries=SHARD_RETRIES, pure=False)
+                   for label, args, kwargs in tasks]
         index = {f.key: i for i, f in enumerate(futures)}
         out = [None] * len(tasks)
         for future in as_completed(futures):

@@ -34,14 +34,13 @@ def simulate(program: Program, image: np.ndarray, backend: str, *, out_addr: int
         return run_amaranth(cfg, image, out_addr=out_addr, out_words=out_words, max_cycles=max_cycles,
                             latency=latency, stall=stall, seed=seed, vcd_path=vcd)
     from sim.backends.top import TOP_NAME, compiled_top_verilog, rom_hex
-    verilog = compiled_top_verilog(cfg)
     if backend == "verilator":
-        from sim.backends.verilator import Job, build_harness, run_jobs
-        binary, build_seconds = build_harness(verilog, trace=vcd is not None)
+        from sim.backends.verilator import Job, harness_for, run_jobs
+        binary, build_seconds = harness_for(cfg, trace=vcd is not None)
         res = run_jobs(binary, [Job(image, out_addr, out_words, max_cycles, latency, stall, seed, vcd,
                                     rom_hex(cfg))])[0]
         return dict(res, build_seconds=build_seconds, vcd=vcd)
     from sim.backends.cocotb import run_sim_top
-    return run_sim_top(verilog, TOP_NAME, backend.removesuffix("-cocotb"), out_addr=out_addr,
+    return run_sim_top(compiled_top_verilog(cfg), TOP_NAME, backend.removesuffix("-cocotb"), out_addr=out_addr,
                        out_words=out_words, max_cycles=max_cycles, vcd_path=vcd, dram_file=image,
                        dram_timing=(latency, stall, seed), rom=rom_hex(cfg))

@@ -11,20 +11,27 @@ import numpy as np
 
 from model.contract.config import EngineConfig
 from model.contract.errors import EngineError, EngineFault
-from model.contract.layout import (DESC_WORDS, FIELD16, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, JOB_MAGIC, JOB_WORDS, KIND_MASK,
-                                   KIND_SHIFT, MODE_MASK, MODE_SHIFT, WSRAM_ADDR_BITS, LayerKind)
+from model.contract.layout import (DESC_WORDS, DRAM_WORDS_WORD, FIELD16, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, JOB_MAGIC,
+                                   JOB_WORDS, KIND_MASK, KIND_SHIFT, MODE_MASK, MODE_SHIFT, WSRAM_ADDR_BITS,
+                                   LayerKind)
 from model.contract.window import Window
 
 
 @dataclass
 class JobHeader:
-    """The job header's fields (:mod:`model.contract.layout`: words 0 to 5)."""
+    """The job header's fields (:mod:`model.contract.layout`: words 0 to 6)."""
     n_layers: int
     n_images: int
     desc_addr: int
     input_addr: int
     input_features: int
     output_addr: int
+    dram_words: int = 0
+
+    def readable(self, image: np.ndarray) -> np.ndarray:
+        """The part of ``image`` the engine may read: its first ``dram_words`` words (all if 0), so a read
+        past the bound is `read_words`'s ``BAD_STREAM``."""
+        return image[:self.dram_words] if self.dram_words else image
 
 
 def read_job_header(image: np.ndarray) -> JobHeader:
@@ -34,7 +41,7 @@ def read_job_header(image: np.ndarray) -> JobHeader:
     w1 = int(image[1])
     hdr = JobHeader(n_layers=w1 & FIELD16, n_images=w1 >> 16, desc_addr=int(image[2]),
                     input_addr=int(image[3]), input_features=int(image[4]),
-                    output_addr=int(image[5]))
+                    output_addr=int(image[5]), dram_words=int(image[DRAM_WORDS_WORD]))
     if hdr.n_layers == 0 or hdr.n_images == 0:
         raise EngineFault(EngineError.BAD_JOB,
                           f"job has {hdr.n_layers} layers and {hdr.n_images} images; both must be > 0")

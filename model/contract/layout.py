@@ -17,7 +17,11 @@ word  contents
 3     address of image 0's input vector
 4     ``input_features`` (must equal layer 0's ``in_features``)
 5     address of image 0's output vector
-6, 7  reserved, zero
+6     ``dram_words``: the DRAM's size in words, written by the host
+      (``Program.dram_image`` does).  A layer whose descriptor or stream
+      would be read at or past it stops the job with ``BAD_STREAM``, before
+      any of it is read.  0: no bound (the engine reads what the DRAM holds).
+7     reserved, zero
 ====  ==============================================================
 
 Then ``n_layers`` descriptors of ``DESC_WORDS`` words:
@@ -193,6 +197,8 @@ WORD_BITS = 32
 WORD_BYTES = WORD_BITS // 8
 JOB_MAGIC = 0x31455156  # b"VQE1" little-endian
 JOB_WORDS = 8
+#: The job header word holding ``dram_words``, the bound on the engine's reads.
+DRAM_WORDS_WORD = 6
 DESC_WORDS = 8
 ROW_HEADER_WORDS = 2  # bias, requantization word
 FIELD16 = 0xFFFF

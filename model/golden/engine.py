@@ -70,6 +70,7 @@ class GoldenEngine:
         cfg, lanes = self.config, self.config.lanes
         image = np.asarray(image, dtype=np.uint32)
         hdr, layers = self.decode(image)
+        image = hdr.readable(image)
         n = hdr.n_images
         in_words = vector_words(hdr.input_features, lanes)
         x = unpack_vectors(read_words(image, hdr.input_addr, n * in_words, "input vectors")

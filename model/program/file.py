@@ -31,7 +31,7 @@ from model.contract.config import EngineConfig
 from model.contract.descriptor import read_job_header
 from model.contract.errors import EngineFault, ProgramError
 from model.contract.fixedpoint import ACT_MAX, ACT_MIN
-from model.contract.layout import WORD_BYTES, vector_words
+from model.contract.layout import DRAM_WORDS_WORD, WORD_BYTES, vector_words
 
 MAGIC = b"VQZ\0"
 #: 3: window word 7 repacked (3-bit strides, 5-bit pads), the requantization word's activation
@@ -164,6 +164,7 @@ class Program:
         output_addr = input_addr + len(inputs)
         img = np.concatenate([self.job_image(n, input_addr, output_addr), inputs,
                               np.zeros(n * out_words, dtype=np.uint32)]).astype(np.uint32)
+        img[DRAM_WORDS_WORD] = len(img)   # the engine reads nothing past the image
         return img, output_addr, out_words
 
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import replace
 
 from amaranth.back import verilog
-from amaranth.hdl import Module
+from amaranth.hdl import ClockDomain, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -103,6 +103,61 @@ class SimTop(wiring.Component):
         return m
 
 
+#: Cycles the compiled harness's top holds its design in reset after power-on.
+POWER_ON_RESET_CYCLES = 2
+#: The top's inputs the harness's top registers.
+_REGISTERED_INPUTS = ("start", "dbg_addr", "dram_latency", "dram_stall", "dram_seed")
+
+
+class HarnessTop(wiring.Component):
+    """The top the compiled Verilator harness clocks: `SimTop` (blank DRAM) with no input feeding logic.
+
+    Verilator re-evaluates all logic fed by a top-level input at every evaluation, and
+    Amaranth's synchronous reset makes every register's next-state logic depend on ``rst``:
+    profiled on LeNet-300-100, that input logic took about half of the simulation time.  So this
+    top has no ``rst`` port (a power-on counter holds the design in reset for
+    `POWER_ON_RESET_CYCLES` cycles: the harness builds a fresh model for each job) and registers
+    its other inputs, which the harness sets a cycle ahead.  The engine and its counters are
+    unchanged; ``start`` reaches the engine one cycle after the harness raises it.
+
+    Parameters
+    ----------
+    config : EngineConfig
+
+    Members
+    -------
+    clk : In(1)
+        The clock (the design's only clock domain, whose reset is the power-on counter).
+    The members of `SimTop`.
+    """
+
+    def __init__(self, config: EngineConfig):
+        self._inner = SimTop(config, None)
+        super().__init__({"clk": In(1), **self._inner.signature.members})
+
+    def elaborate(self, platform):
+        """The power-on reset, the input registers and `SimTop`."""
+        m = Module()
+        m.domains.sync = sync = ClockDomain("sync")
+        m.d.comb += sync.clk.eq(self.clk)
+        por = Signal(range(POWER_ON_RESET_CYCLES + 1), reset_less=True)
+        with m.If(por != POWER_ON_RESET_CYCLES):
+            m.d.sync += por.eq(por + 1)
+        m.d.comb += sync.rst.eq(por != POWER_ON_RESET_CYCLES)
+        m.submodules.top = inner = self._inner
+        for name, member in self._inner.signature.members.items():
+            outer, port = getattr(self, name), getattr(inner, name)
+            if name in _REGISTERED_INPUTS:
+                held = Signal.like(outer, name=f"{name}_q", reset_less=True)
+                m.d.sync += held.eq(outer)
+                m.d.comb += port.eq(held)
+            elif member.flow == wiring.In:
+                m.d.comb += port.eq(outer)
+            else:
+                m.d.comb += outer.eq(port)
+        return m
+
+
 def sim_top_verilog(config: EngineConfig, image, **dram) -> str:
     """Verilog of the simulation top (`SimTop`, ``dram``: its DRAM timing), time-zero events included."""
     top = SimTop(config, image, **dram)
@@ -148,12 +203,15 @@ def rom_hex(config: EngineConfig) -> str:
     return "".join(f"{pack_lane_word(cw, config.lanes):0{digits}x}\n" for cw in config.rom)
 
 
-def compiled_top_verilog(config: EngineConfig) -> str:
+def compiled_top_verilog(config: EngineConfig, harness: bool = False) -> str:
     """Verilog of the simulation top for the compiled simulators: a blank DRAM (`SimTop` with
     ``image=None``, the storage module's source included) and a codebook ROM, both loaded at run time
     (``+vqe_dram=FILE``, ``+vqe_rom=FILE`` with `rom_hex`).  The text depends on the engine's
-    parameters and ROM size only, so one build serves every program of that shape."""
-    text = verilog.convert(SimTop(placeholder_rom(config), None), name=TOP_NAME, emit_src=False)
+    parameters and ROM size only, so one build serves every program of that shape.  ``harness``:
+    the Verilator harness's top (`HarnessTop`), else the cocotb testbenches' (`SimTop`)."""
+    shaped = placeholder_rom(config)
+    top = HarnessTop(shaped) if harness else SimTop(shaped, None)
+    text = verilog.convert(top, name=TOP_NAME, emit_src=False)
     return rom_at_run_time(settle_at_time_zero(text), bool(config.rom)) + "\n" + STORAGE_VERILOG.read_text()
 
 

@@ -128,6 +128,12 @@ def build_harness(verilog: str, *, trace: bool = False, build_root: str | Path =
         return binary, seconds
 
 
+def harness_for(config, *, trace: bool = False, build_root: str | Path = "build/verilator") -> tuple[Path, float]:
+    """The harness of the engine ``config``'s shape (`build_harness` of its `HarnessTop` Verilog)."""
+    from sim.backends.top import compiled_top_verilog
+    return build_harness(compiled_top_verilog(config, harness=True), trace=trace, build_root=build_root)
+
+
 def run_jobs(binary: Path, jobs: list[Job]) -> list[dict]:
     """Run ``jobs`` in one harness process; one result dict per job, in order.
 
@@ -141,7 +147,7 @@ def run_jobs(binary: Path, jobs: list[Job]) -> list[dict]:
         The harness crashed or printed something else than one result per job.
     """
     from sim.backends.dram_model import check_timing
-    from sim.backends.top import COMPILED_ADDR_BITS
+    from sim.backends.top import COMPILED_ADDR_BITS, POWER_ON_RESET_CYCLES
     for job in jobs:
         try:
             check_timing(job.latency, job.stall, job.seed)
@@ -162,7 +168,8 @@ def run_jobs(binary: Path, jobs: list[Job]) -> list[dict]:
             lines.append(f"{image} {rom} {job.out_addr} {job.out_words} {job.max_cycles} {job.latency} {job.stall} "
                          f"{job.seed} {vcd}\n")
         cycles_field = COUNTER_NAMES.index("cycles")
-        proc = subprocess.run([str(binary), str(len(COUNTER_NAMES)), str(COUNTER_BITS), str(cycles_field)],
+        proc = subprocess.run([str(binary), str(len(COUNTER_NAMES)), str(COUNTER_BITS), str(cycles_field),
+                               str(POWER_ON_RESET_CYCLES)],
                               input="".join(lines), capture_output=True, text=True)
     wall = time.perf_counter() - t0
     results = [line for line in proc.stdout.splitlines() if line.startswith("{")]

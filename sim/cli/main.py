@@ -10,12 +10,12 @@ import os
 import sys
 
 from model.contract.errors import VqeError
-from sim.cli import codebook, compress, inspect, report, run, verilog
+from sim.cli import codebook, compress, inspect, report, run, verify, verilog
 from sim.cli.options import Parser
 from sim.errors import EXIT_ERROR, EXIT_INTERNAL
 
 #: The subcommands, in the order ``vqe --help`` lists them.
-SUBCOMMANDS = (compress, codebook, run, verilog, inspect, report)
+SUBCOMMANDS = (compress, codebook, run, verify, verilog, inspect, report)
 
 
 def build_parser() -> Parser:

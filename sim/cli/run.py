@@ -40,6 +40,10 @@ def add_parser(sub) -> None:
                         "LocalCluster with one worker per core")
     r.add_argument("--workers", type=int, default=None,
                    help="worker processes of the embedded LocalCluster (default: one per core)")
+    r.add_argument("--flip", metavar="WORD:BIT", action="append",
+                   help="verification: invert bit BIT of word WORD of the program's image before running (may be "
+                        "repeated); the RTL must then stop with the golden model's error code, or match it. What "
+                        "`vqe verify` prints to replay a corrupted case")
     r.add_argument("--json", action="store_true", help="print the JSON summary")
     add_quiet_argument(r)
     r.set_defaults(func=cmd_run)
@@ -52,6 +56,35 @@ def _reference_predictions(meta: dict, x_float, labels, progress: bool):
     from model.nets.tasks import full_network
     from model.nets.networks import predict
     return predict(full_network(meta["network"], progress=progress), x_float)
+
+
+def _parse_flip(text: str, words: int) -> tuple[int, int]:
+    """``WORD:BIT`` as a pair, checked against the program image's ``words``."""
+    try:
+        word, bit = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise CliError(f"--flip takes WORD:BIT, got {text!r}") from None
+    if not (0 <= word < words and 0 <= bit < 32):
+        raise CliError(f"--flip {text}: the program image has words 0..{words - 1} of bits 0..31")
+    return word, bit
+
+
+def _replay_flips(program, args, x_int8) -> int:
+    """``vqe run --flip``: the corrupted program on the backend, judged against the golden model."""
+    from sim.verify.campaign import flip_bit, replay
+    if args.backend == "golden":
+        raise CliError("--flip compares the RTL with the golden model: choose an RTL backend")
+    flips = [_parse_flip(f, len(program.image)) for f in args.flip]
+    for word, bit in flips[:-1]:
+        program = flip_bit(program, word, bit)
+    result = replay(program, flips[-1], x_int8, args.backend, latency=args.latency, stall=args.stall,
+                    seed=args.seed)
+    result["flip"] = [{"word": w, "bit": b} for w, b in flips]
+    print(json.dumps(result, indent=2))
+    if not result["agree"]:
+        print(f"vqe: error: the RTL disagrees with the golden model: {result['reason']}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
 
 
 def cmd_run(args) -> int:
@@ -71,6 +104,8 @@ def cmd_run(args) -> int:
     if args.vcd:
         refuse_overwrite(args.vcd, args.force)
     x_int8, labels, x_float = load_inputs(program.meta, args.images, args.offset, args.seed)
+    if args.flip:
+        return _replay_flips(program, args, x_int8)
     reference = _reference_predictions(program.meta, x_float, labels, not args.quiet)
     summary = run_program(program, x_int8, labels, args.backend, latency=args.latency, stall=args.stall,
                           seed=args.seed, vcd=args.vcd, reference_predictions=reference,

@@ -16,7 +16,7 @@ from model.codecs.vectors import random_vectors
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineFault
 from model.contract.ints import ceil_div
-from model.contract.layout import (DESC_WORDS, FIELD16, REL_BITS, SPARSE_BIAS_BITS, SPARSE_LAYER_WORDS, WORD_BITS,
+from model.contract.layout import (DESC_WORDS, DRAM_WORDS_WORD, FIELD16, REL_BITS, SPARSE_BIAS_BITS, SPARSE_LAYER_WORDS, WORD_BITS,
                                    LayerMode, huffman_index_bits)
 from model.golden.engine import GoldenEngine
 from model.program.writer import build_program
@@ -100,6 +100,7 @@ def lay_out(image, parts: SparseParts, twords: list[int], table_budget: int | No
     d.stream_addr = addr
     d.row_words = len(twords) if table_budget is None else table_budget
     img = np.concatenate([image, np.array([rows | row_words << 16] + body, dtype=np.uint32)]).astype(np.uint32)
+    img[DRAM_WORDS_WORD] = len(img)   # the DRAM grew by the new stream
     a = desc_addr(img, parts.layer)
     img[a:a + DESC_WORDS] = d.encode()
     return img

@@ -64,6 +64,7 @@ def decode_job(image: np.ndarray, cfg: EngineConfig, rom: np.ndarray) -> tuple[J
     """
     hdr = read_job_header(image)
     check_input(hdr, cfg)
+    image = hdr.readable(image)
     layers = []
     prev = hdr.input_features
     for i in range(hdr.n_layers):

@@ -16,10 +16,11 @@
 //     {"done", "error", "cycles_simulated", "counters": [...], "layer_cycles": [...],
 //      "outputs": [...], "sim_seconds"}
 //
-// Arguments: N_COUNTERS COUNTER_BITS CYCLES_FIELD (the counters port holds
-// N_COUNTERS fields of COUNTER_BITS bits, field i at bit COUNTER_BITS*i; the
-// cycle counter is field CYCLES_FIELD, read where the phase changes for the
-// per-layer cycles).
+// Arguments: N_COUNTERS COUNTER_BITS CYCLES_FIELD POWER_ON_CYCLES (the counters
+// port holds N_COUNTERS fields of COUNTER_BITS bits, field i at bit
+// COUNTER_BITS*i; the cycle counter is field CYCLES_FIELD, read where the phase
+// changes for the per-layer cycles; the top holds itself in reset for
+// POWER_ON_CYCLES edges).
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -103,21 +104,22 @@ class Run {
     uint64_t time_ = 0;
 };
 
-void run_job(const Job& job, int n_counters, int counter_bits, int cycles_field) {
+// The edges before start are those of the top's power-on reset (POWER_ON_RESET_CYCLES in
+// sim/backends/top.py, an argument): start, raised after them, is registered at the first edge out
+// of reset and reaches the engine at the next one, as the cocotb testbench's start reaches SimTop
+// one edge after its reset; so the DRAM model's stall LFSR, seeded at that first edge, runs in step
+// with the testbench's and the two agree cycle for cycle.
+void run_job(const Job& job, int n_counters, int counter_bits, int cycles_field, int power_on_cycles) {
     Run run(job);
     Vvqe_sim_top& top = run.top();
     top.clk = 0;
-    top.rst = 1;
     top.start = 0;
     top.dbg_addr = 0;
     top.dram_latency = job.latency;
     top.dram_stall = job.stall;
     top.dram_seed = static_cast<uint32_t>(job.seed);
     run.falling();
-    for (int i = 0; i < 2; ++i) { run.rising(); run.falling(); }   // two rising edges in reset
-    top.rst = 0;
-    run.rising();
-    run.falling();
+    for (int i = 0; i < power_on_cycles; ++i) { run.rising(); run.falling(); }
     top.start = 1;
     const auto t0 = std::chrono::steady_clock::now();
     uint64_t cycles = 0;
@@ -152,11 +154,10 @@ void run_job(const Job& job, int n_counters, int counter_bits, int cycles_field)
     out << "], \"layer_cycles\": [";
     for (std::size_t i = 0; i < layer_cycles.size(); ++i) out << (i ? ", " : "") << layer_cycles[i];
     out << "], \"outputs\": [";
-    // The dbg port reads one cycle after its address: set, clock, collect.
+    // The address register and the dbg port's read take a cycle each: set, clock twice, collect.
     for (uint64_t i = 0; i < job.out_words; ++i) {
         top.dbg_addr = job.out_addr + i;
-        run.rising();
-        run.falling();
+        for (int edge = 0; edge < 2; ++edge) { run.rising(); run.falling(); }
         out << (i ? ", " : "") << top.dbg_data;
     }
     out << "]}";
@@ -166,11 +167,12 @@ void run_job(const Job& job, int n_counters, int counter_bits, int cycles_field)
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 4) {
-        std::fprintf(stderr, "usage: %s N_COUNTERS COUNTER_BITS CYCLES_FIELD < jobs\n", argv[0]);
+    if (argc != 5) {
+        std::fprintf(stderr, "usage: %s N_COUNTERS COUNTER_BITS CYCLES_FIELD POWER_ON_CYCLES < jobs\n", argv[0]);
         return 2;
     }
-    const int n_counters = std::atoi(argv[1]), counter_bits = std::atoi(argv[2]), cycles_field = std::atoi(argv[3]);
+    const int n_counters = std::atoi(argv[1]), counter_bits = std::atoi(argv[2]), cycles_field = std::atoi(argv[3]),
+              power_on_cycles = std::atoi(argv[4]);
     std::string line;
     while (std::getline(std::cin, line)) {
         if (line.empty()) continue;
@@ -181,7 +183,7 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "vqe_harness: bad job line: %s\n", line.c_str());
             return 2;
         }
-        run_job(job, n_counters, counter_bits, cycles_field);
+        run_job(job, n_counters, counter_bits, cycles_field, power_on_cycles);
     }
     return 0;
 }

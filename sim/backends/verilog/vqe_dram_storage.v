@@ -4,8 +4,9 @@
 // (sim/backends/dram_model.py): a synchronous, non-transparent read port for
 // the engine, a second one for reading results back, one write port.  Its
 // contents come from a file named at run time (+vqe_dram=FILE, $readmemh
-// format), so one build of a design serves every program and input; words the
-// file leaves out read as zero.
+// format), so one build of a design serves every program and input.  Words the
+// file leaves out are not initialised: the engine reads nothing past the image
+// (the job header's dram_words bound, model/contract/layout.py).
 module vqe_dram_storage #(parameter AW = 22) (
     input  wire          clk,
     input  wire [AW-1:0] rd_addr,
@@ -18,12 +19,9 @@ module vqe_dram_storage #(parameter AW = 22) (
 );
     reg [31:0] mem [0:(1 << AW) - 1];
     reg [8*4096-1:0] path;
-    integer i;
     initial begin
         rd_data = 32'd0;
         dbg_data = 32'd0;
-        for (i = 0; i < (1 << AW); i = i + 1)
-            mem[i] = 32'd0;
         if ($value$plusargs("vqe_dram=%s", path))
             $readmemh(path, mem);
     end
