@@ -12,7 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCT = ("model", "hw", "sim")
-PROJECT = PRODUCT + ("scripts",)
+#: The public API's facade: a package whose ``__init__`` re-exports ``sim.api`` (``import vqe``).
+FACADE = ("vqe",)
+PROJECT = PRODUCT + FACADE + ("scripts",)
 
 #: What each package may import from the project (besides itself).  Longest prefix wins.
 ALLOWED = {
@@ -26,6 +28,7 @@ ALLOWED = {
     "hw": ("model.contract", "model.codecs"),
     "sim": ("model", "hw"),
     "scripts": ("model", "hw", "sim"),
+    "vqe": ("model", "hw", "sim"),
 }
 
 

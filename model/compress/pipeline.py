@@ -8,11 +8,13 @@ method, and measures the program it returns on the golden model.
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
 
 import model.compress.catalog  # noqa: F401  registers every method
-from model.compress.registry import CompressError, CompressOptions, EngineJob, check_network, check_options, get_method
+from model.compress.registry import (CompressError, CompressOptions, EngineJob, check_network, check_options, get_method,
+                                     method_names)
 from model.contract.config import LANES, WEIGHT_SRAM_WORDS_MAX, WORDS_PER_KIB
 from model.nets.registry import engine_networks
 from model.nets.tasks import TaskError, engine_data, engine_task
@@ -21,7 +23,7 @@ from model.program.writer import place_in_weight_sram
 
 MAX_CODEBOOK = 1 << 16
 
-__all__ = ["CompressError", "CompressOptions", "compress", "compress_any", "golden_accuracy"]
+__all__ = ["CompressError", "CompressOptions", "compress", "compress_any", "compress_model", "golden_accuracy"]
 
 
 def golden_accuracy(program: Program, x: np.ndarray, y: np.ndarray) -> float:
@@ -57,7 +59,8 @@ def _checked(network: str, method: str, kind: str, o: CompressOptions):
     return m.fns[kind]
 
 
-def _check_common(network: str, kind: str, o: CompressOptions) -> None:
+def _check_common(network: str | None, kind: str, o: CompressOptions) -> None:
+    """The options every method takes; ``network`` None for a user's model (no zoo name to check)."""
     if o.lanes not in LANES:
         raise CompressError(f"--lanes must be one of {', '.join(map(str, LANES))}, got {o.lanes}")
     if o.codebook_size is not None and not 1 <= o.codebook_size <= MAX_CODEBOOK:
@@ -67,7 +70,7 @@ def _check_common(network: str, kind: str, o: CompressOptions) -> None:
                             f"got {o.weight_sram_kib}")
     if o.calibration < 1:
         raise CompressError("--calibration must be at least 1 image")
-    if kind == "engine" and network not in engine_networks():
+    if kind == "engine" and network is not None and network not in engine_networks():
         raise CompressError(f"unknown network {network!r}; the engine runs {', '.join(engine_networks())}"
                             f" (pq/rq/lr2vq take any zoo network)")
 
@@ -108,12 +111,17 @@ def _engine_program(network: str, method_fn, o: CompressOptions) -> Program:
     except TaskError as e:
         raise CompressError(str(e)) from None
     data = engine_data(network, o.seed)
+    return _program(network, method_fn, o, task, data)
+
+
+def _program(network: str, method_fn, o: CompressOptions, task, data, info: dict | None = None) -> Program:
+    """Run the engine method on a lowered network and its data; measure the program on the golden model."""
     pool = np.asarray(data.train.inputs)
     rng = np.random.default_rng(o.seed)
     calib = pool[rng.choice(len(pool), size=min(o.calibration, len(pool)), replace=False)]
     float_quality = data.quality(task.full)
     info = {"metric": data.metric, "float_quality": float_quality[data.metric], "seed": o.seed,
-            "calibration_images": len(calib)}
+            "calibration_images": len(calib), **(info or {})}
     if data.test is not None:
         info.update(float_accuracy=float_quality[data.metric], test_images=len(data.test[0]))
     program = method_fn(EngineJob(network, o, task, data, calib, info))
@@ -127,4 +135,56 @@ def _engine_program(network: str, method_fn, o: CompressOptions) -> Program:
         from model.compress.program_net import ProgramNet
         metrics = data.quality(ProgramNet(program))
         program.meta["info"].update(int8_quality=metrics[data.metric], int8_metrics=metrics)
+    return program
+
+
+def compress_model(model, method: str, calibration, *, evaluation=None, input_shape=None,
+                   options: CompressOptions = CompressOptions()) -> Program:
+    """Compress a user's model file (``.pt2``, ``.onnx``) into a :class:`Program`, with its quality measured.
+
+    Parameters
+    ----------
+    model : path or model.nets.user.UserModel
+        The model file, or one read by :func:`model.nets.user.load_model`.
+    method : str
+        A registered method that writes engine programs.
+    calibration : path or numpy.ndarray
+        Inputs (N, *input shape), float: activation calibration, and the distillation set of the methods
+        that fine-tune.
+    evaluation : path or (x, y), optional
+        The evaluation set (``y`` integer labels, or float reference outputs); default the float model's
+        outputs on the calibration inputs.
+    input_shape : tuple of int or str, optional
+        One input without its batch, where the file leaves it dynamic.
+    options : CompressOptions
+
+    Returns
+    -------
+    Program
+        ``dataset`` is ``"user"``; ``source`` names the file (its name, format, SHA-256 and input shape).
+
+    Raises
+    ------
+    CompressError, model.nets.user.UserModelError
+        Options the method does not take; an unreadable file or data of the wrong shape or type; an operator
+        the engine cannot run.
+    """
+    from model.nets.user import UserModel, check_inputs, load_calibration, load_eval, load_model, user_task
+    m = get_method(method)
+    if "engine" not in m.fns:
+        raise CompressError(f"--method {method} writes a model-level result; a model file takes the methods that "
+                            f"write engine programs: {', '.join(method_names('engine'))}")
+    _check_common(None, "engine", options)
+    check_options(m, "engine", options)
+    name = model.name if isinstance(model, UserModel) else Path(model).stem
+    check_network(m, "engine", name)
+    user = model if isinstance(model, UserModel) else load_model(model, input_shape)
+    x = (check_inputs(calibration, "calibration", user.input_shape) if isinstance(calibration, np.ndarray)
+         else load_calibration(calibration, user.input_shape))
+    if evaluation is not None and not isinstance(evaluation, tuple):
+        evaluation = load_eval(evaluation, user.input_shape)
+    ut = user_task(user, options.lanes, x, evaluation)
+    program = _program(user.name, m.fns["engine"], options, ut.task, ut.data,
+                       {"source_checks": ut.checks, "eval_images": None if evaluation is None else len(evaluation[0])})
+    program.meta["source"] = user.source()
     return program

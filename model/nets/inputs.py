@@ -5,7 +5,8 @@ A program's metadata names its dataset (``dataset``), where each engine input
 value comes from in a raw input (``input_index``, see :mod:`model.nets.tasks`)
 and the engine's input scale (``input_scale``).
 A program without a dataset (a synthetic network) runs on random int8
-vectors.
+vectors, and so does a user's model (``dataset: "user"``) unless its own
+inputs are given (:func:`load_user_inputs`, ``vqe run --inputs FILE.npz``).
 
 May import: ``model.contract``, ``model.codecs`` and ``model.nets``.
 """
@@ -20,6 +21,8 @@ from model.contract.fixedpoint import quantize_act
 #: Datasets whose test split this version can load, as a program's ``dataset`` names them (besides
 #: ``zoo:NAME``, the evaluation set of zoo network NAME).
 DATASETS = ("fashion-mnist",)
+#: The ``dataset`` of a user's model (:mod:`model.nets.user`): its inputs come from the user (``vqe run --inputs``).
+USER_DATASET = "user"
 
 
 class InputError(VqeError):
@@ -54,7 +57,7 @@ def load_inputs(meta: dict, n: int, offset: int, seed: int):
         If the dataset's files are missing or invalid.
     """
     dataset = meta.get("dataset")
-    if dataset is None:
+    if dataset is None or dataset == USER_DATASET:
         return random_vectors(np.random.default_rng(seed), n, meta["input_features"]), None, None
     from model.nets.tasks import engine_input, eval_inputs, zoo_dataset
     if dataset.startswith("zoo:") and dataset == zoo_dataset(meta["network"]):
@@ -74,3 +77,57 @@ def load_inputs(meta: dict, n: int, offset: int, seed: int):
     x, y = x[offset:offset + n], y[offset:offset + n]
     # A convolutional network's input is an HWC map with padded channels, written by the host.
     return engine_input(meta, quantize_act(x, meta["input_scale"])), y, x
+
+
+def load_user_inputs(meta: dict, path, n: int | None, offset: int):
+    """A program's inputs from a ``.npz`` file: array ``x`` (N, *input shape) and, optionally, ``y`` (integer labels
+    or float reference outputs).
+
+    Parameters
+    ----------
+    meta : dict
+        The program's metadata (``input_shape``, ``input_index``, ``input_scale``).
+    path : path or dict
+        The file (``vqe run --inputs``), or its arrays (``{"x": ..., "y": ...}``).
+    n : int or None
+        Inputs to give (None: all from ``offset``).
+    offset : int
+        First input.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray or None, numpy.ndarray)
+        The engine's int8 inputs, ``y`` (or None) and the float inputs.
+
+    Raises
+    ------
+    InputError
+        An unreadable file, no ``x``, inputs of another shape or type, or a range past the file.
+    """
+    from model.nets.tasks import engine_input
+    if isinstance(path, dict):
+        x, y, path = np.asarray(path["x"]), path.get("y"), "inputs"
+        y = None if y is None else np.asarray(y)
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if "x" not in getattr(f, "files", ()):
+                    raise InputError(f"{path}: --inputs takes an .npz archive with an array x (and optionally y)")
+                x, y = f["x"], (f["y"] if "y" in f.files else None)
+        except (OSError, ValueError) as e:
+            raise InputError(f"{path}: not a readable .npz archive: {str(e).splitlines()[0] if str(e) else e}") \
+                from None
+    shape = tuple(meta.get("input_shape") or (meta["input_features"],))
+    if x.dtype.kind != "f" or x.shape[1:] != shape:
+        raise InputError(f"{path}: x must be float inputs (N, {', '.join(map(str, shape))}), got {x.dtype} {x.shape}")
+    if y is not None and (y.dtype.kind not in "iuf" or len(y) != len(x) or (y.dtype.kind in "iu" and y.ndim != 1)):
+        raise InputError(f"{path}: y must be integer labels (N,) or float reference outputs (N, values) for the "
+                         f"{len(x)} inputs, got {y.dtype} {y.shape}")
+    n = len(x) - offset if n is None else n
+    if not 0 <= offset or n < 1 or offset + n > len(x):
+        raise InputError(f"--offset {offset} --images {n} runs past the {len(x)} inputs of {path}")
+    x = x[offset:offset + n].astype(np.float32)
+    if y is not None:
+        y = y[offset:offset + n]
+        y = y.astype(np.int64) if y.dtype.kind in "iu" else y.astype(np.float32).reshape(n, -1)
+    return engine_input(meta, quantize_act(x.reshape(n, -1), meta["input_scale"])), y, x

@@ -167,11 +167,11 @@ def engine_task(name: str, lanes: int, *, seed: int = 0, progress: bool = True) 
         net = lower_graph(full, NETWORKS[name].input_shape, lanes)
     except GraphError as e:
         raise TaskError(f"{name}: {e}") from None
-    _check_maps_fit(name, net)
+    check_maps_fit(name, net)
     return EngineTask(name, full, net.eval())
 
 
-def _check_maps_fit(name: str, net: EngineNet) -> None:
+def check_maps_fit(name: str, net: EngineNet) -> None:
     """Refuse a network with a vector larger than the largest activation SRAM: maps are not tiled."""
     sizes = [("its input", len(net.input_index))]
     for m in net:

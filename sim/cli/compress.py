@@ -6,6 +6,7 @@ import sys
 
 from model.contract.config import DEFAULT_WEIGHT_SRAM_KIB
 from sim.cli.options import add_output_arguments, add_quiet_argument, refuse_overwrite, write_atomically
+from sim.errors import CliError
 
 #: --codebook-size of kmeans, pq, rq and lr2vq when not given.
 DEFAULT_CODEBOOK_SIZE = 256
@@ -14,12 +15,20 @@ DEFAULT_CODEBOOK_SIZE = 256
 def add_parser(sub) -> None:
     """Add the ``compress`` subcommand to the subparsers ``sub``."""
     c = sub.add_parser("compress", help="compress a network into a program file",
-                       description="Train (or load from cache) a network, compress its weights with vector "
-                                   "quantization, lower it to int8 and write one program file.")
-    c.add_argument("--network", required=True,
-                   help="network: lenet300 or lenet5 for engine programs (LeNet-5's convolutions run on the "
-                        "host, the engine runs its fully-connected tail); any zoo network for pq/rq/lr2vq, and for "
-                        "universal at model level (written as JSON: e.g. minilm, crepe-tiny, onet)")
+                       description="Train (or load from cache) a zoo network, or read your own model file "
+                                   "(--model: .pt2 or .onnx), compress its weights with vector quantization, lower it "
+                                   "to int8 and write one program file.",
+                       epilog="Example: vqe compress --model net.onnx --calibration calib.npy --eval e.npz "
+                              "--method kmeans -o net.vqz && vqe run net.vqz --backend verilator --inputs e.npz")
+    source = c.add_mutually_exclusive_group(required=True)
+    source.add_argument("--network",
+                        help="a zoo network: lenet300, lenet5, crepe-tiny, onet or rnet for engine programs; any zoo "
+                             "network for pq/rq/lr2vq, and for universal at model level (written as JSON: e.g. "
+                             "minilm)")
+    source.add_argument("--model", metavar="FILE",
+                        help="your own network: a torch.export program (.pt2, torch.export.save) or an ONNX model "
+                             "(.onnx), lowered onto the engine's layers (the supported operators are listed in the "
+                             "README); needs --calibration FILE.npy")
     c.add_argument("--method", required=True,
                    help="engine programs: kmeans (per-layer k-means VQ, codebooks in ROM), universal (the "
                         "shared universal codebook in ROM, differentiable assignment), pvq (pyramid VQ: "
@@ -49,24 +58,56 @@ def add_parser(sub) -> None:
                    help="engine programs: on-chip weight SRAM in KiB (default %(default)s; 0 for none). Layers "
                         "whose compressed streams fit, first fit in layer order, are read from DRAM once per job "
                         "and from this SRAM for every later image; `vqe inspect` shows the placement")
-    c.add_argument("--calibration", type=int, default=2000, help="training images for activation calibration")
+    c.add_argument("--calibration", default=None, metavar="N|FILE.npy",
+                   help="--network: training images for activation calibration (default 2000); --model: a .npy "
+                        "float array (N, *input shape) of inputs, for activation calibration and for the "
+                        "fine-tuning by distillation from the float model (kmeans, universal)")
+    c.add_argument("--input-shape", metavar="C,H,W",
+                   help="--model: one input without its batch (e.g. 1,28,28), where the file leaves it dynamic")
+    c.add_argument("--eval", metavar="FILE.npz",
+                   help="--model: the evaluation set, arrays x (inputs) and y: integer labels (quality is accuracy) "
+                        "or float reference outputs (quality is the mean cosine and top-1 agreement). Default: the "
+                        "float model's outputs on the calibration inputs")
     c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_output_arguments(c, "file to write: a program (.vqz), or a JSON result for pq/rq/lr2vq")
     add_quiet_argument(c)
     c.set_defaults(func=cmd_compress)
 
 
+def _calibration_count(args) -> int:
+    """``--calibration`` of a zoo network: a count of training images (default 2000); a file with ``--model``."""
+    from model.compress.registry import CompressOptions
+    if args.model is not None or args.calibration is None:
+        return CompressOptions().calibration
+    try:
+        return int(args.calibration)
+    except ValueError:
+        raise CliError(f"--calibration with --network is a number of training images, got {args.calibration!r} "
+                       "(a file of inputs goes with --model)") from None
+
+
 def cmd_compress(args) -> int:
-    """Compress ``args.network`` with ``args.method`` and write the program (or JSON result) to ``args.output``."""
+    """Compress ``args.network`` (or the user's ``args.model``) with ``args.method`` and write the program (or JSON
+    result) to ``args.output``."""
     from model.compress.pipeline import CompressOptions, compress_any
     from model.compress.registry import get_method
     out = refuse_overwrite(args.output, args.force)
     options = CompressOptions(lanes=args.lanes, codebook_size=args.codebook_size,
-                              finetune_epochs=args.finetune_epochs, calibration=args.calibration, seed=args.seed,
-                              progress=not args.quiet, bits_per_weight=args.bits_per_weight, codebook=args.codebook,
-                              stages=args.stages, rank=args.rank, quick=args.quick_eval,
+                              finetune_epochs=args.finetune_epochs, calibration=_calibration_count(args),
+                              seed=args.seed, progress=not args.quiet, bits_per_weight=args.bits_per_weight,
+                              codebook=args.codebook, stages=args.stages, rank=args.rank, quick=args.quick_eval,
                               weight_sram_kib=args.weight_sram)
-    result = compress_any(args.network, args.method, options)
+    if args.model is not None:
+        from model.compress.pipeline import compress_model
+        if args.calibration is None:
+            raise CliError("--model needs --calibration FILE.npy: the inputs that calibrate the activations")
+        result = compress_model(args.model, args.method, args.calibration, evaluation=args.eval,
+                                input_shape=args.input_shape, options=options)
+    else:
+        for flag, value in (("--input-shape", args.input_shape), ("--eval", args.eval)):
+            if value is not None:
+                raise CliError(f"{flag} applies to --model only (a zoo network brings its own data)")
+        result = compress_any(args.network, args.method, options)
     if isinstance(result, dict):  # a model-level result
         text = json.dumps(result, indent=2, default=float) + "\n"
         write_atomically(out, lambda tmp: tmp.write_text(text))
@@ -80,6 +121,10 @@ def cmd_compress(args) -> int:
     write_atomically(out, program.save)  # never leave a half-written program behind
     c = program.meta["compression"]
     info = program.meta["info"]
+    checks = info.get("source_checks", {})
+    if checks:
+        print(f"{args.model}: float model checked on the calibration inputs, max abs diff "
+              + ", ".join(f"{k.removesuffix('_max_abs_diff')} {v:.3g}" for k, v in checks.items()), file=sys.stderr)
     print(f"wrote {out}: {program.meta['network']} / {program.meta['method']}, "
           f"{c['bytes']} bytes, {c['bits_per_weight']:.3f} bits/weight, "
           f"{c['ratio_vs_fp32']:.2f}x vs fp32" +

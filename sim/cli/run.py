@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
-from sim.cli.options import add_quiet_argument, refuse_overwrite
+from sim.cli.options import add_cluster_arguments, add_quiet_argument, check_cluster_arguments, refuse_overwrite
+from sim.shards import DEFAULT_SHARD_IMAGES
 from sim.errors import EXIT_ERROR, CliError
 
 #: Summary fields ``vqe run`` prints without ``--json``, in order (the compression follows).
@@ -21,8 +22,14 @@ def add_parser(sub) -> None:
     r.add_argument("--backend", required=True,
                    help="golden, amaranth, icarus, verilator (the compiled C++ harness) or verilator-cocotb "
                         "(the cocotb testbench on Verilator)")
-    r.add_argument("--images", type=int, default=1, help="number of test images (default 1)")
+    r.add_argument("--images", type=int, default=None,
+                   help="number of test images (default 1; with --inputs, every input of the file)")
     r.add_argument("--offset", type=int, default=0, help="first test image (default 0)")
+    r.add_argument("--inputs", metavar="FILE.npz",
+                   help="run on your own inputs: array x (N, *input shape), and optionally y, integer labels "
+                        "(quality is accuracy) or float reference outputs (quality is the mean cosine and top-1 "
+                        "agreement, in \"quality\"). A program of your own model (vqe compress --model) without "
+                        "--inputs runs on seeded random int8 inputs; zoo networks default to their test sets")
     r.add_argument("--latency", type=int, default=10, help="DRAM read latency in cycles (default 10)")
     r.add_argument("--stall", type=int, default=0,
                    help="random DRAM stalls, probability in 1/256ths per handshake (default 0)")
@@ -33,53 +40,43 @@ def add_parser(sub) -> None:
                    help="run on the universal chip (what `vqe verilog` writes with no program) instead of the "
                         "engine the program was compressed for; the program must fit it")
     r.add_argument("--shard-images", type=int, default=None, metavar="N",
-                   help="RTL backends: images per shard, one engine job each (default 1000); several shards run "
-                        "in parallel on a Dask cluster")
-    r.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run the shards on the Dask cluster at ADDRESS (tcp://host:port) instead of an embedded "
-                        "LocalCluster with one worker per core")
-    r.add_argument("--workers", type=int, default=None,
-                   help="worker processes of the embedded LocalCluster (default: one per core)")
+                   help=f"RTL backends: images per shard, one engine job each (default {DEFAULT_SHARD_IMAGES}); "
+                        "several shards run in parallel on a Dask cluster")
+    add_cluster_arguments(r)
     r.add_argument("--flip", metavar="WORD:BIT", action="append",
-                   help="verification: invert bit BIT of word WORD of the program's image before running (may be "
-                        "repeated); the RTL must then stop with the golden model's error code, or match it. What "
-                        "`vqe verify` prints to replay a corrupted case")
+                   help="verification: invert bit BIT of word WORD of the program's image (its descriptors or "
+                        "streams) before running, on one job (may be repeated); the RTL must then stop with the "
+                        "golden model's error code, or match it; prints the verdict as JSON. What `vqe verify` "
+                        "prints to replay a corrupted case")
     r.add_argument("--json", action="store_true", help="print the JSON summary")
     add_quiet_argument(r)
     r.set_defaults(func=cmd_run)
 
 
-def _reference_predictions(meta: dict, x_float, labels, progress: bool):
-    """The float network's predictions on the images (None without labels): the accuracy to compare with."""
-    if x_float is None or labels is None:
-        return None
-    from model.nets.tasks import full_network
-    from model.nets.networks import predict
-    return predict(full_network(meta["network"], progress=progress), x_float)
-
-
-def _parse_flip(text: str, words: int) -> tuple[int, int]:
-    """``WORD:BIT`` as a pair, checked against the program image's ``words``."""
+def _parse_flip(text: str) -> tuple[int, int]:
+    """``WORD:BIT`` as a pair of ints."""
     try:
         word, bit = (int(v) for v in text.split(":"))
     except ValueError:
         raise CliError(f"--flip takes WORD:BIT, got {text!r}") from None
-    if not (0 <= word < words and 0 <= bit < 32):
-        raise CliError(f"--flip {text}: the program image has words 0..{words - 1} of bits 0..31")
     return word, bit
 
 
 def _replay_flips(program, args, x_int8) -> int:
     """``vqe run --flip``: the corrupted program on the backend, judged against the golden model."""
-    from sim.verify.campaign import flip_bit, replay
+    from sim.verify.campaign import flip_bits, replay
     if args.backend == "golden":
         raise CliError("--flip compares the RTL with the golden model: choose an RTL backend")
-    flips = [_parse_flip(f, len(program.image)) for f in args.flip]
-    for word, bit in flips[:-1]:
-        program = flip_bit(program, word, bit)
-    result = replay(program, flips[-1], x_int8, args.backend, latency=args.latency, stall=args.stall,
-                    seed=args.seed)
-    result["flip"] = [{"word": w, "bit": b} for w, b in flips]
+    taken = [opt for opt, on in (("--vcd", args.vcd), ("--shard-images", args.shard_images),
+                                 ("--scheduler", args.scheduler), ("--workers", args.workers)) if on]
+    if taken:
+        raise CliError(f"--flip runs one job in this process: leave out {', '.join(taken)}")
+    flips = [_parse_flip(f) for f in args.flip]
+    try:
+        flip_bits(program, flips)
+    except ValueError as e:
+        raise CliError(f"--flip: {e}") from None
+    result = replay(program, flips, x_int8, args.backend, latency=args.latency, stall=args.stall, seed=args.seed)
     print(json.dumps(result, indent=2))
     if not result["agree"]:
         print(f"vqe: error: the RTL disagrees with the golden model: {result['reason']}", file=sys.stderr)
@@ -89,9 +86,7 @@ def _replay_flips(program, args, x_int8) -> int:
 
 def cmd_run(args) -> int:
     """Run ``args.program`` on ``args.backend`` and print its summary; exit 1 if the RTL disagrees."""
-    from model.nets.inputs import load_inputs
     from model.program.file import Program
-    from sim.run import run_program
     program = Program.load(args.program)
     if args.chip == "universal":
         from model.compress.universal.method import universal_engine_config
@@ -99,18 +94,18 @@ def cmd_run(args) -> int:
         from sim.run import on_engine
         kib = program.config.weight_sram_words // WORDS_PER_KIB
         program = on_engine(program, universal_engine_config(kib, all_networks=True))
-    if args.images < 1:
+    if args.images is not None and args.images < 1:
         raise CliError("--images must be at least 1")
     if args.vcd:
         refuse_overwrite(args.vcd, args.force)
-    x_int8, labels, x_float = load_inputs(program.meta, args.images, args.offset, args.seed)
+    from sim.api import run_inputs, run_summary
+    x_int8, labels, x_float, y = run_inputs(program, args.inputs, args.images, args.offset, args.seed)
     if args.flip:
         return _replay_flips(program, args, x_int8)
-    reference = _reference_predictions(program.meta, x_float, labels, not args.quiet)
-    summary = run_program(program, x_int8, labels, args.backend, latency=args.latency, stall=args.stall,
-                          seed=args.seed, vcd=args.vcd, reference_predictions=reference,
-                          shard_images=args.shard_images, scheduler=args.scheduler, workers=args.workers,
-                          progress=not args.quiet)
+    summary = run_summary(program, args.backend, x_int8, labels, x_float, y, program_path=args.program,
+                          latency=args.latency, stall=args.stall, seed=args.seed,
+                          vcd=args.vcd, shard_images=args.shard_images, scheduler=args.scheduler,
+                          workers=args.workers, progress=not args.quiet)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

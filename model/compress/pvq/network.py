@@ -208,15 +208,19 @@ def pvq_program(job: EngineJob):
     from model.program.writer import build_program
     o = job.options
     budget = o.bits_per_weight or DEFAULT_BITS_PER_WEIGHT
+    epochs = FINETUNE_EPOCHS if o.finetune_epochs is None else o.finetune_epochs
+    if job.data.train.labels is None:
+        epochs = 0      # the gains are fine-tuned on labels; a user's model brings inputs only
     t0 = time.perf_counter()
     net, lowered = pvq_compress(_linear_chain(job), lanes=o.lanes, bits_per_weight=budget,
-                                finetune_epochs=FINETUNE_EPOCHS if o.finetune_epochs is None else o.finetune_epochs,
+                                finetune_epochs=epochs,
                                 seed=o.seed, progress=o.progress, name=job.network,
                                 train_data=(job.data.train.inputs, job.data.train.labels),
-                                calib_x=job.calib)
+                                calib_x=job.calib.reshape(len(job.calib), -1))
     seconds = time.perf_counter() - t0
     lowered.name, lowered.method = job.network, "pvq"
     ks = [int(layer.pvq_k) for layer in lowered.layers]
     return build_program(lowered, pvq_k_max=max(ks), info=dict(
-        job.info, pvq_float_accuracy=job.quality(pvq_to_torch(net)), compress_seconds=seconds, pvq_k=ks,
-        bits_per_weight_budget=budget))
+        # The chain takes the raw inputs flattened (its input index is the identity).
+        job.info, pvq_float_accuracy=job.quality(nn.Sequential(nn.Flatten(), pvq_to_torch(net))), compress_seconds=seconds, pvq_k=ks,
+        bits_per_weight_budget=budget, pvq_finetune_epochs=epochs))

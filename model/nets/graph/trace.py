@@ -166,6 +166,7 @@ class _Walk:
     source: list = field(default_factory=list)
     gen: int = 0                        # data-moving layers so far
     head: tuple | None = None           # (input value, layer) of the newest Linear, for parallel heads
+    batch: int = 1                      # the batch reshapes are replayed at (an exported graph's is fixed)
 
     def consume(self, v: _Value, node: fx.Node, m: nn.Module | None) -> None:
         """Refuse a layer on anything but the engine's newest vector (the engine runs one chain)."""
@@ -194,13 +195,15 @@ class _Walk:
 def describe(node: fx.Node, module: nn.Module | None = None) -> str:
     """``operator NAME (node 'n', module 'm')`` for error messages."""
     what = type(module).__name__ if module is not None else getattr(node.target, "__name__", str(node.target))
-    where = f"node {node.name!r}" + (f", module {node.target!r}" if module is not None and node.target != node.name
-                                     else "")
+    where = f"node {node.name!r}" + (f", module {node.target!r}" if node.op == "call_module"
+                                     and node.target != node.name else "")
     return f"operator {what} ({where})"
 
 
 def _out_shape(node: fx.Node) -> tuple[int, ...]:
-    return tuple(node.meta["tensor_meta"].shape)[1:]
+    meta = node.meta["tensor_meta"]
+    # An operator with several outputs (pooling with its indices): the first is the one lowered.
+    return tuple((meta if hasattr(meta, "shape") else meta[0]).shape)[1:]
 
 
 # --- the engine's map layout ------------------------------------------------------------------
@@ -539,7 +542,8 @@ def _move(walk: _Walk, node: fx.Node, m: nn.Module | None):
     def subst(a):
         if isinstance(a, fx.Node):
             v = walk.values.get(a)
-            return torch.from_numpy(v.pos)[None] if isinstance(v, _Value) else v
+            return torch.from_numpy(np.broadcast_to(v.pos, (walk.batch, *v.pos.shape)).copy()) \
+                if isinstance(v, _Value) else v
         if isinstance(a, (tuple, list)):
             return type(a)(subst(b) for b in a)
         return a
@@ -552,7 +556,7 @@ def _move(walk: _Walk, node: fx.Node, m: nn.Module | None):
         out = node.target(*args, **kwargs)
     v = walk.values.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
     if isinstance(out, torch.Tensor) and isinstance(v, _Value):
-        if out.shape[0] != 1:
+        if out.dim() == 0 or out.shape[0] != walk.batch:
             raise GraphError(f"{describe(node, m)}: it moves data across the batch dimension")
         pos = out[0].numpy().copy()
         same = pos.shape == v.pos.shape and np.array_equal(pos, v.pos)
@@ -586,7 +590,7 @@ FUNCTION_HANDLERS: dict[object, Handler] = {
 }
 
 
-def supported() -> str:
+def supported_torch() -> str:
     """The operators :func:`lower_graph` lowers, for error messages."""
     mods = sorted({t.__name__ for t in MODULE_HANDLERS})
     return ", ".join(mods) + (", F.relu, F.max_pool1d/2d, F.avg_pool1d/2d, F.adaptive_avg_pool1d/2d, F.pad (zeros), "
@@ -614,14 +618,43 @@ def lower_graph(model: nn.Module, input_shape: tuple[int, ...], lanes: int) -> E
         gm = fx.symbolic_trace(model)
     except Exception as e:  # noqa: BLE001  tracing fails in many ways; one line names it
         raise GraphError(f"torch.fx cannot trace {type(model).__name__}: {str(e).splitlines()[0]}") from None
+    # Batch 2 in the shape propagation: an operator that mixes the batch shows up as a wrong shape.
+    return lower_traced(gm, input_shape, lanes, name=type(model).__name__, shape_batch=2)
+
+
+def lower_traced(gm: fx.GraphModule, input_shape: tuple[int, ...], lanes: int, *, name: str,
+                 handlers: dict | None = None, constants: bool = False, shape_batch: int = 1,
+                 replay_batch: int = 1, supported: str | None = None) -> EngineNet:
+    """:func:`lower_graph` of a graph already traced (a ``torch.fx`` trace, an exported program's graph).
+
+    Parameters
+    ----------
+    gm : torch.fx.GraphModule
+    input_shape : tuple of int
+        One input without the batch dimension.
+    lanes : int
+    name : str
+        The network's name, for error messages.
+    handlers : dict, optional
+        Handlers by function, in place of :data:`FUNCTION_HANDLERS` (an exported graph's ATen operators).
+    constants : bool
+        ``get_attr`` nodes are the graph's weights (an exported graph): their tensors are values that
+        handlers read, not tensor constants of the forward pass (refused otherwise).
+    shape_batch, replay_batch : int
+        The batch of the shape propagation, and the batch reshapes are replayed at (an exported graph's
+        reshapes may name a fixed batch: both are then that batch).
+    supported : str, optional
+        What a refusal of an unknown operator lists as supported (default the torch operators).
+    """
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(torch.zeros((2, *input_shape)))
+            ShapeProp(gm).propagate(torch.zeros((shape_batch, *input_shape)))
     except Exception as e:  # noqa: BLE001  the network's own error, as one line
         cause = e.__cause__ or e
-        raise GraphError(f"{type(model).__name__} does not run on inputs of shape {tuple(input_shape)}: "
+        raise GraphError(f"{name} does not run on inputs of shape {tuple(input_shape)}: "
                          f"{str(cause).splitlines()[0]}") from None
-    walk = _Walk(lanes)
+    walk = _Walk(lanes, batch=replay_batch)
+    functions = FUNCTION_HANDLERS if handlers is None else handlers
     modules = dict(gm.named_modules())
     result = None
     for node in gm.graph.nodes:
@@ -633,17 +666,21 @@ def lower_graph(model: nn.Module, input_shape: tuple[int, ...], lanes: int) -> E
             result = node.args[0]
             break
         if node.op == "get_attr":
-            raise GraphError(f"{describe(node)}: a tensor constant in the forward pass does not run on the engine")
+            if not constants:
+                raise GraphError(f"{describe(node)}: a tensor constant in the forward pass does not run on the engine")
+            walk.values[node] = _attribute(gm, node.target)
+            continue
         module = modules[node.target] if node.op == "call_module" else None
         handler = (MODULE_HANDLERS.get(type(module)) if module is not None
-                   else FUNCTION_HANDLERS.get(node.target))
+                   else functions.get(node.target))
         if handler is None:
-            raise GraphError(f"{describe(node, module)} does not run on the engine; supported: {supported()}")
+            raise GraphError(f"{describe(node, module)} does not run on the engine; supported: "
+                             f"{supported or supported_torch()}")
         walk.values[node] = handler(walk, node, module)
     results = result if isinstance(result, (tuple, list)) else (result,)
     outs = [walk.values.get(r) if isinstance(r, fx.Node) else None for r in results]
-    name = type(model).__name__
-    if not outs or any(not isinstance(o, _Value) or o.stage != "engine" or o.gen != walk.gen for o in outs):
+    if not walk.layers or not outs or any(not isinstance(o, _Value) or o.stage != "engine" or o.gen != walk.gen
+                                          for o in outs):
         raise GraphError(f"{name}: its outputs must be tensors computed by the last engine layer")
     last = walk.layers[-1] if not isinstance(walk.layers[-1], (nn.ReLU, EngineActivation)) else walk.layers[-2]
     size = last.out_features if isinstance(last, EngineLinear) else outs[0].size
@@ -657,3 +694,11 @@ def lower_graph(model: nn.Module, input_shape: tuple[int, ...], lanes: int) -> E
     if [a for a, _ in bounds] != [0] + [b for _, b in bounds[:-1]] or bounds[-1][1] != size:
         raise GraphError(f"{name}: its outputs must together be the last layer's values, each once")
     return EngineNet([EngineInput(walk.input_index)] + walk.layers, lanes, input_shape, spans, walk.source)
+
+
+def _attribute(gm: fx.GraphModule, target: str) -> torch.Tensor:
+    """The tensor a ``get_attr`` node names (``"conv.weight"``), detached."""
+    obj = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj.detach() if isinstance(obj, torch.Tensor) else obj

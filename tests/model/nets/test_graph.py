@@ -208,10 +208,10 @@ def test_zoo_networks_lower_exactly(name):
 
 
 def test_a_map_larger_than_the_largest_activation_sram_is_refused():
-    from model.nets.tasks import TaskError, _check_maps_fit
+    from model.nets.tasks import TaskError, check_maps_fit
     model = nn.Sequential(nn.Conv2d(1, 64, 1), nn.ReLU(), nn.Flatten(), nn.Linear(64 * 64 * 64, 2)).eval()
     net = lower_graph(model, (1, 64, 64), 4)
     with pytest.raises(TaskError, match="the conv output map 64x64x64 holds 262,144 values"):
-        _check_maps_fit("big", net)
+        check_maps_fit("big", net)
     small = nn.Sequential(nn.Conv2d(1, 8, 1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16, 2)).eval()
-    _check_maps_fit("small", lower_graph(small, (1, 4, 4), 4))
+    check_maps_fit("small", lower_graph(small, (1, 4, 4), 4))
