@@ -271,9 +271,9 @@ class Engine(wiring.Component):
             m.d.comb += [place_mul.start.eq(1), place_mul.a.eq(rows), place_mul.b.eq(row_words)]
             m.next = "PLACE"
 
-        def past_end(addr, words):
-            """Reading ``words`` words from ``addr`` would pass the DRAM's end (no bound when it is 0)."""
-            return (dram_words != 0) & (addr + words > dram_words)
+        def past_end(addr, words, bound=dram_words):
+            """Reading ``words`` words from ``addr`` would pass the DRAM's end ``bound`` (none when it is 0)."""
+            return (bound != 0) & (addr + words > bound)
 
         def end_layer(out_features):
             """The layer's output, ``out_features`` values, is the next one's input."""
@@ -344,6 +344,9 @@ class Engine(wiring.Component):
                     fail(EngineError.BAD_JOB)
                 with m.Elif((job.input_features == 0) | (job.input_features > cfg.max_features)):
                     fail(EngineError.BAD_SHAPE)
+                with m.Elif(past_end(job.desc_addr, DESC_WORDS, job.dram_words)):
+                    # The full 32-bit address: ``desc_addr`` keeps only the DRAM's address bits.
+                    fail(EngineError.BAD_STREAM)
                 with m.Else():
                     m.next = "LOAD"
             with m.State("LOAD"):

@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from sim.simulate import BACKENDS
+
 #: Images per backend: enough for a steady rate, few enough for the slow simulators.
 DEFAULT_IMAGES = {"golden": 100, "verilator": 100, "verilator-cocotb": 10, "icarus": 2, "amaranth": 1}
 
@@ -52,6 +54,8 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    """Run the benchmark and print its table; exit 1 if a backend is not bit-exact or a run fails."""
+    from model.contract.errors import VqeError
     p = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.splitlines()[0])
     p.add_argument("program")
     p.add_argument("--images", action="append", default=[], metavar="BACKEND=N",
@@ -64,7 +68,14 @@ def main(argv=None) -> int:
             images = {b: int(n) for b, n in (item.split("=") for item in a.images)}
         except ValueError:
             p.error("--images takes BACKEND=N")
-    rows = bench(a.program, images)
+    unknown = sorted(set(images) - set(BACKENDS))
+    if unknown:
+        p.error(f"unknown backend {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    try:
+        rows = bench(a.program, images)
+    except (VqeError, OSError) as e:
+        print(f"bench: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
     print(table(rows))
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)

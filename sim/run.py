@@ -15,7 +15,6 @@ from model.program.file import Program
 from sim.simulate import BACKENDS
 
 
-
 class RunError(VqeError):
     """A run could not be carried out (bad arguments, simulator failure, hang)."""
 
@@ -75,13 +74,11 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
     from sim.shards import DEFAULT_SHARD_IMAGES, merge_shards, plan_shards, run_shard, run_shards
     if backend not in BACKENDS:
         raise RunError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    from sim.backends.dram_model import MAX_LATENCY, MIN_LATENCY, STALL_BITS
-    if not MIN_LATENCY <= latency <= MAX_LATENCY:
-        raise RunError(f"--latency must be {MIN_LATENCY}..{MAX_LATENCY} cycles, got {latency}")
-    if not 0 <= stall < 1 << STALL_BITS:
-        raise RunError(f"--stall must be 0..{(1 << STALL_BITS) - 1} (1/256ths), got {stall}")
-    if not 0 <= seed < 1 << 32:
-        raise RunError(f"--seed must be 0..{(1 << 32) - 1}, got {seed}")
+    from sim.backends.dram_model import check_timing
+    try:
+        check_timing(latency, stall, seed)
+    except ValueError as e:
+        raise RunError(f"DRAM timing (--latency, --stall, --seed): {e}") from None
     meta = program.meta
     n = len(x_int8)
     wall0 = time.perf_counter()

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.contract.counters import COUNTERS
 from model.contract.errors import VqeError
 
 #: Images per shard unless asked otherwise: a job of LeNet-300-100 this size takes about 20 s on Verilator.
@@ -42,9 +41,11 @@ class Shard:
 
     @property
     def images(self) -> int:
+        """Images in the shard."""
         return self.stop - self.start
 
     def describe(self) -> str:
+        """The shard in words, for progress and error messages."""
         return f"shard {self.index} (images {self.start}..{self.stop - 1})"
 
 
@@ -66,19 +67,15 @@ def run_shard(program, x_int8: np.ndarray, backend: str, *, latency: int, stall:
     dict
         ``done``, ``error`` and ``bound`` (the hang bound in cycles); ``golden_outputs`` and
         ``outputs`` (int arrays, one row per image); ``golden_counters`` and ``counters``;
-        ``layer_cycles``; ``sim_seconds``; ``golden_seconds``.
+        ``layer_cycles``; ``sim_seconds``.
     """
-    import time
-
     from model.codecs.vectors import unpack_vectors
     from model.golden.engine import GoldenEngine
     from sim.simulate import hang_bound, simulate
     meta = program.meta
     n = len(x_int8)
     image, out_addr, out_words = program.dram_image(x_int8)
-    t0 = time.perf_counter()
     golden = GoldenEngine(program.config).run(image)
-    golden_seconds = time.perf_counter() - t0
     bound = hang_bound(golden.counters, meta["n_layers"], n, latency, meta["engine"]["lanes"])
     res = simulate(program, image, backend, out_addr=out_addr, out_words=n * out_words, max_cycles=bound,
                    latency=latency, stall=stall, seed=seed, vcd=vcd)
@@ -88,18 +85,17 @@ def run_shard(program, x_int8: np.ndarray, backend: str, *, latency: int, stall:
     return {"done": bool(res["done"]), "error": int(res["error"]), "bound": bound,
             "golden_outputs": golden.outputs, "outputs": outputs,
             "golden_counters": dict(golden.counters), "counters": dict(res["counters"]),
-            "layer_cycles": list(res.get("layer_cycles") or []), "sim_seconds": float(res["sim_seconds"]),
-            "golden_seconds": golden_seconds}
+            "layer_cycles": list(res.get("layer_cycles") or []), "sim_seconds": float(res["sim_seconds"])}
 
 
 def merge_shards(results: list[dict]) -> dict:
     """One result from the shards' (in shard order): counters and per-layer cycles summed, outputs stacked."""
     merged = {"golden_outputs": np.concatenate([r["golden_outputs"] for r in results]),
               "outputs": np.concatenate([r["outputs"] for r in results]),
-              "golden_counters": {k: sum(r["golden_counters"][k] for r in results) for k in results[0]["golden_counters"]},
+              "golden_counters": {k: sum(r["golden_counters"][k] for r in results)
+                                  for k in results[0]["golden_counters"]},
               "counters": {k: sum(r["counters"][k] for r in results) for k in results[0]["counters"]},
-              "sim_seconds": sum(r["sim_seconds"] for r in results),
-              "golden_seconds": sum(r["golden_seconds"] for r in results)}
+              "sim_seconds": sum(r["sim_seconds"] for r in results)}
     width = max(len(r["layer_cycles"]) for r in results)
     merged["layer_cycles"] = [sum(r["layer_cycles"][i] if i < len(r["layer_cycles"]) else 0 for r in results)
                               for i in range(width)]
@@ -120,9 +116,16 @@ def _client(scheduler: str | None, workers: int | None):
         cluster = local_cluster(workers)
         return Client(cluster), cluster
     try:
-        return Client(scheduler, timeout=f"{CONNECT_TIMEOUT_SECONDS}s"), None
-    except (OSError, TimeoutError) as e:
+        client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_SECONDS}s")
+    except (OSError, TimeoutError, ValueError) as e:
         raise ShardError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_SECONDS)
+    except (OSError, TimeoutError) as e:
+        client.close()
+        raise ShardError(f"the Dask cluster at {scheduler} has no worker after {CONNECT_TIMEOUT_SECONDS} s ({e})") \
+            from None
+    return client, None
 
 
 def run_shards(tasks: list[tuple[str, tuple, dict]], fn, *, scheduler: str | None = None,

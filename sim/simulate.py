@@ -33,7 +33,11 @@ def simulate(program: Program, image: np.ndarray, backend: str, *, out_addr: int
         from sim.backends.amaranth import run_amaranth
         return run_amaranth(cfg, image, out_addr=out_addr, out_words=out_words, max_cycles=max_cycles,
                             latency=latency, stall=stall, seed=seed, vcd_path=vcd)
-    from sim.backends.top import TOP_NAME, compiled_top_verilog, rom_hex
+    from sim.backends.top import COMPILED_ADDR_BITS, TOP_NAME, compiled_top_verilog, rom_hex
+    if len(image) > 1 << COMPILED_ADDR_BITS:
+        from sim.backends.simulators import SimulationError
+        raise SimulationError(f"a job's DRAM image of {len(image):,} words does not fit the compiled simulation's "
+                              f"{1 << COMPILED_ADDR_BITS:,} words: run fewer images per job (--shard-images)")
     if backend == "verilator":
         from sim.backends.verilator import Job, harness_for, run_jobs
         binary, build_seconds = harness_for(cfg, trace=vcd is not None)

@@ -28,7 +28,8 @@ class EngineError(enum.IntEnum):
                       #: PVQ: K zero or above ``pvq_k_max``, or entry width wrong for K;
                       #: HUFFMAN: k zero or above ``huffman_k_max``, or its entries past the ROM's end
     BAD_STREAM = 5    #: ``row_words`` disagrees with the shape and index width;
-                      #: HUFFMAN: a word needed past the size word's total
+                      #: HUFFMAN: a word needed past the size word's total;
+                      #: a descriptor or stream read at or past the job's ``dram_words``
     BAD_MODE = 6      #: unknown layer mode
     BAD_INDEX = 7     #: a codebook index at or above the layer's codebook size (PVQ: >= V(lanes, K))
     BAD_SPARSE = 8    #: HUFFMAN: a position at or past ``in_features``
@@ -64,3 +65,7 @@ class EngineFault(VqeError):
         super().__init__(f"{code.name}: {detail}")
         self.code = code
         self.detail = detail
+
+    def __reduce__(self):
+        """Pickle as its arguments (a fault raised in a Dask worker reaches the client intact)."""
+        return type(self), (self.code, self.detail)

@@ -69,8 +69,9 @@ class GoldenEngine:
         """Execute a DRAM image.  Raises ``EngineFault`` where the RTL would stop with an error."""
         cfg, lanes = self.config, self.config.lanes
         image = np.asarray(image, dtype=np.uint32)
+        # The bound (dram_words) applies to descriptors and streams (decode); the header and the
+        # input vectors are the host's, which the engine trusts.
         hdr, layers = self.decode(image)
-        image = hdr.readable(image)
         n = hdr.n_images
         in_words = vector_words(hdr.input_features, lanes)
         x = unpack_vectors(read_words(image, hdr.input_addr, n * in_words, "input vectors")

@@ -1,10 +1,12 @@
 """Run the engine's simulation top under cocotb with Icarus Verilog or Verilator.
 
 The simulation top (``vqe_sim_top``, see :mod:`sim.backends.top`) holds the whole job:
-its DRAM model memory is preloaded with the program image, so a run needs no
-per-cycle Python.  The cocotb test (:mod:`sim.backends.cocotb_top`) pulses ``start``,
-sleeps until ``done`` or a cycle bound, and then reads ``error``, the counters
-and the output words through the ``dbg_addr``/``dbg_data`` port.
+its DRAM model and codebook ROM load the program image and the codebook from the files
+given as ``+vqe_dram=FILE`` and ``+vqe_rom=FILE`` (``dram_file``, ``rom``), so a run needs no
+per-cycle Python and one build serves every program of an engine shape.  The cocotb test
+(:mod:`sim.backends.cocotb_top`) sets the DRAM timing ports, pulses ``start``, sleeps until
+``done`` or a cycle bound, and then reads ``error``, the counters and the output words
+through the ``dbg_addr``/``dbg_data`` port.
 
 Parameters travel to the test in environment variables and results come back in
 a JSON file the test writes.  Each design is built once (`sim.backends.cocotb_build`)
@@ -14,7 +16,8 @@ Top-level ports expected (Amaranth defaults: clock ``clk``, synchronous
 active-high reset ``rst``): ``start`` in; ``busy``, ``done`` out; ``error`` out
 (4 bits); ``counters`` out (``len(COUNTER_NAMES)`` fields of ``COUNTER_BITS``,
 field *i* at bits ``[COUNTER_BITS*i +: COUNTER_BITS]``); ``dbg_addr`` in (any
-width) and ``dbg_data`` out (32 bits), a 1-cycle synchronous read port.
+width) and ``dbg_data`` out (32 bits), a 1-cycle synchronous read port; with
+``dram_timing``, ``dram_latency``, ``dram_stall`` and ``dram_seed`` in.
 """
 from __future__ import annotations
 
@@ -39,14 +42,14 @@ TEST_MODULE = "sim.backends.cocotb_top"
 def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, out_words: int,
                 max_cycles: int, vcd_path: str | None = None,
                 build_root: str | Path = "build/cocotb",
-                dram_image=None, dram_memory: str = "dram.mem", dram_file=None,
+                dram_file=None,
                 dram_timing: tuple[int, int, int] | None = None, rom: str | None = None) -> dict:
     """Simulate one whole engine run of the simulation top ``toplevel`` given as Verilog text.
 
     Parameters
     ----------
     verilog : str
-        Verilog of the simulation top (engine + preloaded DRAM model).
+        Verilog of the simulation top (engine + DRAM model).
     toplevel : str
         Name of the top module, e.g. ``"vqe_sim_top"``.
     simulator : str
@@ -60,10 +63,6 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
         Tracing builds a separate, slower simulation.
     build_root : path
         Parent of the per-design build directories.
-    dram_image : sequence of int, optional
-        Words written into the memory ``dram_memory`` (a dotted instance path below
-        the top) through VPI during reset, before ``start``.  Lets one build serve
-        many DRAM images: generate the top with a blank memory of the right depth.
     dram_file : sequence of int, optional
         Words passed to the design as a ``$readmemh`` file in ``+vqe_dram=FILE``: how the
         compiled simulation top (`sim.backends.top.compiled_top_verilog`) loads its DRAM.
@@ -80,8 +79,7 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
         [int words], ``sim_seconds`` (wall time from start to done inside the
         simulator), ``cycles_simulated`` (clock cycles from start to done or to
         the bound), plus ``build_seconds`` (0.0 when the build was reused),
-        ``wall_seconds`` (the whole simulator process), ``preload_seconds``
-        (writing ``dram_image``), ``simulator``, ``vcd`` and ``warnings``
+        ``wall_seconds`` (the whole simulator process), ``simulator``, ``vcd`` and ``warnings``
         (unresolved X/Z bits read, if any).
 
     Raises
@@ -116,14 +114,6 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
         "VQE_COCOTB_COUNTERS": ",".join(COUNTER_NAMES),
         "VQE_COCOTB_COUNTER_BITS": str(COUNTER_BITS),
     }
-    if dram_image is not None:
-        import array
-        words = array.array("I", (int(w) & 0xFFFFFFFF for w in dram_image))
-        if sys.byteorder != "little":
-            words.byteswap()
-        (run_dir / "dram.bin").write_bytes(words.tobytes())
-        params["VQE_COCOTB_DRAM_IMAGE"] = str(run_dir / "dram.bin")
-        params["VQE_COCOTB_DRAM_MEMORY"] = dram_memory
     plusargs: list[str] = []
     if dram_file is not None:
         write_image(run_dir / "dram.hex", dram_file)
@@ -185,7 +175,6 @@ def run_sim_top(verilog: str, toplevel: str, simulator: str, *, out_addr: int, o
         "wall_seconds": wall,
         "simulator": simulator,
         "vcd": vcd_path,
-        "preload_seconds": float(result.get("preload_seconds", 0.0)),
         "warnings": list(result.get("problems", [])),
     }
 

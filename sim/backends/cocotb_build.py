@@ -9,22 +9,18 @@ copied into each new build.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
-from sim.backends.simulators import (SimulationError, check_simulator, exclusive_lock, get_runner, log_tail,
+from sim.backends.simulators import (SimulationError, cached_build, check_simulator, get_runner, log_tail,
                                      patched_environ, simulator_environment)
 
 #: Time unit and precision of every build.
 TIMESCALE = ("1ns", "1ps")
 #: Bump when the way designs are built changes, so old build directories are not reused.
 _BUILD_RECIPE = "1"
-#: File a finished build leaves in its directory.
-_STAMP = "vqe-build.ok"
 
 
 def _build_args(simulator: str) -> list[str]:
@@ -97,30 +93,23 @@ def build_sim_top(verilog: str, toplevel: str, simulator: str, *, waves: bool = 
     check_simulator(simulator)
     build_root = Path(build_root).resolve()
     build_dir = build_root / f"{simulator}-{design_key(verilog, toplevel, simulator, waves)}"
-    with exclusive_lock(build_root / f".{build_dir.name}.lock"):
-        if (build_dir / _STAMP).is_file():
-            return build_dir, 0.0
-        if build_dir.exists():
-            shutil.rmtree(build_dir)  # a build that failed or was interrupted
-        build_dir.mkdir(parents=True)
+
+    def build(build_dir: Path) -> None:
         source = build_dir / f"{toplevel}.v"
         source.write_text(verilog)
         log = build_dir / "build.log"
-        build_args = _build_args(simulator)
         runtime = _verilator_runtime_dir(build_root, waves) if simulator == "verilator" else None
         seeded = _seed_verilator_runtime(build_dir, runtime) if runtime is not None else ()
         runner = get_runner(simulator, seeded_objects=seeded)
-        t0 = time.perf_counter()
         try:
             with patched_environ(simulator_environment(simulator)):
                 runner.build(sources=[source], hdl_toplevel=toplevel, timescale=TIMESCALE,
-                             build_dir=build_dir, waves=waves, build_args=build_args,
+                             build_dir=build_dir, waves=waves, build_args=_build_args(simulator),
                              always=True, log_file=log)
         except (Exception, SystemExit) as e:  # the runner raises SystemExit for a missing tool
             raise SimulationError(
                 f"{simulator} build of {toplevel} failed ({e}); log {log}:\n{log_tail(log)}") from None
-        seconds = time.perf_counter() - t0
         if runtime is not None:
             _save_verilator_runtime(build_dir, runtime)
-        (build_dir / _STAMP).write_text(json.dumps({"build_seconds": seconds}))
-        return build_dir, seconds
+
+    return build_dir, cached_build(build_dir, build)

@@ -1,9 +1,10 @@
 """cocotb test module for the engine's simulation top (``vqe_sim_top``).
 
 Run by :mod:`sim.backends.cocotb` inside Icarus or Verilator; not imported
-otherwise.  The whole program is preloaded into the simulated DRAM, so the
-test only drives ``start`` and then sleeps until ``done`` (or the cycle
-bound), without waking Python every clock cycle.
+otherwise.  The design holds the whole job (its DRAM and codebook ROM load
+their contents from the ``+vqe_dram`` and ``+vqe_rom`` files the runner passes),
+so the test only sets the DRAM timing, drives ``start`` and then sleeps until
+``done`` (or the cycle bound), without waking Python every clock cycle.
 
 Parameters come in through environment variables, results go out as JSON:
 
@@ -14,25 +15,20 @@ Parameters come in through environment variables, results go out as JSON:
 ``VQE_COCOTB_MAX_CYCLES``   hang bound: cycles to wait for ``done``
 ``VQE_COCOTB_COUNTERS``     comma-separated counter names, field 0 first
 ``VQE_COCOTB_COUNTER_BITS`` width of one counter field
-``VQE_COCOTB_DRAM_IMAGE``   optional: raw little-endian 32-bit words written,
-                            during reset, into the memory named by
-``VQE_COCOTB_DRAM_MEMORY``  (dotted instance path below the top, ``dram.mem``)
 ``VQE_COCOTB_DRAM_TIMING``  optional: ``latency,stall,seed`` set on the ports
                             ``dram_latency``, ``dram_stall``, ``dram_seed``
 ==========================  =================================================
 """
 from __future__ import annotations
 
-import array
 import json
 import os
-import sys
 import time
 
 import cocotb
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import ClockCycles, Edge, FallingEdge, First, ReadOnly, ReadWrite, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, Edge, FallingEdge, First, ReadOnly, RisingEdge, Timer
 
 CLOCK_NS = 10
 
@@ -55,9 +51,6 @@ async def run_engine(dut):
     max_cycles = int(os.environ.get("VQE_COCOTB_MAX_CYCLES", "1000000"))
     names = [n for n in os.environ.get("VQE_COCOTB_COUNTERS", "").split(",") if n]
     field_bits = int(os.environ.get("VQE_COCOTB_COUNTER_BITS", "48"))
-    image_path = os.environ.get("VQE_COCOTB_DRAM_IMAGE", "")
-    memory_path = os.environ.get("VQE_COCOTB_DRAM_MEMORY", "dram.mem")
-    preload_seconds = 0.0
     problems: list[str] = []
 
     # The clock runs in the simulator's GPI layer (C++), not as a Python task.
@@ -74,23 +67,6 @@ async def run_engine(dut):
         dut.dram_stall.value = stall
         dut.dram_seed.value = seed
     await ClockCycles(dut.clk, 2)       # two rising edges in reset
-    if image_path:
-        # Preload the DRAM model's memory through VPI (after time 0, so no initial block overrides it).
-        t0 = time.perf_counter()
-        mem = dut
-        for part in memory_path.split("."):
-            mem = mem._id(part, extended=False)
-        words = array.array("I")
-        with open(image_path, "rb") as f:
-            words.frombytes(f.read())
-        if sys.byteorder != "little":
-            words.byteswap()
-        if len(words) > len(mem):
-            raise ValueError(f"DRAM image of {len(words)} words does not fit {memory_path} ({len(mem)} words)")
-        for i, w in enumerate(words):
-            mem[i].value = w
-        await ReadWrite()
-        preload_seconds = time.perf_counter() - t0
     await FallingEdge(dut.clk)
     dut.rst.value = 0
     await FallingEdge(dut.clk)
@@ -161,7 +137,6 @@ async def run_engine(dut):
         "sim_seconds": wall1 - wall0,
         "cycles_simulated": cycles,
         "layer_cycles": layer_cycles,
-        "preload_seconds": preload_seconds,
         "problems": problems,
     }
     tmp = result_path + ".tmp"

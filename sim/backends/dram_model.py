@@ -1,4 +1,5 @@
-"""The simulated DRAM the engine runs against: a preloaded memory with pipelined reads and random stalls."""
+"""The simulated DRAM the engine runs against: a memory with pipelined reads and random stalls, holding the
+program image from elaboration (Amaranth simulator) or from a file at run time (compiled simulators)."""
 from pathlib import Path
 
 from amaranth.hdl import Array, ClockSignal, Instance, Module, Signal, unsigned
@@ -7,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.layouts import DramReadSignature, dram_write_signature
 from model.contract.layout import WORD_BITS
+from sim.backends.readmem import PLUSARG_PATH_CHARS
 
 #: Galois LFSR taps (x^32 + x^22 + x^2 + x + 1), for the random stalls.
 LFSR_TAPS = 0x80200003
@@ -105,7 +107,8 @@ class DramModel(wiring.Component):
         rd = (Signal(self._aw, name="rd_addr"), Signal(WORD_BITS, name="rd_data"))
         wr = (Signal(self._aw, name="wr_addr"), Signal(WORD_BITS, name="wr_data"), Signal(name="wr_en"))
         dbg = (Signal(self._aw, name="dbg_addr_s"), Signal(WORD_BITS, name="dbg_data_s"))
-        m.submodules.mem = Instance(STORAGE_MODULE, p_AW=self._aw, i_clk=ClockSignal(),
+        m.submodules.mem = Instance(STORAGE_MODULE, p_AW=self._aw, p_PATH_CHARS=PLUSARG_PATH_CHARS,
+                                    i_clk=ClockSignal(),
                                     i_rd_addr=rd[0], o_rd_data=rd[1], i_dbg_addr=dbg[0], o_dbg_data=dbg[1],
                                     i_wr_en=wr[2], i_wr_addr=wr[0], i_wr_data=wr[1])
         return rd, wr, dbg

@@ -11,6 +11,8 @@ import numpy as np
 
 from model.contract.counters import COUNTERS, RTL_COUNTERS
 
+#: Longest file path (characters) a design takes in ``+vqe_dram=`` or ``+vqe_rom=``.
+PLUSARG_PATH_CHARS = 4096
 #: Fields of the top's ``counters`` port, field 0 first.
 COUNTER_NAMES = tuple(COUNTERS) + tuple(RTL_COUNTERS)
 

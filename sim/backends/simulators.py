@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import importlib.util
 import logging
 import os
 import shutil
 import sys
 import sysconfig
+import time
 from pathlib import Path
+from typing import Callable
 
 from model.contract.errors import VqeError
 
@@ -81,8 +84,11 @@ def patched_environ(updates: dict[str, str], remove: tuple[str, ...] = ()):
 
 @contextlib.contextmanager
 def exclusive_lock(path: Path):
-    """Hold an exclusive lock on the file ``path`` (created) while the block runs: one build per design at a time,
-    across processes (the workers of a sharded run share the build directory)."""
+    """Hold an exclusive lock on the file ``path`` (created) while the block runs.
+
+    One build per design at a time, across processes: the workers of a sharded run share the
+    build directory.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -90,6 +96,29 @@ def exclusive_lock(path: Path):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+#: File a finished build leaves in its directory.
+BUILD_STAMP = "vqe-build.ok"
+
+
+def cached_build(build_dir: Path, build: Callable[[Path], None]) -> float:
+    """Run ``build(build_dir)`` into a fresh ``build_dir`` unless a finished build is there.
+
+    One process builds a design at a time (`exclusive_lock`); a build that failed or was
+    interrupted leaves no stamp and is redone.  Returns the seconds spent (0.0 when reused).
+    """
+    with exclusive_lock(build_dir.parent / f".{build_dir.name}.lock"):
+        if (build_dir / BUILD_STAMP).is_file():
+            return 0.0
+        if build_dir.exists():
+            shutil.rmtree(build_dir)
+        build_dir.mkdir(parents=True)
+        t0 = time.perf_counter()
+        build(build_dir)
+        seconds = time.perf_counter() - t0
+        (build_dir / BUILD_STAMP).write_text(json.dumps({"build_seconds": seconds}))
+        return seconds
 
 
 def check_simulator(simulator: str) -> None:

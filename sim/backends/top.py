@@ -3,13 +3,17 @@
 A whole job runs inside the simulated design; a testbench only pulses
 ``start``, waits for ``done`` and reads the results back through ``dbg``.
 
-Two forms.  For the Amaranth simulator the image is the DRAM memory's initial
-contents.  For the compiled simulators (`compiled_top_verilog`) the DRAM is a
-blank :data:`COMPILED_ADDR_BITS`-bit memory loaded at run time from
-``+vqe_dram=FILE``, and the DRAM timing comes in through ports, so the
-Verilog depends on the engine's configuration alone: one build per engine
-serves every program, input set, latency and stall rate.
+Three forms.  For the Amaranth simulator (`SimTop` with an image) the image is
+the DRAM memory's initial contents.  For the compiled simulators
+(`compiled_top_verilog`) the DRAM is a blank :data:`COMPILED_ADDR_BITS`-bit
+memory loaded at run time from ``+vqe_dram=FILE``, the codebook ROM is loaded
+from ``+vqe_rom=FILE`` (`rom_at_run_time`, `rom_hex`), and the DRAM timing comes
+in through ports, so the Verilog depends on the engine's shape alone: one build
+serves every program, input set, latency and stall rate.  The cocotb
+testbenches run `SimTop` so; the Verilator harness runs `HarnessTop`, the same
+with its reset made inside and its inputs registered.
 """
+import functools
 import re
 from dataclasses import replace
 
@@ -23,6 +27,7 @@ from hw.layouts import control_members
 from model.contract.config import EngineConfig
 from model.contract.layout import WORD_BITS
 from sim.backends.dram_model import MAX_LATENCY, SEED_BITS, STALL_BITS, STORAGE_VERILOG, DramModel
+from sim.backends.readmem import PLUSARG_PATH_CHARS
 
 TOP_NAME = "vqe_sim_top"
 #: DRAM word-address bits of the compiled simulations: 4 Mi words (16 MiB) hold a job of 10,000
@@ -158,12 +163,6 @@ class HarnessTop(wiring.Component):
         return m
 
 
-def sim_top_verilog(config: EngineConfig, image, **dram) -> str:
-    """Verilog of the simulation top (`SimTop`, ``dram``: its DRAM timing), time-zero events included."""
-    top = SimTop(config, image, **dram)
-    return settle_at_time_zero(verilog.convert(top, name=TOP_NAME, emit_src=False))
-
-
 #: The codebook ROM's contents as Amaranth writes them (`hw.memories.CodebookRom`): its declaration,
 #: then one assignment per entry in an initial block.
 _ROM_INIT = re.compile(r"^(?P<indent>[ \t]*)(?P<decl>reg \[\d+:0\] rom \[\d+:0\];)\n[ \t]*initial begin\n"
@@ -182,37 +181,50 @@ def rom_at_run_time(text: str, has_rom: bool) -> str:
     found = len(_ROM_INIT.findall(text))
     if found != int(has_rom):
         raise ValueError(f"expected {int(has_rom)} codebook-ROM initialisation in the engine's Verilog, found {found}")
-    return _ROM_INIT.sub(lambda m: f"{m['indent']}{m['decl']}\n{m['indent']}reg [8*4096-1:0] rom_path;\n"
+    path = f"reg [8*{PLUSARG_PATH_CHARS}-1:0] rom_path;"
+    return _ROM_INIT.sub(lambda m: f"{m['indent']}{m['decl']}\n{m['indent']}{path}\n"
                                    f"{m['indent']}initial if ($value$plusargs(\"vqe_rom=%s\", rom_path)) "
                                    f"$readmemh(rom_path, rom);\n", text)
 
 
 def placeholder_rom(config: EngineConfig) -> EngineConfig:
-    """``config`` with its ROM's contents replaced by distinct placeholder codewords (entry ``i`` holds
-    ``i``'s 7-bit digits), keeping its size: what `compiled_top_verilog` elaborates, so the Verilog does not
-    depend on the codewords (distinct, so no synthesis pass folds the ROM into constants)."""
+    """``config`` with its ROM's contents replaced by placeholders, keeping its size.
+
+    What `compiled_top_verilog` elaborates, so the Verilog does not depend on the codewords.  Entry
+    ``i`` holds ``i``'s 7-bit digits: distinct, so no synthesis pass folds the ROM into constants.
+    """
     rom = tuple(tuple((i >> (7 * lane)) & 0x7F for lane in range(config.lanes)) for i in range(len(config.rom)))
     return replace(config, rom=rom)
 
 
 def rom_hex(config: EngineConfig) -> str:
-    """The codebook ROM's entries as the ``$readmemh`` file ``+vqe_rom`` loads: one lane-word per line,
-    entry 0 first (`hw.memories.pack_lane_word`)."""
+    """The codebook ROM's entries as the ``$readmemh`` file ``+vqe_rom`` loads.
+
+    One lane-word per line in hex, entry 0 first (`hw.memories.pack_lane_word`).
+    """
     from hw.memories import pack_lane_word
     digits = 2 * config.lanes   # two hex digits per int8 lane
     return "".join(f"{pack_lane_word(cw, config.lanes):0{digits}x}\n" for cw in config.rom)
 
 
 def compiled_top_verilog(config: EngineConfig, harness: bool = False) -> str:
-    """Verilog of the simulation top for the compiled simulators: a blank DRAM (`SimTop` with
-    ``image=None``, the storage module's source included) and a codebook ROM, both loaded at run time
-    (``+vqe_dram=FILE``, ``+vqe_rom=FILE`` with `rom_hex`).  The text depends on the engine's
-    parameters and ROM size only, so one build serves every program of that shape.  ``harness``:
-    the Verilator harness's top (`HarnessTop`), else the cocotb testbenches' (`SimTop`)."""
-    shaped = placeholder_rom(config)
+    """Verilog of the simulation top for the compiled simulators.
+
+    A blank DRAM (`SimTop` with ``image=None``, the storage module's source included) and a codebook
+    ROM, both loaded at run time (``+vqe_dram=FILE``, ``+vqe_rom=FILE`` with `rom_hex`).  The text
+    depends on the engine's parameters and ROM size only, so one build serves every program of that
+    shape (and this process elaborates each shape once).  ``harness``: the Verilator harness's top
+    (`HarnessTop`), else the cocotb testbenches' (`SimTop`).
+    """
+    return _compiled_top_text(placeholder_rom(config), harness)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_top_text(shaped: EngineConfig, harness: bool) -> str:
+    """`compiled_top_verilog` of an engine whose ROM holds placeholders (elaborating takes seconds)."""
     top = HarnessTop(shaped) if harness else SimTop(shaped, None)
     text = verilog.convert(top, name=TOP_NAME, emit_src=False)
-    return rom_at_run_time(settle_at_time_zero(text), bool(config.rom)) + "\n" + STORAGE_VERILOG.read_text()
+    return rom_at_run_time(settle_at_time_zero(text), bool(shaped.rom)) + "\n" + STORAGE_VERILOG.read_text()
 
 
 def engine_verilog(config: EngineConfig, addr_width: int = 24, name: str = "vqe_engine",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -25,7 +24,7 @@ import numpy as np
 
 from model.contract.counters import COUNTER_BITS
 from sim.backends.readmem import COUNTER_NAMES, write_image
-from sim.backends.simulators import (SimulationError, check_simulator, exclusive_lock, log_tail,
+from sim.backends.simulators import (SimulationError, cached_build, check_simulator, log_tail,
                                      simulator_environment)
 from sim.backends.top import TOP_NAME
 
@@ -40,8 +39,6 @@ SPEED_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert")
 OTHER_FLAGS = ("-Wno-fatal", "--no-timing")
 #: The C++ compiler's optimisation of the model (Verilator's default is -Os).
 CXX_OPT = "-O2"
-#: File a finished build leaves in its directory.
-_STAMP = "vqe-build.ok"
 #: Bump when the way harnesses are built changes, so old builds are not reused.
 _RECIPE = "1"
 
@@ -100,15 +97,10 @@ def build_harness(verilog: str, *, trace: bool = False, build_root: str | Path =
         Verilator or the C++ build failed (the message quotes the log's end).
     """
     check_simulator("verilator")
-    build_root = Path(build_root).resolve()
-    build_dir = build_root / harness_key(verilog, trace)
+    build_dir = Path(build_root).resolve() / harness_key(verilog, trace)
     binary = build_dir / "obj" / HARNESS_BINARY
-    with exclusive_lock(build_root / f".{build_dir.name}.lock"):
-        if (build_dir / _STAMP).is_file() and binary.is_file():
-            return binary, 0.0
-        if build_dir.exists():
-            shutil.rmtree(build_dir)   # a build that failed or was interrupted
-        build_dir.mkdir(parents=True)
+
+    def build(build_dir: Path) -> None:
         source = build_dir / f"{TOP_NAME}.v"
         source.write_text(verilog)
         log = build_dir / "build.log"
@@ -118,14 +110,12 @@ def build_harness(verilog: str, *, trace: bool = False, build_root: str | Path =
                "-CFLAGS", CXX_OPT, str(source), str(HARNESS_SOURCE)]
         env = dict(os.environ, **simulator_environment("verilator"))
         env["OPT_FAST"] = CXX_OPT
-        t0 = time.perf_counter()
         with open(log, "w") as f:
             rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=build_dir).returncode
         if rc or not binary.is_file():
             raise SimulationError(f"verilator build of the harness failed (exit {rc}); log {log}:\n{log_tail(log)}")
-        seconds = time.perf_counter() - t0
-        (build_dir / _STAMP).write_text(json.dumps({"build_seconds": seconds}))
-        return binary, seconds
+
+    return binary, cached_build(build_dir, build)
 
 
 def harness_for(config, *, trace: bool = False, build_root: str | Path = "build/verilator") -> tuple[Path, float]:
@@ -154,8 +144,11 @@ def run_jobs(binary: Path, jobs: list[Job]) -> list[dict]:
         except ValueError as e:
             raise SimulationError(str(e)) from None
         if len(job.image) > 1 << COMPILED_ADDR_BITS:
-            raise SimulationError(f"a DRAM image of {len(job.image)} words does not fit the compiled simulation's "
-                                  f"{1 << COMPILED_ADDR_BITS} words: run fewer images per job")
+            raise SimulationError(f"a job's DRAM image of {len(job.image):,} words does not fit the compiled "
+                                  f"simulation's {1 << COMPILED_ADDR_BITS:,} words: run fewer images per job "
+                                  "(--shard-images)")
+        if job.vcd and any(c.isspace() for c in job.vcd):
+            raise SimulationError(f"the harness takes waveform paths without spaces, got {job.vcd!r}")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vqe-harness-") as tmp:
         lines = []

@@ -70,3 +70,20 @@ def write_atomically(path: Path, write: Callable[[Path], None], suffix: str = ".
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--scheduler`` and ``--workers``: where sharded work runs (`sim.shards`)."""
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on the Dask cluster at ADDRESS (tcp://host:port; `dask scheduler` and "
+                             "`dask worker ADDRESS` with this repository installed) instead of an embedded "
+                             "LocalCluster with one worker per core")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes of the embedded LocalCluster (default: one per core)")
+
+
+def check_cluster_arguments(args) -> None:
+    """Refuse a ``--workers`` below 1 (one line)."""
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers must be at least 1, got {args.workers}")
+

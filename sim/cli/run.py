@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
-from sim.cli.options import add_quiet_argument, refuse_overwrite
+from sim.cli.options import add_cluster_arguments, add_quiet_argument, check_cluster_arguments, refuse_overwrite
+from sim.shards import DEFAULT_SHARD_IMAGES
 from sim.errors import EXIT_ERROR, CliError
 
 #: Summary fields ``vqe run`` prints without ``--json``, in order (the compression follows).
@@ -39,44 +40,43 @@ def add_parser(sub) -> None:
                    help="run on the universal chip (what `vqe verilog` writes with no program) instead of the "
                         "engine the program was compressed for; the program must fit it")
     r.add_argument("--shard-images", type=int, default=None, metavar="N",
-                   help="RTL backends: images per shard, one engine job each (default 1000); several shards run "
-                        "in parallel on a Dask cluster")
-    r.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run the shards on the Dask cluster at ADDRESS (tcp://host:port) instead of an embedded "
-                        "LocalCluster with one worker per core")
-    r.add_argument("--workers", type=int, default=None,
-                   help="worker processes of the embedded LocalCluster (default: one per core)")
+                   help=f"RTL backends: images per shard, one engine job each (default {DEFAULT_SHARD_IMAGES}); "
+                        "several shards run in parallel on a Dask cluster")
+    add_cluster_arguments(r)
     r.add_argument("--flip", metavar="WORD:BIT", action="append",
-                   help="verification: invert bit BIT of word WORD of the program's image before running (may be "
-                        "repeated); the RTL must then stop with the golden model's error code, or match it. What "
-                        "`vqe verify` prints to replay a corrupted case")
+                   help="verification: invert bit BIT of word WORD of the program's image (its descriptors or "
+                        "streams) before running, on one job (may be repeated); the RTL must then stop with the "
+                        "golden model's error code, or match it; prints the verdict as JSON. What `vqe verify` "
+                        "prints to replay a corrupted case")
     r.add_argument("--json", action="store_true", help="print the JSON summary")
     add_quiet_argument(r)
     r.set_defaults(func=cmd_run)
 
 
-def _parse_flip(text: str, words: int) -> tuple[int, int]:
-    """``WORD:BIT`` as a pair, checked against the program image's ``words``."""
+def _parse_flip(text: str) -> tuple[int, int]:
+    """``WORD:BIT`` as a pair of ints."""
     try:
         word, bit = (int(v) for v in text.split(":"))
     except ValueError:
         raise CliError(f"--flip takes WORD:BIT, got {text!r}") from None
-    if not (0 <= word < words and 0 <= bit < 32):
-        raise CliError(f"--flip {text}: the program image has words 0..{words - 1} of bits 0..31")
     return word, bit
 
 
 def _replay_flips(program, args, x_int8) -> int:
     """``vqe run --flip``: the corrupted program on the backend, judged against the golden model."""
-    from sim.verify.campaign import flip_bit, replay
+    from sim.verify.campaign import flip_bits, replay
     if args.backend == "golden":
         raise CliError("--flip compares the RTL with the golden model: choose an RTL backend")
-    flips = [_parse_flip(f, len(program.image)) for f in args.flip]
-    for word, bit in flips[:-1]:
-        program = flip_bit(program, word, bit)
-    result = replay(program, flips[-1], x_int8, args.backend, latency=args.latency, stall=args.stall,
-                    seed=args.seed)
-    result["flip"] = [{"word": w, "bit": b} for w, b in flips]
+    taken = [opt for opt, on in (("--vcd", args.vcd), ("--shard-images", args.shard_images),
+                                 ("--scheduler", args.scheduler), ("--workers", args.workers)) if on]
+    if taken:
+        raise CliError(f"--flip runs one job in this process: leave out {', '.join(taken)}")
+    flips = [_parse_flip(f) for f in args.flip]
+    try:
+        flip_bits(program, flips)
+    except ValueError as e:
+        raise CliError(f"--flip: {e}") from None
+    result = replay(program, flips, x_int8, args.backend, latency=args.latency, stall=args.stall, seed=args.seed)
     print(json.dumps(result, indent=2))
     if not result["agree"]:
         print(f"vqe: error: the RTL disagrees with the golden model: {result['reason']}", file=sys.stderr)

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from sim.cli.options import add_quiet_argument
+from sim.cli.options import add_cluster_arguments, add_quiet_argument, check_cluster_arguments
 from sim.errors import EXIT_ERROR, CliError
 
 
@@ -28,9 +28,7 @@ def add_parser(sub) -> None:
     v.add_argument("--families", help="comma-separated engine families (default: all)")
     v.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                    help=f"cases per batch, one harness process each (default {DEFAULT_BATCH})")
-    v.add_argument("--scheduler", metavar="ADDRESS", help="the Dask cluster to run on (default: an embedded "
-                                                          "LocalCluster with one worker per core)")
-    v.add_argument("--workers", type=int, default=None, help="worker processes of the embedded LocalCluster")
+    add_cluster_arguments(v)
     v.add_argument("--out", default="build/verify", help="directory for failing cases (default build/verify)")
     v.add_argument("--json", action="store_true", help="print the JSON summary")
     add_quiet_argument(v)
@@ -44,6 +42,7 @@ def cmd_verify(args) -> int:
         raise CliError("--random and --corrupt must not be negative, and not both zero")
     if args.batch < 1:
         raise CliError("--batch must be at least 1")
+    check_cluster_arguments(args)
     families = args.families.split(",") if args.families else None
     try:
         summary = run_campaign(args.random, args.corrupt, seed=args.seed, families=families, batch=args.batch,

@@ -31,14 +31,14 @@ from model.contract.errors import EngineError, EngineFault
 from model.contract.layout import DESC_WORDS, JOB_WORDS
 from model.golden.engine import GoldenEngine
 from model.program.file import Program
+from sim.backends.dram_model import MAX_LATENCY, MIN_LATENCY
 from sim.verify.families import BY_NAME, FAMILIES
 
 #: Kinds of case.
 KINDS = ("random", "corrupt")
 #: Most images in a case's job.
 MAX_IMAGES = 3
-#: DRAM timing the cases draw from: latency (cycles) and stall rates (1/256ths).
-LATENCIES = (3, 32)
+#: Stall rates (1/256ths) the cases draw from; latencies are drawn from the DRAM model's whole range.
 STALLS = (0, 0, 16, 64, 128, 200)
 #: Cases per batch (one harness process per batch and family).
 DEFAULT_BATCH = 100
@@ -73,8 +73,8 @@ class Drawn:
         The job's inputs: ``random_vectors`` of ``input_seed`` (what ``vqe run --seed`` gives).
     latency, stall, input_seed : int
         DRAM timing; the LFSR seed is ``input_seed`` too, as in ``vqe run``.
-    flip : (int, int) or None
-        The flipped (word, bit) of the program image.
+    flips : tuple of (int, int)
+        The flipped (word, bit)s of the program image (none for a ``random`` case).
     """
     program: Program
     run: Program
@@ -82,13 +82,24 @@ class Drawn:
     latency: int
     stall: int
     input_seed: int
-    flip: tuple[int, int] | None
+    flips: tuple[tuple[int, int], ...] = ()
 
 
-def flip_bit(program: Program, word: int, bit: int) -> Program:
-    """``program`` with bit ``bit`` of image word ``word`` inverted (not validated: the engine must catch it)."""
+def flip_bits(program: Program, flips) -> Program:
+    """``program`` with each (word, bit) of ``flips`` inverted in its image (not validated: the engine must
+    catch what it breaks).  The job header's words are the host's, so they are not flipped.
+
+    Raises
+    ------
+    ValueError
+        If a word is in the job header or past the image, or a bit is not 0..31.
+    """
     image = program.image.copy()
-    image[word] ^= np.uint32(1 << bit)
+    for word, bit in flips:
+        if not (JOB_WORDS <= word < len(image) and 0 <= bit < 32):
+            raise ValueError(f"cannot flip word {word} bit {bit}: the program's descriptors and streams are words "
+                             f"{JOB_WORDS}..{len(image) - 1} (the job header is written by vqe run), bits 0..31")
+        image[word] ^= np.uint32(1 << bit)
     return Program(program.meta, image)
 
 
@@ -97,7 +108,7 @@ def draw(case: Case) -> Drawn:
     family = BY_NAME[case.family]
     program = family.program(case.seed)
     rng = np.random.default_rng([case.seed, KINDS.index(case.kind), 0x5EED])
-    flip = None
+    flips = ()
     run = program
     if case.kind == "corrupt":
         desc = int(program.image[2])
@@ -105,20 +116,20 @@ def draw(case: Case) -> Drawn:
         # Half the flips in the descriptors (few words, many checks), half in the row streams.
         lo, hi = (desc, end_desc) if rng.integers(0, 2) or end_desc >= len(program.image) \
             else (end_desc, len(program.image))
-        flip = (int(rng.integers(max(lo, JOB_WORDS), hi)), int(rng.integers(0, 32)))
-        run = flip_bit(program, *flip)
+        flips = ((int(rng.integers(max(lo, JOB_WORDS), hi)), int(rng.integers(0, 32))),)
+        run = flip_bits(program, flips)
     input_seed = int(rng.integers(1, 1 << 31))
     n = int(rng.integers(1, MAX_IMAGES + 1))
     x = random_vectors(np.random.default_rng(input_seed), n, program.meta["input_features"])
-    return Drawn(program, run, x, int(rng.integers(LATENCIES[0], LATENCIES[1] + 1)), int(rng.choice(STALLS)),
-                 input_seed, flip)
+    return Drawn(program, run, x, int(rng.integers(MIN_LATENCY, MAX_LATENCY + 1)), int(rng.choice(STALLS)),
+                 input_seed, flips)
 
 
 def replay_command(path: Path, d: Drawn) -> str:
     """The ``vqe run`` command that replays a case from its saved program file."""
-    flip = f" --flip {d.flip[0]}:{d.flip[1]}" if d.flip else ""
+    flips = "".join(f" --flip {word}:{bit}" for word, bit in d.flips)
     return (f"vqe run {path} --backend verilator --images {len(d.x)} --seed {d.input_seed} "
-            f"--latency {d.latency} --stall {d.stall}{flip}")
+            f"--latency {d.latency} --stall {d.stall}{flips}")
 
 
 @lru_cache(maxsize=None)
@@ -207,7 +218,8 @@ def run_batch(cases: list[Case]) -> dict:
     return out
 
 
-def plan(n_random: int, n_corrupt: int, *, seed: int = 0, families=None, batch: int = DEFAULT_BATCH) -> list[list[Case]]:
+def plan(n_random: int, n_corrupt: int, *, seed: int = 0, families=None,
+         batch: int = DEFAULT_BATCH) -> list[list[Case]]:
     """The campaign's cases, round-robin over ``families`` (default all), in batches of one family."""
     names = [f.name for f in FAMILIES] if families is None else list(families)
     unknown = [n for n in names if n not in BY_NAME]
@@ -273,16 +285,21 @@ def run_campaign(n_random: int, n_corrupt: int, *, seed: int = 0, families=None,
     return summary
 
 
-def replay(program: Program, flip: tuple[int, int] | None, x: np.ndarray, backend: str, *, latency: int,
-           stall: int, seed: int) -> dict:
-    """One case on any RTL backend, from its saved (valid) program: what ``vqe run --flip`` prints.
+def replay(program: Program, flips, x: np.ndarray, backend: str, *, latency: int, stall: int, seed: int) -> dict:
+    """One case on any RTL backend, from its saved (valid) program and its ``flips``: what ``vqe run --flip``
+    prints.
 
-    Returns ``golden_error`` and ``rtl_error`` (error names, ``NONE`` when the run finished), ``done``,
-    ``agree`` and ``reason`` (why not, or None), as the campaign judges it (`compare`).
+    Returns
+    -------
+    dict
+        ``network``, ``backend``, ``images``, ``flip`` (the flips), ``golden_error`` and ``rtl_error``
+        (error names, ``NONE`` when the run finished), ``done``, ``agree`` and ``reason`` (why not, or
+        None), as the campaign judges it (`compare`).
     """
     from sim.simulate import simulate
-    run = flip_bit(program, *flip) if flip else program
-    d = Drawn(program, run, x, latency, stall, seed, flip)
+    flips = tuple(flips)
+    run = flip_bits(program, flips)
+    d = Drawn(program, run, x, latency, stall, seed, flips)
     image, out_addr, out_words = run.dram_image(x)
     golden = _golden(d, image)
     rtl = simulate(run, image, backend, out_addr=out_addr, out_words=out_words * len(x),
@@ -290,7 +307,7 @@ def replay(program: Program, flip: tuple[int, int] | None, x: np.ndarray, backen
                    seed=seed, vcd=None)
     reason = compare(d, golden, rtl, program.meta["output_features"])
     return {"network": program.meta["network"], "backend": backend, "images": len(x),
-            "flip": None if flip is None else {"word": flip[0], "bit": flip[1]},
+            "flip": [{"word": word, "bit": bit} for word, bit in flips],
             "golden_error": golden.code.name if isinstance(golden, EngineFault) else "NONE",
             "rtl_error": EngineError(rtl["error"]).name if rtl["done"] else None,
             "done": bool(rtl["done"]), "agree": reason is None, "reason": reason}

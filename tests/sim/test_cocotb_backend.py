@@ -14,7 +14,7 @@ import pytest
 from sim.backends.cocotb import COUNTER_NAMES, run_sim_top
 from sim.backends.simulators import SimulationError
 
-from standin import DEPTH, OUT_ADDR, OUT_WORDS, TOP, counter_value, expected_outputs, init_word, standin_verilog
+from standin import OUT_ADDR, OUT_WORDS, TOP, counter_value, expected_outputs, init_word, standin_verilog
 
 
 @pytest.fixture(scope="session")
@@ -46,19 +46,6 @@ def test_run_to_done(sim, build_root):
     r2 = run_sim_top(text, TOP, sim, out_addr=OUT_ADDR, out_words=1, max_cycles=10 * n, build_root=build_root)
     assert r2["build_seconds"] == 0.0
     assert r2["outputs"] == expected_outputs(n)[:1]
-
-
-@pytest.mark.parametrize("sim", SIMS)
-def test_dram_preload(sim, build_root):
-    """One build, another memory image: written through VPI during reset, before start."""
-    n = 1000   # the design of test_run_to_done: its build is reused
-    image = [(0x9E3779B9 * (a + 7)) & 0xFFFFFFFF for a in range(DEPTH)]
-    r = run_sim_top(standin_verilog(n), TOP, sim, out_addr=0, out_words=DEPTH, max_cycles=10 * n,
-                    build_root=build_root, dram_image=image, dram_memory="mem")
-    expect = list(image)
-    expect[OUT_ADDR:OUT_ADDR + OUT_WORDS] = expected_outputs(n)
-    assert r["done"] and r["outputs"] == expect
-    assert r["preload_seconds"] > 0
 
 
 @pytest.mark.parametrize("sim", SIMS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shlex
 
-import numpy as np
 import pytest
 
 from model.contract.descriptor import Descriptor
@@ -64,7 +63,7 @@ def test_a_stream_past_the_end_of_dram_is_bad_stream_on_both():
 @pytest.mark.parametrize("kind", ["random", "corrupt"])
 def test_a_saved_case_replays_with_vqe_run(tmp_path, capsys, kind):
     case = next(Case("vq-pvq", kind, s) for s in range(100)
-                if kind == "random" or draw(Case("vq-pvq", kind, s)).flip is not None)
+                if kind == "random" or draw(Case("vq-pvq", kind, s)).flips)
     path = save_failure({"case": vars(case), "reason": "(a test)"}, tmp_path)
     saved = json.loads(path.with_suffix(".json").read_text())
     argv = shlex.split(saved["replay"])
@@ -72,3 +71,25 @@ def test_a_saved_case_replays_with_vqe_run(tmp_path, capsys, kind):
     assert main(argv[1:] + ["--json", "--quiet"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out.get("bit_exact", out.get("agree")) is True
+
+
+def test_the_bound_covers_descriptors_and_streams_not_the_hosts_inputs():
+    """``dram_words`` below the inputs: the job still runs (the header and inputs are the host's); below
+    the descriptor table: ``BAD_STREAM`` on both, checked on the header's full 32-bit address."""
+    d = draw(Case("vq-4lanes", "random", 4))
+    image, out_addr, out_words = d.program.dram_image(d.x)
+    inputs_past = image.copy()
+    inputs_past[DRAM_WORDS_WORD] = int(image[3])     # the inputs start at the bound
+    golden = GoldenEngine(d.program.config).run(inputs_past)
+    rtl = simulate(d.program, inputs_past, "verilator", out_addr=out_addr, out_words=out_words * len(d.x),
+                   max_cycles=10 ** 6, latency=5, stall=0, seed=1, vcd=None)
+    assert rtl["done"] and rtl["error"] == 0 and rtl["counters"]["cycles"] > 0
+    assert golden.counters["dram_read_words"] == rtl["counters"]["dram_read_words"]
+    table_past = image.copy()
+    table_past[2] = 0xFFFFFFF0                         # a descriptor table far past the bound
+    with pytest.raises(EngineFault) as fault:
+        GoldenEngine(d.program.config).run(table_past)
+    assert fault.value.code == EngineError.BAD_STREAM
+    rtl = simulate(d.program, table_past, "verilator", out_addr=out_addr, out_words=out_words, max_cycles=20000,
+                   latency=5, stall=0, seed=1, vcd=None)
+    assert rtl["done"] and rtl["error"] == EngineError.BAD_STREAM

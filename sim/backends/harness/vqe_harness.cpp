@@ -5,11 +5,13 @@
 //     IMAGE ROM OUT_ADDR OUT_WORDS MAX_CYCLES LATENCY STALL SEED VCD
 //
 // IMAGE and ROM are $readmemh files loaded at construction into the blank
-// DRAM (+vqe_dram=IMAGE) and the codebook ROM (+vqe_rom=ROM); VCD is a waveform path, or "-" for none (only a build
-// with --trace writes one).  For each job the harness builds a fresh model,
-// holds reset for two cycles, sets the DRAM timing ports, pulses start and
-// clocks the design from C++ until done or MAX_CYCLES, then reads error, the
-// counters and OUT_WORDS output words through the dbg port.  It prints one
+// DRAM (+vqe_dram=IMAGE) and the codebook ROM (+vqe_rom=ROM); VCD is a
+// waveform path, or "-" for none (only a build with --trace writes one).  For
+// each job the harness builds a fresh model of the harness top (HarnessTop in
+// sim/backends/top.py: it resets itself at power-on and registers its inputs),
+// sets the DRAM timing ports, pulses start and clocks the design from C++ until
+// done or MAX_CYCLES, then reads error, the counters and OUT_WORDS output words
+// through the dbg port.  It prints one
 // JSON object per job on standard output, in the fields and with the cycle
 // accounting of the cocotb test (sim/backends/cocotb_top.py):
 //
@@ -121,6 +123,9 @@ void run_job(const Job& job, int n_counters, int counter_bits, int cycles_field,
     run.falling();
     for (int i = 0; i < power_on_cycles; ++i) { run.rising(); run.falling(); }
     top.start = 1;
+    run.rising();   // the top's input register takes start; the engine sees it at the next edge
+    run.falling();
+    top.start = 0;
     const auto t0 = std::chrono::steady_clock::now();
     uint64_t cycles = 0;
     std::vector<uint64_t> layer_cycles;
@@ -128,7 +133,7 @@ void run_job(const Job& job, int n_counters, int counter_bits, int cycles_field,
     uint64_t since = 0;
     bool done = false;
     while (cycles < job.max_cycles) {
-        run.rising();   // the first one samples start
+        run.rising();   // the first one is the engine's start edge: cycles count as the cocotb testbench's
         ++cycles;
         const unsigned now_phase = top.phase;
         if (now_phase != phase) {
@@ -142,7 +147,6 @@ void run_job(const Job& job, int n_counters, int counter_bits, int cycles_field,
         }
         if (top.done) { done = true; break; }
         run.falling();
-        top.start = 0;
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     run.falling();   // everything registered on done's edge has settled

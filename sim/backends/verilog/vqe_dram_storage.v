@@ -7,7 +7,7 @@
 // format), so one build of a design serves every program and input.  Words the
 // file leaves out are not initialised: the engine reads nothing past the image
 // (the job header's dram_words bound, model/contract/layout.py).
-module vqe_dram_storage #(parameter AW = 22) (
+module vqe_dram_storage #(parameter AW = 22, parameter PATH_CHARS = 4096) (
     input  wire          clk,
     input  wire [AW-1:0] rd_addr,
     output reg  [31:0]   rd_data,
@@ -18,7 +18,7 @@ module vqe_dram_storage #(parameter AW = 22) (
     input  wire [31:0]   wr_data
 );
     reg [31:0] mem [0:(1 << AW) - 1];
-    reg [8*4096-1:0] path;
+    reg [8*PATH_CHARS-1:0] path;
     initial begin
         rd_data = 32'd0;
         dbg_data = 32'd0;
