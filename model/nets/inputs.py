@@ -110,9 +110,10 @@ def load_user_inputs(meta: dict, path, n: int | None, offset: int):
         y = None if y is None else np.asarray(y)
     else:
         try:
-            with np.load(path, allow_pickle=False) as f:
-                if "x" not in getattr(f, "files", ()):
-                    raise InputError(f"{path}: --inputs takes an .npz archive with an array x (and optionally y)")
+            f = np.load(path, allow_pickle=False)
+            if not isinstance(f, np.lib.npyio.NpzFile) or "x" not in f.files:
+                raise InputError(f"{path}: --inputs takes an .npz archive with an array x (and optionally y)")
+            with f:
                 x, y = f["x"], (f["y"] if "y" in f.files else None)
         except (OSError, ValueError) as e:
             raise InputError(f"{path}: not a readable .npz archive: {str(e).splitlines()[0] if str(e) else e}") \

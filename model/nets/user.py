@@ -21,6 +21,9 @@ data of the wrong shape or type, an operator the engine cannot run) is a
 from __future__ import annotations
 
 import hashlib
+import logging
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -139,7 +142,8 @@ def _resolve_shape(path: Path, dims: list, input_shape: tuple[int, ...] | None) 
 def _lowering(name: str, lower: Callable[[int], EngineNet]) -> Callable[[int], EngineNet]:
     def run(lanes: int) -> EngineNet:
         try:
-            return lower(lanes).eval()
+            with _quiet("torch.export"):
+                return lower(lanes).eval()
         except GraphError as e:
             raise UserModelError(f"{name}: {e}") from None
     return run
@@ -168,6 +172,21 @@ def _load_pt2(path: Path, input_shape, sha: str) -> UserModel:
             return flat_outputs(module(torch.from_numpy(x)))
     return UserModel(path.stem, "pt2", path, sha, shape, _batched(reference, batch),
                      _lowering(path.stem, lambda lanes: lower_exported(gm, shape, batch or 1, lanes, name=path.stem)))
+
+
+@contextmanager
+def _quiet(logger: str):
+    """``logger``'s messages and Python's warnings silenced: the one-line error says what went wrong, and torch's
+    own deprecation warnings about its archive format are not the user's concern."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
 
 
 def _without_guards(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -248,7 +267,8 @@ def load_model(path: str | Path, input_shape: tuple[int, ...] | str | None = Non
     if not path.is_file():
         raise UserModelError(f"{path}: no such file")
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    return reader(path, parse_shape(input_shape), sha)
+    with _quiet("torch.export"):        # it logs the whole traceback of a corrupted archive
+        return reader(path, parse_shape(input_shape), sha)
 
 
 # --- the user's data ---------------------------------------------------------------------------
@@ -284,7 +304,10 @@ def load_eval(path: str | Path, input_shape: tuple[int, ...]) -> tuple[np.ndarra
     (N, values) float reference outputs."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as f:
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise UserModelError(f"{path}: --eval takes an .npz archive with arrays x and y, not one .npy array")
+        with f:
             missing = [k for k in ("x", "y") if k not in f.files]
             if missing:
                 raise UserModelError(f"{path}: no array {missing[0]!r}; the file needs arrays x (inputs) and y "

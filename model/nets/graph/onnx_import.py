@@ -260,7 +260,11 @@ def _flatten(b: _Build, n):
 
 
 def _reshape(b: _Build, n):
-    x, shape = _tensor(b, n), [int(s) for s in _const(b, n, 1)]
+    shape = [int(s) for s in _const(b, n, 1)]
+    if not isinstance(b.values.get(n.input[0]), _Tensor):       # a shape computation on constants
+        data = np.asarray(_const(b, n, 0))
+        return data.reshape([data.shape[i] if s == 0 else s for i, s in enumerate(shape)])
+    x = _tensor(b, n)
     if shape[0] not in (0, -1, x.example.shape[0]):
         raise GraphError(f"{describe_onnx(n)}: Reshape to {shape} moves the batch dimension")
     # 0 copies the input's dimension (ONNX, allowzero=0); the batch stays whatever it is.
@@ -270,6 +274,9 @@ def _reshape(b: _Build, n):
 
 
 def _transpose(b: _Build, n):
+    if not isinstance(b.values.get(n.input[0]), _Tensor):
+        data = np.asarray(_const(b, n, 0))
+        return np.transpose(data, _attrs(n).get("perm"))
     x = _tensor(b, n)
     perm = list(_attrs(n).get("perm", reversed(range(x.example.dim()))))
     if perm[0] != 0:
@@ -366,6 +373,28 @@ def _fold_kwargs(n) -> dict:
     return {}
 
 
+def _constant_of_shape(b: _Build, n):
+    from onnx import numpy_helper
+    value = _attrs(n).get("value")
+    fill = numpy_helper.to_array(value).reshape(-1) if value is not None else np.zeros(1, np.float32)
+    return np.full([int(d) for d in _const(b, n, 0)], fill[0], dtype=fill.dtype)
+
+
+def _slice(b: _Build, n):
+    """``Slice`` on a constant (ONNX opset 10+: starts, ends, axes and steps as inputs)."""
+    if isinstance(b.values.get(n.input[0]), _Tensor):
+        raise GraphError(f"{describe_onnx(n)} on a tensor computed from the input does not run on the engine "
+                         f"(only on constants, to compute shapes); supported ONNX operators: {supported_onnx()}")
+    data = np.asarray(_const(b, n, 0))
+    starts, ends = (np.reshape(_const(b, n, i), -1) for i in (1, 2))
+    axes = np.reshape(_const(b, n, 3, np.arange(len(starts))), -1)
+    steps = np.reshape(_const(b, n, 4, np.ones(len(starts), np.int64)), -1)
+    index = [slice(None)] * data.ndim
+    for a, start, end, step in zip(axes, starts, ends, steps):
+        index[int(a)] = slice(int(start), int(end), int(step))
+    return data[tuple(index)]
+
+
 def _cast(b: _Build, n):
     from onnx import helper
     v = _const(b, n, 0)
@@ -384,7 +413,7 @@ ONNX_OPS: dict[str, Callable] = {
     "Sigmoid": _simple(lambda a: nn.Sigmoid()),
     "Dropout": _identity, "Identity": _identity,
     # Shape computations on constants (what torch.onnx.export writes for x.view(x.size(0), -1)).
-    "Constant": _constant, "Shape": _shape, "Cast": _cast,
+    "Constant": _constant, "Shape": _shape, "Cast": _cast, "ConstantOfShape": _constant_of_shape, "Slice": _slice,
     "Gather": _fold(lambda d, i, axis: np.take(d, i, axis=axis)),
     "Concat": _fold(lambda *a, axis: np.concatenate([np.atleast_1d(x) for x in a], axis=axis)),
     "Mul": _fold(np.multiply), "Div": _fold(lambda x, y: x // y if np.issubdtype(np.asarray(x).dtype, np.integer)

@@ -1,0 +1,96 @@
+"""Networks this project does not otherwise use, as a user brings them: defined here, exported as a
+``torch.export`` program (``.pt2``) and as ONNX (``torch.onnx.export(..., dynamo=False)``), with their data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+#: One input of the test models, without the batch: a 1 x 8 x 8 map.
+SHAPE = (1, 8, 8)
+#: Calibration and evaluation inputs.
+N_CALIB, N_EVAL = 256, 16
+
+
+class TinyMLP(nn.Module):
+    """An MLP on the flattened map: 64 -> 24 -> 10, with a leaky ReLU."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.LeakyReLU(0.125), nn.Linear(24, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class TinyCNN(nn.Module):
+    """conv, ReLU, max pool, flatten, Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 6, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(6 * 4 * 4, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))
+
+
+class Residual(nn.Module):
+    """A convolution whose output is added to its input: a residual connection (part B of issue 14)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.relu(self.conv(x)) + x, 1))
+
+
+class WithGelu(nn.Module):
+    """A Linear followed by GELU, which the engine has no unit for."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return nn.functional.gelu(self.fc(torch.flatten(x, 1)))
+
+
+MODELS = {"mlp": TinyMLP, "cnn": TinyCNN}
+
+
+def build(name: str, seed: int = 0) -> nn.Module:
+    """Model ``name`` (of :data:`MODELS` or the refused ones) with seeded weights, in eval mode."""
+    torch.manual_seed(seed)
+    cls = {**MODELS, "residual": Residual, "gelu": WithGelu}[name]
+    return cls().eval()
+
+
+def export(model: nn.Module, path: Path, shape=SHAPE, dynamic: bool = False) -> Path:
+    """``model`` written as ``path`` (``.pt2`` or ``.onnx``); ``dynamic`` leaves the map's height and width free
+    (ONNX), and the batch is free in ONNX files."""
+    example = torch.zeros((1, *shape))
+    if path.suffix == ".pt2":
+        torch.export.save(torch.export.export(model, (example,)), str(path))
+    else:
+        axes = {0: "n", 2: "h", 3: "w"} if dynamic else {0: "n"}
+        torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": axes})
+    return path
+
+
+def data(model: nn.Module, folder: Path, seed: int = 0) -> tuple[Path, Path]:
+    """Calibration inputs (``calib.npy``) and an evaluation set (``eval.npz``: the float model's arg-max as labels)."""
+    rng = np.random.default_rng(seed)
+    calib = rng.uniform(0, 1, (N_CALIB, *SHAPE)).astype(np.float32)
+    x = rng.uniform(0, 1, (N_EVAL, *SHAPE)).astype(np.float32)
+    with torch.no_grad():
+        y = model(torch.from_numpy(x)).argmax(1).numpy()
+    np.save(folder / "calib.npy", calib)
+    np.savez(folder / "eval.npz", x=x, y=y)
+    return folder / "calib.npy", folder / "eval.npz"
