@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from model.contract.errors import VqeError
 from model.program.file import Program
 
 from cli_helpers import assert_user_error, vqe
@@ -120,3 +121,20 @@ def test_bad_inputs_are_one_line(cli, files, tmp_path):
     # As a user runs it: torch logs nothing more than the one line about a corrupted archive.
     assert_user_error(vqe("compress", "--model", tmp_path / "broken.pt2", "--calibration", f["calib"], "--method",
                           "kmeans", "-o", tmp_path / "out.vqz", cwd=tmp_path), "broken.pt2")
+
+
+def test_python_api(files):
+    """``import vqe``: compress a torch module and a file, run with arrays, as the README shows."""
+    import vqe
+    f = files["mlp"]
+    calib = np.load(f["calib"])
+    ev = np.load(f["eval"])
+    from_module = vqe.compress(build("mlp"), method="kmeans", calibration=calib, input_shape=SHAPE)
+    from_file = vqe.compress(str(f["onnx"]), method="kmeans", calibration=f["calib"], evaluation=f["eval"])
+    assert isinstance(from_file, vqe.Program) and from_file.meta["source"]["file"] == "mlp.onnx"
+    assert from_module.meta["source"]["file"] == "TinyMLP.pt2" and from_module.meta["info"]["metric"] == "cosine"
+    np.testing.assert_array_equal(from_module.image, from_file.image)
+    r = vqe.run(from_file, backend="golden", inputs=(ev["x"], ev["y"]))
+    assert r["images"] == N_EVAL and r["accuracy"] == r["quality"]["value"] >= 0.75 and r["bit_exact"] is None
+    with pytest.raises(VqeError, match="needs calibration"):
+        vqe.compress(str(f["onnx"]), method="kmeans")
