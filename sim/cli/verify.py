@@ -57,6 +57,8 @@ def cmd_verify(args) -> int:
         print(f"random programs:    {runs['random']:>6}")
         print(f"corrupted programs: {runs['corrupt']:>6} ({faults['corrupt']} stopped with an error status, "
               f"the rest ran)")
+        codes = ", ".join(f"{name} {n}" for name, n in sorted(summary["fault_codes"].items(), key=lambda kv: -kv[1]))
+        print(f"error statuses the golden model and the RTL both gave: {codes or 'none'}")
         print(f"mismatches: {summary['mismatches']}, hangs: {summary['hangs']}")
         print(f"families: {', '.join(summary['families'])}")
         print(f"simulated cycles: {summary['cycles']:,}; wall time {summary['wall_seconds']:.1f} s")

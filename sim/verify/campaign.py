@@ -28,7 +28,7 @@ import numpy as np
 from model.codecs.vectors import random_vectors, unpack_vectors
 from model.contract.counters import COUNTERS
 from model.contract.errors import EngineError, EngineFault
-from model.contract.layout import DESC_WORDS, JOB_WORDS
+from model.contract.layout import DESC_WORDS, JOB_WORDS, vector_words
 from model.golden.engine import GoldenEngine
 from model.program.file import Program
 from sim.backends.dram_model import MAX_LATENCY, MIN_LATENCY
@@ -159,7 +159,14 @@ def _bound(d: Drawn, golden, image: np.ndarray, out_words: int) -> int:
     return hang_bound(golden.counters, n_layers, n, d.latency, lanes)
 
 
-def compare(d: Drawn, golden, rtl: dict, out_features: int) -> str | None:
+def output_words(d: Drawn, golden) -> int:
+    """DRAM words the job's outputs take: a flipped descriptor may change the last layer's width, so the
+    golden model's output size when it ran, else the program's."""
+    features = golden.outputs.shape[1] if not isinstance(golden, EngineFault) else d.run.meta["output_features"]
+    return len(d.x) * vector_words(features, d.run.config.lanes)
+
+
+def compare(d: Drawn, golden, rtl: dict) -> str | None:
     """Why the RTL's run disagrees with the golden model's, or None if it agrees."""
     if not rtl["done"]:
         return "hang: no done within the bound"
@@ -170,7 +177,7 @@ def compare(d: Drawn, golden, rtl: dict, out_features: int) -> str | None:
     if rtl["error"]:
         return f"error status: golden NONE, rtl {EngineError(rtl['error']).name}"
     n = len(d.x)
-    out = unpack_vectors(np.asarray(rtl["outputs"], dtype=np.uint32).reshape(n, -1), out_features)
+    out = unpack_vectors(np.asarray(rtl["outputs"], dtype=np.uint32).reshape(n, -1), golden.outputs.shape[1])
     if not np.array_equal(out, golden.outputs):
         return f"outputs differ in {int(np.sum(np.any(out != golden.outputs, axis=1)))} of {n} images"
     bad = [k for k in COUNTERS if rtl["counters"][k] != golden.counters[k]]
@@ -187,7 +194,8 @@ def run_batch(cases: list[Case]) -> dict:
     -------
     dict
         ``runs`` {kind: n}, ``faults`` {kind: n} (cases where the golden model stopped with an
-        error), ``cycles``, ``sim_seconds`` and ``failures``: [{``case``, ``reason``}].
+        error), ``fault_codes`` {error name: n}, ``cycles``, ``sim_seconds`` and ``failures``:
+        [{``case``, ``reason``}].
     """
     from sim.backends.top import rom_hex
     from sim.backends.verilator import Job, run_jobs
@@ -198,21 +206,24 @@ def run_batch(cases: list[Case]) -> dict:
     drawn, goldens, jobs = [], [], []
     for case in cases:
         d = draw(case)
-        image, out_addr, out_words = d.run.dram_image(d.x)
+        image, out_addr, _ = d.run.dram_image(d.x)
         golden = _golden(d, image)
         drawn.append(d)
         goldens.append(golden)
-        jobs.append(Job(image, out_addr, out_words * len(d.x), _bound(d, golden, image, out_words * len(d.x)),
+        words = output_words(d, golden)
+        jobs.append(Job(image, out_addr, words, _bound(d, golden, image, words),
                         d.latency, d.stall, d.input_seed, None, rom_hex(d.run.config)))
     results = run_jobs(binary, jobs)
-    out = {"runs": dict.fromkeys(KINDS, 0), "faults": dict.fromkeys(KINDS, 0), "cycles": 0, "sim_seconds": 0.0,
-           "failures": []}
+    out = {"runs": dict.fromkeys(KINDS, 0), "faults": dict.fromkeys(KINDS, 0), "fault_codes": {}, "cycles": 0,
+           "sim_seconds": 0.0, "failures": []}
     for case, d, golden, rtl in zip(cases, drawn, goldens, results):
         out["runs"][case.kind] += 1
-        out["faults"][case.kind] += isinstance(golden, EngineFault)
+        if isinstance(golden, EngineFault):
+            out["faults"][case.kind] += 1
+            out["fault_codes"][golden.code.name] = out["fault_codes"].get(golden.code.name, 0) + 1
         out["cycles"] += rtl["cycles_simulated"]
         out["sim_seconds"] += rtl["sim_seconds"]
-        reason = compare(d, golden, rtl, d.program.meta["output_features"])
+        reason = compare(d, golden, rtl)
         if reason:
             out["failures"].append({"case": asdict(case), "reason": reason})
     return out
@@ -266,13 +277,15 @@ def run_campaign(n_random: int, n_corrupt: int, *, seed: int = 0, families=None,
     finally:
         if bar is not None:
             bar.close()
-    summary = {"runs": dict.fromkeys(KINDS, 0), "faults": dict.fromkeys(KINDS, 0), "mismatches": 0, "hangs": 0,
-               "cycles": 0, "sim_seconds": 0.0}
+    summary = {"runs": dict.fromkeys(KINDS, 0), "faults": dict.fromkeys(KINDS, 0), "fault_codes": {},
+               "mismatches": 0, "hangs": 0, "cycles": 0, "sim_seconds": 0.0}
     failures = []
     for r in results:
         for kind in KINDS:
             summary["runs"][kind] += r["runs"][kind]
             summary["faults"][kind] += r["faults"][kind]
+        for code, n in r["fault_codes"].items():
+            summary["fault_codes"][code] = summary["fault_codes"].get(code, 0) + n
         summary["cycles"] += r["cycles"]
         summary["sim_seconds"] += r["sim_seconds"]
         failures += r["failures"]
@@ -300,12 +313,13 @@ def replay(program: Program, flips, x: np.ndarray, backend: str, *, latency: int
     flips = tuple(flips)
     run = flip_bits(program, flips)
     d = Drawn(program, run, x, latency, stall, seed, flips)
-    image, out_addr, out_words = run.dram_image(x)
+    image, out_addr, _ = run.dram_image(x)
     golden = _golden(d, image)
-    rtl = simulate(run, image, backend, out_addr=out_addr, out_words=out_words * len(x),
-                   max_cycles=_bound(d, golden, image, out_words * len(x)), latency=latency, stall=stall,
+    words = output_words(d, golden)
+    rtl = simulate(run, image, backend, out_addr=out_addr, out_words=words,
+                   max_cycles=_bound(d, golden, image, words), latency=latency, stall=stall,
                    seed=seed, vcd=None)
-    reason = compare(d, golden, rtl, program.meta["output_features"])
+    reason = compare(d, golden, rtl)
     return {"network": program.meta["network"], "backend": backend, "images": len(x),
             "flip": [{"word": word, "bit": bit} for word, bit in flips],
             "golden_error": golden.code.name if isinstance(golden, EngineFault) else "NONE",

@@ -41,6 +41,10 @@
 
 namespace {
 
+// Half the clock period in the waveform's time unit (picoseconds): a 10 ns clock, as the cocotb
+// testbench's.
+constexpr uint64_t kHalfPeriodPs = 5000;
+
 // Bits [lsb, lsb + width) of a port as an unsigned integer (width <= 64).
 template <std::size_t N>
 uint64_t field(const VlWide<N>& v, int lsb, int width) {
@@ -92,7 +96,7 @@ class Run {
 #if VM_TRACE
         if (trace_) trace_->dump(time_);
 #endif
-        time_ += 5;
+        time_ += kHalfPeriodPs;
     }
     void rising() { half(1); }
     void falling() { half(0); }
