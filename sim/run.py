@@ -79,6 +79,9 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
         check_timing(latency, stall, seed)
     except ValueError as e:
         raise RunError(f"DRAM timing (--latency, --stall, --seed): {e}") from None
+    for option, value in (("--shard-images", shard_images), ("--workers", workers)):
+        if value is not None and value < 1:
+            raise RunError(f"{option} must be at least 1, got {value}")
     meta = program.meta
     n = len(x_int8)
     wall0 = time.perf_counter()
