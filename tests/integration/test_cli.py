@@ -260,10 +260,24 @@ def test_unreadable_path(work, cli):
     (("--backend", "amaranth", "--latency", "1"), ("--latency", "got 1")),
     (("--backend", "golden", "--stall", "256"), ("--stall", "got 256")),
     (("--backend", "golden", "--stall", "-1"), ("--stall",)),
+    (("--backend", "golden", "--latency", "33"), ("--latency", "3..32", "got 33")),
+    (("--backend", "verilator", "--workers", "0"), ("--workers", "got 0")),
+    (("--backend", "verilator", "--shard-images", "0"), ("--shard-images", "got 0")),
+    (("--backend", "verilator", "--flip", "1:3"), ("--flip", "job header")),
+    (("--backend", "verilator", "--flip", "9"), ("--flip takes WORD:BIT",)),
+    (("--backend", "golden", "--flip", "9:1"), ("--flip", "RTL backend")),
+    (("--backend", "verilator", "--flip", "9:1", "--workers", "2"), ("--flip", "--workers")),
 ], ids=["backend", "images0", "images-neg", "images-too-many", "latency-golden", "latency-amaranth", "stall-256",
-        "stall-neg"])
+        "stall-neg", "latency-33", "workers0", "shard-images0", "flip-header", "flip-format", "flip-golden",
+        "flip-sharded"])
 def test_bad_run_options(args, needles, good, cli):
     assert_user_error(cli("run", good, *args), *needles)
+
+
+def test_bad_verify_options(cli):
+    assert_user_error(cli("verify", "--random", "1", "--corrupt", "0", "--families", "nope"),
+                      "unknown family nope", "vq-4lanes")
+    assert_user_error(cli("verify", "--random", "0", "--corrupt", "0"), "--random and --corrupt")
 
 
 def test_unknown_network(work, cli):
