@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 import model.compress.catalog  # noqa: F401  registers every method
-from model.compress.registry import (CompressError, CompressOptions, EngineJob, check_network, check_options, get_method,
-                                     method_names)
+from model.compress.registry import (CompressError, CompressOptions, EngineJob, check_network, check_options,
+                                     get_method, method_names)
 from model.contract.config import LANES, WEIGHT_SRAM_WORDS_MAX, WORDS_PER_KIB
 from model.nets.registry import engine_networks
 from model.nets.tasks import TaskError, engine_data, engine_task

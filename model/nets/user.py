@@ -216,8 +216,8 @@ def _load_onnx(path: Path, input_shape, sha: str) -> UserModel:
         raise UserModelError(f"{path.name}: the model takes {len(inputs)} inputs; the engine takes one")
     tensor_type = inputs[0].type.tensor_type
     if tensor_type.elem_type != onnx.TensorProto.FLOAT:
-        raise UserModelError(f"{path.name}: its input is of type {onnx.TensorProto.DataType.Name(tensor_type.elem_type)}"
-                             "; the engine takes float inputs")
+        kind = onnx.TensorProto.DataType.Name(tensor_type.elem_type)
+        raise UserModelError(f"{path.name}: its input is of type {kind}; the engine takes float inputs")
     dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor_type.shape.dim]
     if len(dims) < 2:
         raise UserModelError(f"{path.name}: its input has no batch dimension")

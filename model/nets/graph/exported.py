@@ -25,7 +25,8 @@ import torch
 from torch import fx, nn
 
 from model.nets.graph.trace import (FUNCTION_HANDLERS, MODULE_HANDLERS, EngineNet, GraphError, _identity, _leaky,
-                                    _move, _output_activation, _pad, _relu, _Value, _Walk, _out_shape, describe, lower_traced)
+                                    _move, _out_shape, _output_activation, _pad, _relu, _Value, _Walk, describe,
+                                    lower_traced)
 
 aten = torch.ops.aten
 

@@ -1,4 +1,4 @@
-"""An ONNX model as a ``torch.fx`` graph of ``torch.nn`` modules, which :func:`~model.nets.graph.trace.lower_graph` lowers.
+"""An ONNX model as a ``torch.fx`` graph of ``torch.nn`` modules, which :func:`~.trace.lower_graph` lowers.
 
 :func:`onnx_module` walks the ONNX graph once, in its (topological) order.
 Each operator has a converter in :data:`ONNX_OPS` that turns it into the
