@@ -29,7 +29,8 @@ __all__ = ["CompressError", "CompressOptions", "compress", "compress_any", "comp
 def golden_accuracy(program: Program, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy of the golden model (the engine's exact arithmetic) on raw float inputs ``x``."""
     from model.compress.program_net import program_outputs
-    return float(np.mean(np.argmax(program_outputs(program, x), axis=1) == y))
+    from model.program.host import predicted_classes
+    return float(np.mean(predicted_classes(program.meta, program_outputs(program, x)) == y))
 
 
 def result_kind(method: str, network: str, options: CompressOptions | None = None) -> str:
@@ -125,10 +126,11 @@ def _program(network: str, method_fn, o: CompressOptions, task, data, info: dict
     if data.test is not None:
         info.update(float_accuracy=float_quality[data.metric], test_images=len(data.test[0]))
     program = method_fn(EngineJob(network, o, task, data, calib, info))
-    program.meta.update(task.meta())
+    # A method that replaces the network (LVQ) records its own input and outputs.
+    program.meta.update({k: v for k, v in task.meta().items() if k not in program.meta})
     program = place_in_weight_sram(program, o.weight_sram_kib * WORDS_PER_KIB)
     program.meta["dataset"] = data.dataset
-    if data.test is not None:       # a classifier: the argmax of the int8 outputs, on the whole test set
+    if data.test is not None:       # a classifier: the host's class of the int8 outputs, on the whole test set
         program.meta["info"]["int8_accuracy"] = golden_accuracy(program, *data.test)
         program.meta["info"]["int8_quality"] = program.meta["info"]["int8_accuracy"]
     else:
