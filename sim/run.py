@@ -12,6 +12,7 @@ from model.contract.ints import ceil_div
 from model.contract.window import Window
 from model.golden.engine import GoldenEngine
 from model.program.file import Program
+from model.program.host import predicted_classes
 from sim.simulate import BACKENDS
 
 
@@ -146,7 +147,8 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
                        "utilization": None if not layer_cycle else layer_ideal / layer_cycle,
                        "resident": layer["placement"]["resident"]})
     ideal = ceil_div(n * sum(layer_macs(layer) for layer in meta["layers"]), lanes)
-    accuracy = (lambda out: None if labels is None else float(np.mean(np.argmax(out, axis=1) == labels)))  # noqa: E731
+    accuracy = (lambda out: None if labels is None  # noqa: E731
+                else float(np.mean(predicted_classes(meta, out) == labels)))
     summary.update({
         "accuracy": accuracy(outputs),
         "reference_accuracy": None if reference_predictions is None or labels is None
