@@ -33,7 +33,9 @@ def add_parser(sub) -> None:
                    help="engine programs: kmeans (per-layer k-means VQ, codebooks in ROM), universal (the "
                         "shared universal codebook in ROM, differentiable assignment), pvq (pyramid VQ: "
                         "enumeration index + scale per sub-vector, no codebook), deepcomp (Deep Compression: "
-                        "pruning, trained scalar quantization, Huffman-coded sparse rows; lenet300). "
+                        "pruning, trained scalar quantization, Huffman-coded sparse rows; lenet300), lvq1, glvq, "
+                        "gmlvq (an LVQ classifier, 3 prototypes per class on the PCA-64 pixels, that replaces the "
+                        "network: --network lenet300 names its input; run as prototype FC layers). "
                         "Model-level baselines, "
                         "written as JSON: pq (product), rq (residual), lr2vq (low-rank VQ)")
     c.add_argument("--codebook", default=None,
