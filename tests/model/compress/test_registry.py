@@ -8,7 +8,7 @@ from model.compress.registry import (CompressError, CompressOptions, check_optio
 
 
 def test_the_methods_and_what_they_write():
-    assert set(method_names("engine")) == {"kmeans", "pvq", "universal", "deepcomp"}
+    assert set(method_names("engine")) == {"kmeans", "pvq", "universal", "deepcomp", "lvq1", "glvq", "gmlvq"}
     assert set(method_names("model")) == {"pq", "rq", "lr2vq", "universal"}
     assert result_kind("kmeans", "lenet300") == "engine"
     assert result_kind("universal", "lenet5") == "engine"
@@ -24,7 +24,7 @@ def test_unknown_method_names_the_choices():
 @pytest.mark.parametrize("method,kind,options,message", [
     ("kmeans", "engine", dict(stages=3), "--stages applies to --method rq only"),
     ("kmeans", "engine", dict(rank=2), "--rank applies to --method lr2vq only"),
-    ("pvq", "engine", dict(codebook_size=64), "--codebook-size applies to --method kmeans"),
+    ("pvq", "engine", dict(codebook_size=64), "--codebook-size applies to --method glvq, gmlvq, kmeans, lvq1"),
     ("deepcomp", "engine", dict(bits_per_weight=2.0), "--bits-per-weight applies to --method pvq only"),
     ("pq", "model", dict(finetune_epochs=1), "--finetune-epochs applies to --method kmeans, pvq only"),
     ("universal", "engine", dict(quick=True), "--quick-eval applies to"),
@@ -46,6 +46,8 @@ def test_common_options_and_defaults_pass():
 def test_checks_run_before_any_data_is_loaded():
     with pytest.raises(CompressError, match="recipe for lenet300 only, not 'lenet5'"):
         compress("lenet5", "deepcomp")
+    with pytest.raises(CompressError, match="recipe for lenet300 only, not 'lenet5'"):
+        compress("lenet5", "glvq")
     with pytest.raises(CompressError, match="dimension 4 but the engine has 8 lanes"):
         compress_any("lenet300", "universal", CompressOptions(lanes=8))
     with pytest.raises(CompressError, match="--lanes must be one of 1, 2, 4, 8, 16, got 3"):
