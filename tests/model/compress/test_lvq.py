@@ -15,8 +15,8 @@ from model.program.host import CLASS_STEP, LABELS, predicted_classes
 
 #: The small subset every test here trains on (a PCA fitted on it): training and test images.
 TRAIN, TEST = 3000, 1000
-#: Test accuracy each method reaches on that subset (seed 0 measures lvq1 0.755, glvq 0.765, gmlvq 0.782).
-FLOOR = {"lvq1": 0.72, "glvq": 0.73, "gmlvq": 0.74}
+#: Test accuracy each method must reach on that subset (seed 0 measures lvq1 0.748, glvq 0.783, gmlvq 0.803).
+FLOOR = {"lvq1": 0.72, "glvq": 0.75, "gmlvq": 0.77}
 #: Epochs on the subset (about as many steps as two epochs of the full set at GLVQ's batch).
 EPOCHS = 10
 #: unilvq's LVQ1 and GLVQ within this many points of ours on the subset: the issue's 1 point on the full
