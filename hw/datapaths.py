@@ -8,15 +8,17 @@ from hw.memories import CodebookRom
 from hw.pvq import PvqDotProduct
 from hw.sparse_rows import SparseRowPath
 from model.contract.config import EngineConfig
-from model.contract.layout import PVQ_SCALE_BITS, ROW_HEADER_WORDS, LayerMode
+from model.contract.layout import COMPACT_ROW_HEADER_WORDS, PVQ_SCALE_BITS, ROW_HEADER_WORDS, LayerMode
 
 
 def dense_rows(index_path, desc, lanes: int, width, check) -> list:
     """The index path's configuration for a dense layer of ``width``-bit entries (VQ and PVQ)."""
     c = index_path.config
+    header = Mux(desc.compact, COMPACT_ROW_HEADER_WORDS, ROW_HEADER_WORDS)
     return [c.rows.eq(desc.out_features), c.subvectors.eq(subvectors(desc.in_features, lanes)),
-            c.index_words.eq(desc.row_words - ROW_HEADER_WORDS), c.codebook_size.eq(desc.codebook_size),
-            c.width.eq(width), c.check.eq(check)]
+            c.index_words.eq(desc.row_words - header), c.codebook_size.eq(desc.codebook_size),
+            c.width.eq(width), c.check.eq(check), c.compact.eq(desc.compact), c.shift.eq(desc.compact_shift),
+            c.act.eq(desc.compact_act), c.bias_shift.eq(desc.compact_bias_shift)]
 
 
 class Datapath:

@@ -2,7 +2,7 @@
 from functools import reduce
 from operator import or_
 
-from amaranth.hdl import Array, Const, Module
+from amaranth.hdl import Array, Const, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,7 +10,7 @@ from hw.layouts import COUNT_BITS, DescriptorLayout
 from model.codecs.layers.kinds import rowless_kinds
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
-from model.contract.layout import ROW_HEADER_WORDS, WORD_BITS, LayerKind, LayerMode
+from model.contract.layout import COMPACT_ROW_HEADER_WORDS, ROW_HEADER_WORDS, WORD_BITS, LayerKind, LayerMode
 
 log2 = lambda n: n.bit_length() - 1  # noqa: E731  (powers of two only)
 
@@ -24,7 +24,7 @@ def bad_row_words(d, cfg: EngineConfig, entry_bits):
     """A dense layer's ``row_words`` is not the header plus its entries of ``entry_bits``
     (:func:`model.codecs.layers.base.check_row_words`)."""
     index_words = (subvectors(d.in_features, cfg.lanes) * entry_bits + (WORD_BITS - 1)) >> log2(WORD_BITS)
-    return d.row_words != ROW_HEADER_WORDS + index_words
+    return d.row_words != Mux(d.compact, COMPACT_ROW_HEADER_WORDS, ROW_HEADER_WORDS) + index_words
 
 
 # Each mode's own rules, after the common ones: (bad codebook, bad stream), in the
@@ -107,7 +107,9 @@ class DescriptorCheck(wiring.Component):
         def shape_ok(n):
             return (n != 0) & (n <= cfg.max_features)
 
-        with m.If(~supported | (d.relu & d.floor)):
+        # Compact rows: fully-connected VQ layers only (model.contract.descriptor.Descriptor.check).
+        bad_compact = d.compact & ((d.kind != LayerKind.FC) | (d.mode != LayerMode.VQ))
+        with m.If(~supported | (d.relu & d.floor) | bad_compact):
             m.d.comb += self.error.eq(EngineError.BAD_MODE)
         with m.Elif(~shape_ok(d.in_features) | ~shape_ok(d.out_features)):
             m.d.comb += self.error.eq(EngineError.BAD_SHAPE)

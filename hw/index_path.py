@@ -1,17 +1,19 @@
 """Index path: a dense layer's row stream -> row parameters and one entry per cycle."""
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 
 from hw.layouts import COUNT_BITS, RowSourceSignature, beat_layout
 from model.contract.errors import EngineError
-from model.contract.fixedpoint import ACT_PARAM_SHIFT, MULT_BITS
+from model.contract.fixedpoint import ACT_PARAM_BITS, ACT_PARAM_SHIFT, COMPACT_BIAS_SHIFT_BITS, MULT_BITS, SHIFT_BITS
 from model.contract.layout import WORD_BITS
 
 
 def config_layout(max_bits: int) -> data.StructLayout:
     """The layer configuration the index path reads (see :class:`IndexPath`, ``config``)."""
     return data.StructLayout({"rows": COUNT_BITS, "subvectors": COUNT_BITS, "index_words": COUNT_BITS,
-                              "codebook_size": COUNT_BITS + 1, "width": range(max_bits + 1), "check": 1})
+                              "codebook_size": COUNT_BITS + 1, "width": range(max_bits + 1), "check": 1,
+                              "compact": 1, "shift": SHIFT_BITS, "act": signed(ACT_PARAM_BITS),
+                              "bias_shift": COMPACT_BIAS_SHIFT_BITS})
 
 
 class IndexPath(wiring.Component):
@@ -19,7 +21,9 @@ class IndexPath(wiring.Component):
 
     Each row is a bias word, a requantization word, then ``index_words`` words
     of ``width``-bit entries (codebook indices, or PVQ index and scale) packed
-    LSB-first.  The row's parameters go
+    LSB-first; in a layer of compact rows, one header word (the multiplier and
+    a 16-bit bias) with the layer's shift, activation parameter and bias scale
+    from ``config`` (:mod:`model.contract.layout`).  The row's parameters go
     out on ``params``; its indices go out on ``beats``, one per cycle.  Word
     loading and index emission overlap, including across rows (the next row's
     parameters are read while this row's last indices drain), so a long row
@@ -38,7 +42,8 @@ class IndexPath(wiring.Component):
         ``rows``, ``subvectors``, ``index_words``: rows in the layer, entries
         per row, entry words per row.  ``width``: the entry width.  ``check``:
         entries are codebook indices, and those at or above ``codebook_size``
-        are an error.
+        are an error.  ``compact``: the rows have compact headers, whose rows share
+        ``shift``, ``act`` and ``bias_shift``.
     start : In(1)
         Begin a layer with ``config`` (held for the whole layer).
     words : In(stream.Signature(32))
@@ -113,9 +118,12 @@ class IndexPath(wiring.Component):
         def restart():
             with m.If(self.start):
                 m.d.sync += [rows_left.eq(cfg.rows), error.eq(0), open_row.eq(0), nbits.eq(0)]
-                m.next = "BIAS"
                 with m.If(cfg.rows == 0):
                     m.next = "IDLE"
+                with m.Elif(cfg.compact):
+                    m.next = "REQUANT"
+                with m.Else():
+                    m.next = "BIAS"
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -127,12 +135,15 @@ class IndexPath(wiring.Component):
                     m.next = "REQUANT"
                 restart()
             with m.State("REQUANT"):
+                # Two-word rows: the bias came first, this is the requantization word.  Compact rows:
+                # this one word holds the multiplier and the bias; the layer gives the rest.
+                compact_bias = word[MULT_BITS:].as_signed() << cfg.bias_shift
                 m.d.comb += [
                     self.params.valid.eq(self.words.valid & ~error),
-                    self.params.payload.bias.eq(bias),
+                    self.params.payload.bias.eq(Mux(cfg.compact, compact_bias, bias)),
                     self.params.payload.mult.eq(word[:MULT_BITS]),
-                    self.params.payload.shift.eq(word[MULT_BITS:ACT_PARAM_SHIFT]),
-                    self.params.payload.act.eq(word[ACT_PARAM_SHIFT:]),
+                    self.params.payload.shift.eq(Mux(cfg.compact, cfg.shift, word[MULT_BITS:ACT_PARAM_SHIFT])),
+                    self.params.payload.act.eq(Mux(cfg.compact, cfg.act, word[ACT_PARAM_SHIFT:])),
                     self.words.ready.eq(self.params.ready & ~error),
                 ]
                 with m.If(take):
@@ -157,9 +168,12 @@ class IndexPath(wiring.Component):
                                      nbits.eq(nbits_after + WORD_BITS)]
                     with m.If(words_left == 1):
                         m.d.sync += rows_left.eq(rows_left - 1)
-                        m.next = "BIAS"
                         with m.If(rows_left == 1):
                             m.next = "IDLE"
+                        with m.Elif(cfg.compact):
+                            m.next = "REQUANT"
+                        with m.Else():
+                            m.next = "BIAS"
                 restart()
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | open_row)
         return m

@@ -14,9 +14,12 @@ from amaranth.lib.wiring import In, Out
 
 from model.contract.counters import COUNTER_BITS, COUNTERS, RTL_COUNTERS
 from model.contract.errors import ERROR_BITS
-from model.contract.fixedpoint import ACC_BITS, ACT_BITS, ACT_PARAM_BITS, ACT_PARAM_SHIFT, MULT_BITS, SHIFT_BITS
-from model.contract.layout import (DESC_WORDS, DRAM_WORDS_WORD, FIELD16, MAX_FEATURES_LIMIT, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, JOB_WORDS, KIND_MASK, KIND_SHIFT,
-                                   MODE_MASK, MODE_SHIFT, WORD_BITS, WSRAM_ADDR_BITS)
+from model.contract.fixedpoint import (ACC_BITS, ACT_BITS, ACT_PARAM_BITS, ACT_PARAM_SHIFT, COMPACT_BIAS_SHIFT_BITS,
+                                       MULT_BITS, SHIFT_BITS)
+from model.contract.layout import (COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_SHIFT_LSB, DESC_WORDS,
+                                   DRAM_WORDS_WORD, FIELD16, FLAG_COMPACT, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT,
+                                   JOB_WORDS, KIND_MASK, KIND_SHIFT, MAX_FEATURES_LIMIT, MODE_MASK, MODE_SHIFT,
+                                   WORD_BITS, WSRAM_ADDR_BITS)
 from model.contract.window import GROUPS_BITS, GROUPS_SHIFT, SIDE_BITS, WORD7_FIELDS, WORD7_SHIFT
 
 #: Width of feature counts, row counts and per-row word counts in descriptors.
@@ -110,6 +113,11 @@ DescriptorLayout = data.FlexibleLayout(DESC_WORDS * WORD_BITS, {
     "relu": data.Field(unsigned(1), 3 * WORD_BITS + 16 + (FLAG_RELU.bit_length() - 1)),
     "resident": data.Field(unsigned(1), 3 * WORD_BITS + 16 + (FLAG_RESIDENT.bit_length() - 1)),
     "floor": data.Field(unsigned(1), 3 * WORD_BITS + 16 + (FLAG_FLOOR.bit_length() - 1)),
+    "compact": data.Field(unsigned(1), 3 * WORD_BITS + 16 + (FLAG_COMPACT.bit_length() - 1)),
+    # A compact FC layer's word 5: its rows' shift, activation parameter and bias shift.
+    "compact_shift": data.Field(unsigned(SHIFT_BITS), 5 * WORD_BITS + COMPACT_SHIFT_LSB),
+    "compact_act": data.Field(signed(ACT_PARAM_BITS), 5 * WORD_BITS + COMPACT_ACT_LSB),
+    "compact_bias_shift": data.Field(unsigned(COMPACT_BIAS_SHIFT_BITS), 5 * WORD_BITS + COMPACT_BIAS_SHIFT_LSB),
     "wsram_addr": data.Field(unsigned(WSRAM_ADDR_BITS), 4 * WORD_BITS),
     "mode": data.Field(unsigned(MODE_MASK.bit_length()), 3 * WORD_BITS + 16 + MODE_SHIFT),
     "kind": data.Field(unsigned(KIND_MASK.bit_length()), 3 * WORD_BITS + 16 + KIND_SHIFT),

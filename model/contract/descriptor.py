@@ -11,9 +11,11 @@ import numpy as np
 
 from model.contract.config import EngineConfig
 from model.contract.errors import EngineError, EngineFault
-from model.contract.layout import (DESC_WORDS, DRAM_WORDS_WORD, FIELD16, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, JOB_MAGIC,
-                                   JOB_WORDS, KIND_MASK, KIND_SHIFT, MODE_MASK, MODE_SHIFT, WSRAM_ADDR_BITS,
-                                   LayerKind)
+from model.contract.fixedpoint import ACT_PARAM_BITS, COMPACT_BIAS_SHIFT_BITS, SHIFT_MAX
+from model.contract.layout import (COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_SHIFT_LSB,
+                                   DESC_WORDS, DRAM_WORDS_WORD, FIELD16, FLAG_COMPACT, FLAG_FLOOR, FLAG_RELU,
+                                   FLAG_RESIDENT, JOB_MAGIC, JOB_WORDS, KIND_MASK, KIND_SHIFT, MODE_MASK, MODE_SHIFT,
+                                   WSRAM_ADDR_BITS, LayerKind, LayerMode)
 from model.contract.window import Window
 
 
@@ -76,19 +78,23 @@ class Descriptor:
     kind: int = LayerKind.FC
     window: Window | None = None
     floor: bool = False
+    compact: bool = False
+    compact_word: int = 0   #: word 5 of a compact FC layer: its rows' shift, activation and bias shift
 
     @classmethod
     def decode(cls, words) -> "Descriptor":
-        w0, w1, w2, w3, w4 = (int(w) for w in words[:5])
+        w0, w1, w2, w3, w4, w5 = (int(w) for w in words[:6])
         flags = w3 >> 16
         kind = (flags >> KIND_SHIFT) & KIND_MASK
+        compact = bool(flags & FLAG_COMPACT)
         return cls(in_features=w0 & FIELD16, out_features=w0 >> 16,
                    codebook_base=w1 & FIELD16, codebook_size=w1 >> 16,
                    stream_addr=w2, row_words=w3 & FIELD16,
                    relu=bool(flags & FLAG_RELU), mode=(flags >> MODE_SHIFT) & MODE_MASK,
                    resident=bool(flags & FLAG_RESIDENT), wsram_addr=w4 & ((1 << WSRAM_ADDR_BITS) - 1),
                    kind=kind, window=None if kind == LayerKind.FC else Window.decode(words[4:8]),
-                   floor=bool(flags & FLAG_FLOOR))
+                   floor=bool(flags & FLAG_FLOOR), compact=compact,
+                   compact_word=w5 if compact and kind == LayerKind.FC else 0)
 
     @property
     def windowed(self) -> bool:
@@ -116,6 +122,15 @@ class Descriptor:
     def requant_word(self) -> int:
         return self.codebook_base | self.codebook_size << 16
 
+    # A compact FC layer's word 5: the shift, activation parameter and bias shift of all its rows.
+    @property
+    def compact_params(self) -> tuple[int, int, int]:
+        """(shift, activation parameter, bias shift) of a compact layer's rows."""
+        w = self.compact_word
+        act = (w >> COMPACT_ACT_LSB) & ((1 << ACT_PARAM_BITS) - 1)
+        return ((w >> COMPACT_SHIFT_LSB) & SHIFT_MAX, act - ((act >> (ACT_PARAM_BITS - 1)) << ACT_PARAM_BITS),
+                (w >> COMPACT_BIAS_SHIFT_LSB) & ((1 << COMPACT_BIAS_SHIFT_BITS) - 1))
+
     # In HUFFMAN mode word 3's low half bounds the layer's Huffman table.
     @property
     def table_words(self) -> int:
@@ -123,7 +138,7 @@ class Descriptor:
 
     def encode(self) -> list[int]:
         flags = ((FLAG_RELU if self.relu else 0) | (FLAG_RESIDENT if self.resident else 0)
-                 | (FLAG_FLOOR if self.floor else 0)
+                 | (FLAG_FLOOR if self.floor else 0) | (FLAG_COMPACT if self.compact else 0)
                  | (self.mode << MODE_SHIFT) | (int(self.kind) << KIND_SHIFT))
         words = [self.in_features | self.out_features << 16,
                  self.codebook_base | self.codebook_size << 16,
@@ -133,6 +148,8 @@ class Descriptor:
         if self.windowed:
             w4, *rest = self.window.encode()
             words = words[:4] + [self.wsram_addr | w4, *rest]
+        elif self.compact:
+            words.append(self.compact_word)
         return words + [0] * (DESC_WORDS - len(words))
 
     def check(self, cfg: EngineConfig, prev_features: int, layer: int) -> None:
@@ -147,6 +164,8 @@ class Descriptor:
         where = f"layer {layer}"
         if self.relu and self.floor:
             raise EngineFault(EngineError.BAD_MODE, f"{where}: ReLU and the floor activation are both set")
+        if self.compact and (self.windowed or self.mode != LayerMode.VQ):
+            raise EngineFault(EngineError.BAD_MODE, f"{where}: compact rows are for fully-connected VQ layers only")
         if not cfg.supports_kind(self.kind, self.mode):
             raise EngineFault(EngineError.BAD_MODE, f"{where}: layer kind {self.kind} in mode {self.mode} is not "
                                                     f"supported by this engine")

@@ -111,3 +111,40 @@ def quantize_multiplier(scale: float) -> tuple[int, int]:
 def quantize_act(x, scale: float):
     """Quantize real activations to int8 with ``round(x / scale)`` and saturation."""
     return np.clip(np.round(np.asarray(x) / scale), ACT_MIN, ACT_MAX).astype(np.int8)
+
+
+#: A compact row's signed bias width and its scale's range (:mod:`model.contract.layout`, compact rows).
+COMPACT_BIAS_BITS = 16
+COMPACT_BIAS_SHIFT_BITS = 5
+
+
+def compact_row_params(bias, mult, shift, act) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """A layer's per-row requantization in the compact-row format: (bias16, mult, shift, bias_shift, act).
+
+    One shift for every row: the largest that keeps every row's multiplier within ``MULT_BITS``
+    (rows whose own shift was larger lose low multiplier bits, rounded); one bias scale: the
+    smallest ``bias_shift`` whose rounded ``bias >> bias_shift`` fits a signed 16-bit field.  The
+    rows' activation parameter must be one value.
+
+    Raises
+    ------
+    ValueError
+        If the rows' activation parameters differ.
+    """
+    bias, mult, shift, act = (np.asarray(a, dtype=np.int64) for a in (bias, mult, shift, act))
+    if act.size and np.any(act != act.flat[0]):
+        raise ValueError("compact rows share one activation parameter; these rows differ")
+    room = np.array([MULT_BITS - int(m).bit_length() for m in mult.flat], dtype=np.int64).reshape(mult.shape)
+    common = int(min(SHIFT_MAX, np.min(shift + room))) if shift.size else 0
+    delta = common - shift
+    up = np.left_shift(mult, np.maximum(delta, 0))
+    down = np.right_shift(mult + np.left_shift(1, np.maximum(-delta - 1, 0)), np.maximum(-delta, 0))
+    new_mult = np.where(delta >= 0, up, np.where(-delta > 0, down, mult))
+    new_mult = np.minimum(new_mult, (1 << MULT_BITS) - 1)
+    limit = 1 << (COMPACT_BIAS_BITS - 1)
+    for bias_shift in range(1 << COMPACT_BIAS_SHIFT_BITS):
+        half = (1 << bias_shift) >> 1
+        bias16 = np.right_shift(bias + half, bias_shift)
+        if np.all((bias16 >= -limit) & (bias16 < limit)):
+            break
+    return bias16, new_mult, common, bias_shift, int(act.flat[0]) if act.size else 0

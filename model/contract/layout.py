@@ -116,6 +116,16 @@ bit string padded to a whole word.  A VQ entry is a codebook index of
 ``pvq_bits(lanes, K)`` bits and its unsigned scale in the top
 ``PVQ_SCALE_BITS`` (``entry_bits = pvq_bits(lanes, K) + PVQ_SCALE_BITS``).
 
+Compact rows (``FLAG_COMPACT``; FC layers in VQ mode): every row shares one
+shift, one activation parameter and one bias scale, held in descriptor word 5
+(shift [5:0], activation parameter [15:6] signed, ``bias_shift`` [20:16]), so
+a row's header is one word: ``mult`` [15:0] and a signed 16-bit bias [31:16]
+whose value is ``bias16 << bias_shift``.  Then the row's entries as above
+(``row_words`` = 1 + the entry words).  The rows' requantization is exactly
+the two-word format's with those values
+(:func:`model.contract.fixedpoint.compact_row_params` converts a layer's
+two-word parameters; what it rounds is what the engine then computes).
+
 Sparse Huffman-coded layers (``LayerMode.HUFFMAN``)
 ==================================================
 Deep Compression / EIE style: weights are scalars, pruned positions are not
@@ -209,6 +219,14 @@ MAX_FEATURES_LIMIT = 1 << 17
 FLAG_RELU = 1 << 0
 FLAG_RESIDENT = 1 << 1
 FLAG_FLOOR = 1 << 2
+#: Compact rows (FC layers in VQ mode only, else ``BAD_MODE``): see "Compact rows" above.
+FLAG_COMPACT = 1 << 3
+#: A compact row's header: the multiplier in the low ``MULT_BITS``, the signed bias
+#: (``fixedpoint.COMPACT_BIAS_BITS``) above it.
+COMPACT_ROW_HEADER_WORDS = 1
+#: A compact layer's descriptor word 5: the rows' shift, activation parameter and bias shift
+#: (``fixedpoint.COMPACT_BIAS_SHIFT_BITS`` wide) from these bits.
+COMPACT_SHIFT_LSB, COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB = 0, 6, 16
 #: Width of a descriptor's weight-SRAM address (word 4).
 WSRAM_ADDR_BITS = 24
 MODE_SHIFT = 4
@@ -278,7 +296,9 @@ def index_words_per_row(in_features: int, lanes: int, entry_bits: int) -> int:
     return ceil_div(ceil_div(in_features, lanes) * entry_bits, WORD_BITS)
 
 
-def row_words(in_features: int, lanes: int, entry_bits: int) -> int:
-    return ROW_HEADER_WORDS + index_words_per_row(in_features, lanes, entry_bits)
+def row_words(in_features: int, lanes: int, entry_bits: int, compact: bool = False) -> int:
+    """Words of one dense row: its header (two words, or one for compact rows) and its packed entries."""
+    header = COMPACT_ROW_HEADER_WORDS if compact else ROW_HEADER_WORDS
+    return header + index_words_per_row(in_features, lanes, entry_bits)
 
 

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from model.codecs.layers.vq import make_compact
 from model.contract.fixedpoint import ACT_MAX, ACT_MIN, MULT_BITS, SHIFT_MAX
 from model.contract.ints import ceil_div
 
@@ -92,7 +93,7 @@ def random_lowered(rng: np.random.Generator, lanes: int, shapes: list[int], code
         s = ceil_div(n_in, lanes)
         # Shifts around the "useful" range keep outputs from saturating every time.
         shift = rng.integers(max(0, 12), min(SHIFT_MAX, 24) + 1, size=n_out)
-        layers.append(SimpleNamespace(
+        layer = SimpleNamespace(
             in_features=n_in, out_features=n_out,
             codebook=rng.integers(ACT_MIN, ACT_MAX + 1, size=(k, lanes), dtype=np.int64),
             indices=rng.integers(0, k, size=(n_out, s)),
@@ -100,7 +101,11 @@ def random_lowered(rng: np.random.Generator, lanes: int, shapes: list[int], code
             mult=rng.integers(0, 1 << MULT_BITS, size=n_out),
             shift=shift,
             **random_activation(rng, n_out),
-        ))
+        )
+        if rng.integers(0, 3) == 0:   # a third of the VQ layers in compact rows, with one activation
+            layer.act = np.full(n_out, layer.act[0])
+            make_compact(layer)
+        layers.append(layer)
     return SimpleNamespace(name=name, method="random", lanes=lanes, input_scale=1 / 127,
                            output_scale=1.0, layers=layers, info={})
 

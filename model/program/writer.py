@@ -148,7 +148,8 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
         layer_meta.append({"kind": rule.name, "in_features": layer.in_features, "out_features": layer.out_features,
                            "relu": bool(layer.relu), "activation": activation_name(layer),
                            "mode": codec.name if codec else None,
-                           "codebook_size": codec.codebook_size(layer) if codec else 0, **written_meta})
+                           "codebook_size": codec.codebook_size(layer) if codec else 0,
+                           "compact": desc.compact, **written_meta})
     for meta, stream in zip(layer_meta, streams):
         meta["placement"] = {"resident": False, "wsram_addr": 0, "words": len(stream)}
 

@@ -156,8 +156,8 @@ def test_report_from_the_golden_model(tmp_path):
     res = network_energy(net, load_energy_table())["engine"]
     # DRAM words per inference, by hand from the layout: descriptors and row
     # streams per layer, the job header once per job, input and output vectors.
-    rows = sum(DESC_WORDS + n_out * row_words(n_in, lanes, program.config.index_bits)
-               for n_in, n_out in zip(shapes[:-1], shapes[1:]))
+    rows = sum(DESC_WORDS + n_out * row_words(n_in, lanes, program.config.index_bits, layer["compact"])
+               for n_in, n_out, layer in zip(shapes[:-1], shapes[1:], program.meta["layers"]))
     words = rows + JOB_WORDS / images + vector_words(shapes[0], lanes) + vector_words(shapes[-1], lanes)
     assert res.by_component()["dram"] == pytest.approx(words * 640)
     assert res.by_component()["mac"] == pytest.approx(sum(o * -(-i // lanes) * lanes * 0.3

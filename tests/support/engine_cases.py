@@ -6,7 +6,7 @@ import numpy as np
 from model.codecs.vectors import random_vectors, unpack_vectors
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineFault
-from model.contract.layout import DESC_WORDS, JOB_MAGIC, REL_BITS, ROW_HEADER_WORDS, LayerMode, huffman_index_bits
+from model.contract.layout import COMPACT_ROW_HEADER_WORDS, DESC_WORDS, JOB_MAGIC, REL_BITS, ROW_HEADER_WORDS, LayerMode, huffman_index_bits
 from model.golden.engine import GoldenEngine
 from model.program.synthetic import random_lowered
 from model.program.writer import build_program
@@ -77,7 +77,8 @@ def _set_field(img, d, cfg, rng, width: int, new) -> None:
     row = int(rng.integers(0, d.out_features))
     sv = int(rng.integers(0, -(-d.in_features // cfg.lanes)))
     bit = sv * width
-    w = d.stream_addr + row * d.row_words + ROW_HEADER_WORDS + bit // 32
+    header = COMPACT_ROW_HEADER_WORDS if d.compact else ROW_HEADER_WORDS
+    w = d.stream_addr + row * d.row_words + header + bit // 32
     n = -(-(bit % 32 + width) // 32)
     value = sum(int(img[w + i]) << (32 * i) for i in range(n))
     mask = (1 << width) - 1

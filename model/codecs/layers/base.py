@@ -12,9 +12,10 @@ from model.contract.counters import zero_counters
 from model.contract.descriptor import Descriptor, read_words
 from model.contract.errors import EngineError, EngineFault, ProgramError
 from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, ACT_PARAM_BITS, ACT_PARAM_MAX, ACT_PARAM_MIN,
-                                       ACT_PARAM_SHIFT, MULT_BITS, SHIFT_MAX)
+                                       ACT_PARAM_SHIFT, COMPACT_BIAS_BITS, MULT_BITS, SHIFT_MAX, compact_row_params)
 from model.contract.ints import ceil_div
-from model.contract.layout import DESC_WORDS, ROW_HEADER_WORDS, LayerMode, row_words
+from model.contract.layout import (COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_ROW_HEADER_WORDS, COMPACT_SHIFT_LSB,
+                                   DESC_WORDS, ROW_HEADER_WORDS, LayerMode, row_words)
 
 
 @dataclass
@@ -158,11 +159,13 @@ class LayerCodec:
 
 
 def dense_layer_image(layer, rows: np.ndarray, word1: tuple[int, int], ctx: WriteContext, mode: LayerMode,
-                      meta: dict | None = None) -> LayerImage:
+                      meta: dict | None = None, compact_word: int | None = None) -> LayerImage:
     """A dense layer's image: its (out, row_words) rows at ``ctx.stream_addr``; ``word1`` is the
-    descriptor's word 1 (codebook base and size, or K and the entry width)."""
+    descriptor's word 1 (codebook base and size, or K and the entry width); ``compact_word``, the
+    descriptor's word 5 of compact rows (:func:`compact_rows`)."""
     desc = Descriptor(layer.in_features, layer.out_features, *word1, ctx.stream_addr, rows.shape[1], layer.relu, mode,
-                      floor=bool(getattr(layer, "floor", False)))
+                      floor=bool(getattr(layer, "floor", False)), compact=compact_word is not None,
+                      compact_word=compact_word or 0)
     return LayerImage(desc, rows.reshape(-1), meta or {})
 
 
@@ -214,10 +217,37 @@ def dense_rows(bias, mult, shift, act, entries: np.ndarray, entry_bits: int) -> 
                            requant_words(mult, shift, act)[:, None], pack_indices(entries, entry_bits)], axis=1)
 
 
+def compact_rows(bias, mult, shift, act, entries: np.ndarray, entry_bits: int) -> tuple[np.ndarray, int]:
+    """Compact rows (:mod:`model.contract.layout`): (out, row_words) uint32 and the descriptor's word 5.
+
+    ``bias``, ``mult``, ``shift`` and ``act`` must already be what the format holds (one shift, one
+    activation parameter, biases that are multiples of one power of two within 16 bits:
+    :func:`model.contract.fixedpoint.compact_row_params`); a ``ProgramError`` says which is not.
+    """
+    bias, mult, shift, act = (np.asarray(a, dtype=np.int64) for a in (bias, mult, shift, act))
+    bias16, mult16, common, bias_shift, act0 = compact_row_params(bias, mult, shift, act)
+    if not (np.array_equal(mult16, mult) and np.all(shift == common) and np.array_equal(bias16 << bias_shift, bias)):
+        raise ProgramError("compact rows need one shift and biases of one scale: convert the layer's "
+                           "parameters with compact_row_params first")
+    header = (mult16 | (bias16 & ((1 << COMPACT_BIAS_BITS) - 1)) << MULT_BITS).astype(np.uint32)
+    word5 = (common << COMPACT_SHIFT_LSB | (act0 & ((1 << ACT_PARAM_BITS) - 1)) << COMPACT_ACT_LSB
+             | bias_shift << COMPACT_BIAS_SHIFT_LSB)
+    return np.concatenate([header[:, None], pack_indices(entries, entry_bits)], axis=1), word5
+
+
 def read_dense_rows(image: np.ndarray, desc: Descriptor, entry_bits: int, lanes: int, layer: int):
-    """Read a dense layer's rows: (bias, mult, shift, act, entries (out, sub-vectors))."""
+    """Read a dense layer's rows (two-word or compact headers): (bias, mult, shift, act, entries (out, sub-vectors))."""
     rows = read_words(image, desc.stream_addr, desc.out_features * desc.row_words,
                       f"layer {layer} row stream").reshape(desc.out_features, desc.row_words)
+    if desc.compact:
+        common, act0, bias_shift = desc.compact_params
+        header = rows[:, 0].astype(np.int64)
+        bias16 = header >> MULT_BITS
+        bias = (bias16 - ((bias16 >> (COMPACT_BIAS_BITS - 1)) << COMPACT_BIAS_BITS)) << bias_shift
+        mult = header & ((1 << MULT_BITS) - 1)
+        shift, act = np.full_like(mult, common), np.full_like(mult, act0)
+        entries = unpack_indices(rows[:, COMPACT_ROW_HEADER_WORDS:], entry_bits, ceil_div(desc.in_features, lanes))
+        return bias, mult, shift, act, entries
     bias = rows[:, 0].astype(np.int64)
     bias = np.where(bias >= 1 << 31, bias - (1 << 32), bias)
     mult, shift, act = split_requant(rows[:, 1])
@@ -227,7 +257,7 @@ def read_dense_rows(image: np.ndarray, desc: Descriptor, entry_bits: int, lanes:
 
 def check_row_words(desc: Descriptor, cfg: EngineConfig, entry_bits: int, where: str) -> None:
     """``BAD_STREAM`` unless the descriptor's ``row_words`` fits the shape and entry width."""
-    expect = row_words(desc.in_features, cfg.lanes, entry_bits)
+    expect = row_words(desc.in_features, cfg.lanes, entry_bits, desc.compact)
     if desc.row_words != expect:
         raise EngineFault(EngineError.BAD_STREAM, f"{where}: row_words={desc.row_words}, expected {expect}")
 

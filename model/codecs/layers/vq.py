@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from model.codecs.layers.base import (DecodedLayer, LayerCodec, LayerImage, WriteContext, beats, check_row_words,
-                                      dense_layer_image, dense_rows, first_bad_index, read_dense_rows, row_params)
+                                      compact_rows, dense_layer_image, dense_rows, first_bad_index, layer_act,
+                                      read_dense_rows, row_params)
 from model.contract.config import EngineConfig
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineError, EngineFault, ProgramError
-from model.contract.fixedpoint import ACT_MAX, ACT_MIN
+from model.contract.fixedpoint import ACT_MAX, ACT_MIN, compact_row_params
 from model.contract.ints import ceil_div
 from model.contract.layout import LayerMode
 
@@ -35,7 +36,13 @@ class VqCodec(LayerCodec):
         if idx.min() < 0 or idx.max() >= len(cb):
             raise ProgramError(f"layer {i}: codebook indices out of range 0..{len(cb) - 1}")
         bias, mult, shift, act = row_params(i, layer)
-        rows = dense_rows(bias, mult, shift, act, idx, ctx.index_bits)
+        compact_word = None
+        # Compact rows are for fully-connected layers; a windowed layer's rows hold the same values in
+        # the two-word format.
+        if getattr(layer, "compact", False) and getattr(layer, "kind", "fc") == "fc":
+            rows, compact_word = compact_rows(bias, mult, shift, act, idx, ctx.index_bits)
+        else:
+            rows = dense_rows(bias, mult, shift, act, idx, ctx.index_bits)
         if ctx.shared_rom:
             base = 0
             if cb.shape != (len(ctx.rom), lanes) or np.any(cb != np.asarray(ctx.rom)):
@@ -43,7 +50,7 @@ class VqCodec(LayerCodec):
         else:
             base = len(ctx.rom)
             ctx.rom.extend(cb.tolist())
-        return dense_layer_image(layer, rows, (base, len(cb)), ctx, self.mode)
+        return dense_layer_image(layer, rows, (base, len(cb)), ctx, self.mode, compact_word=compact_word)
 
     def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:
         if (desc.codebook_size == 0 or desc.codebook_size > cfg.codebook_depth
@@ -68,3 +75,21 @@ class VqCodec(LayerCodec):
         c["rom_reads"] = n_images * b
         c["macs"] = n_images * b * cfg.lanes
         return c
+
+
+def make_compact(layer) -> bool:
+    """Give a lowered fully-connected VQ layer compact rows (:mod:`model.contract.layout`), if it can have them.
+
+    Its parameters become what the compact format holds (`compact_row_params`: one shift, biases of
+    one scale), so the golden model and the engine compute with exactly those.  A layer whose rows have
+    different activation parameters (a per-channel PReLU) keeps its two-word rows.  Returns whether
+    the layer is now compact.
+    """
+    act = layer_act(layer)
+    if getattr(layer, "kind", "fc") != "fc" or getattr(layer, "mode", "vq") != "vq" or np.any(act != act[0]):
+        return False
+    bias16, mult, shift, bias_shift, _ = compact_row_params(layer.bias, layer.mult, layer.shift, act)
+    layer.bias, layer.mult, layer.shift = bias16 << bias_shift, mult, np.full_like(mult, shift)
+    layer.compact = True
+    return True
+

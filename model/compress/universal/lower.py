@@ -9,6 +9,7 @@ from torch import nn
 
 from model.compress.lowering import (HIDDEN_PERCENTILE, OUTPUT_PERCENTILE, LayerCoding,
                                      LoweredNetwork, lower_sequence)
+from model.codecs.layers.vq import make_compact
 from model.compress.universal.codebook import UniversalCodebook
 from model.compress.universal.fit import HARD_STEPS, SOFT_STEPS, UniversalNetwork, fit_universal
 from model.nets.distill import DistillSet
@@ -75,10 +76,14 @@ def lower_universal(net: UniversalNetwork, calib_x: np.ndarray, lanes: int | Non
                for layer in net.layers]
     layers, scales, out_scales = lower_sequence(template, coded, codings, calib_x, lanes,
                                                 getattr(template, "outputs", None))
+    # One header word per row where a layer can take it: the rows of a universal program are mostly
+    # index bits, so their two-word headers are a large share of its bytes (LeNet-5: 12 %).
+    compact = [make_compact(layer) for layer in layers]
     info = dict(net.info)
     info.update(codebook_sha256=net.codebook.content_hash(), codebook_scale=s_cb, codebook_size=net.k,
                 calibration_images=int(len(calib_x)), hidden_percentile=HIDDEN_PERCENTILE,
-                output_percentile=OUTPUT_PERCENTILE, activation_scales=scales + out_scales)
+                output_percentile=OUTPUT_PERCENTILE, activation_scales=scales + out_scales,
+                compact_layers=[i for i, c in enumerate(compact) if c])
     return LoweredNetwork(name=net.name, method="universal", lanes=lanes, input_scale=scales[0],
                           output_scale=out_scales[0], layers=layers, info=info, output_scales=out_scales)
 

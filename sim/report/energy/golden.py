@@ -18,7 +18,7 @@ import numpy as np
 from model.codecs.layers.kinds import kind_rule
 from model.codecs.layers.registry import codec_for_mode
 from model.contract.ints import ceil_div
-from model.contract.layout import ROW_HEADER_WORDS, WORD_BITS, LayerKind
+from model.contract.layout import COMPACT_ROW_HEADER_WORDS, ROW_HEADER_WORDS, WORD_BITS, LayerKind
 from model.golden.engine import GoldenEngine
 from sim.report.energy.memories import OnChipMemories
 from sim.report.energy.network import HUFFMAN, PVQ, VQ, LayerInfo, NetworkData
@@ -40,9 +40,10 @@ def _dense_rows_layer(i: int, layer, entry_bits: int, histogram, **facts) -> Lay
     d = layer.desc
     entries = np.asarray(layer.events["indices"]).shape[1]
     stream = ceil_div(entries * entry_bits, WORD_BITS)
-    if d.row_words != ROW_HEADER_WORDS + stream:
+    header = COMPACT_ROW_HEADER_WORDS if getattr(d, "compact", False) else ROW_HEADER_WORDS
+    if d.row_words != header + stream:
         raise ValueError(f"layer {i}: {entries} entries of {entry_bits} bits take {stream} words per row, "
-                         f"but the descriptor says {d.row_words - ROW_HEADER_WORDS}")
+                         f"but the descriptor says {d.row_words - header}")
     return LayerInfo(in_features=d.in_features, out_features=d.out_features, index_bits=entry_bits,
                      index_histogram=_counts(histogram), **facts)
 
