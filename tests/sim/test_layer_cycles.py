@@ -9,7 +9,7 @@ from sim.run import run_program
 from engine_cases import random_case
 
 
-@pytest.mark.parametrize("backend", ["icarus", "amaranth", "verilator"])   # every RTL testbench tracks the phase
+@pytest.mark.parametrize("backend", ["icarus"])   # the cocotb testbench tracks the phase
 def test_layer_cycles_partition_the_run(backend):
     program, *_ = random_case(5, 4, weight_sram=True)
     n = 3
@@ -35,16 +35,3 @@ def test_golden_backend_has_no_layer_cycles():
     layers = run_program(program, x, None, "golden")["layers"]
     assert [layer["cycles"] for layer in layers] == [None] * len(layers)
     assert all(layer["ideal_cycles"] > 0 and layer["utilization"] is None for layer in layers)
-
-
-def test_every_rtl_backend_counts_the_same_cycles_per_layer():
-    """The cocotb testbench, the Amaranth testbench and the Verilator harness read the same counter at the
-    same edges: equal per-layer cycles, under stalls."""
-    program, *_ = random_case(7, 4, weight_sram=True)
-    x = random_vectors(np.random.default_rng(2), 2, program.meta["input_features"])
-    per_layer = {b: [layer["cycles"] for layer in run_program(program, x, None, b, latency=5, stall=60,
-                                                              seed=9)["layers"]]
-                 for b in ("amaranth", "icarus", "verilator")}
-    assert per_layer["amaranth"] == per_layer["icarus"] == per_layer["verilator"]
-    assert all(c > 0 for c in per_layer["verilator"])
-
