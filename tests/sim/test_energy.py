@@ -145,7 +145,8 @@ def test_layers_from_decoded():
     from model.contract.layout import LayerMode
 
     # 2 indices of 4 bits per row: 1 word, after the 2 header words.
-    desc = types.SimpleNamespace(in_features=8, out_features=2, codebook_size=16, mode=LayerMode.VQ, row_words=3)
+    desc = types.SimpleNamespace(in_features=8, out_features=2, codebook_size=16, mode=LayerMode.VQ, row_words=3,
+                                 compact=False)
     dec = types.SimpleNamespace(desc=desc, events={"indices": np.array([[0, 1], [1, 1]])})
     layer, = layers_from_decoded([dec], index_bits=4)
     assert (layer.in_features, layer.out_features, layer.codebook_size, layer.index_bits) == (8, 2, 16, 4)
@@ -168,7 +169,7 @@ def test_layers_from_decoded_pvq_uses_the_entry_width():
     # PVQ, K = 2 in 4 lanes: 15-bit entries (7-bit index + 8-bit scale); 3 entries per row = 45 bits
     # = 2 words, while the VQ index width (8) would give 1 word.
     desc = types.SimpleNamespace(in_features=12, out_features=2, codebook_base=2, codebook_size=15, pvq_k=2,
-                                 entry_bits=15, mode=LayerMode.PVQ, row_words=4)
+                                 entry_bits=15, mode=LayerMode.PVQ, row_words=4, compact=False)
     dec = types.SimpleNamespace(desc=desc, events={"indices": np.array([[0, 5, 5], [5, 7, 0]]),
                                                    "scales": np.array([[3, 3, 3], [3, 3, 9]])})
     layer, = layers_from_decoded([dec], index_bits=8)

@@ -44,6 +44,16 @@ def test_campaign_subset(tmp_path):
     assert s["families"] == sorted(BY_NAME)
 
 
+def assert_both_stop_with_bad_stream(program, image, out_addr: int, out_words: int) -> None:
+    """The golden model and the Verilator harness both stop ``image`` with ``BAD_STREAM``."""
+    with pytest.raises(EngineFault) as fault:
+        GoldenEngine(program.config).run(image)
+    assert fault.value.code == EngineError.BAD_STREAM
+    rtl = simulate(program, image, "verilator", out_addr=out_addr, out_words=out_words, max_cycles=20000,
+                   latency=5, stall=0, seed=1, vcd=None)
+    assert rtl["done"] and rtl["error"] == EngineError.BAD_STREAM
+
+
 def test_a_stream_past_the_end_of_dram_is_bad_stream_on_both():
     """A descriptor whose stream runs past ``dram_words`` stops the job before the stream is read."""
     d = draw(Case("vq-4lanes", "random", 3))
@@ -52,12 +62,7 @@ def test_a_stream_past_the_end_of_dram_is_bad_stream_on_both():
     desc = Descriptor.decode(image[desc_at:desc_at + DESC_WORDS])
     desc.stream_addr = int(image[DRAM_WORDS_WORD]) - 1    # starts inside, runs past the end
     image[desc_at:desc_at + DESC_WORDS] = desc.encode()
-    with pytest.raises(EngineFault) as fault:
-        GoldenEngine(d.program.config).run(image)
-    assert fault.value.code == EngineError.BAD_STREAM
-    rtl = simulate(d.program, image, "verilator", out_addr=out_addr, out_words=out_words, max_cycles=20000,
-                   latency=5, stall=0, seed=1, vcd=None)
-    assert rtl["done"] and rtl["error"] == EngineError.BAD_STREAM
+    assert_both_stop_with_bad_stream(d.program, image, out_addr, out_words)
 
 
 @pytest.mark.parametrize("kind", ["random", "corrupt"])
@@ -87,9 +92,4 @@ def test_the_bound_covers_descriptors_and_streams_not_the_hosts_inputs():
     assert golden.counters["dram_read_words"] == rtl["counters"]["dram_read_words"]
     table_past = image.copy()
     table_past[2] = 0xFFFFFFF0                         # a descriptor table far past the bound
-    with pytest.raises(EngineFault) as fault:
-        GoldenEngine(d.program.config).run(table_past)
-    assert fault.value.code == EngineError.BAD_STREAM
-    rtl = simulate(d.program, table_past, "verilator", out_addr=out_addr, out_words=out_words, max_cycles=20000,
-                   latency=5, stall=0, seed=1, vcd=None)
-    assert rtl["done"] and rtl["error"] == EngineError.BAD_STREAM
+    assert_both_stop_with_bad_stream(d.program, table_past, out_addr, out_words)

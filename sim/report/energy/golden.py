@@ -40,7 +40,7 @@ def _dense_rows_layer(i: int, layer, entry_bits: int, histogram, **facts) -> Lay
     d = layer.desc
     entries = np.asarray(layer.events["indices"]).shape[1]
     stream = ceil_div(entries * entry_bits, WORD_BITS)
-    header = COMPACT_ROW_HEADER_WORDS if getattr(d, "compact", False) else ROW_HEADER_WORDS
+    header = COMPACT_ROW_HEADER_WORDS if d.compact else ROW_HEADER_WORDS
     if d.row_words != header + stream:
         raise ValueError(f"layer {i}: {entries} entries of {entry_bits} bits take {stream} words per row, "
                          f"but the descriptor says {d.row_words - header}")
