@@ -62,7 +62,8 @@ class DescriptorCheck(wiring.Component):
     Combinational.  The rules and their order are the golden model's: first
     :meth:`model.contract.descriptor.Descriptor.check` (one activation at most and the mode is one this
     engine has, ``BAD_MODE``; both feature counts are 1 to ``max_features``,
-    ``BAD_SHAPE``; an FC layer's input is the previous layer's output, ``BAD_CHAIN``), then
+    ``BAD_SHAPE``, and an add's are equal; an FC or add layer's input is the previous
+    layer's output and an add's the skip buffer's saved vector too, ``BAD_CHAIN``), then
     the mode's codec ``check`` in :mod:`model.codecs.layers` (its codebook,
     ``BAD_CODEBOOK``, then its stream, ``BAD_STREAM``); on an engine without a
     weight SRAM, a resident layer is ``BAD_STREAM`` too (with one, the engine
@@ -79,6 +80,8 @@ class DescriptorCheck(wiring.Component):
         The descriptor's words.
     features : In(COUNT_BITS)
         Size of the layer's input: the previous layer's output, or the job's input.
+    saved : In(COUNT_BITS)
+        Only with ``config.residual``: the size of the skip buffer's vector (0: none saved).
     error : Out(ERROR_BITS)
         :class:`model.contract.errors.EngineError` value; ``NONE`` when the layer may run.
     """
@@ -90,6 +93,7 @@ class DescriptorCheck(wiring.Component):
         super().__init__({
             "descriptor": In(DescriptorLayout),
             "features": In(COUNT_BITS),
+            **({"saved": In(COUNT_BITS)} if config.residual else {}),
             "error": Out(ERROR_BITS),
         })
 
@@ -109,11 +113,18 @@ class DescriptorCheck(wiring.Component):
 
         # Compact rows: fully-connected VQ layers only (model.contract.descriptor.Descriptor.check).
         bad_compact = d.compact & ((d.kind != LayerKind.FC) | (d.mode != LayerMode.VQ))
-        with m.If(~supported | (d.relu & d.floor) | bad_compact):
+        bad_mode = ~supported | (d.relu & d.floor) | bad_compact
+        bad_shape = ~shape_ok(d.in_features) | ~shape_ok(d.out_features)
+        bad_chain = (d.kind == LayerKind.FC) & (d.in_features != self.features)
+        if cfg.residual:   # an add: as wide as its input and as the saved vector
+            add = d.kind == LayerKind.ADD
+            bad_shape = bad_shape | (add & (d.in_features != d.out_features))
+            bad_chain = bad_chain | (add & ((d.in_features != self.features) | (d.in_features != self.saved)))
+        with m.If(bad_mode):
             m.d.comb += self.error.eq(EngineError.BAD_MODE)
-        with m.Elif(~shape_ok(d.in_features) | ~shape_ok(d.out_features)):
+        with m.Elif(bad_shape):
             m.d.comb += self.error.eq(EngineError.BAD_SHAPE)
-        with m.Elif((d.kind == LayerKind.FC) & (d.in_features != self.features)):
+        with m.Elif(bad_chain):
             m.d.comb += self.error.eq(EngineError.BAD_CHAIN)
         with m.Elif(~pooling):
             with m.Switch(d.mode):

@@ -11,17 +11,18 @@ from hw.counters import EventCounters
 from hw.datapaths import datapaths
 from hw.descriptor_check import DescriptorCheck, log2
 from hw.gearbox import Gearbox
-from hw.layouts import (COUNT_BITS, PHASE_BITS, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams,
+from hw.layouts import (COUNT_BITS, PHASE_BITS, SAVE_BIT, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams,
                         control_members, dram_write_signature)
 from hw.max_pool import MaxPool
-from hw.memories import ActivationSram
+from hw.memories import ActivationSram, SkipBuffer
 from hw.packer import OutputPacker
 from hw.requantizer import Requantizer
+from hw.residual_add import ResidualAdd
 from hw.serial_multiplier import SerialMultiplier
 from hw.weight_sram import Place, StreamReader
 from hw.window_setup import WindowSetup
 from hw.window_walker import WindowWalker
-from model.codecs.layers.kinds import rowless_kinds
+from model.codecs.layers.kinds import pooling_kinds
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
 from model.contract.layout import DESC_WORDS, JOB_MAGIC, JOB_WORDS, WORD_BITS, WORD_BYTES, LayerKind, vector_align
@@ -108,10 +109,14 @@ class Engine(wiring.Component):
         wsram = cfg.weight_sram_words > 0
         # Average pooling adds a lane-word per tap it reads (the PVQ unit's counter; never both at once).
         pool_events = {"adds": Signal(range(lanes + 1), name="pool_adds")} if cfg.avgpool else {}
+        unit_events = dict(pool_events)
+        if cfg.residual:   # the residual add adds a lane-word per lane-word it reads
+            residual_adds = Signal(range(lanes + 1), name="residual_adds")
+            unit_events["adds"] = unit_events["adds"] + residual_adds if "adds" in unit_events else residual_adds
         m.submodules.event_counters = counters = EventCounters(dict.fromkeys([
             "dram_read_words", "dram_write_words", "sram_reads", "sram_writes", "cycles", "stall_cycles",
             *(["weight_sram_reads", "weight_sram_writes"] if wsram else []),
-            *(name for mode_steps in read_steps.values() for name in mode_steps), *counted, *pool_events]))
+            *(name for mode_steps in read_steps.values() for name in mode_steps), *counted, *unit_events]))
         # Row parameters run ahead of their row's beats by the pipeline's depth.
         m.submodules.row_params = row_params = fifo.SyncFIFOBuffered(width=RowParams.size,
                                                                      depth=ROW_PARAMS_DEPTH)
@@ -171,6 +176,15 @@ class Engine(wiring.Component):
                          walker.descriptor.eq(desc), walker.steps.eq(setup.steps)]
         if cfg.avgpool:
             m.submodules.avg_pool = avg = AvgPool(lanes)
+        # The residual add (model.contract.layout, "Skip buffer"): the layer saving its output runs with
+        # ``save``; ``saved`` is the size of the vector the skip buffer holds (0: none this image).
+        add_word, add_written = Signal(COUNT_BITS, name="add_word"), Signal(COUNT_BITS, name="add_written")
+        add_valid, add_read = Signal(name="add_valid"), Signal(name="add_read")
+        if cfg.residual:
+            m.submodules.skip_buffer = skip = SkipBuffer(lanes, cfg.sram_words)
+            m.submodules.residual_add = adder = ResidualAdd(lanes)
+            save, saved = Signal(name="save"), Signal(COUNT_BITS, name="saved")
+            m.d.comb += check.saved.eq(saved)
         m.d.comb += [
             check.descriptor.eq(desc), check.features.eq(features),
             sram.select.eq(select),
@@ -278,6 +292,9 @@ class Engine(wiring.Component):
         def end_layer(out_features):
             """The layer's output, ``out_features`` values, is the next one's input."""
             m.d.sync += [select.eq(~select), features.eq(out_features), layer.eq(layer + 1)]
+            if cfg.residual:
+                with m.If(save):
+                    m.d.sync += saved.eq(out_features)
             with m.If(layer == n_layers - 1):
                 m.d.sync += [store_read.eq(0), store_written.eq(0)]
                 m.next = "STORE"
@@ -305,6 +322,18 @@ class Engine(wiring.Component):
             m.d.comb += [avg.mult.eq(desc.pool_mult), avg.shift.eq(desc.pool_shift), avg.act.eq(desc.pool_act),
                          avg.relu.eq(relu), avg.floor.eq(floor),
                          pool_events["adds"].eq(Mux(pool_read & average, lanes, 0))]
+        if cfg.residual:
+            # The add takes the lane-words read last cycle; a saving layer's writes go to the skip buffer too.
+            base = add_word << log2(lanes)
+            m.d.comb += [adder.valid.eq(add_valid), adder.a.eq(sram.rd_data), adder.b.eq(skip.rd_data),
+                         adder.mult.eq(desc.pool_mult), adder.shift.eq(desc.pool_shift), adder.act.eq(desc.pool_act),
+                         adder.relu.eq(relu), adder.floor.eq(floor), residual_adds.eq(Mux(add_read, lanes, 0))]
+            m.d.sync += adder.keep.eq(Cat(base + i < features for i in range(lanes)))
+            with m.If(adder.done):
+                m.d.comb += [sram.wr_addr.eq(add_written), sram.wr_data.eq(adder.result), sram.wr_en.eq(1)]
+                m.d.sync += add_written.eq(add_written + 1)
+            m.d.comb += [skip.wr_addr.eq(sram.wr_addr), skip.wr_data.eq(sram.wr_data),
+                         skip.wr_en.eq(sram.wr_en & save & ~sram.write_same)]
 
         def fail(code):
             m.d.sync += error.eq(code)
@@ -352,6 +381,8 @@ class Engine(wiring.Component):
             with m.State("LOAD"):
                 read(in_ptr, 1, vector_words(input_features))
                 m.d.sync += [load_words.eq(0), select.eq(0), features.eq(input_features), layer.eq(0)]
+                if cfg.residual:
+                    m.d.sync += saved.eq(0)
                 with m.If(reader.cmd.ready):
                     m.next = "LOAD_DATA"
             with m.State("LOAD_DATA"):
@@ -375,16 +406,37 @@ class Engine(wiring.Component):
                 with m.Else():
                     m.d.sync += [relu.eq(desc.relu), floor.eq(desc.floor), mode.eq(desc.mode), packer_base.eq(0), first_position.eq(1),
                                  conv.eq(desc.kind == LayerKind.CONV), average.eq(desc.kind == LayerKind.AVGPOOL)]
+                    if cfg.residual:
+                        m.d.sync += save.eq(desc.as_value()[SAVE_BIT])
                     # A sized stream's length is known after its size word (SIZE_READ).
                     with m.If(~sized(desc.mode)):
                         check_placement(desc.out_features, desc.row_words)
                     if sized_modes:
                         with m.If(sized(desc.mode)):
                             m.next = "SIZE"
+                    # An add has neither a window nor a stream (an engine without it never gets here with one).
+                    windowed = ((desc.kind != LayerKind.FC) & (desc.kind != LayerKind.ADD) if cfg.residual
+                                else desc.kind != LayerKind.FC)
                     if windows:   # a window is checked, and its steps derived, before its stream
-                        with m.If(desc.kind != LayerKind.FC):
+                        with m.If(windowed):
                             m.d.comb += setup.start.eq(1)
                             m.next = "WINDOW"
+                    if cfg.residual:
+                        with m.If(desc.kind == LayerKind.ADD):
+                            m.d.sync += [add_word.eq(0), add_written.eq(0)]
+                            m.next = "ADD"
+            if cfg.residual:
+                with m.State("ADD"):
+                    # One lane-word of the input and of the skip buffer per cycle, added next cycle.
+                    m.d.comb += [sram.rd_addr.eq(add_word), sram.rd_en.eq(1), skip.rd_addr.eq(add_word),
+                                 skip.rd_en.eq(1), add_read.eq(1)]
+                    m.d.sync += [add_valid.eq(1), add_word.eq(add_word + 1)]
+                    with m.If(add_word == lane_words(desc.in_features) - 1):
+                        m.next = "ADD_DRAIN"
+                with m.State("ADD_DRAIN"):
+                    m.d.sync += add_valid.eq(0)
+                    with m.If(~adder.busy):
+                        end_layer(desc.out_features)
             if windows:
                 with m.State("WINDOW"):
                     with m.If(~setup.busy):
@@ -392,7 +444,7 @@ class Engine(wiring.Component):
                             fail(setup.error)
                         with m.Else():
                             m.d.comb += walker.restart.eq(1)
-                            with m.If(reduce(or_, [desc.kind == kind for kind in rowless_kinds()])):
+                            with m.If(reduce(or_, [desc.kind == kind for kind in pooling_kinds()])):
                                 m.d.sync += [pool_tap_x.eq(0), pool_tap_y.eq(0), pool_group.eq(0)]
                                 m.next = "POOL"
                             with m.Else():
@@ -506,19 +558,23 @@ class Engine(wiring.Component):
 
         # --- event counters (model.contract.counters); those per memory read are set per mode above
         storing = fsm.ongoing("STORE")
+        sram_reads = ((reading & inside & ~storing) | pool_read
+                      | (storing & sram.rd_en & (store_read != lane_words(features))))
         m.d.comb += [
             steps.dram_read_words.eq(self.dram_rd.resp.valid & self.dram_rd.resp.ready),
             steps.dram_write_words.eq(self.dram_wr.valid & self.dram_wr.ready),
-            steps.sram_reads.eq((reading & inside & ~storing) | pool_read
-                                | (storing & sram.rd_en & (store_read != lane_words(features)))),
+            steps.sram_reads.eq(sram_reads),
             steps.sram_writes.eq(sram.wr_en),
             steps.cycles.eq(busy),
             steps.stall_cycles.eq(busy & reader.data.ready & ~reader.data.valid),
             counters.clear.eq(restart),
             self.counters.eq(counters.counters),
         ]
-        for name in dict.fromkeys([*counted, *pool_events]):
-            m.d.comb += getattr(steps, name).eq(counted.get(name, 0) + pool_events.get(name, 0))
+        if cfg.residual:   # an add reads the input and the skip buffer; a saving layer writes both
+            m.d.comb += [steps.sram_reads.eq(sram_reads + Mux(add_read, 2, 0)),
+                         steps.sram_writes.eq(sram.wr_en + skip.wr_en)]
+        for name in dict.fromkeys([*counted, *unit_events]):
+            m.d.comb += getattr(steps, name).eq(counted.get(name, 0) + unit_events.get(name, 0))
         if wsram:
             m.d.comb += [steps.weight_sram_reads.eq(reader.events.wsram_read),
                          steps.weight_sram_writes.eq(reader.events.wsram_write)]

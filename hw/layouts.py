@@ -17,7 +17,7 @@ from model.contract.errors import ERROR_BITS
 from model.contract.fixedpoint import (ACC_BITS, ACT_BITS, ACT_PARAM_BITS, ACT_PARAM_SHIFT, COMPACT_BIAS_SHIFT_BITS,
                                        MULT_BITS, SHIFT_BITS)
 from model.contract.layout import (COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_SHIFT_LSB, DESC_WORDS,
-                                   DRAM_WORDS_WORD, FIELD16, FLAG_COMPACT, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT,
+                                   DRAM_WORDS_WORD, FIELD16, FLAG_COMPACT, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, FLAG_SAVE,
                                    JOB_WORDS, KIND_MASK, KIND_SHIFT, MAX_FEATURES_LIMIT, MODE_MASK, MODE_SHIFT,
                                    WORD_BITS, WSRAM_ADDR_BITS)
 from model.contract.window import GROUPS_BITS, GROUPS_SHIFT, SIDE_BITS, WORD7_FIELDS, WORD7_SHIFT
@@ -95,14 +95,14 @@ JobHeaderLayout = data.FlexibleLayout(JOB_WORDS * WORD_BITS, {
 
 #: A layer descriptor's words (:mod:`model.contract.layout`), word 0 lowest.  The
 #: overlapping fields name what the codebook words and ``row_words`` hold in PVQ,
-#: HUFFMAN and AVGPOOL layers, as :class:`model.contract.descriptor.Descriptor` does.
+#: HUFFMAN, AVGPOOL and ADD layers, as :class:`model.contract.descriptor.Descriptor` does.
 DescriptorLayout = data.FlexibleLayout(DESC_WORDS * WORD_BITS, {
     "in_features": data.Field(unsigned(16), 0),
     "out_features": data.Field(unsigned(16), 16),
     "codebook_base": data.Field(unsigned(16), WORD_BITS),
     "codebook_size": data.Field(unsigned(16), WORD_BITS + 16),
     "pvq_k": data.Field(unsigned(16), WORD_BITS),
-    # An AVGPOOL layer's word 1 is its requantization word.
+    # An AVGPOOL or ADD layer's word 1 is its requantization word.
     "pool_mult": data.Field(unsigned(MULT_BITS), WORD_BITS),
     "pool_shift": data.Field(unsigned(SHIFT_BITS), WORD_BITS + MULT_BITS),
     "pool_act": data.Field(signed(ACT_PARAM_BITS), WORD_BITS + ACT_PARAM_SHIFT),
@@ -129,6 +129,10 @@ DescriptorLayout = data.FlexibleLayout(DESC_WORDS * WORD_BITS, {
     "out_height": data.Field(unsigned(SIDE_BITS), 6 * WORD_BITS + SIDE_BITS),
     **{name: data.Field(unsigned(bits), 7 * WORD_BITS + WORD7_SHIFT[name]) for name, bits in WORD7_FIELDS},
 })
+
+#: The descriptor bit of ``FLAG_SAVE``.  Not a field of `DescriptorLayout`: a field adds a named wire to
+#: every engine's Verilog, and engines without the skip buffer must stay as they were.
+SAVE_BIT = 3 * WORD_BITS + 16 + (FLAG_SAVE.bit_length() - 1)
 
 
 def control_members(counters=CounterLayout) -> dict:

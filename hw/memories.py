@@ -1,4 +1,4 @@
-"""The engine's on-chip memories: the codebook ROM and the activation SRAM."""
+"""The engine's on-chip memories: the codebook ROM, the activation SRAM and the skip buffer."""
 from amaranth.hdl import Module, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -97,4 +97,39 @@ class ActivationSram(wiring.Component):
             wr.en.eq(self.wr_en),
             wr.data.eq(self.wr_data),
         ]
+        return m
+
+
+class SkipBuffer(wiring.Component):
+    """The residual connections' skip buffer: one vector of lane-words, saved by one layer, read by an add.
+
+    One lane-word read port and one write port (:mod:`model.contract.layout`, "Skip buffer").
+
+    Parameters
+    ----------
+    lanes : int
+        Lane-word width in int8 values.
+    words : int
+        Lane-words it holds (one activation-SRAM half's).
+
+    Members
+    -------
+    rd_addr : In(range(words)), rd_en : In(1), rd_data : Out(lane_word(lanes))
+        ``rd_data`` is the lane-word at last cycle's ``rd_addr``.
+    wr_addr : In(range(words)), wr_en : In(1), wr_data : In(lane_word(lanes))
+    """
+
+    def __init__(self, lanes: int, words: int):
+        self._lanes, self._words = lanes, words
+        super().__init__({
+            "rd_addr": In(range(words)), "rd_en": In(1), "rd_data": Out(lane_word(lanes)),
+            "wr_addr": In(range(words)), "wr_en": In(1), "wr_data": In(lane_word(lanes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.buffer = buffer = memory.Memory(shape=lane_word(self._lanes), depth=self._words, init=[])
+        rd, wr = buffer.read_port(), buffer.write_port()
+        m.d.comb += [rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en), self.rd_data.eq(rd.data),
+                     wr.addr.eq(self.wr_addr), wr.en.eq(self.wr_en), wr.data.eq(self.wr_data)]
         return m

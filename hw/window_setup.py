@@ -7,7 +7,7 @@ from hw.descriptor_check import log2
 from hw.layouts import COUNT_BITS, DescriptorLayout
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
-from model.codecs.layers.kinds import rowless_kinds
+from model.codecs.layers.kinds import pooling_kinds
 from model.contract.layout import vector_align
 
 #: Width of the walker's signed lane-word offsets (a window may start above and left of its map).
@@ -67,7 +67,7 @@ class WindowSetup(wiring.Component):
         m = Module()
         cfg, d, st = self.config, self.descriptor, self.steps
         align, lanes = vector_align(cfg.lanes), cfg.lanes
-        pooling = sum((d.kind == kind for kind in rowless_kinds()), Const(0)) != 0
+        pooling = sum((d.kind == kind for kind in pooling_kinds()), Const(0)) != 0
         channels = Signal(COUNT_BITS)
         m.d.comb += [channels.eq(d.channel_groups << log2(align)),
                      st.groups.eq(d.channel_groups << log2(align // lanes))]

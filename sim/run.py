@@ -31,6 +31,7 @@ def on_engine(program: Program, config) -> Program:
               ("activation SRAM", own.max_features <= config.max_features),
               ("convolution and pooling", config.windows or not own.windows),
               ("average pooling", config.avgpool or not own.avgpool),
+              ("residual add", config.residual or not own.residual),
               ("PVQ unit", own.pvq_k_max <= config.pvq_k_max),
               ("Huffman decoder", (own.huffman_max_len, own.huffman_symbol_bits)
                in ((0, 0), (config.huffman_max_len, config.huffman_symbol_bits)))]
@@ -39,6 +40,7 @@ def on_engine(program: Program, config) -> Program:
         raise RunError(f"the program does not fit that engine: {', '.join(bad)} differ")
     meta = dict(program.meta, engine=dict(program.meta["engine"], max_features=config.max_features,
                                           windows=config.windows, avgpool=config.avgpool,
+                                          residual=config.residual,
                                           pvq_k_max=config.pvq_k_max))
     return Program(meta, program.image)
 

@@ -50,6 +50,10 @@ class EngineConfig:
     avgpool : bool
         The engine has the average-pooling unit (a sum and a requantizer per
         lane) for ``AVGPOOL`` layers; only with ``windows``.
+    residual : bool
+        The engine has the skip buffer (``max_features`` values) and the add
+        unit (a requantizer per lane): ``ADD`` layers and ``FLAG_SAVE``
+        (:mod:`model.contract.layout`, "Skip buffer").
     """
     lanes: int = 4
     codebook_depth: int = 256
@@ -61,6 +65,7 @@ class EngineConfig:
     weight_sram_words: int = 0
     windows: bool = False
     avgpool: bool = False
+    residual: bool = False
 
     def __post_init__(self):
         if self.lanes not in LANES:
@@ -102,14 +107,15 @@ class EngineConfig:
     def supports_kind(self, kind: int, mode: int) -> bool:
         """Whether this engine runs a layer of ``kind`` in ``mode`` (else ``BAD_MODE``).
 
-        A convolution's rows are dense (VQ or PVQ); a pooling layer has no rows
-        and its mode is not read.
+        A convolution's rows are dense (VQ or PVQ); a pooling or add layer has
+        no rows and its mode is not read.
         """
         if kind == LayerKind.FC:
             return self.supports_mode(mode)
         if kind == LayerKind.CONV:
             return self.windows and mode in (LayerMode.VQ, LayerMode.PVQ) and self.supports_mode(mode)
-        return {LayerKind.MAXPOOL: self.windows, LayerKind.AVGPOOL: self.avgpool}.get(kind, False)
+        return {LayerKind.MAXPOOL: self.windows, LayerKind.AVGPOOL: self.avgpool,
+                LayerKind.ADD: self.residual}.get(kind, False)
 
     @property
     def index_bits(self) -> int:

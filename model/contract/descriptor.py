@@ -14,8 +14,8 @@ from model.contract.errors import EngineError, EngineFault
 from model.contract.fixedpoint import ACT_PARAM_BITS, COMPACT_BIAS_SHIFT_BITS, SHIFT_MAX
 from model.contract.layout import (COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_SHIFT_LSB,
                                    DESC_WORDS, DRAM_WORDS_WORD, FIELD16, FLAG_COMPACT, FLAG_FLOOR, FLAG_RELU,
-                                   FLAG_RESIDENT, JOB_MAGIC, JOB_WORDS, KIND_MASK, KIND_SHIFT, MODE_MASK, MODE_SHIFT,
-                                   WSRAM_ADDR_BITS, LayerKind, LayerMode)
+                                   FLAG_RESIDENT, FLAG_SAVE, JOB_MAGIC, JOB_WORDS, KIND_MASK, KIND_SHIFT, MODE_MASK,
+                                   MODE_SHIFT, WINDOWED_KINDS, WSRAM_ADDR_BITS, LayerKind, LayerMode)
 from model.contract.window import Window
 
 
@@ -63,7 +63,8 @@ class Descriptor:
 
     Word 1 and word 3's low half mean different things per layer mode: the
     properties :attr:`pvq_k`, :attr:`entry_bits`, :attr:`table_words` and (for
-    an AVGPOOL layer) :attr:`requant_word` name them.
+    an AVGPOOL or ADD layer) :attr:`requant_word` name them.  ``save`` is
+    ``FLAG_SAVE``: the output goes to the skip buffer too.
     """
     in_features: int
     out_features: int
@@ -80,6 +81,7 @@ class Descriptor:
     floor: bool = False
     compact: bool = False
     compact_word: int = 0   #: word 5 of a compact FC layer: its rows' shift, activation and bias shift
+    save: bool = False
 
     @classmethod
     def decode(cls, words) -> "Descriptor":
@@ -92,13 +94,13 @@ class Descriptor:
                    stream_addr=w2, row_words=w3 & FIELD16,
                    relu=bool(flags & FLAG_RELU), mode=(flags >> MODE_SHIFT) & MODE_MASK,
                    resident=bool(flags & FLAG_RESIDENT), wsram_addr=w4 & ((1 << WSRAM_ADDR_BITS) - 1),
-                   kind=kind, window=None if kind == LayerKind.FC else Window.decode(words[4:8]),
+                   kind=kind, window=Window.decode(words[4:8]) if kind in WINDOWED_KINDS else None,
                    floor=bool(flags & FLAG_FLOOR), compact=compact,
-                   compact_word=w5 if compact and kind == LayerKind.FC else 0)
+                   compact_word=w5 if compact and kind == LayerKind.FC else 0, save=bool(flags & FLAG_SAVE))
 
     @property
     def windowed(self) -> bool:
-        return self.kind != LayerKind.FC
+        return self.kind in WINDOWED_KINDS
 
     def input_features(self, lanes: int) -> int:
         """Values the layer reads: ``in_features``, or a windowed layer's input map."""
@@ -117,7 +119,7 @@ class Descriptor:
     def entry_bits(self) -> int:
         return self.codebook_size
 
-    # An AVGPOOL layer's word 1 is its requantization word.
+    # An AVGPOOL or ADD layer's word 1 is its requantization word.
     @property
     def requant_word(self) -> int:
         return self.codebook_base | self.codebook_size << 16
@@ -139,6 +141,7 @@ class Descriptor:
     def encode(self) -> list[int]:
         flags = ((FLAG_RELU if self.relu else 0) | (FLAG_RESIDENT if self.resident else 0)
                  | (FLAG_FLOOR if self.floor else 0) | (FLAG_COMPACT if self.compact else 0)
+                 | (FLAG_SAVE if self.save else 0)
                  | (self.mode << MODE_SHIFT) | (int(self.kind) << KIND_SHIFT))
         words = [self.in_features | self.out_features << 16,
                  self.codebook_base | self.codebook_size << 16,
@@ -152,11 +155,13 @@ class Descriptor:
             words.append(self.compact_word)
         return words + [0] * (DESC_WORDS - len(words))
 
-    def check(self, cfg: EngineConfig, prev_features: int, layer: int) -> None:
+    def check(self, cfg: EngineConfig, prev_features: int, layer: int, saved_features: int = 0) -> None:
         """Raise ``EngineFault`` for the first problem the RTL finds before the layer's own checks.
 
-        The order is the RTL's: the mode (``BAD_MODE``), the shape
-        (``BAD_SHAPE``), the chain to the previous layer (``BAD_CHAIN``).  The
+        The order is the RTL's: the mode (``BAD_MODE``), the shape (``BAD_SHAPE``; an ADD's
+        ``in_features`` equal to its ``out_features``), the chain to the
+        previous layer (``BAD_CHAIN``) and, for an ADD, to the skip buffer's
+        saved vector of ``saved_features`` values (0: none saved).  The
         mode's own checks (codebook, stream) follow in its layer codec
         (:mod:`model.codecs.layers`), then a windowed layer's window
         (:meth:`model.contract.window.Window.check`, where its chain is checked).
@@ -164,7 +169,7 @@ class Descriptor:
         where = f"layer {layer}"
         if self.relu and self.floor:
             raise EngineFault(EngineError.BAD_MODE, f"{where}: ReLU and the floor activation are both set")
-        if self.compact and (self.windowed or self.mode != LayerMode.VQ):
+        if self.compact and (self.kind != LayerKind.FC or self.mode != LayerMode.VQ):
             raise EngineFault(EngineError.BAD_MODE, f"{where}: compact rows are for fully-connected VQ layers only")
         if not cfg.supports_kind(self.kind, self.mode):
             raise EngineFault(EngineError.BAD_MODE, f"{where}: layer kind {self.kind} in mode {self.mode} is not "
@@ -174,9 +179,17 @@ class Descriptor:
             if n == 0 or n > cfg.max_features:
                 raise EngineFault(EngineError.BAD_SHAPE,
                                   f"{where}: {name}={n}, must be 1..{cfg.max_features}")
+        add = self.kind == LayerKind.ADD
+        if add and self.in_features != self.out_features:
+            raise EngineFault(EngineError.BAD_SHAPE, f"{where}: an add's in_features={self.in_features} and "
+                                                     f"out_features={self.out_features} differ")
         if not self.windowed and self.in_features != prev_features:
             raise EngineFault(EngineError.BAD_CHAIN,
                               f"{where}: in_features={self.in_features} but its input has {prev_features}")
+        if add and self.in_features != saved_features:
+            raise EngineFault(EngineError.BAD_CHAIN,
+                              f"{where}: an add of {self.in_features} values but the skip buffer holds "
+                              f"{saved_features or 'nothing'}")
 
 
 def check_placement(desc: Descriptor, stream_words: int, cfg: EngineConfig, where: str) -> None:

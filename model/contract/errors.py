@@ -23,7 +23,8 @@ class EngineError(enum.IntEnum):
     NONE = 0
     BAD_JOB = 1       #: job header magic wrong, or zero layers or images
     BAD_SHAPE = 2     #: a feature count is zero or exceeds ``max_features``
-    BAD_CHAIN = 3     #: ``in_features`` differs from the previous layer's output
+    BAD_CHAIN = 3     #: ``in_features`` differs from the previous layer's output;
+                      #: ADD: or from the skip buffer's saved vector (none saved: 0)
     BAD_CODEBOOK = 4  #: codebook size zero, above ``codebook_depth``, or past the ROM's end;
                       #: PVQ: K zero or above ``pvq_k_max``, or entry width wrong for K;
                       #: HUFFMAN: k zero or above ``huffman_k_max``, or its entries past the ROM's end

@@ -32,12 +32,12 @@ word  contents
 0     ``in_features`` [15:0], ``out_features`` [31:16]
 1     VQ, HUFFMAN: ``codebook_base`` [15:0] (ROM entry), ``codebook_size`` [31:16];
       PVQ: ``K`` [15:0] (pulses per sub-vector), ``entry_bits`` [31:16];
-      AVGPOOL: the layer's requantization word (a row stream's format, below)
+      AVGPOOL, ADD: the layer's requantization word (a row stream's format, below)
 2     address of the layer's row stream
 3     VQ, PVQ: ``row_words`` [15:0]; HUFFMAN: ``table_words`` [15:0];
       flags [31:16]: bit 0 ReLU, bit 1 resident, bit 2 floor activation (not with ReLU:
-      ``BAD_MODE``), bits 4..7 mode (:class:`LayerMode`),
-      bits 8..11 kind (:class:`LayerKind`)
+      ``BAD_MODE``), bit 3 compact rows, bits 4..7 mode (:class:`LayerMode`),
+      bits 8..11 kind (:class:`LayerKind`), bit 12 save (``FLAG_SAVE``, below)
 4     ``wsram_addr`` [23:0]: the resident stream's word address in the weight SRAM;
       windowed kinds: ``channel_groups`` [31:24]
 5..7  windowed kinds (CONV, MAXPOOL, AVGPOOL): the window (:mod:`model.contract.window`);
@@ -82,6 +82,40 @@ A layer's *kind* (:class:`LayerKind`) says what its rows are applied to; its
   inside the map, one write per output lane-word (as ``MAXPOOL``) and
   ``lanes`` ``adds`` per lane-word read (padding lanes included, as
   ``macs`` counts them); a padding tap reads and adds nothing.
+* ``ADD``: the residual connection's elementwise add (engines with
+  ``residual``, :class:`model.contract.config.EngineConfig`).  No rows, no
+  window (words 4..7 are not read); ``in_features`` and ``out_features`` are
+  both ``C``, the size of the layer's input (else ``BAD_SHAPE``; the input
+  must be the previous layer's output as for FC, else ``BAD_CHAIN``).  For
+  each lane-word ``i`` of the input vector, the engine reads lane-word ``i``
+  of the input and lane-word ``i`` of the *skip buffer* in the same cycle,
+  adds them lane-wise (int8 + int8) and requantizes each lane's sum as
+  ``AVGPOOL`` does its window sums, with the requantization word in
+  descriptor word 1 and the ReLU and floor flags of word 3: ``out =
+  act(sat(round((x + skip) * mult / 2**shift)))``; lanes past ``C`` are
+  written as zero.  One lane-word per cycle, written to the other half of
+  the activation SRAM.  The lowering gives both operands one quantization
+  scale, so ``mult / 2**shift ~ operand_scale / out_scale``.
+
+Skip buffer (``FLAG_SAVE``)
+===========================
+An engine with ``residual`` has a *skip buffer* of ``max_features`` values
+beside the activation SRAM.  A layer of any kind with ``FLAG_SAVE`` set
+writes each output lane-word into the skip buffer as well, in the same cycle
+as into the activation SRAM (no extra cycles), and the engine records the
+saved vector's size.  An ``ADD`` layer reads it; an ``ADD`` may itself carry
+``FLAG_SAVE`` (residual blocks in sequence: its output is then the next
+block's skip).  The saved size is cleared when each image's input is loaded.
+An ``ADD`` whose ``in_features`` differs from the saved size (0 when nothing
+was saved in this image) stops the job with ``BAD_CHAIN``, as an input of
+the wrong size does.  An engine without ``residual`` has no skip buffer and
+ignores ``FLAG_SAVE``, as it ignores the other unused flag bits (it runs no
+``ADD``: ``BAD_MODE``), so its logic is what it was before the skip buffer;
+the program writer sets ``residual`` whenever a layer saves.  Counters: each skip-buffer write is an ``sram_writes`` (a
+saving layer counts its output writes twice); an ``ADD`` counts, per image,
+the descriptor's ``DESC_WORDS`` DRAM reads, two ``sram_reads`` per lane-word
+(the input and the skip buffer), one ``sram_writes`` per output lane-word and
+``lanes`` ``adds`` per lane-word.
 
 A windowed layer's input is the previous layer's output read as an
 ``in_height x in_width`` map; its output is the ``out_height x out_width``
@@ -221,6 +255,9 @@ FLAG_RESIDENT = 1 << 1
 FLAG_FLOOR = 1 << 2
 #: Compact rows (FC layers in VQ mode only, else ``BAD_MODE``): see "Compact rows" above.
 FLAG_COMPACT = 1 << 3
+#: The layer's output is written to the skip buffer too (engines with ``residual``; the others
+#: ignore it): see "Skip buffer" above.  Bits 4..11 are the mode and the kind.
+FLAG_SAVE = 1 << 12
 #: A compact row's header: the multiplier in the low ``MULT_BITS``, the signed bias
 #: (``fixedpoint.COMPACT_BIAS_BITS``) above it.
 COMPACT_ROW_HEADER_WORDS = 1
@@ -244,6 +281,11 @@ class LayerKind(enum.IntEnum):
     CONV = 1     #: convolution: each row against each output position's window
     MAXPOOL = 2  #: max pooling: no rows, the maximum of each channel over each window
     AVGPOOL = 3  #: average pooling: no rows, each channel's window sum requantized by descriptor word 1
+    ADD = 4      #: residual add: no rows, no window, the input plus the skip buffer requantized by word 1
+
+
+#: The kinds whose descriptor words 4..7 hold a window (:mod:`model.contract.window`).
+WINDOWED_KINDS = (LayerKind.CONV, LayerKind.MAXPOOL, LayerKind.AVGPOOL)
 
 
 class LayerMode(enum.IntEnum):

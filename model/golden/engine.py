@@ -82,13 +82,18 @@ class GoldenEngine:
         batches = [(layers, slice(0, 1)), (later, slice(1, n))] if later is not layers else [(layers, slice(0, n))]
 
         layer_counters = []
+        saved = None   # the skip buffer (model.contract.layout): the last saving layer's outputs
         for i, layer in enumerate(layers):
             d = layer.desc
             rule = kind_rule(d.kind)
-            x = np.concatenate([forward(run[i], x[rows], lanes) for run, rows in batches if rows.stop > rows.start])
+            x = np.concatenate([forward(run[i], x[rows], lanes, None if saved is None else saved[rows])
+                                for run, rows in batches if rows.stop > rows.start])
             codec = codec_for_mode(d.mode) if rule.has_rows else None
             parts = [rule.counters(codec, run[i], rows.stop - rows.start, cfg) for run, rows in batches]
             c = {k: sum(part[k] for part in parts) for k in COUNTERS}
+            if d.save and cfg.residual:   # every output lane-word is written to the skip buffer too
+                saved = x
+                c["sram_writes"] *= 2
             if d.resident and rule.has_rows:
                 # Read from DRAM once (image 0's first use), written to the weight SRAM, read from it after.
                 uses = n * rule.stream_uses(layer) - 1

@@ -1,9 +1,11 @@
-"""Golden twins of the layer kinds' arithmetic: the whole vector (FC), windows (convolution), pooling.
+"""Golden twins of the layer kinds' arithmetic: the whole vector (FC), windows (convolution), pooling, add.
 
 Twins of :class:`hw.window_walker.WindowWalker` (the convolution's window
-addresses, through the MAC lanes), :class:`hw.max_pool.MaxPool` and
-:class:`hw.avg_pool.AvgPool`.  Each kind
-of :mod:`model.codecs.layers.kinds` registers its function here.
+addresses, through the MAC lanes), :class:`hw.max_pool.MaxPool`,
+:class:`hw.avg_pool.AvgPool` and :class:`hw.residual_add.ResidualAdd`.  Each kind
+of :mod:`model.codecs.layers.kinds` registers its function here; a kind that
+reads the skip buffer (ADD) registers with ``saved=True`` and gets the saved
+vectors as a fourth argument.
 """
 from __future__ import annotations
 
@@ -21,21 +23,30 @@ from model.golden.requantizer import requantize_rows
 #: A kind's arithmetic: (decoded layer, int8 inputs (n, input values), lanes) -> int8 outputs (n, output values).
 Forward = Callable[[DecodedLayer, np.ndarray, int], np.ndarray]
 _FORWARD: dict[int, Forward] = {}
+#: The kinds whose arithmetic reads the skip buffer too.
+_READS_SAVED: set[int] = set()
 
 
-def register_forward(kind: LayerKind):
-    """Decorator: the arithmetic of layers of ``kind``."""
+def register_forward(kind: LayerKind, saved: bool = False):
+    """Decorator: the arithmetic of layers of ``kind``; with ``saved``, it takes the skip buffer's vectors
+    (n, values) as a fourth argument."""
     def add(fn: Forward) -> Forward:
         if int(kind) in _FORWARD:
             raise ValueError(f"layer kind {kind!r} already has its arithmetic")
         _FORWARD[int(kind)] = fn
+        if saved:
+            _READS_SAVED.add(int(kind))
         return fn
     return add
 
 
-def forward(layer: DecodedLayer, x: np.ndarray, lanes: int) -> np.ndarray:
-    """The layer's outputs for inputs ``x`` (int64 arrays of int8 values)."""
-    return _FORWARD[int(layer.desc.kind)](layer, x, lanes)
+def forward(layer: DecodedLayer, x: np.ndarray, lanes: int, saved: np.ndarray | None = None) -> np.ndarray:
+    """The layer's outputs for inputs ``x`` (int64 arrays of int8 values); ``saved``: the skip buffer's
+    vectors, for the kinds that read it."""
+    kind = int(layer.desc.kind)
+    if kind in _READS_SAVED:
+        return _FORWARD[kind](layer, x, lanes, saved)
+    return _FORWARD[kind](layer, x, lanes)
 
 
 def _rows(layer: DecodedLayer, x: np.ndarray) -> np.ndarray:
@@ -92,3 +103,10 @@ def avg_pool(layer, x, lanes):
         out = requantize_rows(sums, layer.mult, layer.shift, d.relu, layer.act, d.floor)
         parts.append(out.reshape(part.stop - part.start, -1))
     return np.concatenate(parts).astype(np.int64)
+
+
+@register_forward(LayerKind.ADD, saved=True)
+def residual_add(layer, x, lanes, saved):
+    """Each value plus the skip buffer's, requantized as a row's accumulator (one requantization word)."""
+    return requantize_rows(x + saved, layer.mult, layer.shift, layer.desc.relu, layer.act,
+                           layer.desc.floor).astype(np.int64)

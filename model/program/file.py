@@ -39,6 +39,7 @@ MAGIC = b"VQZ\0"
 #: The AVGPOOL layer kind came later without a new version: it is an addition (new kind value,
 #: descriptor word 1 read as a requantization word only in it), so every version-3 file stays
 #: valid, and an older vqe refuses a program using it at validation with one line (BAD_MODE).
+#: The ADD kind and FLAG_SAVE (the residual add and its skip buffer) followed the same way.
 FORMAT_VERSION = 3
 _HEADER = struct.Struct("<4sHHIII")
 
@@ -63,7 +64,7 @@ class Program:
     def config(self) -> EngineConfig:
         e = self.meta["engine"]
         return EngineConfig(lanes=e["lanes"], codebook_depth=e["codebook_depth"], windows=e.get("windows", False),
-                            avgpool=e.get("avgpool", False),
+                            avgpool=e.get("avgpool", False), residual=e.get("residual", False),
                             rom=tuple(tuple(cw) for cw in self.meta["rom"]),
                             max_features=e["max_features"], pvq_k_max=e.get("pvq_k_max", 0),
                             huffman_max_len=e.get("huffman_max_len", 0),

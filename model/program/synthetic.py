@@ -128,14 +128,56 @@ def random_avgpool(rng: np.random.Generator, groups: int, h: int, w: int, kh: in
                            relu=act["relu"], floor=act["floor"], act=int(act["act"][0])), oh, ow
 
 
+def random_add(rng: np.random.Generator, features: int, save: bool = False):
+    """A random residual add (``ADD``) of two vectors of ``features`` values: random requantization
+    (mult / 2**shift around 1, sometimes far off, so sums mostly fit int8 but saturate too) and
+    activation; ``save`` writes its output to the skip buffer too (the next block's skip)."""
+    act = random_activation(rng, 1)
+    return SimpleNamespace(kind="add", in_features=features, out_features=features,
+                           mult=int(rng.integers(0, 1 << MULT_BITS)), shift=int(rng.integers(14, 18)),
+                           relu=act["relu"], floor=act["floor"], act=int(act["act"][0]), save=save)
+
+
+#: Most layers with rows (and so codebooks) a `random_residual_lowered` network has: the saved layer, two
+#: blocks of three, the output layer.
+RESIDUAL_MAX_ROW_LAYERS = 8
+
+
+def random_residual_lowered(rng: np.random.Generator, lanes: int, max_width: int, codebook_depth: int,
+                            pvq_k_max: int = 0, huffman_k_max: int = 0, name: str = "random-residual"):
+    """A random fully-connected network of residual blocks: a layer whose output is saved (``FLAG_SAVE``),
+    one or two blocks of 1 to 3 layers back to its width, each closed by an ``ADD`` (the first saved again
+    when a second block follows), then an output layer.  Widths below ``max_width``, any lane count."""
+    width = int(rng.integers(1, max_width))
+    n_in, n_out = int(rng.integers(1, max_width)), int(rng.integers(1, max_width))
+
+    def chain(shapes):
+        return random_lowered(rng, lanes, shapes, codebook_depth, pvq_k_max=pvq_k_max,
+                              huffman_k_max=huffman_k_max).layers
+
+    layers = chain([n_in, width])
+    layers[-1].save = True
+    blocks = int(rng.integers(1, 3))
+    for block in range(blocks):
+        inner = [int(rng.integers(1, max_width)) for _ in range(int(rng.integers(0, 3)))]
+        layers += chain([width, *inner, width])
+        layers.append(random_add(rng, width, save=block < blocks - 1))
+    layers += chain([width, n_out])
+    return SimpleNamespace(name=name, method="random", lanes=lanes, input_scale=1 / 127, output_scale=1.0,
+                           layers=layers, info={})
+
+
 def random_windowed_lowered(rng: np.random.Generator, lanes: int, codebook_depth: int, pvq_k_max: int = 0,
-                            name: str = "random-conv"):
+                            name: str = "random-conv", residual: bool = False):
     """A random convolution, pooling (max or average) and fully-connected network (HWC maps, channels padded).
 
     Random map sides, channels, kernels, strides and pads (padding taps and
     windows partly outside the map included); each convolution VQ- or, with
-    ``pvq_k_max``, PVQ-coded.  Returns the lowered network (duck-typing
-    :class:`model.compress.lowering.LoweredNetwork`) and its input map size.
+    ``pvq_k_max``, PVQ-coded.  With ``residual``, a residual block follows
+    the first convolution: it is saved, a "same" convolution (stride 1, its
+    kernel's padding) of its channels follows, then an ``ADD``.  Returns the
+    lowered network (duck-typing :class:`model.compress.lowering.LoweredNetwork`)
+    and its input map size.
     """
     from model.contract.layout import vector_align
     from model.contract.window import Window
@@ -161,6 +203,13 @@ def random_windowed_lowered(rng: np.random.Generator, lanes: int, codebook_depth
     layer, h1, w1 = conv(groups, h, w, c1, True)
     layers.append(layer)
     g1 = ceil_div(c1, align)
+    if residual:
+        layer.save = True
+        k = int(rng.choice([1, 3]))
+        block = random_lowered(rng, lanes, [k * k * g1 * align, c1], codebook_depth, pvq_k_max=pvq_k_max).layers[0]
+        block.kind, block.window = "conv", Window(g1, w1, h1, w1, h1, k, k, 1, 1, k // 2, k // 2)
+        layers += [block, random_add(rng, h1 * w1 * g1 * align)]
+        layers[-1].relu, layers[-1].floor = True, False   # the pooling layer after it sees what a ReLU leaves
     kh, kw = int(rng.integers(1, min(h1, 2) + 1)), int(rng.integers(1, min(w1, 3) + 1))
     ph, pw = -(-h1 // kh), -(-w1 // kw)    # ceil mode: the last windows may hang over the map
     if rng.integers(0, 2):

@@ -28,7 +28,8 @@ def layer_mode(lowered, layer) -> str:
 
 
 def layer_kind(layer) -> str:
-    """``"fc"``, ``"conv"``, ``"maxpool"`` or ``"avgpool"``: a lowered layer's own ``kind``, else ``"fc"``.
+    """``"fc"``, ``"conv"``, ``"maxpool"``, ``"avgpool"`` or ``"add"``: a lowered layer's own ``kind``, else
+    ``"fc"``.  A lowered layer with ``save`` set writes its output to the skip buffer too (``FLAG_SAVE``).
 
     A windowed layer (:mod:`model.contract.layout`, "Layer kinds") carries its
     ``window`` (:class:`model.contract.window.Window`); its ``in_features`` is a
@@ -69,6 +70,7 @@ def _descriptor_of(i: int, layer, rule, codec, ctx: WriteContext):
         desc = rule.rowless_descriptor(i, layer)
         stream, meta = np.zeros(0, dtype=np.uint32), {}
     desc.kind = rule.kind
+    desc.save = bool(getattr(layer, "save", False))
     if desc.windowed:
         desc.window = layer.window
         try:
@@ -149,7 +151,7 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
                            "relu": bool(layer.relu), "activation": activation_name(layer),
                            "mode": codec.name if codec else None,
                            "codebook_size": codec.codebook_size(layer) if codec else 0,
-                           "compact": desc.compact, **written_meta})
+                           "compact": desc.compact, **({"save": True} if desc.save else {}), **written_meta})
     for meta, stream in zip(layer_meta, streams):
         meta["placement"] = {"resident": False, "wsram_addr": 0, "words": len(stream)}
 
@@ -169,6 +171,8 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
                    "windows": any(d.windowed for d in descs),
                    # The average-pooling unit only for a program that has average pooling.
                    "avgpool": any(d.kind == LayerKind.AVGPOOL for d in descs),
+                   # The skip buffer and add unit only for a program with a residual add.
+                   **({"residual": True} if any(d.kind == LayerKind.ADD or d.save for d in descs) else {}),
                    **({"huffman_max_len": huffman_max_len, "huffman_symbol_bits": huffman_symbol_bits}
                       if huffman else {})},
         "rom": rom,

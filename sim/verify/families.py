@@ -18,7 +18,7 @@ import numpy as np
 from model.contract.config import EngineConfig
 from model.contract.layout import HUFFMAN_DEFAULT_MAX_LEN, REL_BITS, huffman_index_bits
 from model.program.file import Program
-from model.program.synthetic import random_lowered, random_windowed_lowered
+from model.program.synthetic import RESIDUAL_MAX_ROW_LAYERS, random_lowered, random_residual_lowered, random_windowed_lowered
 from model.program.writer import build_program
 
 #: Most layers a random fully-connected program has.
@@ -42,6 +42,9 @@ class Family:
         Layers are VQ or sparse Huffman-coded, with up to this many centroids (0: none).
     windows : bool
         Programs are random convolution / pooling / FC networks.
+    residual : bool
+        The engine has the skip buffer and the residual add: a third of the programs are fully-connected
+        residual blocks, a third (with ``windows``) convolutions with a residual block, the rest as without.
     """
     name: str
     lanes: int = 4
@@ -51,12 +54,13 @@ class Family:
     pvq_k_max: int = 0
     huffman_k_max: int = 0
     windows: bool = False
+    residual: bool = False
 
     @property
     def rom_entries(self) -> int:
         """The family's ROM size: room for every layer's codebook (or sparse centroids) of any program."""
         per_layer = max(self.codebook_depth, self.huffman_k_max)
-        return (MAX_FC_LAYERS + 1) * per_layer
+        return max(MAX_FC_LAYERS + 1, RESIDUAL_MAX_ROW_LAYERS if self.residual else 0) * per_layer
 
     def _huffman(self) -> dict:
         """The Huffman decoder's parameters (none without sparse layers)."""
@@ -77,8 +81,13 @@ class Family:
     def program(self, seed: int) -> Program:
         """The random program ``seed`` of this family, on the family's engine."""
         rng = np.random.default_rng([seed, sum(map(ord, self.name))])
-        if self.windows:
-            lowered, _ = random_windowed_lowered(rng, self.lanes, self.codebook_depth, pvq_k_max=self.pvq_k_max)
+        draw = int(rng.integers(0, 3)) if self.residual else 2
+        if draw == 0:
+            lowered = random_residual_lowered(rng, self.lanes, MAX_WIDTH, self.codebook_depth,
+                                              pvq_k_max=self.pvq_k_max, huffman_k_max=self.huffman_k_max)
+        elif self.windows:
+            lowered, _ = random_windowed_lowered(rng, self.lanes, self.codebook_depth, pvq_k_max=self.pvq_k_max,
+                                                 residual=draw == 1)
         else:
             n_layers = int(rng.integers(1, MAX_FC_LAYERS + 1))
             shapes = [int(rng.integers(1, MAX_WIDTH)) for _ in range(n_layers + 1)]
@@ -94,7 +103,8 @@ class Family:
                              f"{self.rom_entries}")
         rom += [[0] * self.lanes] * (self.rom_entries - len(rom))
         # A program without a sparse layer leaves the decoder out; the family's engine has it.
-        engine = dict(program.meta["engine"], windows=self.windows, avgpool=self.windows, **self._huffman())
+        engine = dict(program.meta["engine"], windows=self.windows, avgpool=self.windows, residual=self.residual,
+                      **self._huffman())
         return Program(dict(program.meta, rom=rom, engine=engine), program.image)
 
 
@@ -105,7 +115,8 @@ FAMILIES = (
     Family("vq-8lanes", lanes=8, codebook_depth=64),
     Family("vq-pvq", lanes=4, codebook_depth=16, pvq_k_max=5, weight_sram_words=64),
     Family("vq-huffman", lanes=4, codebook_depth=16, huffman_k_max=16, weight_sram_words=128),
-    Family("conv-pool", lanes=4, codebook_depth=16, max_features=1024, windows=True, weight_sram_words=256),
+    Family("conv-pool", lanes=4, codebook_depth=16, max_features=1024, windows=True, weight_sram_words=256,
+           residual=True),
 )
 #: Families by name.
 BY_NAME = {f.name: f for f in FAMILIES}

@@ -3,7 +3,8 @@
 A layer's *mode* (its codec, :mod:`model.codecs.layers.registry`) says how
 its rows are coded; its *kind* says how the engine applies them: to the whole
 input vector (FC), to each window of an input map (CONV), or not at all
-(MAXPOOL and AVGPOOL, window reductions with no rows).  Each kind here gives
+(MAXPOOL and AVGPOOL, window reductions with no rows; ADD, the residual
+connection's add of the input and the skip buffer).  Each kind here gives
 the golden model and program validation its counters and whether it has
 rows, and a kind without rows writes and reads its own descriptor fields; its
 arithmetic is in :mod:`model.golden.windows`.  Register a new kind with
@@ -22,7 +23,7 @@ from model.contract.counters import zero_counters
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineError, EngineFault, ProgramError
 from model.contract.fixedpoint import ACT_MAX, ACT_MIN, ACT_PARAM_MAX, ACT_PARAM_MIN, MULT_BITS, SHIFT_MAX
-from model.contract.layout import DESC_WORDS, LayerKind, vector_align
+from model.contract.layout import DESC_WORDS, WINDOWED_KINDS, LayerKind, vector_align
 from model.contract.ints import ceil_div, round_up
 from model.contract.window import Window
 
@@ -35,7 +36,7 @@ class LayerKindRule:
     kind : LayerKind
         The descriptor's kind field.
     name : str
-        The kind's name in program metadata (``"fc"``, ``"conv"``, ``"maxpool"``, ``"avgpool"``).
+        The kind's name in program metadata (``"fc"``, ``"conv"``, ``"maxpool"``, ``"avgpool"``, ``"add"``).
     has_rows : bool
         The layer has a row stream, read through its mode's codec.
     """
@@ -149,21 +150,67 @@ class AvgPoolKind(MaxPoolKind):
         return c
 
     def rowless_descriptor(self, i, layer):
-        mult, shift, act = int(layer.mult), int(layer.shift), int(getattr(layer, "act", None) or 0)
-        floor = bool(getattr(layer, "floor", False))
-        lo, hi = (ACT_MIN, ACT_MAX) if floor else (ACT_PARAM_MIN, ACT_PARAM_MAX)
-        if not (0 <= mult < 1 << MULT_BITS and 0 <= shift <= SHIFT_MAX and lo <= act <= hi):
-            raise ProgramError(f"layer {i}: average pooling's mult={mult}, shift={shift} or activation "
-                               f"parameter {act} out of range")
-        word = int(requant_words(mult, shift, act))
-        return Descriptor(layer.in_features, layer.out_features, word & 0xFFFF, word >> 16, 0, 0,
-                          bool(layer.relu), 0, floor=floor)
+        return requant_descriptor(i, layer, "average pooling")
 
     def rowless_layer(self, desc):
-        # One requantization for every channel: the golden model's per-row arrays.
-        mult, shift, act = (np.full(desc.out_features, int(v), dtype=np.int64)
-                            for v in split_requant(desc.requant_word))
-        return DecodedLayer(desc, np.zeros(desc.out_features, dtype=np.int64), mult, shift, act=act)
+        return requant_layer(desc)
+
+
+def requant_descriptor(i: int, layer, what: str) -> Descriptor:
+    """The descriptor of a rowless layer whose word 1 is its requantization word (``mult``, ``shift``,
+    ``act``, ``relu``, ``floor`` of the lowered layer); ``ProgramError`` naming ``what`` when out of range."""
+    mult, shift, act = int(layer.mult), int(layer.shift), int(getattr(layer, "act", None) or 0)
+    floor = bool(getattr(layer, "floor", False))
+    lo, hi = (ACT_MIN, ACT_MAX) if floor else (ACT_PARAM_MIN, ACT_PARAM_MAX)
+    if not (0 <= mult < 1 << MULT_BITS and 0 <= shift <= SHIFT_MAX and lo <= act <= hi):
+        raise ProgramError(f"layer {i}: {what}'s mult={mult}, shift={shift} or activation "
+                           f"parameter {act} out of range")
+    word = int(requant_words(mult, shift, act))
+    return Descriptor(layer.in_features, layer.out_features, word & 0xFFFF, word >> 16, 0, 0,
+                      bool(layer.relu), 0, floor=floor)
+
+
+def requant_layer(desc: Descriptor) -> DecodedLayer:
+    """A rowless layer with one requantization (descriptor word 1) for every output: the golden model's
+    per-row arrays."""
+    mult, shift, act = (np.full(desc.out_features, int(v), dtype=np.int64)
+                        for v in split_requant(desc.requant_word))
+    return DecodedLayer(desc, np.zeros(desc.out_features, dtype=np.int64), mult, shift, act=act)
+
+
+class AddKind(LayerKindRule):
+    """The residual add: the input vector plus the skip buffer, lane-wise, requantized by descriptor word 1.
+
+    One lane-word per cycle: two activation-SRAM reads (the input and the skip
+    buffer), one write and ``lanes`` adds per lane-word.
+    """
+    kind = LayerKind.ADD
+    name = "add"
+    has_rows = False
+
+    def stream_uses(self, layer):
+        return 0
+
+    def macs(self, in_features, out_features, window):
+        return 0
+
+    def ideal_cycles(self, in_features, out_features, window, lanes):
+        return lane_words(in_features, lanes)
+
+    def counters(self, codec, layer, n_images, cfg):
+        words = lane_words(layer.desc.out_features, cfg.lanes)
+        c = zero_counters()
+        c["dram_read_words"] = n_images * DESC_WORDS
+        c["sram_reads"] = n_images * 2 * words
+        c["sram_writes"] = n_images * words
+        c["adds"] = n_images * words * cfg.lanes
+        return c
+
+    def rowless_descriptor(self, i, layer):
+        return requant_descriptor(i, layer, "the residual add")
+
+    def rowless_layer(self, desc):
+        return requant_layer(desc)
 
 
 _BY_KIND: dict[int, LayerKindRule] = {}
@@ -178,7 +225,7 @@ def register_layer_kind(rule: LayerKindRule) -> LayerKindRule:
     return rule
 
 
-for _rule in (FcKind(), ConvKind(), MaxPoolKind(), AvgPoolKind()):
+for _rule in (FcKind(), ConvKind(), MaxPoolKind(), AvgPoolKind(), AddKind()):
     register_layer_kind(_rule)
 
 
@@ -191,8 +238,13 @@ def kind_rule(kind: int) -> LayerKindRule:
 
 
 def rowless_kinds() -> tuple[LayerKind, ...]:
-    """The registered kinds without rows (the pooling kinds), in kind order."""
+    """The registered kinds without rows (the pooling kinds and the add), in kind order."""
     return tuple(LayerKind(k) for k in sorted(_BY_KIND) if not _BY_KIND[k].has_rows)
+
+
+def pooling_kinds() -> tuple[LayerKind, ...]:
+    """The registered windowed kinds without rows (MAXPOOL, AVGPOOL): window reductions."""
+    return tuple(kind for kind in rowless_kinds() if kind in WINDOWED_KINDS)
 
 
 def kind_named(name: str) -> LayerKindRule:

@@ -67,12 +67,15 @@ def decode_job(image: np.ndarray, cfg: EngineConfig, rom: np.ndarray) -> tuple[J
     image = hdr.readable(image)
     layers = []
     prev = hdr.input_features
+    saved = 0   # the skip buffer's vector size (model.contract.layout, "Skip buffer"); none at an image's start
     for i in range(hdr.n_layers):
         desc = Descriptor.decode(read_words(image, hdr.desc_addr + i * DESC_WORDS, DESC_WORDS,
                                             f"layer {i} descriptor"))
-        desc.check(cfg, prev, i)
+        desc.check(cfg, prev, i, saved)
         layers.append(decode_layer(image, desc, cfg, i, rom, prev))
         prev = desc.output_features(cfg.lanes)
+        if desc.save and cfg.residual:
+            saved = prev
     return hdr, layers
 
 

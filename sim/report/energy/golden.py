@@ -5,7 +5,7 @@ codec (``model.codecs.layers.registry``), keyed by the codec's name.  Dense
 row streams (VQ, PVQ) are sized by their own entry width, checked against the
 descriptor's ``row_words``; a sparse Huffman stream is taken as measured.  Its
 kind (``model.codecs.layers.kinds``) adds the window and the output positions at
-which a convolution applies its rows; a layer without rows (max or average pooling) has no
+which a convolution applies its rows; a layer without rows (pooling, the residual add) has no
 reader and no mode.
 """
 from __future__ import annotations
@@ -87,7 +87,7 @@ def layers_from_decoded(decoded: Sequence, index_bits: int) -> list[LayerInfo]:
     so a layer whose stream the report would mis-size is refused.  Each layer
     also gets its kind, its window and its output positions (a convolution
     applies its rows, and reads its stream, at each); a layer of a kind without
-    rows (max or average pooling) has no mode, entries or weights.
+    rows (pooling, the residual add) has no mode, entries or weights.
 
     Parameters
     ----------

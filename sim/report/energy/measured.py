@@ -5,7 +5,7 @@ Every scenario but the dense baselines starts from the engine's counters:
 `weights_substituted` swaps the engine's index stream for another number of
 words at each of its DRAM reads (`stream_dram_reads`: a streamed convolution
 reads it at every output position); `engine_rowless_cost` prices a layer
-without rows (max or average pooling); `priced_at_entropy` prices a dense-row layer whose entries are coded
+without rows (pooling, the residual add); `priced_at_entropy` prices a dense-row layer whose entries are coded
 at their entropy (the floors of `sim.report.energy.codebook` and
 `sim.report.energy.pvq`); `sparse_code_bits` sets a sparse layer's measured
 code bits beside their entropy (the floor of `sim.report.energy.sparse`).

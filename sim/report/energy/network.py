@@ -71,7 +71,8 @@ class LayerInfo:
         `HUFFMAN` only: symbols in the stream (fillers included); its
         ``index_histogram`` counts each joint (run, index) symbol.
     kind : str
-        The layer kind's name (`model.codecs.layers.kinds`): ``"fc"``, ``"conv"``, ``"maxpool"``, ``"avgpool"``.
+        The layer kind's name (`model.codecs.layers.kinds`): ``"fc"``, ``"conv"``, ``"maxpool"``, ``"avgpool"``,
+        ``"add"``.
     positions : int
         Output positions of one image: how many times one image applies the layer's rows (and so
         reads its row stream, from DRAM or from the weight SRAM); 1 for FC, the window's positions
@@ -79,10 +80,10 @@ class LayerInfo:
     window : model.contract.window.Window or None
         A windowed layer's window (for the report's descriptions and a pooling layer's cycles).
 
-    A layer without rows (max or average pooling) has ``mode`` None, no entries (``index_bits`` and
-    ``codebook_size`` 0) and no weights; every scenario prices it by its counters (its
-    activation-SRAM reads and writes, and average pooling's ``adds``, ``lanes`` 32-bit adds per
-    lane-word read), not by a weight stream.
+    A layer without rows (max or average pooling, the residual add) has ``mode`` None, no entries
+    (``index_bits`` and ``codebook_size`` 0) and no weights; every scenario prices it by its counters
+    (its activation-SRAM reads and writes, and average pooling's and the add's ``adds``, ``lanes``
+    32-bit adds per lane-word), not by a weight stream.
     """
     in_features: int
     out_features: int
@@ -273,13 +274,11 @@ def ideal_cycles(c: Mapping[str, float], lanes: int) -> float:
 
 def layer_ideal_cycles(net: NetworkData, i: int) -> float:
     """Ideal cycles per inference of layer ``i``: `ideal_cycles`, or one symbol per cycle (`HUFFMAN`), or
-    for a layer without rows (max or average pooling) its kind's (`model.codecs.layers.kinds`: one lane-word
-    of taps per cycle, average pooling's adds in the same cycles; without a window, one per activation-SRAM
-    read)."""
+    for a layer without rows (max or average pooling, the residual add) its kind's
+    (`model.codecs.layers.kinds`: one lane-word of taps per cycle, average pooling's adds in the same
+    cycles; the add's lane-word of both operands per cycle)."""
     layer, c = net.layers[i], net.counters(i)
     if not layer.has_rows:
-        if layer.window is None:
-            return c.get("sram_reads", 0)
         return kind_named(layer.kind).ideal_cycles(layer.in_features, layer.out_features, layer.window, net.lanes)
     return c.get("huffman_symbols", 0) if layer.mode == HUFFMAN else ideal_cycles(c, net.lanes)
 

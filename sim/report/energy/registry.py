@@ -18,7 +18,7 @@ A scenario no codec names (an extension) says which kinds it prices with
 ``reference=True`` marks a scenario that prices the counters as measured (the
 report's "x engine" column divides by it).
 
-A layer without rows (max or average pooling) has no mode and no weights: every scenario
+A layer without rows (pooling, the residual add) has no mode and no weights: every scenario
 applies to it and prices it with its ``rowless_cost`` (default: its counters
 as measured, `engine_rowless_cost`), as it prices the job-level part with its
 ``io_cost``.
@@ -65,7 +65,7 @@ class Scenario:
     io_cost : callable
         ``io_cost(net, table) -> LayerCost`` for the job-level counters.
     rowless_cost : callable
-        ``rowless_cost(net, layer_index, table) -> LayerCost`` for a layer without rows (max or average pooling).
+        ``rowless_cost(net, layer_index, table) -> LayerCost`` for a layer without rows (pooling, the residual add).
     modes : frozenset of str or None
         Layer kinds (`LAYER_MODES`) the scenario prices, if it says so itself
         (an extension no codec names); None: the kinds whose `layer_scenarios` name ``key``.
