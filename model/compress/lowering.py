@@ -42,7 +42,7 @@ from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, ACT_PARAM_MAX
                                        quantize_multiplier, requantize, wrap_acc)
 from model.contract.ints import ceil_div
 from model.contract.window import Window
-from model.nets.graph.modules import ACTIVATIONS, EngineActivation, EngineAvgPool
+from model.nets.graph.modules import ACTIVATIONS, EngineActivation, EngineAdd, EngineAvgPool, EngineSave
 from model.nets.data import load_fashion_mnist
 from model.nets.networks import get_network
 from model.nets.training import TORCH_THREADS, TorchThreads
@@ -151,6 +151,18 @@ class LoweredAvgPool(LoweredPool):
 
 
 @dataclass
+class LoweredAdd:
+    """A residual add (the engine's ``ADD``): both operands at one scale (the skip's and the branch's
+    output share it, :func:`calibrate`), ``mult / 2**shift ~ operand_scale / out_scale``."""
+    in_features: int
+    out_features: int
+    mult: int
+    shift: int
+    relu: bool = False
+    kind: str = "add"
+
+
+@dataclass
 class LayerCoding:
     """A weight layer's integer coding, what :func:`lower_sequence` needs besides the activations' scales.
 
@@ -207,6 +219,11 @@ def _is_activation(m: torch.nn.Module) -> bool:
     return isinstance(m, ACTIVATIONS)
 
 
+def _is_scaled(m: torch.nn.Module) -> bool:
+    """A module whose output the engine requantizes to a scale of its own: a weight layer or a residual add."""
+    return _is_weight_layer(m) or isinstance(m, EngineAdd)
+
+
 def input_scale_for(calib_x: np.ndarray) -> float:
     """The engine's input scale: :data:`INPUT_SCALE` for inputs within [-1, 1] (pixels), else the
     :data:`HIDDEN_PERCENTILE` percentile of ``|x|`` over the calibration inputs mapped to 127."""
@@ -228,25 +245,42 @@ def calibrate(seq: torch.nn.Sequential, calib_x: np.ndarray, n_layers: int,
     source network's outputs, :attr:`model.nets.graph.trace.EngineNet.outputs`;
     default one for all), mapping the largest ``|value|`` to 127.
 
+    A residual add (:class:`model.nets.graph.modules.EngineAdd`) is a layer
+    with a scale of its own (``n_layers`` counts the weight layers only); its
+    two operands, the saved vector (:class:`model.nets.graph.modules.EngineSave`)
+    and the branch's last layer's output (no activation: ``|value|``), are one
+    scale group: both get the larger of their two scales, since the engine adds
+    them as int8 values.
+
     Returns
     -------
     (list of float, list of float)
-        The hidden layers' scales, and the output scales (one per output).
+        The hidden layers' scales (weight layers and adds, in order), and the output scales (one per output).
     """
     h = torch.from_numpy(np.ascontiguousarray(calib_x, dtype=np.float32))
-    scales = []
+    scales, groups, saved = [], [], None
     mods = list(seq)
+
+    def record(a: np.ndarray, relu: bool) -> None:
+        stat = float(np.percentile(a if relu else np.abs(a), HIDDEN_PERCENTILE))
+        if not stat > 0:
+            raise ValueError(f"layer {len(scales)} is all zero on the calibration set")
+        scales.append(stat / ACT_MAX)
+
     with TorchThreads(TORCH_THREADS):
         for i, m in enumerate(mods):
             h = m(h)
             if i == len(mods) - 1:
                 break
-            if _is_activation(m):
-                a = h.numpy()
-                stat = float(np.percentile(a if isinstance(m, torch.nn.ReLU) else np.abs(a), HIDDEN_PERCENTILE))
-                if not stat > 0:
-                    raise ValueError(f"layer {len(scales)} is all zero on the calibration set")
-                scales.append(stat / ACT_MAX)
+            if _is_activation(m) or (_is_scaled(m) and not _is_activation(mods[i + 1])):
+                record(h.numpy(), isinstance(m, torch.nn.ReLU))
+            if isinstance(m, EngineSave):
+                saved = len(scales) - 1
+            elif isinstance(mods[i + 1], EngineAdd):
+                groups.append((saved, len(scales) - 1))
+    for a, b in groups:
+        scales[a] = scales[b] = max(scales[a], scales[b])
+    n_layers += sum(isinstance(m, EngineAdd) for m in mods)
     if len(scales) != n_layers - 1:
         # A hidden layer without an activation would be missed above.
         raise ValueError("lowering expects an activation after every weight layer but the last")
@@ -304,7 +338,8 @@ def lower_sequence(template: torch.nn.Sequential, coded: torch.nn.Sequential, co
     Returns
     -------
     (list, list of float, list of float)
-        The lowered layers (:class:`LoweredLayer`, :class:`LoweredPool`, :class:`LoweredAvgPool`), the
+        The lowered layers (:class:`LoweredLayer`, :class:`LoweredPool`, :class:`LoweredAvgPool`,
+        :class:`LoweredAdd`; the layer before an ``EngineSave`` has ``save`` set), the
         activation scales (input first, then each hidden weight layer's output),
         and the output scales (one per output).
     """
@@ -314,12 +349,24 @@ def lower_sequence(template: torch.nn.Sequential, coded: torch.nn.Sequential, co
     last = np.zeros(codings[-1].indices.shape[0])
     for sp, sc in zip(spans, out_scales):
         last[sp["start"]:sp["stop"]] = sc
-    layer_out = [np.full(c.indices.shape[0], sc) for c, sc in zip(codings, hidden)] + [last]
     mods, coded_mods = list(template), list(coded)
+    if not _is_weight_layer([m for m in mods if _is_scaled(m)][-1]):
+        raise ValueError("lowering expects the network to end with a weight layer")
+    # Each scaled module's output scale (a weight layer's per row), the last layer's per output.
+    scaled = iter(hidden + [None])
     layers, k = [], 0
     for i, m in enumerate(mods):
-        if _is_weight_layer(m):
-            c, s_out = codings[k], layer_out[k]
+        if isinstance(m, EngineAdd):
+            s_out = next(scaled)
+            mult, shift = quantize_multiplier(s_in / s_out)   # both operands are at s_in (one scale group)
+            nxt = coded_mods[i + 1] if i + 1 < len(mods) else None
+            layers.append(LoweredAdd(m.features, m.features, mult, shift, relu=isinstance(nxt, torch.nn.ReLU)))
+            s_in = s_out
+        elif isinstance(m, EngineSave):
+            layers[-1].save = True
+        elif _is_weight_layer(m):
+            c, sc = codings[k], next(scaled)
+            s_out = last if sc is None else np.full(c.indices.shape[0], sc)
             if c.codebook.shape[1] != lanes:
                 raise ValueError(f"engine has {lanes} lanes but layer {k}'s codebook has dimension "
                                  f"{c.codebook.shape[1]}")

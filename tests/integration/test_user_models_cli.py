@@ -19,7 +19,7 @@ from user_models import N_EVAL, SHAPE, build, data, export
 def files(tmp_path_factory):
     """Each test model as .pt2 and .onnx, with its calibration inputs and evaluation set."""
     out = {}
-    for name in ("mlp", "cnn"):
+    for name in ("mlp", "cnn", "rescnn"):
         folder = tmp_path_factory.mktemp(name)
         model = build(name)
         calib, ev = data(model, folder)
@@ -29,8 +29,9 @@ def files(tmp_path_factory):
 
 
 @pytest.mark.parametrize("method", ["kmeans", "universal"])
-@pytest.mark.parametrize("name", ["mlp", "cnn"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "rescnn"])
 def test_compress_both_formats_and_run_bit_exact_on_verilator(cli, files, name, method):
+    """The done-when of issue 14 for the residual CNN ("rescnn": a basic block, its add on the engine)."""
     f = files[name]
     programs = {}
     for fmt in ("pt2", "onnx"):
@@ -59,6 +60,10 @@ def test_compress_both_formats_and_run_bit_exact_on_verilator(cli, files, name, 
     assert r["accuracy"] == r["golden_accuracy"] == r["quality"]["value"] >= 0.75
     assert r["reference_accuracy"] == 1.0 and r["quality"]["float"] == {"accuracy": 1.0}
     assert r["quality"]["measured_on"] == "verilator"
+    if name == "rescnn":   # the residual block: the stem's output saved, the add on the engine
+        kinds = [layer["kind"] for layer in meta["layers"]]
+        assert kinds == ["conv", "conv", "conv", "add", "maxpool", "fc"] and meta["layers"][0]["save"]
+        assert onnx.config.residual
 
 
 def test_reference_outputs_score_cosine(cli, files, tmp_path):

@@ -50,6 +50,23 @@ class Residual(nn.Module):
         return self.fc(torch.flatten(torch.relu(self.conv(x)) + x, 1))
 
 
+class ResidualCNN(nn.Module):
+    """conv, ReLU, then a basic block (conv, ReLU, conv, plus its input, ReLU), max pool, flatten, Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv1 = nn.Conv2d(4, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        y = self.conv2(torch.relu(self.conv1(x)))
+        return self.fc(torch.flatten(self.pool(torch.relu(y + x)), 1))
+
+
 class WithGelu(nn.Module):
     """A Linear followed by GELU, which the engine has no unit for."""
 
@@ -61,7 +78,7 @@ class WithGelu(nn.Module):
         return nn.functional.gelu(self.fc(torch.flatten(x, 1)))
 
 
-MODELS = {"mlp": TinyMLP, "cnn": TinyCNN}
+MODELS = {"mlp": TinyMLP, "cnn": TinyCNN, "rescnn": ResidualCNN}
 
 
 def build(name: str, seed: int = 0) -> nn.Module:

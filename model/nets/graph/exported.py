@@ -25,6 +25,7 @@ import torch
 from torch import fx, nn
 
 from model.nets.graph.trace import (FUNCTION_HANDLERS, MODULE_HANDLERS, EngineNet, GraphError, _identity, _leaky,
+                                    residual_add,
                                     _move, _out_shape, _output_activation, _pad, _relu, _Value, _Walk, describe,
                                     lower_traced)
 
@@ -120,14 +121,11 @@ def _input_first(node: fx.Node, i: int) -> SimpleNamespace:
 
 
 def _add(walk: _Walk, node: fx.Node, m):
-    """``aten.add``: a weight tensor added right after a Linear or convolution joins its bias.
-
-    The sum of two computed tensors (a residual connection) is refused: the engine has no elementwise add.
-    """
+    """``aten.add``: a weight tensor added right after a Linear or convolution joins its bias; the sum of
+    two computed tensors is a residual connection's add (`model.nets.graph.trace.residual_add`)."""
     a, b = (walk.values.get(x) if isinstance(x, fx.Node) else x for x in node.args[:2])
     if isinstance(a, _Value) and isinstance(b, _Value):
-        raise GraphError(f"{describe(node)}: an elementwise add of two computed tensors (a residual connection) "
-                         "does not run on the engine; it runs one chain of layers")
+        return residual_add(walk, node, None, a, b, node.kwargs.get("alpha", 1))
     v, c = (a, b) if isinstance(a, _Value) else (b, a)
     if not isinstance(v, _Value) or not v.fresh:
         raise GraphError(f"{describe(node)}: the engine adds a constant only as the bias of the Linear or "

@@ -14,6 +14,9 @@ channels consecutive.  These modules compute in float on exactly that layout:
 * :class:`EngineMaxPool` and :class:`EngineAvgPool` pool a map;
 * :class:`EngineActivation` is the requantizer's leaky-ReLU slope or floor
   (``nn.ReLU`` stands for plain ReLU);
+* :class:`EngineSave` marks the vector a residual connection's skip takes
+  (the layer before it saves its output, ``FLAG_SAVE``) and :class:`EngineAdd`
+  adds it back (the engine's ``ADD``);
 * :class:`EngineInput`, first, writes the engine's input from the raw inputs, as the host does.
 
 Inputs and outputs are flat ``(n, values)``; padding channels of every map
@@ -212,3 +215,53 @@ class EngineActivation(nn.Module):
 
 #: Modules the requantizer applies after a weight layer.
 ACTIVATIONS = (nn.ReLU, EngineActivation)
+
+
+class SkipBox:
+    """Where a residual block's saved vector waits for its add, shared by an :class:`EngineSave` and the
+    :class:`EngineAdd` that reads it.  Copies of the modules (a coded network built module by module from
+    its template) keep sharing one box: one forward pass fills it before it reads it."""
+
+    def __init__(self):
+        self.value = None
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class EngineSave(nn.Module):
+    """The skip of a residual connection: the vector here (the layer before's output, activated) is saved.
+
+    Parameters
+    ----------
+    box : SkipBox
+        Shared with the block's :class:`EngineAdd`.
+    """
+
+    def __init__(self, box: SkipBox):
+        super().__init__()
+        self.box = box
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.box.value = x
+        return x
+
+
+class EngineAdd(nn.Module):
+    """The residual connection's add (the engine's ``ADD``): the input plus the saved vector.
+
+    Parameters
+    ----------
+    box : SkipBox
+        Shared with the block's :class:`EngineSave`.
+    features : int
+        Values of both operands.
+    """
+
+    def __init__(self, box: SkipBox, features: int):
+        super().__init__()
+        self.box = box
+        self.features = features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.box.value

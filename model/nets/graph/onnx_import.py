@@ -17,6 +17,8 @@ float reference, by :mod:`model.nets.user`.
 """
 from __future__ import annotations
 
+import operator
+
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -177,8 +179,9 @@ def _matmul(b: _Build, n):
 def _add(b: _Build, n):
     a, c = (b.values.get(name) for name in n.input[:2])
     if isinstance(a, _Tensor) and isinstance(c, _Tensor):
-        raise GraphError(f"{describe_onnx(n)}: an elementwise add of two computed tensors (a residual connection) "
-                         "does not run on the engine; it runs one chain of layers")
+        # Two computed tensors: a residual connection's add, lowered (or refused) as torch's.
+        node = b.graph.call_function(operator.add, (a.node, c.node))
+        return _Tensor(node, a.example + c.example)
     if not isinstance(a, _Tensor) and not isinstance(c, _Tensor):
         return _fold(np.add)(b, n)
     x, const = (a, c) if isinstance(a, _Tensor) else (c, a)

@@ -21,7 +21,13 @@ into the engine's layout (:mod:`model.nets.graph.modules`):
 * ``F.pad`` with zeros before a convolution joins its padding;
 * reshapes, views, permutes, flatten, ``Dropout`` and ``Identity`` move no data;
 * a final ``sigmoid``, ``softmax`` or ``log_softmax`` is left to the host
-  (recorded with the output: none of them changes the arg-max).
+  (recorded with the output: none of them changes the arg-max);
+* ``y = f(x) + x`` (``operator.add``, ``torch.add``, ``Tensor.add``; a
+  residual connection) where ``x`` is a vector an engine layer wrote and
+  ``f`` a chain of engine layers with ``x``'s shape becomes the engine's
+  ``ADD`` (:class:`EngineAdd`), the layer writing ``x`` saving it
+  (:class:`EngineSave`); a ReLU after the add is its activation.  Blocks may
+  follow one another but not overlap: the skip is the newest vector saved.
 
 Every step of the walk is a handler in :data:`MODULE_HANDLERS` or
 :data:`FUNCTION_HANDLERS`, looked up by the node's module type or function, so
@@ -29,7 +35,8 @@ a new operator is a new handler.  Before the first weight layer only data
 movement is allowed: it, and any padding of the first layer's input, is what
 the host does when it writes the engine's input (:attr:`EngineNet.input_index`).
 Anything else is refused with one line naming the operator, its node and what
-is supported, as is a branch: the engine runs one chain of layers.
+is supported, as is a branch other than a residual block: the engine runs one
+chain of layers.
 """
 from __future__ import annotations
 
@@ -47,8 +54,8 @@ from model.contract.errors import VqeError
 from model.contract.ints import round_up
 from model.contract.layout import vector_align
 from model.contract.window import KERNEL_BITS, PAD_BITS, STRIDE_BITS, Window
-from model.nets.graph.modules import (PAD, WEIGHT_LAYERS, EngineActivation, EngineAvgPool, EngineConv, EngineInput,
-                                      EngineLinear, EngineMaxPool)
+from model.nets.graph.modules import (PAD, WEIGHT_LAYERS, EngineActivation, EngineAdd, EngineAvgPool, EngineConv,
+                                      EngineInput, EngineLinear, EngineMaxPool, EngineSave, SkipBox)
 
 
 class GraphError(VqeError, ValueError):
@@ -167,6 +174,8 @@ class _Walk:
     gen: int = 0                        # data-moving layers so far
     head: tuple | None = None           # (input value, layer) of the newest Linear, for parallel heads
     batch: int = 1                      # the batch reshapes are replayed at (an exported graph's is fixed)
+    read_at: dict = field(default_factory=dict)   # each vector (gen): the index in layers of its first reader
+    block_gen: int = 0                  # the newest residual add's output: a later skip may not be older
 
     def consume(self, v: _Value, node: fx.Node, m: nn.Module | None) -> None:
         """Refuse a layer on anything but the engine's newest vector (the engine runs one chain)."""
@@ -175,7 +184,8 @@ class _Walk:
                              "applies after the engine's last layer only")
         if v.stage == "engine" and v.gen != self.gen:
             raise GraphError(f"{describe(node, m)}: it reads an earlier layer's output; the engine runs one chain "
-                             "of layers (parallel Linear heads at the end excepted)")
+                             "of layers (parallel Linear heads at the end and residual adds excepted)")
+        self.read_at.setdefault(v.gen, len(self.layers))
 
     def produced(self, v: _Value) -> _Value:
         self.gen += 1
@@ -469,6 +479,8 @@ def _after_layer(walk: _Walk, node: fx.Node, m: nn.Module | None, what: str) -> 
     if not v.fresh:
         raise GraphError(f"{describe(node, m)}: the engine applies {what} in a weight layer's requantizer; "
                          "this one does not follow a convolution or Linear layer directly")
+    if isinstance(walk.layers[-1], EngineAdd) and what != "ReLU":
+        raise GraphError(f"{describe(node, m)}: after a residual add the engine applies a ReLU only")
     return v
 
 
@@ -501,6 +513,8 @@ def _batchnorm(walk: _Walk, node: fx.Node, m: nn.Module) -> _Value:
     v = walk.arg(node)
     scale = m.weight.detach() / torch.sqrt(m.running_var + m.eps) if m.affine else 1 / torch.sqrt(m.running_var + m.eps)
     shift = (m.bias.detach() if m.affine else torch.zeros_like(scale)) - m.running_mean * scale
+    if any(isinstance(layer, EngineAdd) for layer in walk.layers[-2:]):
+        raise GraphError(f"{describe(node, m)}: batch norm after a residual add does not fold into a layer")
     if v.fresh:
         layer = walk.layers[-1]
     elif v.relued and bool(torch.all(scale > 0)):
@@ -528,6 +542,53 @@ def _pad(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
 
 def _identity(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
     return walk.arg(node)
+
+
+#: What a residual add needs, for its refusals.
+RESIDUAL_RULE = ("the engine adds a vector an engine layer wrote (the skip) to the output of a chain of engine "
+                 "layers that starts from it and has its shape (y = f(x) + x), blocks one after another")
+
+
+def residual_add(walk: _Walk, node: fx.Node, m: nn.Module | None, a, b, alpha=1) -> _Value:
+    """``a + alpha * b`` of two engine vectors: a residual connection's ``ADD`` (see the module docstring)."""
+    if not (isinstance(a, _Value) and isinstance(b, _Value)):
+        raise GraphError(f"{describe(node, m)}: its operands are not both tensors the engine holds; {RESIDUAL_RULE}")
+    if alpha != 1:
+        raise GraphError(f"{describe(node, m)}: an add with alpha={alpha}; {RESIDUAL_RULE}")
+    branch, skip = (a, b) if a.gen >= b.gen else (b, a)
+    if skip.stage != "engine":
+        raise GraphError(f"{describe(node, m)}: a residual connection whose skip is the network's input, which no "
+                         f"engine layer writes; {RESIDUAL_RULE}")
+    if branch.stage != "engine" or branch.gen != walk.gen or branch.gen == skip.gen:
+        raise GraphError(f"{describe(node, m)}: neither operand is the output of the newest engine layer "
+                         f"(both come from branches, or the branch has no layer); {RESIDUAL_RULE}")
+    if skip.gen < walk.block_gen or skip.gen not in walk.read_at:
+        raise GraphError(f"{describe(node, m)}: its skip is not the vector saved most recently (residual blocks "
+                         f"overlap); {RESIDUAL_RULE}")
+    if skip.activation or branch.activation or branch.pad != (0, 0, 0, 0) or skip.pad != (0, 0, 0, 0) \
+            or skip.pos.shape != branch.pos.shape or not np.array_equal(skip.pos, branch.pos) \
+            or skip.size != branch.size:
+        raise GraphError(f"{describe(node, m)}: its operands are not laid out alike (shape {tuple(skip.pos.shape)} "
+                         f"and {tuple(branch.pos.shape)}); {RESIDUAL_RULE}")
+    at = walk.read_at[skip.gen]
+    if any(isinstance(layer, EngineSave) for layer in walk.layers[at:]):
+        raise GraphError(f"{describe(node, m)}: another skip is saved inside its branch (residual blocks "
+                         f"overlap); {RESIDUAL_RULE}")
+    box = SkipBox()
+    walk.layers.insert(at, EngineSave(box))
+    walk.layers.append(EngineAdd(box, branch.size))
+    walk.head = None
+    walk.source.append(f"{node.name}: residual add of {branch.size} values -> add (the skip saved before layer "
+                       f"{at})")
+    out = walk.produced(replace(branch, fresh=True, relued=False))
+    walk.block_gen = out.gen
+    return out
+
+
+def _residual(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
+    """``operator.add``, ``torch.add``, ``Tensor.add``: a residual connection's add."""
+    a, b = (walk.values.get(x) if isinstance(x, fx.Node) else x for x in node.args[:2])
+    return residual_add(walk, node, m, a, b, node.kwargs.get("alpha", 1))
 
 
 def _output_activation(name: str) -> Handler:
@@ -587,6 +648,7 @@ FUNCTION_HANDLERS: dict[object, Handler] = {
     torch.unsqueeze: _move, torch.squeeze: _move, operator.getitem: _move, getattr: _move,
     "reshape": _move, "view": _move, "flatten": _move, "permute": _move, "transpose": _move,
     "unsqueeze": _move, "squeeze": _move, "size": _move,
+    operator.add: _residual, torch.add: _residual, "add": _residual,
 }
 
 
@@ -594,7 +656,7 @@ def supported_torch() -> str:
     """The operators :func:`lower_graph` lowers, for error messages."""
     mods = sorted({t.__name__ for t in MODULE_HANDLERS})
     return ", ".join(mods) + (", F.relu, F.max_pool1d/2d, F.avg_pool1d/2d, F.adaptive_avg_pool1d/2d, F.pad (zeros), "
-                              "reshape/view/permute/flatten")
+                              "reshape/view/permute/flatten, a residual add (y = f(x) + x)")
 
 
 def lower_graph(model: nn.Module, input_shape: tuple[int, ...], lanes: int) -> EngineNet:
