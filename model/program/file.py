@@ -112,8 +112,32 @@ class Program:
             raise ProgramError(f"{path}: cannot read ({e.strerror})") from None
         return cls.from_bytes(data, str(path))
 
+    # --- partitioned programs (model.program.segments) -----------------------------------
+    @property
+    def segmented(self) -> bool:
+        """The program alternates engine and host segments (``meta["segments"]``), one engine job each."""
+        return "segments" in self.meta
+
+    def engine_segments(self) -> list[tuple[dict, "Program"]]:
+        """Each engine segment's record and its job as a program of its own, on this program's engine and ROM.
+
+        A segment's job is the image's words ``words[0]:words[1]``, addressed from 0 as if alone in DRAM.
+        """
+        out = []
+        for seg in self.meta["segments"]:
+            if seg["kind"] == "engine":
+                start, stop = seg["words"]
+                meta = dict(seg["meta"], engine=self.meta["engine"], rom=self.meta["rom"],
+                            rom_id=self.meta.get("rom_id"), rom_shared=self.meta.get("rom_shared", False))
+                out.append((seg, Program(meta, self.image[start:stop])))
+        return out
+
     def validate(self, name: str = "program") -> None:
-        """Check the metadata and every descriptor and index the engine will read."""
+        """Check the metadata and every descriptor and index the engine will read (each engine segment's, in a
+        partitioned program)."""
+        if self.segmented:
+            self._validate_segments(name)
+            return
         try:
             cfg = self.config
             for key in ("network", "method", "input_scale", "output_scale", "input_features", "output_features",
@@ -141,6 +165,29 @@ class Program:
         if meta_shapes != shapes or self.meta["n_layers"] != len(shapes) \
                 or self.meta["output_features"] != layers[-1].desc.output_features(cfg.lanes):
             raise ProgramError(f"{name}: metadata and image disagree on the layer shapes")
+
+    def _validate_segments(self, name: str) -> None:
+        try:
+            segments = self.meta["segments"]
+            kinds = [seg["kind"] for seg in segments]
+            for seg in segments:
+                if seg["kind"] not in ("engine", "host") or not isinstance(seg["ops"], list):
+                    raise ValueError(f"segment kind {seg['kind']!r}")
+            jobs = self.engine_segments()
+        except (KeyError, TypeError, ValueError) as e:
+            raise ProgramError(f"{name}: partition metadata incomplete or invalid ({e})") from None
+        if "engine" not in kinds:
+            raise ProgramError(f"{name}: a partitioned program without an engine segment")
+        end = 0
+        for i, (seg, job) in enumerate(jobs):
+            start, stop = seg["words"]
+            if not 0 <= start < stop <= len(self.image) or start != end:
+                raise ProgramError(f"{name}: engine segment {i} ({seg.get('name')}) has words {start}..{stop}, "
+                                   f"not the next ones of the image ({end}..)")
+            end = stop
+            job.validate(f"{name}: engine segment {i} ({seg.get('name')})")
+        if end != len(self.image):
+            raise ProgramError(f"{name}: {len(self.image) - end} image words belong to no engine segment")
 
     # --- runs -----------------------------------------------------------------------------
     def job_image(self, n_images: int, input_addr: int | None = None, output_addr: int = 0) -> np.ndarray:

@@ -70,6 +70,11 @@ def add_parser(sub) -> None:
                    help="--model: the evaluation set, arrays x (inputs) and y: integer labels (quality is accuracy) "
                         "or float reference outputs (quality is the mean cosine and top-1 agreement). Default: the "
                         "float model's outputs on the calibration inputs")
+    c.add_argument("--partition", action="store_true",
+                   help="--network minilm --method universal: a partitioned engine program instead of the model-level "
+                        "fit: the 36 encoder Linear layers on the engine (one job each, the 16,384-entry universal ROM, "
+                        "nearest codewords with per-row scales), the host the rest (embeddings, attention, LayerNorm, "
+                        "GELU, pooling); `vqe inspect` prints the partition, `vqe run` runs the evaluation sentences")
     c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_output_arguments(c, "file to write: a program (.vqz), or a JSON result for pq/rq/lr2vq")
     add_quiet_argument(c)
@@ -99,7 +104,14 @@ def cmd_compress(args) -> int:
                               seed=args.seed, progress=not args.quiet, bits_per_weight=args.bits_per_weight,
                               codebook=args.codebook, stages=args.stages, rank=args.rank, quick=args.quick_eval,
                               weight_sram_kib=args.weight_sram)
-    if args.model is not None:
+    if args.partition:
+        from model.compress.partitioned import compress_partitioned
+        from model.contract.config import WORDS_PER_KIB
+        if args.model is not None or args.method != "universal":
+            raise CliError("--partition takes --network minilm --method universal")
+        result = compress_partitioned(args.network, lanes=args.lanes, weight_sram_words=args.weight_sram * WORDS_PER_KIB,
+                                      seed=args.seed, progress=not args.quiet, quick=args.quick_eval)
+    elif args.model is not None:
         from model.compress.pipeline import compress_model
         if args.calibration is None:
             raise CliError("--model needs --calibration FILE.npy: the inputs that calibrate the activations")

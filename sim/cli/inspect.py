@@ -18,6 +18,8 @@ def cmd_inspect(args) -> int:
     """Load ``args.program`` (which checks it) and print its metadata, the ROM and the input index summarised."""
     from model.program.file import Program
     program = Program.load(args.program)
+    if program.segmented:
+        return _inspect_partitioned(program)
     meta = dict(program.meta)
     meta["rom"] = f"<{len(meta['rom'])} codewords>"
     if "input_index" in meta:
@@ -26,6 +28,21 @@ def cmd_inspect(args) -> int:
     meta["image_words"] = len(program.image)
     print(json.dumps(meta, indent=2))
     print(placement_summary(program.meta), file=sys.stderr)
+    return 0
+
+
+def _inspect_partitioned(program) -> int:
+    """A partitioned program: its metadata without the segments' layers, then the partition, one line per
+    segment, and each engine segment's placement."""
+    from model.program.segments import partition_lines
+    meta = {k: v for k, v in program.meta.items() if k != "segments"}
+    meta["rom"] = f"<{len(meta['rom'])} codewords>"
+    meta["image_words"] = len(program.image)
+    meta["segments"] = f"<{len(program.meta['segments'])} segments: below>"
+    print(json.dumps(meta, indent=2))
+    print("\n".join(partition_lines(program)))
+    for seg, job in program.engine_segments():
+        print(f"{seg['name']}: {placement_summary(job.meta)}", file=sys.stderr)
     return 0
 
 

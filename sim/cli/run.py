@@ -84,6 +84,34 @@ def _replay_flips(program, args, x_int8) -> int:
     return 0
 
 
+def _run_partitioned(program, args) -> int:
+    """A partitioned program (engine and host segments): its network's evaluation sentences, one job per engine
+    segment."""
+    from sim.partitioned import run_partitioned
+    taken = [opt for opt, on in (("--inputs", args.inputs), ("--vcd", args.vcd), ("--flip", args.flip),
+                                 ("--shard-images", args.shard_images), ("--scheduler", args.scheduler),
+                                 ("--workers", args.workers), ("--chip", args.chip)) if on]
+    if taken:
+        raise CliError(f"a partitioned program runs its network's evaluation sentences, one job per engine segment: "
+                       f"leave out {', '.join(taken)}")
+    summary = run_partitioned(program, args.backend, images=args.images, offset=args.offset, latency=args.latency,
+                              stall=args.stall, seed=args.seed, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for key in SUMMARY_FIELDS:
+            print(f"{key:>22}: {summary[key]}")
+        print(f"{'quality':>22}: {summary['quality']}")
+        print(f"{'jobs':>22}: {summary['jobs']} ({summary['vectors']} vectors)")
+        print(f"{'boundary':>22}: {summary['boundary']}")
+        print(f"{'compression':>22}: {summary['compression']}")
+    if summary["bit_exact"] is False:
+        print("vqe: error: the RTL disagrees with the golden model"
+              f" ({summary['mismatches']} vectors, counters {sorted(summary['counter_mismatches'])})", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
 def cmd_run(args) -> int:
     """Run ``args.program`` on ``args.backend`` and print its summary; exit 1 if the RTL disagrees."""
     from model.program.file import Program
@@ -96,6 +124,8 @@ def cmd_run(args) -> int:
         program = on_engine(program, universal_engine_config(kib, all_networks=True))
     if args.images is not None and args.images < 1:
         raise CliError("--images must be at least 1")
+    if program.segmented:
+        return _run_partitioned(program, args)
     if args.vcd:
         refuse_overwrite(args.vcd, args.force)
     from sim.api import run_inputs, run_summary

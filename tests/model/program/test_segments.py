@@ -1,0 +1,136 @@
+"""Partitioned programs: engine segments (one job each) and host segments, in one checked file.
+
+A tiny network of our own (Linear, LayerNorm and GELU on the host, Linear) is partitioned, coded against the
+universal codebook, and run with the host in torch and the engine segments on the golden model and on the
+Amaranth RTL under DRAM stalls; the file's partition checks refuse every inconsistency in one line.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.compress.partitioned import compress_universal_partitioned, with_engine_segments
+from model.compress.universal.codebook import load_codebook
+from model.contract.errors import ProgramError
+from model.contract.layout import vector_words
+from model.program.file import Program
+from model.program.segments import boundary_words, partition_lines
+from sim.partitioned import run_segments, segments_summary
+
+TOKENS = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(1))
+
+
+class Tiny(nn.Module):
+    """A transformer's feed-forward block in miniature: up, LayerNorm, GELU, down."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.up, self.norm, self.down = nn.Linear(8, 16), nn.LayerNorm(16), nn.Linear(16, 8)
+
+    def forward(self, x):
+        return self.down(F.gelu(self.norm(self.up(x))))
+
+
+HOST = {"up": ([], ["residual add"]), "down": (["LayerNorm", "GELU"], ["residual add"])}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VQE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    model = Tiny().eval()
+    calib = torch.randn(64, 5, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        program = compress_universal_partitioned("tiny", model, ["up", "down"], lambda m: m(calib), HOST.__getitem__,
+                                                 codebook=load_codebook(), lanes=4, weight_sram_words=1024,
+                                                 progress=False)
+    mp.undo()
+    return model, program
+
+
+def test_the_file_records_the_partition_and_reads_back(tiny):
+    _, program = tiny
+    again = Program.from_bytes(program.to_bytes())
+    assert [s["kind"] for s in again.meta["segments"]] == ["engine", "host", "engine", "host"]
+    lines = partition_lines(again)
+    assert len(lines) == 4 and "LayerNorm; GELU" in lines[1] and "Linear 16->8" in lines[2]
+    assert [job.meta["input_features"] for _, job in again.engine_segments()] == [8, 16]
+    # Each job is alone in DRAM (its header at word 0) and is resident in the weight SRAM.
+    assert all(job.image[0] == program.image[seg["words"][0]] for seg, job in again.engine_segments())
+    assert all(job.meta["layers"][0]["placement"]["resident"] for _, job in again.engine_segments())
+    assert boundary_words(again, 10) == {"host_writes_words": 10 * (vector_words(8, 4) + vector_words(16, 4)),
+                                         "host_reads_words": 10 * (vector_words(16, 4) + vector_words(8, 4))}
+
+
+def test_golden_segments_follow_the_float_network(tiny):
+    model, program = tiny
+    with torch.no_grad():
+        ref = model(TOKENS).numpy().reshape(-1, 8)
+        out = with_engine_segments(model, program)(TOKENS).numpy().reshape(-1, 8)
+    cos = np.sum(out * ref, axis=1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.mean() > 0.9, cos
+
+
+def test_rtl_segments_are_bit_exact_under_stalls(tiny):
+    model, program = tiny
+    with torch.no_grad():
+        golden, _ = run_segments(program, "golden", model, lambda host: host(TOKENS))
+        rtl, records = run_segments(program, "amaranth", model, lambda host: host(TOKENS), latency=5, stall=60,
+                                    seed=3)
+    assert torch.equal(golden, rtl)
+    assert [r["vectors"] for r in records] == [15, 15]
+    summary = segments_summary(program, "amaranth", records, {}, 3, 5, 0.0)
+    assert summary["bit_exact"] is True and summary["jobs"] == 2
+    assert summary["boundary"]["host_writes_words"] == boundary_words(program, 15)["host_writes_words"]
+    assert summary["cycles"] == sum(s["cycles"] for s in summary["segments"] if s["kind"] == "engine") > 0
+    assert summary["host_ops"] == ["GELU", "LayerNorm", "residual add"]
+
+
+def _with_meta(program: Program, edit) -> bytes:
+    meta = __import__("copy").deepcopy(program.meta)
+    edit(meta)
+    return Program(meta, program.image).to_bytes()
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda m: m["segments"][2].update(words=[m["segments"][2]["words"][0] + 1, m["segments"][2]["words"][1]]),
+     "not the next ones"),
+    (lambda m: m["segments"][1].update(kind="gpu"), "segment kind"),
+    (lambda m: m["segments"].pop(2), "belong to no engine segment"),
+    (lambda m: [m["segments"].pop(i) for i in (2, 0)], "without an engine segment"),
+])
+def test_an_inconsistent_partition_is_one_line(tiny, edit, needle):
+    _, program = tiny
+    with pytest.raises(ProgramError, match=needle) as e:
+        Program.from_bytes(_with_meta(program, edit), "p.vqz")
+    assert "\n" not in str(e.value)
+
+
+def test_a_corrupted_job_names_its_segment(tiny):
+    _, program = tiny
+    seg = program.meta["segments"][2]
+    image = program.image.copy()
+    image[seg["words"][0]] = 0   # the second job's header magic
+    with pytest.raises(ProgramError, match=r"engine segment 1 \(down\).*BAD_JOB"):
+        Program(program.meta, image).validate("p.vqz")
+
+
+def test_the_cli_prints_the_partition_and_refuses_what_it_cannot_run(tiny, cli, tmp_path):
+    from cli_helpers import assert_user_error
+    _, program = tiny
+    path = tmp_path / "tiny.vqz"
+    program.save(path)
+    res = cli("inspect", path)
+    assert res.returncode == 0
+    assert "segment   1 host: before down: LayerNorm; GELU" in res.stdout
+    assert "engine job, 1 layer(s), 16 -> 8 values" in res.stdout
+    assert_user_error(cli("run", path, "--backend", "golden"), "host network 'tiny'")
+    assert_user_error(cli("run", path, "--backend", "golden", "--inputs", "e.npz"), "leave out --inputs")
+    assert_user_error(cli("compress", "--network", "lenet300", "--method", "kmeans", "--partition", "-o",
+                          tmp_path / "x.vqz"), "--partition takes")
+    assert_user_error(cli("compress", "--network", "lenet300", "--method", "universal", "--partition", "-o",
+                          tmp_path / "x.vqz"), "--partition runs minilm")
