@@ -165,6 +165,36 @@ def segments_summary(program: Program, backend: str, records: list[dict], qualit
         "dram_latency": latency if rtl else None, "counter_mismatches": counter_mismatches,
         "golden_counters": golden, "segments": segments, "boundary": boundary,
         "host_ops": sorted({op for s in meta["segments"] if s["kind"] == "host" for op in s["ops"]}),
+        "energy": partitioned_energy(program, counters if rtl else golden, boundary, n),
         "wall_seconds": wall,
     }
 
+
+
+def partitioned_energy(program: Program, counters: dict, boundary: dict, n: int) -> dict:
+    """Energy per input (picojoules, the report's table): the engine's jobs priced by their counters, and apart
+    from them the host's side of every boundary (writing each job's int8 inputs to DRAM, reading its outputs
+    back; the engine's own reads and writes of them are in its counters) and the host's operators, not priced.
+
+    Without cycles (the golden model) the control overhead is priced at the ideal cycles.
+    """
+    from sim.report.energy.events import counter_events
+    from sim.report.energy.memories import OnChipMemories
+    from sim.report.energy.table import load_energy_table
+    table = load_energy_table()
+    per_input = {k: v / n for k, v in counters.items()}
+    lanes = program.meta["engine"]["lanes"]
+    cycles = per_input.get("cycles") or per_input["macs"] / lanes
+    events = counter_events(per_input, lanes, table, memories=OnChipMemories.of_engine(program.config),
+                            cycles=cycles)
+    by_component: dict[str, float] = {}
+    for e in events:
+        by_component[e.component] = by_component.get(e.component, 0.0) + e.pj
+    words = (boundary["host_writes_words"] + boundary["host_reads_words"]) / n
+    boundary_pj = words * table.pj("dram_32b")
+    engine_pj = sum(by_component.values())
+    return {"engine_pj_per_input": engine_pj, "engine_by_component": by_component,
+            "boundary_host_dram_words_per_input": words, "boundary_host_dram_pj_per_input": boundary_pj,
+            "total_pj_per_input": engine_pj + boundary_pj,
+            "host_ops_not_priced": sorted({op for s in program.meta["segments"] if s["kind"] == "host"
+                                           for op in s["ops"]})}

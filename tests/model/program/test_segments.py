@@ -134,3 +134,18 @@ def test_the_cli_prints_the_partition_and_refuses_what_it_cannot_run(tiny, cli, 
                           tmp_path / "x.vqz"), "--partition takes")
     assert_user_error(cli("compress", "--network", "lenet300", "--method", "universal", "--partition", "-o",
                           tmp_path / "x.vqz"), "--partition runs minilm")
+
+
+def test_the_energy_lists_the_boundary_and_the_host_apart(tiny):
+    from sim.report.energy.table import load_energy_table
+    model, program = tiny
+    with torch.no_grad():
+        _, records = run_segments(program, "golden", model, lambda host: host(TOKENS))
+    energy = segments_summary(program, "golden", records, {}, 3, 10, 0.0)["energy"]
+    words = sum(boundary_words(program, 15).values()) / 3
+    assert energy["boundary_host_dram_words_per_input"] == words
+    assert energy["boundary_host_dram_pj_per_input"] == pytest.approx(words * load_energy_table().pj("dram_32b"))
+    assert energy["total_pj_per_input"] == pytest.approx(energy["engine_pj_per_input"]
+                                                         + energy["boundary_host_dram_pj_per_input"])
+    assert energy["engine_by_component"]["dram"] > 0 and energy["host_ops_not_priced"] == ["GELU", "LayerNorm",
+                                                                                          "residual add"]
