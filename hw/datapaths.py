@@ -1,24 +1,36 @@
 """The engine's datapaths: for each layer mode, the blocks that run its layers and how they are joined."""
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 
+from hw.block_offset import BlockOffset
 from hw.descriptor_check import log2, subvectors
 from hw.index_path import IndexPath
+from hw.layouts import MODE_PARAM_BIT
 from hw.mac import MacLanes
-from hw.memories import CodebookRom
+from hw.memories import CodebookRom, StagedCodebookRom
 from hw.pvq import PvqDotProduct
 from hw.sparse_rows import SparseRowPath
 from model.contract.config import EngineConfig
-from model.contract.layout import COMPACT_ROW_HEADER_WORDS, PVQ_SCALE_BITS, ROW_HEADER_WORDS, LayerMode
+from model.contract.fixedpoint import stage_sum_bits
+from model.contract.layout import (COMPACT_ROW_HEADER_WORDS, MODE_PARAM_BITS, PVQ_SCALE_BITS, ROW_HEADER_WORDS,
+                                   LayerMode)
 
 
-def dense_rows(index_path, desc, lanes: int, width, check) -> list:
-    """The index path's configuration for a dense layer of ``width``-bit entries (VQ and PVQ)."""
+def dense_rows(index_path, desc, lanes: int, width, check, stages=1) -> list:
+    """The index path's configuration for a dense layer of ``width``-bit entries (VQ, PVQ, RVQ, PQ);
+    ``stages``: the indices an entry holds, for an index path that checks several (residual VQ)."""
     c = index_path.config
     header = Mux(desc.compact, COMPACT_ROW_HEADER_WORDS, ROW_HEADER_WORDS)
     return [c.rows.eq(desc.out_features), c.subvectors.eq(subvectors(desc.in_features, lanes)),
             c.index_words.eq(desc.row_words - header), c.codebook_size.eq(desc.codebook_size),
             c.width.eq(width), c.check.eq(check), c.compact.eq(desc.compact), c.shift.eq(desc.compact_shift),
-            c.act.eq(desc.compact_act), c.bias_shift.eq(desc.compact_bias_shift)]
+            c.act.eq(desc.compact_act), c.bias_shift.eq(desc.compact_bias_shift),
+            *([c.stages.eq(stages)] if hasattr(c, "stages") else [])]
+
+
+def mode_param(desc):
+    """The descriptor's ``MODE_PARAM`` bits (RVQ's stages - 1, PQ's log2 block width).  Read as bits of the
+    descriptor, not a field of `DescriptorLayout`: a field would add a wire to every engine's Verilog."""
+    return desc.as_value()[MODE_PARAM_BIT:MODE_PARAM_BIT + MODE_PARAM_BITS]
 
 
 class Datapath:
@@ -62,6 +74,11 @@ class Datapath:
         """What a beat reads: (ROM entry after the layer's codebook base, SRAM lane-word, whether it reads)."""
         raise NotImplementedError
 
+    def read_rom(self, desc, entry, enable, beat, take) -> list:
+        """Statements addressing the ROM for the beat offered now: ``entry`` (from :meth:`lookup`) after the
+        layer's codebook base, read when ``enable``; ``take``: the fetch stage takes the beat this cycle."""
+        return self.rom.request(desc.codebook_base + entry, enable)
+
     def weights(self, held, desc) -> list:
         """The weight fields of the unit's operand, from the beat ``held`` that the fetch stage took last cycle."""
         raise NotImplementedError
@@ -93,6 +110,55 @@ class CodebookDatapath(Datapath):
 
     def read_steps(self, reading):
         return {"rom_reads": reading, "macs": Mux(reading, self.lanes, 0)}
+
+
+class ResidualDatapath(CodebookDatapath):
+    """``LayerMode.RVQ``: index path -> the stages' codewords from the staged ROM, summed lane-wise -> MAC lanes.
+
+    An entry holds one ``index_bits`` index per stage; stage ``s`` reads entry
+    ``codebook_base + s * codebook_size + index_s`` on the ROM's port ``s``, all in
+    the beat's cycle (:mod:`model.contract.layout`, "Residual VQ layers").
+    """
+
+    def __init__(self, source, dot, rom, lanes: int, index_bits: int, stages_max: int):
+        super().__init__(source, dot, rom, lanes, index_bits)
+        self.stages_max = stages_max
+        self.stages = Signal(range(stages_max + 1), name="rvq_stages")   # the running layer's S
+
+    def configure(self, desc):
+        return [self.stages.eq(mode_param(desc) + 1),
+                *dense_rows(self.source, desc, self.lanes, self.stages * self.index_bits, 1, self.stages)]
+
+    def read_rom(self, desc, entry, enable, beat, take):
+        ib = self.index_bits
+        addr = [self.rom.addr[s].eq(desc.codebook_base + s * desc.codebook_size + entry[s * ib:(s + 1) * ib])
+                for s in range(self.stages_max)]
+        return addr + [self.rom.active.eq(Cat(self.stages > s for s in range(self.stages_max))),
+                       self.rom.en.eq(enable)]
+
+    def read_steps(self, reading):
+        # S ROM reads, lanes multiplies and (S - 1) x lanes adds (the codewords' sums) per entry.
+        return {"rom_reads": Mux(reading, self.stages, 0), "macs": Mux(reading, self.lanes, 0),
+                "adds": Mux(reading, (self.stages - 1) * self.lanes, 0)}
+
+
+class ProductDatapath(CodebookDatapath):
+    """``LayerMode.PQ``: index path -> a codeword of the beat's column block's codebook -> MAC lanes.
+
+    The block's ROM offset comes from a :class:`hw.block_offset.BlockOffset` (no
+    multiplier): entry ``codebook_base + offset + index`` (:mod:`model.contract.layout`,
+    "Product VQ layers").
+    """
+
+    def __init__(self, source, dot, rom, lanes: int, index_bits: int, blocks):
+        super().__init__(source, dot, rom, lanes, index_bits)
+        self.blocks = blocks
+
+    def read_rom(self, desc, entry, enable, beat, take):
+        b = self.blocks
+        return [b.first.eq(beat.first), b.subvector.eq(beat.subvector), b.take.eq(take),
+                b.log2_width.eq(mode_param(desc)), b.size.eq(desc.codebook_size),
+                *self.rom.request(desc.codebook_base + b.offset + entry, enable)]
 
 
 class PvqDatapath(Datapath):
@@ -153,14 +219,27 @@ class SparseDatapath(Datapath):
 def datapaths(m: Module, cfg: EngineConfig) -> dict:
     """The layer modes an engine runs, each with its :class:`Datapath`, its blocks added to ``m``.
 
-    A block two modes use (the index path, the MAC lanes, the ROM) is built once.
+    A block two modes use (the index path, the MAC lanes, the ROM) is built once.  An engine with the
+    residual-VQ unit has the staged ROM (a read port per stage and their sum) and MAC lanes as wide as
+    that sum, which its other codebook modes use through stage 0.
     """
-    m.submodules.index_path = index_path = IndexPath(cfg.max_entry_bits)
+    stages = cfg.rvq_stages_max
+    m.submodules.index_path = index_path = IndexPath(cfg.max_entry_bits, *((stages, cfg.index_bits) if stages > 1
+                                                                           else ()))
     paths = {}
     if cfg.rom:   # a Huffman engine has one too (EngineConfig checks)
-        m.submodules.rom = rom = CodebookRom(cfg.lanes, cfg.rom)
-        m.submodules.mac = mac = MacLanes(cfg.lanes)
+        if stages:
+            m.submodules.rom = rom = StagedCodebookRom(cfg.lanes, cfg.rom, stages)
+            m.submodules.mac = mac = MacLanes(cfg.lanes, stage_sum_bits(stages))
+        else:
+            m.submodules.rom = rom = CodebookRom(cfg.lanes, cfg.rom)
+            m.submodules.mac = mac = MacLanes(cfg.lanes)
         paths[LayerMode.VQ] = CodebookDatapath(index_path, mac, rom, cfg.lanes, cfg.index_bits)
+    if stages:
+        paths[LayerMode.RVQ] = ResidualDatapath(index_path, mac, rom, cfg.lanes, cfg.index_bits, stages)
+    if cfg.pq:
+        m.submodules.block_offset = blocks = BlockOffset(max(1, len(cfg.rom).bit_length()) + 1)
+        paths[LayerMode.PQ] = ProductDatapath(index_path, mac, rom, cfg.lanes, cfg.index_bits, blocks)
     if cfg.pvq_k_max:
         m.submodules.pvq = pvq = PvqDotProduct(cfg.lanes, cfg.pvq_k_max, scale_bits=PVQ_SCALE_BITS)
         paths[LayerMode.PVQ] = PvqDatapath(index_path, pvq, None, cfg.lanes)

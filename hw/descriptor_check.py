@@ -6,11 +6,12 @@ from amaranth.hdl import Array, Const, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.layouts import COUNT_BITS, DescriptorLayout
+from hw.layouts import COUNT_BITS, MODE_PARAM_BIT, DescriptorLayout
 from model.codecs.layers.kinds import rowless_kinds
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
-from model.contract.layout import COMPACT_ROW_HEADER_WORDS, ROW_HEADER_WORDS, WORD_BITS, LayerKind, LayerMode
+from model.contract.layout import (COMPACT_ROW_HEADER_WORDS, MODE_PARAM_BITS, ROW_HEADER_WORDS, WORD_BITS, LayerKind,
+                                   LayerMode)
 
 log2 = lambda n: n.bit_length() - 1  # noqa: E731  (powers of two only)
 
@@ -52,8 +53,34 @@ def huffman_rules(d, cfg: EngineConfig):
     return bad_codebook, Const(0)
 
 
+def mode_param_of(d):
+    """The descriptor's ``MODE_PARAM`` bits (read as bits: a `DescriptorLayout` field would change every
+    engine's Verilog)."""
+    return d.as_value()[MODE_PARAM_BIT:MODE_PARAM_BIT + MODE_PARAM_BITS]
+
+
+def rvq_rules(d, cfg: EngineConfig):
+    """:meth:`model.codecs.layers.rvq.RvqCodec.check`."""
+    stages = mode_param_of(d) + 1
+    span = stages * d.codebook_size
+    bad_codebook = ((stages > cfg.rvq_stages_max) | (d.codebook_size == 0) | (d.codebook_size > cfg.codebook_depth)
+                    | (d.codebook_base + span > cfg.rom_entries))
+    return bad_codebook, bad_row_words(d, cfg, stages * cfg.index_bits)
+
+
+def pq_rules(d, cfg: EngineConfig):
+    """:meth:`model.codecs.layers.pq.PqCodec.check`: the blocks' codebooks, ``ceil(subvectors / width) *
+    codebook_size`` entries, must fit the ROM."""
+    log2_width = mode_param_of(d)
+    blocks = (subvectors(d.in_features, cfg.lanes) + (Const(1, 1 << MODE_PARAM_BITS) << log2_width) - 1) >> log2_width
+    bad_codebook = ((d.codebook_size == 0) | (d.codebook_size > cfg.codebook_depth)
+                    | (d.codebook_base + blocks * d.codebook_size > cfg.rom_entries))
+    return bad_codebook, bad_row_words(d, cfg, cfg.index_bits)
+
+
 #: The rules of each layer mode, as :mod:`model.codecs.layers.registry` has a codec for each.
-MODE_RULES = {LayerMode.VQ: vq_rules, LayerMode.PVQ: pvq_rules, LayerMode.HUFFMAN: huffman_rules}
+MODE_RULES = {LayerMode.VQ: vq_rules, LayerMode.PVQ: pvq_rules, LayerMode.HUFFMAN: huffman_rules,
+              LayerMode.RVQ: rvq_rules, LayerMode.PQ: pq_rules}
 
 
 class DescriptorCheck(wiring.Component):

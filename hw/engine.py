@@ -203,6 +203,10 @@ class Engine(wiring.Component):
         held_inside = Signal()   # the held beat's tap is in the map (a convolution's padding is zero)
         inside = Signal(init=1)  # the beat offered now reads a tap in the map
         steps = counters.steps
+        # A counter both a mode's reads and the blocks' events move (RVQ's adds, with PVQ or pooling) sums them.
+        shared_steps = {name: Signal(len(getattr(steps, name)), name=f"{name}_read_step")
+                        for name in dict.fromkeys(n for mode_steps in read_steps.values() for n in mode_steps)
+                        if name in counted or name in unit_events}
         with m.Switch(mode):
             for value, path in paths.items():
                 source, dot = path.source, path.dot
@@ -229,10 +233,10 @@ class Engine(wiring.Component):
                         m.d.comb += [walker.first.eq(beat.first), walker.take.eq(conv & source.beats.valid & advance)]
                         with m.If(conv):
                             m.d.comb += [sram.rd_addr.eq(walker.addr), inside.eq(walker.inside)]
-                    m.d.comb += [getattr(steps, name).eq(step) for name, step in read_steps[value].items()]
+                    m.d.comb += [shared_steps.get(name, getattr(steps, name)).eq(step)
+                                 for name, step in read_steps[value].items()]
                     if path.rom is not None:
-                        m.d.comb += [path.rom.addr.eq(desc.codebook_base + rom_entry),
-                                     path.rom.en.eq(advance & reads)]
+                        m.d.comb += path.read_rom(desc, rom_entry, advance & reads, beat, source.beats.valid & advance)
                     with m.If(advance):
                         m.d.sync += [fetch_valid.eq(source.beats.valid), held.eq(beat.as_value()),
                                      held_inside.eq(inside)]
@@ -574,7 +578,8 @@ class Engine(wiring.Component):
             m.d.comb += [steps.sram_reads.eq(sram_reads + Mux(add_read, 2, 0)),
                          steps.sram_writes.eq(sram.wr_en + skip.wr_en)]
         for name in dict.fromkeys([*counted, *unit_events]):
-            m.d.comb += getattr(steps, name).eq(counted.get(name, 0) + unit_events.get(name, 0))
+            step = counted.get(name, 0) + unit_events.get(name, 0)
+            m.d.comb += getattr(steps, name).eq(step + shared_steps[name] if name in shared_steps else step)
         if wsram:
             m.d.comb += [steps.weight_sram_reads.eq(reader.events.wsram_read),
                          steps.weight_sram_writes.eq(reader.events.wsram_write)]

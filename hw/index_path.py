@@ -1,4 +1,7 @@
 """Index path: a dense layer's row stream -> row parameters and one entry per cycle."""
+from functools import reduce
+from operator import or_
+
 from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 
@@ -8,12 +11,14 @@ from model.contract.fixedpoint import ACT_PARAM_BITS, ACT_PARAM_SHIFT, COMPACT_B
 from model.contract.layout import WORD_BITS
 
 
-def config_layout(max_bits: int) -> data.StructLayout:
-    """The layer configuration the index path reads (see :class:`IndexPath`, ``config``)."""
+def config_layout(max_bits: int, stages_max: int = 1) -> data.StructLayout:
+    """The layer configuration the index path reads (see :class:`IndexPath`, ``config``); ``stages``
+    only in an index path for residual-VQ entries (``stages_max > 1``)."""
     return data.StructLayout({"rows": COUNT_BITS, "subvectors": COUNT_BITS, "index_words": COUNT_BITS,
                               "codebook_size": COUNT_BITS + 1, "width": range(max_bits + 1), "check": 1,
                               "compact": 1, "shift": SHIFT_BITS, "act": signed(ACT_PARAM_BITS),
-                              "bias_shift": COMPACT_BIAS_SHIFT_BITS})
+                              "bias_shift": COMPACT_BIAS_SHIFT_BITS,
+                              **({"stages": range(stages_max + 1)} if stages_max > 1 else {})})
 
 
 class IndexPath(wiring.Component):
@@ -35,6 +40,11 @@ class IndexPath(wiring.Component):
     ----------
     max_bits : int
         Widest entry a layer may use.
+    stages_max : int
+        Most codebook indices an entry holds (residual VQ: one per stage, each
+        ``stage_bits`` wide, stage 0 lowest); 1 for every other engine.
+    stage_bits : int
+        Width of one stage's index (with ``stages_max > 1``).
 
     Members
     -------
@@ -42,7 +52,8 @@ class IndexPath(wiring.Component):
         ``rows``, ``subvectors``, ``index_words``: rows in the layer, entries
         per row, entry words per row.  ``width``: the entry width.  ``check``:
         entries are codebook indices, and those at or above ``codebook_size``
-        are an error.  ``compact``: the rows have compact headers, whose rows share
+        are an error (with ``stages``, each of the entry's first ``stages`` indices
+        of ``stage_bits``).  ``compact``: the rows have compact headers, whose rows share
         ``shift``, ``act`` and ``bias_shift``.
     start : In(1)
         Begin a layer with ``config`` (held for the whole layer).
@@ -61,9 +72,9 @@ class IndexPath(wiring.Component):
     events : zero-width
     """
 
-    def __init__(self, max_bits: int):
-        self._max = max_bits
-        super().__init__(RowSourceSignature(config=config_layout(max_bits), beat=beat_layout(max_bits)))
+    def __init__(self, max_bits: int, stages_max: int = 1, stage_bits: int = 0):
+        self._max, self._stages, self._stage_bits = max_bits, stages_max, stage_bits
+        super().__init__(RowSourceSignature(config=config_layout(max_bits, stages_max), beat=beat_layout(max_bits)))
 
     def elaborate(self, platform):
         m = Module()
@@ -84,7 +95,12 @@ class IndexPath(wiring.Component):
         index = Signal(self._max)
         m.d.comb += index.eq(bits[:self._max] & ((Const(1, self._max + 1) << b) - 1))
         can_emit = open_row & (nbits >= b) & ~error
-        bad = cfg.check & (index >= cfg.codebook_size)
+        if self._stages > 1:   # residual VQ: every stage the layer uses is an index into its codebook
+            sb = self._stage_bits
+            bad = cfg.check & reduce(or_, [(cfg.stages > s) & (index[s * sb:(s + 1) * sb] >= cfg.codebook_size)
+                                           for s in range(self._stages)])
+        else:
+            bad = cfg.check & (index >= cfg.codebook_size)
         m.d.comb += [
             self.beats.valid.eq(can_emit & ~bad),
             self.beats.payload.index.eq(index),

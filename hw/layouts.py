@@ -18,7 +18,8 @@ from model.contract.fixedpoint import (ACC_BITS, ACT_BITS, ACT_PARAM_BITS, ACT_P
                                        MULT_BITS, SHIFT_BITS)
 from model.contract.layout import (COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_SHIFT_LSB, DESC_WORDS,
                                    DRAM_WORDS_WORD, FIELD16, FLAG_COMPACT, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, FLAG_SAVE,
-                                   JOB_WORDS, KIND_MASK, KIND_SHIFT, MAX_FEATURES_LIMIT, MODE_MASK, MODE_SHIFT,
+                                   JOB_WORDS, KIND_MASK, KIND_SHIFT, MAX_FEATURES_LIMIT, MODE_MASK, MODE_PARAM_SHIFT,
+                                   MODE_SHIFT,
                                    WORD_BITS, WSRAM_ADDR_BITS)
 from model.contract.window import GROUPS_BITS, GROUPS_SHIFT, SIDE_BITS, WORD7_FIELDS, WORD7_SHIFT
 
@@ -69,9 +70,15 @@ def beat_layout(index_bits: int) -> data.StructLayout:
     return row_marked({"index": unsigned(index_bits), "subvector": unsigned(COUNT_BITS)})
 
 
-def operands_layout(lanes: int) -> data.StructLayout:
-    """One codeword and the activation sub-vector it multiplies."""
-    return row_marked({"codeword": lane_word(lanes), "activations": lane_word(lanes)})
+def weight_word(lanes: int, weight_bits: int = ACT_BITS) -> data.ArrayLayout:
+    """``lanes`` signed weights of ``weight_bits`` side by side (a codeword; ``ACT_BITS``: a :func:`lane_word`)."""
+    return lane_word(lanes) if weight_bits == ACT_BITS else data.ArrayLayout(signed(weight_bits), lanes)
+
+
+def operands_layout(lanes: int, weight_bits: int = ACT_BITS) -> data.StructLayout:
+    """One codeword (``weight_bits`` per lane: wider than int8 for a sum of residual-VQ stages) and the
+    activation sub-vector it multiplies."""
+    return row_marked({"codeword": weight_word(lanes, weight_bits), "activations": lane_word(lanes)})
 
 
 def sram_write_layout(addr_width: int, lanes: int) -> data.StructLayout:
@@ -133,6 +140,8 @@ DescriptorLayout = data.FlexibleLayout(DESC_WORDS * WORD_BITS, {
 #: The descriptor bit of ``FLAG_SAVE``.  Not a field of `DescriptorLayout`: a field adds a named wire to
 #: every engine's Verilog, and engines without the skip buffer must stay as they were.
 SAVE_BIT = 3 * WORD_BITS + 16 + (FLAG_SAVE.bit_length() - 1)
+#: The descriptor's first ``MODE_PARAM`` bit (RVQ's stages - 1, PQ's log2 block width), for the same reason.
+MODE_PARAM_BIT = 3 * WORD_BITS + 16 + MODE_PARAM_SHIFT
 
 
 def control_members(counters=CounterLayout) -> dict:

@@ -22,17 +22,20 @@ class MacLanes(wiring.Component):
     and accumulates in a :class:`hw.accumulator.RowAccumulator`, which starts
     each row at the row's bias (from ``params``), wraps modulo 2**32 as the
     golden model does, and consumes the row's parameters with its last beat.
-    Its signature is ``DotProductSignature(operands=operands_layout(lanes),
+    Its signature is ``DotProductSignature(operands=operands_layout(lanes, weight_bits),
     always_ready=True)``.
 
     Parameters
     ----------
     lanes : int
         Multipliers, and the codeword dimension.
+    weight_bits : int
+        Width of a codeword lane (``ACT_BITS``; wider in engines with the residual-VQ unit, whose
+        codewords are sums of stages: :func:`model.contract.fixedpoint.stage_sum_bits`).
 
     Members
     -------
-    operands : In(stream.Signature(operands_layout(lanes), always_ready=True))
+    operands : In(stream.Signature(operands_layout(lanes, weight_bits), always_ready=True))
         Codeword and activation sub-vector pairs, with row boundaries.
     params : In(stream.Signature(RowParams))
         The current row's bias and requantization, read at its first beat and
@@ -49,15 +52,15 @@ class MacLanes(wiring.Component):
         Always 0: every codeword is a valid operand.
     """
 
-    def __init__(self, lanes: int):
-        self._lanes = lanes
-        super().__init__(DotProductSignature(operands=operands_layout(lanes), always_ready=True))
+    def __init__(self, lanes: int, weight_bits: int = ACT_BITS):
+        self._lanes, self._weight_bits = lanes, weight_bits
+        super().__init__(DotProductSignature(operands=operands_layout(lanes, weight_bits), always_ready=True))
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.accumulator = accumulator = RowAccumulator()
         ops = self.operands.payload
-        products = [Signal(signed(2 * ACT_BITS), name=f"product{i}") for i in range(self._lanes)]
+        products = [Signal(signed(ACT_BITS + self._weight_bits), name=f"product{i}") for i in range(self._lanes)]
         term = accumulator.terms
         m.d.sync += [term.valid.eq(self.operands.valid), term.payload.first.eq(ops.first),
                      term.payload.last.eq(ops.last)]

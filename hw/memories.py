@@ -1,10 +1,11 @@
-"""The engine's on-chip memories: the codebook ROM, the activation SRAM and the skip buffer."""
-from amaranth.hdl import Module, unsigned
-from amaranth.lib import memory, wiring
+"""The engine's on-chip memories: the codebook ROM (and its residual-VQ form with a read port per stage),
+the activation SRAM and the skip buffer."""
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.layouts import lane_word
-from model.contract.fixedpoint import ACT_BITS
+from model.contract.fixedpoint import ACT_BITS, stage_sum_bits
 
 
 def pack_lane_word(values, lanes: int) -> int:
@@ -40,6 +41,10 @@ class CodebookRom(wiring.Component):
             "en": In(1),
             "data": Out(lane_word(lanes)),
         })
+
+    def request(self, entry, en) -> list:
+        """Statements reading ``entry`` (``data`` holds it next cycle) when ``en``."""
+        return [self.addr.eq(entry), self.en.eq(en)]
 
     def elaborate(self, platform):
         m = Module()
@@ -132,4 +137,66 @@ class SkipBuffer(wiring.Component):
         rd, wr = buffer.read_port(), buffer.write_port()
         m.d.comb += [rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en), self.rd_data.eq(rd.data),
                      wr.addr.eq(self.wr_addr), wr.en.eq(self.wr_en), wr.data.eq(self.wr_data)]
+        return m
+
+
+class StagedCodebookRom(wiring.Component):
+    """The codebook ROM of an engine with the residual-VQ unit: one read port per stage and the
+    lane-wise sum of the codewords read (:mod:`model.contract.layout`, "Residual VQ layers").
+
+    The same contents as :class:`CodebookRom` (one memory, so the compiled tops load it at run
+    time as they load the plain ROM), read at ``stages`` addresses in one cycle; the next cycle
+    ``data`` is the lane-wise sum of the codewords of the stages that were ``active``, each lane
+    ``stage_sum_bits(stages)`` wide, so the sum never wraps.  A VQ, PQ or sparse layer reads
+    through stage 0 alone.  Golden twin: :func:`model.codecs.layers.rvq.rvq_weights`.
+
+    Parameters
+    ----------
+    lanes : int
+        Codeword dimension.
+    codewords : sequence of sequences of int
+        ROM contents, int8 values.
+    stages : int
+        Read ports, the most codewords one lookup sums.
+
+    Members
+    -------
+    addr : In(ArrayLayout(range(len(codewords)), stages))
+        Each stage's entry.
+    active : In(stages)
+        The stages the lookup sums (bit ``s``: stage ``s``).
+    en : In(1)
+        Read enable; ``data`` holds while it is low.
+    data : Out(ArrayLayout(signed(stage_sum_bits(stages)), lanes))
+        The sum of last cycle's active codewords.
+    """
+
+    def __init__(self, lanes: int, codewords, stages: int):
+        self._lanes, self._stages = lanes, stages
+        self._init = [pack_lane_word(cw, lanes) for cw in codewords]
+        self._sum_bits = stage_sum_bits(stages)
+        super().__init__({
+            "addr": In(data.ArrayLayout(range(max(2, len(self._init))), stages)),
+            "active": In(stages),
+            "en": In(1),
+            "data": Out(data.ArrayLayout(signed(self._sum_bits), lanes)),
+        })
+
+    def request(self, entry, en) -> list:
+        """Statements reading one entry through stage 0 alone (VQ, PQ, sparse layers)."""
+        return [self.addr[0].eq(entry), self.active.eq(1), self.en.eq(en)]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rom = rom = memory.Memory(shape=unsigned(ACT_BITS * self._lanes), depth=len(self._init),
+                                               init=self._init)
+        ports = [rom.read_port() for _ in range(self._stages)]
+        active = Signal(self._stages)   # the stages of the lookup whose codewords are on the ports now
+        with m.If(self.en):
+            m.d.sync += active.eq(self.active)
+        for s, port in enumerate(ports):
+            m.d.comb += [port.addr.eq(self.addr[s]), port.en.eq(self.en)]
+        for lane in range(self._lanes):
+            codewords = [port.data.word_select(lane, ACT_BITS).as_signed() for port in ports]
+            m.d.comb += self.data[lane].eq(sum(Mux(active[s], cw, 0) for s, cw in enumerate(codewords)))
         return m

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from model.contract.layout import (FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX, MAX_FEATURES_LIMIT,
-                                   REL_BITS, WORD_BYTES, LayerKind, LayerMode, vector_align)
+from model.contract.layout import (DENSE_MODES, FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX,
+                                   MAX_FEATURES_LIMIT, REL_BITS, RVQ_STAGES_MAX, WORD_BYTES, LayerKind, LayerMode,
+                                   vector_align)
 from model.contract.pyramid import pvq_entry_bits
 
 #: Lane counts the engine is built for (the sub-vector dimension).
@@ -54,6 +55,13 @@ class EngineConfig:
         The engine has the skip buffer (``max_features`` values) and the add
         unit (a requantizer per lane): ``ADD`` layers and ``FLAG_SAVE``
         (:mod:`model.contract.layout`, "Skip buffer").
+    rvq_stages_max : int
+        Most residual-VQ stages a layer may use (``RVQ`` layers, :mod:`model.contract.layout`):
+        the ROM gets that many read ports and the codewords' lane-wise adder, and the MAC lanes
+        take ``stage_sum_bits(rvq_stages_max)``-bit weights; 0 leaves the RVQ unit out.
+    pq : bool
+        The engine runs product-VQ layers (``PQ``: a codebook per block of columns), with the
+        block-offset register in the codebook lookup.
     """
     lanes: int = 4
     codebook_depth: int = 256
@@ -66,6 +74,8 @@ class EngineConfig:
     windows: bool = False
     avgpool: bool = False
     residual: bool = False
+    rvq_stages_max: int = 0
+    pq: bool = False
 
     def __post_init__(self):
         if self.lanes not in LANES:
@@ -89,6 +99,10 @@ class EngineConfig:
                 raise ValueError("a Huffman engine needs a ROM for its centroids")
         elif self.huffman_symbol_bits:
             raise ValueError("huffman_symbol_bits without huffman_max_len")
+        if not 0 <= self.rvq_stages_max <= RVQ_STAGES_MAX:
+            raise ValueError(f"rvq_stages_max must be 0..{RVQ_STAGES_MAX}, got {self.rvq_stages_max}")
+        if (self.rvq_stages_max or self.pq) and not self.rom:
+            raise ValueError("residual and product VQ layers read their codewords from the ROM: the engine needs one")
         if self.avgpool and not self.windows:
             raise ValueError("the average-pooling unit walks windows: avgpool needs windows")
         if not 0 <= self.weight_sram_words <= WEIGHT_SRAM_WORDS_MAX:
@@ -102,18 +116,19 @@ class EngineConfig:
         """Whether this engine has the datapath of a layer mode (else the descriptor is ``BAD_MODE``)."""
         if mode not in LayerMode.__members__.values():
             return False
-        return {LayerMode.PVQ: bool(self.pvq_k_max), LayerMode.HUFFMAN: bool(self.huffman_max_len)}.get(mode, True)
+        return {LayerMode.PVQ: bool(self.pvq_k_max), LayerMode.HUFFMAN: bool(self.huffman_max_len),
+                LayerMode.RVQ: bool(self.rvq_stages_max), LayerMode.PQ: self.pq}.get(mode, True)
 
     def supports_kind(self, kind: int, mode: int) -> bool:
         """Whether this engine runs a layer of ``kind`` in ``mode`` (else ``BAD_MODE``).
 
-        A convolution's rows are dense (VQ or PVQ); a pooling or add layer has
+        A convolution's rows are dense (``DENSE_MODES``: VQ, PVQ, RVQ, PQ); a pooling or add layer has
         no rows and its mode is not read.
         """
         if kind == LayerKind.FC:
             return self.supports_mode(mode)
         if kind == LayerKind.CONV:
-            return self.windows and mode in (LayerMode.VQ, LayerMode.PVQ) and self.supports_mode(mode)
+            return self.windows and mode in DENSE_MODES and self.supports_mode(mode)
         return {LayerKind.MAXPOOL: self.windows, LayerKind.AVGPOOL: self.avgpool,
                 LayerKind.ADD: self.residual}.get(kind, False)
 
@@ -135,6 +150,8 @@ class EngineConfig:
         widths = [self.index_bits]
         if self.pvq_k_max:
             widths.append(self.pvq_entry_bits(self.pvq_k_max))
+        if self.rvq_stages_max:   # an RVQ entry is one index per stage
+            widths.append(self.rvq_stages_max * self.index_bits)
         return max(widths)
 
     @property

@@ -15,7 +15,7 @@ from model.contract.fixedpoint import ACT_PARAM_BITS, COMPACT_BIAS_SHIFT_BITS, S
 from model.contract.layout import (COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_SHIFT_LSB,
                                    DESC_WORDS, DRAM_WORDS_WORD, FIELD16, FLAG_COMPACT, FLAG_FLOOR, FLAG_RELU,
                                    FLAG_RESIDENT, FLAG_SAVE, JOB_MAGIC, JOB_WORDS, KIND_MASK, KIND_SHIFT, MODE_MASK,
-                                   MODE_SHIFT, WINDOWED_KINDS, WSRAM_ADDR_BITS, LayerKind, LayerMode)
+                                   MODE_PARAM_BITS, MODE_PARAM_SHIFT, MODE_SHIFT, WINDOWED_KINDS, WSRAM_ADDR_BITS, LayerKind, LayerMode)
 from model.contract.window import Window
 
 
@@ -82,6 +82,7 @@ class Descriptor:
     compact: bool = False
     compact_word: int = 0   #: word 5 of a compact FC layer: its rows' shift, activation and bias shift
     save: bool = False
+    mode_param: int = 0   #: flags bits 13..15: RVQ's ``stages - 1``, PQ's log2 block width
 
     @classmethod
     def decode(cls, words) -> "Descriptor":
@@ -96,7 +97,8 @@ class Descriptor:
                    resident=bool(flags & FLAG_RESIDENT), wsram_addr=w4 & ((1 << WSRAM_ADDR_BITS) - 1),
                    kind=kind, window=Window.decode(words[4:8]) if kind in WINDOWED_KINDS else None,
                    floor=bool(flags & FLAG_FLOOR), compact=compact,
-                   compact_word=w5 if compact and kind == LayerKind.FC else 0, save=bool(flags & FLAG_SAVE))
+                   compact_word=w5 if compact and kind == LayerKind.FC else 0, save=bool(flags & FLAG_SAVE),
+                   mode_param=(flags >> MODE_PARAM_SHIFT) & ((1 << MODE_PARAM_BITS) - 1))
 
     @property
     def windowed(self) -> bool:
@@ -118,6 +120,15 @@ class Descriptor:
     @property
     def entry_bits(self) -> int:
         return self.codebook_size
+
+    # RVQ: the stage count; PQ: the block width in sub-vectors (model.contract.layout).
+    @property
+    def stages(self) -> int:
+        return self.mode_param + 1
+
+    @property
+    def block_subvectors(self) -> int:
+        return 1 << self.mode_param
 
     # An AVGPOOL or ADD layer's word 1 is its requantization word.
     @property
@@ -141,7 +152,7 @@ class Descriptor:
     def encode(self) -> list[int]:
         flags = ((FLAG_RELU if self.relu else 0) | (FLAG_RESIDENT if self.resident else 0)
                  | (FLAG_FLOOR if self.floor else 0) | (FLAG_COMPACT if self.compact else 0)
-                 | (FLAG_SAVE if self.save else 0)
+                 | (FLAG_SAVE if self.save else 0) | (self.mode_param << MODE_PARAM_SHIFT)
                  | (self.mode << MODE_SHIFT) | (int(self.kind) << KIND_SHIFT))
         words = [self.in_features | self.out_features << 16,
                  self.codebook_base | self.codebook_size << 16,

@@ -17,6 +17,13 @@ ACT_MIN = -(1 << (ACT_BITS - 1))
 ACT_MAX = (1 << (ACT_BITS - 1)) - 1
 #: Accumulators (and biases) are two's-complement 32-bit; sums wrap modulo 2**32.
 ACC_BITS = 32
+
+
+def stage_sum_bits(stages: int) -> int:
+    """Width of a lane of the sum of ``stages`` int8 codewords (residual VQ): ``ACT_BITS`` plus
+    ``ceil(log2(stages))`` bits, so the sum never wraps (1 stage: ``ACT_BITS``; 2: 9; 3 and 4: 10)."""
+    return ACT_BITS + max(0, (int(stages) - 1).bit_length())
+
 #: Requantization multiplier: unsigned, ``MULT_BITS`` wide.
 MULT_BITS = 16
 #: Requantization right shift: ``SHIFT_BITS`` wide, so 0 .. 2**SHIFT_BITS - 1.

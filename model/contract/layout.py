@@ -30,14 +30,17 @@ Then ``n_layers`` descriptors of ``DESC_WORDS`` words:
 word  contents
 ====  ==============================================================
 0     ``in_features`` [15:0], ``out_features`` [31:16]
-1     VQ, HUFFMAN: ``codebook_base`` [15:0] (ROM entry), ``codebook_size`` [31:16];
+1     VQ, HUFFMAN, RVQ, PQ: ``codebook_base`` [15:0] (ROM entry), ``codebook_size`` [31:16]
+      (RVQ: each stage's size; PQ: each column block's);
       PVQ: ``K`` [15:0] (pulses per sub-vector), ``entry_bits`` [31:16];
       AVGPOOL, ADD: the layer's requantization word (a row stream's format, below)
 2     address of the layer's row stream
 3     VQ, PVQ: ``row_words`` [15:0]; HUFFMAN: ``table_words`` [15:0];
       flags [31:16]: bit 0 ReLU, bit 1 resident, bit 2 floor activation (not with ReLU:
       ``BAD_MODE``), bit 3 compact rows, bits 4..7 mode (:class:`LayerMode`),
-      bits 8..11 kind (:class:`LayerKind`), bit 12 save (``FLAG_SAVE``, below)
+      bits 8..11 kind (:class:`LayerKind`), bit 12 save (``FLAG_SAVE``, below),
+      bits 13..15 the mode's parameter (``MODE_PARAM``: RVQ ``stages - 1``, PQ
+      ``log2`` of the block width in sub-vectors; read by no other mode)
 4     ``wsram_addr`` [23:0]: the resident stream's word address in the weight SRAM;
       windowed kinds: ``channel_groups`` [31:24]
 5..7  windowed kinds (CONV, MAXPOOL, AVGPOOL): the window (:mod:`model.contract.window`);
@@ -160,6 +163,52 @@ the two-word format's with those values
 (:func:`model.contract.fixedpoint.compact_row_params` converts a layer's
 two-word parameters; what it rounds is what the engine then computes).
 
+Residual VQ layers (``LayerMode.RVQ``)
+=====================================
+A sub-vector is the sum of ``S`` codewords, one from each of ``S`` stage
+codebooks (Gong et al.'s residual quantization; AQLM's "2x8" is ``S = 2``):
+``w[r, j] = sum_s rom[codebook_base + s * codebook_size + index_s[r, j]]``.
+
+* ``S = MODE_PARAM + 1``, 1 to the engine's ``rvq_stages_max`` (at most
+  ``RVQ_STAGES_MAX``); else ``BAD_CODEBOOK``.
+* Stage ``s``'s codebook is the ``codebook_size`` ROM entries from
+  ``codebook_base + s * codebook_size``: the stages are consecutive sections
+  of the ROM.  A per-layer program puts each layer's stages there; a shared
+  multi-stage ROM (a universal codebook of ``S`` sections of ``n`` entries,
+  say 2 x 256) is indexed with base 0 and size ``n`` by every layer.
+* ``BAD_CODEBOOK`` when ``codebook_size`` is 0 or above ``codebook_depth``,
+  or ``codebook_base + S * codebook_size`` is past the ROM's entries.
+* An entry is the sub-vector's ``S`` indices, stage 0 in the low
+  ``index_bits`` (``log2 codebook_depth``), stage ``s`` at bit ``s *
+  index_bits``: ``entry_bits = S * index_bits``, packed LSB-first as any
+  dense row (``row_words`` with that width, else ``BAD_STREAM``).  An index at
+  or above ``codebook_size`` (checked stage 0 first) is ``BAD_INDEX``.
+* The engine reads the ``S`` codewords in the same cycle (one ROM read port
+  per stage) and adds them lane-wise into ``stage_sum_bits(S)``-wide lanes
+  (:func:`model.contract.fixedpoint.stage_sum_bits`: 10 bits for 4 stages)
+  before the multipliers: one entry per cycle, as VQ.
+* Counters per entry: ``S`` ``rom_reads``, ``lanes`` ``macs``, ``(S - 1) *
+  lanes`` ``adds`` (the lane-wise codeword sums), one ``sram_reads``.
+* Compact rows are VQ's only (``BAD_MODE``); RVQ runs in FC and CONV layers.
+
+Product VQ layers (``LayerMode.PQ``)
+===================================
+A codebook per block of columns (Gong et al.'s product quantization): the
+sub-vectors of a row are cut into blocks of ``B = 2**MODE_PARAM`` sub-vectors
+(the last may be shorter), and block ``b`` has its own codebook of
+``codebook_size`` entries at ``codebook_base + b * codebook_size``:
+``w[r, j] = rom[codebook_base + (j // B) * codebook_size + index[r, j]]``.
+
+* ``BAD_CODEBOOK`` when ``codebook_size`` is 0 or above ``codebook_depth``, or
+  ``codebook_base + ceil(subvectors / B) * codebook_size`` is past the ROM's
+  entries (``subvectors = ceil(in_features / lanes)``).
+* Entries are ``index_bits`` wide, as VQ (``BAD_STREAM`` and ``BAD_INDEX``
+  as VQ's).  One ROM read per entry and one entry per cycle: the engine keeps
+  the block's ROM offset in a register that steps by ``codebook_size`` at
+  each block's first sub-vector (no multiplier in the lookup).
+* Counters per entry as VQ: one ``rom_reads``, ``lanes`` ``macs``, one ``sram_reads``.
+* FC and CONV layers; no compact rows.
+
 Sparse Huffman-coded layers (``LayerMode.HUFFMAN``)
 ==================================================
 Deep Compression / EIE style: weights are scalars, pruned positions are not
@@ -268,6 +317,12 @@ COMPACT_SHIFT_LSB, COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB = 0, 6, 16
 WSRAM_ADDR_BITS = 24
 MODE_SHIFT = 4
 MODE_MASK = 0xF
+#: Bits 13..15 of the flags (``MODE_PARAM``): a mode's own parameter, RVQ's ``stages - 1`` and PQ's
+#: ``log2`` block width (see "Residual VQ layers" and "Product VQ layers" above).
+MODE_PARAM_SHIFT = 13
+MODE_PARAM_BITS = 3
+#: Most residual-VQ stages an engine may be built for.
+RVQ_STAGES_MAX = 4
 
 
 #: Bits of a descriptor's flags holding the layer kind.
@@ -293,6 +348,12 @@ class LayerMode(enum.IntEnum):
     VQ = 0   #: dense rows of fixed-width codebook indices
     HUFFMAN = 1  #: sparse rows of Huffman-coded (run, index) symbols, scalar centroids
     PVQ = 2  #: dense rows of pyramid-VQ enumeration indices and scales (no codebook)
+    RVQ = 3  #: dense rows of ``S`` stage indices per sub-vector, the sum of ``S`` codewords (residual VQ)
+    PQ = 4   #: dense rows of indices into a codebook per block of columns (product VQ)
+
+
+#: The modes whose rows are dense (one entry per sub-vector), which convolutions may use.
+DENSE_MODES = (LayerMode.VQ, LayerMode.PVQ, LayerMode.RVQ, LayerMode.PQ)
 
 
 #: Width of a PVQ sub-vector's unsigned scale.

@@ -39,7 +39,8 @@ MAGIC = b"VQZ\0"
 #: The AVGPOOL layer kind came later without a new version: it is an addition (new kind value,
 #: descriptor word 1 read as a requantization word only in it), so every version-3 file stays
 #: valid, and an older vqe refuses a program using it at validation with one line (BAD_MODE).
-#: The ADD kind and FLAG_SAVE (the residual add and its skip buffer) followed the same way.
+#: The ADD kind and FLAG_SAVE (the residual add and its skip buffer) followed the same way, and so
+#: did the RVQ and PQ layer modes (new mode values, the flags' MODE_PARAM bits read only by them).
 FORMAT_VERSION = 3
 _HEADER = struct.Struct("<4sHHIII")
 
@@ -69,7 +70,8 @@ class Program:
                             max_features=e["max_features"], pvq_k_max=e.get("pvq_k_max", 0),
                             huffman_max_len=e.get("huffman_max_len", 0),
                             huffman_symbol_bits=e.get("huffman_symbol_bits", 0),
-                            weight_sram_words=e.get("weight_sram_words", 0))
+                            weight_sram_words=e.get("weight_sram_words", 0),
+                            rvq_stages_max=e.get("rvq_stages_max", 0), pq=e.get("pq", False))
 
     # --- files ----------------------------------------------------------------------------
     def to_bytes(self) -> bytes:

@@ -60,18 +60,61 @@ def random_sparse_layer(rng: np.random.Generator, n_in: int, n_out: int, k_max: 
         shift=np.full(n_out, rng.integers(10, 22)), relu=relu)
 
 
+def random_coded_rows(rng: np.random.Generator, n_out: int) -> dict:
+    """Random bias, requantization and activation of ``n_out`` dense rows (outputs mostly in range)."""
+    return dict(bias=rng.integers(-(1 << 20), 1 << 20, size=n_out), mult=rng.integers(0, 1 << MULT_BITS, size=n_out),
+                shift=rng.integers(12, 25, size=n_out), **random_activation(rng, n_out))
+
+
+def random_rvq_layer(rng: np.random.Generator, lanes: int, n_in: int, n_out: int, codebook_depth: int,
+                     stages_max: int):
+    """A random residual-VQ layer (``mode="rvq"``): 1 to ``stages_max`` stages of random int8 codebooks whose
+    sections together fit ``codebook_depth`` ROM entries, random stage indices."""
+    stages = int(rng.integers(1, stages_max + 1))
+    size = int(rng.integers(1, max(1, codebook_depth // stages) + 1))
+    s = ceil_div(n_in, lanes)
+    return SimpleNamespace(mode="rvq", in_features=n_in, out_features=n_out, section_size=size,
+                           codebook=rng.integers(ACT_MIN, ACT_MAX + 1, size=(stages * size, lanes), dtype=np.int64),
+                           indices=rng.integers(0, size, size=(n_out, s, stages)), **random_coded_rows(rng, n_out))
+
+
+def random_pq_layer(rng: np.random.Generator, lanes: int, n_in: int, n_out: int, codebook_depth: int):
+    """A random product-VQ layer (``mode="pq"``): a random power-of-two block width, block codebooks whose
+    sections together fit ``codebook_depth`` ROM entries (one block at most as large as the depth)."""
+    s = ceil_div(n_in, lanes)
+    width = 1 << int(rng.integers(0, 8))
+    blocks = ceil_div(s, width)
+    while blocks > codebook_depth:
+        width, blocks = width * 2, ceil_div(s, width * 2)
+    size = int(rng.integers(1, codebook_depth // blocks + 1))
+    return SimpleNamespace(mode="pq", in_features=n_in, out_features=n_out, section_size=size, block_subvectors=width,
+                           codebook=rng.integers(ACT_MIN, ACT_MAX + 1, size=(blocks * size, lanes), dtype=np.int64),
+                           indices=rng.integers(0, size, size=(n_out, s)), **random_coded_rows(rng, n_out))
+
+
 def random_lowered(rng: np.random.Generator, lanes: int, shapes: list[int], codebook_depth: int,
                    codebook_sizes: list[int] | None = None, name: str = "random", pvq_k_max: int = 0,
-                   huffman_k_max: int = 0):
+                   huffman_k_max: int = 0, rvq_stages_max: int = 0, pq: bool = False):
     """A random lowered network with layer widths ``shapes`` (input first).
 
     With ``pvq_k_max``, about half the layers are PVQ-coded with a random K.
     With ``huffman_k_max``, about half the layers (of those left) are sparse
-    Huffman-coded layers with up to ``huffman_k_max`` centroids.
+    Huffman-coded layers with up to ``huffman_k_max`` centroids.  With
+    ``rvq_stages_max`` or ``pq``, each layer is first drawn as residual VQ (1
+    to ``rvq_stages_max`` stages) or product VQ with one chance in three each.
+    Every layer's ROM sections fit ``codebook_depth`` entries.
     Duck-types :class:`model.compress.lowering.LoweredNetwork`.
     """
     layers = []
     for i, (n_in, n_out) in enumerate(zip(shapes[:-1], shapes[1:])):
+        if rvq_stages_max or pq:
+            draw = int(rng.integers(0, 3))
+            if draw == 0 and rvq_stages_max:
+                layers.append(random_rvq_layer(rng, lanes, n_in, n_out, codebook_depth, rvq_stages_max))
+                continue
+            if draw == 1 and pq:
+                layers.append(random_pq_layer(rng, lanes, n_in, n_out, codebook_depth))
+                continue
         if huffman_k_max and rng.integers(0, 2):
             layers.append(random_sparse_layer(rng, n_in, n_out, huffman_k_max,
                                               bool(rng.integers(0, 2)) if i < len(shapes) - 2 else False))
@@ -144,16 +187,17 @@ RESIDUAL_MAX_ROW_LAYERS = 8
 
 
 def random_residual_lowered(rng: np.random.Generator, lanes: int, max_width: int, codebook_depth: int,
-                            pvq_k_max: int = 0, huffman_k_max: int = 0, name: str = "random-residual"):
+                            pvq_k_max: int = 0, huffman_k_max: int = 0, name: str = "random-residual", **modes):
     """A random fully-connected network of residual blocks: a layer whose output is saved (``FLAG_SAVE``),
     one or two blocks of 1 to 3 layers back to its width, each closed by an ``ADD`` (the first saved again
-    when a second block follows), then an output layer.  Widths below ``max_width``, any lane count."""
+    when a second block follows), then an output layer.  Widths below ``max_width``, any lane count;
+    ``modes`` (``rvq_stages_max``, ``pq``) as :func:`random_lowered` draws them."""
     width = int(rng.integers(1, max_width))
     n_in, n_out = int(rng.integers(1, max_width)), int(rng.integers(1, max_width))
 
     def chain(shapes):
         return random_lowered(rng, lanes, shapes, codebook_depth, pvq_k_max=pvq_k_max,
-                              huffman_k_max=huffman_k_max).layers
+                              huffman_k_max=huffman_k_max, **modes).layers
 
     layers = chain([n_in, width])
     layers[-1].save = True
@@ -168,12 +212,13 @@ def random_residual_lowered(rng: np.random.Generator, lanes: int, max_width: int
 
 
 def random_windowed_lowered(rng: np.random.Generator, lanes: int, codebook_depth: int, pvq_k_max: int = 0,
-                            name: str = "random-conv", residual: bool = False):
+                            name: str = "random-conv", residual: bool = False, **modes):
     """A random convolution, pooling (max or average) and fully-connected network (HWC maps, channels padded).
 
     Random map sides, channels, kernels, strides and pads (padding taps and
     windows partly outside the map included); each convolution VQ- or, with
-    ``pvq_k_max``, PVQ-coded.  With ``residual``, a residual block follows
+    ``pvq_k_max``, PVQ-coded (``modes``: ``rvq_stages_max``, ``pq``, as
+    :func:`random_lowered` draws them).  With ``residual``, a residual block follows
     the first convolution: it is saved, a "same" convolution (stride 1, its
     kernel's padding) of its channels follows, then an ``ADD``.  Returns the
     lowered network (duck-typing :class:`model.compress.lowering.LoweredNetwork`)
@@ -193,7 +238,7 @@ def random_windowed_lowered(rng: np.random.Generator, lanes: int, codebook_depth
         oh, ow = (h + 2 * pt - kh) // sy + 1, (w + 2 * pl - kw) // sx + 1
         win = Window(groups, w, h, ow, oh, kw, kh, sx, sy, pl, pt)
         n_in = kh * kw * groups * align
-        layer = random_lowered(rng, lanes, [n_in, c_out], codebook_depth, pvq_k_max=pvq_k_max).layers[0]
+        layer = random_lowered(rng, lanes, [n_in, c_out], codebook_depth, pvq_k_max=pvq_k_max, **modes).layers[0]
         if relu:    # the pooling layer after it sees what a ReLU leaves
             layer.relu, layer.floor = True, False
         layer.kind, layer.window = "conv", win

@@ -173,6 +173,11 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
                    "avgpool": any(d.kind == LayerKind.AVGPOOL for d in descs),
                    # The skip buffer and add unit only for a program with a residual add.
                    **({"residual": True} if any(d.kind == LayerKind.ADD or d.save for d in descs) else {}),
+                   # The RVQ unit (as many ROM read ports as the most stages a layer uses) and the PQ
+                   # block-offset register only for programs with such layers.
+                   **({"rvq_stages_max": max(d.stages for d in rvq)} if (rvq := [
+                       d for d, c in zip(descs, codecs) if c is not None and c.mode == LayerMode.RVQ]) else {}),
+                   **({"pq": True} if any(c is not None and c.mode == LayerMode.PQ for c in codecs) else {}),
                    **({"huffman_max_len": huffman_max_len, "huffman_symbol_bits": huffman_symbol_bits}
                       if huffman else {})},
         "rom": rom,

@@ -45,6 +45,11 @@ class Family:
     residual : bool
         The engine has the skip buffer and the residual add: a third of the programs are fully-connected
         residual blocks, a third (with ``windows``) convolutions with a residual block, the rest as without.
+    rvq_stages_max : int
+        The engine has the residual-VQ unit for up to this many stages: a third of the layers are
+        residual VQ (0: none).
+    pq : bool
+        The engine runs product-VQ layers: a third of the layers are (of those left).
     """
     name: str
     lanes: int = 4
@@ -55,6 +60,8 @@ class Family:
     huffman_k_max: int = 0
     windows: bool = False
     residual: bool = False
+    rvq_stages_max: int = 0
+    pq: bool = False
 
     @property
     def rom_entries(self) -> int:
@@ -69,6 +76,11 @@ class Family:
         return {"huffman_max_len": HUFFMAN_DEFAULT_MAX_LEN,
                 "huffman_symbol_bits": REL_BITS + huffman_index_bits(self.huffman_k_max)}
 
+    def _modes(self) -> dict:
+        """The residual- and product-VQ units the family's engine has (none: no entry, as before them)."""
+        return {**({"rvq_stages_max": self.rvq_stages_max} if self.rvq_stages_max else {}),
+                **({"pq": True} if self.pq else {})}
+
     def _writer_args(self) -> dict:
         return {"codebook_depth": self.codebook_depth, "config_max_features": self.max_features,
                 "pvq_k_max": self.pvq_k_max, "weight_sram_words": self.weight_sram_words, **self._huffman()}
@@ -81,18 +93,19 @@ class Family:
     def program(self, seed: int) -> Program:
         """The random program ``seed`` of this family, on the family's engine."""
         rng = np.random.default_rng([seed, sum(map(ord, self.name))])
+        modes = self._modes()
         draw = int(rng.integers(0, 3)) if self.residual else 2
         if draw == 0:
             lowered = random_residual_lowered(rng, self.lanes, MAX_WIDTH, self.codebook_depth,
-                                              pvq_k_max=self.pvq_k_max, huffman_k_max=self.huffman_k_max)
+                                              pvq_k_max=self.pvq_k_max, huffman_k_max=self.huffman_k_max, **modes)
         elif self.windows:
             lowered, _ = random_windowed_lowered(rng, self.lanes, self.codebook_depth, pvq_k_max=self.pvq_k_max,
-                                                 residual=draw == 1)
+                                                 residual=draw == 1, **modes)
         else:
             n_layers = int(rng.integers(1, MAX_FC_LAYERS + 1))
             shapes = [int(rng.integers(1, MAX_WIDTH)) for _ in range(n_layers + 1)]
             lowered = random_lowered(rng, self.lanes, shapes, self.codebook_depth, pvq_k_max=self.pvq_k_max,
-                                     huffman_k_max=self.huffman_k_max)
+                                     huffman_k_max=self.huffman_k_max, **modes)
         return self.retarget(build_program(lowered, **self._writer_args()))
 
     def retarget(self, program: Program) -> Program:
@@ -104,7 +117,7 @@ class Family:
         rom += [[0] * self.lanes] * (self.rom_entries - len(rom))
         # A program without a sparse layer leaves the decoder out; the family's engine has it.
         engine = dict(program.meta["engine"], windows=self.windows, avgpool=self.windows, residual=self.residual,
-                      **self._huffman())
+                      **self._huffman(), **self._modes())
         return Program(dict(program.meta, rom=rom, engine=engine), program.image)
 
 
@@ -117,6 +130,12 @@ FAMILIES = (
     Family("vq-huffman", lanes=4, codebook_depth=16, huffman_k_max=16, weight_sram_words=128),
     Family("conv-pool", lanes=4, codebook_depth=16, max_features=1024, windows=True, weight_sram_words=256,
            residual=True),
+    # Residual VQ (1 to 4 stages, the ROM's four read ports) and product VQ beside VQ and PVQ (whose
+    # adds share a counter with the stages' sums).
+    Family("rvq-pq", lanes=4, codebook_depth=16, pvq_k_max=3, weight_sram_words=64, rvq_stages_max=4, pq=True),
+    # ... in convolutions and residual blocks too, at 8 lanes with two stages.
+    Family("conv-rvq-pq", lanes=8, codebook_depth=16, max_features=1024, windows=True, weight_sram_words=256,
+           residual=True, rvq_stages_max=2, pq=True),
 )
 #: Families by name.
 BY_NAME = {f.name: f for f in FAMILIES}

@@ -11,7 +11,9 @@ import numpy as np
 from model.codecs.layers.base import DecodedLayer, LayerCodec
 from model.codecs.layers.huffman import HuffmanCodec
 from model.codecs.layers.kinds import kind_rule
+from model.codecs.layers.pq import PqCodec
 from model.codecs.layers.pvq import PvqCodec
+from model.codecs.layers.rvq import RvqCodec
 from model.codecs.layers.vq import VqCodec
 from model.contract.config import EngineConfig
 from model.contract.descriptor import (Descriptor, JobHeader, check_input, check_placement, read_job_header,
@@ -32,7 +34,7 @@ def register_layer_codec(codec: LayerCodec) -> LayerCodec:
     return codec
 
 
-for _codec in (VqCodec(), HuffmanCodec(), PvqCodec()):
+for _codec in (VqCodec(), HuffmanCodec(), PvqCodec(), RvqCodec(), PqCodec()):
     register_layer_codec(_codec)
 
 
