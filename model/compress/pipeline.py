@@ -16,6 +16,7 @@ import model.compress.catalog  # noqa: F401  registers every method
 from model.compress.registry import (CompressError, CompressOptions, EngineJob, check_network, check_options,
                                      get_method, method_names)
 from model.contract.config import LANES, WEIGHT_SRAM_WORDS_MAX, WORDS_PER_KIB
+from model.nets.graph.partition import Partition
 from model.nets.registry import engine_networks
 from model.nets.tasks import TaskError, engine_data, engine_task
 from model.program.file import Program
@@ -125,10 +126,7 @@ def _program(network: str, method_fn, o: CompressOptions, task, data, info: dict
             "calibration_images": len(calib), **(info or {})}
     if data.test is not None:
         info.update(float_accuracy=float_quality[data.metric], test_images=len(data.test[0]))
-    program = method_fn(EngineJob(network, o, task, data, calib, info))
-    # A method that replaces the network (LVQ) records its own input and outputs.
-    program.meta.update({k: v for k, v in task.meta().items() if k not in program.meta})
-    program = place_in_weight_sram(program, o.weight_sram_kib * WORDS_PER_KIB)
+    program = _job(network, method_fn, o, task, data, calib, info)
     program.meta["dataset"] = data.dataset
     if data.test is not None:       # a classifier: the host's class of the int8 outputs, on the whole test set
         program.meta["info"]["int8_accuracy"] = golden_accuracy(program, *data.test)
@@ -138,6 +136,15 @@ def _program(network: str, method_fn, o: CompressOptions, task, data, info: dict
         metrics = data.quality(ProgramNet(program))
         program.meta["info"].update(int8_quality=metrics[data.metric], int8_metrics=metrics)
     return program
+
+
+def _job(network: str, method_fn, o: CompressOptions, task, data, calib: np.ndarray, info: dict) -> Program:
+    """The engine method's program of a lowered network (one job), with the host's input and output records, placed
+    in the weight SRAM from word 0."""
+    program = method_fn(EngineJob(network, o, task, data, calib, info))
+    # A method that replaces the network (LVQ) records its own input and outputs.
+    program.meta.update({k: v for k, v in task.meta().items() if k not in program.meta})
+    return place_in_weight_sram(program, o.weight_sram_kib * WORDS_PER_KIB)
 
 
 def compress_model(model, method: str, calibration, *, evaluation=None, input_shape=None,
@@ -185,8 +192,70 @@ def compress_model(model, method: str, calibration, *, evaluation=None, input_sh
          else load_calibration(calibration, user.input_shape))
     if evaluation is not None and not isinstance(evaluation, tuple):
         evaluation = load_eval(evaluation, user.input_shape)
-    ut = user_task(user, options.lanes, x, evaluation)
-    program = _program(user.name, m.fns["engine"], options, ut.task, ut.data,
-                       {"source_checks": ut.checks, "eval_images": None if evaluation is None else len(evaluation[0])})
+    plan = user.plan(options.lanes)
+    info = {"eval_images": None if evaluation is None else len(evaluation[0])}
+    if isinstance(plan, Partition):
+        program = _partitioned_program(user, plan, m.fns["engine"], options, x, evaluation, info)
+    else:
+        ut = user_task(user, options.lanes, x, evaluation, net=plan)
+        program = _program(user.name, m.fns["engine"], options, ut.task, ut.data, {"source_checks": ut.checks, **info})
     program.meta["source"] = user.source()
     return program
+
+
+def _partitioned_program(user, plan, method_fn, o: CompressOptions, x: np.ndarray, evaluation, info: dict) -> Program:
+    """A user's graph partitioned between the engine and the host: each chain one job of ``method_fn``, calibrated
+    and distilled on the inputs the float graph gives it; quality end to end (the host in float, each job on the
+    golden model)."""
+    from model.compress.partitioned import golden_execute
+    from model.nets.graph.partition import HostPart, PartitionedNet
+    from model.nets.user import partition_task
+    from model.program.segments import EngineSegment, HostSegment, join_segments, share_rom
+    pt = partition_task(user, plan, x, evaluation)
+    pick = np.random.default_rng(o.seed).choice(len(x), size=min(o.calibration, len(x)), replace=False)
+    segments = []
+    for seg in plan.segments:
+        if isinstance(seg, HostPart):
+            segments.append(HostSegment(seg.name, seg.ops, {"nodes": seg.nodes}))
+            continue
+        task, data = pt.chain_task(seg)
+        job = _job(user.name, method_fn, o, task, data, pt.inputs[seg.name][pick],
+                   {"metric": data.metric, "float_quality": 1.0, "seed": o.seed, "calibration_images": len(pick)})
+        segments.append(EngineSegment(seg.name, seg.ops, job, seg.record()))
+    source = user.source()
+    float_quality = pt.data.quality(pt.full)
+    program = join_segments(user.name, job.meta["method"], share_rom(segments),
+                            host={"kind": "user-graph", "network": user.name, "source": source},
+                            info=dict(info, metric=pt.data.metric, float_quality=float_quality[pt.data.metric],
+                                      float_metrics=float_quality, seed=o.seed, calibration_images=len(pick),
+                                      source_checks=pt.checks))
+    program.meta.update(dataset=pt.data.dataset, input_shape=list(user.input_shape))
+    metrics = pt.data.quality(PartitionedNet(plan.host, engine_calls(program, golden_execute)))
+    program.meta["info"].update(int8_quality=metrics[pt.data.metric], int8_metrics=metrics)
+    return program
+
+
+def engine_calls(program: Program, execute) -> dict:
+    """Each engine segment of a partitioned user's graph as the host calls it: the chain's input tensor (float) in,
+    written as the job's int8 input, run by ``execute(name, job, x_int8)``, dequantized and read back as the
+    chain's output tensor."""
+    return {seg["name"]: _engine_call(seg, job, execute) for seg, job in program.engine_segments()}
+
+
+def _engine_call(seg: dict, job: Program, execute):
+    import torch
+
+    from model.compress.program_net import dequantize
+    from model.contract.fixedpoint import quantize_act
+    from model.nets.graph.partition import Chain, read_back
+    from model.nets.tasks import engine_input
+    chain = Chain.from_record(seg)
+
+    def call(x):
+        flat = x.detach().reshape(len(x), -1).float().numpy()
+        q = engine_input(job.meta, quantize_act(flat, job.meta["input_scale"]))
+        real = dequantize(job, np.asarray(execute(seg["name"], job, q)))
+        return read_back(torch.from_numpy(real.astype(np.float32)), chain.output_index, chain.output_shape)
+    return call
+
+

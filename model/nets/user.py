@@ -34,6 +34,7 @@ from torch import nn
 
 from model.contract.errors import VqeError
 from model.nets.distill import DistillSet
+from model.nets.graph.partition import GraphSpec, NoEngineChain, Partition, flat_outputs, partition_graph
 from model.nets.graph.trace import EngineNet, GraphError
 from model.nets.inputs import USER_DATASET
 
@@ -71,6 +72,8 @@ class UserModel:
         ``lower(lanes) -> EngineNet``.
     converted : torch.nn.Module or None
         An ONNX model's conversion to torch (what is lowered), checked against onnxruntime.
+    graph : GraphSpec or None
+        The float graph the engine and the host share when it does not lower whole (:meth:`plan`).
     """
     name: str
     format: str
@@ -80,18 +83,35 @@ class UserModel:
     reference: Callable[[np.ndarray], np.ndarray]
     lower: Callable[[int], EngineNet]
     converted: nn.Module | None = None
+    graph: GraphSpec | None = None
 
     def source(self) -> dict:
         """What a program records of where it comes from (``source``)."""
         return {"file": self.path.name, "format": self.format, "sha256": self.sha256,
                 "input_shape": list(self.input_shape)}
 
+    def plan(self, lanes: int) -> EngineNet | Partition:
+        """The whole graph lowered (one engine job) when it lowers; else its partition between the engine and
+        the host (:func:`model.nets.graph.partition.partition_graph`).
 
-def flat_outputs(out) -> np.ndarray:
-    """A network's output(s) as one (n, values) array: each output flattened, concatenated in order."""
-    parts = out if isinstance(out, (tuple, list)) else (out,)
-    return np.concatenate([np.asarray(torch.as_tensor(p).detach(), dtype=np.float32).reshape(len(p), -1)
-                           for p in parts], axis=1)
+        Raises
+        ------
+        UserModelError
+            An operator neither the engine nor the host runs; or no part of the graph runs on the engine (the
+            whole graph's refusal).
+        """
+        try:
+            return self.lower(lanes)
+        except UserModelError as whole:
+            if self.graph is None:
+                raise
+            try:
+                with _quiet("torch.export"):
+                    return partition_graph(self.graph, lanes)
+            except NoEngineChain:
+                raise whole from None       # no part runs on the engine: the whole graph's refusal
+            except GraphError as e:
+                raise UserModelError(f"{self.name}: {e}") from None
 
 
 def _batched(fn: Callable[[np.ndarray], np.ndarray], batch: int | None) -> Callable[[np.ndarray], np.ndarray]:
@@ -150,7 +170,9 @@ def _lowering(name: str, lower: Callable[[int], EngineNet]) -> Callable[[int], E
 
 
 def _load_pt2(path: Path, input_shape, sha: str) -> UserModel:
-    from model.nets.graph.exported import lower_exported
+    from model.nets.graph.exported import ATEN_HANDLERS, lower_exported, supported_aten
+    from model.nets.graph.partition import pt2_host_refusal
+    from model.nets.graph.trace import FUNCTION_HANDLERS
     try:
         ep = torch.export.load(str(path))
         gm = ep.module()
@@ -170,8 +192,11 @@ def _load_pt2(path: Path, input_shape, sha: str) -> UserModel:
     def reference(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return flat_outputs(module(torch.from_numpy(x)))
+    spec = GraphSpec(module, path.stem, shape, batch, {**FUNCTION_HANDLERS, **ATEN_HANDLERS}, True,
+                     f"ATen operators {supported_aten()}", pt2_host_refusal)
     return UserModel(path.stem, "pt2", path, sha, shape, _batched(reference, batch),
-                     _lowering(path.stem, lambda lanes: lower_exported(gm, shape, batch or 1, lanes, name=path.stem)))
+                     _lowering(path.stem, lambda lanes: lower_exported(gm, shape, batch or 1, lanes, name=path.stem)),
+                     graph=spec)
 
 
 @contextmanager
@@ -203,7 +228,6 @@ def _load_onnx(path: Path, input_shape, sha: str) -> UserModel:
     import onnx
     import onnxruntime as ort
     from model.nets.graph.onnx_import import onnx_module
-    from model.nets.graph.trace import lower_graph
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
@@ -232,8 +256,11 @@ def _load_onnx(path: Path, input_shape, sha: str) -> UserModel:
     def reference(x: np.ndarray) -> np.ndarray:
         return flat_outputs([o.reshape(len(x), -1) for o in session.run(None, {name: x})])
 
+    # The converted graph is lowered as it is (not traced again: the host's operators stay one module each).
+    spec = GraphSpec(module, type(module).__name__, shape)
     return UserModel(path.stem, "onnx", path, sha, shape, _batched(reference, batch),
-                     _lowering(path.stem, lambda lanes: lower_graph(module, shape, lanes)), module)
+                     _lowering(path.stem, lambda lanes: spec.lower(module, shape, lanes, name=spec.name)), module,
+                     graph=spec)
 
 
 def _first_line(e: Exception) -> str:
@@ -382,40 +409,106 @@ class UserTask:
 
 
 def user_task(user: UserModel, lanes: int, calibration: np.ndarray,
-              evaluation: tuple[np.ndarray, np.ndarray] | None = None) -> UserTask:
-    """The user's model lowered for ``lanes`` lanes, with its data and quality metric.
+              evaluation: tuple[np.ndarray, np.ndarray] | None = None, net: EngineNet | None = None) -> UserTask:
+    """The user's model lowered for ``lanes`` lanes (or as ``net``, lowered already), with its data and quality
+    metric.
 
     The lowered network is checked against the float reference on the calibration inputs (and an ONNX
     model's conversion against onnxruntime): a difference beyond :data:`FLOAT_TOLERANCE` of the outputs'
     magnitude is refused, naming it.
     """
-    from model.nets.tasks import EngineData, EngineTask, SourceOutputs
-    net = user.lower(lanes)
+    from model.nets.tasks import EngineTask, SourceOutputs
+    net = user.lower(lanes) if net is None else net
     _maps_fit(user.name, net)
     ref = user.reference(calibration)
-    checks = {}
-    if user.converted is not None:
-        checks["onnx_max_abs_diff"] = _agree(user, "the converted ONNX model and onnxruntime",
-                                             _forward(user.converted, calibration), ref)
+    checks = _converted_check(user, calibration, ref)
     checks["lowered_max_abs_diff"] = _agree(user, "the lowered network and the float model",
                                             _forward(SourceOutputs(net, net.outputs), calibration), ref)
-    outputs = ref.shape[1]
     single = len(net.outputs) == 1 and net.outputs[0].get("activation") in ("softmax", "log_softmax")
     train = DistillSet(calibration, kind="logits" if single else "regression")
-    full = _Reference(user.reference)
+    return UserTask(EngineTask(user.name, _Reference(user.reference), net),
+                    _user_data(user, train, calibration, ref, evaluation), checks)
+
+
+def _converted_check(user: UserModel, calibration: np.ndarray, ref: np.ndarray) -> dict:
+    """An ONNX model's conversion against onnxruntime on the calibration inputs (``onnx_max_abs_diff``)."""
+    if user.converted is None:
+        return {}
+    return {"onnx_max_abs_diff": _agree(user, "the converted ONNX model and onnxruntime",
+                                        _forward(user.converted, calibration), ref)}
+
+
+def _user_data(user: UserModel, train: DistillSet, calibration: np.ndarray, ref: np.ndarray,
+               evaluation: tuple[np.ndarray, np.ndarray] | None):
+    """The user's data and quality metric: against ``evaluation``'s ``y``, else the float model's outputs ``ref``
+    on the calibration inputs."""
+    from model.nets.tasks import EngineData
     if evaluation is None:
         def quality(model):
             return cosine_metrics(_forward(model, calibration), ref)
-        data = EngineData(train, "cosine", quality, USER_DATASET)
-    else:
-        x, y = evaluation
-        check_eval_width(user, y, outputs)
-        metric = "accuracy" if y.dtype.kind in "iu" else "cosine"
+        return EngineData(train, "cosine", quality, USER_DATASET)
+    x, y = evaluation
+    check_eval_width(user, y, ref.shape[1])
+    metric = "accuracy" if y.dtype.kind in "iu" else "cosine"
 
-        def quality(model):
-            return user_metrics(_forward(model, x), y)
-        data = EngineData(train, metric, quality, USER_DATASET, (x, y) if metric == "accuracy" else None)
-    return UserTask(EngineTask(user.name, full, net), data, checks)
+    def quality(model):
+        return user_metrics(_forward(model, x), y)
+    return EngineData(train, metric, quality, USER_DATASET, (x, y) if metric == "accuracy" else None)
+
+
+@dataclass
+class PartitionTask:
+    """A user's model partitioned between the engine and the host, ready for an engine method on each chain.
+
+    Members
+    -------
+    name : str
+        The model's name (every chain's job is a job of it).
+    partition : Partition
+    full : torch.nn.Module
+        The float model (the reference).
+    data : model.nets.tasks.EngineData
+        The whole model's data and quality metric (of a module on the raw inputs: the host's graph with its
+        chains' engine jobs in it).
+    checks : dict
+        ``partitioned_max_abs_diff`` (the host's graph with each chain lowered, in float, against the float
+        model on the calibration inputs) and, for ONNX, ``onnx_max_abs_diff``.
+    inputs : dict
+        Chain name -> its inputs on the calibration inputs (the float graph's tensors at the chain's input).
+    """
+    name: str
+    partition: Partition
+    full: nn.Module
+    data: object
+    checks: dict
+    inputs: dict
+
+    def chain_task(self, chain) -> tuple[object, object]:
+        """An engine method's task and data for ``chain``: its lowered network, distilled (and scored by the
+        mean cosine) against that network in float on its calibration inputs."""
+        from model.nets.tasks import EngineData, EngineTask
+        x = self.inputs[chain.name]
+        ref = _forward(chain.net, x)
+        data = EngineData(DistillSet(x, kind="regression"), "cosine",
+                          lambda model: cosine_metrics(_forward(model, x), ref), USER_DATASET)
+        return EngineTask(self.name, chain.net, chain.net), data
+
+
+def partition_task(user: UserModel, partition: Partition, calibration: np.ndarray,
+                   evaluation: tuple[np.ndarray, np.ndarray] | None = None) -> PartitionTask:
+    """The user's partitioned model with its data: each chain's inputs captured by running the float graph on
+    the calibration inputs, the host's graph with every chain lowered checked against the float model."""
+    for chain in partition.chains:
+        _maps_fit(f"{user.name} ({chain.name})", chain.net)
+    ref = user.reference(calibration)
+    checks = _converted_check(user, calibration, ref)
+    checks["partitioned_max_abs_diff"] = _agree(
+        user, "the partitioned network (host and lowered chains in float) and the float model",
+        _forward(partition.float_net(), calibration), ref)
+    _, inputs = partition.host.run(calibration, capture=tuple(c.input for c in partition.chains))
+    data = _user_data(user, DistillSet(calibration, kind="regression"), calibration, ref, evaluation)
+    return PartitionTask(user.name, partition, _Reference(user.reference), data, checks,
+                         {c.name: inputs[c.input] for c in partition.chains})
 
 
 def _forward(model: nn.Module, x: np.ndarray) -> np.ndarray:

@@ -16,6 +16,21 @@ runs around the engine segments (each engine segment's ``name`` is the module it
 replaces).  At each boundary the host writes the segment's int8 inputs to
 DRAM and reads its int8 outputs back: the energy report counts those words
 (:func:`boundary_words`) and lists the host's operators apart.
+
+Host records by kind (``meta["host"]["kind"]``; a record without one is a zoo network's):
+
+* a zoo network (MiniLM): ``{"network": NAME}``; each engine segment's ``name`` is the module it replaces;
+* ``"user-graph"``, a user's model file partitioned by :mod:`model.nets.graph.partition`:
+  ``{"kind": "user-graph", "network": NAME, "source": {"file", "format", "sha256", "input_shape"}}``.
+  ``vqe run`` finds the file (next to the program or in the working directory, its SHA-256 checked),
+  reads it again and runs its graph's nodes on the host.  Each engine segment adds ``input_node`` (the
+  node whose tensor the chain reads), ``nodes`` (the chain's nodes, its output the last one's tensor),
+  ``output_shape`` and, when the engine's output vector is not that tensor in order, ``output_index``
+  (each element's index in the vector); each host segment adds its ``nodes``, and its ``ops`` name each
+  node's operator and node (``layer_norm.default (node 'layer_norm')``).
+
+The engine segments of one program run on one engine: its ROM holds every job's codebooks
+(:func:`share_rom`), its units are those any job needs and its activation SRAM the largest any needs.
 """
 from __future__ import annotations
 
@@ -23,12 +38,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from model.contract.descriptor import Descriptor
 from model.contract.errors import ProgramError
-from model.contract.layout import vector_words
-from model.program.file import Program
+from model.contract.layout import DESC_WORDS, FIELD16, LayerKind, LayerMode, vector_words
+from model.program.file import Program, rom_id
 
 #: Metadata every engine segment shares, kept once at the top of a partitioned program.
 SHARED_KEYS = ("engine", "rom", "rom_id", "rom_shared")
+#: Engine units a job may need and another not: the joined engine has each one any job needs.
+UNIT_KEYS = ("windows", "avgpool", "residual")
 
 
 @dataclass
@@ -36,6 +54,7 @@ class HostSegment:
     """Work the host does between engine jobs: its operators, one short line each."""
     name: str
     ops: list[str]
+    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -60,14 +79,16 @@ def join_segments(network: str, method: str, segments: list, *, host: dict, info
     engine = dict(first["engine"])
     for s in jobs[1:]:
         e = s.program.meta["engine"]
-        differ = [k for k in engine if k != "max_features" and e.get(k) != engine[k]]
+        differ = [k for k in set(engine) | set(e) if k != "max_features" and k not in UNIT_KEYS
+                  and e.get(k) != engine.get(k)]
         if differ or s.program.meta["rom_id"] != first["rom_id"]:
             raise ProgramError(f"engine segment {s.name} is for another engine ({', '.join(differ) or 'ROM'} differ)")
         engine["max_features"] = max(engine["max_features"], e["max_features"])
+        engine.update({k: True for k in UNIT_KEYS if e.get(k)})
     records, images, at = [], [], 0
     for s in segments:
         if isinstance(s, HostSegment):
-            records.append({"kind": "host", "name": s.name, "ops": list(s.ops)})
+            records.append({"kind": "host", "name": s.name, "ops": list(s.ops), **s.extra})
             continue
         words = len(s.program.image)
         records.append({"kind": "engine", "name": s.name, "ops": list(s.ops), "words": [at, at + words],
@@ -89,6 +110,46 @@ def join_segments(network: str, method: str, segments: list, *, host: dict, info
     program = Program(meta, np.concatenate(images).astype(np.uint32))
     program.validate()
     return program
+
+
+def share_rom(segments: list) -> list:
+    """``segments`` whose engine jobs index one ROM: each job's own codebooks (k-means: one per layer) follow the
+    jobs' before it, and its layers' codebook bases move by as many entries.  Jobs that share a ROM already (the
+    universal codebook) are returned as they are.
+
+    Raises
+    ------
+    ProgramError
+        The joined ROM has more entries than a descriptor can address.
+    """
+    jobs = [s for s in segments if isinstance(s, EngineSegment)]
+    if all(s.program.meta["rom_shared"] for s in jobs) and len({s.program.meta["rom_id"] for s in jobs}) == 1:
+        return segments
+    if any(s.program.meta["rom_shared"] for s in jobs):
+        raise ProgramError("engine segments with a shared ROM and with their own codebooks cannot share one engine")
+    rom = [cw for s in jobs for cw in s.program.meta["rom"]]
+    if len(rom) > FIELD16:
+        raise ProgramError(f"the engine segments' codebooks need {len(rom)} ROM entries; descriptors address "
+                           f"{FIELD16}")
+    out, offset = [], 0
+    for s in segments:
+        if not isinstance(s, EngineSegment):
+            out.append(s)
+            continue
+        meta, image = dict(s.program.meta), s.program.image.copy()
+        at = int(image[2])
+        for i, layer in enumerate(meta["layers"]):
+            desc = Descriptor.decode(image[at + i * DESC_WORDS:at + (i + 1) * DESC_WORDS])
+            # Only a VQ or sparse row's codebook is in the ROM (word 1 means other things for the other modes).
+            if desc.kind in (LayerKind.FC, LayerKind.CONV) and desc.mode in (LayerMode.VQ, LayerMode.HUFFMAN):
+                desc.codebook_base += offset
+                image[at + i * DESC_WORDS:at + (i + 1) * DESC_WORDS] = desc.encode()
+        offset += len(meta["rom"])
+        meta.update(rom=rom, rom_id=rom_id(rom))
+        job = Program(meta, image)
+        job.validate(f"engine segment {s.name}")
+        out.append(EngineSegment(s.name, s.ops, job, s.extra))
+    return out
 
 
 def partition_lines(program: Program) -> list[str]:

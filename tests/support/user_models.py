@@ -84,7 +84,7 @@ MODELS = {"mlp": TinyMLP, "cnn": TinyCNN, "rescnn": ResidualCNN}
 def build(name: str, seed: int = 0) -> nn.Module:
     """Model ``name`` (of :data:`MODELS` or the refused ones) with seeded weights, in eval mode."""
     torch.manual_seed(seed)
-    cls = {**MODELS, "residual": Residual, "gelu": WithGelu}[name]
+    cls = {**MODELS, **PARTITIONED, "residual": Residual, "gelu": WithGelu}[name]
     return cls().eval()
 
 
@@ -111,3 +111,39 @@ def data(model: nn.Module, folder: Path, seed: int = 0) -> tuple[Path, Path]:
     np.save(folder / "calib.npy", calib)
     np.savez(folder / "eval.npz", x=x, y=y)
     return folder / "calib.npy", folder / "eval.npz"
+
+
+class NormMLP(nn.Module):
+    """An MLP with a LayerNorm in the middle, which the engine has no unit for: Linear, ReLU, Linear, LayerNorm
+    (the host), Linear, ReLU, Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(64, 32), nn.Linear(32, 32)
+        self.norm = nn.LayerNorm(32)
+        self.fc3, self.fc4 = nn.Linear(32, 24), nn.Linear(24, 10)
+
+    def forward(self, x):
+        x = self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+        return self.fc4(torch.relu(self.fc3(self.norm(x))))
+
+
+class GatedCNN(nn.Module):
+    """A CNN with a sigmoid gate (``y * sigmoid(y)``) and a GELU between its convolutions, both on the host:
+    conv, ReLU, conv, gate, conv, GELU, conv, ReLU, max pool, flatten, Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.conv3, self.conv4 = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 4 * 4, 10)
+
+    def forward(self, x):
+        y = self.conv2(torch.relu(self.conv1(x)))
+        y = nn.functional.gelu(self.conv3(y * torch.sigmoid(y)))
+        return self.fc(torch.flatten(self.pool(torch.relu(self.conv4(y))), 1))
+
+
+#: Models with operators the engine cannot run between layers it runs: partitioned between engine and host.
+PARTITIONED = {"normmlp": NormMLP, "gatedcnn": GatedCNN}

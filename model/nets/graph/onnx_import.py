@@ -170,6 +170,8 @@ def _gemm(b: _Build, n):
 
 
 def _matmul(b: _Build, n):
+    if isinstance(b.values.get(n.input[1]), _Tensor) or np.ndim(b.values.get(n.input[1])) != 2:
+        return _host_op(b, n)        # a product of two computed tensors (attention), or by a batch of matrices
     w = _const(b, n, 1)
     if w.ndim != 2:
         raise GraphError(f"{describe_onnx(n)}: the engine multiplies by a 2-D weight matrix only")
@@ -186,14 +188,13 @@ def _add(b: _Build, n):
         return _fold(np.add)(b, n)
     x, const = (a, c) if isinstance(a, _Tensor) else (c, a)
     name = n.input[0] if isinstance(a, _Tensor) else n.input[1]
-    if x.layer is None or b.uses.get(name, 0) != 1:
-        raise GraphError(f"{describe_onnx(n)}: the engine adds a constant only as the bias of the MatMul, Gemm or "
-                         "Conv right before it")
     out = tuple(x.example.shape[1:])
-    per_channel = np.broadcast_to(np.asarray(const, dtype=np.float32), (1, *out))[0].reshape(out[0], -1)
-    if not np.all(per_channel == per_channel[:, :1]):
-        raise GraphError(f"{describe_onnx(n)}: the added constant is not one value per output channel, so it is "
-                         "no bias of the layer before it")
+    per_channel = np.broadcast_to(np.asarray(const, dtype=np.float32), (1, *out))[0].reshape(out[0], -1) \
+        if np.broadcast_shapes(np.shape(const), (1, *out)) == (1, *out) else None
+    if x.layer is None or b.uses.get(name, 0) != 1 or per_channel is None \
+            or not np.all(per_channel == per_channel[:, :1]):
+        # No bias of the layer before it: an add the host computes (the engine refuses it as a layer).
+        return _host_op(b, n)
     with torch.no_grad():
         x.layer.bias.add_(_t(per_channel[:, 0]))
         example = x.example + _t(per_channel[:, 0]).reshape((1, -1) + (1,) * (len(out) - 1))
@@ -331,8 +332,124 @@ def _softmax(cls: type):
         x = _tensor(b, n)
         axis = _attrs(n).get("axis", -1)
         if axis not in (1, -1) or (axis == -1 and x.example.dim() != 2):
-            raise GraphError(f"{describe_onnx(n)}: the host applies {n.op_type} over a flat output only (axis 1)")
+            # Not over a flat vector: the host computes it (never the final activation of an engine chain).
+            return _host_op(b, n)
         return b.module(n, cls(dim=1), x)
+    return convert
+
+
+class HostOp(nn.Module):
+    """An ONNX operator the engine has no unit for, computed by the host in torch (a partitioned program's host
+    segments, :mod:`model.nets.graph.partition`).  Its class is named after the ONNX operator (one subclass per
+    operator type, :func:`host_op_class`), so refusals and the partition name it as ONNX does.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(*inputs, **attrs)`` in torch: the inputs in the ONNX node's order.
+    constants : dict
+        Input position -> the constant (an initializer) at that position; the others are the module's arguments.
+    attrs : dict
+        The node's attributes, as :data:`HOST_OPS` reads them.
+    """
+
+    def __init__(self, fn: Callable, constants: dict, attrs: dict):
+        super().__init__()
+        self.fn, self.attrs = fn, attrs
+        self.positions = sorted(constants)
+        for i, c in constants.items():
+            self.register_buffer(f"const{i}", torch.as_tensor(np.array(c)), persistent=False)
+
+    def forward(self, *xs):
+        xs, args = list(xs), []
+        for i in range(len(xs) + len(self.positions)):
+            args.append(getattr(self, f"const{i}") if i in self.positions else xs.pop(0))
+        return self.fn(*args, **self.attrs)
+
+
+_HOST_CLASSES: dict[str, type] = {}
+
+
+def host_op_class(op_type: str) -> type:
+    """The :class:`HostOp` subclass named ``op_type``."""
+    if op_type not in _HOST_CLASSES:
+        _HOST_CLASSES[op_type] = type(op_type, (HostOp,), {"__module__": __name__})
+    return _HOST_CLASSES[op_type]
+
+
+def _layer_norm(x, scale=None, bias=None, *, axis=-1, epsilon=1e-5):
+    dims = tuple(range(axis % x.dim(), x.dim()))
+    mean = x.mean(dims, keepdim=True)
+    y = (x - mean) / torch.sqrt(((x - mean) ** 2).mean(dims, keepdim=True) + epsilon)
+    return y * (1 if scale is None else scale) + (0 if bias is None else bias)
+
+
+def _reduce_mean(x, axes=None, *, keepdims=1, noop_with_empty_axes=0):
+    if axes is None or len(axes) == 0:
+        return x if noop_with_empty_axes else x.mean(keepdim=bool(keepdims))
+    return x.mean(tuple(int(a) for a in torch.as_tensor(axes).reshape(-1)), keepdim=bool(keepdims))
+
+
+def _slice_tensor(x, starts, ends, axes=None, steps=None):
+    index = [slice(None)] * x.dim()
+    axes = range(len(starts)) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    for a, start, end, step in zip(axes, starts, ends, steps):
+        a, size = int(a), x.shape[int(a)]
+        if a % x.dim() == 0:
+            raise ValueError("Slice of the batch dimension")
+        start, end = max(-size, min(int(start), size)), max(-size - 1, min(int(end), size))
+        index[a] = slice(start, end, int(step))
+    return x[tuple(index)]
+
+
+#: Operators the host computes in torch where they take a tensor computed from the input (the engine runs none
+#: of them: a partitioned program's host segments): ONNX type -> (torch function, attributes it reads and their
+#: defaults).
+HOST_OPS: dict[str, tuple[Callable, dict]] = {
+    "Mul": (torch.mul, {}), "Div": (torch.div, {}), "Sub": (torch.sub, {}), "Add": (torch.add, {}),
+    "Pow": (torch.pow, {}), "MatMul": (torch.matmul, {}),
+    "Sqrt": (torch.sqrt, {}), "Exp": (torch.exp, {}), "Erf": (torch.erf, {}), "Tanh": (torch.tanh, {}),
+    "Neg": (torch.neg, {}), "Abs": (torch.abs, {}), "Reciprocal": (torch.reciprocal, {}),
+    "Gelu": (lambda x, approximate="none": F.gelu(x, approximate=approximate), {"approximate": "none"}),
+    "Softmax": (lambda x, axis=-1: torch.softmax(x, axis), {"axis": -1}),
+    "LogSoftmax": (lambda x, axis=-1: torch.log_softmax(x, axis), {"axis": -1}),
+    "LayerNormalization": (_layer_norm, {"axis": -1, "epsilon": 1e-5}),
+    "ReduceMean": (_reduce_mean, {"keepdims": 1, "noop_with_empty_axes": 0}),
+    "Slice": (_slice_tensor, {}),
+}
+
+
+def _host_op(b: _Build, n):
+    """``n`` as a :class:`HostOp`: its tensor inputs are the module's arguments, its constants buffers."""
+    fn, defaults = HOST_OPS[n.op_type]
+    a = _attrs(n)
+    attrs = {k: (a[k].decode() if isinstance(a.get(k), bytes) else a.get(k, d)) for k, d in defaults.items()}
+    if n.op_type == "ReduceMean" and "axes" in a:
+        attrs["axes"] = list(a["axes"])
+    tensors, constants = [], {}
+    for i, name in enumerate(n.input):
+        v = b.values.get(name) if name else None
+        if isinstance(v, _Tensor):
+            tensors.append(v)
+        elif name:
+            constants[i] = _const(b, n, i)
+    if not tensors:     # constants only: computed now (a shape computation)
+        return fn(*(torch.as_tensor(np.array(constants[i])) for i in sorted(constants)), **attrs).numpy()
+    module = host_op_class(n.op_type)(fn, constants, attrs)
+    name = _identifier(n.name or n.op_type, b.root)
+    b.root.add_module(name, module.eval())
+    with torch.no_grad():
+        example = module(*(t.example for t in tensors))
+    return _Tensor(b.graph.call_module(name, tuple(t.node for t in tensors)), example)
+
+
+def _host_or(fold: Callable):
+    """``fold`` (a shape computation) on constants only; the host's :class:`HostOp` on a computed tensor."""
+    def convert(b: _Build, n):
+        if any(isinstance(b.values.get(name), _Tensor) for name in n.input):
+            return _host_op(b, n)
+        return fold(b, n)
     return convert
 
 
@@ -416,11 +533,15 @@ ONNX_OPS: dict[str, Callable] = {
     "Sigmoid": _simple(lambda a: nn.Sigmoid()),
     "Dropout": _identity, "Identity": _identity,
     # Shape computations on constants (what torch.onnx.export writes for x.view(x.size(0), -1)).
-    "Constant": _constant, "Shape": _shape, "Cast": _cast, "ConstantOfShape": _constant_of_shape, "Slice": _slice,
+    "Constant": _constant, "Shape": _shape, "Cast": _cast, "ConstantOfShape": _constant_of_shape,
     "Gather": _fold(lambda d, i, axis: np.take(d, i, axis=axis)),
     "Concat": _fold(lambda *a, axis: np.concatenate([np.atleast_1d(x) for x in a], axis=axis)),
-    "Mul": _fold(np.multiply), "Div": _fold(lambda x, y: x // y if np.issubdtype(np.asarray(x).dtype, np.integer)
-                                            else x / y), "Sub": _fold(np.subtract),
+    "Mul": _host_or(_fold(np.multiply)),
+    "Div": _host_or(_fold(lambda x, y: x // y if np.issubdtype(np.asarray(x).dtype, np.integer) else x / y)),
+    "Sub": _host_or(_fold(np.subtract)), "Slice": _host_or(_slice),
+    # Computed by the host only (no engine unit): a partitioned program's host segments.
+    **{op: _host_op for op in ("Pow", "Sqrt", "Exp", "Erf", "Tanh", "Neg", "Abs", "Reciprocal", "Gelu",
+                               "LayerNormalization", "ReduceMean")},
 }
 
 
@@ -462,8 +583,8 @@ def onnx_module(model, input_shape: tuple[int, ...]) -> fx.GraphModule:
     for node in g.node:
         convert = ONNX_OPS.get(node.op_type)
         if convert is None:
-            raise GraphError(f"{describe_onnx(node)} does not run on the engine; supported ONNX operators: "
-                             f"{supported_onnx()}")
+            raise GraphError(f"{describe_onnx(node)} runs neither on the engine nor on the host (this version does "
+                             f"not read it); supported ONNX operators: {supported_onnx()}")
         try:
             out = convert(b, node)
         except GraphError:

@@ -595,6 +595,8 @@ def _output_activation(name: str) -> Handler:
     def handler(walk: _Walk, node: fx.Node, m: nn.Module | None) -> _Value:
         v = walk.arg(node)
         return replace(v, activation=name, fresh=False)
+    # The partition (model.nets.graph.partition) leaves these to the host wherever they are.
+    handler.host_activation = name
     return handler
 
 
@@ -686,7 +688,7 @@ def lower_graph(model: nn.Module, input_shape: tuple[int, ...], lanes: int) -> E
 
 def lower_traced(gm: fx.GraphModule, input_shape: tuple[int, ...], lanes: int, *, name: str,
                  handlers: dict | None = None, constants: bool = False, shape_batch: int = 1,
-                 replay_batch: int = 1, supported: str | None = None) -> EngineNet:
+                 replay_batch: int = 1, supported: str | None = None, any_output: bool = False) -> EngineNet:
     """:func:`lower_graph` of a graph already traced (a ``torch.fx`` trace, an exported program's graph).
 
     Parameters
@@ -707,6 +709,11 @@ def lower_traced(gm: fx.GraphModule, input_shape: tuple[int, ...], lanes: int, *
         reshapes may name a fixed batch: both are then that batch).
     supported : str, optional
         What a refusal of an unknown operator lists as supported (default the torch operators).
+    any_output : bool
+        A chain of a partitioned graph (:mod:`model.nets.graph.partition`): its one output may be the newest
+        vector in any layout (a map, or reshaped); the host reads it back through ``EngineNet.output_index``
+        (for each element of the output tensor, its index in the engine's output vector) and
+        ``EngineNet.output_shape``.
     """
     try:
         with torch.no_grad():
@@ -746,6 +753,14 @@ def lower_traced(gm: fx.GraphModule, input_shape: tuple[int, ...], lanes: int, *
         raise GraphError(f"{name}: its outputs must be tensors computed by the last engine layer")
     last = walk.layers[-1] if not isinstance(walk.layers[-1], (nn.ReLU, EngineActivation)) else walk.layers[-2]
     size = last.out_features if isinstance(last, EngineLinear) else outs[0].size
+    if any_output:
+        o = outs[0]
+        if len(outs) != 1 or o.activation is not None or o.pad != (0, 0, 0, 0):
+            raise GraphError(f"{name}: a chain of engine layers has one output, as the last layer writes it")
+        net = EngineNet([EngineInput(walk.input_index)] + walk.layers, lanes, input_shape,
+                        [{"start": 0, "stop": size, "activation": None}], walk.source)
+        net.output_index, net.output_shape = o.pos.reshape(-1).copy(), tuple(o.pos.shape)
+        return net
     spans = []
     for o in outs:
         if o.pos.ndim != 1 or not np.array_equal(o.pos, np.arange(o.pos[0], o.pos[0] + len(o.pos))):
