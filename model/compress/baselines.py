@@ -342,8 +342,9 @@ __all__ = ["CODERS", "CodedLayer", "CodedNetwork", "capped_k", "code_kmeans", "c
            "ceil_div"]
 
 
-#: Per-layer baselines ``vqe compress`` runs at model level: the engine has no datapath for several
-#: codebooks per layer (pq), sums of codewords (rq) or a projection (lr2vq).
+#: Per-layer baselines ``vqe compress`` runs at model level: every zoo network with lr2vq (the engine has
+#: no datapath for its projection), the networks the engine does not run with pq and rq (those it runs get
+#: engine programs: model.compress.multicodebook).
 BASELINE_METHODS = ("pq", "rq", "lr2vq")
 
 
@@ -398,14 +399,17 @@ def compress_baseline(network: str, method: str, *, dim: int = 4, codebook_size:
             "float_quality": zn.evaluate(zn.model, quick=quick)[zn.metric_name],
             "quality": quality[zn.metric_name], "metrics": quality, "compress_seconds": seconds,
             "quick_eval": quick, "storage": storage(net, zn.model),
-            "note": "model-level result: the engine runs kmeans, universal and pvq programs"}
+            "note": "model-level result: the engine runs kmeans, universal, pvq, rq and pq programs of the "
+                    "networks it runs"}
 
 
 #: Per baseline: the ``--method`` summary and the options it takes besides the common ones.
 _BASELINE_CLI = {
-    "pq": ("product quantization (Gong et al. 2014): a codebook per block of columns, model level",
+    "pq": ("product quantization (Gong et al. 2014): a codebook per block of columns; an engine program "
+           "(model.compress.multicodebook) for the networks the engine runs, model level for the others",
            ("codebook_size", "quick")),
-    "rq": ("residual quantization (Gong et al. 2014): sums of codewords over stages, model level",
+    "rq": ("residual quantization (Gong et al. 2014): sums of codewords over stages; an engine program "
+           "(model.compress.multicodebook) for the networks the engine runs, model level for the others",
            ("codebook_size", "stages", "quick")),
     "lr2vq": ("low-rank VQ (LR2VQ, arXiv 2211.11397): k-means in a projected subspace, model level",
               ("codebook_size", "rank", "quick")),

@@ -37,6 +37,8 @@ import torch
 from model.compress.kmeans.network import (DEFAULT_DIM, DEFAULT_K, FINETUNE_EPOCHS, VQLayer, VQNetwork, to_torch,
                                            vq_compress)
 from model.codecs.layers.base import layer_act
+from model.codecs.layers.pq import pq_weights
+from model.codecs.layers.rvq import rvq_weights
 from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, ACT_PARAM_MAX, ACT_PARAM_MIN, MULT_BITS, SHIFT_MAX,
                                        SLOPE_FRAC_BITS, quantize_act,
                                        quantize_multiplier, requantize, wrap_acc)
@@ -86,6 +88,13 @@ class LoweredLayer:
         A convolution's geometry; its ``in_features`` is then a row's length (taps times padded channels).
     weights_count : int or None
         The source layer's real weights (None: ``in_features * out_features``).
+    mode : str
+        The layer codec (:mod:`model.codecs.layers`): ``"vq"``; ``"rvq"`` (``codebook`` holds the
+        stages' codebooks of ``section_size`` one after the other, ``indices`` (out, sub-vectors,
+        stages)) or ``"pq"`` (``codebook`` holds each block's codebook of ``section_size``,
+        ``indices`` index the sub-vector's block's, blocks of ``block_subvectors``).
+    section_size, block_subvectors : int
+        RVQ and PQ only (0 otherwise).
     """
     in_features: int
     out_features: int
@@ -100,15 +109,20 @@ class LoweredLayer:
     weights_count: int | None = None
     act: np.ndarray | None = None
     floor: bool = False
+    mode: str = "vq"
+    section_size: int = 0
+    block_subvectors: int = 0
 
     def __post_init__(self):
         if self.codebook.dtype != np.int8 or self.codebook.ndim != 2:
             raise ValueError("codebook must be a 2-D int8 array")
         s = ceil_div(self.in_features, self.lanes)
         n = self.out_features
-        in_range = self.indices.size == 0 or (self.indices.min() >= 0 and self.indices.max() < len(self.codebook))
-        if self.indices.shape != (n, s) or not in_range:
-            raise ValueError(f"indices must have shape {(n, s)} and values in [0, {len(self.codebook)})")
+        limit = self.section_size if self.mode in ("rvq", "pq") else len(self.codebook)
+        shape = (n, s, self.indices.shape[-1]) if self.mode == "rvq" else (n, s)
+        in_range = self.indices.size == 0 or (self.indices.min() >= 0 and self.indices.max() < limit)
+        if self.indices.shape != shape or not in_range:
+            raise ValueError(f"indices must have shape {shape} and values in [0, {limit})")
         for name, lo, hi in (("bias", INT32_MIN, INT32_MAX), ("mult", 0, (1 << MULT_BITS) - 1),
                              ("shift", 0, SHIFT_MAX)):
             a = getattr(self, name)
@@ -120,8 +134,13 @@ class LoweredLayer:
         return self.codebook.shape[1]
 
     def weight(self) -> np.ndarray:
-        """The integer weight matrix (out_features, in_features), int64."""
-        w = self.codebook.astype(np.int64)[self.indices]  # (out, S, lanes)
+        """The integer weight matrix (out_features, in_features), int64 (the layer codec's arithmetic)."""
+        if self.mode == "rvq":
+            w = rvq_weights(self.codebook, 0, self.section_size, self.indices)
+        elif self.mode == "pq":
+            w = pq_weights(self.codebook, 0, self.section_size, self.block_subvectors, self.indices)
+        else:
+            w = self.codebook.astype(np.int64)[self.indices]  # (out, S, lanes)
         return w.reshape(self.out_features, -1)[:, :self.in_features]
 
 
@@ -171,14 +190,20 @@ class LayerCoding:
     codebook : numpy.ndarray of int8, shape (K, lanes)
     indices : numpy.ndarray of int64, shape (out_features, ceil(in_features/lanes))
     weight_scale : numpy.ndarray of float64, shape (out_features,)
-        Row ``r``'s real weights are ``weight_scale[r] * codebook[indices[r]]``.
+        Row ``r``'s real weights are ``weight_scale[r] * codebook[indices[r]]`` (RVQ, PQ: the
+        integer sub-vectors their codec decodes).
     bias : numpy.ndarray, shape (out_features,)
         The real bias.
+    mode, section_size, block_subvectors
+        As :class:`LoweredLayer`'s (``"vq"``, 0, 0 for a k-means layer).
     """
     codebook: np.ndarray
     indices: np.ndarray
     weight_scale: np.ndarray
     bias: np.ndarray
+    mode: str = "vq"
+    section_size: int = 0
+    block_subvectors: int = 0
 
 
 @dataclass
@@ -379,7 +404,8 @@ def lower_sequence(template: torch.nn.Sequential, coded: torch.nn.Sequential, co
                 in_features=m.in_features, out_features=m.out_features, codebook=c.codebook,
                 indices=np.asarray(c.indices, dtype=np.int64), bias=bias.astype(np.int64),
                 mult=np.array([q for q, _ in mq], dtype=np.int64), shift=np.array([q for _, q in mq], dtype=np.int64),
-                kind="fc" if window is None else "conv", window=window,
+                kind="fc" if window is None else "conv", window=window, mode=c.mode, section_size=c.section_size,
+                block_subvectors=c.block_subvectors,
                 weights_count=getattr(m, "weights_count", None), **_activation(nxt, m.out_features, s_out)))
             s_in, k = s_out[0], k + 1
         elif isinstance(m, EngineAvgPool):      # pooling: the scale passes through
