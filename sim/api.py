@@ -14,7 +14,6 @@ Errors a user can fix are :class:`model.contract.errors.VqeError` (one line each
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -143,7 +142,8 @@ def run_summary(program: Program, backend: str, x_int8, labels, x_float, y=None,
 
 
 def run(program, backend: str = "golden", inputs=None, *, images: int | None = None, offset: int = 0,
-        latency: int = 10, stall: int = 0, seed: int = 1, progress: bool = False, **run_options) -> dict:
+        latency: int = 10, stall: int = 0, seed: int = 1, progress: bool = False, model=None,
+        **run_options) -> dict:
     """Run a program on a backend, checked against the golden model: the dict ``vqe run --json`` prints.
 
     Parameters
@@ -158,13 +158,24 @@ def run(program, backend: str = "golden", inputs=None, *, images: int | None = N
         How many inputs from which (default: one test image, or every input given).
     latency, stall, seed : int
         DRAM timing and the stall LFSR's seed, as ``vqe run``.
+    model : path, optional
+        A partitioned program of a user's graph: its model file (default: the recorded file next to the program,
+        or in the working directory), whose graph the host runs.
     **run_options
-        ``shard_images``, ``scheduler``, ``workers``, ``vcd``.
+        ``shard_images``, ``scheduler``, ``workers``, ``vcd`` (not for a partitioned program).
     """
     program_path = None
     if not isinstance(program, Program):
         program_path = program
         program = Program.load(program)
+    if program.segmented:
+        from sim.partitioned import run_partitioned
+        if run_options:
+            raise ApiError(f"a partitioned program runs one job per engine segment in this process: leave out "
+                           f"{', '.join(sorted(run_options))}")
+        return run_partitioned(program, backend, inputs=inputs, images=images, offset=offset,
+                               program_path=program_path, model=model, latency=latency, stall=stall, seed=seed,
+                               progress=progress)
     x_int8, labels, x_float, y = run_inputs(program, inputs, images, offset, seed)
     return run_summary(program, backend, x_int8, labels, x_float, y, program_path=program_path, progress=progress,
                        latency=latency, stall=stall, seed=seed, **run_options)
@@ -223,15 +234,9 @@ def _user_reference(meta: dict, program_path, x_float):
     """The float outputs of a user's model on ``x_float``, when its file (``source.file``, next to the program
     or in the working directory) is there with the recorded hash; else None."""
     from model.nets.user import load_model
-    source = meta.get("source") or {}
-    if x_float is None or "file" not in source:
-        return None
-    folders = ([Path(program_path).parent] if program_path is not None else []) + [Path.cwd()]
-    for folder in folders:
-        path = folder / source["file"]
-        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == source.get("sha256"):
-            return load_model(path, tuple(meta["input_shape"])).reference(x_float)
-    return None
+    from sim.partitioned import find_model_file
+    path = None if x_float is None else find_model_file(meta, program_path, strict=False)
+    return None if path is None else load_model(path, tuple(meta["input_shape"])).reference(x_float)
 
 
 def _quality(program: Program, summary: dict, x_float, y, float_outputs) -> dict:

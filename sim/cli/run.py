@@ -85,17 +85,18 @@ def _replay_flips(program, args, x_int8) -> int:
 
 
 def _run_partitioned(program, args) -> int:
-    """A partitioned program (engine and host segments): its network's evaluation sentences, one job per engine
-    segment."""
+    """A partitioned program (engine and host segments), one job per engine segment: a zoo network's evaluation
+    sentences, or a user's graph on ``--inputs``."""
     from sim.partitioned import run_partitioned
-    taken = [opt for opt, on in (("--inputs", args.inputs), ("--vcd", args.vcd), ("--flip", args.flip),
+    taken = [opt for opt, on in (("--vcd", args.vcd), ("--flip", args.flip),
                                  ("--shard-images", args.shard_images), ("--scheduler", args.scheduler),
                                  ("--workers", args.workers), ("--chip", args.chip)) if on]
     if taken:
-        raise CliError(f"a partitioned program runs its network's evaluation sentences, one job per engine segment: "
+        raise CliError(f"a partitioned program runs one job per engine segment in this process: "
                        f"leave out {', '.join(taken)}")
-    summary = run_partitioned(program, args.backend, images=args.images, offset=args.offset, latency=args.latency,
-                              stall=args.stall, seed=args.seed, progress=not args.quiet)
+    summary = run_partitioned(program, args.backend, inputs=args.inputs, images=args.images, offset=args.offset,
+                              program_path=args.program, latency=args.latency, stall=args.stall, seed=args.seed,
+                              progress=not args.quiet)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
