@@ -33,6 +33,8 @@ def on_engine(program: Program, config) -> Program:
               ("average pooling", config.avgpool or not own.avgpool),
               ("residual add", config.residual or not own.residual),
               ("PVQ unit", own.pvq_k_max <= config.pvq_k_max),
+              ("residual-VQ stages", own.rvq_stages_max <= config.rvq_stages_max),
+              ("product-VQ unit", config.pq or not own.pq),
               ("Huffman decoder", (own.huffman_max_len, own.huffman_symbol_bits)
                in ((0, 0), (config.huffman_max_len, config.huffman_symbol_bits)))]
     bad = [name for name, ok in checks if not ok]
@@ -41,7 +43,9 @@ def on_engine(program: Program, config) -> Program:
     meta = dict(program.meta, engine=dict(program.meta["engine"], max_features=config.max_features,
                                           windows=config.windows, avgpool=config.avgpool,
                                           residual=config.residual,
-                                          pvq_k_max=config.pvq_k_max))
+                                          pvq_k_max=config.pvq_k_max,
+                                          **({"rvq_stages_max": config.rvq_stages_max} if config.rvq_stages_max else {}),
+                                          **({"pq": True} if config.pq else {})))
     return Program(meta, program.image)
 
 

@@ -21,7 +21,7 @@ from model.contract.ints import ceil_div
 from model.contract.layout import COMPACT_ROW_HEADER_WORDS, ROW_HEADER_WORDS, WORD_BITS, LayerKind
 from model.golden.engine import GoldenEngine
 from sim.report.energy.memories import OnChipMemories
-from sim.report.energy.network import HUFFMAN, PVQ, VQ, LayerInfo, NetworkData
+from sim.report.energy.network import HUFFMAN, PQ, PVQ, RVQ, VQ, LayerInfo, NetworkData
 
 
 def _counts(histogram) -> tuple[int, ...]:
@@ -73,9 +73,28 @@ def _huffman_layer(i: int, layer, index_bits: int) -> LayerInfo:
                      index_histogram=_counts(ev["histogram"]))
 
 
+def _rvq_layer(i: int, layer, index_bits: int) -> LayerInfo:
+    """Rows of ``S`` stage indices per entry (``S x index_bits`` wide); the histogram counts each distinct
+    entry (the stages' indices together) that occurs, ``codebook_size`` is the ROM entries the layer reads
+    (its stages')."""
+    d = layer.desc
+    hist = np.unique(np.asarray(layer.events["indices"]).ravel(), return_counts=True)[1]
+    return _dense_rows_layer(i, layer, d.stages * index_bits, hist, mode=RVQ, codebook_size=d.stages * d.codebook_size)
+
+
+def _pq_layer(i: int, layer, index_bits: int) -> LayerInfo:
+    """Rows of ``index_bits``-bit indices into each column block's codebook; ``codebook_size`` the ROM entries
+    of all its blocks."""
+    d = layer.desc
+    indices = np.asarray(layer.events["indices"])
+    blocks = -(-indices.shape[1] // d.block_subvectors)
+    hist = np.bincount(indices.ravel(), minlength=d.codebook_size)
+    return _dense_rows_layer(i, layer, index_bits, hist, mode=PQ, codebook_size=blocks * d.codebook_size)
+
+
 #: ``reader(layer_index, decoded_layer, index_bits) -> LayerInfo`` for each layer codec, by its name.
 LAYER_READERS: dict[str, Callable[[int, object, int], LayerInfo]] = {
-    VQ: _vq_layer, PVQ: _pvq_layer, HUFFMAN: _huffman_layer}
+    VQ: _vq_layer, PVQ: _pvq_layer, HUFFMAN: _huffman_layer, RVQ: _rvq_layer, PQ: _pq_layer}
 
 
 def layers_from_decoded(decoded: Sequence, index_bits: int) -> list[LayerInfo]:

@@ -28,6 +28,10 @@ VQ = codec_for_mode(LayerMode.VQ).name
 PVQ = codec_for_mode(LayerMode.PVQ).name
 #: Sparse rows of Huffman-coded (run, index) symbols, scalar centroids (Deep Compression).
 HUFFMAN = codec_for_mode(LayerMode.HUFFMAN).name
+#: Rows of one index per residual-VQ stage (the sum of the stages' codewords).
+RVQ = codec_for_mode(LayerMode.RVQ).name
+#: Rows of indices into a codebook per column block (product VQ).
+PQ = codec_for_mode(LayerMode.PQ).name
 
 #: Layer kind (`LayerInfo.kind`) of a fully-connected layer: the rows against the whole input, once per image.
 FC = FcKind.name

@@ -8,12 +8,20 @@ from model.compress.registry import (CompressError, CompressOptions, check_optio
 
 
 def test_the_methods_and_what_they_write():
-    assert set(method_names("engine")) == {"kmeans", "pvq", "universal", "deepcomp", "lvq1", "glvq", "gmlvq"}
+    assert set(method_names("engine")) == {"kmeans", "pvq", "universal", "deepcomp", "lvq1", "glvq", "gmlvq",
+                                           "pq", "rq"}
     assert set(method_names("model")) == {"pq", "rq", "lr2vq", "universal"}
     assert result_kind("kmeans", "lenet300") == "engine"
     assert result_kind("universal", "lenet5") == "engine"
     assert result_kind("universal", "minilm") == "model"
-    assert result_kind("rq", "lenet300") == "model"
+    # rq and pq: engine programs for the networks the engine runs, model level for the rest (and for an
+    # option only the model-level fit takes)
+    for method in ("rq", "pq"):
+        assert result_kind(method, "lenet300") == result_kind(method, "lenet5") == "engine"
+        assert result_kind(method, "minilm") == "model"
+        assert result_kind(method, "lenet300", CompressOptions(quick=True)) == "model"
+    assert result_kind("rq", "lenet300", CompressOptions(stages=3, codebook_size=16)) == "engine"
+    assert result_kind("lr2vq", "lenet300") == "model"
 
 
 def test_unknown_method_names_the_choices():
@@ -53,7 +61,9 @@ def test_checks_run_before_any_data_is_loaded():
     with pytest.raises(CompressError, match="--lanes must be one of 1, 2, 4, 8, 16, got 3"):
         compress_any("lenet300", "kmeans", CompressOptions(lanes=3))
     with pytest.raises(CompressError, match="writes a model-level result"):
-        compress("lenet300", "rq")
+        compress("lenet300", "lr2vq")
+    with pytest.raises(CompressError, match="--stages must be 1..4 for an engine program"):
+        compress("lenet300", "rq", stages=5)
     with pytest.raises(CompressError, match="unexpected keyword"):
         compress("lenet300", "kmeans", colour="blue")
 
