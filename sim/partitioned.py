@@ -160,10 +160,10 @@ def _zoo_host(program: Program, req: RunRequest):
     """A zoo network's host (MiniLM): ``images`` of its evaluation sentences (default 4) from ``offset``; quality
     the mean cosine of their embeddings against the float network's."""
     network = program.meta["host"]["network"]
-    if network not in HOSTS:
-        raise RunError(f"the program's host network {network!r} is not one this vqe runs ({', '.join(HOSTS)})")
     if req.inputs is not None:
         raise RunError(f"a partitioned {network} program runs its network's evaluation sentences: leave out --inputs")
+    if network not in HOSTS:
+        raise RunError(f"the program's host network {network!r} is not one this vqe runs ({', '.join(HOSTS)})")
     from model.nets.zoo import load_network
     from model.nets.zoo.minilm import embeddings_of, eval_sentences
     sentences = eval_sentences(False)

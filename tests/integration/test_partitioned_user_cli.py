@@ -134,22 +134,11 @@ class _Cond(nn.Module):
         return torch.cond(y.sum() > 0, lambda t: t * 2, lambda t: t - 1, (y,))
 
 
-class _CumSum(nn.Module):
-    """A cumulative sum between Linear layers: ONNX's CumSum, which this version does not read."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(64, 10), nn.Linear(10, 10)
-
-    def forward(self, x):
-        return self.fc2(torch.cumsum(self.fc1(torch.flatten(x, 1)), 1))
-
-
 def test_an_operator_that_runs_nowhere_is_one_line(cli, built, tmp_path):
     files, _ = built
     calib = files["normmlp"]["calib"]
     cond = export(_Cond().eval(), tmp_path / "cond.pt2")
-    cumsum = export(_CumSum().eval(), tmp_path / "cumsum.onnx")
+    cumsum = export(build("cumsum"), tmp_path / "cumsum.onnx")
     out = tmp_path / "out.vqz"
     assert_user_error(cli("compress", "--model", cond, "--calibration", calib, "--method", "kmeans", "-o", out),
                       "operator cond (node 'cond')", "control flow", "the host runs")

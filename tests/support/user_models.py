@@ -84,7 +84,7 @@ MODELS = {"mlp": TinyMLP, "cnn": TinyCNN, "rescnn": ResidualCNN}
 def build(name: str, seed: int = 0) -> nn.Module:
     """Model ``name`` (of :data:`MODELS` or the refused ones) with seeded weights, in eval mode."""
     torch.manual_seed(seed)
-    cls = {**MODELS, **PARTITIONED, "residual": Residual, "gelu": WithGelu}[name]
+    cls = {**MODELS, **PARTITIONED, "residual": Residual, "gelu": WithGelu, "cumsum": CumSum}[name]
     return cls().eval()
 
 
@@ -143,6 +143,18 @@ class GatedCNN(nn.Module):
         y = self.conv2(torch.relu(self.conv1(x)))
         y = nn.functional.gelu(self.conv3(y * torch.sigmoid(y)))
         return self.fc(torch.flatten(self.pool(torch.relu(self.conv4(y))), 1))
+
+
+class CumSum(nn.Module):
+    """A cumulative sum between Linear layers: ONNX's CumSum, which neither the engine nor the host (this
+    version's ONNX reader) runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(64, 10), nn.Linear(10, 10)
+
+    def forward(self, x):
+        return self.fc2(torch.cumsum(self.fc1(torch.flatten(x, 1)), 1))
 
 
 #: Models with operators the engine cannot run between layers it runs: partitioned between engine and host.
