@@ -269,3 +269,35 @@ def first_bad_index(entries: np.ndarray, limit: int, layer: int, what: str) -> N
         r, j = bad[0]
         raise EngineFault(EngineError.BAD_INDEX,
                           f"layer {layer} row {r} sub-vector {j}: index {entries[r, j]} >= {limit}, the layer's {what}")
+
+
+def check_sections(desc: Descriptor, cfg: EngineConfig, sections: int, entry_bits: int, where: str,
+                   what: str = "codebook") -> None:
+    """A codebook mode's checks, in the RTL's order: ``BAD_CODEBOOK`` unless ``codebook_size`` is 1 to
+    ``codebook_depth`` and ``sections`` codebooks of that size from ``codebook_base`` fit the ROM (VQ: one; RVQ:
+    a stage each; PQ: a column block each); then ``BAD_STREAM`` unless ``row_words`` fits ``entry_bits``."""
+    if (desc.codebook_size == 0 or desc.codebook_size > cfg.codebook_depth
+            or desc.codebook_base + sections * desc.codebook_size > cfg.rom_entries):
+        raise EngineFault(EngineError.BAD_CODEBOOK,
+                          f"{where}: {sections} x {what} {desc.codebook_base}+{desc.codebook_size} does not fit "
+                          f"depth {cfg.codebook_depth} / ROM of {cfg.rom_entries} entries")
+    check_row_words(desc, cfg, entry_bits, where)
+
+
+def check_section_codebook(i: int, layer, ctx: WriteContext, sections: int, indices: np.ndarray, what: str) -> int:
+    """The program writer's checks of a layer whose ``codebook`` is ``sections`` int8 codebooks of
+    ``layer.section_size`` (RVQ stages, PQ blocks) and whose ``indices`` index one of them; its section size."""
+    size, lanes = int(layer.section_size), ctx.lanes
+    cb = np.asarray(layer.codebook)
+    if cb.ndim != 2 or cb.shape != (sections * size, lanes):
+        raise ProgramError(f"layer {i}: {sections} {what} codebooks of {size} x {lanes} lanes must be "
+                           f"({sections * size}, {lanes}), got {cb.shape}")
+    if not 1 <= size <= ctx.codebook_depth:
+        raise ProgramError(f"layer {i}: {what} codebooks of {size} codewords exceed codebook depth {ctx.codebook_depth}")
+    if cb.min() < ACT_MIN or cb.max() > ACT_MAX:
+        raise ProgramError(f"layer {i}: codebook values outside int8")
+    if indices.shape[:2] != (layer.out_features, ceil_div(layer.in_features, lanes)):
+        raise ProgramError(f"layer {i}: index array shape {indices.shape} does not match the layer")
+    if indices.min() < 0 or indices.max() >= size:
+        raise ProgramError(f"layer {i}: {what} indices out of range 0..{size - 1}")
+    return size

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.codecs.layers.base import (DecodedLayer, LayerCodec, LayerImage, WriteContext, beats, check_row_words,
-                                      dense_layer_image, dense_rows, first_bad_index, read_dense_rows, row_params)
+from model.codecs.layers.base import (DecodedLayer, LayerCodec, LayerImage, WriteContext, beats,
+                                      check_section_codebook, check_sections, dense_layer_image, dense_rows,
+                                      first_bad_index, read_dense_rows, row_params)
 from model.contract.config import EngineConfig
 from model.contract.descriptor import Descriptor
-from model.contract.errors import EngineError, EngineFault, ProgramError
-from model.contract.fixedpoint import ACT_MAX, ACT_MIN
+from model.contract.errors import ProgramError
 from model.contract.ints import ceil_div
 from model.contract.layout import MODE_PARAM_BITS, LayerMode
 
@@ -48,26 +48,14 @@ class PqCodec(LayerCodec):
         return int(layer.section_size)
 
     def write(self, i: int, layer, ctx: WriteContext) -> LayerImage:
-        lanes, size, width = ctx.lanes, int(layer.section_size), int(layer.block_subvectors)
+        lanes, width = ctx.lanes, int(layer.block_subvectors)
         if width < 1 or width & (width - 1) or width.bit_length() > 1 << MODE_PARAM_BITS:
             raise ProgramError(f"layer {i}: a product-VQ block is a power of two sub-vectors up to "
                                f"{1 << ((1 << MODE_PARAM_BITS) - 1)}, got {width}")
-        subvectors = ceil_div(layer.in_features, lanes)
-        blocks = pq_blocks(subvectors, width)
-        cb = np.asarray(layer.codebook)
-        if cb.ndim != 2 or cb.shape != (blocks * size, lanes):
-            raise ProgramError(f"layer {i}: {blocks} block codebooks of {size} x {lanes} lanes must be "
-                               f"({blocks * size}, {lanes}), got {cb.shape}")
-        if not 1 <= size <= ctx.codebook_depth:
-            raise ProgramError(f"layer {i}: block codebooks of {size} codewords exceed codebook depth "
-                               f"{ctx.codebook_depth}")
-        if cb.min() < ACT_MIN or cb.max() > ACT_MAX:
-            raise ProgramError(f"layer {i}: codebook values outside int8")
         idx = np.asarray(layer.indices)
-        if idx.shape != (layer.out_features, subvectors):
-            raise ProgramError(f"layer {i}: index array shape {idx.shape} does not match the layer")
-        if idx.min() < 0 or idx.max() >= size:
-            raise ProgramError(f"layer {i}: block codebook indices out of range 0..{size - 1}")
+        blocks = pq_blocks(ceil_div(layer.in_features, lanes), width)
+        size = check_section_codebook(i, layer, ctx, blocks, idx, "block")
+        cb = np.asarray(layer.codebook)
         bias, mult, shift, act = row_params(i, layer)
         rows = dense_rows(bias, mult, shift, act, idx, ctx.index_bits)
         if ctx.shared_rom:
@@ -81,12 +69,7 @@ class PqCodec(LayerCodec):
 
     def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:
         blocks = pq_blocks(ceil_div(desc.in_features, cfg.lanes), desc.block_subvectors)
-        if (desc.codebook_size == 0 or desc.codebook_size > cfg.codebook_depth
-                or desc.codebook_base + blocks * desc.codebook_size > cfg.rom_entries):
-            raise EngineFault(EngineError.BAD_CODEBOOK,
-                              f"{where}: {blocks} block codebooks of {desc.codebook_size} from {desc.codebook_base} "
-                              f"do not fit depth {cfg.codebook_depth} / ROM of {cfg.rom_entries} entries")
-        check_row_words(desc, cfg, cfg.index_bits, where)
+        check_sections(desc, cfg, blocks, cfg.index_bits, where, "block codebook")
 
     def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
         bias, mult, shift, act, indices = read_dense_rows(image, desc, cfg.index_bits, cfg.lanes, layer)

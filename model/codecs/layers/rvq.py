@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.codecs.layers.base import (DecodedLayer, LayerCodec, LayerImage, WriteContext, beats, check_row_words,
-                                      dense_layer_image, dense_rows, read_dense_rows, row_params)
+from model.codecs.layers.base import (DecodedLayer, LayerCodec, LayerImage, WriteContext, beats,
+                                      check_section_codebook, check_sections, dense_layer_image, dense_rows,
+                                      read_dense_rows, row_params)
 from model.contract.config import EngineConfig
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineError, EngineFault, ProgramError
-from model.contract.fixedpoint import ACT_MAX, ACT_MIN
-from model.contract.ints import ceil_div
 from model.contract.layout import RVQ_STAGES_MAX, LayerMode
 
 
@@ -63,25 +62,13 @@ class RvqCodec(LayerCodec):
         return int(layer.section_size)
 
     def write(self, i: int, layer, ctx: WriteContext) -> LayerImage:
-        lanes, size = ctx.lanes, int(layer.section_size)
         cb = np.asarray(layer.codebook)
         idx = np.asarray(layer.indices)
         stages = idx.shape[-1] if idx.ndim == 3 else 0
         if not 1 <= stages <= RVQ_STAGES_MAX:
             raise ProgramError(f"layer {i}: residual VQ needs indices (rows, sub-vectors, 1..{RVQ_STAGES_MAX} "
                                f"stages), got shape {idx.shape}")
-        if cb.ndim != 2 or cb.shape != (stages * size, lanes):
-            raise ProgramError(f"layer {i}: {stages} stage codebooks of {size} x {lanes} lanes must be "
-                               f"({stages * size}, {lanes}), got {cb.shape}")
-        if not 1 <= size <= ctx.codebook_depth:
-            raise ProgramError(f"layer {i}: stage codebooks of {size} codewords exceed codebook depth "
-                               f"{ctx.codebook_depth}")
-        if cb.min() < ACT_MIN or cb.max() > ACT_MAX:
-            raise ProgramError(f"layer {i}: codebook values outside int8")
-        if idx.shape[:2] != (layer.out_features, ceil_div(layer.in_features, lanes)):
-            raise ProgramError(f"layer {i}: index array shape {idx.shape} does not match the layer")
-        if idx.min() < 0 or idx.max() >= size:
-            raise ProgramError(f"layer {i}: stage indices out of range 0..{size - 1}")
+        size = check_section_codebook(i, layer, ctx, stages, idx, "stage")
         bias, mult, shift, act = row_params(i, layer)
         entry_bits = stages * ctx.index_bits
         rows = dense_rows(bias, mult, shift, act, pack_stages(idx, ctx.index_bits), entry_bits)
@@ -98,14 +85,10 @@ class RvqCodec(LayerCodec):
         return image
 
     def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:
-        s = desc.stages
-        if (s > cfg.rvq_stages_max or desc.codebook_size == 0 or desc.codebook_size > cfg.codebook_depth
-                or desc.codebook_base + s * desc.codebook_size > cfg.rom_entries):
-            raise EngineFault(EngineError.BAD_CODEBOOK,
-                              f"{where}: {s} stages of {desc.codebook_size} codewords from {desc.codebook_base} do "
-                              f"not fit the engine's {cfg.rvq_stages_max} stages, depth {cfg.codebook_depth} / "
-                              f"ROM of {cfg.rom_entries} entries")
-        check_row_words(desc, cfg, s * cfg.index_bits, where)
+        if desc.stages > cfg.rvq_stages_max:
+            raise EngineFault(EngineError.BAD_CODEBOOK, f"{where}: {desc.stages} stages, the engine sums at most "
+                                                        f"{cfg.rvq_stages_max}")
+        check_sections(desc, cfg, desc.stages, desc.stages * cfg.index_bits, where, "stage codebook")
 
     def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
         s = desc.stages

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.codecs.layers.base import (DecodedLayer, LayerCodec, LayerImage, WriteContext, beats, check_row_words,
+from model.codecs.layers.base import (DecodedLayer, LayerCodec, LayerImage, WriteContext, beats, check_sections,
                                       compact_rows, dense_layer_image, dense_rows, first_bad_index, layer_act,
                                       read_dense_rows, row_params)
 from model.contract.config import EngineConfig
 from model.contract.descriptor import Descriptor
-from model.contract.errors import EngineError, EngineFault, ProgramError
+from model.contract.errors import ProgramError
 from model.contract.fixedpoint import ACT_MAX, ACT_MIN, compact_row_params
 from model.contract.ints import ceil_div
 from model.contract.layout import LayerMode
@@ -53,12 +53,7 @@ class VqCodec(LayerCodec):
         return dense_layer_image(layer, rows, (base, len(cb)), ctx, self.mode, compact_word=compact_word)
 
     def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:
-        if (desc.codebook_size == 0 or desc.codebook_size > cfg.codebook_depth
-                or desc.codebook_base + desc.codebook_size > cfg.rom_entries):
-            raise EngineFault(EngineError.BAD_CODEBOOK,
-                              f"{where}: codebook {desc.codebook_base}+{desc.codebook_size} does not fit "
-                              f"depth {cfg.codebook_depth} / ROM of {cfg.rom_entries} entries")
-        check_row_words(desc, cfg, cfg.index_bits, where)
+        check_sections(desc, cfg, 1, cfg.index_bits, where)
 
     def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
         bias, mult, shift, act, indices = read_dense_rows(image, desc, cfg.index_bits, cfg.lanes, layer)
