@@ -234,9 +234,11 @@ def code_lr2vq(w2d: np.ndarray, m: int, k: int, r: int, seed: int = 0, rounds: i
     cq, b1 = int8_side(c)
     bq, b2 = int8_side(basis)
     muq, b3 = int8_side(mu)
-    rec = muq[None, :] + cq[idx] @ bq.T
+    codebook = muq[None, :] + cq @ bq.T    # the K codewords in R^m the factors generate
+    rec = codebook[idx]
     return (join_subvectors(rec.reshape(sub.shape).astype(np.float32), w2d.shape[1]),
-            {"indices": len(x) * index_bits(len(c)), "side": b1 + b2 + b3}, {"k": len(c), "m": m, "r": r})
+            {"indices": len(x) * index_bits(len(c)), "side": b1 + b2 + b3},
+            {"k": len(c), "m": m, "r": r, "codebook": codebook, "indices": idx.reshape(sub.shape[:2])})
 
 
 CODERS: dict[str, Callable] = {"kmeans": code_kmeans, "pq": code_pq, "rq": code_rq, "lr2vq": code_lr2vq}
