@@ -35,6 +35,10 @@ from model.program.segments import EngineSegment, HostSegment, join_segments
 Execute = Callable[[str, Program, np.ndarray], np.ndarray]
 #: Calibration vectors kept per engine module (drawn evenly from every token of the calibration data).
 CALIBRATION_ROWS = 4096
+#: Smoothing strength alpha (SmoothQuant, Xiao et al. 2023): c_j = max|x_j|^alpha / max|w_j|^(1 - alpha).
+SMOOTHING_ALPHA = 0.5
+#: A job's metadata key: the host divides input channel j by this factor before quantizing it.
+INPUT_CHANNEL_SCALES = "input_channel_scales"
 #: Images per golden run (bounds the DRAM image).
 GOLDEN_BATCH = 2048
 
@@ -58,13 +62,27 @@ class EngineCall(nn.Module):
         scales = np.asarray(program.meta["output_scales"], dtype=np.float32)
         # One scale per output feature, or one for all.
         self.scales = scales if len(scales) == program.meta["output_features"] else np.float32(scales[0])
+        smoothing = program.meta.get(INPUT_CHANNEL_SCALES)
+        self.smoothing = None if smoothing is None else np.asarray(smoothing, dtype=np.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         meta = self.program.meta
         lead = x.shape[:-1]
-        q = quantize_act(x.detach().reshape(-1, x.shape[-1]).float().numpy(), meta["input_scale"])
+        v = x.detach().reshape(-1, x.shape[-1]).float().numpy()
+        q = quantize_act(v / self.smoothing if self.smoothing is not None else v, meta["input_scale"])
         out = self.execute(self.name, self.program, q).astype(np.float32) * self.scales
         return torch.from_numpy(out).reshape(*lead, out.shape[-1])
+
+
+def smoothing_factors(x: np.ndarray, w: np.ndarray, alpha: float) -> np.ndarray:
+    """Per input channel, the factor the host divides it by and the weight column is multiplied by:
+    ``max|x_j|**alpha / max|w_j|**(1 - alpha)`` (1 where a channel or column is all zero; all 1 for alpha 0)."""
+    if alpha == 0:
+        return np.ones(w.shape[1])
+    ax = np.max(np.abs(x), axis=0).astype(np.float64)
+    aw = np.max(np.abs(w), axis=0).astype(np.float64)
+    c = ax ** alpha / np.where(aw > 0, aw, 1) ** (1 - alpha)
+    return np.where((ax > 0) & (aw > 0), c, 1.0)
 
 
 def golden_execute(name: str, program: Program, x_int8: np.ndarray) -> np.ndarray:
@@ -111,7 +129,7 @@ def capture_inputs(model: nn.Module, names: list[str], run: Callable[[nn.Module]
 def compress_universal_partitioned(network: str, model: nn.Module, names: list[str], calibrate: Callable,
                                    host_ops: Callable[[str], tuple[list[str], list[str]]], *, codebook,
                                    lanes: int, weight_sram_words: int, seed: int = 0, progress: bool = True,
-                                   info: dict | None = None) -> Program:
+                                   alpha: float | None = None, info: dict | None = None) -> Program:
     """Code each of ``model``'s modules ``names`` (``nn.Linear``) against the universal ``codebook`` as one
     engine segment; the host runs the rest.
 
@@ -123,15 +141,27 @@ def compress_universal_partitioned(network: str, model: nn.Module, names: list[s
     host_ops : callable
         ``host_ops(name) -> (ops before, ops after)``: the host's operators before engine module ``name``
         (empty when it follows another engine segment directly), and after it (only the last module's is read).
+    alpha : float, optional
+        Smoothing strength (:func:`smoothing_factors`; default :data:`SMOOTHING_ALPHA`, 0 for none).
     """
+    alpha = SMOOTHING_ALPHA if alpha is None else alpha
     from model.compress.lowering import codebook_depth_for
     from model.compress.universal.fit import assign_nearest
     from model.compress.universal.lower import lower_universal, to_sequential
+    from model.nets.weightmat import get_module, weight_matrix
     from model.program.writer import build_program, place_in_weight_sram
     t0 = time.perf_counter()
-    coded = _cached_assignment(model, codebook, names, network)
-    assign_seconds = time.perf_counter() - t0
     calib = capture_inputs(model, names, calibrate, seed=seed)
+    # Smoothing: each input channel j divided by c_j on the host (as it quantizes the engine's input), each
+    # weight column multiplied by it before coding, so outlier channels no longer set the int8 input's step.
+    smoothing = {n: smoothing_factors(calib[n], weight_matrix(get_module(model, n)), alpha) for n in names}
+    smoothed = copy.deepcopy(model)
+    with torch.no_grad():
+        for n in names:
+            get_module(smoothed, n).weight.mul_(torch.from_numpy(smoothing[n]).to(torch.float32)[None, :])
+    t1 = time.perf_counter()
+    coded = _cached_assignment(smoothed, codebook, names, network)
+    assign_seconds = time.perf_counter() - t1
     segments = []
     bar = _bar(len(names), progress, f"{network}: engine segments")
     for layer in coded.layers:
@@ -145,10 +175,12 @@ def compress_universal_partitioned(network: str, model: nn.Module, names: list[s
         # have a few outlier features whose range would otherwise set every feature's step.
         template = to_sequential(single)
         template.outputs = [{"start": r, "stop": r + 1} for r in range(layer.out_features)]
-        lowered = lower_universal(single, calib[layer.name], lanes, template=template)
+        c = smoothing[layer.name]
+        lowered = lower_universal(single, calib[layer.name] / c, lanes, template=template)
         lowered.name = layer.name
         job = build_program(lowered, codebook_depth=codebook_depth_for(codebook.k), shared_rom=codebook.codewords,
-                            info={"calibration_vectors": int(len(calib[layer.name]))})
+                            info={"calibration_vectors": int(len(calib[layer.name])), "smoothing_alpha": alpha})
+        job.meta[INPUT_CHANNEL_SCALES] = [float(v) for v in c]
         # Each job is alone on the engine: its layer starts at weight-SRAM word 0 when it fits.
         job = place_in_weight_sram(job, weight_sram_words)
         segments.append(EngineSegment(layer.name, [f"Linear {layer.in_features}->{layer.out_features}"], job))

@@ -149,3 +149,17 @@ def test_the_energy_lists_the_boundary_and_the_host_apart(tiny):
                                                          + energy["boundary_host_dram_pj_per_input"])
     assert energy["engine_by_component"]["dram"] > 0 and energy["host_ops_not_priced"] == ["GELU", "LayerNorm",
                                                                                           "residual add"]
+
+
+def test_smoothing_moves_an_outlier_channel_into_the_weights():
+    from model.compress.partitioned import smoothing_factors
+    x = np.ones((10, 3))
+    x[:, 1] = 100.0          # an outlier input channel
+    w = np.ones((4, 3))
+    c = smoothing_factors(x, w, 0.5)
+    assert np.allclose(c, [1.0, 10.0, 1.0])
+    assert np.allclose(smoothing_factors(x, w, 0.0), 1.0)
+    # A column of zero weights, or an input channel that is always zero, is left alone.
+    w[:, 2] = 0
+    x[:, 0] = 0
+    assert np.allclose(smoothing_factors(x, w, 0.5), [1.0, 10.0, 1.0])
