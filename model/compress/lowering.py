@@ -88,8 +88,9 @@ class LoweredLayer:
         A convolution's geometry; its ``in_features`` is then a row's length (taps times padded channels).
     weights_count : int or None
         The source layer's real weights (None: ``in_features * out_features``).
-    mode : str
-        The layer codec (:mod:`model.codecs.layers`): ``"vq"``; ``"rvq"`` (``codebook`` holds the
+    mode : str or None
+        The layer codec (:mod:`model.codecs.layers`): None, the method's (``"vq"``; a deepcomp
+        network's layers are ``"huffman"``: :func:`model.program.writer.layer_mode`); ``"rvq"`` (``codebook`` holds the
         stages' codebooks of ``section_size`` one after the other, ``indices`` (out, sub-vectors,
         stages)) or ``"pq"`` (``codebook`` holds each block's codebook of ``section_size``,
         ``indices`` index the sub-vector's block's, blocks of ``block_subvectors``).
@@ -109,7 +110,7 @@ class LoweredLayer:
     weights_count: int | None = None
     act: np.ndarray | None = None
     floor: bool = False
-    mode: str = "vq"
+    mode: str | None = None
     section_size: int = 0
     block_subvectors: int = 0
 
@@ -195,13 +196,13 @@ class LayerCoding:
     bias : numpy.ndarray, shape (out_features,)
         The real bias.
     mode, section_size, block_subvectors
-        As :class:`LoweredLayer`'s (``"vq"``, 0, 0 for a k-means layer).
+        As :class:`LoweredLayer`'s (None, 0, 0 for a k-means layer).
     """
     codebook: np.ndarray
     indices: np.ndarray
     weight_scale: np.ndarray
     bias: np.ndarray
-    mode: str = "vq"
+    mode: str | None = None
     section_size: int = 0
     block_subvectors: int = 0
 

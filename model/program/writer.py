@@ -24,7 +24,7 @@ from model.program.file import Program, rom_id
 def layer_mode(lowered, layer) -> str:
     """``"vq"``, ``"pvq"`` or ``"huffman"``: a layer's own ``mode``, else every layer of a
     ``method="deepcomp"`` network is a sparse Huffman-coded layer."""
-    return getattr(layer, "mode", "huffman" if lowered.method == "deepcomp" else "vq")
+    return getattr(layer, "mode", None) or ("huffman" if lowered.method == "deepcomp" else "vq")
 
 
 def layer_kind(layer) -> str:

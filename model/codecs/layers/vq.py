@@ -81,7 +81,7 @@ def make_compact(layer) -> bool:
     the layer is now compact.
     """
     act = layer_act(layer)
-    if getattr(layer, "kind", "fc") != "fc" or getattr(layer, "mode", "vq") != "vq" or np.any(act != act[0]):
+    if getattr(layer, "kind", "fc") != "fc" or (getattr(layer, "mode", None) or "vq") != "vq" or np.any(act != act[0]):
         return False
     bias16, mult, shift, bias_shift, _ = compact_row_params(layer.bias, layer.mult, layer.shift, act)
     layer.bias, layer.mult, layer.shift = bias16 << bias_shift, mult, np.full_like(mult, shift)

@@ -9,7 +9,7 @@ from model.compress.registry import (CompressError, CompressOptions, check_optio
 
 def test_the_methods_and_what_they_write():
     assert set(method_names("engine")) == {"kmeans", "pvq", "universal", "deepcomp", "lvq1", "glvq", "gmlvq",
-                                           "pq", "rq"}
+                                           "pq", "rq", "lr2vq"}
     assert set(method_names("model")) == {"pq", "rq", "lr2vq", "universal"}
     assert result_kind("kmeans", "lenet300") == "engine"
     assert result_kind("universal", "lenet5") == "engine"
@@ -21,7 +21,6 @@ def test_the_methods_and_what_they_write():
         assert result_kind(method, "minilm") == "model"
         assert result_kind(method, "lenet300", CompressOptions(quick=True)) == "model"
     assert result_kind("rq", "lenet300", CompressOptions(stages=3, codebook_size=16)) == "engine"
-    assert result_kind("lr2vq", "lenet300") == "model"
 
 
 def test_unknown_method_names_the_choices():
@@ -32,7 +31,7 @@ def test_unknown_method_names_the_choices():
 @pytest.mark.parametrize("method,kind,options,message", [
     ("kmeans", "engine", dict(stages=3), "--stages applies to --method rq only"),
     ("kmeans", "engine", dict(rank=2), "--rank applies to --method lr2vq only"),
-    ("pvq", "engine", dict(codebook_size=64), "--codebook-size applies to --method glvq, gmlvq, kmeans, lvq1"),
+    ("pvq", "engine", dict(codebook_size=64), "--codebook-size applies to --method glvq, gmlvq, kmeans, lr2vq, lvq1, pq, rq"),
     ("deepcomp", "engine", dict(bits_per_weight=2.0), "--bits-per-weight applies to --method pvq only"),
     ("pq", "model", dict(finetune_epochs=1), "--finetune-epochs applies to --method kmeans, pvq only"),
     ("universal", "engine", dict(quick=True), "--quick-eval applies to"),
@@ -60,8 +59,6 @@ def test_checks_run_before_any_data_is_loaded():
         compress_any("lenet300", "universal", CompressOptions(lanes=8))
     with pytest.raises(CompressError, match="--lanes must be one of 1, 2, 4, 8, 16, got 3"):
         compress_any("lenet300", "kmeans", CompressOptions(lanes=3))
-    with pytest.raises(CompressError, match="writes a model-level result"):
-        compress("lenet300", "lr2vq")
     with pytest.raises(CompressError, match="--stages must be 1..4 for an engine program"):
         compress("lenet300", "rq", stages=5)
     with pytest.raises(CompressError, match="unexpected keyword"):
