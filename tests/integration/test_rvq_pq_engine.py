@@ -15,7 +15,7 @@ from model.program.synthetic import random_lowered, random_pq_layer, random_rvq_
 from model.program.writer import build_program
 from sim.simulate import simulate
 
-from engine_cases import assert_bit_exact
+from engine_cases import assert_bit_exact, edit_descriptor
 
 
 def rvq_pq_case(seed: int, n_images: int = 2):
@@ -114,16 +114,6 @@ def test_lenet_sized_layer_keeps_one_entry_per_cycle(mode):
     assert utilization >= 0.9, utilization
 
 
-def _edit(image, layer: int, **fields):
-    image = image.copy()
-    at = int(image[2]) + layer * DESC_WORDS
-    desc = Descriptor.decode(image[at:at + DESC_WORDS])
-    for k, v in fields.items():
-        setattr(desc, k, v)
-    image[at:at + DESC_WORDS] = desc.encode()
-    return image
-
-
 def small_case(mode: str, seed: int = 5):
     """FC (``mode``) -> FC (VQ), 4 lanes, depth 16, 3 RVQ stages of 5 or PQ blocks of 2 sub-vectors, one image."""
     rng = np.random.default_rng(seed)
@@ -158,7 +148,7 @@ def small_case(mode: str, seed: int = 5):
 def test_bad_rvq_pq_descriptors_stop_as_the_golden_model_does(mode, fields, code):
     program, image, out_addr, out_words, rng = small_case(mode)
     assert program.meta["layers"][0]["mode"] == mode and program.config.rom_entries == len(program.meta["rom"])
-    bad = _edit(image, 0, **fields)
+    bad = edit_descriptor(image, 0, **fields)
     golden, rtl = run_rtl(program, bad, out_addr, out_words, "amaranth", rng, 5, stall=0)
     if code is None:
         assert_bit_exact(golden, rtl, program.meta["output_features"])

@@ -137,3 +137,14 @@ def corrupt(image: np.ndarray, program, what: str, rng: np.random.Generator) -> 
     if what != "BAD_JOB":
         img[d_addr:d_addr + DESC_WORDS] = d.encode()
     return img
+
+
+def edit_descriptor(image: np.ndarray, layer: int, **fields) -> np.ndarray:
+    """A copy of ``image`` with layer ``layer``'s descriptor fields (:class:`Descriptor` attributes) changed."""
+    image = image.copy()
+    at = int(image[2]) + layer * DESC_WORDS
+    desc = Descriptor.decode(image[at:at + DESC_WORDS])
+    for k, v in fields.items():
+        setattr(desc, k, v)
+    image[at:at + DESC_WORDS] = desc.encode()
+    return image
