@@ -162,7 +162,7 @@ def test_cli_codebook_build_refuses_to_overwrite(cli, tmp_path):
 
 @pytest.mark.parametrize("args,needles", [
     (("--network", "nosuch", "--method", "pq"), ("unknown network 'nosuch'",)),
-    (("--network", "rnet", "--method", "lr2vq", "--rank", "9"), ("rank 9",)),
+    (("--network", "rnet", "--method", "lr2vq", "--rank", "9"), ("--rank must be 1..", "got 9")),
 ], ids=["network", "rank"])
 def test_cli_baseline_errors(args, needles, cli, tmp_path):
     out = tmp_path / "r.json"
