@@ -97,6 +97,7 @@ def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike]
                                     universal_engine_verilog)
     from sim.report.programs import distinct_names, network_data, program_facts, residency_data
     from sim.report.sections.deepcomp import deepcomp_section
+    from sim.report.sections.experiments import experiments_section
     from sim.report.sections.pvq import pvq_area_lines, pvq_section
     from sim.report.sections.universal import universal_section
 
@@ -122,5 +123,6 @@ def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike]
         log("area: the universal-ROM engine (cached) ...")
         universal_area = synthesize(*universal_engine_verilog(), cache_dir=AREA_CACHE)
     extra_md += universal_section(results, universal_area)
+    extra_md += experiments_section()
     written = write_report(output, nets, records, energy_table, extra_md, extra_files, resident=resident)
     log("wrote " + ", ".join(str(p) for p in written.values()))

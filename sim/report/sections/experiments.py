@@ -1,0 +1,80 @@
+"""The report's sections of `make experiments` results: every method on the engine, and MiniLM partitioned.
+
+Both read what the experiment drivers wrote into ``reports/`` (``methods_table.json``,
+``minilm_engine.json``; `scripts/experiments/methods.py`, `scripts/experiments/minilm_engine.py`) and say
+so when a file is not there: the report never runs the hour-long sweeps itself.
+"""
+from __future__ import annotations
+
+import json
+from typing import Mapping
+
+from sim.report.paths import REPO
+
+METHODS_JSON = REPO / "reports" / "methods_table.json"
+METHODS_MD = "methods_table.md"
+PLOTS = ("methods_quality_vs_bits.png", "methods_energy_vs_quality.png")
+MINILM_JSON = REPO / "reports" / "minilm_engine.json"
+
+
+def _load(path) -> Mapping | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def methods_lines(data: Mapping | None) -> list[str]:
+    """The equal-bits table (best int8 quality per method within each budget) and the Pareto plots."""
+    lines = ["## Every method on the engine, at equal bits", ""]
+    if data is None:
+        return lines + [f"Not run: `make experiments` writes `{METHODS_JSON.name}`.", ""]
+    rows = data["rows"]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    lines += ["Each method's engine program on each network the sweep covers, its int8 golden quality on the whole "
+              "test set, bits per weight all in, energy per inference as measured (the engine scenario of its "
+              "layer modes, every stream from DRAM), run bit-exact on Verilator: "
+              f"[{METHODS_MD}]({METHODS_MD}) has every point; "
+              + ", ".join(f"![{p}]({p})" for p in PLOTS) + ".", ""]
+    for network in dict.fromkeys(r["network"] for r in rows):
+        lines += [f"**{network}**: best int8 quality within each budget (its bits/weight)", "",
+                  "| bits/weight | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+        for t in (t for t in data["equal_bits"] if t["network"] == network):
+            cells = [f"{t['best'][m]['int8_quality']:.4f} ({t['best'][m]['bits_per_weight']:.2f})"
+                     if m in t["best"] else "-" for m in methods]
+            lines.append(f"| <= {t['budget_bits_per_weight']:g} | " + " | ".join(cells) + " |")
+        lines.append("")
+    exact = sum(bool(r["bit_exact"]) for r in rows)
+    lines += [f"{exact} of {len(rows)} programs ran bit-exact on Verilator.", ""]
+    return lines
+
+
+def minilm_lines(data: Mapping | None) -> list[str]:
+    """MiniLM partitioned: the engine's Linear layers, the host's work and the boundary, apart."""
+    lines = ["## MiniLM partitioned: Linear layers on the engine, the rest on the host", ""]
+    if data is None:
+        return lines + [f"Not run: `make experiments` writes `{MINILM_JSON.name}`.", ""]
+    rtl, golden, comp = data["rtl"], data["golden"], data["compression"]
+    energy = rtl["energy"]
+    lines += [f"all-MiniLM-L6-v2, {data['engine_segments']} engine jobs (one per encoder Linear, the 16,384-entry "
+              f"universal ROM, {data['weight_sram_kib']} KiB weight SRAM) and {data['host_segments']} host segments: "
+              f"{comp['bits_per_weight']:.2f} bits/weight ({comp['ratio_vs_fp32']:.2f}x). Embedding cosine against "
+              f"fp32, int8 golden model: **{golden['embedding_cosine']:.4f}** on {golden['sentences']} sentences "
+              f"(min {golden['min_cosine']:.4f}). On {rtl['backend']}, {rtl['images']} sentences: bit-exact "
+              f"**{rtl['bit_exact']}**, cosine {rtl['quality']['embedding_cosine']:.4f}, {rtl['cycles']:,} cycles "
+              f"over {rtl['jobs']} jobs and {rtl['vectors']:,} token vectors (utilization {rtl['utilization']:.3f}).",
+              "", "| per sentence | pJ |", "|---|---|"]
+    for component, pj in energy["engine_by_component"].items():
+        if pj:
+            lines.append(f"| engine: {component} | {pj:,.0f} |")
+    lines += [f"| engine total | {energy['engine_pj_per_input']:,.0f} |",
+              f"| host side of the boundaries: {energy['boundary_host_dram_words_per_input']:,.0f} DRAM words | "
+              f"{energy['boundary_host_dram_pj_per_input']:,.0f} |",
+              f"| total priced | {energy['total_pj_per_input']:,.0f} |", "",
+              "Not priced, on the host in float: " + ", ".join(energy["host_ops_not_priced"]) + ".", ""]
+    return lines
+
+
+def experiments_section() -> list[str]:
+    """Both sections, from the files `make experiments` wrote."""
+    return methods_lines(_load(METHODS_JSON)) + minilm_lines(_load(MINILM_JSON))
