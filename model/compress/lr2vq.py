@@ -41,7 +41,7 @@ def code_lowrank(w: np.ndarray, lanes: int, k: int, r: int, seed: int) -> tuple[
     idx = params["indices"]
     rec = join_subvectors(q[idx].astype(np.float32) * scale, w.shape[1])
     # The whole codebook is the layer's one section (what sets the engine's index width).
-    return LayerCoding(q, idx, np.full(w.shape[0], scale), np.zeros(w.shape[0]), section_size=len(q)), rec
+    return LayerCoding(q, idx, np.full(w.shape[0], scale), np.zeros(w.shape[0]), mode="vq", section_size=len(q)), rec
 
 
 def _check(o: CompressOptions) -> None:
