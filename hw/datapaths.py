@@ -7,12 +7,13 @@ from hw.index_path import IndexPath
 from hw.layouts import MODE_PARAM_BIT
 from hw.mac import MacLanes
 from hw.memories import CodebookRom, StagedCodebookRom
+from hw.nearest import NearestPrototype
 from hw.pvq import PvqDotProduct
 from hw.sparse_rows import SparseRowPath
 from model.contract.config import EngineConfig
 from model.contract.fixedpoint import stage_sum_bits
-from model.contract.layout import (COMPACT_ROW_HEADER_WORDS, MODE_PARAM_BITS, PVQ_SCALE_BITS, ROW_HEADER_WORDS,
-                                   LayerMode)
+from model.contract.layout import (COMPACT_ROW_HEADER_WORDS, MODE_MASK, MODE_PARAM_BITS, PVQ_SCALE_BITS,
+                                   ROW_HEADER_WORDS, LayerMode)
 
 
 def dense_rows(index_path, desc, lanes: int, width, check, stages=1) -> list:
@@ -110,6 +111,25 @@ class CodebookDatapath(Datapath):
 
     def read_steps(self, reading):
         return {"rom_reads": reading, "macs": Mux(reading, self.lanes, 0)}
+
+
+class NearestDatapath(CodebookDatapath):
+    """``LayerKind.NEAREST`` (VQ rows): index path -> a codeword from the ROM -> the nearest-prototype unit.
+
+    Selected by the kind, not the mode: the engine runs it under :data:`NEAREST_PATH`.  Per beat one ROM
+    read, ``lanes`` squares (``macs``) and ``lanes`` differences (``adds``).
+    """
+
+    def configure(self, desc):
+        return super().configure(desc) + [self.dot.config.rows.eq(desc.out_features)]
+
+    def read_steps(self, reading):
+        return {**super().read_steps(reading), "adds": Mux(reading, self.lanes, 0)}
+
+
+#: The engine's datapath key of ``NEAREST`` layers: a value of the 4-bit mode field no layer mode has
+#: (a NEAREST layer's rows are VQ; its kind picks the unit).
+NEAREST_PATH = MODE_MASK
 
 
 class ResidualDatapath(CodebookDatapath):
@@ -217,7 +237,8 @@ class SparseDatapath(Datapath):
 
 
 def datapaths(m: Module, cfg: EngineConfig) -> dict:
-    """The layer modes an engine runs, each with its :class:`Datapath`, its blocks added to ``m``.
+    """The layer modes an engine runs, each with its :class:`Datapath`, its blocks added to ``m``; with the
+    nearest-prototype unit, the ``NEAREST`` kind's path too, under :data:`NEAREST_PATH`.
 
     A block two modes use (the index path, the MAC lanes, the ROM) is built once.  An engine with the
     residual-VQ unit has the staged ROM (a read port per stage and their sum) and MAC lanes as wide as
@@ -243,6 +264,9 @@ def datapaths(m: Module, cfg: EngineConfig) -> dict:
     if cfg.pvq_k_max:
         m.submodules.pvq = pvq = PvqDotProduct(cfg.lanes, cfg.pvq_k_max, scale_bits=PVQ_SCALE_BITS)
         paths[LayerMode.PVQ] = PvqDatapath(index_path, pvq, None, cfg.lanes)
+    if cfg.nearest_prototype:
+        m.submodules.nearest = nearest = NearestPrototype(cfg.lanes, cfg.max_features)
+        paths[NEAREST_PATH] = NearestDatapath(index_path, nearest, rom, cfg.lanes, cfg.index_bits)
     if cfg.huffman_max_len:
         m.submodules.sparse = sparse = SparseRowPath(cfg.huffman_max_len, cfg.huffman_symbol_bits)
         paths[LayerMode.HUFFMAN] = SparseDatapath(sparse, mac, rom, cfg.lanes)

@@ -143,6 +143,11 @@ class DescriptorCheck(wiring.Component):
         bad_mode = ~supported | (d.relu & d.floor) | bad_compact
         bad_shape = ~shape_ok(d.in_features) | ~shape_ok(d.out_features)
         bad_chain = (d.kind == LayerKind.FC) & (d.in_features != self.features)
+        if cfg.nearest_prototype:   # no activation; whole lane-words; chained as FC
+            nearest = d.kind == LayerKind.NEAREST
+            bad_mode = bad_mode | (nearest & (d.relu | d.floor))
+            bad_shape = bad_shape | (nearest & (d.in_features[:log2(cfg.lanes)] != 0) if cfg.lanes > 1 else bad_shape)
+            bad_chain = bad_chain | (nearest & (d.in_features != self.features))
         if cfg.residual:   # an add: as wide as its input and as the saved vector
             add = d.kind == LayerKind.ADD
             bad_shape = bad_shape | (add & (d.in_features != d.out_features))

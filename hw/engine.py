@@ -8,7 +8,7 @@ from amaranth.lib.wiring import Out
 
 from hw.avg_pool import AvgPool
 from hw.counters import EventCounters
-from hw.datapaths import datapaths
+from hw.datapaths import NEAREST_PATH, datapaths
 from hw.descriptor_check import DescriptorCheck, log2
 from hw.gearbox import Gearbox
 from hw.layouts import (COUNT_BITS, PHASE_BITS, SAVE_BIT, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams,
@@ -25,7 +25,8 @@ from hw.window_walker import WindowWalker
 from model.codecs.layers.kinds import pooling_kinds
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
-from model.contract.layout import DESC_WORDS, JOB_MAGIC, JOB_WORDS, WORD_BITS, WORD_BYTES, LayerKind, vector_align
+from model.contract.layout import (DESC_WORDS, JOB_MAGIC, JOB_WORDS, NEAREST_OUTPUTS, WORD_BITS, WORD_BYTES, LayerKind,
+                                   vector_align)
 
 #: Rows whose parameters may be read before the MAC finishes the previous ones.
 ROW_PARAMS_DEPTH = 4
@@ -164,6 +165,11 @@ class Engine(wiring.Component):
         def sized(value):
             return reduce(or_, [value == s for s in sized_modes], Const(0))
 
+        # Values the layer writes: a nearest-prototype layer writes its one label.
+        out_values = desc.out_features
+        if cfg.nearest_prototype:
+            out_values = Mux(desc.kind == LayerKind.NEAREST, NEAREST_OUTPUTS, desc.out_features)
+
         windows = cfg.windows
         packer_base = Signal(COUNT_BITS)   # a convolution's position: where its pixel goes
         conv = Signal()   # the running layer is a convolution: its beats read through the walker
@@ -188,7 +194,7 @@ class Engine(wiring.Component):
         m.d.comb += [
             check.descriptor.eq(desc), check.features.eq(features),
             sram.select.eq(select),
-            packer.rows.eq(desc.out_features), packer.words.eq(lane_words(desc.out_features)),
+            packer.rows.eq(out_values), packer.words.eq(lane_words(out_values)),
             packer.base.eq(packer_base),
             requantizer.relu.eq(relu), requantizer.floor.eq(floor),
         ]
@@ -410,6 +416,9 @@ class Engine(wiring.Component):
                 with m.Else():
                     m.d.sync += [relu.eq(desc.relu), floor.eq(desc.floor), mode.eq(desc.mode), packer_base.eq(0), first_position.eq(1),
                                  conv.eq(desc.kind == LayerKind.CONV), average.eq(desc.kind == LayerKind.AVGPOOL)]
+                    if cfg.nearest_prototype:   # the kind picks the unit (its rows are VQ)
+                        with m.If(desc.kind == LayerKind.NEAREST):
+                            m.d.sync += mode.eq(NEAREST_PATH)
                     if cfg.residual:
                         m.d.sync += save.eq(desc.as_value()[SAVE_BIT])
                     # A sized stream's length is known after its size word (SIZE_READ).
@@ -524,9 +533,9 @@ class Engine(wiring.Component):
                         with m.Elif(conv):
                             end_layer(setup.steps.out_map)
                         with m.Else():
-                            end_layer(desc.out_features)
+                            end_layer(out_values)
                     else:
-                        end_layer(desc.out_features)
+                        end_layer(out_values)
             with m.State("STORE"):
                 # Keep one SRAM word in flight into the gearbox; hold it while it waits.
                 m.d.comb += sram.rd_addr.eq(store_read)

@@ -62,6 +62,9 @@ class EngineConfig:
     pq : bool
         The engine runs product-VQ layers (``PQ``: a codebook per block of columns), with the
         block-offset register in the codebook lookup.
+    nearest_prototype : bool
+        The engine has the nearest-prototype unit (``NEAREST`` layers, :mod:`model.contract.layout`:
+        a squared distance per VQ row, ``lanes`` squares per cycle, and the argmin's label).
     """
     lanes: int = 4
     codebook_depth: int = 256
@@ -76,6 +79,7 @@ class EngineConfig:
     residual: bool = False
     rvq_stages_max: int = 0
     pq: bool = False
+    nearest_prototype: bool = False
 
     def __post_init__(self):
         if self.lanes not in LANES:
@@ -103,6 +107,8 @@ class EngineConfig:
             raise ValueError(f"rvq_stages_max must be 0..{RVQ_STAGES_MAX}, got {self.rvq_stages_max}")
         if (self.rvq_stages_max or self.pq) and not self.rom:
             raise ValueError("residual and product VQ layers read their codewords from the ROM: the engine needs one")
+        if self.nearest_prototype and not self.rom:
+            raise ValueError("the nearest-prototype unit reads its prototypes' codewords from the ROM: the engine needs one")
         if self.avgpool and not self.windows:
             raise ValueError("the average-pooling unit walks windows: avgpool needs windows")
         if not 0 <= self.weight_sram_words <= WEIGHT_SRAM_WORDS_MAX:
@@ -122,13 +128,15 @@ class EngineConfig:
     def supports_kind(self, kind: int, mode: int) -> bool:
         """Whether this engine runs a layer of ``kind`` in ``mode`` (else ``BAD_MODE``).
 
-        A convolution's rows are dense (``DENSE_MODES``: VQ, PVQ, RVQ, PQ); a pooling or add layer has
-        no rows and its mode is not read.
+        A convolution's rows are dense (``DENSE_MODES``: VQ, PVQ, RVQ, PQ); a nearest-prototype layer's are
+        VQ; a pooling or add layer has no rows and its mode is not read.
         """
         if kind == LayerKind.FC:
             return self.supports_mode(mode)
         if kind == LayerKind.CONV:
             return self.windows and mode in DENSE_MODES and self.supports_mode(mode)
+        if kind == LayerKind.NEAREST:   # prototypes are VQ rows
+            return self.nearest_prototype and mode == LayerMode.VQ
         return {LayerKind.MAXPOOL: self.windows, LayerKind.AVGPOOL: self.avgpool,
                 LayerKind.ADD: self.residual}.get(kind, False)
 

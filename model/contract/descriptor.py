@@ -15,7 +15,8 @@ from model.contract.fixedpoint import ACT_PARAM_BITS, COMPACT_BIAS_SHIFT_BITS, S
 from model.contract.layout import (COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_SHIFT_LSB,
                                    DESC_WORDS, DRAM_WORDS_WORD, FIELD16, FLAG_COMPACT, FLAG_FLOOR, FLAG_RELU,
                                    FLAG_RESIDENT, FLAG_SAVE, JOB_MAGIC, JOB_WORDS, KIND_MASK, KIND_SHIFT, MODE_MASK,
-                                   MODE_PARAM_BITS, MODE_PARAM_SHIFT, MODE_SHIFT, WINDOWED_KINDS, WSRAM_ADDR_BITS, LayerKind, LayerMode)
+                                   MODE_PARAM_BITS, MODE_PARAM_SHIFT, MODE_SHIFT, NEAREST_OUTPUTS, WINDOWED_KINDS, WSRAM_ADDR_BITS,
+                                   LayerKind, LayerMode)
 from model.contract.window import Window
 
 
@@ -109,7 +110,10 @@ class Descriptor:
         return self.window.in_map(lanes) if self.windowed else self.in_features
 
     def output_features(self, lanes: int) -> int:
-        """Values the layer writes: ``out_features``, or a windowed layer's output map."""
+        """Values the layer writes: ``out_features``, a windowed layer's output map, or a nearest-prototype
+        layer's one label (``NEAREST_OUTPUTS``)."""
+        if self.kind == LayerKind.NEAREST:
+            return NEAREST_OUTPUTS
         return self.window.out_map(self.out_features, lanes) if self.windowed else self.out_features
 
     # In PVQ mode the codebook fields hold the pulse count and the entry width.
@@ -169,8 +173,9 @@ class Descriptor:
     def check(self, cfg: EngineConfig, prev_features: int, layer: int, saved_features: int = 0) -> None:
         """Raise ``EngineFault`` for the first problem the RTL finds before the layer's own checks.
 
-        The order is the RTL's: the mode (``BAD_MODE``), the shape (``BAD_SHAPE``; an ADD's
-        ``in_features`` equal to its ``out_features``), the chain to the
+        The order is the RTL's: the mode (``BAD_MODE``; a NEAREST layer has no activation), the shape
+        (``BAD_SHAPE``; an ADD's ``in_features`` equal to its ``out_features``, a NEAREST layer's a
+        multiple of ``lanes``), the chain to the
         previous layer (``BAD_CHAIN``) and, for an ADD, to the skip buffer's
         saved vector of ``saved_features`` values (0: none saved).  The
         mode's own checks (codebook, stream) follow in its layer codec
@@ -180,6 +185,8 @@ class Descriptor:
         where = f"layer {layer}"
         if self.relu and self.floor:
             raise EngineFault(EngineError.BAD_MODE, f"{where}: ReLU and the floor activation are both set")
+        if self.kind == LayerKind.NEAREST and (self.relu or self.floor):
+            raise EngineFault(EngineError.BAD_MODE, f"{where}: a nearest-prototype layer has no activation")
         if self.compact and (self.kind != LayerKind.FC or self.mode != LayerMode.VQ):
             raise EngineFault(EngineError.BAD_MODE, f"{where}: compact rows are for fully-connected VQ layers only")
         if not cfg.supports_kind(self.kind, self.mode):
@@ -191,6 +198,9 @@ class Descriptor:
                 raise EngineFault(EngineError.BAD_SHAPE,
                                   f"{where}: {name}={n}, must be 1..{cfg.max_features}")
         add = self.kind == LayerKind.ADD
+        if self.kind == LayerKind.NEAREST and self.in_features % cfg.lanes:
+            raise EngineFault(EngineError.BAD_SHAPE, f"{where}: a nearest-prototype layer's in_features="
+                                                     f"{self.in_features} is not a multiple of {cfg.lanes} lanes")
         if add and self.in_features != self.out_features:
             raise EngineFault(EngineError.BAD_SHAPE, f"{where}: an add's in_features={self.in_features} and "
                                                      f"out_features={self.out_features} differ")

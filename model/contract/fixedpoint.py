@@ -19,6 +19,17 @@ ACT_MAX = (1 << (ACT_BITS - 1)) - 1
 ACC_BITS = 32
 
 
+#: Width of a squared difference of two int8 values (``(x - p)**2 <= 255**2 < 2**16``, unsigned): the
+#: nearest-prototype unit's squares (:mod:`model.contract.layout`, "Nearest-prototype layers").
+SQUARE_BITS = 2 * ACT_BITS
+
+
+def distance_bits(max_features: int) -> int:
+    """Width of a squared Euclidean distance over up to ``max_features`` int8 pairs (unsigned): ``SQUARE_BITS``
+    plus ``max_features.bit_length()`` bits, so the sum of ``max_features`` squares never wraps."""
+    return SQUARE_BITS + int(max_features).bit_length()
+
+
 def stage_sum_bits(stages: int) -> int:
     """Width of a lane of the sum of ``stages`` int8 codewords (residual VQ): ``ACT_BITS`` plus
     ``ceil(log2(stages))`` bits, so the sum never wraps (1 stage: ``ACT_BITS``; 2: 9; 3 and 4: 10)."""

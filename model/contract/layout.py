@@ -100,6 +100,48 @@ A layer's *kind* (:class:`LayerKind`) says what its rows are applied to; its
   the activation SRAM.  The lowering gives both operands one quantization
   scale, so ``mult / 2**shift ~ operand_scale / out_scale``.
 
+* ``NEAREST``: the nearest-prototype unit (engines with ``nearest_prototype``,
+  :class:`model.contract.config.EngineConfig`; see "Nearest-prototype layers"
+  below).  Rows in VQ mode; the output is one value, the winning row's label.
+
+Nearest-prototype layers (``LayerKind.NEAREST``)
+================================================
+The layer's ``out_features`` rows are prototypes, coded exactly as a VQ
+layer's rows (``LayerMode.VQ``: one codebook index per sub-vector, the
+codewords in the ROM; the stream may be resident in the weight SRAM).  For
+the input ``x`` (the previous layer's output, ``in_features`` int8 values)
+the engine computes each row's squared Euclidean distance
+``d_r = sum_i (x_i - p_r[i])**2`` and writes **one** output value: the label
+of the row with the smallest distance, ties to the lowest row.
+
+* Row header: word 0 (the bias word of an FC row) is the row's label, 0 to
+  ``ACT_MAX``; word 1 (the requantization word) is not read and is written
+  as zero.  A label outside 0..``ACT_MAX`` is ``BAD_INDEX`` when its row is
+  read (the golden model: at the first such row).
+* One beat per sub-vector, as VQ: the index path reads one entry per cycle,
+  the fetch stage one codeword from the ROM and one activation lane-word;
+  the unit forms ``lanes`` 9-bit differences, squares them (a 9 x 9-bit
+  multiplier per lane, 16-bit squares: ``SQUARE_BITS``) and adds them into the
+  row's distance, ``distance_bits(max_features)`` wide
+  (:func:`model.contract.fixedpoint.distance_bits`: it cannot overflow).  At
+  a row's last beat the distance is compared with the best so far (strictly
+  smaller wins, so ties keep the lower row); after the last row the winning
+  label passes the requantizer unchanged (``mult`` 1, ``shift`` 0, no
+  activation) into output value 0.  The layer's output vector is
+  ``NEAREST_OUTPUTS`` = 1 value.
+* Descriptor rules (after the common ones): ReLU or floor set, or a mode
+  other than VQ, or an engine without the unit: ``BAD_MODE``;
+  ``in_features`` not a multiple of ``lanes`` (a padding lane would add
+  ``p**2`` to every distance): ``BAD_SHAPE``; ``in_features`` other than the
+  previous layer's output: ``BAD_CHAIN``; then VQ's codebook and stream
+  rules (``BAD_CODEBOOK``, ``BAD_STREAM``) and indices (``BAD_INDEX``).
+* Counters per beat: one ``rom_reads``, one ``sram_reads``, ``lanes``
+  ``macs`` (the squares, priced as 8-bit multiply-accumulates) and ``lanes``
+  ``adds`` (the differences); per image, the descriptor and stream words
+  (``dram_read_words``, or ``weight_sram_reads`` when resident) and
+  ``lane_words(1)`` ``sram_writes`` for the output.  The argmin's compare
+  (one per row) is not counted (control, as the accumulators' row ends).
+
 Skip buffer (``FLAG_SAVE``)
 ===========================
 An engine with ``residual`` has a *skip buffer* of ``max_features`` values
@@ -337,6 +379,11 @@ class LayerKind(enum.IntEnum):
     MAXPOOL = 2  #: max pooling: no rows, the maximum of each channel over each window
     AVGPOOL = 3  #: average pooling: no rows, each channel's window sum requantized by descriptor word 1
     ADD = 4      #: residual add: no rows, no window, the input plus the skip buffer requantized by word 1
+    NEAREST = 5  #: nearest prototype: VQ rows as prototypes, the label (row header word 0) of the nearest one
+
+
+#: Values a ``NEAREST`` layer writes: the winning prototype's label.
+NEAREST_OUTPUTS = 1
 
 
 #: The kinds whose descriptor words 4..7 hold a window (:mod:`model.contract.window`).

@@ -21,6 +21,7 @@ from model.contract.counters import COUNTERS, zero_counters
 from model.contract.descriptor import read_words
 from model.contract.layout import JOB_WORDS, vector_words
 from model.golden.windows import forward
+import model.golden.nearest  # noqa: F401  (registers the NEAREST kind's arithmetic)
 
 
 @dataclass

@@ -71,7 +71,8 @@ class Program:
                             huffman_max_len=e.get("huffman_max_len", 0),
                             huffman_symbol_bits=e.get("huffman_symbol_bits", 0),
                             weight_sram_words=e.get("weight_sram_words", 0),
-                            rvq_stages_max=e.get("rvq_stages_max", 0), pq=e.get("pq", False))
+                            rvq_stages_max=e.get("rvq_stages_max", 0), pq=e.get("pq", False),
+                            nearest_prototype=e.get("nearest_prototype", False))
 
     # --- files ----------------------------------------------------------------------------
     def to_bytes(self) -> bytes:

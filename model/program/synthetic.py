@@ -153,6 +153,33 @@ def random_lowered(rng: np.random.Generator, lanes: int, shapes: list[int], code
                            output_scale=1.0, layers=layers, info={})
 
 
+def random_nearest_layer(rng: np.random.Generator, lanes: int, n_in: int, n_prototypes: int, codebook_depth: int):
+    """A random nearest-prototype layer (``kind="nearest"``, VQ rows): random int8 codewords, prototype rows of
+    random indices with random labels 0..``ACT_MAX``; with one chance in two, some rows repeat earlier ones
+    under other labels, so equal distances (ties to the lowest row) happen.  ``n_in`` a multiple of ``lanes``."""
+    k = int(rng.integers(1, codebook_depth + 1))
+    indices = rng.integers(0, k, size=(n_prototypes, n_in // lanes))
+    if rng.integers(0, 2) and n_prototypes > 1:
+        copies = rng.integers(1, n_prototypes, size=int(rng.integers(1, n_prototypes)))
+        indices[copies] = indices[rng.integers(0, copies)]   # each copy repeats a lower row
+    zeros = np.zeros(n_prototypes, dtype=np.int64)
+    return SimpleNamespace(kind="nearest", in_features=n_in, out_features=n_prototypes,
+                           codebook=rng.integers(ACT_MIN, ACT_MAX + 1, size=(k, lanes), dtype=np.int64),
+                           indices=indices, bias=rng.integers(0, ACT_MAX + 1, size=n_prototypes),
+                           mult=zeros, shift=zeros, act=zeros, relu=False, floor=False)
+
+
+def random_nearest_lowered(rng: np.random.Generator, lanes: int, codebook_depth: int, max_width: int = 40):
+    """A random network ending in a nearest-prototype layer: 0 to 2 VQ FC layers (the last one's width a multiple
+    of ``lanes``), then 1 to 40 prototypes.  Returns the network and its input size."""
+    widths = [int(rng.integers(1, max_width))] + [int(rng.integers(1, max_width)) for _ in range(rng.integers(0, 3))]
+    widths[-1] = lanes * max(1, widths[-1] // lanes)
+    net = random_lowered(rng, lanes, widths, codebook_depth) if len(widths) > 1 else \
+        SimpleNamespace(name="random", method="random", lanes=lanes, input_scale=1 / 127, output_scale=1.0,
+                        layers=[], info={})
+    net.layers.append(random_nearest_layer(rng, lanes, widths[-1], int(rng.integers(1, 41)), codebook_depth))
+    return net, widths[0]
+
 
 def random_avgpool(rng: np.random.Generator, groups: int, h: int, w: int, kh: int, kw: int, align: int):
     """A random average-pooling layer of a ``kh x kw`` kernel over an ``h x w`` map of ``groups`` lane-word

@@ -178,6 +178,8 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
                    **({"rvq_stages_max": max(d.stages for d in rvq)} if (rvq := [
                        d for d, c in zip(descs, codecs) if c is not None and c.mode == LayerMode.RVQ]) else {}),
                    **({"pq": True} if any(c is not None and c.mode == LayerMode.PQ for c in codecs) else {}),
+                   # The nearest-prototype unit only for a program with a NEAREST layer.
+                   **({"nearest_prototype": True} if any(d.kind == LayerKind.NEAREST for d in descs) else {}),
                    **({"huffman_max_len": huffman_max_len, "huffman_symbol_bits": huffman_symbol_bits}
                       if huffman else {})},
         "rom": rom,

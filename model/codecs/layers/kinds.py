@@ -4,7 +4,8 @@ A layer's *mode* (its codec, :mod:`model.codecs.layers.registry`) says how
 its rows are coded; its *kind* says how the engine applies them: to the whole
 input vector (FC), to each window of an input map (CONV), or not at all
 (MAXPOOL and AVGPOOL, window reductions with no rows; ADD, the residual
-connection's add of the input and the skip buffer).  Each kind here gives
+connection's add of the input and the skip buffer), or as prototypes whose
+nearest one's label is the output (NEAREST).  Each kind here gives
 the golden model and program validation its counters and whether it has
 rows, and a kind without rows writes and reads its own descriptor fields; its
 arithmetic is in :mod:`model.golden.windows`.  Register a new kind with
@@ -23,7 +24,7 @@ from model.contract.counters import zero_counters
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineError, EngineFault, ProgramError
 from model.contract.fixedpoint import ACT_MAX, ACT_MIN, ACT_PARAM_MAX, ACT_PARAM_MIN, MULT_BITS, SHIFT_MAX
-from model.contract.layout import DESC_WORDS, WINDOWED_KINDS, LayerKind, vector_align
+from model.contract.layout import DESC_WORDS, NEAREST_OUTPUTS, WINDOWED_KINDS, LayerKind, vector_align
 from model.contract.ints import ceil_div, round_up
 from model.contract.window import Window
 
@@ -36,7 +37,8 @@ class LayerKindRule:
     kind : LayerKind
         The descriptor's kind field.
     name : str
-        The kind's name in program metadata (``"fc"``, ``"conv"``, ``"maxpool"``, ``"avgpool"``, ``"add"``).
+        The kind's name in program metadata (``"fc"``, ``"conv"``, ``"maxpool"``, ``"avgpool"``, ``"add"``,
+        ``"nearest"``).
     has_rows : bool
         The layer has a row stream, read through its mode's codec.
     """
@@ -47,6 +49,9 @@ class LayerKindRule:
     def stream_uses(self, layer: DecodedLayer) -> int:
         """Times one image reads the layer's stream."""
         return 1
+
+    def check_rows(self, layer: DecodedLayer, where: str) -> None:
+        """A kind's own checks of its decoded rows (after the mode's), raising the engine's ``EngineFault``."""
 
     def rowless_descriptor(self, i: int, layer) -> Descriptor:
         """A kind without rows: lowered layer ``i``'s descriptor (kind and window are set by the writer)."""
@@ -213,6 +218,30 @@ class AddKind(LayerKindRule):
         return requant_layer(desc)
 
 
+class NearestKind(FcKind):
+    """The nearest-prototype unit: each VQ row a prototype, its squared distance to the input, the argmin's label.
+
+    Counted as an FC layer in VQ mode (the squares as ``macs``) plus ``lanes``
+    ``adds`` per beat (the differences); the output is one value
+    (:mod:`model.contract.layout`, "Nearest-prototype layers").  The rows'
+    bias words are their labels, 0 to ``ACT_MAX`` (else ``BAD_INDEX``).
+    """
+    kind = LayerKind.NEAREST
+    name = "nearest"
+
+    def counters(self, codec, layer, n_images, cfg):
+        c = codec.counters(layer, n_images, cfg)
+        c["adds"] = c["macs"]   # a difference per square
+        c["sram_writes"] = n_images * lane_words(NEAREST_OUTPUTS, cfg.lanes)
+        return c
+
+    def check_rows(self, layer, where):
+        bad = np.flatnonzero((layer.bias < 0) | (layer.bias > ACT_MAX))
+        if len(bad):
+            raise EngineFault(EngineError.BAD_INDEX, f"{where} row {bad[0]}: prototype label {layer.bias[bad[0]]} "
+                                                     f"outside 0..{ACT_MAX}")
+
+
 _BY_KIND: dict[int, LayerKindRule] = {}
 _BY_NAME: dict[str, LayerKindRule] = {}
 
@@ -225,7 +254,7 @@ def register_layer_kind(rule: LayerKindRule) -> LayerKindRule:
     return rule
 
 
-for _rule in (FcKind(), ConvKind(), MaxPoolKind(), AvgPoolKind(), AddKind()):
+for _rule in (FcKind(), ConvKind(), MaxPoolKind(), AvgPoolKind(), AddKind(), NearestKind()):
     register_layer_kind(_rule)
 
 

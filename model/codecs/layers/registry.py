@@ -100,5 +100,6 @@ def decode_layer(image: np.ndarray, desc: Descriptor, cfg: EngineConfig, i: int,
     words = codec.stream_words(image, desc, where)
     check_placement(desc, words, cfg, where)
     layer = codec.decode(image, desc, cfg, i, rom)
+    rule.check_rows(layer, where)
     layer.stream_words = words
     return layer
