@@ -10,6 +10,8 @@ the engine's output vector.  The first slice may name its ``class_step`` (:data:
   output) the class of each output.  An LVQ program's outputs are its prototypes' scores
   ``p.x - ||p||^2 / 2``, whose argmax is the nearest prototype (:mod:`model.compress.lvq`); its
   label is the class.
+* ``"engine_class"``: the engine wrote the class itself, the slice's first value (a nearest-prototype
+  layer's label, :mod:`model.contract.layout`; the LVQ programs of :mod:`model.compress.lvq`).
 """
 from __future__ import annotations
 
@@ -33,9 +35,14 @@ def _argmax_label(out: np.ndarray, span: dict) -> np.ndarray:
     return labels[np.argmax(out[:, span["start"]:span["stop"]], axis=1)]
 
 
+def _engine_class(out: np.ndarray, span: dict) -> np.ndarray:
+    return np.asarray(out[:, span["start"]], dtype=np.int64)
+
+
 #: Class steps by name: ``fn(outputs (n, values), first output slice) -> classes (n,)``.
 CLASS_STEPS: dict[str, Callable[[np.ndarray, dict], np.ndarray]] = {"argmax": _argmax,
-                                                                    "argmax_label": _argmax_label}
+                                                                    "argmax_label": _argmax_label,
+                                                                    "engine_class": _engine_class}
 
 
 def predicted_classes(meta: dict, outputs: np.ndarray) -> np.ndarray:

@@ -169,12 +169,14 @@ def random_nearest_layer(rng: np.random.Generator, lanes: int, n_in: int, n_prot
                            mult=zeros, shift=zeros, act=zeros, relu=False, floor=False)
 
 
-def random_nearest_lowered(rng: np.random.Generator, lanes: int, codebook_depth: int, max_width: int = 40):
-    """A random network ending in a nearest-prototype layer: 0 to 2 VQ FC layers (the last one's width a multiple
-    of ``lanes``), then 1 to 40 prototypes.  Returns the network and its input size."""
+def random_nearest_lowered(rng: np.random.Generator, lanes: int, codebook_depth: int, max_width: int = 40,
+                           **modes):
+    """A random network ending in a nearest-prototype layer: 0 to 2 FC layers (:func:`random_lowered` with
+    ``modes``, e.g. ``pvq_k_max``; the last one's width a multiple of ``lanes``), then 1 to 40 prototypes.
+    Returns the network and its input size."""
     widths = [int(rng.integers(1, max_width))] + [int(rng.integers(1, max_width)) for _ in range(rng.integers(0, 3))]
     widths[-1] = lanes * max(1, widths[-1] // lanes)
-    net = random_lowered(rng, lanes, widths, codebook_depth) if len(widths) > 1 else \
+    net = random_lowered(rng, lanes, widths, codebook_depth, **modes) if len(widths) > 1 else \
         SimpleNamespace(name="random", method="random", lanes=lanes, input_scale=1 / 127, output_scale=1.0,
                         layers=[], info={})
     net.layers.append(random_nearest_layer(rng, lanes, widths[-1], int(rng.integers(1, 41)), codebook_depth))

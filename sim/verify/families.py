@@ -18,7 +18,8 @@ import numpy as np
 from model.contract.config import EngineConfig
 from model.contract.layout import HUFFMAN_DEFAULT_MAX_LEN, REL_BITS, huffman_index_bits
 from model.program.file import Program
-from model.program.synthetic import RESIDUAL_MAX_ROW_LAYERS, random_lowered, random_residual_lowered, random_windowed_lowered
+from model.program.synthetic import (RESIDUAL_MAX_ROW_LAYERS, random_lowered, random_nearest_lowered,
+                                     random_residual_lowered, random_windowed_lowered)
 from model.program.writer import build_program
 
 #: Most layers a random fully-connected program has.
@@ -50,6 +51,9 @@ class Family:
         residual VQ (0: none).
     pq : bool
         The engine runs product-VQ layers: a third of the layers are (of those left).
+    nearest_prototype : bool
+        The engine has the nearest-prototype unit: half the (fully-connected) programs end in a
+        ``NEAREST`` layer (:func:`model.program.synthetic.random_nearest_lowered`).
     """
     name: str
     lanes: int = 4
@@ -62,6 +66,7 @@ class Family:
     residual: bool = False
     rvq_stages_max: int = 0
     pq: bool = False
+    nearest_prototype: bool = False
 
     @property
     def rom_entries(self) -> int:
@@ -79,7 +84,8 @@ class Family:
     def _modes(self) -> dict:
         """The residual- and product-VQ units the family's engine has (none: no entry, as before them)."""
         return {**({"rvq_stages_max": self.rvq_stages_max} if self.rvq_stages_max else {}),
-                **({"pq": True} if self.pq else {})}
+                **({"pq": True} if self.pq else {}),
+                **({"nearest_prototype": True} if self.nearest_prototype else {})}
 
     def _writer_args(self) -> dict:
         return {"codebook_depth": self.codebook_depth, "config_max_features": self.max_features,
@@ -101,11 +107,15 @@ class Family:
         elif self.windows:
             lowered, _ = random_windowed_lowered(rng, self.lanes, self.codebook_depth, pvq_k_max=self.pvq_k_max,
                                                  residual=draw == 1, **modes)
+        elif self.nearest_prototype and rng.integers(0, 2):
+            lowered, _ = random_nearest_lowered(rng, self.lanes, self.codebook_depth, MAX_WIDTH,
+                                                pvq_k_max=self.pvq_k_max)
         else:
             n_layers = int(rng.integers(1, MAX_FC_LAYERS + 1))
             shapes = [int(rng.integers(1, MAX_WIDTH)) for _ in range(n_layers + 1)]
             lowered = random_lowered(rng, self.lanes, shapes, self.codebook_depth, pvq_k_max=self.pvq_k_max,
-                                     huffman_k_max=self.huffman_k_max, **modes)
+                                     huffman_k_max=self.huffman_k_max,
+                                     **{k: v for k, v in modes.items() if k != "nearest_prototype"})
         return self.retarget(build_program(lowered, **self._writer_args()))
 
     def retarget(self, program: Program) -> Program:
@@ -136,6 +146,8 @@ FAMILIES = (
     # ... in convolutions and residual blocks too, at 8 lanes with two stages.
     Family("conv-rvq-pq", lanes=8, codebook_depth=16, max_features=1024, windows=True, weight_sram_words=256,
            residual=True, rvq_stages_max=2, pq=True),
+    # The nearest-prototype unit after VQ and PVQ layers (whose adds share a counter with its differences).
+    Family("vq-pvq-nearest", lanes=4, codebook_depth=16, pvq_k_max=3, weight_sram_words=64, nearest_prototype=True),
 )
 #: Families by name.
 BY_NAME = {f.name: f for f in FAMILIES}

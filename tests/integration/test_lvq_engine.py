@@ -1,7 +1,8 @@
 """``vqe compress --method glvq`` end to end: trained, coded, lowered, scored on the golden model, and run
-bit-exact on Verilator with the host's argmax-label class step."""
+bit-exact on Verilator, the engine's nearest-prototype unit writing the class itself."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import model.compress.lvq.method as lvq_method
@@ -28,17 +29,22 @@ def test_glvq_program_on_the_golden_model(glvq):
     info, meta = glvq.meta["info"], glvq.meta
     assert info["float_accuracy"] > 0.7
     assert info["int8_accuracy"] >= info["float_accuracy"] - INT8_LOSS
-    assert meta["input_shape"] == [784] and meta["outputs"][0]["class_step"] == "argmax_label"
-    assert [m["out_features"] for m in meta["layers"]] == [30]
-    assert info["lvq"]["nearest_prototype_unit"] is False
+    assert meta["input_shape"] == [784] and meta["outputs"][0]["class_step"] == "engine_class"
+    assert [(m["kind"], m["in_features"], m["out_features"]) for m in meta["layers"]] == [("fc", 784, 64),
+                                                                                          ("nearest", 64, 30)]
+    assert meta["output_features"] == 1 and meta["engine"]["nearest_prototype"] is True
+    assert info["lvq"]["nearest_prototype_unit"] is True
 
 
 def test_glvq_bit_exact_on_verilator(glvq):
     x, labels, _ = load_inputs(glvq.meta, 3, 0, 1)
     r = run_program(glvq, x, labels, "verilator")
     assert r["bit_exact"] is True
-    # vqe run's accuracy is the label of the highest prototype score, not the index of the highest output
-    classes = predicted_classes(glvq.meta, _golden(glvq, x))
+    # vqe run's accuracy is the engine's output itself: the nearest prototype's label
+    out = _golden(glvq, x)
+    assert out.shape == (3, 1) and set(out[:, 0]) <= set(range(10))
+    classes = predicted_classes(glvq.meta, out)
+    assert np.array_equal(classes, out[:, 0])
     assert r["accuracy"] == pytest.approx(float((classes == labels).mean()))
 
 

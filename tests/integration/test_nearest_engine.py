@@ -83,17 +83,17 @@ def test_ties_go_to_the_lowest_row():
 
 
 def test_unit_takes_one_lanes_wide_step_per_cycle():
-    """30 prototypes of 64 values (an LVQ layer's shape), 4 lanes, one image: the layer's cycles (descriptor
-    and stream start included) within 10 % of its beats, ``in * out / lanes``."""
+    """100 prototypes of 128 values, 4 lanes, one image: the job's cycles (header, input load, descriptor,
+    stream start and output store included) within 10 % of the layer's beats, ``in * out / lanes``."""
     rng = np.random.default_rng(4)
-    layer = random_nearest_layer(rng, 4, 64, 30, 256)
-    lowered = random_lowered(rng, 4, [64, 30], 256)
+    layer = random_nearest_layer(rng, 4, 128, 100, 256)
+    lowered = random_lowered(rng, 4, [128, 100], 256)
     lowered.layers = [layer]
     program = build_program(lowered, codebook_depth=256, config_max_features=1024)
-    image, out_addr, out_words = program.dram_image(random_vectors(rng, 1, 64))
+    image, out_addr, out_words = program.dram_image(random_vectors(rng, 1, 128))
     golden, rtl = run_rtl(program, image, out_addr, out_words, "verilator", rng, 1, stall=0)
     assert_bit_exact(golden, rtl, 1)
-    beats = 30 * 64 // 4
+    beats = 100 * 128 // 4
     assert golden.counters["macs"] == golden.counters["adds"] == 4 * beats
     assert beats / rtl["counters"]["cycles"] >= 0.9, rtl["counters"]["cycles"]
 
@@ -140,3 +140,14 @@ def test_layer_on_an_engine_without_the_unit_is_bad_mode():
     golden, rtl = run_rtl(bare, image, out_addr, out_words, "amaranth", rng, 5, stall=0)
     assert isinstance(golden, EngineFault) and golden.code == EngineError.BAD_MODE
     assert rtl["done"] and rtl["error"] == golden.code
+
+
+def test_verify_family_draws_nearest_programs_on_one_engine():
+    from sim.backends.top import placeholder_rom
+    from sim.verify.families import BY_NAME
+    family = BY_NAME["vq-pvq-nearest"]
+    programs = [family.program(seed) for seed in range(8)]
+    kinds = [[layer["kind"] for layer in p.meta["layers"]] for p in programs]
+    assert any(k[-1] == "nearest" for k in kinds) and any("nearest" not in k for k in kinds)
+    assert len({placeholder_rom(p.config) for p in programs}) == 1
+    assert all(p.config.nearest_prototype for p in programs)

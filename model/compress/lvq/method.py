@@ -1,33 +1,32 @@
-"""``--method lvq1|glvq|gmlvq``: an LVQ classifier replacing the network, run on the engine as FC layers.
+"""``--method lvq1|glvq|gmlvq``: an LVQ classifier replacing the network, run on the engine's nearest-prototype unit.
 
 The classifier (:mod:`model.lvq`) is trained on the network's Fashion-MNIST
 input, 784 pixels in [0, 1], represented by its 64 leading principal
 components (:func:`model.lvq.features.pca_representation`); it replaces the
 network (``--network lenet300`` names the input, not a network that runs).
 
-The engine has no nearest-prototype unit (an argmin over distances, one
-``lanes``-wide distance step per cycle): that dedicated unit is not built.
-The classifier runs as the equivalent linear layers, by the exact identity
+The program is two layers, and its output is the class:
 
-    argmin_p ||z - p||^2 = argmax_p (p . z - ||p||^2 / 2)
+* a **projection** FC layer into the space where the distance is Euclidean:
+  the PCA ``z = A x + b`` (LVQ1, GLVQ: 64 x 784), or GMLVQ's ``omega z =
+  omega A x + omega b`` (rank x 784, ``omega``'s rank 16), no activation; its
+  weights k-means coded like any layer (256 codewords of ``lanes``) and
+  lowered to int8 with the usual calibration (output scale ``s``: the
+  largest calibration value maps to 127);
+* a **nearest-prototype** layer (``kind="nearest"``, :mod:`model.contract.layout`):
+  the prototypes in that space (``p``, or ``omega p``) at the projection's
+  output scale, ``round(p / s)`` clipped to int8, as VQ rows (their
+  ``lanes``-wide sub-vectors k-means coded into at most ``codebook_size``
+  ROM codewords: exact when they have no more distinct sub-vectors), each
+  row's label in its header.  The engine writes the label of the nearest
+  prototype (squared Euclidean distance, ties to the lowest index); the host
+  reads it as the class (class step ``engine_class``, :mod:`model.program.host`).
 
-(``||z||^2`` is the same for every prototype).  A prototype layer is a
-fully-connected layer with the prototypes as weights and ``-||p||^2 / 2`` as
-biases, without activation, and the class is the label of the highest score
-(ties to the lowest index; the host step ``argmax_label`` of
-:mod:`model.program.host`).  The PCA projection ``z = A x + b`` is affine, so it
-folds into the first layer:
-
-* LVQ1, GLVQ: one layer, weights ``p A``, biases ``p . b - ||p||^2 / 2`` (P x 784);
-* GMLVQ, ``||omega (z - p)||^2``: a projection layer ``omega A`` with biases
-  ``omega b`` and no activation (rank x 784), then the prototype layer on
-  ``omega z`` with prototypes ``omega p`` (P x rank).  Its projection passes
-  the requantizer unchanged: a floor at -128, which saturation implies.
-
-Every layer's weights are coded like any other layer's: k-means VQ over
-``lanes``-dimensional sub-vectors (:mod:`model.compress.kmeans`, no
-fine-tuning), then the usual int8 lowering (the scores' scale maps the
-largest calibration score to 127).
+A feature count that is not a multiple of ``lanes`` is padded with zero
+projection rows and zero prototype columns (no distance changes).
+:func:`lvq_network` is the float FC-equivalent of the same classifier (the
+scores ``p . z - ||p||^2 / 2``, whose argmax is the nearest prototype), kept
+as the float reference of the identity.
 """
 from __future__ import annotations
 
@@ -35,23 +34,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.compress.kmeans.network import DEFAULT_K, to_torch, vq_compress
-from model.compress.lowering import codebook_depth_for, lower_vq
+from model.compress.kmeans.network import DEFAULT_K, kmeans, to_torch, vq_compress
+from model.compress.lowering import LoweredLayer, codebook_depth_for, lower_vq
+from model.contract.fixedpoint import ACT_MAX, ACT_MIN
+from model.contract.layout import NEAREST_OUTPUTS
 from model.compress.registry import EngineJob, register_method
 from model.lvq.features import PCA_COMPONENTS, fit_pca
 from model.lvq.prototypes import PER_CLASS, LVQModel, train
 from model.nets.graph.modules import EngineActivation, EngineLinear
-from model.program.host import CLASS_STEP, LABELS
+from model.program.host import CLASS_STEP
 from model.program.writer import build_program
 
 #: The only network whose input the LVQ methods take (Fashion-MNIST's 784 pixels).
 NETWORKS = ("lenet300",)
 #: The methods and their ``--help`` lines.
 SUMMARIES = {
-    "lvq1": "LVQ1 classifier (3 prototypes per class, PCA-64 input) replacing the network: one prototype FC layer",
-    "glvq": "GLVQ classifier (3 prototypes per class, PCA-64 input) replacing the network: one prototype FC layer",
+    "lvq1": "LVQ1 classifier (3 prototypes per class, PCA-64 input) replacing the network: PCA projection, "
+            "then the nearest-prototype unit (the output is the class)",
+    "glvq": "GLVQ classifier (3 prototypes per class, PCA-64 input) replacing the network: PCA projection, "
+            "then the nearest-prototype unit (the output is the class)",
     "gmlvq": "GMLVQ classifier (3 prototypes per class, PCA-64 input, rank-16 projection) replacing the network: "
-             "projection then prototype FC layers",
+             "its projection, then the nearest-prototype unit (the output is the class)",
 }
 
 
@@ -106,8 +109,39 @@ def scores_accuracy(net: nn.Module, labels: np.ndarray, x: np.ndarray, y: np.nda
     return float(np.mean(np.asarray(labels)[s.argmax(1)] == np.asarray(y)))
 
 
+def distance_space(model: LVQModel, affine: tuple[np.ndarray, np.ndarray], lanes: int):
+    """The projection (weights, biases) from raw inputs into the space where the model's distance is Euclidean,
+    and the prototypes there, both padded with zeros to a multiple of ``lanes`` features."""
+    a, b = (np.asarray(v, dtype=np.float64) for v in affine)
+    p = np.asarray(model.prototypes, dtype=np.float64)
+    if model.omega is not None:
+        om = np.asarray(model.omega, dtype=np.float64)
+        a, b, p = om @ a, om @ b, p @ om.T
+    pad = -len(a) % lanes
+    return (np.pad(a, ((0, pad), (0, 0))), np.pad(b, (0, pad))), np.pad(p, ((0, 0), (0, pad)))
+
+
+def nearest_layer(prototypes: np.ndarray, labels: np.ndarray, scale: float, lanes: int, k: int,
+                  seed: int) -> LoweredLayer:
+    """The ``NEAREST`` layer of float ``prototypes`` at the input's int8 ``scale``: int8 prototypes as VQ rows
+    (their sub-vectors k-means coded into at most ``k`` codewords), ``labels`` in the rows' headers."""
+    q = np.clip(np.round(np.asarray(prototypes) / scale), ACT_MIN, ACT_MAX)
+    codebook, indices = kmeans(q.reshape(-1, lanes), k, seed=seed)
+    zeros = np.zeros(len(q), dtype=np.int64)
+    return LoweredLayer(in_features=q.shape[1], out_features=len(q),
+                        codebook=np.clip(np.round(codebook), ACT_MIN, ACT_MAX).astype(np.int8),
+                        indices=indices.reshape(len(q), -1), bias=np.asarray(labels, dtype=np.int64), mult=zeros,
+                        shift=zeros, relu=False, act=zeros, kind="nearest", mode="vq")
+
+
+def nearest_accuracy(z: np.ndarray, prototypes: np.ndarray, labels: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of the nearest prototype's label (float distances) for features ``z``."""
+    d = (z * z).sum(1)[:, None] - 2 * z @ prototypes.T + (prototypes * prototypes).sum(1)[None]
+    return float(np.mean(np.asarray(labels)[d.argmin(1)] == np.asarray(y)))
+
+
 def lvq_program(job: EngineJob, method: str):
-    """Train ``method`` on the job's training images, write its prototype layers as an engine program."""
+    """Train ``method`` on the job's training images; write the projection and nearest-prototype layers."""
     o = job.options
     k = DEFAULT_K if o.codebook_size is None else o.codebook_size
     x, y = np.asarray(job.data.train.inputs), np.asarray(job.data.train.labels)
@@ -115,32 +149,38 @@ def lvq_program(job: EngineJob, method: str):
     affine = (axes, -(axes @ mean))
     model = train(method, (x @ axes.T + affine[1]).astype(np.float32), y, per_class=PER_CLASS, seed=o.seed,
                   progress=o.progress)
-    net = lvq_network(model, affine)
-    vq = vq_compress(net, dim=o.lanes, k=k, seed=o.seed, name=job.network, finetune_epochs=0, progress=o.progress)
+    (wa, wb), protos = distance_space(model, affine, o.lanes)
+    vq = vq_compress(nn.Sequential(_linear(wa, wb)).eval(), dim=o.lanes, k=k, seed=o.seed, name=job.network,
+                     finetune_epochs=0, progress=o.progress)
     lowered = lower_vq(vq, job.calib, o.lanes)
+    lowered.layers.append(nearest_layer(protos, model.labels, lowered.output_scale, o.lanes, k, o.seed))
     lowered.name, lowered.method = job.network, method
+    lowered.output_scale, lowered.output_scales = 1.0, [1.0]   # the output is a label
     test_x, test_y = job.data.test
+    with torch.no_grad():
+        coded_z = to_torch(vq)(torch.from_numpy(np.ascontiguousarray(test_x, dtype=np.float32))).numpy()
     info = dict(job.info, network_float_accuracy=job.info.get("float_accuracy"),
                 float_accuracy=model.accuracy(test_x @ axes.T + affine[1], test_y),
                 lvq=dict(model.info, method=method, prototypes=len(model.labels), representation="pca",
                          pca_components=PCA_COMPONENTS, rank=None if model.omega is None else len(model.omega),
-                         nearest_prototype_unit=False, float_network_accuracy=scores_accuracy(net, model.labels,
-                                                                                              test_x, test_y)),
-                vq_float_accuracy=scores_accuracy(to_torch(vq), model.labels, test_x, test_y),
+                         nearest_prototype_unit=True, distance_features=protos.shape[1],
+                         float_network_accuracy=scores_accuracy(lvq_network(model, affine), model.labels,
+                                                                test_x, test_y)),
+                vq_float_accuracy=nearest_accuracy(coded_z, protos, model.labels, test_y),
                 compress_seconds=model.info["train_seconds"], codebook_size=k)
     info["float_quality"] = info["float_accuracy"]
     info["vq_float_quality"] = info["vq_float_accuracy"]
     program = build_program(lowered, codebook_depth=codebook_depth_for(k), info=info)
     p = len(model.labels)
+    space = f"the {PCA_COMPONENTS}-component PCA space" if model.omega is None else \
+        f"GMLVQ's rank-{len(model.omega)} projection of the {PCA_COMPONENTS}-component PCA space"
     program.meta.update(
         input_shape=[x.shape[1]],
-        outputs=[{"start": 0, "stop": p, "activation": None, CLASS_STEP: "argmax_label",
-                  LABELS: model.labels.tolist()}],
+        outputs=[{"start": 0, "stop": NEAREST_OUTPUTS, "activation": None, CLASS_STEP: "engine_class"}],
         lowered_from=[f"input: host writes {x.shape[1]} pixels",
-                      f"{method}: {p} prototypes ({PER_CLASS} per class) in the {PCA_COMPONENTS}-component PCA "
-                      "space, as " + ("one prototype FC layer" if model.omega is None else
-                                      f"a rank-{len(model.omega)} projection FC layer and a prototype FC layer"),
-                      "output: prototype scores p.x - |p|^2/2; the class is the label of the highest score"])
+                      f"{method}: a projection FC layer into {space} ({protos.shape[1]} features), then the "
+                      f"nearest-prototype layer: {p} prototypes ({PER_CLASS} per class), squared distance, argmin",
+                      "output: the nearest prototype's label, the class"])
     return program
 
 
