@@ -62,8 +62,8 @@ def main(argv=None) -> int:
     if missing:
         raise SystemExit(missing)
     out = {"per_class": PER_CLASS, "seed": 0, "train_images": 60000, "test_images": 10000,
-           "nearest_prototype_unit": "not built: the engine runs the equivalent FC layers "
-                                     "(argmin_p |z-p|^2 = argmax_p p.z - |p|^2/2)",
+           "nearest_prototype_unit": "the engine's NEAREST layer: a projection FC layer, then squared distances "
+                                     "to the int8 prototypes (lanes squares per cycle) and their argmin's label",
            "cross_check_points": CROSS_CHECK_POINTS, "settings": {}}
     jobs = [(r, m) for r in REPRESENTATIONS for m in TRAINERS]
     for rep_name, method in tqdm(jobs, desc="lvq", unit="model"):

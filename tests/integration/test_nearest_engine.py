@@ -8,14 +8,12 @@ from model.codecs.vectors import random_vectors
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineError, EngineFault
 from model.contract.layout import DESC_WORDS, LayerKind
-from model.golden.engine import GoldenEngine
 from model.golden.nearest import nearest_labels
 from model.program.file import Program
 from model.program.synthetic import random_lowered, random_nearest_layer, random_nearest_lowered
 from model.program.writer import build_program
-from sim.simulate import simulate
 
-from engine_cases import assert_bit_exact, edit_descriptor
+from engine_cases import assert_bit_exact, edit_descriptor, golden_and_rtl
 
 
 def nearest_case(seed: int, n_images: int = 3):
@@ -29,30 +27,18 @@ def nearest_case(seed: int, n_images: int = 3):
     return program, image, out_addr, out_words * n_images, rng
 
 
-def run_rtl(program, image, out_addr, out_words, backend, rng, seed, stall=None):
-    try:
-        golden = GoldenEngine(program.config).run(image)
-        bound = 20 * sum(golden.counters.values()) + 10_000
-    except EngineFault as fault:
-        golden, bound = fault, 100_000
-    rtl = simulate(program, image, backend, out_addr=out_addr, out_words=out_words, max_cycles=bound,
-                   latency=int(rng.integers(3, 12)), stall=int(rng.choice([0, 64])) if stall is None else stall,
-                   seed=seed, vcd=None)
-    return golden, rtl
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_random_nearest_programs_amaranth(seed):
     """Outputs (the labels) and every counter (squares as macs, differences as adds), random DRAM stalls."""
     program, image, out_addr, out_words, rng = nearest_case(seed)
     assert program.meta["layers"][-1]["kind"] == "nearest" and program.meta["output_features"] == 1
-    golden, rtl = run_rtl(program, image, out_addr, out_words, "amaranth", rng, seed)
+    golden, rtl = golden_and_rtl(program, image, out_addr, out_words, "amaranth", rng, seed)
     assert_bit_exact(golden, rtl, program.meta["output_features"])
 
 
 def test_random_nearest_program_verilator():
     program, image, out_addr, out_words, rng = nearest_case(11)
-    golden, rtl = run_rtl(program, image, out_addr, out_words, "verilator", rng, 11, stall=64)
+    golden, rtl = golden_and_rtl(program, image, out_addr, out_words, "verilator", rng, 11, stall=64)
     assert_bit_exact(golden, rtl, program.meta["output_features"])
 
 
@@ -74,7 +60,7 @@ def tie_case(lanes: int = 4):
 
 def test_ties_go_to_the_lowest_row():
     program, image, out_addr, out_words, rng, x = tie_case()
-    golden, rtl = run_rtl(program, image, out_addr, out_words, "amaranth", rng, 1, stall=0)
+    golden, rtl = golden_and_rtl(program, image, out_addr, out_words, "amaranth", rng, 1, stall=0)
     assert golden.outputs.tolist() == [[11]]
     assert_bit_exact(golden, rtl, 1)
     p = program.config.rom
@@ -91,7 +77,7 @@ def test_unit_takes_one_lanes_wide_step_per_cycle():
     lowered.layers = [layer]
     program = build_program(lowered, codebook_depth=256, config_max_features=1024)
     image, out_addr, out_words = program.dram_image(random_vectors(rng, 1, 128))
-    golden, rtl = run_rtl(program, image, out_addr, out_words, "verilator", rng, 1, stall=0)
+    golden, rtl = golden_and_rtl(program, image, out_addr, out_words, "verilator", rng, 1, stall=0)
     assert_bit_exact(golden, rtl, 1)
     beats = 100 * 128 // 4
     assert golden.counters["macs"] == golden.counters["adds"] == 4 * beats
@@ -112,7 +98,7 @@ def test_unit_takes_one_lanes_wide_step_per_cycle():
 def test_bad_nearest_descriptors_stop_as_the_golden_model_does(fields, code):
     program, image, out_addr, out_words, rng, _ = tie_case()
     bad = edit_descriptor(image, 0, **fields)
-    golden, rtl = run_rtl(program, bad, out_addr, out_words, "amaranth", rng, 5, stall=0)
+    golden, rtl = golden_and_rtl(program, bad, out_addr, out_words, "amaranth", rng, 5, stall=0)
     if code is None:
         assert golden.outputs.tolist() == [[11]]
         assert_bit_exact(golden, rtl, 1)
@@ -127,7 +113,7 @@ def test_label_outside_int8_range_is_bad_index(label):
     d = Descriptor.decode(image[int(image[2]):int(image[2]) + DESC_WORDS])
     bad = image.copy()
     bad[d.stream_addr + 4 * d.row_words] = label & 0xFFFFFFFF   # the last row's label word
-    golden, rtl = run_rtl(program, bad, out_addr, out_words, "amaranth", rng, 5, stall=0)
+    golden, rtl = golden_and_rtl(program, bad, out_addr, out_words, "amaranth", rng, 5, stall=0)
     assert isinstance(golden, EngineFault) and golden.code == EngineError.BAD_INDEX
     assert rtl["done"] and rtl["error"] == golden.code
 
@@ -137,7 +123,7 @@ def test_layer_on_an_engine_without_the_unit_is_bad_mode():
     meta = dict(program.meta, engine={k: v for k, v in program.meta["engine"].items() if k != "nearest_prototype"})
     bare = Program(meta, program.image)
     assert not bare.config.supports_kind(LayerKind.NEAREST, 0)
-    golden, rtl = run_rtl(bare, image, out_addr, out_words, "amaranth", rng, 5, stall=0)
+    golden, rtl = golden_and_rtl(bare, image, out_addr, out_words, "amaranth", rng, 5, stall=0)
     assert isinstance(golden, EngineFault) and golden.code == EngineError.BAD_MODE
     assert rtl["done"] and rtl["error"] == golden.code
 

@@ -148,3 +148,17 @@ def edit_descriptor(image: np.ndarray, layer: int, **fields) -> np.ndarray:
         setattr(desc, k, v)
     image[at:at + DESC_WORDS] = desc.encode()
     return image
+
+
+def golden_and_rtl(program, image, out_addr, out_words, backend, rng, seed, stall=None):
+    """The golden model's result (or its ``EngineFault``) and the RTL's run of ``image``, with a random DRAM
+    latency (3 to 11 cycles) and, unless ``stall`` is given, random stalls (none, or one in 64)."""
+    try:
+        golden = GoldenEngine(program.config).run(image)
+        bound = 20 * sum(golden.counters.values()) + 10_000
+    except EngineFault as fault:
+        golden, bound = fault, 100_000
+    rtl = simulate(program, image, backend, out_addr=out_addr, out_words=out_words, max_cycles=bound,
+                   latency=int(rng.integers(3, 12)), stall=int(rng.choice([0, 64])) if stall is None else stall,
+                   seed=seed, vcd=None)
+    return golden, rtl
