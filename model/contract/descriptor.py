@@ -15,8 +15,8 @@ from model.contract.fixedpoint import ACT_PARAM_BITS, COMPACT_BIAS_SHIFT_BITS, S
 from model.contract.layout import (COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_SHIFT_LSB,
                                    DESC_WORDS, DRAM_WORDS_WORD, FIELD16, FLAG_COMPACT, FLAG_FLOOR, FLAG_RELU,
                                    FLAG_RESIDENT, FLAG_SAVE, JOB_MAGIC, JOB_WORDS, KIND_MASK, KIND_SHIFT, MODE_MASK,
-                                   MODE_PARAM_BITS, MODE_PARAM_SHIFT, MODE_SHIFT, NEAREST_OUTPUTS, WINDOWED_KINDS, WSRAM_ADDR_BITS,
-                                   LayerKind, LayerMode)
+                                   MODE_PARAM_BITS, MODE_PARAM_SHIFT, MODE_SHIFT, NEAREST_OUTPUTS, WINDOWED_KINDS,
+                                   WSRAM_ADDR_BITS, LayerKind, LayerMode)
 from model.contract.window import Window
 
 
