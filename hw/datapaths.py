@@ -5,6 +5,7 @@ from hw.block_offset import BlockOffset
 from hw.descriptor_check import log2, subvectors
 from hw.index_path import IndexPath
 from hw.layouts import MODE_PARAM_BIT
+from hw.lattice_codebook import LatticeCodebook
 from hw.mac import MacLanes
 from hw.memories import CodebookRom, StagedCodebookRom
 from hw.nearest import NearestPrototype
@@ -12,8 +13,8 @@ from hw.pvq import PvqDotProduct
 from hw.sparse_rows import SparseRowPath
 from model.contract.config import EngineConfig
 from model.contract.fixedpoint import stage_sum_bits
-from model.contract.layout import (COMPACT_ROW_HEADER_WORDS, MODE_MASK, MODE_PARAM_BITS, PVQ_SCALE_BITS,
-                                   ROW_HEADER_WORDS, LayerMode)
+from model.contract.layout import (COMPACT_ROW_HEADER_WORDS, E8P_INDEX_BITS, MODE_MASK, MODE_PARAM_BITS,
+                                   PVQ_SCALE_BITS, ROW_HEADER_WORDS, LayerMode)
 
 
 def dense_rows(index_path, desc, lanes: int, width, check, stages=1) -> list:
@@ -181,6 +182,32 @@ class ProductDatapath(CodebookDatapath):
                 *self.rom.request(desc.codebook_base + b.offset + entry, enable)]
 
 
+class LatticeDatapath(Datapath):
+    """``LayerMode.E8P``: index path -> a codeword decoded by the E8P lattice codebook -> MAC lanes.
+
+    An entry is a 16-bit codeword index; the lattice codebook (:class:`hw.lattice_codebook.LatticeCodebook`)
+    reads its table in the beat's cycle and applies the signs and the shift in the next, as the MAC
+    lanes take the operand (:mod:`model.contract.layout`, "E8P lattice layers").  Every index is a
+    codeword, so the index path checks none; descriptor word 1 is not read.
+    """
+
+    def configure(self, desc):
+        return dense_rows(self.source, desc, self.lanes, E8P_INDEX_BITS, 0)
+
+    def lookup(self, beat):
+        return beat.index, beat.subvector, 1
+
+    def read_rom(self, desc, entry, enable, beat, take):
+        return self.rom.request(entry, enable)
+
+    def weights(self, held, desc):
+        codeword = self.dot.operands.payload.codeword    # lane-wise: the MAC lanes may be wider (RVQ)
+        return [codeword[i].eq(self.rom.data[i]) for i in range(self.lanes)]
+
+    def read_steps(self, reading):
+        return {"rom_reads": reading, "macs": Mux(reading, self.lanes, 0)}   # one table read per entry
+
+
 class PvqDatapath(Datapath):
     """``LayerMode.PVQ``: index path -> the PVQ unit, which decodes each entry itself (no codebook)."""
 
@@ -270,4 +297,9 @@ def datapaths(m: Module, cfg: EngineConfig) -> dict:
     if cfg.huffman_max_len:
         m.submodules.sparse = sparse = SparseRowPath(cfg.huffman_max_len, cfg.huffman_symbol_bits)
         paths[LayerMode.HUFFMAN] = SparseDatapath(sparse, mac, rom, cfg.lanes)
+    if cfg.lattice:   # the E8P codebook: its own table, the MAC lanes of the ROM's modes (or its own)
+        if not cfg.rom:
+            m.submodules.mac = mac = MacLanes(cfg.lanes)
+        m.submodules.lattice = lattice = LatticeCodebook(cfg.lanes)
+        paths[LayerMode.E8P] = LatticeDatapath(index_path, mac, lattice, cfg.lanes)
     return paths

@@ -35,6 +35,7 @@ def on_engine(program: Program, config) -> Program:
               ("PVQ unit", own.pvq_k_max <= config.pvq_k_max),
               ("residual-VQ stages", own.rvq_stages_max <= config.rvq_stages_max),
               ("product-VQ unit", config.pq or not own.pq),
+              ("E8P lattice codebook", config.lattice or not own.lattice),
               ("Huffman decoder", (own.huffman_max_len, own.huffman_symbol_bits)
                in ((0, 0), (config.huffman_max_len, config.huffman_symbol_bits)))]
     bad = [name for name, ok in checks if not ok]
@@ -45,7 +46,8 @@ def on_engine(program: Program, config) -> Program:
                                           residual=config.residual,
                                           pvq_k_max=config.pvq_k_max,
                                           **({"rvq_stages_max": config.rvq_stages_max} if config.rvq_stages_max else {}),
-                                          **({"pq": True} if config.pq else {})))
+                                          **({"pq": True} if config.pq else {}),
+                                          **({"lattice": True} if config.lattice else {})))
     return Program(meta, program.image)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from model.contract.layout import (DENSE_MODES, FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX,
+from model.contract.layout import (DENSE_MODES, E8P_DIM, E8P_INDEX_BITS, FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX,
                                    MAX_FEATURES_LIMIT, REL_BITS, RVQ_STAGES_MAX, WORD_BYTES, LayerKind, LayerMode,
                                    vector_align)
 from model.contract.pyramid import pvq_entry_bits
@@ -65,6 +65,10 @@ class EngineConfig:
     nearest_prototype : bool
         The engine has the nearest-prototype unit (``NEAREST`` layers, :mod:`model.contract.layout`:
         a squared distance per VQ row, ``lanes`` squares per cycle, and the argmin's label).
+    lattice : bool
+        The engine has the E8P lattice codebook (``E8P`` layers, :mod:`model.contract.layout`: a
+        fixed 256-entry table and the sign and shift decoder, 16-bit entries); 8 lanes only.  It
+        needs no ROM (``rom`` may be empty).
     """
     lanes: int = 4
     codebook_depth: int = 256
@@ -80,6 +84,7 @@ class EngineConfig:
     rvq_stages_max: int = 0
     pq: bool = False
     nearest_prototype: bool = False
+    lattice: bool = False
 
     def __post_init__(self):
         if self.lanes not in LANES:
@@ -89,8 +94,11 @@ class EngineConfig:
         if self.max_features % vector_align(self.lanes) or not 0 < self.max_features <= MAX_FEATURES_LIMIT:
             raise ValueError(f"max_features must be a multiple of {vector_align(self.lanes)}, at most "
                              f"{MAX_FEATURES_LIMIT}")
-        if not self.rom and not self.pvq_k_max:
-            raise ValueError("the engine has neither a codebook ROM nor a PVQ unit")
+        if not self.rom and not self.pvq_k_max and not self.lattice:
+            raise ValueError("the engine has neither a codebook ROM nor a PVQ unit nor the lattice codebook")
+        if self.lattice and self.lanes != E8P_DIM:
+            raise ValueError(f"the E8P lattice codebook has dimension {E8P_DIM}: lattice needs {E8P_DIM} lanes, "
+                             f"got {self.lanes}")
         if not 0 <= self.pvq_k_max <= FIELD16:
             raise ValueError(f"pvq_k_max must be 0..{FIELD16}")
         if self.huffman_max_len:
@@ -123,7 +131,8 @@ class EngineConfig:
         if mode not in LayerMode.__members__.values():
             return False
         return {LayerMode.PVQ: bool(self.pvq_k_max), LayerMode.HUFFMAN: bool(self.huffman_max_len),
-                LayerMode.RVQ: bool(self.rvq_stages_max), LayerMode.PQ: self.pq}.get(mode, True)
+                LayerMode.RVQ: bool(self.rvq_stages_max), LayerMode.PQ: self.pq,
+                LayerMode.E8P: self.lattice}.get(mode, True)
 
     def supports_kind(self, kind: int, mode: int) -> bool:
         """Whether this engine runs a layer of ``kind`` in ``mode`` (else ``BAD_MODE``).
@@ -160,6 +169,8 @@ class EngineConfig:
             widths.append(self.pvq_entry_bits(self.pvq_k_max))
         if self.rvq_stages_max:   # an RVQ entry is one index per stage
             widths.append(self.rvq_stages_max * self.index_bits)
+        if self.lattice:
+            widths.append(E8P_INDEX_BITS)
         return max(widths)
 
     @property

@@ -31,7 +31,7 @@ word  contents
 ====  ==============================================================
 0     ``in_features`` [15:0], ``out_features`` [31:16]
 1     VQ, HUFFMAN, RVQ, PQ: ``codebook_base`` [15:0] (ROM entry), ``codebook_size`` [31:16]
-      (RVQ: each stage's size; PQ: each column block's);
+      (RVQ: each stage's size; PQ: each column block's); E8P: not read, zero;
       PVQ: ``K`` [15:0] (pulses per sub-vector), ``entry_bits`` [31:16];
       AVGPOOL, ADD: the layer's requantization word (a row stream's format, below)
 2     address of the layer's row stream
@@ -251,6 +251,35 @@ sub-vectors of a row are cut into blocks of ``B = 2**MODE_PARAM`` sub-vectors
 * Counters per entry as VQ: one ``rom_reads``, ``lanes`` ``macs``, one ``sram_reads``.
 * FC and CONV layers; no compact rows.
 
+E8P lattice layers (``LayerMode.E8P``)
+=====================================
+A structured universal codebook (in the spirit of QuIP#'s E8P): 2**16 codewords
+of dimension 8, points of the shifted lattice ``E8 + 1/4``, decoded in hardware
+from a fixed 256-entry table of *source* vectors plus sign flips and a shift
+(:mod:`model.codecs.e8p` defines the table, the index and the decode; the engine's
+``hw.lattice_codebook.LatticeCodebook`` is its twin).  Engines with ``lattice``
+(:class:`model.contract.config.EngineConfig`; 8 lanes only).
+
+* Integer scale: a codeword lane is 4 times the lattice coordinate (``E8P_SCALE``),
+  an odd integer in [-11, 11]; the rows' requantization carries the real scale,
+  as for any codebook.
+* An entry is one 16-bit codeword index (``E8P_INDEX_BITS``): bits 0..7 the table
+  entry, bits 8..14 the minus signs of lanes 0..6, bit 15 the shift (1: +1 at
+  scale 4, 0: -1).  Lane 7's sign follows the parity rule (the codeword's
+  unshifted sum is even).  Every index is a codeword: there is no ``BAD_INDEX``.
+* Descriptor word 1 is not read (written as zero): the table is the engine's
+  own, not part of the program's ROM; ``row_words`` must fit 16-bit entries
+  (``BAD_STREAM``).  The table is fixed at elaboration and identical on every
+  lattice engine.
+* One entry per cycle: the fetch stage reads the table entry (8 x 8 bits) and
+  keeps the index's sign and shift bits; next cycle the decoder negates the
+  lanes and adds +-1 before the MAC lanes.
+* Counters per entry as VQ: one ``rom_reads`` (a read of the 256-entry table),
+  ``lanes`` ``macs``, one ``sram_reads``.  The energy report prices a
+  ``rom_reads`` as one read of the engine's codebook memories, the table's
+  2 KiB included (:class:`sim.report.energy.memories.OnChipMemories`).
+* FC and CONV layers; no compact rows.
+
 Sparse Huffman-coded layers (``LayerMode.HUFFMAN``)
 ==================================================
 Deep Compression / EIE style: weights are scalars, pruned positions are not
@@ -397,10 +426,21 @@ class LayerMode(enum.IntEnum):
     PVQ = 2  #: dense rows of pyramid-VQ enumeration indices and scales (no codebook)
     RVQ = 3  #: dense rows of ``S`` stage indices per sub-vector, the sum of ``S`` codewords (residual VQ)
     PQ = 4   #: dense rows of indices into a codebook per block of columns (product VQ)
+    E8P = 5  #: dense rows of 16-bit E8P lattice codeword indices, decoded from the engine's table
+
+
+#: E8P lattice layers (see "E8P lattice layers" above; :mod:`model.codecs.e8p` decodes them): the codeword
+#: dimension, the integer scale of the lattice's coordinates, and a codeword index's fields.
+E8P_DIM = 8
+E8P_SCALE = 4
+E8P_TABLE_BITS = 8
+E8P_SIGN_BITS = E8P_DIM - 1
+E8P_INDEX_BITS = E8P_TABLE_BITS + E8P_SIGN_BITS + 1
+E8P_SHIFT_BIT = E8P_INDEX_BITS - 1
 
 
 #: The modes whose rows are dense (one entry per sub-vector), which convolutions may use.
-DENSE_MODES = (LayerMode.VQ, LayerMode.PVQ, LayerMode.RVQ, LayerMode.PQ)
+DENSE_MODES = (LayerMode.VQ, LayerMode.PVQ, LayerMode.RVQ, LayerMode.PQ, LayerMode.E8P)
 
 
 #: Width of a PVQ sub-vector's unsigned scale.

@@ -40,7 +40,8 @@ MAGIC = b"VQZ\0"
 #: descriptor word 1 read as a requantization word only in it), so every version-3 file stays
 #: valid, and an older vqe refuses a program using it at validation with one line (BAD_MODE).
 #: The ADD kind and FLAG_SAVE (the residual add and its skip buffer) followed the same way, and so
-#: did the RVQ and PQ layer modes (new mode values, the flags' MODE_PARAM bits read only by them).
+#: did the RVQ and PQ layer modes (new mode values, the flags' MODE_PARAM bits read only by them), and the
+#: E8P lattice mode (a new mode value; descriptor word 1 not read).
 FORMAT_VERSION = 3
 _HEADER = struct.Struct("<4sHHIII")
 
@@ -72,7 +73,8 @@ class Program:
                             huffman_symbol_bits=e.get("huffman_symbol_bits", 0),
                             weight_sram_words=e.get("weight_sram_words", 0),
                             rvq_stages_max=e.get("rvq_stages_max", 0), pq=e.get("pq", False),
-                            nearest_prototype=e.get("nearest_prototype", False))
+                            nearest_prototype=e.get("nearest_prototype", False),
+                            lattice=e.get("lattice", False))
 
     # --- files ----------------------------------------------------------------------------
     def to_bytes(self) -> bytes:

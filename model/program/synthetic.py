@@ -92,23 +92,35 @@ def random_pq_layer(rng: np.random.Generator, lanes: int, n_in: int, n_out: int,
                            indices=rng.integers(0, size, size=(n_out, s)), **random_coded_rows(rng, n_out))
 
 
+def random_e8p_layer(rng: np.random.Generator, n_in: int, n_out: int):
+    """A random E8P lattice layer (``mode="e8p"``, 8 lanes): random 16-bit codeword indices."""
+    from model.codecs.e8p import E8P_CODEWORDS, e8p_codewords
+    return SimpleNamespace(mode="e8p", in_features=n_in, out_features=n_out, codebook=e8p_codewords(),
+                           indices=rng.integers(0, E8P_CODEWORDS, size=(n_out, ceil_div(n_in, 8))),
+                           **random_coded_rows(rng, n_out))
+
+
 def random_lowered(rng: np.random.Generator, lanes: int, shapes: list[int], codebook_depth: int,
                    codebook_sizes: list[int] | None = None, name: str = "random", pvq_k_max: int = 0,
-                   huffman_k_max: int = 0, rvq_stages_max: int = 0, pq: bool = False):
+                   huffman_k_max: int = 0, rvq_stages_max: int = 0, pq: bool = False, lattice: bool = False):
     """A random lowered network with layer widths ``shapes`` (input first).
 
     With ``pvq_k_max``, about half the layers are PVQ-coded with a random K.
     With ``huffman_k_max``, about half the layers (of those left) are sparse
     Huffman-coded layers with up to ``huffman_k_max`` centroids.  With
     ``rvq_stages_max`` or ``pq``, each layer is first drawn as residual VQ (1
-    to ``rvq_stages_max`` stages) or product VQ with one chance in three each.
+    to ``rvq_stages_max`` stages) or product VQ with one chance in three each; with ``lattice`` (8
+    lanes), an E8P lattice layer with the third chance.
     Every layer's ROM sections fit ``codebook_depth`` entries.
     Duck-types :class:`model.compress.lowering.LoweredNetwork`.
     """
     layers = []
     for i, (n_in, n_out) in enumerate(zip(shapes[:-1], shapes[1:])):
-        if rvq_stages_max or pq:
+        if rvq_stages_max or pq or lattice:
             draw = int(rng.integers(0, 3))
+            if draw == 2 and lattice:
+                layers.append(random_e8p_layer(rng, n_in, n_out))
+                continue
             if draw == 0 and rvq_stages_max:
                 layers.append(random_rvq_layer(rng, lanes, n_in, n_out, codebook_depth, rvq_stages_max))
                 continue

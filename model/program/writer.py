@@ -181,7 +181,10 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
                    # The nearest-prototype unit only for a program with a NEAREST layer.
                    **({"nearest_prototype": True} if any(d.kind == LayerKind.NEAREST for d in descs) else {}),
                    **({"huffman_max_len": huffman_max_len, "huffman_symbol_bits": huffman_symbol_bits}
-                      if huffman else {})},
+                      if huffman else {}),
+                   # The units a mode's codec asks for (LayerCodec.engine_options; E8P: the lattice codebook).
+                   **{k: v for c in dict.fromkeys(c for c in codecs if c is not None)
+                      for k, v in c.engine_options([d for d, cc in zip(descs, codecs) if cc is c]).items()}},
         "rom": rom,
         "rom_id": rom_id(rom),
         "rom_shared": shared_rom is not None,

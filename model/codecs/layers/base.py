@@ -128,6 +128,11 @@ class LayerCodec:
         """The ``codebook_size`` recorded in the layer's metadata."""
         return int(len(layer.codebook))
 
+    def engine_options(self, descs) -> dict:
+        """The program's ``engine`` entries (:class:`~model.contract.config.EngineConfig` fields) a program
+        with layers of this mode needs, given those layers' descriptors (the E8P unit: ``lattice``)."""
+        return {}
+
     # --- engine (golden model and program validation) ---------------------------------
     def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:
         """The mode's descriptor checks, after the common ones, in the RTL's order."""

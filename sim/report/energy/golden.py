@@ -18,10 +18,11 @@ import numpy as np
 from model.codecs.layers.kinds import kind_rule
 from model.codecs.layers.registry import codec_for_mode
 from model.contract.ints import ceil_div
-from model.contract.layout import COMPACT_ROW_HEADER_WORDS, ROW_HEADER_WORDS, WORD_BITS, LayerKind
+from model.contract.layout import (COMPACT_ROW_HEADER_WORDS, E8P_INDEX_BITS, E8P_TABLE_BITS, ROW_HEADER_WORDS, WORD_BITS,
+                                   LayerKind)
 from model.golden.engine import GoldenEngine
 from sim.report.energy.memories import OnChipMemories
-from sim.report.energy.network import HUFFMAN, PQ, PVQ, RVQ, VQ, LayerInfo, NetworkData
+from sim.report.energy.network import E8P, HUFFMAN, PQ, PVQ, RVQ, VQ, LayerInfo, NetworkData
 
 
 def _counts(histogram) -> tuple[int, ...]:
@@ -92,9 +93,16 @@ def _pq_layer(i: int, layer, index_bits: int) -> LayerInfo:
     return _dense_rows_layer(i, layer, index_bits, hist, mode=PQ, codebook_size=blocks * d.codebook_size)
 
 
+def _e8p_layer(i: int, layer, index_bits: int) -> LayerInfo:
+    """Rows of 16-bit E8P codeword indices; the histogram counts each distinct index that occurs,
+    ``codebook_size`` is the lattice table's entries (what the engine reads)."""
+    hist = np.unique(np.asarray(layer.events["indices"]).ravel(), return_counts=True)[1]
+    return _dense_rows_layer(i, layer, E8P_INDEX_BITS, hist, mode=E8P, codebook_size=1 << E8P_TABLE_BITS)
+
+
 #: ``reader(layer_index, decoded_layer, index_bits) -> LayerInfo`` for each layer codec, by its name.
 LAYER_READERS: dict[str, Callable[[int, object, int], LayerInfo]] = {
-    VQ: _vq_layer, PVQ: _pvq_layer, HUFFMAN: _huffman_layer, RVQ: _rvq_layer, PQ: _pq_layer}
+    VQ: _vq_layer, PVQ: _pvq_layer, HUFFMAN: _huffman_layer, RVQ: _rvq_layer, PQ: _pq_layer, E8P: _e8p_layer}
 
 
 def layers_from_decoded(decoded: Sequence, index_bits: int) -> list[LayerInfo]:

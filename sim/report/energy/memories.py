@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from model.contract.config import EngineConfig
 from model.contract.fixedpoint import ACT_BITS
 from model.contract.ints import ceil_div
-from model.contract.layout import WORD_BYTES
+from model.contract.layout import E8P_DIM, E8P_TABLE_BITS, WORD_BYTES
 
 #: Halves of the double-buffered activation SRAM: a layer reads one and writes the other.
 ACTIVATION_SRAM_HALVES = 2
@@ -33,7 +33,8 @@ class OnChipMemories:
         (``2 x max_features`` bytes).  A dense baseline with wider
         activations holds the same values in more bytes (`activation_bytes`).
     rom_bytes : int or None
-        The codebook ROM: ``entries x lanes`` int8 values.
+        The codebook ROM: ``entries x lanes`` int8 values, plus the E8P lattice table's 2,048 bytes on an
+        engine with ``lattice`` (its reads are ``rom_reads`` too).
     codebook_sram_bytes : int or None
         The codebook SRAM of traditional VQ (scenario (c)), sized for the
         largest codebook a layer may use: ``codebook_depth x lanes`` bytes.
@@ -59,7 +60,9 @@ class OnChipMemories:
         symbol_bits = config.huffman_symbol_bits if config.huffman_max_len else 0
         # Activations and codeword values are int8: one byte each.
         return cls(activation_sram_bytes=ACTIVATION_SRAM_HALVES * config.max_features,
-                   rom_bytes=config.rom_entries * config.lanes,
+                   # The E8P lattice table (256 x 8 bytes) is read as a ROM is, one entry per rom_reads:
+                   # priced as one memory of the ROM's and the table's bytes (only the table without a ROM).
+                   rom_bytes=config.rom_entries * config.lanes + (E8P_DIM << E8P_TABLE_BITS if config.lattice else 0),
                    codebook_sram_bytes=config.codebook_depth * config.lanes,
                    huffman_table_bytes=ceil_div((1 << symbol_bits) * symbol_bits, BYTE_BITS),
                    huffman_symbol_bits=symbol_bits or None,

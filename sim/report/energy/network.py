@@ -32,6 +32,8 @@ HUFFMAN = codec_for_mode(LayerMode.HUFFMAN).name
 RVQ = codec_for_mode(LayerMode.RVQ).name
 #: Rows of indices into a codebook per column block (product VQ).
 PQ = codec_for_mode(LayerMode.PQ).name
+#: Rows of 16-bit E8P lattice codeword indices (decoded from the engine's 256-entry table).
+E8P = codec_for_mode(LayerMode.E8P).name
 
 #: Layer kind (`LayerInfo.kind`) of a fully-connected layer: the rows against the whole input, once per image.
 FC = FcKind.name
