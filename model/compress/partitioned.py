@@ -18,7 +18,6 @@ distillation data.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from typing import Callable
 
@@ -145,9 +144,6 @@ def compress_universal_partitioned(network: str, model: nn.Module, names: list[s
         Smoothing strength (:func:`smoothing_factors`; default :data:`SMOOTHING_ALPHA`, 0 for none).
     """
     alpha = SMOOTHING_ALPHA if alpha is None else alpha
-    from model.compress.lowering import codebook_depth_for
-    from model.compress.universal.fit import assign_nearest
-    from model.compress.universal.lower import lower_universal, to_sequential
     from model.nets.weightmat import get_module, weight_matrix
     from model.program.writer import build_program, place_in_weight_sram
     t0 = time.perf_counter()
@@ -160,30 +156,24 @@ def compress_universal_partitioned(network: str, model: nn.Module, names: list[s
         for n in names:
             get_module(smoothed, n).weight.mul_(torch.from_numpy(smoothing[n]).to(torch.float32)[None, :])
     t1 = time.perf_counter()
-    coded = _cached_assignment(smoothed, codebook, names, network)
+    codings, depth = _codings(smoothed, codebook, names, network)
     assign_seconds = time.perf_counter() - t1
     segments = []
     bar = _bar(len(names), progress, f"{network}: engine segments")
-    for layer in coded.layers:
-        before, _ = host_ops(layer.name)
+    for name in names:
+        before, _ = host_ops(name)
         if before:
-            segments.append(HostSegment(f"before {layer.name}", before))
-        # Alone, the layer is module "0" of its own Linear chain.
-        single = type(coded)(layer.name, codebook, [dataclasses.replace(layer, name="0")],
-                             {"method": "universal-nearest"})
-        # One output scale per output feature (each row has its own requantizer): a transformer's outputs
-        # have a few outlier features whose range would otherwise set every feature's step.
-        template = to_sequential(single)
-        template.outputs = [{"start": r, "stop": r + 1} for r in range(layer.out_features)]
-        c = smoothing[layer.name]
-        lowered = lower_universal(single, calib[layer.name] / c, lanes, template=template)
-        lowered.name = layer.name
-        job = build_program(lowered, codebook_depth=codebook_depth_for(codebook.k), shared_rom=codebook.codewords,
-                            info={"calibration_vectors": int(len(calib[layer.name])), "smoothing_alpha": alpha})
+            segments.append(HostSegment(f"before {name}", before))
+        lin = get_module(smoothed, name)
+        coding, weight = codings[name]
+        c = smoothing[name]
+        lowered = _lower_linear(name, lin, coding, weight, calib[name] / c, lanes)
+        job = build_program(lowered, codebook_depth=depth, shared_rom=codebook.codewords,
+                            info={"calibration_vectors": int(len(calib[name])), "smoothing_alpha": alpha})
         job.meta[INPUT_CHANNEL_SCALES] = [float(v) for v in c]
         # Each job is alone on the engine: its layer starts at weight-SRAM word 0 when it fits.
         job = place_in_weight_sram(job, weight_sram_words)
-        segments.append(EngineSegment(layer.name, [f"Linear {layer.in_features}->{layer.out_features}"], job))
+        segments.append(EngineSegment(name, [f"Linear {lin.in_features}->{lin.out_features}"], job))
         bar.update(1)
     bar.close()
     _, after = host_ops(names[-1])
@@ -193,6 +183,51 @@ def compress_universal_partitioned(network: str, model: nn.Module, names: list[s
                          info=dict(info or {}, assign_seconds=assign_seconds, codebook_size=codebook.k,
                                    codebook_sha256=codebook.content_hash(),
                                    compress_seconds=time.perf_counter() - t0))
+
+
+def _codings(model: nn.Module, codebook, names: list[str], network: str) -> tuple[dict, int]:
+    """Each module's coding against the flat or the staged universal ROM (bias left zero) and its float coded
+    weight, and the engine's codebook depth (the flat ROM's size; a staged ROM's section)."""
+    from model.compress.lowering import LayerCoding, codebook_depth_for
+    from model.compress.universal.staged import code_staged, is_staged, stage_shape
+    from model.nets.weightmat import get_module, weight_matrix
+    s_cb = float(codebook.scale)
+    if is_staged(codebook):
+        _, section = stage_shape(codebook)
+        out = {}
+        for n in names:
+            w = weight_matrix(get_module(model, n))
+            idx, row_scale, rec = code_staged(w, codebook)
+            out[n] = (LayerCoding(codebook.codewords, idx, s_cb * row_scale.astype(np.float64), np.zeros(len(w)),
+                                  mode="rvq", section_size=section), rec)
+        return out, codebook_depth_for(section)
+    coded = _cached_assignment(model, codebook, names, network)
+    values = codebook.values()
+    return ({layer.name: (LayerCoding(codebook.codewords, layer.indices, s_cb * layer.row_scale.astype(np.float64),
+                                      np.zeros(layer.out_features), mode="vq"), layer.weight(values))
+             for layer in coded.layers}, codebook_depth_for(codebook.k))
+
+
+def _lower_linear(name: str, lin: nn.Linear, coding, weight: np.ndarray, calib_x: np.ndarray, lanes: int):
+    """One Linear, coded, lowered to the engine's integers with one output scale per output feature (each
+    row has its own requantizer: a transformer's few outlier features would otherwise set every feature's
+    step); its rows compact where they can be."""
+    from model.codecs.layers.vq import make_compact
+    from model.compress.lowering import LoweredNetwork, lower_sequence
+    bias = lin.bias.detach().numpy().astype(np.float64) if lin.bias is not None else np.zeros(lin.out_features)
+    coding.bias = bias
+    template = nn.Sequential(nn.Linear(lin.in_features, lin.out_features))
+    coded = copy.deepcopy(template)
+    with torch.no_grad():
+        coded[0].weight.copy_(torch.from_numpy(np.asarray(weight, np.float32)))
+        coded[0].bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+    outputs = [{"start": r, "stop": r + 1} for r in range(lin.out_features)]
+    layers, scales, out_scales = lower_sequence(template, coded, [coding], calib_x, lanes, outputs)
+    for layer in layers:
+        make_compact(layer)
+    return LoweredNetwork(name=name, method="universal", lanes=lanes, input_scale=scales[0],
+                          output_scale=out_scales[0], layers=layers, output_scales=out_scales,
+                          info={"calibration_images": int(len(calib_x)), "activation_scales": scales + out_scales})
 
 
 def _cached_assignment(model: nn.Module, codebook, names: list[str], network: str):
@@ -240,9 +275,11 @@ CALIBRATION_INPUTS = 256
 
 
 def compress_partitioned(network: str, *, lanes: int, weight_sram_words: int, seed: int = 0,
-                         progress: bool = True, quick: bool = False) -> Program:
-    """``vqe compress --network minilm --method universal --partition``: the network's Linear layers on the
-    engine (one job each, universal ROM), the host the rest; its quality measured with the golden model."""
+                         progress: bool = True, quick: bool = False, codebook=None) -> Program:
+    """``vqe compress --network minilm --method universal --partition [--codebook FILE]``: the network's Linear
+    layers on the engine (one job each, universal ROM: the nested ROM's flat 16,384 entries, or the staged ROM
+    of ``codebook``, :mod:`model.compress.universal.staged`), the host the rest; its quality measured with the
+    golden model."""
     from model.compress.registry import CompressError
     from model.compress.universal.codebook import DEFAULT_NESTED, load_codebook
     from model.nets.zoo import load_network
@@ -250,7 +287,12 @@ def compress_partitioned(network: str, *, lanes: int, weight_sram_words: int, se
     if network not in PARTITIONED_NETWORKS:
         raise CompressError(f"--partition runs {', '.join(PARTITIONED_NETWORKS)} on the engine and the host; "
                             f"{network!r} is not one of them")
-    codebook = load_codebook(DEFAULT_NESTED, k=PARTITIONED_NETWORKS[network])
+    from model.compress.universal.codebook import CodebookError
+    try:
+        codebook = (load_codebook(DEFAULT_NESTED, k=PARTITIONED_NETWORKS[network]) if codebook is None
+                    else load_codebook(codebook))
+    except CodebookError as e:
+        raise CompressError(str(e)) from None
     if codebook.dim != lanes:
         raise CompressError(f"the universal codebook has dimension {codebook.dim}: --lanes must be {codebook.dim}")
     zn = load_network(network, progress=progress)

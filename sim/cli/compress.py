@@ -110,7 +110,8 @@ def cmd_compress(args) -> int:
         if args.model is not None or args.method != "universal":
             raise CliError("--partition takes --network minilm --method universal")
         result = compress_partitioned(args.network, lanes=args.lanes, weight_sram_words=args.weight_sram * WORDS_PER_KIB,
-                                      seed=args.seed, progress=not args.quiet, quick=args.quick_eval)
+                                      seed=args.seed, progress=not args.quiet, quick=args.quick_eval,
+                                      codebook=args.codebook)
     elif args.model is not None:
         from model.compress.pipeline import compress_model
         if args.calibration is None:

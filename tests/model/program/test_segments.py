@@ -6,6 +6,8 @@ Amaranth RTL under DRAM stalls; the file's partition checks refuse every inconsi
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -21,6 +23,7 @@ from model.program.segments import boundary_words, partition_lines
 from sim.partitioned import run_segments, segments_summary
 
 TOKENS = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(1))
+STAGED = Path(__file__).resolve().parents[3] / "model" / "codebooks" / "universal-d4-k256x2-staged-v1.npz"
 
 
 class Tiny(nn.Module):
@@ -163,3 +166,43 @@ def test_smoothing_moves_an_outlier_channel_into_the_weights():
     w[:, 2] = 0
     x[:, 0] = 0
     assert np.allclose(smoothing_factors(x, w, 0.5), [1.0, 10.0, 1.0])
+
+
+def test_staged_rom_codes_sums_of_one_codeword_per_section():
+    from model.compress.universal.codebook import load_codebook
+    from model.compress.universal.staged import code_staged, stage_shape
+    cb = load_codebook(STAGED)
+    stages, section = stage_shape(cb)
+    assert (stages, section, cb.k) == (2, 256, 512)
+    w = np.random.default_rng(3).normal(size=(6, 10)).astype(np.float32)
+    idx, scale, rec = code_staged(w, cb)
+    assert idx.shape == (6, 3, 2) and idx.min() >= 0 and idx.max() < section
+    v = cb.values()
+    subs = v[idx[..., 0]] + v[section + idx[..., 1]]               # (6, 3, 4): one codeword per section
+    assert np.allclose(rec, subs.reshape(6, 12)[:, :10] * scale[:, None], atol=1e-5)
+    # Greedy: in one round (rows at their RMS) each stage picks the nearest codeword to what the earlier left.
+    one, _, _ = code_staged(w, cb, rounds=1)
+    sub = w[:, :8].reshape(6, 2, 4) / np.sqrt(np.mean(w.astype(np.float64) ** 2, axis=1))[:, None, None]
+    for s in range(stages):
+        book = v[s * section:(s + 1) * section]
+        pick = ((sub[..., None, :] - book[None, None]) ** 2).sum(-1).argmin(-1)
+        assert np.array_equal(one[:, :2, s], pick)
+        sub = sub - book[pick]
+    assert np.mean((rec - w) ** 2) < 0.1 * np.mean(w ** 2)
+
+
+def test_a_staged_rom_program_runs_rvq_jobs_bit_exact(tmp_path, monkeypatch):
+    from model.compress.universal.codebook import load_codebook
+    monkeypatch.setenv("VQE_CACHE", str(tmp_path))
+    model = Tiny().eval()
+    calib = torch.randn(64, 5, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        program = compress_universal_partitioned("tiny", model, ["up", "down"], lambda m: m(calib),
+                                                 HOST.__getitem__, codebook=load_codebook(STAGED), lanes=4,
+                                                 weight_sram_words=1024, progress=False)
+        golden, _ = run_segments(program, "golden", model, lambda host: host(TOKENS))
+        rtl, records = run_segments(program, "amaranth", model, lambda host: host(TOKENS), stall=50)
+    assert program.config.rvq_stages_max == 2 and len(program.meta["rom"]) == 512
+    assert [job.meta["layers"][0]["mode"] for _, job in program.engine_segments()] == ["rvq", "rvq"]
+    assert torch.equal(golden, rtl)
+    assert all(np.array_equal(r["outputs"], r["golden_outputs"]) for r in records)
