@@ -38,7 +38,7 @@ help:
 	@echo "make cocotb   the cocotb tests, and the default program on Icarus and Verilator"
 	@echo "make universal  LeNet-300-100 and LeNet-5 on the universal ROM: one Verilog, both bit-exact on Icarus"
 	@echo "make reports  regenerate reports/"
-	@echo "make experiments  the long model-level sweeps behind reports/pvq_zoo.json and reports/universal_table.json (hours), reports/lvq.json, and every method on the engine (reports/methods_table.*)"
+	@echo "make experiments  the long model-level sweeps behind reports/pvq_zoo.json and reports/universal_table.json (hours), reports/lvq.json, reports/lattice_table.json (E8P vs KDE at equal bits), and every method on the engine (reports/methods_table.*)"
 	@echo "make bench    simulation speed of every backend on the default program, as ratios to Icarus ($(BUILD)/bench/)"
 	@echo "make verify   1,000 random and 10,000 corrupted programs on Verilator against the golden model"
 	@echo "make clean    remove $(BUILD)/"
@@ -141,6 +141,7 @@ experiments: setup
 	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.pvq --zoo reports/pvq_zoo.json
 	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.universal --networks lenet300 lenet5 rnet minilm --json reports/universal_table.json --markdown reports/universal_table.md
 	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.lvq --json reports/lvq.json
+	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.lattice --json reports/lattice_table.json
 	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.methods --json reports/methods_table.json --markdown reports/methods_table.md --plots reports
 	$(PY) -m scripts.experiments.minilm_engine --json reports/minilm_engine.json
 

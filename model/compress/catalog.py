@@ -7,6 +7,7 @@ from __future__ import annotations
 import model.compress.baselines  # noqa: F401  pq, rq, lr2vq (model level)
 import model.compress.deepcomp.recipe  # noqa: F401  deepcomp
 import model.compress.kmeans.method  # noqa: F401  kmeans
+import model.compress.lattice  # noqa: F401  lattice (E8P)
 import model.compress.lr2vq  # noqa: F401  lr2vq (engine programs)
 import model.compress.lvq.method  # noqa: F401  lvq1, glvq, gmlvq
 import model.compress.multicodebook  # noqa: F401  rq, pq (engine programs)

@@ -107,9 +107,11 @@ def with_weights(template: nn.Module, weights: list[np.ndarray]) -> nn.Module:
     return coded
 
 
-def coded_program(job: EngineJob, method: str, code):
+def coded_program(job: EngineJob, method: str, code, codebook_depth: int | None = None, shared_rom=None):
     """Code every weight layer of ``job``'s lowered network with ``code(weight, index) -> (coding, float
-    weight)``, lower it to int8 and lay it out; the engine's depth is the largest codebook's."""
+    weight)``, lower it to int8 and lay it out; the engine's depth is the largest codebook's (or
+    ``codebook_depth``), its ROM the layers' codebooks (or ``shared_rom``, as
+    :func:`model.program.writer.build_program` takes it)."""
     template = job.task.net
     linears = [m for m in template if isinstance(m, nn.Linear)]
     t0 = time.perf_counter()
@@ -128,7 +130,8 @@ def coded_program(job: EngineJob, method: str, code):
     lowered = LoweredNetwork(name=job.network, method=method, lanes=job.options.lanes, input_scale=scales[0],
                              output_scale=out_scales[0], layers=layers, output_scales=out_scales,
                              info={"calibration_images": int(len(job.calib)), "activation_scales": scales + out_scales})
-    return build_program(lowered, codebook_depth=codebook_depth_for(max(sizes)), info=dict(
+    depth = codebook_depth_for(max(sizes)) if codebook_depth is None else codebook_depth
+    return build_program(lowered, codebook_depth=depth, shared_rom=shared_rom, info=dict(
         job.info, coded_float_quality=job.coded_quality(coded), compress_seconds=seconds, codebook_sizes=sizes))
 
 

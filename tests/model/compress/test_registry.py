@@ -9,7 +9,7 @@ from model.compress.registry import (CompressError, CompressOptions, check_optio
 
 def test_the_methods_and_what_they_write():
     assert set(method_names("engine")) == {"kmeans", "pvq", "universal", "deepcomp", "lvq1", "glvq", "gmlvq",
-                                           "pq", "rq", "lr2vq"}
+                                           "pq", "rq", "lr2vq", "lattice"}
     assert set(method_names("model")) == {"pq", "rq", "lr2vq", "universal"}
     assert result_kind("kmeans", "lenet300") == "engine"
     assert result_kind("universal", "lenet5") == "engine"
