@@ -31,6 +31,7 @@ CONFIGS = [
     ("kmeans", {"codebook_size": 64}, None),
     ("kmeans", {"codebook_size": 256}, None),
     ("universal", {}, None),
+    ("universal", {"codebook": "model/codebooks/universal-d4-k256x2-staged-v1.npz"}, None),
     ("pvq", {"bits_per_weight": 2.0}, None),
     ("pvq", {"bits_per_weight": 3.0}, None),
     ("pvq", {"bits_per_weight": 4.0}, None),
@@ -52,8 +53,9 @@ MEASURED_SCENARIOS = ("engine", "pvq_engine", "deepcomp_engine")
 
 
 def _tag(method: str, options: dict) -> str:
-    return "-".join([method] + [f"{k.replace('_', '')}{v:g}" if isinstance(v, float) else f"{k.replace('_', '')}{v}"
-                                for k, v in sorted(options.items())])
+    def value(v):
+        return f"{v:g}" if isinstance(v, float) else Path(v).stem if isinstance(v, str) else str(v)
+    return "-".join([method] + [f"{k.replace('_', '')}{value(v)}" for k, v in sorted(options.items())])
 
 
 def point(network: str, method: str, options: dict, images: int) -> dict:

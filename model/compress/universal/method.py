@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from model.compress.registry import CompressError, CompressOptions, EngineJob, register_method
 
 SUMMARY = "a universal codebook shared by every network, kept in ROM (VQ4ALL)"
@@ -38,6 +40,9 @@ def universal_program(job: EngineJob):
     from model.program.writer import build_program
     o = job.options
     codebook = universal_codebook(o.codebook, o.lanes)
+    from model.compress.universal.staged import is_staged
+    if is_staged(codebook):
+        return staged_program(job, codebook)
     model = job.task.net
     t0 = time.perf_counter()
     r = recipe_for(job.network)     # the network's training budget (CREPE-tiny, MTCNN: 1000 + 200 steps of 64/128)
@@ -52,6 +57,24 @@ def universal_program(job: EngineJob):
                                    compress_seconds=seconds, codebook_size=codebook.k,
                                    codebook_sha256=codebook.content_hash(),
                                    codebook_donors=list(codebook.donors)))
+
+
+def staged_program(job: EngineJob, codebook):
+    """A staged universal ROM (:mod:`model.compress.universal.staged`): every layer coded greedily against its
+    sections (per-row scales, no fit) and run by the engine's residual-VQ mode; the ROM is shared."""
+    from model.compress.lowering import LayerCoding
+    from model.compress.multicodebook import coded_program
+    from model.compress.universal.staged import code_staged, stage_shape
+    _, section = stage_shape(codebook)
+
+    def code(w, i):
+        idx, row_scale, rec = code_staged(w, codebook)
+        return LayerCoding(codebook.codewords, idx, float(codebook.scale) * row_scale.astype(np.float64),
+                           np.zeros(len(w)), mode="rvq", section_size=section), rec
+    program = coded_program(job, "universal", code, shared_rom=codebook.codewords)
+    program.meta["info"].update(codebook_size=codebook.k, codebook_sha256=codebook.content_hash(),
+                                staged=codebook.params["staged"])
+    return program
 
 
 #: Activation SRAM (values per vector) of the chip that runs every engine network: O-Net's first

@@ -206,3 +206,12 @@ def test_a_staged_rom_program_runs_rvq_jobs_bit_exact(tmp_path, monkeypatch):
     assert [job.meta["layers"][0]["mode"] for _, job in program.engine_segments()] == ["rvq", "rvq"]
     assert torch.equal(golden, rtl)
     assert all(np.array_equal(r["outputs"], r["golden_outputs"]) for r in records)
+
+
+def test_a_staged_rom_program_of_a_zoo_network(tmp_path):
+    """``vqe compress --network lenet300 --method universal --codebook <staged>``: RVQ layers on the shared ROM."""
+    from model.compress.pipeline import compress
+    program = compress("lenet300", "universal", codebook=str(STAGED), calibration=200, progress=False)
+    assert [layer["mode"] for layer in program.meta["layers"]] == ["rvq"] * 3
+    assert program.meta["rom_shared"] and len(program.meta["rom"]) == 512
+    assert program.meta["info"]["int8_accuracy"] > 0.85
