@@ -25,16 +25,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-#: (method, options, networks it applies to or None for all).
+#: (method, options, networks it applies to or None for all; pvq codes fully-connected networks only).
 CONFIGS = [
     ("kmeans", {"codebook_size": 16}, None),
     ("kmeans", {"codebook_size": 64}, None),
     ("kmeans", {"codebook_size": 256}, None),
     ("universal", {}, None),
     ("universal", {"codebook": "model/codebooks/universal-d4-k256x2-staged-v1.npz"}, None),
-    ("pvq", {"bits_per_weight": 2.0}, None),
-    ("pvq", {"bits_per_weight": 3.0}, None),
-    ("pvq", {"bits_per_weight": 4.0}, None),
+    ("pvq", {"bits_per_weight": 2.0}, ("lenet300",)),
+    ("pvq", {"bits_per_weight": 3.0}, ("lenet300",)),
+    ("pvq", {"bits_per_weight": 4.0}, ("lenet300",)),
     ("deepcomp", {}, ("lenet300",)),
     ("rq", {"stages": 2, "codebook_size": 16}, None),
     ("rq", {"stages": 2, "codebook_size": 64}, None),
