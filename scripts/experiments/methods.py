@@ -42,6 +42,7 @@ CONFIGS = [
     ("pq", {"codebook_size": 256}, None),
     ("lr2vq", {"codebook_size": 64, "rank": 2}, None),
     ("lr2vq", {"codebook_size": 256, "rank": 2}, None),
+    ("lattice", {"lanes": 8}, None),
 ]
 #: Bit budgets of the equal-bits table (bits per weight, all in: indices, headers, codebooks).
 BUDGETS = (1.5, 2.0, 2.5, 3.0, 4.0)
