@@ -144,6 +144,7 @@ experiments: setup
 	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.lattice --json reports/lattice_table.json
 	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.methods --json reports/methods_table.json --markdown reports/methods_table.md --plots reports
 	$(PY) -m scripts.experiments.minilm_engine --json reports/minilm_engine.json
+	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.libraries --json reports/libraries.json
 
 clean:
 	rm -rf $(BUILD)

@@ -1,7 +1,11 @@
 """``--method rq`` and ``--method pq`` on the engine: residual and product VQ programs (Gong et al. 2014).
 
 Each weight layer of the lowered network (its rows are the engine's rows, sub-vectors of ``lanes``
-weights) is coded with k-means (:func:`model.compress.kmeans.network.kmeans`, Lloyd with k-means++):
+weights) is coded with k-means (:func:`model.compress.kmeans.network.kmeans`: k-means++, then faiss's Lloyd).
+The stages and blocks stay this module's own loops rather than ``faiss.ResidualQuantizer`` /
+``faiss.ProductQuantizer``: the engine's format needs each residual taken against the *int8* codewords
+under one layer scale (faiss trains float codebooks), and its PQ pools a block's sub-vectors over all rows
+(faiss's splits a vector's dimensions); reports/libraries.json measures the model-level counterparts:
 
 ``rq`` (``--stages S``, ``--codebook-size K``)
     ``S`` stages: stage 0 clusters the sub-vectors, each later stage what the earlier ones left,

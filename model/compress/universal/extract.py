@@ -84,7 +84,14 @@ def resolve_network(name: str):
 
 @dataclass
 class GaussianKDE:
-    """Gaussian KDE with bandwidth matrix ``factor^2 * cov``, computed in whitened coordinates."""
+    """Gaussian KDE with bandwidth matrix ``factor^2 * cov``, computed in whitened coordinates.
+
+    Kept hand-written rather than ``scipy.stats.gaussian_kde`` (the same estimator): on the shipped
+    codebook's 41,779 donor points and 7,373 held-out ones the two agree to 2.2e-7 relative on every
+    held-out log-likelihood of the bandwidth grid, but ours scores the whole grid in 12.8 s against
+    scipy's 134 s (one distance matrix for all bandwidths), and scipy has no variance-corrected
+    smoothed bootstrap for :meth:`sample` (reports/libraries.json).
+    """
     points: np.ndarray      # (n, dim) whitened sample points
     mean: np.ndarray        # (dim,)
     chol: np.ndarray        # (dim, dim) lower Cholesky factor of cov
@@ -190,8 +197,11 @@ def kde_codewords(samples: np.ndarray, k: int, *, seed: int = 0, grid=BANDWIDTH_
     t0 = time.perf_counter()
     drawn = kde.sample(draws, rng)
     codewords, _ = kmeans(drawn, k, seed=seed)
+    # Since k-means' Lloyd moved to faiss this no longer writes the shipped universal-d4-k128-v1.npz's
+    # codewords bit for bit (the numpy Lloyd it replaced did): the shipped file, its hash and the programs
+    # that name it stay; rebuilding them is a separate step (reports/libraries.json).
     info.update(draws=int(draws), seconds_kmeans=time.perf_counter() - t0,
-                codeword_method="k-means (k-means++ seeded Lloyd) on variance-corrected KDE draws")
+                codeword_method="k-means (k-means++ seeded, faiss Lloyd) on variance-corrected KDE draws")
     return codewords, info
 
 

@@ -102,6 +102,12 @@ def kmeans_fixed_prefix(x: np.ndarray, fixed: np.ndarray, k: int, *, seed: int =
                         iters: int = LLOYD_ITERS) -> tuple[np.ndarray, dict]:
     """``k - len(fixed)`` new centres for the draws ``x`` by k-means with the ``fixed`` centres held.
 
+    Hand-written, not faiss: the nested ROM's format needs the prefix fixed, and this procedure (its D^2
+    seeding and Lloyd) is what built the shipped nested file, which a rebuild must reproduce.
+    ``faiss.Kmeans(frozen_centroids=True)`` holds a prefix too; reports/libraries.json times it on the
+    128 -> 1024 stage (faster, slightly higher MSE, a different file): moving to it means rebuilding
+    and re-hashing the shipped codebook, a separate step.
+
     Returns the new centres (float64) and facts (iterations, mean squared
     error of the draws before and after).
     """

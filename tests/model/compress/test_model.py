@@ -128,6 +128,37 @@ def test_kmeans_recovers_separated_clusters():
     np.testing.assert_array_equal(i2, idx)
 
 
+def test_kmeans_same_codebook_on_one_or_two_threads():
+    """faiss's Lloyd: a fixed seed gives the same codebook bit for bit whatever the OpenMP thread count."""
+    import faiss
+    x = np.random.default_rng(3).standard_normal((20000, 4)).astype(np.float32)
+    before = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(1)
+        one, i1 = kmeans(x, 64, seed=5)
+        faiss.omp_set_num_threads(2)
+        two, i2 = kmeans(x, 64, seed=5)
+    finally:
+        faiss.omp_set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(i1, i2)
+    assert not np.array_equal(kmeans(x, 64, seed=6)[0], one)  # the seed does matter
+
+
+def test_kmeans_distortion_matches_the_numpy_lloyd_it_replaced():
+    """Same k-means++ seeds, faiss's Lloyd: the distortion is the numpy Lloyd's (reports/libraries.json)."""
+    from scripts.experiments.libraries import numpy_lloyd
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((6000, 4)) * rng.uniform(0.2, 2.0, 4)).astype(np.float32)
+    mse = []
+    for f in (kmeans, numpy_lloyd):
+        c, i = f(x, 32, seed=0)
+        assert c.shape == (32, 4) and i.shape == (6000,)
+        np.testing.assert_array_equal(i, ((x[:, None, :] - c[None]) ** 2).sum(2).argmin(1))  # nearest codeword
+        mse.append(float(((x - c[i]) ** 2).sum(1).mean()))
+    assert mse[0] <= mse[1] * 1.005
+
+
 def test_kmeans_lossless_when_few_distinct_vectors():
     x = np.array([[1, 2], [3, 4], [1, 2], [0, 0]], dtype=np.float32)
     codebook, idx = kmeans(x, 8)
