@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-#: (method, options, networks it applies to or None for all; pvq codes fully-connected networks only).
+#: (method, options, networks it applies to or None for all; pvq codes fully-connected networks only).  The
+#: E8P lattice codebook (lanes 8) has its own equal-bits table: scripts/experiments/lattice.py.
 CONFIGS = [
     ("kmeans", {"codebook_size": 16}, None),
     ("kmeans", {"codebook_size": 64}, None),
@@ -42,7 +43,6 @@ CONFIGS = [
     ("pq", {"codebook_size": 256}, None),
     ("lr2vq", {"codebook_size": 64, "rank": 2}, None),
     ("lr2vq", {"codebook_size": 256, "rank": 2}, None),
-    ("lattice", {"lanes": 8}, None),
 ]
 #: Bit budgets of the equal-bits table (bits per weight, all in: indices, headers, codebooks).
 BUDGETS = (1.5, 2.0, 2.5, 3.0, 4.0)
