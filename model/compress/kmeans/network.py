@@ -145,10 +145,10 @@ def kmeans(vectors: np.ndarray, k: int, seed: int = 0, iters: int = KMEANS_ITERS
         return uniq.astype(np.float32), inverse.reshape(-1).astype(np.int64)
 
     # k-means++ seeding stays ours: with it faiss's Lloyd reaches the numpy Lloyd's distortion (within
-    # 3e-5 relative on the LeNet layers at d=4, k=16..256) and so the same codes as before.  faiss's
-    # random-sample seeding ends up to 9.8 % worse (2.5 % on average), faiss's own k-means++ and
-    # scikit-learn's kmeans_plusplus from -8.6 % to +3.7 % (+0.15 % and +0.35 % on average):
-    # reports/libraries.json.
+    # 3e-5 relative on the LeNet layers at d=4, k=16..256: the same fixed point, floats differing in the
+    # last bits).  faiss's random-sample seeding ends up to 9.8 % worse (2.5 % on average), faiss's own
+    # k-means++ and scikit-learn's kmeans_plusplus from -8.6 % to +3.7 % (+0.15 % and +0.35 % on
+    # average): reports/libraries.json.
     xf = np.ascontiguousarray(x, dtype=np.float32)
     x_sq = np.einsum("ij,ij->i", xf, xf)
     init = _kmeans_pp(xf, x_sq, k, np.random.default_rng(seed))
