@@ -146,6 +146,7 @@ def plots(rows: list[dict], folder: Path) -> list[Path]:
     networks = list(dict.fromkeys(r["network"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     markers = dict(zip(methods, "osD^vP*Xh<>"))
+    colors = {m: f"C{i}" for i, m in enumerate(methods)}   # one colour per method on every network
     written = []
     for name, x_key, y_key, x_label, y_label in (
             ("methods_quality_vs_bits.png", "bits_per_weight", "int8_quality", "bits per weight (all in)",
@@ -157,7 +158,7 @@ def plots(rows: list[dict], folder: Path) -> list[Path]:
             for m in methods:
                 pts = sorted((r[x_key], r[y_key]) for r in rows if r["network"] == network and r["method"] == m)
                 if pts:
-                    ax.plot(*zip(*pts), marker=markers[m], linestyle="-", label=m)
+                    ax.plot(*zip(*pts), marker=markers[m], color=colors[m], linestyle="-", label=m)
             ax.set_title(network)
             ax.set_xlabel(x_label)
             ax.set_ylabel(y_label)
@@ -180,7 +181,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default="reports/methods_table.json")
     ap.add_argument("--markdown", default="reports/methods_table.md")
     ap.add_argument("--plots", default="reports", help="folder of the two plots (default reports)")
+    ap.add_argument("--replot", action="store_true", help="only redraw the plots and the markdown from --json")
     args = ap.parse_args(argv)
+    if args.replot:
+        data = json.loads(Path(args.json).read_text())
+        Path(args.markdown).write_text(markdown(data["rows"], data["equal_bits"]))
+        for path in plots(data["rows"], Path(args.plots)):
+            print(f"wrote {path}")
+        return 0
     todo = [(n, m, o) for n in args.networks for m, o, only in CONFIGS if only is None or n in only]
     rows = []
     for network, method, options in tqdm(todo, desc="methods", unit="program"):
