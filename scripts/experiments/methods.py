@@ -22,7 +22,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 #: (method, options, networks it applies to or None for all; pvq codes fully-connected networks only).  The

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from sim.cli.options import add_cluster_arguments, add_quiet_argument, check_cluster_arguments, refuse_overwrite
+from sim.cli.options import add_cluster_arguments, add_quiet_argument, refuse_overwrite
 from sim.shards import DEFAULT_SHARD_IMAGES
 from sim.errors import EXIT_ERROR, CliError
 
