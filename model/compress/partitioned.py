@@ -9,11 +9,14 @@ the module's input with the segment's input scale, has the engine (any
 ``execute`` function: the golden model here, an RTL backend in
 :mod:`sim.partitioned`) run the job, and dequantizes its int8 outputs.
 
-:func:`compress_universal_partitioned` codes every engine module against the
-universal codebook (per-row scales, nearest codewords:
-:func:`model.compress.universal.fit.assign_nearest`) and calibrates each
-segment on the inputs the float network gives that module on the network's
-distillation data.
+:func:`compress_universal_partitioned` calibrates each segment on the inputs the
+float network gives that module on the network's distillation data, smooths
+them (:func:`smoothing_factors`: the host divides each input channel by a factor
+the weight column takes on), and codes every engine module against a universal
+ROM: the flat one (per-row scales, nearest codewords,
+:func:`model.compress.universal.fit.assign_nearest`, cached) or a staged one
+(:mod:`model.compress.universal.staged`, run by the engine's RVQ mode); each
+Linear is lowered with one output scale per output feature.
 """
 from __future__ import annotations
 
@@ -281,13 +284,11 @@ def compress_partitioned(network: str, *, lanes: int, weight_sram_words: int, se
     of ``codebook``, :mod:`model.compress.universal.staged`), the host the rest; its quality measured with the
     golden model."""
     from model.compress.registry import CompressError
-    from model.compress.universal.codebook import DEFAULT_NESTED, load_codebook
-    from model.nets.zoo import load_network
-    from model.nets.zoo import minilm
+    from model.compress.universal.codebook import DEFAULT_NESTED, CodebookError, load_codebook
+    from model.nets.zoo import load_network, minilm
     if network not in PARTITIONED_NETWORKS:
         raise CompressError(f"--partition runs {', '.join(PARTITIONED_NETWORKS)} on the engine and the host; "
                             f"{network!r} is not one of them")
-    from model.compress.universal.codebook import CodebookError
     try:
         codebook = (load_codebook(DEFAULT_NESTED, k=PARTITIONED_NETWORKS[network]) if codebook is None
                     else load_codebook(codebook))
