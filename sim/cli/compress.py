@@ -74,7 +74,9 @@ def add_parser(sub) -> None:
                    help="--network minilm --method universal: a partitioned engine program instead of the model-level "
                         "fit: the 36 encoder Linear layers on the engine (one job each, the 16,384-entry universal ROM, "
                         "nearest codewords with per-row scales), the host the rest (embeddings, attention, LayerNorm, "
-                        "GELU, pooling); `vqe inspect` prints the partition, `vqe run` runs the evaluation sentences")
+                        "GELU, pooling); with --codebook model/codebooks/universal-d4-k256x2-staged-v1.npz the staged "
+                        "2 x 256 ROM (the engine's RVQ mode); `vqe inspect` prints the partition, `vqe run` runs the "
+                        "evaluation sentences")
     c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_output_arguments(c, "file to write: a program (.vqz), or a JSON result for pq/rq/lr2vq")
     add_quiet_argument(c)
