@@ -6,16 +6,15 @@ import numpy as np
 import pytest
 
 from model.codecs.vectors import random_vectors
-from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineError, EngineFault
-from model.contract.layout import DESC_WORDS, LayerKind
+from model.contract.layout import LayerKind
 from model.golden.engine import GoldenEngine
 from model.program.file import Program
 from model.program.synthetic import random_add, random_lowered, random_residual_lowered, random_windowed_lowered
 from model.program.writer import build_program
 from sim.simulate import simulate
 
-from engine_cases import assert_bit_exact
+from engine_cases import assert_bit_exact, edit_descriptor
 
 
 def residual_case(seed: int, n_images: int = 2):
@@ -126,17 +125,6 @@ def test_residual_add_golden_arithmetic():
     assert np.any(got != np.clip(block, 0, None)) and np.any(got != np.clip(saved, 0, None))
 
 
-def _edit(image, layer: int, **fields):
-    """``image`` with layer ``layer``'s descriptor fields changed."""
-    image = image.copy()
-    at = int(image[2]) + layer * DESC_WORDS
-    desc = Descriptor.decode(image[at:at + DESC_WORDS])
-    for k, v in fields.items():
-        setattr(desc, k, v)
-    image[at:at + DESC_WORDS] = desc.encode()
-    return image
-
-
 @pytest.mark.parametrize("layer, fields, code", [
     (0, {"save": False}, EngineError.BAD_CHAIN),                 # an add with nothing saved
     (2, {"out_features": 4}, EngineError.BAD_SHAPE),             # in_features and out_features differ
@@ -146,7 +134,7 @@ def _edit(image, layer: int, **fields):
 ])
 def test_bad_adds_stop_as_the_golden_model_does(layer, fields, code):
     program, image, out_addr, out_words, rng = add_case(5, 6, n_images=1)
-    bad = _edit(image, layer, **fields)
+    bad = edit_descriptor(image, layer, **fields)
     golden, rtl = run_rtl(program, bad, out_addr, out_words, "amaranth", rng, 5)
     assert isinstance(golden, EngineFault) and golden.code == code, golden
     assert rtl["done"] and rtl["error"] == golden.code
@@ -157,7 +145,7 @@ def test_add_with_a_saved_vector_of_another_size_is_bad_chain():
     values finds 5 in the skip buffer."""
     program, image, out_addr, out_words, rng = add_case(6, 6, n_images=1, second=5)
     assert [l["kind"] for l in program.meta["layers"]] == ["fc", "fc", "add", "fc", "fc", "add", "fc"]
-    bad = _edit(_edit(image, 2, save=False), 3, save=True)
+    bad = edit_descriptor(edit_descriptor(image, 2, save=False), 3, save=True)
     golden, rtl = run_rtl(program, bad, out_addr, out_words, "amaranth", rng, 6)
     assert isinstance(golden, EngineFault) and golden.code == EngineError.BAD_CHAIN
     assert "skip buffer holds 5" in str(golden)
@@ -189,7 +177,7 @@ def test_an_engine_without_the_skip_buffer_ignores_flag_save():
                                           output_scale=1.0, layers=layers, info={}), codebook_depth=16)
     assert not plain.config.residual
     image, out_addr, out_words = plain.dram_image(random_vectors(rng, 1, 9))
-    saving = _edit(image, 0, save=True)
+    saving = edit_descriptor(image, 0, save=True)
     golden, rtl = run_rtl(plain, saving, out_addr, out_words, "amaranth", rng, 8)
     assert_bit_exact(golden, rtl, plain.meta["output_features"])
     assert golden.counters == GoldenEngine(plain.config).run(image).counters

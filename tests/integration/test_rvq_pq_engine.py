@@ -9,13 +9,11 @@ from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineError, EngineFault
 from model.contract.ints import ceil_div
 from model.contract.layout import DESC_WORDS, ROW_HEADER_WORDS, LayerMode
-from model.golden.engine import GoldenEngine
 from model.program.file import Program
 from model.program.synthetic import random_lowered, random_pq_layer, random_rvq_layer, random_windowed_lowered
 from model.program.writer import build_program
-from sim.simulate import simulate
 
-from engine_cases import assert_bit_exact, edit_descriptor
+from engine_cases import assert_bit_exact, edit_descriptor, golden_and_rtl
 
 
 def rvq_pq_case(seed: int, n_images: int = 2):
@@ -39,18 +37,6 @@ def rvq_pq_case(seed: int, n_images: int = 2):
     return program, image, out_addr, out_words * n_images, rng
 
 
-def run_rtl(program, image, out_addr, out_words, backend, rng, seed, stall=None):
-    try:
-        golden = GoldenEngine(program.config).run(image)
-        bound = 20 * sum(golden.counters.values()) + 10_000
-    except EngineFault as fault:
-        golden, bound = fault, 100_000
-    rtl = simulate(program, image, backend, out_addr=out_addr, out_words=out_words, max_cycles=bound,
-                   latency=int(rng.integers(3, 12)), stall=int(rng.choice([0, 64])) if stall is None else stall,
-                   seed=seed, vcd=None)
-    return golden, rtl
-
-
 def modes(program) -> set:
     return {layer["mode"] for layer in program.meta["layers"]}
 
@@ -59,14 +45,14 @@ def modes(program) -> set:
 def test_random_rvq_pq_programs_amaranth(seed):
     """Outputs and every counter (each stage's ROM read, the stages' adds), with random DRAM stalls."""
     program, image, out_addr, out_words, rng = rvq_pq_case(seed)
-    golden, rtl = run_rtl(program, image, out_addr, out_words, "amaranth", rng, seed)
+    golden, rtl = golden_and_rtl(program, image, out_addr, out_words, "amaranth", rng, seed)
     assert_bit_exact(golden, rtl, program.meta["output_features"])
 
 
 @pytest.mark.parametrize("backend, seed", [("icarus", 7), ("verilator", 9), ("verilator", 10)])
 def test_random_rvq_pq_program_verilog(backend, seed):
     program, image, out_addr, out_words, rng = rvq_pq_case(seed)
-    golden, rtl = run_rtl(program, image, out_addr, out_words, backend, rng, seed, stall=64)
+    golden, rtl = golden_and_rtl(program, image, out_addr, out_words, backend, rng, seed, stall=64)
     assert_bit_exact(golden, rtl, program.meta["output_features"])
 
 
@@ -103,7 +89,7 @@ def test_lenet_sized_layer_keeps_one_entry_per_cycle(mode):
     """An RVQ layer of four 8-bit stages (a whole DRAM word per entry) and a PQ layer: utilization, MACs / lanes
     over the layer's cycles (descriptor and stream start included), at least 0.9."""
     program, image, out_addr, out_words, rng = big_layer_case(mode)
-    golden, rtl = run_rtl(program, image, out_addr, out_words, "verilator", rng, 1, stall=0)
+    golden, rtl = golden_and_rtl(program, image, out_addr, out_words, "verilator", rng, 1, stall=0)
     assert_bit_exact(golden, rtl, program.meta["output_features"])
     d = program.meta["layers"][0]
     ideal = d["out_features"] * ceil_div(d["in_features"], program.config.lanes)
@@ -149,7 +135,7 @@ def test_bad_rvq_pq_descriptors_stop_as_the_golden_model_does(mode, fields, code
     program, image, out_addr, out_words, rng = small_case(mode)
     assert program.meta["layers"][0]["mode"] == mode and program.config.rom_entries == len(program.meta["rom"])
     bad = edit_descriptor(image, 0, **fields)
-    golden, rtl = run_rtl(program, bad, out_addr, out_words, "amaranth", rng, 5, stall=0)
+    golden, rtl = golden_and_rtl(program, bad, out_addr, out_words, "amaranth", rng, 5, stall=0)
     if code is None:
         assert_bit_exact(golden, rtl, program.meta["output_features"])
         return
@@ -164,7 +150,7 @@ def test_bad_index_in_a_later_stage_is_caught():
     bad = image.copy()
     w = d.stream_addr + 2 * d.row_words + ROW_HEADER_WORDS     # row 2, its first entry (12 bits: 3 x 4)
     bad[w] = (int(bad[w]) & ~(0xF << 8)) | (5 << 8)
-    golden, rtl = run_rtl(program, bad, out_addr, out_words, "amaranth", rng, 5, stall=0)
+    golden, rtl = golden_and_rtl(program, bad, out_addr, out_words, "amaranth", rng, 5, stall=0)
     assert isinstance(golden, EngineFault) and golden.code == EngineError.BAD_INDEX
     assert rtl["done"] and rtl["error"] == golden.code
 
@@ -175,7 +161,7 @@ def test_layer_on_an_engine_without_the_unit_is_bad_mode(mode, unit):
     meta = dict(program.meta, engine={k: v for k, v in program.meta["engine"].items() if k != unit})
     bare = Program(meta, program.image)
     assert not bare.config.supports_mode(LayerMode.RVQ if mode == "rvq" else LayerMode.PQ)
-    golden, rtl = run_rtl(bare, image, out_addr, out_words, "amaranth", rng, 5, stall=0)
+    golden, rtl = golden_and_rtl(bare, image, out_addr, out_words, "amaranth", rng, 5, stall=0)
     assert isinstance(golden, EngineFault) and golden.code == EngineError.BAD_MODE
     assert rtl["done"] and rtl["error"] == golden.code
 
