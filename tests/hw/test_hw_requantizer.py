@@ -2,7 +2,7 @@
 
 Golden model: :func:`model.contract.fixedpoint.requantize`.  The input is always-ready,
 so it gets random valid bubbles (garbage payload in the bubbles).  Checked:
-every output value, one output per input and nothing else, the fixed 3-cycle
+every output value, one output per input and nothing else, the fixed `Requantizer.LATENCY`-cycle
 latency; stimulus covers shift 0 and 63, the int32 extremes, mult 0/1/65535,
 exact half-way cases (round half up, also for negatives), values landing just
 inside and outside the int8 range (saturation at both ends); no activation, ReLU
@@ -19,7 +19,7 @@ from model.contract.fixedpoint import requantize
 
 from hwsim import Mutant, pack, simulate, stalls, to_signed
 
-LATENCY = 3
+LATENCY = Requantizer.LATENCY
 #: Activations: (relu, floor).
 ACTIVATIONS = {"none": (False, False), "relu": (True, False), "floor": (False, True)}
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
@@ -94,7 +94,7 @@ def run_requantizer(dut, cases, activation: str, *, seed: int, bubble: float = 0
                 obs["out"].append(to_signed(int(ctx.get(dut.output.payload)), 8))
                 obs["out_cycles"].append(cycle)
             await ctx.tick()
-            if pos == len(words) and cycle > obs["in_cycles"][-1] + 8:
+            if pos == len(words) and cycle > obs["in_cycles"][-1] + LATENCY + 5:
                 return
         raise AssertionError(f"timeout: {pos}/{len(words)} inputs")
 
