@@ -234,9 +234,19 @@ class SparseDatapath(Datapath):
 
     A symbol's weight is centroid lane ``idx % lanes`` of ROM entry ``base +
     idx // lanes``, placed in the lane of its activation (``position % lanes``)
-    with zeros in the others: one useful multiply.  Fillers read nothing.
+    with zeros in the others: one useful multiply.  Fillers read nothing.  A
+    weight whose activation is zero is not multiplied (its lane gets a zero
+    weight, so the multiplier's operands do not toggle): it counts in
+    ``zero_skips`` instead of ``macs`` (:mod:`model.contract.counters`).  The
+    activation is known only when the fetch stage's SRAM read returns, so the
+    skip saves the multiply-accumulate, not the cycle or the reads.
     """
     sized = True
+
+    def __init__(self, source, dot, rom, lanes: int):
+        super().__init__(source, dot, rom, lanes)
+        self.multiply = Signal(name="sparse_multiply")    # the held weight meets a non-zero activation
+        self.skip = Signal(name="sparse_zero_skip")       # the held weight meets a zero activation
 
     def configure(self, desc):
         c = self.source.config
@@ -250,17 +260,21 @@ class SparseDatapath(Datapath):
     def weights(self, held, desc):
         lane_bits = log2(self.lanes)
         centroid = self.rom.data[held.index[:lane_bits]] if self.lanes > 1 else self.rom.data[0]
-        codeword = self.dot.operands.payload.codeword
-        return [codeword[i].eq(Mux(~held.filler & (held.position[:lane_bits] == i), centroid, 0))
-                for i in range(self.lanes)]
+        ops = self.dot.operands
+        lane = held.position[:lane_bits] if self.lanes > 1 else 0
+        weight = ops.valid & ~held.filler
+        zero = ops.payload.activations[lane] == 0
+        return [self.multiply.eq(weight & ~zero), self.skip.eq(weight & zero),
+                *(ops.payload.codeword[i].eq(Mux(self.multiply & (lane == i), centroid, 0))
+                  for i in range(self.lanes))]
 
     def read_steps(self, reading):
-        return {"rom_reads": reading, "macs": reading}   # one useful multiply
+        return {"rom_reads": reading}
 
     def event_steps(self):
         events = self.source.events
         return {"huffman_symbols": events.symbol, "huffman_bits": events.bits,
-                "huffman_busy_cycles": events.decode}
+                "huffman_busy_cycles": events.decode, "macs": self.multiply, "zero_skips": self.skip}
 
 
 def datapaths(m: Module, cfg: EngineConfig) -> dict:

@@ -87,10 +87,15 @@ class GoldenEngine:
         for i, layer in enumerate(layers):
             d = layer.desc
             rule = kind_rule(d.kind)
+            x_in = x
             x = np.concatenate([forward(run[i], x[rows], lanes, None if saved is None else saved[rows])
                                 for run, rows in batches if rows.stop > rows.start])
             codec = codec_for_mode(d.mode) if rule.has_rows else None
             parts = [rule.counters(codec, run[i], rows.stop - rows.start, cfg) for run, rows in batches]
+            # Counters that depend on the activations too (a sparse layer's zero skips).
+            for part, (run, rows) in zip(parts, batches):
+                for name, step in getattr(codec, "activation_counters", lambda *_: {})(run[i], x_in[rows]).items():
+                    part[name] += step
             c = {k: sum(part[k] for part in parts) for k in COUNTERS}
             if d.save and cfg.residual:   # every output lane-word is written to the skip buffer too
                 saved = x

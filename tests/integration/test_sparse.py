@@ -8,7 +8,7 @@ from model.codecs.sparse_rows import SparseRowError, decode_row, encode_layer, j
 from model.codecs.vectors import random_vectors
 from model.contract.errors import EngineError, EngineFault
 from model.contract.fixedpoint import requantize, wrap_acc
-from model.contract.layout import DESC_WORDS, WORD_BITS
+from model.contract.layout import DESC_WORDS, WORD_BITS, LayerMode
 from model.golden.engine import GoldenEngine
 from model.program.file import Program
 from model.program.synthetic import random_lowered
@@ -194,6 +194,58 @@ def test_random_sparse_program_verilog(backend):
     golden, rtl = run_both(program, image, out_addr, out_words, backend, latency=10, stall=64, seed=3)
     assert_bit_exact(golden, rtl, program.meta["output_features"])
     assert golden.counters["huffman_symbols"] > 0
+
+
+def zero_heavy_case(seed: int, lanes: int):
+    """A random program with sparse layers, its inputs about half zeros (as after a ReLU)."""
+    rng = np.random.default_rng(seed)
+    program, *_ = random_case(seed, lanes, huffman_k_max=K_MAX)
+    x = random_vectors(rng, 2, program.meta["input_features"])
+    x[rng.random(x.shape) < 0.5] = 0
+    image, out_addr, out_words = program.dram_image(x)
+    return program, image, out_addr, out_words * 2, x
+
+
+@pytest.mark.parametrize("seed", [770, 771, 776, 777])
+def test_golden_zero_skips_count_zero_activations(seed):
+    """``zero_skips + macs`` is the sparse layers' non-zero weights per image, and the first layer's
+    skips are exactly its non-zero weights in the zero inputs' columns."""
+    program, image, _, _, x = zero_heavy_case(seed, 4)
+    golden = GoldenEngine(program.config)
+    result = golden.run(image)
+    _, layers = golden.decode(image)
+    for layer, c in zip(layers, result.layer_counters):
+        if layer.desc.mode != LayerMode.HUFFMAN:
+            assert c["zero_skips"] == 0
+            continue
+        assert c["macs"] + c["zero_skips"] == 2 * layer.events["kept"]
+    first = layers[0]
+    assert first.desc.mode == LayerMode.HUFFMAN, "pick seeds whose first layer is sparse"
+    # One weight at a time: a stored centroid other than centroid 0 is never zero in these programs,
+    # so the non-zero weights are the stored ones.
+    d = first.desc
+    centroids = np.asarray(program.config.rom).reshape(-1)[d.codebook_base * 4:d.codebook_base * 4 + d.codebook_size]
+    assert np.all(centroids[1:] != 0)
+    w = first.weights()[:, :d.in_features]
+    brute = sum(int(w[r, p] != 0 and img[p] == 0) for img in x for r in range(w.shape[0]) for p in range(w.shape[1]))
+    assert result.layer_counters[0]["zero_skips"] == brute > 0
+
+
+@pytest.mark.parametrize("backend,lanes,seed", [("amaranth", 4, 0), ("amaranth", 1, 1), ("amaranth", 8, 2),
+                                                ("verilator", 4, 3), ("icarus", 2, 4)])
+def test_rtl_zero_skips_match_golden(backend, lanes, seed):
+    """Inputs half zeros: the RTL skips exactly the golden model's multiplies (``zero_skips``, ``macs``),
+    with random DRAM latency and stalls."""
+    rng = np.random.default_rng(seed)
+    for attempt in range(10):
+        program, image, out_addr, out_words, x = zero_heavy_case(780 + 10 * seed + attempt, lanes)
+        golden = GoldenEngine(program.config).run(image)
+        if golden.counters["zero_skips"]:
+            break
+    golden, rtl = run_both(program, image, out_addr, out_words, backend,
+                           latency=int(rng.integers(3, 16)), stall=int(rng.choice([32, 128])), seed=seed + 5)
+    assert_bit_exact(golden, rtl, program.meta["output_features"])
+    assert rtl["counters"]["zero_skips"] == golden.counters["zero_skips"] > 0
 
 
 @pytest.mark.parametrize("what", SPARSE_DEFECTS)

@@ -38,10 +38,11 @@ def test_default_table_has_horowitz_values_and_sources(table):
         assert table.pj(name) == pytest.approx(pj)
         assert "Horowitz" in table.entries[name].source
         assert not table.entries[name].assumption
-    assert {e.name for e in table.assumptions} == {"rom_32b", "control_per_cycle"}
+    assert {e.name for e in table.assumptions} == {"rom_32b", "control_per_cycle", "zero_test"}
     # The assumptions are derived from published entries, not free numbers.
     assert table.pj("rom_32b") == table.pj("sram_8kb_32b")
     assert table.pj("control_per_cycle") == table.pj("int32_add")
+    assert table.pj("zero_test") == table.pj("int8_add")
 
 
 # ---------------------------------------------------------------- hand computations

@@ -102,8 +102,10 @@ class HuffmanCodec(LayerCodec):
         dense = np.zeros((out, n_in), dtype=np.int64)
         bias = np.zeros(out, dtype=np.int64)
         # "histogram": occurrences of each joint symbol, for the report's entropy floor.
+        # "kept_columns": the non-zero weights (idx != 0) per input position, for ``zero_skips``.
         events = {"symbols": 0, "bits": 0, "kept": 0,
-                  "histogram": np.zeros(1 << cfg.huffman_symbol_bits, np.int64)}
+                  "histogram": np.zeros(1 << cfg.huffman_symbol_bits, np.int64),
+                  "kept_columns": np.zeros(n_in, np.int64)}
         sign = 1 << (SPARSE_BIAS_BITS - 1)
         for r in range(out):
             row = f"{where} row {r}"
@@ -128,6 +130,7 @@ class HuffmanCodec(LayerCodec):
             events["symbols"] += n_symbols
             events["bits"] += result.counters["huffman_bits"]
             events["kept"] += int(np.count_nonzero(idx))
+            np.add.at(events["kept_columns"], positions[idx != 0], 1)
             np.add.at(events["histogram"], np.asarray(result.symbols, dtype=np.int64), 1)
         mult, shift, act = split_requant(np.full(out, rq, dtype=np.int64))
         return DecodedLayer(desc, bias, mult, shift, events, _weights=lambda: dense, act=act)
@@ -140,6 +143,16 @@ class HuffmanCodec(LayerCodec):
         c["huffman_bits"] = n_images * ev["bits"]
         c["sram_reads"] = c["rom_reads"] = c["macs"] = n_images * ev["kept"]
         return c
+
+    def activation_counters(self, layer, x) -> dict:
+        """What the layer's input activations ``x`` (n_images, >= in_features) change in its counters.
+
+        A non-zero weight that meets a zero activation is not multiplied: it counts in ``zero_skips``
+        instead of ``macs`` (:mod:`model.contract.counters`).
+        """
+        zero = np.asarray(x)[:, :layer.desc.in_features] == 0
+        skips = int((zero @ layer.events["kept_columns"]).sum())
+        return {"zero_skips": skips, "macs": -skips}
 
 
 def _huffman_fault(err, budget: int, available: int, where: str) -> EngineFault:

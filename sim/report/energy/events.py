@@ -188,6 +188,8 @@ def counter_events(c: Mapping[str, float], lanes: int, table: EnergyTable, *, me
         Event("rom", f"codebook ROM reads ({lanes * LANE_BITS} bits)", get("rom_reads"), rom_pj, rom_basis),
         Event("mac", f"{mac} multiply-accumulates", get("macs"), mac_pj, mac_basis),
         Event("add", "adds (PVQ pulses, other)", get("adds"), table.pj("int32_add"), "int32_add"),
+        Event("mac", "zero activations tested, multiply skipped (sparse layers)", get("zero_skips"),
+              table.pj("zero_test"), "zero_test"),
         Event("huffman", f"Huffman symbols (one {table_bits}-bit table read each)", get("huffman_symbols"),
               table_pj, table_basis),
         Event("control", "clock cycles", cycles, table.pj("control_per_cycle"), "control_per_cycle"),
@@ -217,6 +219,8 @@ COUNTER_MAPPING = (
      "decoder's symbol memory, 2^`symbol_bits` x `symbol_bits` bits; the RTL reads one entry per symbol, "
      "`hw/huffman.py`)",
      f"sram_8kb_32b {_BY_CAPACITY}; 32 bits wide when the engine's `symbol_bits` is not known (an upper bound)"),
+    ("zero_skips", "one zero test of an int8 activation; the multiply-accumulate it saves is not in `macs`",
+     "zero_test (assumption: an 8-bit add)"),
     ("huffman_bits", "not priced: the coded bits are already counted as DRAM words", "-"),
     ("huffman_busy_cycles", "not priced: the cycles are already in the control overhead", "-"),
     ("cycles", "control and register overhead per cycle: the RTL's per-layer cycle counts if given, "

@@ -37,7 +37,7 @@ CAPACITY_RULE = (
     "32 bits is the flat `sram_8kb_32b`. A memory whose capacity the data do not give is priced as 8 KB.")
 
 #: Entries the energy model reads; a user's table must define all of them.
-REQUIRED_ENTRIES = ("dram_32b", "sram_8kb_32b", "rom_32b", "int8_mult", "int32_add",
+REQUIRED_ENTRIES = ("dram_32b", "sram_8kb_32b", "rom_32b", "int8_mult", "int32_add", "zero_test",
                     "fp32_mult", "fp32_add", "control_per_cycle", *(name for name, _ in SRAM_CAPACITY_ANCHORS))
 
 #: Keys an entry may have.
