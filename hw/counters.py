@@ -25,10 +25,13 @@ class EventCounters(wiring.Component):
     ----------
     moving : iterable of str
         The counters that have a step, by name.
+    step_bits : int
+        Width of a step (:data:`STEP_BITS`; wider in an engine with several processing elements,
+        whose MACs per cycle are ``lanes * pes``).
 
     Members
     -------
-    steps : In(data.StructLayout({name: STEP_BITS for name in moving}))
+    steps : In(data.StructLayout({name: step_bits for name in moving}))
         What each of those counters goes up by this cycle.
     clear : In(1)
         Zero every counter (it wins over this cycle's steps).
@@ -36,14 +39,14 @@ class EventCounters(wiring.Component):
         The counts since the last clear.
     """
 
-    def __init__(self, moving):
+    def __init__(self, moving, step_bits: int = STEP_BITS):
         moving = tuple(moving)
         unknown = set(moving) - set(COUNTERS + RTL_COUNTERS)
         if unknown:
             raise ValueError(f"no such counters: {', '.join(sorted(unknown))}")
         self.moving = moving
         super().__init__({
-            "steps": In(data.StructLayout({name: unsigned(STEP_BITS) for name in moving})),
+            "steps": In(data.StructLayout({name: unsigned(step_bits) for name in moving})),
             "clear": In(1),
             "counters": Out(CounterLayout),
         })

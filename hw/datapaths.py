@@ -277,43 +277,45 @@ class SparseDatapath(Datapath):
                 "huffman_busy_cycles": events.decode, "macs": self.multiply, "zero_skips": self.skip}
 
 
-def datapaths(m: Module, cfg: EngineConfig) -> dict:
+def datapaths(m: Module, cfg: EngineConfig, suffix: str = "") -> dict:
     """The layer modes an engine runs, each with its :class:`Datapath`, its blocks added to ``m``; with the
     nearest-prototype unit, the ``NEAREST`` kind's path too, under :data:`NEAREST_PATH`.
 
     A block two modes use (the index path, the MAC lanes, the ROM) is built once.  An engine with the
     residual-VQ unit has the staged ROM (a read port per stage and their sum) and MAC lanes as wide as
-    that sum, which its other codebook modes use through stage 0.
+    that sum, which its other codebook modes use through stage 0.  ``suffix`` is added to the blocks'
+    names: processing element ``p > 0`` of an engine with several has its own blocks, ``_pe{p}``.
     """
+    sub = m.submodules
     stages = cfg.rvq_stages_max
-    m.submodules.index_path = index_path = IndexPath(cfg.max_entry_bits, *((stages, cfg.index_bits) if stages > 1
+    sub[f"index_path{suffix}"] = index_path = IndexPath(cfg.max_entry_bits, *((stages, cfg.index_bits) if stages > 1
                                                                            else ()))
     paths = {}
     if cfg.rom:   # a Huffman engine has one too (EngineConfig checks)
         if stages:
-            m.submodules.rom = rom = StagedCodebookRom(cfg.lanes, cfg.rom, stages)
-            m.submodules.mac = mac = MacLanes(cfg.lanes, stage_sum_bits(stages))
+            sub[f"rom{suffix}"] = rom = StagedCodebookRom(cfg.lanes, cfg.rom, stages)
+            sub[f"mac{suffix}"] = mac = MacLanes(cfg.lanes, stage_sum_bits(stages))
         else:
-            m.submodules.rom = rom = CodebookRom(cfg.lanes, cfg.rom)
-            m.submodules.mac = mac = MacLanes(cfg.lanes)
+            sub[f"rom{suffix}"] = rom = CodebookRom(cfg.lanes, cfg.rom)
+            sub[f"mac{suffix}"] = mac = MacLanes(cfg.lanes)
         paths[LayerMode.VQ] = CodebookDatapath(index_path, mac, rom, cfg.lanes, cfg.index_bits)
     if stages:
         paths[LayerMode.RVQ] = ResidualDatapath(index_path, mac, rom, cfg.lanes, cfg.index_bits, stages)
     if cfg.pq:
-        m.submodules.block_offset = blocks = BlockOffset(max(1, len(cfg.rom).bit_length()) + 1)
+        sub[f"block_offset{suffix}"] = blocks = BlockOffset(max(1, len(cfg.rom).bit_length()) + 1)
         paths[LayerMode.PQ] = ProductDatapath(index_path, mac, rom, cfg.lanes, cfg.index_bits, blocks)
     if cfg.pvq_k_max:
-        m.submodules.pvq = pvq = PvqDotProduct(cfg.lanes, cfg.pvq_k_max, scale_bits=PVQ_SCALE_BITS)
+        sub[f"pvq{suffix}"] = pvq = PvqDotProduct(cfg.lanes, cfg.pvq_k_max, scale_bits=PVQ_SCALE_BITS)
         paths[LayerMode.PVQ] = PvqDatapath(index_path, pvq, None, cfg.lanes)
     if cfg.nearest_prototype:
-        m.submodules.nearest = nearest = NearestPrototype(cfg.lanes, cfg.max_features)
+        sub[f"nearest{suffix}"] = nearest = NearestPrototype(cfg.lanes, cfg.max_features)
         paths[NEAREST_PATH] = NearestDatapath(index_path, nearest, rom, cfg.lanes, cfg.index_bits)
     if cfg.huffman_max_len:
-        m.submodules.sparse = sparse = SparseRowPath(cfg.huffman_max_len, cfg.huffman_symbol_bits)
+        sub[f"sparse{suffix}"] = sparse = SparseRowPath(cfg.huffman_max_len, cfg.huffman_symbol_bits)
         paths[LayerMode.HUFFMAN] = SparseDatapath(sparse, mac, rom, cfg.lanes)
     if cfg.lattice:   # the E8P codebook: its own table, the MAC lanes of the ROM's modes (or its own)
         if not cfg.rom:
-            m.submodules.mac = mac = MacLanes(cfg.lanes)
-        m.submodules.lattice = lattice = LatticeCodebook(cfg.lanes)
+            sub[f"mac{suffix}"] = mac = MacLanes(cfg.lanes)
+        sub[f"lattice{suffix}"] = lattice = LatticeCodebook(cfg.lanes)
         paths[LayerMode.E8P] = LatticeDatapath(index_path, mac, lattice, cfg.lanes)
     return paths

@@ -7,7 +7,7 @@ from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import Out
 
 from hw.avg_pool import AvgPool
-from hw.counters import EventCounters
+from hw.counters import STEP_BITS, EventCounters
 from hw.datapaths import NEAREST_PATH, datapaths
 from hw.descriptor_check import DescriptorCheck, log2
 from hw.gearbox import Gearbox
@@ -16,6 +16,7 @@ from hw.layouts import (COUNT_BITS, PHASE_BITS, SAVE_BIT, DescriptorLayout, Dram
 from hw.max_pool import MaxPool
 from hw.memories import ActivationSram, SkipBuffer
 from hw.packer import OutputPacker
+from hw.processing_elements import ResultMerger, WordDistributor
 from hw.requantizer import Requantizer
 from hw.residual_add import ResidualAdd
 from hw.serial_multiplier import SerialMultiplier
@@ -95,8 +96,12 @@ class Engine(wiring.Component):
 
         m.submodules.reader = reader = StreamReader(self._aw, self._fifo_depth, cfg.weight_sram_words)
         paths = datapaths(m, cfg)
-        sources = list(dict.fromkeys(path.source for path in paths.values()))
-        dots = list(dict.fromkeys(path.dot for path in paths.values()))
+        # Processing element p > 0 has its own datapaths (index path, ROM copy, MAC lanes): see
+        # pe_datapaths below and model.contract.layout, "Processing elements".
+        pes = cfg.pes
+        pe_paths = [paths] + [datapaths(m, cfg, f"_pe{p}") for p in range(1, pes)]
+        sources = list(dict.fromkeys(path.source for each in pe_paths for path in each.values()))
+        dots = list(dict.fromkeys(path.dot for each in pe_paths for path in each.values()))
         m.submodules.sram = sram = ActivationSram(lanes, cfg.sram_words)
         m.submodules.requantizer = requantizer = Requantizer()
         m.submodules.packer = packer = OutputPacker(lanes, len(sram.wr_addr))
@@ -106,6 +111,10 @@ class Engine(wiring.Component):
         # Counters move per beat that reads the memories (by mode) and with the blocks' own events.
         reading = Signal()   # the fetch stage takes a beat that reads the memories
         read_steps = {value: path.read_steps(reading) for value, path in paths.items()}
+        if pes > 1:   # each PE's reads, summed: the PE reads when the fetch stage takes its beat
+            pe_reading = [Signal(name=f"reading_pe{p}") for p in range(pes)]
+            read_steps = {value: {name: sum(pe_paths[p][value].read_steps(pe_reading[p])[name] for p in range(pes))
+                                  for name in path.read_steps(reading)} for value, path in paths.items()}
         counted = {name: step for path in paths.values() for name, step in path.event_steps().items()}
         wsram = cfg.weight_sram_words > 0
         # Average pooling adds a lane-word per tap it reads (the PVQ unit's counter; never both at once).
@@ -117,7 +126,8 @@ class Engine(wiring.Component):
         m.submodules.event_counters = counters = EventCounters(dict.fromkeys([
             "dram_read_words", "dram_write_words", "sram_reads", "sram_writes", "cycles", "stall_cycles",
             *(["weight_sram_reads", "weight_sram_writes"] if wsram else []),
-            *(name for mode_steps in read_steps.values() for name in mode_steps), *counted, *unit_events]))
+            *(name for mode_steps in read_steps.values() for name in mode_steps), *counted, *unit_events]),
+            *([max(STEP_BITS, (max(cfg.rvq_stages_max, 1) * lanes * pes).bit_length())] if pes > 1 else []))
         # Row parameters run ahead of their row's beats by the pipeline's depth.
         m.submodules.row_params = row_params = fifo.SyncFIFOBuffered(width=RowParams.size,
                                                                      depth=ROW_PARAMS_DEPTH)
@@ -214,7 +224,7 @@ class Engine(wiring.Component):
                         for name in dict.fromkeys(n for mode_steps in read_steps.values() for n in mode_steps)
                         if name in counted or name in unit_events}
         with m.Switch(mode):
-            for value, path in paths.items():
+            for value, path in (paths.items() if pes == 1 else ()):   # several PEs: pe_datapaths
                 source, dot = path.source, path.dot
                 beat = source.beats.payload
                 rom_entry, sram_word, reads = path.lookup(beat)
@@ -252,6 +262,99 @@ class Engine(wiring.Component):
                                  operands.payload.activations.eq(Mux(held_inside, sram.rd_data, 0)),
                                  operands.payload.first.eq(taken.first), operands.payload.last.eq(taken.last)]
                     m.d.comb += path.weights(taken, desc)
+
+        def pe_datapaths(source_busy, source_error, dot_error):
+            # (Arguments, not closure cells: a cell would lose the signals' names in every engine's Verilog.)
+            """The datapath of ``pes > 1`` processing elements (model.contract.layout, "Processing elements").
+
+            The stream's words go round-robin to the PEs' index paths (WordDistributor).  The PEs run in
+            lockstep: the fetch stage takes a beat when every PE with a row in the current row group
+            offers one, reads one activation lane-word for all of them (broadcast) and each PE's ROM
+            copy; each PE's MAC lanes take their operand next cycle, and their row results go to the
+            requantizer in row order (ResultMerger).
+            """
+            m.submodules.distributor = dist = WordDistributor(pes)
+            m.submodules.merger = merger = ResultMerger(pes)
+            fifos = [row_params] + [fifo.SyncFIFOBuffered(width=RowParams.size, depth=ROW_PARAMS_DEPTH)
+                                    for _ in range(1, pes)]
+            for p in range(1, pes):
+                m.submodules[f"row_params_pe{p}"] = fifos[p]
+            rows = desc.out_features
+            row_base = Signal(COUNT_BITS)   # the first row of the group the fetch stage is at
+            active = [Signal(name=f"active_pe{p}") for p in range(pes)]   # PE p has a row in that group
+            held_active = [Signal(name=f"held_active_pe{p}") for p in range(pes)]
+            take = Signal()   # the fetch stage takes the group's beats
+            m.d.comb += [active[p].eq(row_base + p < rows) for p in range(pes)]
+            with m.If(running):
+                wiring.connect(m, reader.data, dist.words)
+            m.d.comb += [dist.start.eq(start_layer), dist.rows.eq(rows), dist.row_words.eq(desc.row_words),
+                         merger.start.eq(start_layer), merger.rows.eq(rows)]
+            wiring.connect(m, merger.output, requantizer.result)
+            for p in range(pes):   # a PE's dense modes share its index path (EngineConfig: no sparse rows)
+                (index_path,) = {path.source for path in pe_paths[p].values()}
+                wiring.connect(m, dist.outs[p], index_path.words)
+            with m.Switch(mode):
+                for value in paths:
+                    pe = [pe_paths[p][value] for p in range(pes)]
+                    beats = [path.source.beats for path in pe]
+                    first = beats[0].payload.first
+                    with m.Case(value):
+                        for p, path in enumerate(pe):
+                            source, dot = path.source, path.dot
+                            # Rows r = p, p + P, ..: the PE's share of the layer's rows.
+                            m.d.comb += path.configure(desc)
+                            m.d.comb += source.config.rows.eq((rows + (pes - 1 - p)) >> log2(pes))
+                            wiring.connect(m, source.params, fifos[p].w_stream)
+                            wiring.connect(m, fifos[p].r_stream, dot.params)
+                            wiring.connect(m, dot.result, merger.results[p])
+                            rom_entry, _, _ = path.lookup(source.beats.payload)
+                            if path.rom is not None:
+                                m.d.comb += path.read_rom(desc, rom_entry, advance, source.beats.payload,
+                                                          take & active[p])
+                            held = Signal(source.beats.payload.shape(), name=f"held_pe{p}")
+                            with m.If(advance):
+                                m.d.sync += [held.eq(source.beats.payload), held_active[p].eq(active[p])]
+                            operands = dot.operands
+                            m.d.comb += [source.start.eq(start_layer), source.beats.ready.eq(take & active[p]),
+                                         pe_reading[p].eq(take & active[p]),
+                                         operands.valid.eq(fetch_valid & held_active[p]),
+                                         operands.payload.activations.eq(Mux(held_inside, sram.rd_data, 0)),
+                                         operands.payload.first.eq(held.first), operands.payload.last.eq(held.last)]
+                            m.d.comb += path.weights(held, desc)
+                        _, sram_word, _ = pe[0].lookup(beats[0].payload)
+                        # Every PE with a row in the group offers its beat (PE 0 always has one), and a
+                        # group starts only when the merger has room for its results.
+                        offered = beats[0].valid
+                        for p in range(1, pes):
+                            offered &= ~active[p] | beats[p].valid
+                        m.d.comb += [
+                            advance.eq(~fetch_valid | pe[0].dot.operands.ready),
+                            take.eq(offered & advance & (~first | merger.room)),
+                            merger.group_start.eq(take & first),
+                            reading.eq(take),
+                            sram.rd_addr.eq(sram_word), sram.rd_en.eq(advance & inside),
+                            source_busy.eq(reduce(or_, [path.source.busy for path in pe]) | dist.busy),
+                            dot_error.eq(reduce(or_, [path.dot.error for path in pe])),
+                        ]
+                        # The first PE with an error (all a dense row can have is BAD_INDEX).
+                        for path in reversed(pe):
+                            with m.If(path.source.error != EngineError.NONE):
+                                m.d.comb += source_error.eq(path.source.error)
+                        if windows:
+                            m.d.comb += [walker.first.eq(first), walker.take.eq(conv & take)]
+                            with m.If(conv):
+                                m.d.comb += [sram.rd_addr.eq(walker.addr), inside.eq(walker.inside)]
+                        m.d.comb += [shared_steps.get(name, getattr(steps, name)).eq(step)
+                                     for name, step in read_steps[value].items()]
+                        with m.If(take & beats[0].payload.last):
+                            m.d.sync += row_base.eq(row_base + pes)
+            with m.If(advance):
+                m.d.sync += [fetch_valid.eq(take), held_inside.eq(inside)]
+            with m.If(start_layer):
+                m.d.sync += row_base.eq(0)
+
+        if pes > 1:
+            pe_datapaths(source_busy, source_error, dot_error)
         for source in sources:
             m.d.comb += source.dry.eq(reader.idle)
 

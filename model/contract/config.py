@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from model.contract.layout import (DENSE_MODES, E8P_DIM, E8P_INDEX_BITS, FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX,
-                                   MAX_FEATURES_LIMIT, REL_BITS, RVQ_STAGES_MAX, WORD_BYTES, LayerKind, LayerMode,
+                                   MAX_FEATURES_LIMIT, PES, REL_BITS, RVQ_STAGES_MAX, WORD_BYTES, LayerKind, LayerMode,
                                    vector_align)
 from model.contract.pyramid import pvq_entry_bits
 
@@ -69,6 +69,11 @@ class EngineConfig:
         The engine has the E8P lattice codebook (``E8P`` layers, :mod:`model.contract.layout`: a
         fixed 256-entry table and the sign and shift decoder, 16-bit entries); 8 lanes only.  It
         needs no ROM (``rom`` may be empty).
+    pes : int
+        Processing elements (:data:`model.contract.layout.PES`): dense layers' rows interleaved over
+        them, activations broadcast, row streams laid out for them (:mod:`model.contract.layout`,
+        "Processing elements").  Above 1, the engine has no PVQ unit, Huffman decoder or
+        nearest-prototype unit (their layers run on one PE).
     """
     lanes: int = 4
     codebook_depth: int = 256
@@ -85,6 +90,7 @@ class EngineConfig:
     pq: bool = False
     nearest_prototype: bool = False
     lattice: bool = False
+    pes: int = 1
 
     def __post_init__(self):
         if self.lanes not in LANES:
@@ -122,6 +128,14 @@ class EngineConfig:
         if not 0 <= self.weight_sram_words <= WEIGHT_SRAM_WORDS_MAX:
             raise ValueError(f"weight SRAM capacity must be 0..{WEIGHT_SRAM_WORDS_MAX} words, "
                              f"got {self.weight_sram_words}")
+        if self.pes not in PES:
+            raise ValueError(f"pes must be one of {', '.join(map(str, PES))}, got {self.pes}")
+        if self.pes > 1:
+            units = [name for name, on in (("PVQ unit", self.pvq_k_max), ("Huffman decoder", self.huffman_max_len),
+                                           ("nearest-prototype unit", self.nearest_prototype)) if on]
+            if units:
+                raise ValueError(f"{' and '.join(units)} run on one processing element only: pes must be 1, "
+                                 f"got {self.pes}")
         for cw in self.rom:
             if len(cw) != self.lanes:
                 raise ValueError(f"ROM codeword has dimension {len(cw)}, the engine has {self.lanes} lanes")

@@ -348,6 +348,34 @@ stored, and what is stored is entropy coded.
   multiply by zero).  ``dram_read_words`` counts the descriptor, the size word
   and the size word's total, for each image.
 
+Processing elements (``EngineConfig.pes``)
+==========================================
+An engine may have ``P`` processing elements (1, 2, 4 or 8; :class:`model.contract.config.EngineConfig`),
+each with its own index path, codebook ROM read port (a copy of the ROM), MAC lanes and
+accumulator.  In a dense layer (VQ, RVQ, PQ, E8P; FC or CONV) output row ``r`` runs on PE
+``r mod P``, and the PEs run in lockstep: the rows ``g*P .. g*P + n - 1`` of *row group* ``g``
+(``n = min(P, out_features - g*P)``) take their sub-vector ``j`` in the same cycle, so one
+activation-SRAM read (or a convolution's window tap) feeds every PE (*broadcast*).  The row results
+go through the shared requantizer and output packer in row order.  With ``P = 1`` everything is as
+above.
+
+Row stream with ``P > 1``: the stream has the same words as for one PE (``out_features *
+row_words``, the same descriptor), laid out by row group: group ``g`` starts at word ``g * P *
+row_words`` of the stream, and word ``w`` of the group's row ``i`` (``0 <= i < n``) is at
+``g * P * row_words + w * n + i`` (:func:`pe_stream_position`).  The group's header words come first,
+then its entry words interleaved word by word, so the engine's one stream word per cycle goes to
+the PEs round-robin, each PE's words in its own order; a resident layer holds the same words in the
+weight SRAM.  At ``lanes = 4`` and 8-bit indices a PE takes a word every 4 cycles, so ``P = 4``
+needs one word per cycle, the DRAM's (and the weight SRAM's) rate; more PEs, or wider entries,
+are bound by that rate.  The program file records ``P`` in its engine metadata (``engine.pes``,
+absent for 1), and an engine runs only programs laid out for its own ``P``.
+
+Counters with ``P > 1``: ``rom_reads``, ``macs`` and ``adds`` are per PE, as for one PE;
+``sram_reads`` counts one read per row group and sub-vector (``ceil(out_features / P)`` per
+sub-vector, and per window tap inside the map in a convolution).  Sparse (HUFFMAN), PVQ and
+nearest-prototype layers run on one PE only: an engine with ``P > 1`` has none of their units, and
+the compressor refuses such programs with ``--pes`` above 1.
+
 Vectors (inputs, outputs) are int8, four to a word, little-endian, zero-padded
 to a multiple of ``vector_align(lanes)`` bytes.
 """
@@ -492,3 +520,23 @@ def row_words(in_features: int, lanes: int, entry_bits: int, compact: bool = Fal
     return header + index_words_per_row(in_features, lanes, entry_bits)
 
 
+#: Processing elements an engine may have (``EngineConfig.pes``).
+PES = (1, 2, 4, 8)
+
+
+def pe_stream_position(row: int, word: int, rows: int, row_words: int, pes: int) -> int:
+    """Where word ``word`` of row ``row`` is in a dense layer's stream laid out for ``pes`` PEs (see
+    "Processing elements" above; ``pes = 1``: ``row * row_words + word``)."""
+    group, i = divmod(row, pes)
+    n = min(pes, rows - group * pes)
+    return group * pes * row_words + word * n + i
+
+
+def pe_stream_order(rows: int, row_words: int, pes: int) -> list[int]:
+    """For each word of a stream laid out for ``pes`` PEs, its index in the row-major ``(rows, row_words)``
+    stream of one PE: ``stream_for_pes = row_major[order]`` and ``row_major[order] = stream_for_pes``."""
+    order = [0] * (rows * row_words)
+    for r in range(rows):
+        for w in range(row_words):
+            order[pe_stream_position(r, w, rows, row_words, pes)] = r * row_words + w
+    return order

@@ -10,14 +10,14 @@ import dataclasses
 
 import numpy as np
 
-from model.codecs.layers.base import WriteContext
+from model.codecs.layers.base import WriteContext, pe_rows, pe_stream
 from model.codecs.layers.huffman import symbol_bits_for
 from model.codecs.layers.kinds import kind_named
 from model.codecs.layers.registry import codec_named
 from model.contract.descriptor import Descriptor
 from model.contract.errors import ProgramError
 from model.contract.layout import (DESC_WORDS, HUFFMAN_DEFAULT_MAX_LEN, JOB_MAGIC, JOB_WORDS, MAX_FEATURES_LIMIT,
-                                   WORD_BYTES, LayerKind, LayerMode)
+                                   PES, WORD_BYTES, LayerKind, LayerMode)
 from model.program.file import Program, rom_id
 
 
@@ -98,7 +98,7 @@ def max_features_for(descs, lanes: int) -> int:
 def build_program(lowered, config_max_features: int | None = None, codebook_depth: int = 256,
                   info: dict | None = None, shared_rom=None, pvq_k_max: int = 0,
                   huffman_max_len: int = HUFFMAN_DEFAULT_MAX_LEN, huffman_symbol_bits: int | None = None,
-                  weight_sram_words: int = 0) -> Program:
+                  weight_sram_words: int = 0, pes: int = 1) -> Program:
     """Lay a :class:`model.compress.lowering.LoweredNetwork` out as a program.
 
     The engine's activation SRAM holds ``config_max_features`` values per
@@ -119,6 +119,8 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
     it first fit, in layer order: each layer whose whole stream fits after
     those already placed is resident (read from DRAM once per job), the
     others stream from DRAM for every image (:func:`place_streams`).
+
+    With ``pes`` processing elements, the dense layers' streams are laid out for them (:func:`lay_out_for_pes`).
     """
     lanes = lowered.lanes
     try:
@@ -198,7 +200,55 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
     }
     prog = Program(meta, image)
     prog.meta["compression"] = compression_stats(prog, lowered)
-    return place_in_weight_sram(prog, weight_sram_words)
+    return place_in_weight_sram(lay_out_for_pes(prog, pes), weight_sram_words)
+
+
+#: The layer modes whose rows run on one processing element only (``EngineConfig.pes``).
+ONE_PE_MODES = {LayerMode.HUFFMAN: "sparse (Huffman-coded)", LayerMode.PVQ: "PVQ"}
+
+
+def lay_out_for_pes(program: Program, pes: int) -> Program:
+    """``program`` for an engine with ``pes`` processing elements: every dense layer's stream laid out for them.
+
+    Each stream keeps its words and its place; they are reordered by row group
+    (:mod:`model.contract.layout`, "Processing elements"), and the engine metadata
+    records ``pes`` (left out for one PE, whose layout is the plain one).  A program
+    already laid out for other PEs is read back to rows first.  Sparse, PVQ and
+    nearest-prototype layers run on one PE: such a program with ``pes > 1`` is a
+    :class:`ProgramError`.  Returns a new, validated program.
+    """
+    if pes not in PES:
+        raise ProgramError(f"--pes must be one of {', '.join(map(str, PES))}, got {pes}")
+    old = program.meta["engine"].get("pes", 1)
+    if pes == old:
+        return program
+    meta = copy.deepcopy(program.meta)
+    image = program.image.copy()
+    desc_addr = int(image[2])
+    if pes > 1:
+        for i in range(len(meta["layers"])):
+            at = desc_addr + i * DESC_WORDS
+            desc = Descriptor.decode(image[at:at + DESC_WORDS])
+            if desc.kind == LayerKind.NEAREST or (kind_named(meta["layers"][i]["kind"]).has_rows
+                                                  and desc.mode in ONE_PE_MODES):
+                what = "nearest-prototype" if desc.kind == LayerKind.NEAREST else ONE_PE_MODES[desc.mode]
+                raise ProgramError(f"layer {i} is {what}: such layers run on one processing element (--pes 1)")
+    for i in range(len(meta["layers"])):
+        at = desc_addr + i * DESC_WORDS
+        desc = Descriptor.decode(image[at:at + DESC_WORDS])
+        if not kind_named(meta["layers"][i]["kind"]).has_rows:
+            continue
+        n = desc.out_features * desc.row_words
+        words = image[desc.stream_addr:desc.stream_addr + n]
+        image[desc.stream_addr:desc.stream_addr + n] = pe_stream(pe_rows(words, desc.out_features, desc.row_words,
+                                                                         old), pes)
+    if pes > 1:
+        meta["engine"]["pes"] = pes
+    else:
+        meta["engine"].pop("pes", None)
+    laid_out = Program(meta, image)
+    laid_out.validate()
+    return laid_out
 
 
 def place_in_weight_sram(program: Program, weight_sram_words: int) -> Program:

@@ -169,18 +169,21 @@ _ROM_INIT = re.compile(r"^(?P<indent>[ \t]*)(?P<decl>reg \[\d+:0\] rom \[\d+:0\]
                        r"(?:[ \t]*rom\[\d+\] = [^;\n]*;\n)*[ \t]*end\n", re.M)
 
 
-def rom_at_run_time(text: str, has_rom: bool) -> str:
+def rom_at_run_time(text: str, has_rom: bool, copies: int = 1) -> str:
     """Verilog whose codebook ROM is loaded at run time from ``+vqe_rom=FILE`` (``$readmemh``), not built in.
+
+    ``copies``: ROMs in the engine, one per processing element (``EngineConfig.pes``), each loaded so.
 
     Raises
     ------
     ValueError
-        If the ROM's initial block is not found exactly once in an engine that has a ROM (a change in
-        how Amaranth writes memories): a build would otherwise keep one program's codebook.
+        If the ROM's initial block is not found exactly ``copies`` times in an engine that has a ROM (a
+        change in how Amaranth writes memories): a build would otherwise keep one program's codebook.
     """
     found = len(_ROM_INIT.findall(text))
-    if found != int(has_rom):
-        raise ValueError(f"expected {int(has_rom)} codebook-ROM initialisation in the engine's Verilog, found {found}")
+    if found != int(has_rom) * copies:
+        raise ValueError(f"expected {int(has_rom) * copies} codebook-ROM initialisation in the engine's Verilog, "
+                         f"found {found}")
     path = f"reg [8*{PLUSARG_PATH_CHARS}-1:0] rom_path;"
     return _ROM_INIT.sub(lambda m: f"{m['indent']}{m['decl']}\n{m['indent']}{path}\n"
                                    f"{m['indent']}initial if ($value$plusargs(\"vqe_rom=%s\", rom_path)) "
@@ -224,7 +227,8 @@ def _compiled_top_text(shaped: EngineConfig, harness: bool) -> str:
     """`compiled_top_verilog` of an engine whose ROM holds placeholders (elaborating takes seconds)."""
     top = HarnessTop(shaped) if harness else SimTop(shaped, None)
     text = verilog.convert(top, name=TOP_NAME, emit_src=False)
-    return rom_at_run_time(settle_at_time_zero(text), bool(shaped.rom)) + "\n" + STORAGE_VERILOG.read_text()
+    return (rom_at_run_time(settle_at_time_zero(text), bool(shaped.rom), shaped.pes) + "\n"
+            + STORAGE_VERILOG.read_text())
 
 
 def engine_verilog(config: EngineConfig, addr_width: int = 24, name: str = "vqe_engine",

@@ -6,7 +6,8 @@ import numpy as np
 from model.codecs.vectors import random_vectors, unpack_vectors
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineFault
-from model.contract.layout import COMPACT_ROW_HEADER_WORDS, DESC_WORDS, JOB_MAGIC, REL_BITS, ROW_HEADER_WORDS, LayerMode, huffman_index_bits
+from model.contract.layout import (COMPACT_ROW_HEADER_WORDS, DESC_WORDS, JOB_MAGIC, REL_BITS, ROW_HEADER_WORDS, LayerMode,
+                                   huffman_index_bits, pe_stream_position)
 from model.golden.engine import GoldenEngine
 from model.program.synthetic import random_lowered
 from model.program.writer import build_program
@@ -14,12 +15,13 @@ from sim.simulate import hang_bound, simulate
 
 
 def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0, huffman_k_max: int = 0,
-                weight_sram: bool = False):
+                weight_sram: bool = False, pes: int = 1):
     """A random 1- to 3-layer program (shapes not multiples of ``lanes``) and its DRAM image.
 
     With ``weight_sram``, the engine has a weight SRAM that holds some of the
     layers' streams (a random capacity up to all of them, so layers that do
-    not fit are skipped and later ones may still fit).
+    not fit are skipped and later ones may still fit).  With ``pes``, the engine has
+    that many processing elements (dense layers only).
 
     With ``pvq_k_max``, layers are randomly VQ- or PVQ-coded; with
     ``huffman_k_max``, randomly VQ- or sparse Huffman-coded (at least one sparse
@@ -37,11 +39,11 @@ def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0, hu
         lowered = random_lowered(rng, lanes, shapes, depth, pvq_k_max=pvq_k_max, huffman_k_max=huffman_k_max)
     sparse = {"huffman_symbol_bits": REL_BITS + huffman_index_bits(huffman_k_max)} if huffman_k_max else {}
     program = build_program(lowered, codebook_depth=depth, config_max_features=64, pvq_k_max=pvq_k_max,
-                            **sparse)
+                            pes=pes, **sparse)
     if weight_sram:
         streams = sum(l["placement"]["words"] for l in program.meta["layers"])
         program = build_program(lowered, codebook_depth=depth, config_max_features=64, pvq_k_max=pvq_k_max,
-                                weight_sram_words=int(rng.integers(1, streams + 2)), **sparse)
+                                weight_sram_words=int(rng.integers(1, streams + 2)), pes=pes, **sparse)
     x = random_vectors(rng, n_images, shapes[0])
     image, out_addr, out_words = program.dram_image(x)
     return program, image, out_addr, out_words * n_images
@@ -78,14 +80,16 @@ def _set_field(img, d, cfg, rng, width: int, new) -> None:
     sv = int(rng.integers(0, -(-d.in_features // cfg.lanes)))
     bit = sv * width
     header = COMPACT_ROW_HEADER_WORDS if d.compact else ROW_HEADER_WORDS
-    w = d.stream_addr + row * d.row_words + header + bit // 32
     n = -(-(bit % 32 + width) // 32)
-    value = sum(int(img[w + i]) << (32 * i) for i in range(n))
+    # The row's words where the stream, laid out for the engine's PEs, holds them.
+    w = [d.stream_addr + pe_stream_position(row, header + bit // 32 + i, d.out_features, d.row_words, cfg.pes)
+         for i in range(n)]
+    value = sum(int(img[w[i]]) << (32 * i) for i in range(n))
     mask = (1 << width) - 1
     old = (value >> (bit % 32)) & mask
     value = (value & ~(mask << (bit % 32))) | ((new(old) & mask) << (bit % 32))
     for i in range(n):
-        img[w + i] = (value >> (32 * i)) & 0xFFFFFFFF
+        img[w[i]] = (value >> (32 * i)) & 0xFFFFFFFF
 
 
 def corrupt(image: np.ndarray, program, what: str, rng: np.random.Generator) -> np.ndarray:

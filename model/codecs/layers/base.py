@@ -15,7 +15,7 @@ from model.contract.fixedpoint import (ACC_BITS, ACT_MAX, ACT_MIN, ACT_PARAM_BIT
                                        ACT_PARAM_SHIFT, COMPACT_BIAS_BITS, MULT_BITS, SHIFT_MAX, compact_row_params)
 from model.contract.ints import ceil_div
 from model.contract.layout import (COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_ROW_HEADER_WORDS, COMPACT_SHIFT_LSB,
-                                   DESC_WORDS, ROW_HEADER_WORDS, LayerMode, row_words)
+                                   DESC_WORDS, ROW_HEADER_WORDS, LayerMode, pe_stream_order, row_words)
 
 
 @dataclass
@@ -159,7 +159,7 @@ class LayerCodec:
         """
         c = zero_counters()
         c["dram_read_words"] = n_images * (DESC_WORDS + layer.stream_words)
-        c["sram_reads"] = n_images * beats(layer.desc, cfg.lanes)
+        c["sram_reads"] = n_images * beat_groups(layer.desc, cfg.lanes, cfg.pes)
         return c
 
 
@@ -177,6 +177,31 @@ def dense_layer_image(layer, rows: np.ndarray, word1: tuple[int, int], ctx: Writ
 def beats(desc: Descriptor, lanes: int) -> int:
     """Sub-vector steps of a dense layer: one lane-word of activations each."""
     return desc.out_features * ceil_div(desc.in_features, lanes)
+
+
+def beat_groups(desc: Descriptor, lanes: int, pes: int) -> int:
+    """Activation lane-words a dense layer reads on ``pes`` processing elements: one per sub-vector step of
+    each row group, broadcast to the group's PEs (:mod:`model.contract.layout`, "Processing elements")."""
+    return ceil_div(desc.out_features, pes) * ceil_div(desc.in_features, lanes)
+
+
+def pe_rows(stream: np.ndarray, rows: int, row_words: int, pes: int) -> np.ndarray:
+    """A dense layer's stream laid out for ``pes`` PEs -> its ``(rows, row_words)`` rows."""
+    stream = np.asarray(stream)
+    if pes == 1:
+        return stream.reshape(rows, row_words)
+    rows_major = np.empty_like(stream)
+    rows_major[np.asarray(pe_stream_order(rows, row_words, pes), dtype=np.int64)] = stream
+    return rows_major.reshape(rows, row_words)
+
+
+def pe_stream(rows: np.ndarray, pes: int) -> np.ndarray:
+    """A dense layer's ``(rows, row_words)`` rows -> its stream laid out for ``pes`` PEs (inverse of :func:`pe_rows`)."""
+    rows = np.asarray(rows)
+    flat = rows.reshape(-1)
+    if pes == 1:
+        return flat
+    return flat[np.asarray(pe_stream_order(*rows.shape, pes), dtype=np.int64)]
 
 
 def layer_act(layer) -> np.ndarray:
@@ -240,10 +265,11 @@ def compact_rows(bias, mult, shift, act, entries: np.ndarray, entry_bits: int) -
     return np.concatenate([header[:, None], pack_indices(entries, entry_bits)], axis=1), word5
 
 
-def read_dense_rows(image: np.ndarray, desc: Descriptor, entry_bits: int, lanes: int, layer: int):
-    """Read a dense layer's rows (two-word or compact headers): (bias, mult, shift, act, entries (out, sub-vectors))."""
-    rows = read_words(image, desc.stream_addr, desc.out_features * desc.row_words,
-                      f"layer {layer} row stream").reshape(desc.out_features, desc.row_words)
+def read_dense_rows(image: np.ndarray, desc: Descriptor, entry_bits: int, lanes: int, layer: int, pes: int = 1):
+    """Read a dense layer's rows (two-word or compact headers), its stream laid out for ``pes`` processing
+    elements: (bias, mult, shift, act, entries (out, sub-vectors))."""
+    rows = pe_rows(read_words(image, desc.stream_addr, desc.out_features * desc.row_words, f"layer {layer} row stream"),
+                   desc.out_features, desc.row_words, pes)
     if desc.compact:
         common, act0, bias_shift = desc.compact_params
         header = rows[:, 0].astype(np.int64)

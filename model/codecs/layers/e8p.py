@@ -53,7 +53,7 @@ class E8pCodec(LayerCodec):
         check_row_words(desc, cfg, E8P_INDEX_BITS, where)
 
     def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
-        bias, mult, shift, act, indices = read_dense_rows(image, desc, E8P_INDEX_BITS, cfg.lanes, layer)
+        bias, mult, shift, act, indices = read_dense_rows(image, desc, E8P_INDEX_BITS, cfg.lanes, layer, cfg.pes)
 
         def weights():
             cw = e8p_decode(indices)    # (out, S, 8)

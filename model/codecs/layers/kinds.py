@@ -111,7 +111,8 @@ class ConvKind(LayerKindRule):
         # The descriptor is read once per image; a padding tap's lane-words read nothing.
         c["dram_read_words"] -= n_images * (positions - 1) * DESC_WORDS
         groups = win.channels(lanes) // lanes
-        c["sram_reads"] = n_images * d.out_features * int(win.tap_inside().sum()) * groups
+        # Each row group's PEs share a tap's read (model.contract.layout, "Processing elements").
+        c["sram_reads"] = n_images * ceil_div(d.out_features, cfg.pes) * int(win.tap_inside().sum()) * groups
         c["sram_writes"] = n_images * positions * lane_words(d.out_features, lanes)
         return c
 

@@ -72,7 +72,7 @@ class PqCodec(LayerCodec):
         check_sections(desc, cfg, blocks, cfg.index_bits, where, "block codebook")
 
     def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
-        bias, mult, shift, act, indices = read_dense_rows(image, desc, cfg.index_bits, cfg.lanes, layer)
+        bias, mult, shift, act, indices = read_dense_rows(image, desc, cfg.index_bits, cfg.lanes, layer, cfg.pes)
         first_bad_index(indices, desc.codebook_size, layer, "block codebook size")
 
         def weights():

@@ -92,7 +92,7 @@ class RvqCodec(LayerCodec):
 
     def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
         s = desc.stages
-        bias, mult, shift, act, entries = read_dense_rows(image, desc, s * cfg.index_bits, cfg.lanes, layer)
+        bias, mult, shift, act, entries = read_dense_rows(image, desc, s * cfg.index_bits, cfg.lanes, layer, cfg.pes)
         indices = unpack_stages(entries, cfg.index_bits, s)
         bad = np.argwhere((indices >= desc.codebook_size).any(axis=-1))
         if len(bad):

@@ -56,7 +56,7 @@ class VqCodec(LayerCodec):
         check_sections(desc, cfg, 1, cfg.index_bits, where)
 
     def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
-        bias, mult, shift, act, indices = read_dense_rows(image, desc, cfg.index_bits, cfg.lanes, layer)
+        bias, mult, shift, act, indices = read_dense_rows(image, desc, cfg.index_bits, cfg.lanes, layer, cfg.pes)
         first_bad_index(indices, desc.codebook_size, layer, "codebook size")
 
         def weights():
