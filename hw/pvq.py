@@ -1,14 +1,15 @@
-"""PVQ dot-product unit: decodes a PVQ index one step per cycle and accumulates with adds only."""
+"""PVQ dot-product unit: decodes a PVQ index one pulse per cycle and accumulates with adds only."""
+from functools import reduce
+from operator import or_
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
 from hw.accumulator import RowAccumulator
 from hw.layouts import DotProductSignature, lane_word, row_marked
-from model.codecs.pvq import pvq_bits, pvq_count, pvq_table
-from model.contract.fixedpoint import ACT_BITS
+from model.codecs.pvq import pvq_bits, pvq_count, pvq_table, pvq_walk_thresholds
 from model.contract.layout import PVQ_SCALE_BITS
 from model.contract.pyramid import PVQ_MAX_LANES, pvq_sum_bits
 
@@ -33,31 +34,36 @@ class PvqDotProduct(wiring.Component):
     of ``P(n, K)`` and an unsigned scale, with the activation sub-vector ``x``
     it meets.  The unit decodes the index with the walk of
     :mod:`model.codecs.pvq` (module docstring, *Hardware decode*; the same per-cycle
-    register values as :func:`model.codecs.pvq.pvq_decode_steps`) and forms
-    ``<y, x>`` with additions as the walk goes: one signed add of an
-    activation per pulse, and one add of ``+-p`` per non-zero coordinate
-    other than the last to apply its sign (:mod:`model.golden.pvq`).  Then one
-    multiply by the scale (the only multiplier) and a 32-bit accumulate
+    register values as :func:`model.codecs.pvq.pvq_decode_steps`), one pulse
+    per cycle, and forms ``<y, x>`` with additions as the walk goes: one add of
+    an activation per pulse into the open coordinate's magnitude sum, and one
+    add of ``+-`` that sum into the vector sum when the coordinate's sign is
+    found, in the same cycle (:mod:`model.golden.pvq`).  Then one multiply by
+    the scale (the only multiplier) and a 32-bit accumulate
     (:class:`hw.accumulator.RowAccumulator`):
     ``acc = wrap32(bias + sum over the row's vectors of scale * <y, x>)``,
     with bias and ``mult``/``shift`` from ``params`` exactly as in ``MacLanes``.
 
-    **Walk.**  Registers: table row ``n-1-i`` (coordinate ``i``), pulses left
-    ``k``, magnitude under test ``m``, table column ``k - m`` and remainder
-    ``r``.  The table entry ``b = V(n-1-i, k-m)`` comes from a
-    :class:`~amaranth.lib.memory.Memory` ROM with a synchronous read whose
-    address is formed from the *next* row and column, so ``b`` is ready at
-    the start of every step: one walk step per cycle.  ``r < b`` and
-    ``r < 2b`` are the borrows of ``r - b`` and ``r - 2b``, which are also the
-    new remainders.
+    **Walk.**  Registers: pulses left ``k``, magnitude to test ``m`` (0: no
+    coordinate open), the open coordinate's row (one-hot) and the remainder
+    ``r``.  A :class:`~amaranth.lib.memory.Memory` ROM
+    (:func:`model.codecs.pvq.pvq_walk_thresholds`) holds, per word, the
+    thresholds ``(lo, mid, hi)`` of every row: the word of column ``k`` when a
+    step opens a coordinate, of column ``k - m`` when it continues one.  Its
+    read is synchronous with an address formed from the *next* registers, so
+    the word is ready at the start of every step.  A step opening a coordinate
+    finds its row as a thermometer of ``r >= lo`` over rows ``1 .. n-1`` (the
+    zero coordinates before it cost nothing); then ``r < mid`` resolves
+    ``+t``, ``r < hi`` resolves ``-t``, else the coordinate stays open, and
+    ``r`` drops by ``lo``, ``mid`` or ``hi``.
 
-    **Cycles.**  A vector is busy for ``steps + max(a - 1, 0)`` cycles, with
-    ``steps = n + K - a`` the walk length and ``a = |y_{n-1}|``: the last
-    coordinate is resolved in one step but its ``a`` pulses are added one per
-    cycle.  The next vector is taken in the last busy cycle, so vectors
-    stream back to back; an idle unit takes one cycle to load a vector.  A
-    row's result is valid 3 cycles after its last busy cycle
-    (:data:`model.golden.pvq.RESULT_LATENCY`).
+    **Cycles.**  A vector is busy for exactly ``K`` cycles (one pulse each,
+    whatever ``n`` and ``y`` are; a ``K = 0`` vector for one cycle).  Whether a
+    cycle is a vector's last depends on registers only (``k == 1`` with no
+    coordinate open, or ``k == m``), so the next vector is taken in it and
+    vectors stream back to back at one pulse per cycle; an idle unit takes
+    one cycle to load a vector.  A row's result is valid 3 cycles after its
+    last busy cycle (:data:`model.golden.pvq.RESULT_LATENCY`).
 
     **Range check.**  ``index >= V(n, K)`` (read from a second, small ROM) is
     found in the cycle the vector is taken: the vector is dropped, ``error``
@@ -103,12 +109,12 @@ class PvqDotProduct(wiring.Component):
     error : Out(1)
         An index was out of range; stays set until ``clear``.
     events : Out(PvqEvents)
-        ``busy``: a vector is being decoded (walk or tail cycles).
-        ``step``: the walker made a step (one table read), ``len(pvq_decode_steps)`` per vector.
-        ``add``: one signed add of an activation for one pulse; ``K`` per vector
+        ``busy``: a vector is being decoded.
+        ``step``: the walker made a step (one table read), ``len(pvq_decode_steps)`` = ``K`` per vector.
+        ``add``: one add of an activation for one pulse; ``K`` per vector
         (the engine's ``adds`` counter).
         ``merge``: a coordinate's magnitude sum was added with its sign into
-        the vector sum (non-zero coordinates but the last).
+        the vector sum (one per non-zero coordinate).
         ``mul``: the scale multiply of one vector.
     """
 
@@ -128,136 +134,134 @@ class PvqDotProduct(wiring.Component):
         self.sum_bits = pvq_sum_bits(k_max)
         # Remainders and table entries are below V(n, k_max); the range limit can equal it.
         self._r_bits = max(1, (pvq_count(n, k_max) - 1).bit_length())
+        # The walk's thresholds (pvq_walk_thresholds; at most V(n, k_max) where the walk reads them).
+        self._t_bits = max(1, max(x for half in pvq_walk_thresholds(n, k_max) for col in half for row in col
+                                  for x in row).bit_length())
         super().__init__(DotProductSignature(operands=vector_layout(n, index_bits, scale_bits),
                                              config=config_layout(k_max), events=PvqEvents))
-        # The walker's registers, named so tests can compare them with
-        # model.codecs.pvq.pvq_decode_steps cycle by cycle (not ports).
+        # The walker's state as pvq_decode_steps reports it, named so tests can compare them
+        # cycle by cycle (not ports): registers k and r, and what the step decides.
         self.walker = SimpleNamespace(
-            row=Signal(range(n), name="walk_row"),            # n - 1 - i
-            mag=Signal(range(k_max + 1), name="walk_mag"),    # m
+            row=Signal(range(n), name="walk_row"),            # n - 1 - coordinate of this step's pulse
+            mag=Signal(range(k_max + 1), name="walk_t"),      # t, the magnitude tested
             pulses=Signal(range(k_max + 1), name="walk_k"),   # k
             rem=Signal(self._r_bits, name="walk_r"),          # r
-            block=Signal(self._r_bits, name="walk_b"),        # b = V(n-1-i, k-m)
+            block=Signal(self._t_bits, name="walk_b"),        # b = V(row, k - t)
             resolve=Signal(name="walk_resolve"),              # y_i is emitted this step
             negative=Signal(name="walk_negative"),            # ... and is negative
         )
 
     def elaborate(self, platform):
         m = Module()
-        n, k_max, rb, sb = self.n, self.k_max, self._r_bits, self.sum_bits
+        n, k_max, rb, tb, sb = self.n, self.k_max, self._r_bits, self._t_bits, self.sum_bits
         w = self.walker
-        row, mag, pulses, rem, b = w.row, w.mag, w.pulses, w.rem, w.block
         vin = self.operands.payload
-        k = self.config.k
+        k_in = self.config.k
 
         # --- tables ------------------------------------------------------------------------
-        # V(row, col) at address Cat(col, row): a power-of-two row stride keeps
-        # the address a concatenation (a stride of k_max + 1 would need a multiply).
+        # Word (find, column): (lo, mid, hi) for every row, row 0 lowest, at address Cat(column, find):
+        # a power-of-two half keeps the address a concatenation.
         col_bits = k_max.bit_length()
-        v = pvq_table(n, k_max)
-        init = [0] * (n << col_bits)
-        for r_ in range(n):
-            for c_ in range(k_max + 1):
-                init[(r_ << col_bits) | c_] = int(v[r_, c_])
-        m.submodules.table = table = Memory(shape=unsigned(rb), depth=n << col_bits, init=init)
+        cont, opening = pvq_walk_thresholds(n, k_max)
+        word = data.ArrayLayout(data.ArrayLayout(unsigned(tb), 3), n)
+        init = [0] * (2 << col_bits)
+        for c_ in range(k_max + 1):
+            for half, cols in ((0, cont), (1, opening)):
+                init[half << col_bits | c_] = sum(x << tb * (3 * r_ + j) for r_, row in enumerate(cols[c_])
+                                                  for j, x in enumerate(row))
+        m.submodules.table = table = Memory(shape=unsigned(word.size), depth=2 << col_bits, init=init)
         rd = table.read_port()
+        thresholds = data.View(word, rd.data)
         # V(n, K) for the range check, read combinationally so K needs no setup cycle.
         # Codes of K above k_max read a limit of 0, so every index is out of range.
-        limits = [int(v[n, K]) for K in range(k_max + 1)]
+        limits = [int(pvq_table(n, k_max)[n, K]) for K in range(k_max + 1)]
         m.submodules.limit_rom = limit_rom = Memory(shape=unsigned(max(limits).bit_length()),
-                                                    depth=1 << len(k), init=limits)
+                                                    depth=1 << len(k_in), init=limits)
         limit = limit_rom.read_port(domain="comb")
-        m.d.comb += [limit.addr.eq(k), b.eq(rd.data)]
+        m.d.comb += limit.addr.eq(k_in)
 
         # --- vector registers --------------------------------------------------------------
-        col = Signal(range(k_max + 1))          # k - m: the table column
-        acts = Signal(lane_word(n))              # shifted down a lane per coordinate: x_i is lane 0
+        k = Signal(range(k_max + 1))             # pulses not yet given to a resolved coordinate
+        mag = Signal(range(k_max + 1))           # magnitude to test on the open coordinate; 0: none open
+        rem = Signal(rb)                         # r
+        open_row = Signal(n)                     # the open coordinate's row, one-hot
+        acts = Signal(lane_word(n))
         scale = Signal(self.scale_bits)
         first, last = Signal(), Signal()
-        mag_sum = Signal(signed(sb))             # p: x_i once per pulse found so far
+        mag_sum = Signal(signed(sb))             # p: the open coordinate's activation, once per pulse so far
         vec_sum = Signal(signed(sb))             # S: the signed coordinates resolved so far
-        tail_left = Signal(range(k_max + 1))     # last-coordinate pulses still to add
-        tail_neg = Signal()
-        x = acts[0]
+        m.d.comb += [w.pulses.eq(k), w.rem.eq(rem)]
 
-        walking, tailing, idle = Signal(), Signal(), Signal()
-        at_last = row == 0
+        walking, idle = Signal(), Signal()
+        finding = mag == 0
         load = Signal()
         finish = Signal()                        # the vector's last busy cycle
+        step = Signal()                          # a walk step: one pulse
         m.d.comb += [
-            finish.eq((walking & at_last & (mag <= 1)) | (tailing & (tail_left == 1))),
+            # From registers only: the last pulse is the first of a coordinate when one pulse is left,
+            # or an open coordinate's k-th.
+            finish.eq(walking & Mux(finding, k <= 1, k == mag)),
+            step.eq(walking & (k != 0)),
             self.operands.ready.eq(~self.clear & (idle | finish)),
             load.eq(self.operands.valid & self.operands.ready),
-            self.events.busy.eq(walking | tailing),
-            self.events.step.eq(walking),
+            self.events.busy.eq(walking),
+            self.events.step.eq(step),
         ]
         bad = vin.index >= limit.data
 
         # --- one walk step -----------------------------------------------------------------
-        diff1 = Signal(signed(rb + 1))           # r - b; its borrow is r < b
-        diff2 = Signal(signed(rb + 2))           # r - 2b; its borrow is r < 2b
-        below1, below2 = diff1 < 0, diff2 < 0
-        advance = Signal()                       # |y_i| > m: one more pulse, m += 1
-        m.d.comb += [diff1.eq(rem - b), diff2.eq(rem - (b << 1))]
-        with m.If(walking):
-            with m.If(mag == 0):
-                m.d.comb += [w.resolve.eq(below1), advance.eq(~below1)]
-            with m.Elif(at_last):
-                # Only y = +k (r = 0) or -k (r = 1) is left: b = V(0, 0) = 1.
-                m.d.comb += [w.resolve.eq(1), w.negative.eq(~below1)]
-            with m.Else():
-                m.d.comb += [w.resolve.eq(below2), w.negative.eq(~below1), advance.eq(~below2)]
+        # The row of this step's pulse.  Opening a coordinate: the lowest row whose zero block r is
+        # not past, i.e. the thermometer of r >= V(row, k) (row 0 always; V grows with the row)
+        # turned one-hot.  Continuing: the open one.
+        past = Cat(Const(1, 1), *[rem >= thresholds[r_][0] for r_ in range(1, n)], Const(0, 1))
+        row = Signal(n)
+        m.d.comb += row.eq(Mux(finding, past[:n] & ~past[1:], open_row))
 
-        # Next table row/column, so the read for the next step is issued now.
-        row_next, col_next = Signal.like(row), Signal.like(col)
-        m.d.comb += [row_next.eq(row), col_next.eq(col)]
-        m.d.sync += [row.eq(row_next), col.eq(col_next)]
-        next_is_last = row == 1
-        with m.If(advance):
-            m.d.comb += col_next.eq(col - 1)
-            # Skip the block(s) of magnitude m: the zero block, or the +m and -m blocks.
-            m.d.sync += [rem.eq(Mux(mag == 0, diff1, diff2)), mag.eq(mag + 1)]
-        with m.Elif(w.resolve & ~at_last):
-            m.d.comb += [row_next.eq(row - 1),
-                         # The last coordinate starts at m = k, so it reads V(0, 0).
-                         col_next.eq(Mux(next_is_last, 0, col))]
-            m.d.sync += [pulses.eq(col), mag.eq(Mux(next_is_last, col, 0)),
-                         acts.eq(acts.as_value() >> ACT_BITS)]
-            with m.If(w.negative):
-                m.d.sync += rem.eq(diff1)
-        with m.Elif(w.resolve & w.negative):     # last coordinate, y = -k: r -= b leaves 0
-            m.d.sync += rem.eq(diff1)
+        def pick(values):
+            """The value of ``row`` (one-hot): an AND-OR multiplexer, cheaper than a binary one here."""
+            return reduce(or_, [Mux(row[r_], v, 0) for r_, v in enumerate(values)])
+        lo, mid, hi = (Signal(tb, name=f"walk_{name}") for name in ("lo", "mid", "hi"))
+        x = Signal(signed(len(acts[0])))
+        m.d.comb += [lo.eq(pick([thresholds[r_][0] for r_ in range(n)])),
+                     mid.eq(pick([thresholds[r_][1] for r_ in range(n)])),
+                     hi.eq(pick([thresholds[r_][2] for r_ in range(n)])),
+                     x.eq(pick([acts[n - 1 - r_].as_unsigned() for r_ in range(n)]))]
+        t = Mux(finding, 1, mag)
+        resolve, negative = w.resolve, w.negative
+        m.d.comb += [resolve.eq(step & (rem < hi)), negative.eq(resolve & (rem >= mid)),
+                     w.row.eq(reduce(or_, [Mux(row[r_], r_, 0) for r_ in range(n)])),   # the probe only
+                     w.mag.eq(t), w.block.eq(mid - lo)]
+        kt = Signal(range(k_max + 1))            # k - t
+        m.d.comb += kt.eq(k - t)
+        with m.If(step):
+            m.d.sync += [rem.eq(rem - Mux(resolve, Mux(negative, mid, lo), hi)), open_row.eq(row)]
+            with m.If(resolve):
+                m.d.sync += [k.eq(kt), mag.eq(0)]
+            with m.Else():
+                m.d.sync += mag.eq(t + 1)
+        # The next step's word: opening at column k - t after a resolve, else continuing at k - (t + 1).
         # Read only what the next step uses: table reads = walk steps.
-        m.d.comb += [rd.addr.eq(Cat(col_next, row_next)), rd.en.eq(load | (walking & ~at_last))]
+        m.d.comb += [rd.addr.eq(Mux(resolve, Cat(kt, Const(1, 1)), Cat((kt - 1)[:col_bits], Const(0, 1)))),
+                     rd.en.eq(step & ~finish)]
 
         # --- additions ---------------------------------------------------------------------
-        last_pulse = walking & at_last & (mag != 0)            # first of the last coordinate's pulses
-        merging = walking & w.resolve & ~at_last & (mag != 0)  # apply y_i's sign to p
-        sign = Mux(tailing, tail_neg, w.negative)
-        operand = Mux(merging, mag_sum, x)
+        pulse = Signal(signed(sb))               # q = p + x_i
         vec_next = Signal(signed(sb))
         m.d.comb += [
-            self.events.add.eq(advance | last_pulse | tailing),
-            self.events.merge.eq(merging),
-            vec_next.eq(vec_sum),
+            pulse.eq(mag_sum + x),
+            vec_next.eq(Mux(resolve, vec_sum + Mux(negative, -pulse, pulse), vec_sum)),
+            self.events.add.eq(step),
+            self.events.merge.eq(resolve),
         ]
-        with m.If(merging | last_pulse | tailing):
-            m.d.comb += vec_next.eq(vec_sum + Mux(sign, -operand, operand))
         m.d.sync += vec_sum.eq(vec_next)
-        with m.If(advance):
-            m.d.sync += mag_sum.eq(mag_sum + x)
-        with m.Elif(w.resolve):
-            m.d.sync += mag_sum.eq(0)
-        with m.If(walking & at_last):
-            m.d.sync += [tail_left.eq(mag - 1), tail_neg.eq(w.negative)]
-        with m.If(tailing):
-            m.d.sync += tail_left.eq(tail_left - 1)
+        with m.If(step):
+            m.d.sync += mag_sum.eq(Mux(resolve, 0, pulse))
 
         # --- taking a vector (after the walk's updates, so it wins) ------------------------
         with m.If(load):
-            m.d.comb += [row_next.eq(n - 1), col_next.eq(0 if n == 1 else k)]
+            m.d.comb += [rd.addr.eq(Cat(k_in, Const(1, 1))), rd.en.eq(k_in != 0)]
             m.d.sync += [
-                pulses.eq(k), mag.eq(k if n == 1 else 0), rem.eq(vin.index[:rb]),
+                k.eq(k_in), mag.eq(0), rem.eq(vin.index[:rb]),
                 acts.eq(vin.activations), scale.eq(vin.scale), first.eq(vin.first), last.eq(vin.last),
                 mag_sum.eq(0), vec_sum.eq(0),
             ]
@@ -290,15 +294,7 @@ class PvqDotProduct(wiring.Component):
                 on_clear()
             with m.State("WALK"):
                 m.d.comb += walking.eq(1)
-                with m.If(at_last):
-                    with m.If(mag >= 2):     # more pulses than the resolving step adds
-                        m.next = "TAIL"
-                    with m.Else():
-                        take_next()
-                on_clear()
-            with m.State("TAIL"):
-                m.d.comb += tailing.eq(1)
-                with m.If(tail_left == 1):
+                with m.If(finish):
                     take_next()
                 on_clear()
             with m.State("ERROR"):

@@ -52,35 +52,43 @@ remain.
 
 Hardware decode (one pulse per cycle)
 =====================================
-The RTL walks the blocks above, trying one magnitude per cycle.  It needs the
-table ``V(n, k)`` for ``n = 0 .. N-1`` and ``k = 0 .. K`` (``N * (K+1)``
-entries of ``pvq_bits(N, K)`` bits: each is below ``V(N, K)``).  The
-remainder ``r`` is ``pvq_bits(N, K)`` bits; the ``r < 2b`` test needs one more
-bit (``2b`` can reach ``V(N, K)``), or can be done as ``r - b < b``.  Registers: coordinate
-``i``, pulses left ``k``, magnitude under test ``m``, index remainder ``r``.
+The RTL spends exactly one cycle per pulse, whatever ``N`` is: a zero
+coordinate costs nothing, and a coordinate is resolved (its sign found) in
+the cycle of its last pulse.  Registers: pulses left ``k`` (not yet given to a
+resolved coordinate), magnitude ``m`` (the magnitude the open coordinate is
+tested for next; 0 when no coordinate is open), the open coordinate's row
+``N-1-i`` and the index remainder ``r`` (``pvq_bits(N, K)`` bits).
 
 0. Reject ``index >= V(N, K)`` (one comparison); otherwise the walk would run
-   past ``m = k``.  Set ``i = 0``, ``k = K``, ``r = index``, and
-   ``m = K`` if ``N == 1`` else ``0``.
-1. Every cycle read ``b = V(N-1-i, k-m)`` from the table, then
+   past ``m = k``.  Set ``k = K``, ``m = 0``, ``r = index``.
+1. While ``k > 0``, one cycle, one pulse:
 
-   * if ``m == 0``:
-       - ``r < b``: emit ``y_i = 0``, go to step 2;
-       - else: ``r -= b``, ``m = 1`` (stay on coordinate ``i``).
-   * if ``m >= 1``:
-       - ``r < b``: emit ``y_i = +m``, ``k -= m``, go to step 2;
-       - ``r < 2b``: ``r -= b``, emit ``y_i = -m``, ``k -= m``, go to step 2;
-       - else: ``r -= 2b``, ``m += 1`` (stay on coordinate ``i``).
-2. Next coordinate, in the same cycle as the emit: ``i += 1``; stop after
-   ``i == N``.  Set ``m = k`` if ``i == N-1`` (the last coordinate must take
-   every remaining pulse, so its test starts at the only feasible magnitude and
-   reads ``b = V(0, 0) = 1``: ``r`` is then 0 for ``+k``, 1 for ``-k``), else
-   ``m = 0``.
+   * **Find the coordinate** (``m == 0``).  With ``k`` pulses left, ``y_i = 0``
+     exactly when ``r < V(N-1-i, k)`` (its zero block), and then ``r`` and
+     ``k`` are unchanged for coordinate ``i + 1``.  ``V(n, k)`` grows with
+     ``n``, so the pulse is on the first coordinate ``i`` with
+     ``V(N-1-i, k) <= r``: its row ``N-1-i`` is the number of rows
+     ``1 .. N-1`` whose ``V(row, k)`` is ``<= r`` (a thermometer of ``N-1``
+     comparisons in parallel; ``V(0, k >= 1) = 0``, so the last coordinate is
+     the fallback).  Skip its zero block: ``z = V(N-1-i, k)``, and test
+     magnitude ``t = 1``.
+   * **Continue the coordinate** (``m >= 2``): ``z = 0``, test ``t = m``.
+   * Test with ``b = V(N-1-i, k-t)`` (the size of the ``+t`` and of the ``-t``
+     block), as three thresholds ``lo = z``, ``mid = z + b``, ``hi = z + 2b``:
 
-Coordinate ``i < N-1`` takes ``|y_i| + 1`` cycles and the last one cycle, so a
-vector takes ``N + K - |y_{N-1}|`` cycles (at most ``N + K``).  Once ``k`` is 0
-every table read is ``V(., 0) = 1`` with ``r = 0``, so the remaining zeros come
-out one per cycle with no special case; ``r`` is 0 after the last emit.
+       - ``r < mid``: ``y_i = +t``, ``r -= lo``, ``k -= t``, ``m = 0``;
+       - ``r < hi``: ``y_i = -t``, ``r -= mid``, ``k -= t``, ``m = 0``;
+       - else: ``r -= hi``, ``m = t + 1``: one more pulse on coordinate ``i``
+         next cycle.
+
+The thresholds come from one table (:func:`pvq_walk_thresholds`) whose word
+holds ``(lo, mid, hi)`` for every row: addressed by ``k`` when finding a
+coordinate (``z = V(row, k)``, ``b = V(row, k-1)``) and by ``k - t`` when
+continuing one (``z = 0``, ``b = V(row, k-t)``), so every cycle is one table
+read, a row select and three comparisons.  The last coordinate needs no
+special case: ``V(0, k-t) = 0`` until ``t = k``, where ``b = V(0, 0) = 1``
+gives ``+k`` for ``r = 0`` and ``-k`` for ``r = 1``.  A vector takes exactly
+``K`` cycles; coordinates never reached are 0, and ``r`` is 0 at the end.
 :func:`pvq_decode_steps` produces exactly this cycle sequence (with the
 register values of every cycle), as the RTL's golden twin.
 
@@ -113,12 +121,14 @@ TABLE_CACHE = 64
 
 
 class DecodeStep(NamedTuple):
-    """One cycle of the hardware decoder (see the module docstring).
+    """One cycle (one pulse) of the hardware decoder (see the module docstring).
 
-    ``index``, ``pulses`` and ``magnitude`` are the registers ``r``, ``k`` and
-    ``m`` at the start of the cycle; ``block`` is the table entry read,
-    ``V(N-1-coordinate, pulses-magnitude)``; ``value`` is ``y[coordinate]``
-    if the coordinate is resolved in this cycle, else ``None``.
+    ``pulses`` and ``index`` are the registers ``k`` and ``r`` at the start of
+    the cycle; ``coordinate`` is the coordinate this cycle's pulse is on (found
+    in this cycle when it opens the coordinate), ``magnitude`` the magnitude
+    ``t`` tested, ``block`` the table entry ``b = V(N-1-coordinate,
+    pulses-magnitude)``, and ``value`` is ``y[coordinate]`` (``+-magnitude``) if
+    the coordinate is resolved in this cycle, else ``None``.
     """
     coordinate: int
     magnitude: int
@@ -249,36 +259,59 @@ def pvq_encode(y) -> int:
     return index
 
 
+@lru_cache(maxsize=TABLE_CACHE)
+def pvq_walk_thresholds(N: int, K_max: int) -> tuple:
+    """The decoder's threshold table: ``[find][column][row] = (lo, mid, hi)``.
+
+    ``find = 1`` opens a coordinate with ``k = column`` pulses left:
+    ``lo = V(row, k)`` (its zero block), ``mid = lo + V(row, k-1)``,
+    ``hi = lo + 2 V(row, k-1)``; ``column = 0`` is never read and holds zeros.
+    ``find = 0`` continues a coordinate at ``column = k - t``: ``lo = 0``,
+    ``mid = V(row, k-t)``, ``hi = 2 V(row, k-t)`` (module docstring, *Hardware
+    decode*).  Every entry is at most ``V(N, K_max)``, since
+    ``V(n, k) + 2 V(n, k-1) <= V(n+1, k)``.
+
+    Parameters
+    ----------
+    N : int
+        Dimension (rows ``0 .. N-1``), ``>= 1``.
+    K_max : int
+        Largest ``K``, ``>= 0`` (columns ``0 .. K_max``).
+
+    Returns
+    -------
+    tuple
+        Nested tuples of Python ints, shape ``(2, K_max + 1, N, 3)``.  Cached.
+    """
+    N, K_max = _check_nk(N, K_max)
+    if N == 0:
+        raise PVQError("PVQ vectors need N >= 1")
+    V = _v_rows(N, K_max)
+    cont = tuple(tuple((0, V[row][c], 2 * V[row][c]) for row in range(N)) for c in range(K_max + 1))
+    find = tuple(tuple((V[row][k], V[row][k] + V[row][k - 1], V[row][k] + 2 * V[row][k - 1]) if k else (0, 0, 0)
+                       for row in range(N)) for k in range(K_max + 1))
+    return cont, find
+
+
 def _walk(index: int, N: int, K: int):
     """Run the hardware decoder of the module docstring, yielding a :class:`DecodeStep` per cycle."""
-    V = _v_rows(N, K)
-    i, k, r = 0, K, index
-    m = K if N == 1 else 0
-    while i < N:
-        b = V[N - 1 - i][k - m]
-        value = None
-        if m == 0:
-            if r < b:
-                value = 0
-            else:
-                r_next, m_next = r - b, 1
-        elif r < b:
-            value = m
-        elif r < 2 * b:
-            r_next, value = r - b, -m
+    T = pvq_walk_thresholds(N, K)
+    k, m, r, row = K, 0, index, 0
+    while k > 0:
+        if m == 0:   # open a coordinate: the thermometer over rows 1 .. N-1
+            thresholds, t = T[1][k], 1
+            row = sum(1 for rw in range(1, N) if thresholds[rw][0] <= r)
         else:
-            r_next, m_next = r - 2 * b, m + 1
-        yield DecodeStep(i, m, k, r, b, value)
+            thresholds, t = T[0][k - m], m
+        lo, mid, hi = thresholds[row]
+        value = None if r >= hi else -t if r >= mid else t
+        yield DecodeStep(N - 1 - row, t, k, r, mid - lo, value)
         if value is None:
-            r, m = r_next, m_next
+            r, m = r - hi, t + 1
         else:
-            if value < 0:
-                r = r_next
-            k -= m
-            i += 1
-            m = k if i == N - 1 else 0
+            r, k, m = r - (mid if value < 0 else lo), k - t, 0
     # Only reached for a valid index: every block was exhausted exactly.
-    assert r == 0 and k == 0, (r, k)
+    assert r == 0, r
 
 
 def pvq_decode_steps(index: int, N: int, K: int) -> list[DecodeStep]:
@@ -296,9 +329,9 @@ def pvq_decode_steps(index: int, N: int, K: int) -> list[DecodeStep]:
     Returns
     -------
     list of DecodeStep
-        One entry per cycle, ``N + K - |y_{N-1}|`` of them; the cycles whose
+        One entry per cycle and pulse, ``K`` of them; the cycles whose
         ``value`` is not ``None`` give ``(coordinate, value)`` for every
-        coordinate in order.
+        non-zero coordinate in order (the others are 0).
     """
     N, K = _check_nk(N, K)
     if N == 0:

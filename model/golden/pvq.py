@@ -14,38 +14,35 @@ multiplication per vector is ``scale * <y, x>``.
 
 How ``<y, x>`` is added up (the RTL does exactly this)
 =====================================================
-Two registers: the magnitude sum ``p`` of the coordinate being decoded and the
-vector sum ``S``.  Per walk step (one cycle each):
+Two registers: the magnitude sum ``p`` of the open coordinate and the vector
+sum ``S``.  Each walk step (one cycle, one pulse, on coordinate ``i``) forms
+``q = p + x_i`` (a **pulse add**), then
 
-* a step that moves to the next magnitude (``value is None``: the
-  coordinate has at least one more pulse) adds ``x_i`` to ``p``: a **pulse add**;
-* a step that resolves a coordinate ``i < N-1`` with ``y_i != 0`` adds ``+p``
-  or ``-p`` to ``S`` and clears ``p``: a **merge** (its sign is known only now);
-* the step that resolves the last coordinate knows its sign and its magnitude
-  ``a = |y_{N-1}|`` at once (the walk starts it at ``m = k``), so its pulses are
-  added straight into ``S`` as ``+-x_{N-1}``, one per cycle: the first in the
-  resolving step, the other ``a - 1`` in **tail** cycles after the walk
-  (pulse adds too).
+* if the coordinate stays open (``value is None``: it has one more pulse),
+  ``p = q``;
+* if the step resolves it (``y_i = +-t``, its sign known only now), adds ``+q``
+  or ``-q`` to ``S`` (a **merge**) and clears ``p``.
 
-So every pulse costs exactly one signed add of an activation: **pulse adds =
-K per vector** (the unit's ``add`` strobe), plus one merge per non-zero
-coordinate other than the last (its ``merge`` strobe), plus one multiply by the
-scale (its ``mul`` strobe).
+So every pulse costs exactly one add of an activation: **pulse adds = K per
+vector** (the unit's ``add`` strobe), plus one merge per non-zero coordinate
+(its ``merge`` strobe, in the same cycle as the coordinate's last pulse add),
+plus one multiply by the scale (its ``mul`` strobe).
 
 Cycle model
 ===========
 A vector occupies the unit (``busy``) for
 
-    cycles = steps + tail,  steps = len(pvq_decode_steps(index, N, K)) = N + K - a,
-                            tail  = max(a - 1, 0)
+    cycles = max(K, 1),  steps = len(pvq_decode_steps(index, N, K)) = K
 
-i.e. ``N + K - 1`` cycles when ``y_{N-1} != 0`` and ``N + K`` when it is 0.
-The walker's table read is issued one cycle ahead (from the next-state
-registers), so the walk itself runs at one step per cycle with no bubbles.
-The next vector is taken in a vector's last busy cycle, so back-to-back vectors
-cost nothing extra; a vector offered to an idle unit is taken in a cycle of
-its own (:data:`LOAD_CYCLES`) before its first step.  A row's result appears
-:data:`RESULT_LATENCY` cycles after the last busy cycle of its last vector.
+one walk step per pulse whatever ``N`` and ``y`` are (zero coordinates are
+skipped in the step that finds the next pulse); a ``K = 0`` vector is one busy
+cycle with no step.  The walker's table read is issued one cycle ahead (from
+the next-state registers), so the walk runs at one step per cycle with no
+bubbles.  The next vector is taken in a vector's last busy cycle, so
+back-to-back vectors cost nothing extra; a vector offered to an idle unit is
+taken in a cycle of its own (:data:`LOAD_CYCLES`) before its first step.  A
+row's result appears :data:`RESULT_LATENCY` cycles after the last busy cycle
+of its last vector.
 """
 from __future__ import annotations
 
@@ -70,15 +67,14 @@ class VectorTrace(NamedTuple):
     """What the unit does for one vector.
 
     ``dot`` is ``<y, x>``; ``steps`` the walker steps (``step`` strobes,
-    also the table reads); ``tail`` the add-only cycles after the walk;
-    ``cycles = steps + tail`` the ``busy`` cycles; ``adds`` the pulse adds
-    (``add`` strobes, always ``K``); ``merges`` the sign-applying adds of a
-    coordinate's magnitude sum into the vector sum (``merge`` strobes).
+    also the table reads; ``K``); ``cycles`` the ``busy`` cycles,
+    ``max(steps, 1)``; ``adds`` the pulse adds (``add`` strobes, always
+    ``K``); ``merges`` the sign-applying adds of a coordinate's magnitude sum
+    into the vector sum (``merge`` strobes, one per non-zero coordinate).
     """
     y: tuple[int, ...]
     dot: int
     steps: int
-    tail: int
     cycles: int
     adds: int
     merges: int
@@ -112,33 +108,23 @@ def pvq_unit_vector(index: int, activations, N: int, K: int) -> VectorTrace:
     y = [0] * N
     p = S = adds = merges = 0
     for st in walk:
-        i = st.coordinate
-        if st.value is not None:
-            y[i] = st.value
-        if i == N - 1 and st.magnitude >= 1:
-            # Last coordinate: sign and magnitude known in one step; every pulse
-            # is a signed add into S (this step's one plus the tail's).
-            signed_x = x[i] if st.value > 0 else -x[i]
-            for _ in range(st.magnitude):
-                S += signed_x
-                adds += 1
-        elif st.value is None:
-            p += x[i]
-            adds += 1
-        elif st.value != 0:
-            S += p if st.value > 0 else -p
+        q = p + x[st.coordinate]   # this step's pulse
+        adds += 1
+        if st.value is None:
+            p = q
+        else:
+            y[st.coordinate] = st.value
+            S += q if st.value > 0 else -q
             merges += 1
             p = 0
-    a = abs(y[N - 1])
-    tail = max(a - 1, 0)
     # The add sequence must give the plain dot product of the decoded vector.
     assert S == int(np.dot(np.array(y, dtype=np.int64), np.array(x, dtype=np.int64))), (y, x, S)
     assert adds == K
-    return VectorTrace(tuple(y), S, len(walk), tail, len(walk) + tail, adds, merges)
+    return VectorTrace(tuple(y), S, len(walk), max(len(walk), 1), adds, merges)
 
 
 def vector_cycles(index: int, N: int, K: int) -> int:
-    """Busy cycles of one vector: ``N + K - a + max(a - 1, 0)`` with ``a = |y_{N-1}|``."""
+    """Busy cycles of one vector: ``max(K, 1)``, whatever ``index`` and ``N`` are."""
     return pvq_unit_vector(index, [0] * N, N, K).cycles
 
 

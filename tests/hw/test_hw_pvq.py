@@ -1,7 +1,7 @@
 """hw.pvq.PvqDotProduct: the multiplier-free PVQ dot-product unit, against model.golden.pvq.
 
 Golden model: :func:`model.golden.pvq.pvq_unit_run` (accumulators, per-vector
-steps/tail/cycles/adds/merges) and :func:`model.codecs.pvq.pvq_decode_steps` (the
+steps/cycles/adds/merges) and :func:`model.codecs.pvq.pvq_decode_steps` (the
 walker's registers, step by step).  ``operands`` gets random valid gaps (with
 garbage payloads in the gaps); ``result`` is always-ready like MacLanes', so
 it has no ready to stall, and ``params`` is served like the engine's
@@ -11,7 +11,8 @@ cycle), the busy window, the step/add/merge strobes in it, the ``mul`` strobe;
 per row: the result and its fixed latency; on top, 32-bit wrap at both ends,
 the walker's registers against pvq_decode_steps, every index of small
 pyramids, out-of-range indices (error, stop, clear, resume), the back-to-back
-rate, and that the only multiplier in the netlist is the scale multiply.
+rate (one pulse per cycle: a vector of K pulses is busy exactly K cycles), and
+that the only multiplier in the netlist is the scale multiply.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from hwsim import Mutant, Source, pack, pack_lanes, sample_dot_product, simulate
 GAP = 0.3
 #: Cycles a run keeps going after the last result, to catch stray outputs.
 DRAIN = 12
-#: Rates measured by test_back_to_back_rate, printed in its output (pytest -s).
+#: Rates measured by test_back_to_back_rate per (n, K), printed in its output (pytest -s).
 MEASURED = {}
 
 
@@ -185,7 +186,8 @@ def check(obs, rows, gold, *, start: int = 0):
         window = slice(t + 1, d + 1)
         assert obs["busy"][window] == [1] * v.cycles, f"vector {j}: busy"
         assert sum(obs["step"][window]) == v.steps, f"vector {j}: steps"
-        assert obs["step"][window] == [1] * v.steps + [0] * v.tail, f"vector {j}: the walk runs without bubbles"
+        assert obs["step"][window] == [1] * v.steps + [0] * (v.cycles - v.steps), f"vector {j}: no bubbles"
+        assert obs["add"][window] == obs["step"][window], f"vector {j}: one pulse per step"
         assert sum(obs["add"][window]) == v.adds, f"vector {j}: adds"
         assert sum(obs["merge"][window]) == v.merges, f"vector {j}: merges"
         assert obs["mul"][d + 1] == 1, f"vector {j}: mul strobe"
@@ -271,10 +273,11 @@ def test_every_index_small(n, k_max):
     assert gold.adds == sum(ks)
 
 
-def test_back_to_back_rate():
-    """No gaps: vectors are taken exactly as pvq_unit_timeline says; the walk runs one step per cycle."""
-    n, k_max, K = 8, 8, 8
-    rng = np.random.default_rng(5)
+@pytest.mark.parametrize("n,k_max,K", [(8, 8, 8), (4, 3, 3), (8, 2, 2), (16, 4, 1)])
+def test_back_to_back_rate(n, k_max, K):
+    """No gaps: vectors are taken exactly as pvq_unit_timeline says, and the unit adds one pulse in every
+    cycle after the first load (the lenet300 PVQ programs are (4, 3, 3) and (8, 2, 2))."""
+    rng = np.random.default_rng(5 + n + K)
     rows = make_rows(rng, n, K, 30)
     gold = pvq_unit_run(rows, n, K)
     obs = run_unit(PvqDotProduct(n, k_max), rows, K, seed=5, gap=0.0)
@@ -286,14 +289,35 @@ def test_back_to_back_rate():
     span = lasts[-1] - t0 + 1   # the load cycle and every busy cycle
     assert span == LOAD_CYCLES + gold.cycles
     steps, busy, adds = sum(obs["step"]), sum(obs["busy"]), sum(obs["add"])
-    walk_cycles = busy - sum(v.tail for v in gold.vectors)
-    MEASURED.update(steps_per_walk_cycle=steps / walk_cycles, steps_per_busy_cycle=steps / busy,
-                    pulses_per_busy_cycle=adds / busy, cycles_per_vector=busy / len(gold.vectors),
-                    vectors=len(gold.vectors), n=n, K=K)
+    MEASURED[(n, K)] = dict(pulses_per_busy_cycle=adds / busy, pulses_per_cycle=adds / span,
+                            cycles_per_vector=busy / len(gold.vectors), vectors=len(gold.vectors))
     print("measured:", MEASURED)
-    assert steps == walk_cycles    # one step in every walk cycle
-    assert busy == gold.cycles and adds == K * len(gold.vectors)
-    assert busy == sum(n + K - (v.y[-1] != 0) for v in gold.vectors)
+    assert busy == gold.cycles == K * len(gold.vectors) == adds == steps   # one pulse in every busy cycle
+    assert obs["busy"][t0 + 1:lasts[-1] + 1] == [1] * gold.cycles        # and no idle cycle between vectors
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_one_pulse_per_cycle_random_layer(seed):
+    """The rate property, measured on the RTL alone: with random n, K, rows and operand gaps, a
+    vector of K pulses is busy exactly max(K, 1) cycles (whatever its zeros and last coordinate),
+    adds one pulse in each, and the unit is ready again in its last busy cycle."""
+    rng = np.random.default_rng(1000 + seed)
+    n = int(rng.choice([1, 2, 4, 8, 16]))
+    k_max = int(rng.integers(1, 9 if n < 16 else 5))
+    K = int(rng.integers(0, k_max + 1))
+    rows = make_rows(rng, n, K, 12)
+    obs = run_unit(PvqDotProduct(n, k_max), rows, K, seed=seed, gap=float(rng.uniform(0.0, 0.6)))
+    cycles = max(K, 1)
+    transfers = obs["transfers"]
+    for j, t in enumerate(transfers):
+        # busy from the cycle after the transfer for exactly `cycles` cycles, then ready at once
+        assert obs["busy"][t + 1:t + 1 + cycles] == [1] * cycles, f"vector {j}: n={n} K={K}"
+        assert sum(obs["add"][t + 1:t + 1 + cycles]) == K
+        assert obs["ready"][t + cycles] == 1
+        nxt = transfers[j + 1] if j + 1 < len(transfers) else len(obs["busy"])
+        assert not any(obs["busy"][t + 1 + cycles:nxt + 1]), f"vector {j}: busy past {cycles} cycles"
+    assert sum(obs["busy"]) == cycles * len(transfers) and sum(obs["add"]) == K * len(transfers)
+    check(obs, rows, pvq_unit_run(rows, n, K))
 
 
 def test_out_of_range_index_stops_and_clear_resumes():
@@ -355,35 +379,42 @@ def test_k_above_k_max_is_an_error():
 
 
 def test_clear_abandons_work_in_flight():
-    """clear mid-walk, mid-tail, and at each stage of a finished row's multiply/accumulate drops it all."""
+    """clear mid-walk, on the last coordinate's pulses, in a vector's last busy cycle, and at each stage
+    of a finished row's multiply/accumulate drops it all."""
     n, k_max, K = 4, 6, 6
     rng = np.random.default_rng(9)
     one = lambda y: PvqRow(0, [pvq_encode(y)], [3], rng.integers(-128, 128, size=(1, n)))  # noqa: E731
     victims = [
         PvqRow(0, [pvq_encode([1, -2, 0, 3])] * 2, [5, 6], rng.integers(-128, 128, size=(2, n))),
-        one([0, 0, 0, -K]),    # a 4-step walk, then a 5-cycle tail
-        one([K, 0, 0, 0]),     # a 10-step walk, no tail
+        one([0, 0, 0, -K]),    # three zeros skipped in the first step, then the last coordinate's pulses
+        one([K, 0, 0, 0]),
         one([K, 0, 0, 0]),
         one([K, 0, 0, 0]),
     ]
     rows2 = make_rows(rng, n, K, 4)
     dut = PvqDotProduct(n, k_max)
     words = vector_words(dut, victims)[:1] + vector_words(dut, victims[1:] + rows2)
-    # Timeline (checked below): A taken at 0, busy 1..9, cleared at 4 (a walk step);
-    # B taken at 5, walk 6..9, tail 10..14, cleared at 11 (a tail cycle);
-    # C taken at 12, busy 13..22, mul at 23, cleared at 24 (in the accumulator stage);
-    # D taken at 25, busy 26..35, cleared at 35 (its last busy cycle);
-    # E taken at 36, busy 37..46, cleared at 47 (in the multiply stage).
+    # Timeline (checked below); every vector is busy K = 6 cycles:
+    # A taken at 0, busy 1..6, cleared at 3 (a walk step);
+    # B taken at 4, busy 5..10, cleared at 7 (a pulse of its last coordinate);
+    # C taken at 8, busy 9..14, mul at 15, cleared at 16 (in the accumulator stage);
+    # D taken at 17, busy 18..23, cleared at 23 (its last busy cycle);
+    # E taken at 24, busy 25..30, cleared at 31 (in the multiply stage).
     # Gaps keep the next vector from being offered where the clear would drop it.
     gaps = np.zeros(400, dtype=bool)
-    gaps[13:25] = gaps[26:36] = gaps[37:48] = True
-    obs = run_unit(dut, rows2, K, seed=1, words=words, clear_at={4, 11, 24, 35, 47}, gaps=gaps)
-    assert obs["transfers"][:6] == [0, 5, 12, 25, 36, 48]
-    assert obs["step"][4] == 1 and obs["busy"][5] == 0
-    assert obs["step"][11] == 0 and obs["add"][11] == 1 and obs["busy"][12] == 0
-    assert obs["busy"][22] == 1 and obs["mul"][23] == 1 and obs["busy"][23] == 0
-    assert obs["busy"][35] == 1 and obs["mul"][36] == 0
-    assert obs["busy"][46] == 1 and obs["mul"][47] == 1
+    gaps[9:17] = gaps[25:32] = True
+    obs = run_unit(dut, rows2, K, seed=1, words=words, clear_at={3, 7, 16, 23, 31}, gaps=gaps, probe=True)
+    assert obs["transfers"][:6] == [0, 4, 8, 17, 24, 32]
+    assert obs["step"][3] == 1 and obs["busy"][4] == 0
+    assert obs["step"][7] == 1 and obs["busy"][8] == 0
+    assert obs["busy"][14] == 1 and obs["mul"][15] == 1 and obs["busy"][15] == 0
+    assert obs["busy"][23] == 1 and obs["mul"][24] == 0
+    assert obs["busy"][30] == 1 and obs["mul"][31] == 1
+    # The walker restarts cleanly: B's steps before its clear, then C, D, E and the rows in full.
+    trace = obs["trace"]
+    assert trace[:3] == expected_trace(victims[:1], n, K)[:3]
+    assert trace[3:6] == expected_trace(victims[1:2], n, K)[:3]
+    assert trace[6:] == expected_trace(victims[2:] + rows2, n, K)
     check(obs, rows2, pvq_unit_run(rows2, n, K), start=5)
 
 
@@ -431,8 +462,7 @@ def test_golden_twin_counts():
             for index in range(pvq_count(n, K)):
                 x = rng.integers(-128, 128, size=n)
                 t = pvq_unit_vector(index, x, n, K)
-                a = abs(t.y[-1])
-                assert t.adds == K and t.steps == n + K - a and t.tail == max(a - 1, 0)
-                assert t.cycles == n + K - (a > 0) == vector_cycles(index, n, K)
-                assert t.merges == sum(1 for v in t.y[:-1] if v)
+                assert t.adds == K and t.steps == K
+                assert t.cycles == max(K, 1) == vector_cycles(index, n, K)
+                assert t.merges == sum(1 for v in t.y if v)
     assert int(wrap_acc(1 << 31)) == -(1 << 31)

@@ -113,15 +113,20 @@ def check_steps(index: int, N: int, K: int):
     y = pvq_decode(index, N, K)
     steps = pvq_decode_steps(index, N, K)
     emitted = [(s.coordinate, s.value) for s in steps if s.value is not None]
-    assert emitted == [(i, int(v)) for i, v in enumerate(y)]
-    assert len(steps) == N + K - abs(int(y[-1]))
-    assert steps[0].index == index and steps[0].pulses == K
+    assert emitted == [(i, int(v)) for i, v in enumerate(y) if v]
+    assert len(steps) == K    # one cycle per pulse, none for a zero coordinate
+    assert not steps or steps[0].index == index and steps[0].pulses == K
+    open_at = None
     for s in steps:
         assert s.block == pvq_count(N - 1 - s.coordinate, s.pulses - s.magnitude)
         assert 0 <= s.index < pvq_count(N - s.coordinate, s.pulses)  # r stays inside the sub-pyramid
-        # The last coordinate is resolved in one cycle, testing magnitude k directly.
-        if s.coordinate == N - 1:
-            assert s.magnitude == s.pulses and s.value is not None
+        # A coordinate is opened at magnitude 1 and tested one magnitude more per cycle until resolved.
+        assert s.magnitude == (1 if open_at is None else open_at[1] + 1)
+        assert open_at is None or open_at[0] == s.coordinate
+        open_at = None if s.value is not None else (s.coordinate, s.magnitude)
+        if s.value is not None:
+            assert abs(s.value) == s.magnitude
+    assert open_at is None
 
 
 def test_decode_steps_exhaustive_small():
@@ -132,11 +137,15 @@ def test_decode_steps_exhaustive_small():
 
 
 def test_decode_steps_example():
-    # P(3, 2): index 17 is the last vector, (-2, 0, 0): skip the zero block (8),
-    # the +-1 blocks (2 * 4), then land in the -2 half of the +-2 blocks.
+    # P(3, 2): index 17 is the last vector, (-2, 0, 0): coordinate 0 holds a pulse (17 >= V(2, 2) = 8):
+    # skip its zero block (8) and the +-1 blocks (2 * 4), then land in the -2 half of the +-2 blocks.
     steps = pvq_decode_steps(17, 3, 2)
     assert [(s.coordinate, s.magnitude, s.index, s.block, s.value) for s in steps] == [
-        (0, 0, 17, 8, None), (0, 1, 9, 4, None), (0, 2, 1, 1, -2), (1, 0, 0, 1, 0), (2, 0, 0, 1, 0)]
+        (0, 1, 17, 4, None), (0, 2, 1, 1, -2)]
+    # (0, 0, -1, +1) in P(4, 2), index 4: both zeros are skipped in the first cycle.
+    assert pvq_encode([0, 0, -1, 1]) == 4
+    steps = pvq_decode_steps(4, 4, 2)
+    assert [(s.coordinate, s.magnitude, s.value) for s in steps] == [(2, 1, -1), (3, 1, 1)]
 
 
 @pytest.mark.parametrize("N,K", [(16, 20), (16, 32), (32, 16), (8, 64)])
