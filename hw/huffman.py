@@ -1,15 +1,15 @@
-"""Canonical Huffman decoder: table load, then one symbol per cycle from a word stream."""
+"""Canonical Huffman decoder: table load, then two codes per step from a word stream."""
 from functools import reduce
 from operator import or_
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.layouts import COUNT_BITS
 from model.codecs.huffman import (DEFAULT_MAX_LEN, DEFAULT_SYMBOL_BITS, HEADER_LENGTH_BITS, MAX_LEN_LIMIT, STATUS_BITS,
-                                  HuffmanStatus, count_bits)
+                                  HuffmanStatus, codes_per_step, count_bits)
 from model.contract.layout import HUFFMAN_SYMBOL_BITS_MAX, WORD_BITS
 
 #: The duplicate-symbol check keeps one flop per possible symbol while a table
@@ -19,12 +19,12 @@ MAX_RTL_SYMBOL_BITS = HUFFMAN_SYMBOL_BITS_MAX
 
 def huffman_events(max_len: int) -> data.StructLayout:
     """The decoder's counter strobes: ``symbol`` (``huffman_symbols``), ``bits``
-    (``huffman_bits``) and ``decode`` (``huffman_busy_cycles``)."""
-    return data.StructLayout({"symbol": 1, "bits": range(max_len + 1), "decode": 1})
+    (``huffman_bits``, the codes a step decodes) and ``decode`` (``huffman_busy_cycles``)."""
+    return data.StructLayout({"symbol": 1, "bits": range(codes_per_step(max_len) * max_len + 1), "decode": 1})
 
 
 class HuffmanDecoder(wiring.Component):
-    """Decodes canonical Huffman codes from a 32-bit word stream at one symbol per cycle.
+    """Decodes canonical Huffman codes from a 32-bit word stream, two codes a step, one symbol per cycle out.
 
     The code table, the stream format and every error rule are those of
     :mod:`model.codecs.huffman`, and :class:`model.golden.huffman.HuffmanDecoder` is
@@ -43,23 +43,29 @@ class HuffmanDecoder(wiring.Component):
     ``symbol_bits = 8``: 56 words, about 270 cycles).
 
     **Decode.**  A ``start`` pulse latches ``count`` (symbols to decode) and
-    ``n_words`` (the most words the stream may take).  Each cycle the decoder
-    reverses the next ``max_len`` buffered bits into the code-first number
+    ``n_words`` (the most words the stream may take).  A decode *step* takes two
+    codes when ``2 * max_len <= 32`` (one when a single symbol remains), else
+    one (:func:`model.codecs.huffman.codes_per_step`).  For each code the
+    decoder reverses the next ``max_len`` bits into the code-first number
     ``rev``, compares it with every ``limit[L]`` in parallel (the limits are
     non-decreasing, so the matches form a thermometer code whose edge is the
     code length) and forms the symbol's table address ``base[L] + (rev >>
-    (max_len - L))``.  The address goes to the symbol memory, whose registered
-    output is the ``symbols`` stream: a two-stage pipeline.
+    (max_len - L))``; the second code's window starts where the first code
+    ends, so the two comparator banks are chained.  The addresses go to the
+    symbol memory (a read port per code), whose registered outputs are
+    delivered one symbol per transfer on ``symbols``.
 
     The bit buffer holds fewer than 32 bits.  When the buffered bits cannot
-    complete the next code, the decoder takes a word and decodes from the
-    buffer and that word together in the same cycle (a code is at most 32 bits,
-    so one word always completes it).  Words are therefore taken only when a
-    code needs their bits: after ``count`` symbols exactly the words holding
-    the codes have been consumed, and the rest of the last word is discarded,
-    so the next stream starts word-aligned.  Whenever a word (or enough
-    buffered bits) is available and the output is free, a symbol is decoded:
-    the rate is one symbol per cycle, with one cycle of latency.
+    complete the step's codes, the decoder takes a word and decodes from the
+    buffer and that word together in the same cycle (two codes of at most 16
+    bits, or one of at most 32, always fit).  Words are therefore taken only
+    when a code needs their bits: after ``count`` symbols exactly the words
+    holding the codes have been consumed, and the rest of the last word is
+    discarded, so the next stream starts word-aligned.  The decoder steps when
+    its output will be empty after this cycle, so it delivers one symbol per
+    cycle (one cycle of latency) while stepping every other cycle: two symbols
+    per busy cycle (``huffman_busy_cycles``), the headroom a consumer of two
+    symbols a cycle would use.
 
     **Errors** (``error``, a :class:`model.codecs.huffman.HuffmanStatus`): table
     errors (oversubscribed, incomplete, length over limit, bad symbol,
@@ -107,9 +113,9 @@ class HuffmanDecoder(wiring.Component):
         :class:`model.codecs.huffman.HuffmanStatus`; 0 when all is well.
     events : Out(huffman_events(max_len))
         ``symbol``: strobe, a symbol was delivered (``huffman_symbols``).
-        ``bits``: code bits consumed this cycle (``huffman_bits``).
-        ``decode``: strobe, the decoder had input and its output was free, so it
-        decoded a symbol or found a stream error (``huffman_busy_cycles``).
+        ``bits``: code bits the step consumed this cycle (``huffman_bits``).
+        ``decode``: strobe, the decoder stepped: it decoded one or two symbols, or
+        found a stream error (``huffman_busy_cycles``).
     """
 
     def __init__(self, max_len: int = DEFAULT_MAX_LEN, symbol_bits: int = DEFAULT_SYMBOL_BITS,
@@ -276,13 +282,19 @@ class HuffmanDecoder(wiring.Component):
         loading = tfsm.ongoing("HEADER") | tfsm.ongoing("COUNTS") | tfsm.ongoing("SYMBOLS")
 
         # --- decode -------------------------------------------------------------------------
+        # A step decodes up to ``per_step`` codes (two when two codes always fit in a word, see
+        # ``pair_step``), the second from the bits after the first; ``two``: this step may.
+        per_step = codes_per_step(ml)
         active = Signal()            # symbols remain to be decoded
         left = Signal.like(self.count)
         words_left = Signal.like(self.n_words)
         buf = Signal(WORD_BITS)      # undecoded bits, first bit at 0; zero above nbits
         nbits = Signal(range(WORD_BITS + 1))
-        out_valid = Signal()         # the memory's read data is an undelivered symbol
-        out_free = ~out_valid | self.symbols.ready
+        out_n = Signal(range(per_step + 1))   # decoded symbols in the memory's read data, not yet delivered
+        out_sel = Signal()                    # the next of them is read port 1's
+        out_free = (out_n == 0) | ((out_n == 1) & self.symbols.ready)   # empty after this cycle
+        two = Signal()
+        m.d.comb += two.eq((left >= 2) if per_step == 2 else 0)
 
         def decode(window, name):
             """Code length (0 = no code matches) and table address of the code at ``window[0]``."""
@@ -303,48 +315,76 @@ class HuffmanDecoder(wiring.Component):
         # From the buffer alone.  Whether a code of at most nbits bits matches
         # depends only on real bits, never on the zeros above them.
         len_a, addr_a = decode(buf, "a")
-        decodable = (len_a != 0) & (len_a <= nbits)
+        a_ok = (len_a != 0) & (len_a <= nbits)
         # Only a one-symbol table can fail to match; its verdict needs one real bit.
-        invalid_a = (len_a == 0) & (nbits != 0)
-        need_word = ~decodable & ~invalid_a
-        # From the buffer and the offered word.  Used only when a word is needed,
-        # i.e. nbits < max_len, so the shift is small.
-        shift = nbits[:max(1, (ml - 1).bit_length())]
-        merged = Signal(WORD_BITS + ml - 1)
+        a_invalid = (len_a == 0) & (nbits != 0)
+        if per_step == 2:
+            rest = Signal.like(nbits)           # real bits after the first code
+            m.d.comb += rest.eq(nbits - len_a)
+            len_a2, addr_a2 = decode(buf >> len_a, "a2")
+            a2_ok = (len_a2 != 0) & (len_a2 <= rest)
+            a2_invalid = (len_a2 == 0) & (rest != 0)
+        else:
+            len_a2, addr_a2, a2_ok, a2_invalid = Const(0), Const(0), Const(0), Const(0)
+        buf_fire = a_ok & (~two | a2_ok)        # every code of the step is in the buffer
+        buf_bad = a_invalid | (a_ok & two & a2_invalid)
+        need_word = ~buf_fire & ~buf_bad
+        # From the buffer and the offered word, when a word is needed: nbits is then below
+        # per_step * max_len <= 32, and the merged bits always hold the step's codes.
+        shift = nbits[:max(1, (per_step * ml - 1).bit_length())]
+        merged = Signal(WORD_BITS + per_step * ml - 1)
         m.d.comb += merged.eq(buf | (self.words.payload << shift))
         len_b, addr_b = decode(merged, "b")
+        if per_step == 2:
+            len_b2, addr_b2 = decode(merged >> len_b, "b2")
+        else:
+            len_b2, addr_b2 = Const(0), Const(0)
 
         step = active & (error == HuffmanStatus.NONE) & out_free & ~self.start & ~self.load
         m.d.comb += self.words.ready.eq(step & need_word & (words_left != 0))
         take = self.words.valid & self.words.ready
-        fire_a = step & decodable
-        fire_b = take & (len_b != 0)
-        fire = fire_a | fire_b
-        bad_code = step & (invalid_a | (take & (len_b == 0)))
         truncated = step & need_word & (words_left == 0)
-        n_used = Mux(fire_a, len_a, len_b)
+        # The step decodes from the buffer alone: all its codes are there, or it finds an invalid
+        # one, or the words ran out (then the first code, if the buffer holds it, is delivered).
+        from_buf = (step & ~need_word) | truncated
+        # Codes the step delivers (first, second) and whether it finds an invalid code.
+        first_ok = Mux(from_buf, a_ok, take & (len_b != 0))
+        second_ok = first_ok & two & Mux(from_buf, a2_ok, len_b2 != 0)
+        bad_code = Mux(from_buf, buf_bad & ~truncated, take & ((len_b == 0) | (two & (len_b2 == 0))))
+        n_fire = Signal(range(per_step + 1))
+        m.d.comb += n_fire.eq(Mux(first_ok, 1 + second_ok, 0))
+        len0 = Mux(from_buf, len_a, len_b)
+        len1 = Mux(from_buf, len_a2, len_b2)
+        n_used = Signal(range(per_step * ml + 1))
+        m.d.comb += n_used.eq(Mux(first_ok, len0, 0) + Mux(second_ok, len1, 0))
+        fire = n_fire != 0
 
+        read_ports = [rd] + ([mem.read_port()] if per_step == 2 else [])
         m.d.comb += [
-            rd.addr.eq(Mux(fire_a, addr_a, addr_b)),
-            rd.en.eq(out_free),
-            self.symbols.valid.eq(out_valid),
-            self.symbols.payload.eq(rd.data),
+            read_ports[0].addr.eq(Mux(from_buf, addr_a, addr_b)),
+            self.symbols.valid.eq(out_n != 0),
+            self.symbols.payload.eq(read_ports[-1].data if per_step == 1 else
+                                    Mux(out_sel, read_ports[1].data, read_ports[0].data)),
         ]
+        if per_step == 2:
+            m.d.comb += read_ports[1].addr.eq(Mux(from_buf, addr_a2, addr_b2))
+        m.d.comb += [port.en.eq(out_free) for port in read_ports]
+        with m.If(self.symbols.valid & self.symbols.ready):
+            m.d.sync += [out_n.eq(out_n - 1), out_sel.eq(1)]
         with m.If(out_free):
-            m.d.sync += out_valid.eq(fire)
+            m.d.sync += [out_n.eq(n_fire), out_sel.eq(0)]
 
-        with m.If(fire_a):
-            m.d.sync += [buf.eq(buf >> len_a), nbits.eq(nbits - len_a)]
+        with m.If(from_buf & fire):
+            m.d.sync += [buf.eq(buf >> n_used), nbits.eq(nbits - n_used)]
         with m.If(take):
-            m.d.sync += words_left.eq(words_left - 1)
-        with m.If(fire_b):
-            m.d.sync += [buf.eq(merged >> len_b), nbits.eq(nbits + WORD_BITS - len_b)]
+            m.d.sync += [words_left.eq(words_left - 1), buf.eq(merged >> n_used),
+                         nbits.eq(nbits + WORD_BITS - n_used)]
         with m.If(fire):
-            m.d.sync += left.eq(left - 1)
-            with m.If(left == 1):
+            m.d.sync += left.eq(left - n_fire)
+            with m.If(left == n_fire):
                 # Done: the rest of the last word is padding.
                 m.d.sync += [active.eq(0), buf.eq(0), nbits.eq(0)]
-        with m.If(bad_code):
+        with m.If(step & bad_code):
             m.d.sync += [error.eq(HuffmanStatus.INVALID_CODE), active.eq(0)]
         with m.If(truncated):
             m.d.sync += [error.eq(HuffmanStatus.TRUNCATED), active.eq(0)]
@@ -360,9 +400,9 @@ class HuffmanDecoder(wiring.Component):
 
         m.d.comb += [
             self.table_ok.eq(table_ready),
-            self.busy.eq(loading | active | out_valid),
+            self.busy.eq(loading | active | (out_n != 0)),
             self.events.symbol.eq(self.symbols.valid & self.symbols.ready),
-            self.events.bits.eq(Mux(fire, n_used, 0)),
-            self.events.decode.eq(fire | bad_code | truncated),
+            self.events.bits.eq(n_used),
+            self.events.decode.eq(fire | (step & bad_code) | truncated),
         ]
         return m

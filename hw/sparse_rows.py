@@ -36,7 +36,8 @@ class SparseRowPath(wiring.Component):
     joint symbol ``run << idx_bits | idx`` into a beat at position
     ``p + run`` (then ``p`` moves one past it).  The decoder takes exactly the
     words holding the row's codes, so the next word is the next row's header.
-    The decoder delivers one symbol per cycle and the sparse stage passes it on
+    The decoder delivers one symbol per cycle (it decodes two per step, every
+    other cycle) and the sparse stage passes it on
     in the same cycle, so a row costs its symbols plus two cycles.  Once every
     row is read it takes and drops whatever words still come (the stream's
     padding).  Golden twin: :meth:`model.codecs.layers.huffman.HuffmanCodec.decode`
@@ -79,7 +80,7 @@ class SparseRowPath(wiring.Component):
     error : Out(ERROR_BITS)
     events : Out(huffman_events(max_len))
         The decoder's counter strobes (``huffman_symbols``, ``huffman_bits``,
-        ``huffman_busy_cycles``).
+        ``huffman_busy_cycles``: its steps, two symbols each).
     """
 
     def __init__(self, max_len: int, symbol_bits: int):

@@ -102,13 +102,30 @@ is the smallest ``L`` with ``rev < limit[L]`` where
 ``symbols[offset[L] + (rev >> (max_len - L)) - first[L]]`` with
 ``offset[L] = counts[1] + ... + counts[L-1]``.
 
+Decoding steps
+==============
+A decoder *step* takes ``codes_per_step(max_len)`` codes: two when ``2 * max_len
+<= 32`` (then one new word always completes both), else one; a run's last code
+goes alone when one symbol remains.  The second code is the one that starts
+right after the first.  A step decodes from the buffered bits (the rest of the
+words taken so far) when they hold all its codes, or an invalid one; otherwise
+it takes one word and decodes from the buffer and that word together.  So which
+words a step takes, and how many codes it decodes, depend only on the data,
+never on stalls.  A step that finds an invalid second code delivers the first,
+then stops.  A step that needs a word when none is left in the budget
+(``TRUNCATED``) delivers the first code if the buffer holds it; a decoder whose
+words are merely late (the engine's layer stream running dry, which the engine
+reports as ``BAD_STREAM``) waits instead, and delivers neither
+(:attr:`HuffmanError.pending` counts what the failing step delivered).
+
 Counters (names from :data:`model.contract.counters.COUNTERS`), since the last start:
 ``huffman_symbols`` symbols decoded, ``huffman_bits`` code bits consumed (the
 sum of the decoded codes' lengths; the discarded padding is not counted) and
-``huffman_busy_cycles``, the cycles in which the decoder had input and its
-output was accepted.  The RTL decodes one symbol in every such cycle, except
-that detecting a stream error also takes one, so ``huffman_busy_cycles`` is
-``huffman_symbols`` plus one after a stream error, whatever the stalls.
+``huffman_busy_cycles``, the decoder's steps: the cycles in which it decodes at
+least one symbol or finds a stream error.  The RTL steps only when its output
+will be empty, so a step is one busy cycle whatever the stalls: with two codes a
+step, ``huffman_busy_cycles`` is ``ceil(huffman_symbols / 2)`` per run, or
+``floor(huffman_symbols / 2) + 1`` after a stream error.
 """
 from __future__ import annotations
 
@@ -169,6 +186,10 @@ class HuffmanError(ValueError):
         Stream errors: code bits consumed before the error.
     counters : dict or None
         Stream errors: the decoder's counters when it stopped.
+    pending : int
+        ``TRUNCATED`` in a stream: how many of ``symbols`` the failing step itself delivered (the
+        first code of a two-code step whose second code the words do not hold).  A decoder whose
+        words are merely late waits instead and delivers none of them.
 
     Members
     -------
@@ -179,12 +200,13 @@ class HuffmanError(ValueError):
     """
     status = HuffmanStatus.NONE
 
-    def __init__(self, message: str, *, words_used=None, symbols=None, bits=None, counters=None):
+    def __init__(self, message: str, *, words_used=None, symbols=None, bits=None, counters=None, pending=0):
         super().__init__(message)
         self.words_used = words_used
         self.symbols = symbols
         self.bits = bits
         self.counters = counters
+        self.pending = pending
 
 
 class OversubscribedError(HuffmanError):
@@ -509,8 +531,14 @@ class DecodeResult:
     words_used: int
 
 
+def codes_per_step(max_len: int) -> int:
+    """Codes a decoder step takes: two when two codes always fit in one word (``2 * max_len <= 32``),
+    so a step that needs a word always completes both; else one."""
+    return 2 if 2 * max_len <= WORD_BITS else 1
+
+
 def decode_stream(words, table: HuffmanTable, n_symbols: int) -> DecodeResult:
-    """Decode ``n_symbols`` symbols from ``words`` as the RTL does (see the module docstring).
+    """Decode ``n_symbols`` symbols from ``words`` as the RTL does, step by step (see the module docstring).
 
     Raises :class:`InvalidCodeError` or :class:`TruncatedError`, carrying the
     symbols decoded before the error, the code bits consumed and the words used.
@@ -519,34 +547,65 @@ def decode_stream(words, table: HuffmanTable, n_symbols: int) -> DecodeResult:
     stream = 0
     for i, word in enumerate(words):
         stream |= word << (WORD_BITS * i)
-    total_bits = len(words) * WORD_BITS
     ml = table.max_len
     mask = (1 << ml) - 1
     tables = table.decode_tables()
+    per_step = codes_per_step(ml)
     out = []
-    pos = 0
+    pos = 0        # bits decoded
+    taken = 0      # words taken
+    steps = 0
 
-    def fail(cls, message, words_used):
-        # The cycle that finds the error is a busy cycle too.
-        counters = {"huffman_symbols": len(out), "huffman_bits": pos, "huffman_busy_cycles": len(out) + 1}
-        return cls(message, words_used=words_used, symbols=list(out), bits=pos, counters=counters)
-
-    for k in range(int(n_symbols)):
-        remaining = total_bits - pos
-        if remaining <= 0:
-            raise fail(TruncatedError, f"stream ends before symbol {k}", len(words))
-        rev = _reverse((stream >> pos) & mask, ml)  # bits past the end read as zero
+    def code_at(p):
+        """(length, symbol) of the code at bit ``p``, length 0 if none matches (bits past the end are zero)."""
+        rev = _reverse((stream >> p) & mask, ml)
         for length, (limit, first, offset) in enumerate(tables, start=1):
             if rev < limit:
-                break
-        else:
-            raise fail(InvalidCodeError, f"bits at {pos} match no code (symbol {k})", pos // WORD_BITS + 1)
-        if length > remaining:
-            raise fail(TruncatedError, f"stream ends inside symbol {k}", len(words))
-        out.append(table.symbols[offset + (rev >> (ml - length)) - first])
-        pos += length
-    counters = {"huffman_symbols": len(out), "huffman_bits": pos, "huffman_busy_cycles": len(out)}
-    return DecodeResult(np.array(out, dtype=np.int64), counters, ceil_div(pos, WORD_BITS))
+                return length, table.symbols[offset + (rev >> (ml - length)) - first]
+        return 0, None
+
+    def look(end, n):
+        """The step's codes within the first ``end`` bits: ``(codes, verdict)``, verdict ``"ok"`` (all
+        ``n`` there), ``"invalid"`` (the next bits match no code) or ``"need"`` (they end first)."""
+        codes, p = [], pos
+        for _ in range(n):
+            if p >= end:
+                return codes, "need"
+            length, symbol = code_at(p)
+            if length == 0:
+                return codes, "invalid"
+            if p + length > end:
+                return codes, "need"
+            codes.append((length, symbol))
+            p += length
+        return codes, "ok"
+
+    def fail(cls, message, words_used, pending=0):
+        counters = {"huffman_symbols": len(out), "huffman_bits": pos, "huffman_busy_cycles": steps}
+        return cls(message, words_used=words_used, symbols=list(out), bits=pos, counters=counters,
+                   pending=pending)
+
+    while len(out) < n_symbols:
+        n = min(per_step, int(n_symbols) - len(out))
+        codes, verdict = look(taken * WORD_BITS, n)
+        if verdict == "need":
+            if taken == len(words):
+                # The step ends the run: the codes the buffer held are delivered, then the error.
+                steps += 1
+                for length, symbol in codes:
+                    out.append(symbol)
+                    pos += length
+                raise fail(TruncatedError, f"stream ends inside symbol {len(out)}", len(words), len(codes))
+            taken += 1                  # one word always completes the step's codes
+            codes, verdict = look(taken * WORD_BITS, n)
+        steps += 1
+        for length, symbol in codes:
+            out.append(symbol)
+            pos += length
+        if verdict == "invalid":
+            raise fail(InvalidCodeError, f"bits at {pos} match no code (symbol {len(out)})", taken)
+    counters = {"huffman_symbols": len(out), "huffman_bits": pos, "huffman_busy_cycles": steps}
+    return DecodeResult(np.array(out, dtype=np.int64), counters, taken)
 
 
 def decode(words, table: HuffmanTable, n_symbols: int) -> np.ndarray:

@@ -4,9 +4,12 @@ Most counters are described where their events happen (:mod:`model.contract.layo
 sparse layers' are defined here, as golden model and RTL must agree on them exactly:
 
 ``huffman_busy_cycles``
-    The cycles in which the Huffman decoder decodes at least one symbol, or finds a stream error
-    (:mod:`model.codecs.huffman`, *Counters*).  A cycle in which it waits for a word, or for its
-    output to be taken, is not busy.  ``huffman_symbols / huffman_busy_cycles`` is its rate.
+    The cycles in which the Huffman decoder decodes at least one symbol, or finds a stream error:
+    its steps (:mod:`model.codecs.huffman`, *Decoding steps*).  A cycle in which it waits for a
+    word, or for its output to be taken, is not busy.  A step takes two codes when
+    ``huffman_max_len <= 16`` (a row's odd last symbol alone), so a row of ``n`` symbols is
+    ``ceil(n / 2)`` busy cycles, whatever the stalls; ``huffman_symbols / huffman_busy_cycles`` is
+    the decoder's rate.
 ``zero_skips``
     In sparse (``LayerMode.HUFFMAN``) layers, the stored non-zero weights (``idx != 0``) that met a
     zero input activation: the engine tests the activation it read and does not multiply, so such a

@@ -341,11 +341,13 @@ stored, and what is stored is entropy coded.
   ``BAD_SPARSE``; an index at or above ``k`` is ``BAD_INDEX`` (a symbol's
   position is checked before its index).
 * **Counters** per symbol: ``huffman_symbols`` 1, ``huffman_bits`` its code
-  length, ``huffman_busy_cycles`` 1 (the decoder decodes one symbol in each
-  cycle it has input and a free output, so this equals the symbols); and for
-  a real weight (``idx != 0``; fillers read nothing) one ``rom_reads``, one
-  ``sram_reads`` and one ``macs`` (one useful 8-bit multiply; the other lanes
-  multiply by zero).  ``dram_read_words`` counts the descriptor, the size word
+  length; ``huffman_busy_cycles`` counts the decoder's steps, two codes each
+  (:mod:`model.codecs.huffman`, *Decoding steps*), so per row it is
+  ``ceil(n_symbols / 2)`` (``huffman_max_len <= 16``; one per symbol above);
+  and for a real weight (``idx != 0``; fillers read nothing) one ``rom_reads``,
+  one ``sram_reads`` and one ``macs`` (one useful 8-bit multiply; the other
+  lanes multiply by zero), or one ``zero_skips`` instead of the ``macs`` when
+  its activation is zero (:mod:`model.contract.counters`).  ``dram_read_words`` counts the descriptor, the size word
   and the size word's total, for each image.
 
 Processing elements (``EngineConfig.pes``)

@@ -11,7 +11,7 @@ and after an operation ends nothing may be read or emitted and ``error`` must
 hold.  Every loop is bounded, so a hang fails as an assertion.
 
 Also: every table and stream error class, ``start`` without a table, the
-measured decode rate on a long stream, a golden-model fuzz (hypothesis,
+measured decode rate on a long stream (two codes per step), a golden-model fuzz (hypothesis,
 thousands of random and corrupted tables and streams, checked against an
 independent bit-by-bit decoder and table checker) and an RTL fuzz of 64
 random and corrupted table/stream pairs.
@@ -30,7 +30,7 @@ from model.codecs.huffman import HuffmanError, HuffmanStatus, HuffmanTable, coun
 from model.contract.layout import WORD_BITS
 from model.golden.huffman import HuffmanDecoder as GoldenDecoder
 
-from huffman_cases import golden_outcome, random_freqs, reference_decode, words_of
+from huffman_cases import golden_outcome, random_freqs, reference_decode, reference_steps, words_of
 from hwsim import Mutant, Sink, Source, budget, simulate, stalls
 
 TAIL = 12           # idle cycles checked after each operation
@@ -219,7 +219,8 @@ def test_stall_profiles(profile):
 
 
 def test_decode_rate():
-    """A long stream with no gaps or stalls: one symbol per busy cycle, and per clock."""
+    """A long stream with no gaps or stalls: two symbols per busy cycle (a step decodes two codes),
+    and one per clock (the output delivers one a cycle, so the decoder steps every other cycle)."""
     rng = np.random.default_rng(7)
     freqs = random_freqs(rng, 8, 15, n_present=200)
     table = HuffmanTable.from_freqs(freqs, 8, 15)
@@ -237,8 +238,8 @@ def test_decode_rate():
           f"{load['cycles']} cycles")
     print(f"Huffman decode: {n} symbols, {len(words)} words, {obs['busy']} busy cycles, "
           f"{obs['cycles']} cycles: {per_busy:.4f} symbols/busy cycle, {per_clock:.4f} symbols/cycle")
-    assert per_busy >= 0.95 and per_clock >= 0.95
-    assert obs["busy"] == n and obs["cycles"] == n + 1   # one cycle of latency, no bubbles
+    assert per_busy >= 1.9 and per_clock >= 0.95
+    assert obs["busy"] == n // 2 and obs["cycles"] == n + 1   # one cycle of latency, no bubbles
 
 
 def test_harness_catches_a_wrong_symbol():
@@ -324,7 +325,7 @@ def test_stream_errors():
                            HuffmanStatus.TRUNCATED, HuffmanStatus.TRUNCATED, HuffmanStatus.NONE]
     assert errors[9:] == [HuffmanStatus.TRUNCATED, HuffmanStatus.TRUNCATED, HuffmanStatus.NONE]
     assert observed[2]["symbols"] == [2] * 40 and observed[2]["taken"] == 2
-    assert observed[2]["busy"] == 41           # 40 symbols + the cycle that found the error
+    assert observed[2]["busy"] == 21           # 40 symbols two a step + the step that found the error
 
 
 def test_start_during_load_and_restart():
@@ -526,7 +527,7 @@ def test_golden_fuzz(max_len, symbol_bits, seed, p_table, p_stream):
             continue
         symbols, status, bits, used, counters = golden_outcome(words[:n_words], table, count)
         assert (symbols, status, bits, used) == reference_decode(words[:n_words], table, count)
-        assert counters["huffman_busy_cycles"] == len(symbols) + (status != HuffmanStatus.NONE)
+        assert counters["huffman_busy_cycles"] == reference_steps(len(symbols), status != HuffmanStatus.NONE, max_len)
 
 
 RTL_FUZZ_CONFIGS = [(6, 3), (9, 4), (5, 5), (15, 2)]

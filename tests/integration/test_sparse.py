@@ -15,6 +15,7 @@ from model.program.synthetic import random_lowered
 from model.program.writer import build_program
 
 from engine_cases import assert_bit_exact, random_case, run_both
+from huffman_cases import reference_steps
 from sparse_cases import SPARSE_DEFECTS, corrupt_sparse, fuzz_bases, fuzz_image
 
 #: Centroids the random sparse programs' engines take (5-bit indices, 9-bit symbols).
@@ -106,7 +107,11 @@ def test_golden_runs_sparse_programs(seed):
     stats = program.meta["compression"]
     c = result.counters
     if sparse:
-        assert c["huffman_symbols"] == c["huffman_busy_cycles"] == 3 * stats["sparse"]["symbols"]
+        assert c["huffman_symbols"] == 3 * stats["sparse"]["symbols"]
+        # The decoder takes two codes a step; a row with an odd count takes its last alone.
+        steps = sum(reference_steps(len(row_symbols(row)[0]), False, program.config.huffman_max_len)
+                    for layer in sparse for row in np.asarray(layer.indices))
+        assert c["huffman_busy_cycles"] == 3 * steps
         assert c["huffman_bits"] == 3 * stats["sparse"]["huffman_bits"]
         assert stats["sparse"]["kept"] == kept
     # Every stored bit: the image (descriptors, size words, tables, rows, padding) and the ROM.
@@ -184,7 +189,9 @@ def test_random_sparse_programs_amaranth(lanes, seed):
     assert_bit_exact(golden, rtl, program.meta["output_features"])
     c = golden.counters
     assert c["huffman_symbols"] > 0
-    assert rtl["counters"]["huffman_symbols"] == rtl["counters"]["huffman_busy_cycles"]
+    # Two codes a step, at most (and the golden model's exact count, checked above).
+    assert rtl["counters"]["huffman_busy_cycles"] < rtl["counters"]["huffman_symbols"] \
+        <= 2 * rtl["counters"]["huffman_busy_cycles"]
 
 
 @pytest.mark.parametrize("backend", ["icarus", "verilator"])

@@ -106,3 +106,12 @@ def words_of(n_lengths: int, counts, symbols, symbol_bits: int) -> list[int]:
         bits |= s << pos
         pos += symbol_bits
     return [n_lengths] + [(bits >> (32 * i)) & 0xFFFFFFFF for i in range(-(-pos // 32))]
+
+
+def reference_steps(n_symbols: int, failed: bool, max_len: int) -> int:
+    """The decoder's busy cycles, from the rule alone: steps of two codes when ``2 * max_len <= 32``
+    (a run's odd last symbol alone), else one; a step that finds an error is busy and delivers
+    ``n_symbols``' odd one out, if any (every step before it took two)."""
+    if 2 * max_len > 32:
+        return n_symbols + failed
+    return n_symbols // 2 + 1 if failed else (n_symbols + 1) // 2

@@ -26,7 +26,8 @@ def symbol_bits_for(layers) -> int:
 
 class HuffmanCodec(LayerCodec):
     """Scalar centroids packed ``lanes`` to a ROM entry, and per row the Huffman codes of its
-    (run, index) symbols; one symbol per decoder cycle, pruned weights cost nothing."""
+    (run, index) symbols; one weight per cycle (the decoder takes two codes a step), pruned weights
+    cost nothing."""
     name = "huffman"
     mode = LayerMode.HUFFMAN
     scenarios = ("deepcomp_engine", "deepcomp_entropy_floor")
@@ -103,7 +104,7 @@ class HuffmanCodec(LayerCodec):
         bias = np.zeros(out, dtype=np.int64)
         # "histogram": occurrences of each joint symbol, for the report's entropy floor.
         # "kept_columns": the non-zero weights (idx != 0) per input position, for ``zero_skips``.
-        events = {"symbols": 0, "bits": 0, "kept": 0,
+        events = {"symbols": 0, "bits": 0, "kept": 0, "steps": 0,
                   "histogram": np.zeros(1 << cfg.huffman_symbol_bits, np.int64),
                   "kept_columns": np.zeros(n_in, np.int64)}
         sign = 1 << (SPARSE_BIAS_BITS - 1)
@@ -121,14 +122,21 @@ class HuffmanCodec(LayerCodec):
             try:
                 result = decode_stream(stream[cur:cur + available], table, n_symbols)
             except HuffmanError as err:
-                if err.symbols:   # an earlier symbol's own error comes first
-                    _check_sparse(err.symbols, idx_bits, k, n_in, row)
-                raise _huffman_fault(err, FIELD16, available, row) from None
+                fault = _huffman_fault(err, FIELD16, available, row)
+                # An earlier symbol's own error comes first.  When the layer's stream runs out
+                # (BAD_STREAM) the decoder waits for a word instead, so the failing step's
+                # symbols are not delivered.
+                delivered = err.symbols[:len(err.symbols) - err.pending] \
+                    if fault.code == EngineError.BAD_STREAM else err.symbols
+                if delivered:
+                    _check_sparse(delivered, idx_bits, k, n_in, row)
+                raise fault from None
             positions, idx = _check_sparse(result.symbols, idx_bits, k, n_in, row)
             cur += result.words_used
             dense[r, positions] = centroids[idx]
             events["symbols"] += n_symbols
             events["bits"] += result.counters["huffman_bits"]
+            events["steps"] += result.counters["huffman_busy_cycles"]
             events["kept"] += int(np.count_nonzero(idx))
             np.add.at(events["kept_columns"], positions[idx != 0], 1)
             np.add.at(events["histogram"], np.asarray(result.symbols, dtype=np.int64), 1)
@@ -136,10 +144,12 @@ class HuffmanCodec(LayerCodec):
         return DecodedLayer(desc, bias, mult, shift, events, _weights=lambda: dense, act=act)
 
     def counters(self, layer, n_images, cfg) -> dict:
-        # One symbol per busy decoder cycle; fillers (idx 0) read and multiply nothing.
+        # The decoder's steps (two symbols each, but a row's odd last one); fillers (idx 0) read and
+        # multiply nothing.
         c = super().counters(layer, n_images, cfg)
         ev = layer.events
-        c["huffman_symbols"] = c["huffman_busy_cycles"] = n_images * ev["symbols"]
+        c["huffman_symbols"] = n_images * ev["symbols"]
+        c["huffman_busy_cycles"] = n_images * ev["steps"]
         c["huffman_bits"] = n_images * ev["bits"]
         c["sram_reads"] = c["rom_reads"] = c["macs"] = n_images * ev["kept"]
         return c
