@@ -11,13 +11,15 @@ cycle), the busy window, the step/add/merge strobes in it, the ``mul`` strobe;
 per row: the result and its fixed latency; on top, 32-bit wrap at both ends,
 the walker's registers against pvq_decode_steps, every index of small
 pyramids, out-of-range indices (error, stop, clear, resume), the back-to-back
-rate (one pulse per cycle: a vector of K pulses is busy exactly K cycles), and
-that the only multiplier in the netlist is the scale multiply.
+rate (one pulse per cycle: a vector of K pulses is busy exactly K cycles), that
+the only multiplier in the netlist is the scale multiply, and, on the engine,
+that a job of PVQ layers costs its pulses plus a fixed cost per layer and image.
 """
 from __future__ import annotations
 
 import re
 from collections import deque
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -28,11 +30,16 @@ from amaranth.lib import data
 from hw.layouts import RowParams
 from hw.pvq import PvqDotProduct, PvqEvents, vector_layout
 from model.codecs.pvq import PVQError, pvq_bits, pvq_count, pvq_decode_steps, pvq_encode
+from model.codecs.vectors import random_vectors
 from model.contract.fixedpoint import wrap_acc
+from model.contract.ints import ceil_div
 from model.contract.pyramid import pvq_sum_bits
 from model.golden.pvq import (LOAD_CYCLES, RESULT_LATENCY, PvqRow, index_in_range, pvq_unit_run, pvq_unit_timeline,
                               pvq_unit_vector, vector_cycles)
+from model.program.synthetic import random_lowered
+from model.program.writer import build_program
 
+from engine_cases import assert_bit_exact, run_both
 from hwsim import Mutant, Source, pack, pack_lanes, sample_dot_product, simulate, stalls
 
 #: Valid gaps on ``operands`` in the random tests.
@@ -466,3 +473,39 @@ def test_golden_twin_counts():
                 assert t.cycles == max(K, 1) == vector_cycles(index, n, K)
                 assert t.merges == sum(1 for v in t.y if v)
     assert int(wrap_acc(1 << 31)) == -(1 << 31)
+
+
+#: Cycles the engine spends besides the PVQ unit's pulses, per image (job header, input load, output
+#: writes) and per layer and image (descriptor fetch, the first row's header, pipeline drain): about
+#: 65 and 52 in these tests, whatever K is; 55 to 60 per layer and image on lenet300.
+ENGINE_IMAGE_OVERHEAD, ENGINE_LAYER_OVERHEAD = 100, 80
+
+
+@pytest.mark.parametrize("lanes,shapes,seed", [(4, [96, 40, 12], 0), (8, [64, 24, 10], 1), (2, [30, 17], 2)])
+def test_engine_pvq_layers_add_one_pulse_per_cycle(lanes, shapes, seed):
+    """On the engine (Amaranth simulator, 2 images, one layer resident in the weight SRAM and the others
+    streamed, bit-exact): a job of PVQ layers takes its pulses, one per cycle, plus a fixed cost per layer
+    and image; rows and sub-vectors follow each other without a lost cycle."""
+    rng = np.random.default_rng(seed)
+    k_max, images = 3, 2
+    layers = []
+    for n_in, n_out in zip(shapes[:-1], shapes[1:]):
+        layer = random_lowered(rng, lanes, [n_in, n_out], 16).layers[0]
+        while getattr(layer, "mode", None) != "pvq":
+            layer = random_lowered(rng, lanes, [n_in, n_out], 16, pvq_k_max=k_max).layers[0]
+        layers.append(layer)
+    lowered = SimpleNamespace(name="pvq-rate", method="random", lanes=lanes, input_scale=1 / 127,
+                              output_scale=1.0, layers=layers, info={})
+    first_words = build_program(lowered, codebook_depth=16, config_max_features=128,
+                                pvq_k_max=k_max).meta["layers"][0]["placement"]["words"]
+    program = build_program(lowered, codebook_depth=16, config_max_features=128, pvq_k_max=k_max,
+                            weight_sram_words=first_words)
+    assert [l["placement"]["resident"] for l in program.meta["layers"]] == [True] + [False] * (len(layers) - 1)
+    image, out_addr, out_words = program.dram_image(random_vectors(rng, images, shapes[0]))
+    golden, rtl = run_both(program, image, out_addr, out_words * images, "amaranth", latency=10)
+    assert_bit_exact(golden, rtl, program.meta["output_features"])
+    pulses = images * sum(l.out_features * ceil_div(l.in_features, lanes) * l.pvq_k for l in layers)
+    cycles = rtl["counters"]["cycles"]
+    assert rtl["counters"]["adds"] == pulses
+    print(f"lanes={lanes} K={[l.pvq_k for l in layers]}: {pulses} pulses in {cycles} cycles")
+    assert pulses < cycles <= pulses + images * (ENGINE_IMAGE_OVERHEAD + len(layers) * ENGINE_LAYER_OVERHEAD)
