@@ -18,9 +18,10 @@ MAX_RTL_SYMBOL_BITS = HUFFMAN_SYMBOL_BITS_MAX
 
 
 def huffman_events(max_len: int) -> data.StructLayout:
-    """The decoder's counter strobes: ``symbol`` (``huffman_symbols``), ``bits``
+    """The decoder's counter strobes: ``symbol`` (``huffman_symbols``, symbols taken), ``bits``
     (``huffman_bits``, the codes a step decodes) and ``decode`` (``huffman_busy_cycles``)."""
-    return data.StructLayout({"symbol": 1, "bits": range(codes_per_step(max_len) * max_len + 1), "decode": 1})
+    per_step = codes_per_step(max_len)
+    return data.StructLayout({"symbol": range(per_step + 1), "bits": range(per_step * max_len + 1), "decode": 1})
 
 
 class HuffmanDecoder(wiring.Component):
@@ -104,7 +105,14 @@ class HuffmanDecoder(wiring.Component):
     start : In(1)
         Pulse: begin decoding (only with a loaded table).
     symbols : Out(stream.Signature(symbol_bits))
-        The decoded symbols.
+        The decoded symbols, one per transfer.
+    pair : Out(1)
+        Both symbols of a two-code step are offered: ``symbols.payload``, then ``second``.
+    second : Out(symbol_bits)
+        The symbol after ``symbols.payload``, while ``pair``.
+    take_two : In(1)
+        With ``pair``, a transfer on ``symbols`` takes ``second`` too (a consumer that passes
+        some symbols on in the same cycle as the next, as the sparse stage does fillers).
     table_ok : Out(1)
         A table is loaded and valid.
     busy : Out(1)
@@ -112,7 +120,7 @@ class HuffmanDecoder(wiring.Component):
     error : Out(STATUS_BITS)
         :class:`model.codecs.huffman.HuffmanStatus`; 0 when all is well.
     events : Out(huffman_events(max_len))
-        ``symbol``: strobe, a symbol was delivered (``huffman_symbols``).
+        ``symbol``: the symbols delivered this cycle, 0 to 2 (``huffman_symbols``).
         ``bits``: code bits the step consumed this cycle (``huffman_bits``).
         ``decode``: strobe, the decoder stepped: it decoded one or two symbols, or
         found a stream error (``huffman_busy_cycles``).
@@ -135,6 +143,9 @@ class HuffmanDecoder(wiring.Component):
             "n_words": In(count_bits),
             "start": In(1),
             "symbols": Out(stream.Signature(unsigned(symbol_bits))),
+            "pair": Out(1),
+            "second": Out(symbol_bits),
+            "take_two": In(1),
             "table_ok": Out(1),
             "busy": Out(1),
             "error": Out(STATUS_BITS),
@@ -292,7 +303,9 @@ class HuffmanDecoder(wiring.Component):
         nbits = Signal(range(WORD_BITS + 1))
         out_n = Signal(range(per_step + 1))   # decoded symbols in the memory's read data, not yet delivered
         out_sel = Signal()                    # the next of them is read port 1's
-        out_free = (out_n == 0) | ((out_n == 1) & self.symbols.ready)   # empty after this cycle
+        two_taken = Signal()                  # both symbols of a step go this cycle
+        m.d.comb += two_taken.eq((out_n == 2) & self.symbols.ready & self.take_two)
+        out_free = (out_n == 0) | ((out_n == 1) & self.symbols.ready) | two_taken   # empty after this cycle
         two = Signal()
         m.d.comb += two.eq((left >= 2) if per_step == 2 else 0)
 
@@ -370,7 +383,7 @@ class HuffmanDecoder(wiring.Component):
             m.d.comb += read_ports[1].addr.eq(Mux(from_buf, addr_a2, addr_b2))
         m.d.comb += [port.en.eq(out_free) for port in read_ports]
         with m.If(self.symbols.valid & self.symbols.ready):
-            m.d.sync += [out_n.eq(out_n - 1), out_sel.eq(1)]
+            m.d.sync += [out_n.eq(out_n - 1 - two_taken), out_sel.eq(1)]
         with m.If(out_free):
             m.d.sync += [out_n.eq(n_fire), out_sel.eq(0)]
 
@@ -401,7 +414,9 @@ class HuffmanDecoder(wiring.Component):
         m.d.comb += [
             self.table_ok.eq(table_ready),
             self.busy.eq(loading | active | (out_n != 0)),
-            self.events.symbol.eq(self.symbols.valid & self.symbols.ready),
+            self.events.symbol.eq(Mux(self.symbols.valid & self.symbols.ready, 1 + two_taken, 0)),
+            self.pair.eq(out_n == 2),
+            self.second.eq(read_ports[-1].data),
             self.events.bits.eq(n_used),
             self.events.decode.eq(fire | (step & bad_code) | truncated),
         ]

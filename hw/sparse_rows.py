@@ -1,5 +1,5 @@
-"""Sparse row path: a HUFFMAN layer's stream -> row parameters and one weight beat per symbol."""
-from amaranth.hdl import Module, Signal, unsigned
+"""Sparse row path: a HUFFMAN layer's stream -> row parameters and one weight beat per symbol (fillers folded in)."""
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 
 from hw.huffman import HuffmanDecoder, huffman_events
@@ -36,9 +36,13 @@ class SparseRowPath(wiring.Component):
     joint symbol ``run << idx_bits | idx`` into a beat at position
     ``p + run`` (then ``p`` moves one past it).  The decoder takes exactly the
     words holding the row's codes, so the next word is the next row's header.
-    The decoder delivers one symbol per cycle (it decodes two per step, every
-    other cycle) and the sparse stage passes it on
-    in the same cycle, so a row costs its symbols plus two cycles.  Once every
+    The decoder decodes two codes per step and delivers them one per cycle; the
+    sparse stage passes a symbol on in the cycle it is offered, except that a
+    filler (``idx == 0``) offered first of its step goes with the step's second
+    symbol, in one cycle and one beat (``take_two``): a filler moves the
+    position and weighs nothing, so it needs no beat of its own.  Which fillers
+    go this way depends only on the data (the steps start at each row's first
+    symbol), and a row costs its beats plus two cycles.  Once every
     row is read it takes and drops whatever words still come (the stream's
     padding).  Golden twin: :meth:`model.codecs.layers.huffman.HuffmanCodec.decode`
     with :func:`model.codecs.sparse_rows.decode_row`.  Its signature is
@@ -73,7 +77,7 @@ class SparseRowPath(wiring.Component):
     params : Out(stream.Signature(RowParams))
         One transfer per row, before the row's first beat.
     beats : Out(stream.Signature(sparse_beat_layout(symbol_bits)))
-        One transfer per symbol.
+        One transfer per symbol, but none for a filler that goes with the next symbol.
     busy : Out(1)
         From ``start`` until every row has been read (the stream's padding may
         remain); it stays high after an error.
@@ -118,21 +122,29 @@ class SparseRowPath(wiring.Component):
         ]
 
         # --- sparse stage: the decoder's symbol -> position and index --------------------------
-        symbol = dec.symbols.payload
-        run = Signal(sb)
-        idx = Signal(sb)
+        # A filler that the decoder offers with the next symbol of its step goes with it, in
+        # the same cycle: the beat is the next symbol's (``absorb``).
+        def split(symbol, name):
+            run, idx = Signal(sb, name=f"run_{name}"), Signal(sb, name=f"idx_{name}")
+            m.d.comb += [run.eq(symbol >> idx_bits), idx.eq(symbol & ((1 << idx_bits) - 1))]
+            return run, idx
+
+        run, idx = split(dec.symbols.payload, "a")
+        run_b, idx_b = split(dec.second, "b")
         pos = Signal(POSITION_BITS + sb)
-        m.d.comb += [
-            run.eq(symbol >> idx_bits),
-            idx.eq(symbol & ((1 << idx_bits) - 1)),
-            pos.eq(position + run),
-        ]
+        pos_b = Signal(POSITION_BITS + sb + 1)
+        absorb = Signal()
+        m.d.comb += [pos.eq(position + run), pos_b.eq(pos + 1 + run_b), absorb.eq(dec.pair & (idx == 0))]
         bad_pos = dec.symbols.valid & (pos >= cfg.in_features)
         bad_idx = dec.symbols.valid & (idx >= cfg.k)
+        bad_pos_b = dec.symbols.valid & absorb & (pos_b >= cfg.in_features)
+        bad_idx_b = dec.symbols.valid & absorb & (idx_b >= cfg.k)
         beat = self.beats.payload
         m.d.comb += [
-            beat.index.eq(idx), beat.position.eq(pos), beat.filler.eq(idx == 0),
-            beat.first.eq(first), beat.last.eq(sym_left == 1),
+            beat.index.eq(Mux(absorb, idx_b, idx)), beat.position.eq(Mux(absorb, pos_b, pos)),
+            beat.filler.eq(Mux(absorb, idx_b, idx) == 0),
+            beat.first.eq(first), beat.last.eq(sym_left == 1 + absorb),
+            dec.take_two.eq(absorb),
         ]
 
         def fail(code):
@@ -190,11 +202,11 @@ class SparseRowPath(wiring.Component):
                 restart()
             with m.State("CODES"):
                 wiring.connect(m, wiring.flipped(self.words), dec.words)
-                m.d.comb += [self.beats.valid.eq(dec.symbols.valid & ~bad_pos & ~bad_idx),
+                m.d.comb += [self.beats.valid.eq(dec.symbols.valid & ~bad_pos & ~bad_idx & ~bad_pos_b & ~bad_idx_b),
                              dec.symbols.ready.eq(self.beats.ready)]
                 with m.If(self.beats.valid & self.beats.ready):
-                    m.d.sync += [position.eq(pos + 1), first.eq(0), sym_left.eq(sym_left - 1)]
-                    with m.If(sym_left == 1):
+                    m.d.sync += [position.eq(beat.position + 1), first.eq(0), sym_left.eq(sym_left - 1 - absorb)]
+                    with m.If(beat.last):
                         m.d.sync += rows_left.eq(rows_left - 1)
                         m.next = "HEADER"
                         with m.If(rows_left == 1):
@@ -203,6 +215,10 @@ class SparseRowPath(wiring.Component):
                 with m.If(bad_pos):
                     fail(EngineError.BAD_SPARSE)
                 with m.Elif(bad_idx):
+                    fail(EngineError.BAD_INDEX)
+                with m.Elif(bad_pos_b):
+                    fail(EngineError.BAD_SPARSE)
+                with m.Elif(bad_idx_b):
                     fail(EngineError.BAD_INDEX)
                 with m.Elif(dec.error != 0):
                     fail(HUFF_BASE + dec.error)

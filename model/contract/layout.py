@@ -329,7 +329,9 @@ stored, and what is stored is entropy coded.
   below 40x).
 * **Decoding** a row: the position ``p`` starts at 0; for each of the
   ``n_symbols`` symbols, ``p += run``, then ``acc += x[p] * centroid[idx]`` and
-  ``p += 1``.  One symbol per cycle; pruned positions cost nothing.  The next
+  ``p += 1``.  One weight per cycle; pruned positions cost nothing, and a
+  filler decoded first of a decoder step (two codes) goes with the step's
+  second symbol in the same cycle (:class:`hw.sparse_rows.SparseRowPath`).  The next
   row starts at the word after the row's last code bit.  A row holds 1 to
   ``SPARSE_MAX_SYMBOLS`` symbols; the table is loaded for each layer of each
   image, as the stream is read again.

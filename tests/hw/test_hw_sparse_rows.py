@@ -14,6 +14,7 @@ import pytest
 
 from hw.layouts import RowParams
 from hw.sparse_rows import SparseRowPath, sparse_beat_layout
+from model.codecs.huffman import codes_per_step
 from model.codecs.sparse_rows import decode_row, encode_layer
 from model.contract.layout import REL_BITS
 
@@ -24,7 +25,7 @@ MAX_LEN, SYMBOL_BITS = 15, 9
 
 
 def make_layer(rng, n_out: int, n_in: int, k: int, density: float):
-    """(stream words after the size word, config, expected params, expected beats, symbols, code bits)."""
+    """(stream words after the size word, config, expected params, expected beats, code bits, symbols per row)."""
     indices = np.where(rng.random((n_out, n_in)) < density, rng.integers(1, max(k, 2), size=(n_out, n_in)), 0)
     if k == 1:
         indices[:] = 0
@@ -37,10 +38,19 @@ def make_layer(rng, n_out: int, n_in: int, k: int, density: float):
     for syms in sparse.symbols:
         positions, idx = decode_row(syms, sparse.idx_bits, k, n_in)
         for j, (p, i) in enumerate(zip(positions, idx)):
+            # The decoder takes two codes a step from the row's start; a filler first in a step
+            # goes with the step's second symbol, in its beat.
+            absorbed = codes_per_step(MAX_LEN) == 2 and j % 2 == 0 and j + 1 < len(syms) and i == 0
+            if j % 2 == 1 and beats and beats[-1].get("absorbed"):
+                beats[-1] = {"index": int(i), "position": int(p), "filler": int(i == 0),
+                             "first": beats[-1]["first"], "last": int(j == len(syms) - 1)}
+                continue
             beats.append({"index": int(i), "position": int(p), "filler": int(i == 0), "first": int(j == 0),
-                          "last": int(j == len(syms) - 1)})
+                          "last": int(j == len(syms) - 1), **({"absorbed": True} if absorbed else {})})
     config = {"rows": n_out, "in_features": n_in, "k": k, "table_words": len(sparse.table.to_words())}
-    return [int(w) for w in stream[1:]], config, params, beats, sum(sparse.row_bits)
+    for beat in beats:
+        beat.pop("absorbed", None)
+    return [int(w) for w in stream[1:]], config, params, beats, sum(sparse.row_bits), [len(x) for x in sparse.symbols]
 
 
 def run_path(words, config, *, seed: int, word_gap=0.3, params_stall=0.3, beats_stall=0.3):
@@ -87,14 +97,14 @@ def test_layer_with_stalls_matches_golden(seed):
     rng = np.random.default_rng(seed)
     n_out, n_in = int(rng.integers(1, 12)), int(rng.integers(1, 90))
     k = int(rng.choice([1, 2, 5, 16, 32]))
-    words, config, params, beats, bits = make_layer(rng, n_out, n_in, k, float(rng.choice([0.03, 0.2, 0.9])))
+    words, config, params, beats, bits, row_lengths = make_layer(rng, n_out, n_in, k,
+                                                                 float(rng.choice([0.03, 0.2, 0.9])))
     obs = run_path(words, config, seed=seed)
     assert obs["error"] == 0
     assert obs["params"] == params
     assert obs["beats"] == beats
-    assert obs["symbols"] == len(beats)
     # The decoder takes two codes a step; a row with an odd count takes its last alone.
-    row_lengths = np.diff([-1] + [j for j, b in enumerate(beats) if b["last"]])
+    assert obs["symbols"] == sum(row_lengths)
     assert obs["busy"] == sum(reference_steps(int(n), False, MAX_LEN) for n in row_lengths)
     assert obs["bits"] == bits
     assert obs["words_left"] >= 0      # only the stream's padding may remain
@@ -103,7 +113,7 @@ def test_layer_with_stalls_matches_golden(seed):
 def test_one_symbol_per_cycle_without_stalls():
     rng = np.random.default_rng(11)
     n_out = 8
-    words, config, params, beats, _ = make_layer(rng, n_out, 200, 32, 0.3)
+    words, config, params, beats, *_ = make_layer(rng, n_out, 200, 32, 0.3)
     obs = run_path(words, config, seed=1, word_gap=0, params_stall=0, beats_stall=0)
     assert obs["beats"] == beats
     # Rows back to back: each costs its symbols plus two cycles (header word, decoder latency).
