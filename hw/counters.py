@@ -1,5 +1,5 @@
 """The engine's event counters (:mod:`model.contract.counters`)."""
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -36,7 +36,8 @@ class EventCounters(wiring.Component):
     clear : In(1)
         Zero every counter (it wins over this cycle's steps).
     counters : Out(CounterLayout)
-        The counts since the last clear.
+        The counts since the last clear, of the events up to the cycle before this one (each step
+        is registered before it is added).
     """
 
     def __init__(self, moving, step_bits: int = STEP_BITS):
@@ -53,9 +54,15 @@ class EventCounters(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # Each step is registered before it is added: the 48-bit adds start at a register, not at the
+        # end of the datapath's handshakes, which would set the engine's clock (issue 16).  The counts
+        # lag their events by one cycle; the engine raises ``done`` a cycle after it finishes.
+        pending = Signal(self.steps.shape())
+        m.d.sync += pending.eq(self.steps)
+        pending = data.View(self.steps.shape(), pending)
         for name in self.moving:
             count = getattr(self.counters, name)
-            m.d.sync += count.eq(count + getattr(self.steps, name))
+            m.d.sync += count.eq(count + getattr(pending, name))
         with m.If(self.clear):
-            m.d.sync += self.counters.eq(0)
+            m.d.sync += [self.counters.eq(0), pending.eq(0)]
         return m

@@ -656,13 +656,14 @@ class Engine(wiring.Component):
                     with m.Else():
                         m.next = "LOAD"
             with m.State("DONE"):
-                m.d.comb += self.done.eq(1)
                 with m.If(self.start):
                     m.d.sync += error.eq(0)
                     m.next = "JOB"
             with m.State("ERROR"):
-                m.d.comb += self.done.eq(1)
+                pass
 
+        # ``done`` a cycle after the FSM finishes: the event counters add each step a cycle late.
+        m.d.sync += self.done.eq((fsm.ongoing("DONE") & ~self.start) | fsm.ongoing("ERROR"))
         busy = ~fsm.ongoing("IDLE") & ~fsm.ongoing("DONE") & ~fsm.ongoing("ERROR")
         between_layers = ~busy | fsm.ongoing("JOB") | fsm.ongoing("JOB_READ") | fsm.ongoing("JOB_CHECK") \
             | fsm.ongoing("LOAD") | fsm.ongoing("LOAD_DATA") | fsm.ongoing("STORE")
