@@ -18,13 +18,24 @@ def add_parser(sub) -> None:
     rep.add_argument("--backend", default="icarus", help="RTL backend of the cross-check (default icarus)")
     rep.add_argument("--quick", action="store_true",
                      help="synthesize only the lanes=4, depth=256 engine instead of the lanes x depth sweep")
+    rep.add_argument("--area-only", action="store_true",
+                     help="regenerate only area.json, the area plot and REPORT.md's area section of the report "
+                          "already in --output (no simulation; synthesis results are cached)")
+    rep.add_argument("--pes", type=int, nargs="+", default=None, metavar="P",
+                     help="processing elements of the area sweep (default: 1 until the engine has the parameter)")
+    rep.add_argument("--jobs", type=int, default=None,
+                     help="synthesis and place-and-route runs at once (default: the CPUs)")
     add_quiet_argument(rep)
     rep.set_defaults(func=cmd_report)
 
 
 def cmd_report(args) -> int:
     """Write the report into ``args.output``."""
-    from sim.report.build import make_report
+    from sim.report.build import make_area_report, make_report
+    if args.area_only:
+        make_area_report(args.output, quick=args.quick, pes=args.pes, jobs=args.jobs, progress=not args.quiet)
+        return 0
     make_report(args.output, args.program, images=args.images, cross_check=args.cross_check,
-                backend=args.backend, quick=args.quick, energy_table=args.energy_table, progress=not args.quiet)
+                backend=args.backend, quick=args.quick, energy_table=args.energy_table, progress=not args.quiet,
+                pes=args.pes, jobs=args.jobs)
     return 0

@@ -27,6 +27,65 @@ from sim.report.progress import log
 SWEEP_GRID = (SWEEP_LANES, SWEEP_DEPTHS)
 
 
+def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: int | None = None,
+                 progress: bool = True) -> list[dict]:
+    """The area sweep (`sim.report.area.sweep`) on every target, and the engine with every optional unit.
+
+    Parameters
+    ----------
+    quick : bool
+        Only the `sim.report.engines.HEADLINE` engine (lanes 4, depth 256, one PE) on each target.
+    pes : sequence of int, optional
+        The processing-element axis; default `sim.report.area.sweep.sweep_pes` (1 until the engine
+        has the parameter).
+    jobs : int, optional
+        Tool runs at once (default: the CPUs).
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    list of dict
+        The sweep's records (``engine`` "kmeans"), then one per target for the engine with every
+        optional unit (``engine`` "all-units").
+    """
+    from sim.report.area.sweep import sweep, sweep_pes, sweep_points
+    from sim.report.area.synthesis import synthesize
+    from sim.report.area.targets import TARGETS
+    from sim.report.engines import HEADLINE, full_engine_verilog, sweep_engine_verilog
+    from sim.report.sections.area import ENGINE_ALL_UNITS, ENGINE_KMEANS
+
+    lanes, depths = ((HEADLINE[0],), (HEADLINE[1],)) if quick else SWEEP_GRID
+    points = sweep_points(lanes, depths, (1,) if quick else tuple(pes or sweep_pes()))
+    log(f"area: synthesizing {len(points)} engine configuration(s) (cached in {AREA_CACHE}) ...")
+    records = [{"engine": ENGINE_KMEANS, **r}
+               for r in sweep(lambda n, k, p: sweep_engine_verilog(n, k, p, progress), points,
+                              cache_dir=AREA_CACHE, jobs=jobs, progress=progress)]
+    if not quick:
+        log("area: the engine with every optional unit, on every target (cached) ...")
+        text, top = full_engine_verilog(progress)
+        for target in TARGETS.values():
+            r = synthesize(text, top, AREA_CACHE, target=target)
+            records.append({"engine": ENGINE_ALL_UNITS, "lanes": HEADLINE[0], "pes": 1,
+                            "codebook_depth": HEADLINE[1], **r})
+    return records
+
+
+def make_area_report(output: str | os.PathLike, *, quick: bool = False, pes: Sequence[int] | None = None,
+                     jobs: int | None = None, progress: bool = True) -> None:
+    """Regenerate only the area part of the report in ``output`` (`sim.report.document.write_area_only`):
+    `area_records`, then area.json, the area plot and REPORT.md's area section; nothing is simulated.
+
+    Raises
+    ------
+    sim.report.document.ReportError
+        If ``output`` holds no report written by ``vqe report``.
+    """
+    from sim.report.document import write_area_only
+    written = write_area_only(output, area_records(quick, pes, jobs, progress))
+    log("wrote " + ", ".join(str(p) for p in written.values()))
+
+
 def read_json_table(path: Path):
     """A JSON table an experiment driver wrote (e.g. ``reports/pvq_table.json``), or None if it is absent.
 
@@ -60,7 +119,8 @@ def report_programs(programs: Sequence[str | os.PathLike] | None) -> list[Path]:
 
 def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike] | None = None, *,
                 images: int = 100, cross_check: int = 2, backend: str = "icarus", quick: bool = False,
-                energy_table: str | os.PathLike | None = None, progress: bool = True) -> None:
+                energy_table: str | os.PathLike | None = None, progress: bool = True,
+                pes: Sequence[int] | None = None, jobs: int | None = None) -> None:
     """Write the whole report into ``output``: energy, area, and the PVQ, Deep Compression and universal sections.
 
     Parameters
@@ -81,6 +141,8 @@ def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike]
         Energy table (TOML) instead of the default.
     progress : bool
         Show progress bars.
+    pes, jobs
+        The area sweep's processing elements and parallel tool runs (`area_records`).
 
     Raises
     ------
@@ -88,13 +150,11 @@ def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike]
         If a program does not exist, two programs share a name, or an experiment table is unreadable.
     """
     from model.program.file import Program
-    from sim.report.area.sweep import sweep
     from sim.report.area.synthesis import synthesize
     from sim.report.document import write_report
     from sim.report.energy.pricing import network_energy
     from sim.report.energy.table import load_energy_table
-    from sim.report.engines import (HEADLINE, PVQ_AREA_K_MAX, pvq_engine_verilog, sweep_engine_verilog,
-                                    universal_engine_verilog)
+    from sim.report.engines import HEADLINE, PVQ_AREA_K_MAX, pvq_engine_verilog, universal_engine_verilog
     from sim.report.programs import distinct_names, network_data, program_facts, residency_data
     from sim.report.sections.deepcomp import deepcomp_section
     from sim.report.sections.experiments import experiments_section
@@ -104,10 +164,7 @@ def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike]
     paths = report_programs(programs)
     nets = distinct_names([network_data(p, images, cross_check, backend) for p in paths], paths)
     resident = [residency_data(p, net.name) for net, p in zip(nets, paths)]
-    lanes, depths = ((HEADLINE[0],), (HEADLINE[1],)) if quick else SWEEP_GRID
-    log(f"area: synthesizing {len(lanes) * len(depths)} engine configuration(s) (cached in {AREA_CACHE}) ...")
-    records = sweep(lambda l, d: sweep_engine_verilog(l, d, progress), lanes=lanes, depths=depths,
-                    cache_dir=AREA_CACHE, progress=progress)
+    records = area_records(quick, pes, jobs, progress)
     metas = {net.name: Program.load(p).meta for net, p in zip(nets, paths)}
     table = load_energy_table(energy_table)
     results = [(net, network_energy(net, table)) for net in nets]

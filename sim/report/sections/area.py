@@ -1,46 +1,94 @@
-"""The report's area section: the sweep's cell counts, transistors and fmax, and each engine's modules."""
+"""The report's area section: per target, the sweep's cell counts, transistors and fmax, and each engine's modules."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from sim.report.area.flow import NEXTPNR_DEVICE, NEXTPNR_SEED
+from sim.report.area.flow import NEXTPNR_SEED
 from sim.report.area.netlist import ROM_TRANSISTORS_PER_BIT, SRAM_CELL_TRANSISTORS, SRAM_EXTRA_PORT_TRANSISTORS
+from sim.report.area.targets import ICE40_HX8K, TARGETS
 from sim.report.files import PLOT_AREA
 from sim.report.formatting import markdown_table, significant
 
-#: The iCE40 cell columns of the tables, as the records name them.
+#: The cell columns of the tables, as the records name them.
 CELL_COLUMNS = ("lut4", "dff", "carry", "bram", "dsp")
+#: The engine a record measures: the codebook engine a k-means program elaborates, or every optional unit.
+ENGINE_KMEANS, ENGINE_ALL_UNITS = "kmeans", "all-units"
+#: Column titles of the cell columns, per target.
+CELL_TITLES = {
+    "ice40-hx8k": ("LUT4", "DFF", "CARRY", "BRAM (SB_RAM40_4K)", "DSP (SB_MAC16)"),
+    "ecp5-85f": ("LUT4", "FF", "CARRY (CCU2C, 2 bits)", "EBR (DP16KD)", "DSP (MULT18X18D)"),
+}
+#: The issue's timing goal on the iCE40: this fmax at lanes 4, one processing element, the k-means engine.
+ICE40_GOAL_MHZ = 60
 
 
-def _flow_lines(tools: Mapping) -> list[str]:
+def target_of(record: Mapping) -> str:
+    """A record's target (records written before targets existed are the iCE40's)."""
+    return record.get("target", ICE40_HX8K.name)
+
+
+def _fmax(r: Mapping) -> str:
+    return (significant(r["fmax_mhz"], 4) if r.get("fmax_mhz") is not None
+            else "does not fit / no result: " + str(r.get("pnr_error")))
+
+
+def _flow_lines(records: Sequence[Mapping]) -> list[str]:
     """How the numbers are made: the tools, their options, and which versions ran."""
+    devices = "; ".join(f"`{t.name}`: yosys `{t.synth}`, `{t.nextpnr[0]} {' '.join(t.device)}`" for t in TARGETS.values())
+    versions = sorted({(r.get("tools", {}).get("yosys", "unknown"), r.get("tools", {}).get("nextpnr", "unknown"))
+                       for r in records})
     return [
-        "Flow (sim/report/area/), per configuration: yosys `synth_ice40`, flattened, for the cell counts; "
-        f"nextpnr-ice40 `{' '.join(NEXTPNR_DEVICE)} --timing-allow-fail --seed {NEXTPNR_SEED}` for fmax, "
+        f"Flow (sim/report/area/), per configuration and target ({devices}): the flattened synthesis for the "
+        f"cell counts; nextpnr `--timing-allow-fail --seed {NEXTPNR_SEED}` for fmax, "
         "the slowest clock's achieved frequency from the `--report` JSON. Place-and-route runs on the "
         "mapped netlist in a wrapper (every input fed from a shift register, every output folded "
         "into a pipelined tree of registered XORs), so fmax is the core's register-to-register "
         "frequency whatever its pin count; the wrapper's cells are in the placed design but not in "
         "the counts. One placement per configuration, so expect some seed-to-seed noise. "
-        "Transistors: yosys `synth` + `abc -g cmos2` + `stat -tech cmos`.",
+        "Transistors (the same for every target): yosys `synth` + `abc -g cmos2` + `stat -tech cmos`. "
+        "`synth_ecp5` maps multipliers to the MULT18X18D DSP blocks (the MAC lanes' products); "
+        "the iCE40 HX8K has none, so there every multiplier is LUT4s.",
         "",
-        f"Tools: {tools.get('yosys', 'unknown')}; {tools.get('nextpnr', 'unknown')}.",
+        "The engine swept is the one a k-means program elaborates (`vqe verilog --program`): the codebook "
+        "path, no optional unit, no weight SRAM (its area is given on its own, computed). A configuration "
+        "that does not fit the device has its synthesis counts and no fmax.",
+        "",
+        "Tools: " + "; ".join(f"{y}, {n}" for y, n in versions) + ".",
         "",
     ]
 
 
-def _sweep_table(records: Sequence[Mapping]) -> str:
-    """One row per configuration: cells, transistors, fmax and the tools' time."""
-    header = ["lanes", "codebook depth", "LUT4", "DFF", "CARRY", "BRAM (SB_RAM40_4K)", "DSP (SB_MAC16)",
-              "transistors", "fmax (MHz)", "tool time (s)"]
+def _sweep_table(records: Sequence[Mapping], target: str) -> str:
+    """One row per configuration of one target: cells, transistors, fmax and the tools' time."""
+    header = ["lanes", "PEs", "codebook depth", *CELL_TITLES.get(target, CELL_COLUMNS), "transistors",
+              "fmax (MHz)", "tool time (s)"]
     rows = []
-    for r in sorted(records, key=lambda r: (r["lanes"], r["codebook_depth"])):
+    for r in sorted(records, key=lambda r: (r["lanes"], r.get("pes", 1), r["codebook_depth"])):
         secs = r.get("seconds", {})
-        fmax = significant(r["fmax_mhz"], 4) if r.get("fmax_mhz") is not None else "n/a: " + str(r.get("pnr_error"))
         tr = f"{r['transistors']:,}" + ("" if r.get("transistors_exact", True) else " (lower bound)")
-        rows.append([r["lanes"], r["codebook_depth"], *(r[k] for k in CELL_COLUMNS),
-                     tr, fmax, significant(sum(secs.values())) if secs else "-"])
+        rows.append([r["lanes"], r.get("pes", 1), r["codebook_depth"], *(r[k] for k in CELL_COLUMNS),
+                     tr, _fmax(r), significant(sum(secs.values())) if secs else "-"])
     return markdown_table(header, rows)
+
+
+def _goal_lines(records: Sequence[Mapping]) -> list[str]:
+    """The iCE40 timing goal (lanes 4, one PE, the k-means engine), met or not, and the all-units engine."""
+    out = []
+    head = [r for r in records if target_of(r) == ICE40_HX8K.name and r.get("engine", ENGINE_KMEANS) == ENGINE_KMEANS
+            and r["lanes"] == 4 and r.get("pes", 1) == 1]
+    for r in sorted(head, key=lambda r: r["codebook_depth"]):
+        f = r.get("fmax_mhz")
+        verdict = ("does not fit the HX8K" if f is None else
+                   f"{significant(f, 4)} MHz, goal of {ICE40_GOAL_MHZ} MHz " + ("met" if f >= ICE40_GOAL_MHZ else "**missed**"))
+        out.append(f"- iCE40 HX8K, k-means engine, lanes 4, 1 PE, codebook depth {r['codebook_depth']}: {verdict}.")
+    full = [r for r in records if r.get("engine") == ENGINE_ALL_UNITS]
+    for r in sorted(full, key=lambda r: target_of(r)):
+        fits = r.get("fmax_mhz") is not None
+        out.append(f"- Engine with every optional unit (lanes {r['lanes']}), {target_of(r)}: "
+                   f"{r['lut4']:,} LUT4, {r['dff']:,} FF, {r['bram']} block RAMs, {r['dsp']} DSP; "
+                   + (f"fmax {significant(r['fmax_mhz'], 4)} MHz." if fits else
+                      f"**does not fit** ({r.get('pnr_error')})."))
+    return out + [""] if out else []
 
 
 def _tool_time_lines(records: Sequence[Mapping]) -> list[str]:
@@ -50,9 +98,9 @@ def _tool_time_lines(records: Sequence[Mapping]) -> list[str]:
         return []
     span = (f"{significant(min(times))} s" if len(times) == 1
             else f"{significant(min(times))} s to {significant(max(times))} s")
-    return [f"Tool time (yosys iCE40, yosys CMOS, wrapper synthesis, nextpnr) per configuration, "
-            f"as measured when each result was first computed (later runs reuse the cache): {span}; "
-            f"{significant(sum(times))} s summed over the {len(times)} configuration(s).", ""]
+    return [f"Tool time (yosys, wrapper synthesis, nextpnr, and the transistor estimate the first time a design "
+            f"is seen) per configuration, as measured when each result was first computed (later runs reuse the "
+            f"cache): {span}; {significant(sum(times))} s summed over the {len(times)} configuration(s).", ""]
 
 
 def _module_table(record: Mapping) -> str:
@@ -63,7 +111,7 @@ def _module_table(record: Mapping) -> str:
     sums = [sum(m[k] for m in mods) for k in (*CELL_COLUMNS, "transistors")]
     rows.append(["**sum of modules**", "", *sums[:5], f"{sums[5]:,}", ""])
     rows.append(["**flat total**", "", *(record[k] for k in CELL_COLUMNS), f"{record['transistors']:,}", ""])
-    return markdown_table(["module", "instances", "LUT4", "DFF", "CARRY", "BRAM", "DSP", "transistors",
+    return markdown_table(["module", "instances", "LUT4", "FF", "CARRY", "BRAM", "DSP", "transistors",
                            "memory bits"], rows)
 
 
@@ -71,13 +119,14 @@ def _breakdown_lines(records: Sequence[Mapping]) -> list[str]:
     """Per-module breakdowns, largest configuration first and open, the others folded."""
     out = ["Per-module breakdown: each module's own cells times its instances, from a separate "
            "synthesis that keeps the hierarchy. Flattening lets yosys optimise across module "
-           "boundaries (e.g. fold constant ROM bits into the multipliers), so the iCE40 columns can "
+           "boundaries (e.g. fold constant ROM bits into the multipliers), so the cell columns can "
            "sum to more than the flat totals: read them as proportions. The transistor estimate "
            "comes from hierarchical synthesis only, so its rows add up to the total.", ""]
-    ordered = sorted(records, key=lambda r: (-r["lanes"], -r["codebook_depth"]))
+    ordered = sorted(records, key=lambda r: (target_of(r), -r["lanes"], -r.get("pes", 1), -r["codebook_depth"]))
     for n, r in enumerate(ordered):
         table = _module_table(r)
-        title = f"lanes {r['lanes']}, codebook depth {r['codebook_depth']}"
+        title = (f"{target_of(r)}, {r.get('engine', ENGINE_KMEANS)} engine, lanes {r['lanes']}, "
+                 f"{r.get('pes', 1)} PE(s), codebook depth {r['codebook_depth']}")
         if n == 0:
             out += [f"**{title}**", "", table, ""]
         else:
@@ -86,28 +135,36 @@ def _breakdown_lines(records: Sequence[Mapping]) -> list[str]:
 
 
 def area_section(records: Sequence[Mapping]) -> list[str]:
-    """Markdown: area and fmax of every synthesized configuration, the flow, and the area assumptions.
+    """Markdown: area and fmax of every synthesized configuration per target, the flow, and the area assumptions.
 
     Parameters
     ----------
     records : sequence of dict
-        Area records (`sim.report.area.sweep.sweep`); may be empty.
+        Area records (`sim.report.area.sweep.sweep`, with ``engine``); may be empty.
     """
     out = ["## Area and fmax", ""]
     if not records:
         return out + ["No area results were supplied to this report.", ""]
-    out += _flow_lines(records[0].get("tools", {}))
-    out += [_sweep_table(records), "", f"![area and fmax vs lanes]({PLOT_AREA})", "",
-            "*Figure: iCE40 LUT4 cells (flat synthesis) and fmax in MHz (nextpnr, HX8K), and "
-            "transistors (CMOS gates plus memories priced per bit, see the notes below), against "
-            "lanes; one line per codebook depth.*", ""]
+    out += _flow_lines(records)
+    out += _goal_lines(records)
+    swept = [r for r in records if r.get("engine", ENGINE_KMEANS) == ENGINE_KMEANS]
+    for name in [*TARGETS, *sorted({target_of(r) for r in swept} - set(TARGETS))]:
+        mine = [r for r in swept if target_of(r) == name]
+        if mine:
+            out += [f"### {name}", "", _sweep_table(mine, name), ""]
+    out += [f"![area and fmax vs lanes]({PLOT_AREA})", "",
+            "*Figure: LUT4 cells (flat synthesis) and fmax in MHz (nextpnr), and transistors "
+            "(CMOS gates plus memories priced per bit, see the notes below), against lanes; one line per "
+            "target and codebook depth (one processing element), and per target and PE count at depth 256.*", ""]
     out += _tool_time_lines(records)
     out += _breakdown_lines(records)
     out += [
         "Area notes and assumptions:",
         "",
-        "- DSP: the iCE40 HX8K has no SB_MAC16 blocks and `synth_ice40` runs without `-dsp`, so "
-        "multipliers are built from LUT4s and the DSP column counts what the netlist instantiates.",
+        "- DSP: the iCE40 HX8K has no SB_MAC16 blocks, so its multipliers are LUT4s; on the ECP5 "
+        "`synth_ecp5` maps the multiplies written as `*` (the MAC lanes) to MULT18X18D blocks. The "
+        "requantizer's 32 x 16 multiply is written as radix-4 shift-and-add rows (for the iCE40) and "
+        "stays in LUT4s on both.",
         f"- Transistors: logic from yosys' CMOS gate prices (NAND/NOR 4, NOT 2, flip-flop 16). "
         f"Memories are kept as macros and priced per bit (assumptions): ROM {ROM_TRANSISTORS_PER_BIT} "
         f"transistor/bit (mask ROM), RAM {SRAM_CELL_TRANSISTORS} transistors/bit for one port plus "
