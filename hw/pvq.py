@@ -53,9 +53,10 @@ class PvqDotProduct(wiring.Component):
     read is synchronous with an address formed from the *next* registers, so
     the word is ready at the start of every step.  A step opening a coordinate
     finds its row as a thermometer of ``r >= lo`` over rows ``1 .. n-1`` (the
-    zero coordinates before it cost nothing); then ``r < mid`` resolves
-    ``+t``, ``r < hi`` resolves ``-t``, else the coordinate stays open, and
-    ``r`` drops by ``lo``, ``mid`` or ``hi``.
+    zero coordinates before it cost nothing).  Then, with ``t`` the magnitude
+    tested (1 when opening, else ``m``), ``r < mid`` resolves ``+t``, ``r < hi``
+    resolves ``-t``, else the coordinate stays open, and ``r`` drops by
+    ``lo``, ``mid`` or ``hi``.
 
     **Cycles.**  A vector is busy for exactly ``K`` cycles (one pulse each,
     whatever ``n`` and ``y`` are; a ``K = 0`` vector for one cycle).  Whether a
@@ -63,7 +64,10 @@ class PvqDotProduct(wiring.Component):
     coordinate open, or ``k == m``), so the next vector is taken in it and
     vectors stream back to back at one pulse per cycle; an idle unit takes
     one cycle to load a vector.  A row's result is valid 3 cycles after its
-    last busy cycle (:data:`model.golden.pvq.RESULT_LATENCY`).
+    last busy cycle (:data:`model.golden.pvq.RESULT_LATENCY`).  Over whole
+    lenet300 jobs (Verilator, 2 images) the engine's ``adds / cycles`` is 0.998
+    at 4 lanes with K = 3 and 0.994 at 8 lanes with K = 2, 1, 1; the rest is
+    per-layer and per-image overhead outside the unit.
 
     **Range check.**  ``index >= V(n, K)`` (read from a second, small ROM) is
     found in the cycle the vector is taken: the vector is dropped, ``error``
