@@ -264,14 +264,15 @@ def segments_summary(program: Program, backend: str, records: list[dict], qualit
     """The JSON summary of a partitioned run: :func:`sim.run.run_program`'s fields, over every job, and the
     segments, the boundary traffic and the host's operators."""
     meta = program.meta
-    lanes = meta["engine"]["lanes"]
+    lanes, pes = meta["engine"]["lanes"], meta["engine"].get("pes", 1)
     counters = {k: sum(r["counters"][k] for r in records) for k in records[0]["counters"]}
     golden = {k: sum(r["golden_counters"][k] for r in records) for k in COUNTERS}
     mismatches = sum(int(np.sum(np.any(np.asarray(r["outputs"]) != r["golden_outputs"], axis=1))) for r in records)
     counter_mismatches = {k: {"golden": golden[k], "rtl": counters[k]} for k in COUNTERS if golden[k] != counters[k]}
     rtl = backend != "golden"
     vectors = sum(r["vectors"] for r in records)
-    ideal = sum(-(-r["vectors"] * sum(layer_macs(l) for l in r["job"].meta["layers"]) // lanes) for r in records)
+    ideal = sum(-(-r["vectors"] * sum(layer_macs(l) for l in r["job"].meta["layers"]) // (lanes * pes))
+                for r in records)
     cycles = counters["cycles"] if rtl else None
     segments = []
     for seg in meta["segments"]:
@@ -281,7 +282,7 @@ def segments_summary(program: Program, backend: str, records: list[dict], qualit
         job = r["job"].meta
         segments.append({"kind": "engine", "name": r["name"], "vectors": r["vectors"],
                          "cycles": r["counters"]["cycles"] if rtl else None,
-                         "ideal_cycles": r["vectors"] * sum(ideal_layer_cycles(l, lanes) for l in job["layers"]),
+                         "ideal_cycles": r["vectors"] * sum(ideal_layer_cycles(l, lanes, pes) for l in job["layers"]),
                          # The golden model has no cycle counters: the contract's counters are compared.
                          "bit_exact": None if not rtl else bool(np.array_equal(r["outputs"], r["golden_outputs"])
                                                                 and all(r["counters"][k] == r["golden_counters"][k]

@@ -36,6 +36,8 @@ def on_engine(program: Program, config) -> Program:
               ("residual-VQ stages", own.rvq_stages_max <= config.rvq_stages_max),
               ("product-VQ unit", config.pq or not own.pq),
               ("E8P lattice codebook", config.lattice or not own.lattice),
+              # The streams are laid out for the program's PEs (model.contract.layout, "Processing elements").
+              ("processing elements", own.pes == config.pes),
               ("Huffman decoder", (own.huffman_max_len, own.huffman_symbol_bits)
                in ((0, 0), (config.huffman_max_len, config.huffman_symbol_bits)))]
     bad = [name for name, ok in checks if not ok]
@@ -57,10 +59,11 @@ def _kind_args(layer: dict) -> tuple:
     return kind_named(layer.get("kind", "fc")), layer["in_features"], layer["out_features"], window
 
 
-def ideal_layer_cycles(layer: dict, lanes: int) -> int:
-    """Cycles one image needs in a layer (its metadata) at one lane-word per cycle (its kind's rule)."""
+def ideal_layer_cycles(layer: dict, lanes: int, pes: int = 1) -> int:
+    """Cycles one image needs in a layer (its metadata) at one lane-word per cycle on each of ``pes`` processing
+    elements (its kind's rule at ``lanes * pes`` lanes; a layer without rows reads one lane-word per cycle)."""
     rule, *shape = _kind_args(layer)
-    return rule.ideal_cycles(*shape, lanes)
+    return rule.ideal_cycles(*shape, lanes * pes if rule.has_rows else lanes)
 
 
 def layer_macs(layer: dict) -> int:
@@ -145,16 +148,17 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
         sim_seconds = merged["sim_seconds"]
         layer_cycles = merged["layer_cycles"]
 
-    lanes = meta["engine"]["lanes"]
+    lanes, pes = meta["engine"]["lanes"], meta["engine"].get("pes", 1)
     layers = []
     for i, layer in enumerate(meta["layers"]):
-        layer_ideal = n * ideal_layer_cycles(layer, lanes)
+        layer_ideal = n * ideal_layer_cycles(layer, lanes, pes)
         layer_cycle = layer_cycles[i] if layer_cycles and i < len(layer_cycles) else None
         layers.append({"kind": layer.get("kind", "fc"), "mode": layer["mode"], "cycles": layer_cycle,
                        "ideal_cycles": layer_ideal,
                        "utilization": None if not layer_cycle else layer_ideal / layer_cycle,
                        "resident": layer["placement"]["resident"]})
-    ideal = ceil_div(n * sum(layer_macs(layer) for layer in meta["layers"]), lanes)
+    # Peak MACs per cycle: every lane of every processing element.
+    ideal = ceil_div(n * sum(layer_macs(layer) for layer in meta["layers"]), lanes * pes)
     accuracy = (lambda out: None if labels is None  # noqa: E731
                 else float(np.mean(predicted_classes(meta, out) == labels)))
     summary.update({
@@ -174,6 +178,7 @@ def run_program(program: Program, x_int8: np.ndarray, labels: np.ndarray | None,
         # Extensions beyond DESIGN.md's contract:
         "cycles_per_image": None if not cycles else cycles / n,
         "lanes": lanes,
+        "pes": pes,
         "dram_latency": None if backend == "golden" else latency,
         "counter_mismatches": counter_mismatches,
         "golden_counters": golden_counters,

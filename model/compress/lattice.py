@@ -95,7 +95,7 @@ def _check(o: CompressOptions) -> None:
 
 @register_method("lattice", "the E8P lattice codebook (QuIP#-style, 2**16 codewords of E8 + 1/4 decoded in hardware "
                             "from a 256-entry table, signs and a shift): 2 bits per weight, nearest point per "
-                            "row-scaled sub-vector, --lanes 8", check=_check)
+                            "row-scaled sub-vector, --lanes 8", options=("pes",), check=_check)
 def lattice_program(job: EngineJob):
     """Every weight layer coded against E8P (:func:`code_e8p`) as an engine program of ``LayerMode.E8P`` layers."""
     from model.compress.multicodebook import coded_program

@@ -52,7 +52,7 @@ def _check(o: CompressOptions) -> None:
 @register_method("lr2vq", "low-rank VQ (LR2VQ, arXiv 2211.11397): k-means in a projected --rank subspace; an "
                           "engine program (VQ over the codewords the factors generate), model level for the "
                           "networks the engine does not run",
-                 options=("codebook_size", "rank"), check=_check)
+                 options=("codebook_size", "rank", "pes"), check=_check)
 def lr2vq_program(job: EngineJob):
     """LR²VQ of every layer (:func:`code_lowrank`) as an engine program of VQ layers."""
     o = job.options

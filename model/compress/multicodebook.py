@@ -147,7 +147,7 @@ def _check_rq(o: CompressOptions) -> None:
 
 @register_method("rq", "residual quantization (Gong et al. 2014): each sub-vector the sum of --stages codewords; "
                        "an engine program (the RVQ unit), model level for the networks the engine does not run",
-                 options=("codebook_size", "stages"), check=_check_rq)
+                 options=("codebook_size", "stages", "pes"), check=_check_rq)
 def rq_program(job: EngineJob):
     """Residual VQ of every layer (:func:`code_rvq`) as an engine program of ``LayerMode.RVQ`` layers."""
     o = job.options
@@ -160,7 +160,7 @@ def rq_program(job: EngineJob):
 
 @register_method("pq", "product quantization (Gong et al. 2014): a codebook per block of columns; an engine "
                        "program (the PQ block offsets), model level for the networks the engine does not run",
-                 options=("codebook_size",))
+                 options=("codebook_size", "pes"))
 def pq_program(job: EngineJob):
     """Product VQ of every layer (:func:`code_pqvq`) as an engine program of ``LayerMode.PQ`` layers."""
     o = job.options

@@ -16,11 +16,13 @@ import model.compress.catalog  # noqa: F401  registers every method
 from model.compress.registry import (CompressError, CompressOptions, EngineJob, check_network, check_options,
                                      get_method, method_names)
 from model.contract.config import LANES, WEIGHT_SRAM_WORDS_MAX, WORDS_PER_KIB
+from model.contract.errors import ProgramError
+from model.contract.layout import PES
 from model.nets.graph.partition import Partition
 from model.nets.registry import engine_networks
 from model.nets.tasks import TaskError, engine_data, engine_task
 from model.program.file import Program
-from model.program.writer import place_in_weight_sram
+from model.program.writer import lay_out_for_pes, place_in_weight_sram
 
 MAX_CODEBOOK = 1 << 16
 
@@ -70,6 +72,8 @@ def _check_common(network: str | None, kind: str, o: CompressOptions) -> None:
     if not 0 <= o.weight_sram_kib <= WEIGHT_SRAM_WORDS_MAX // WORDS_PER_KIB:
         raise CompressError(f"--weight-sram must be 0..{WEIGHT_SRAM_WORDS_MAX // WORDS_PER_KIB} KiB, "
                             f"got {o.weight_sram_kib}")
+    if o.pes not in PES:
+        raise CompressError(f"--pes must be one of {', '.join(map(str, PES))}, got {o.pes}")
     if o.calibration < 1:
         raise CompressError("--calibration must be at least 1 image")
     if kind == "engine" and network is not None and network not in engine_networks():
@@ -139,11 +143,15 @@ def _program(network: str, method_fn, o: CompressOptions, task, data, info: dict
 
 
 def _job(network: str, method_fn, o: CompressOptions, task, data, calib: np.ndarray, info: dict) -> Program:
-    """The engine method's program of a lowered network (one job), with the host's input and output records, placed
-    in the weight SRAM from word 0."""
+    """The engine method's program of a lowered network (one job), with the host's input and output records, laid
+    out for ``o.pes`` processing elements and placed in the weight SRAM from word 0."""
     program = method_fn(EngineJob(network, o, task, data, calib, info))
     # A method that replaces the network (LVQ) records its own input and outputs.
     program.meta.update({k: v for k, v in task.meta().items() if k not in program.meta})
+    try:
+        program = lay_out_for_pes(program, o.pes)
+    except ProgramError as e:
+        raise CompressError(f"--pes {o.pes}: {e}") from None
     return place_in_weight_sram(program, o.weight_sram_kib * WORDS_PER_KIB)
 
 

@@ -50,6 +50,9 @@ class CompressOptions:
     rank: int | None = None
     quick: bool = False
     weight_sram_kib: int = DEFAULT_WEIGHT_SRAM_KIB
+    #: Processing elements the program is laid out for: the methods whose layers are all dense take it
+    #: (sparse, PVQ and nearest-prototype layers run on one PE).
+    pes: int = 1
 
 
 #: Options every method takes (the weight SRAM is placed after the method, for engine programs).

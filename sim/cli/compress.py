@@ -45,6 +45,10 @@ def add_parser(sub) -> None:
                    help="pvq: all-in bit budget per weight that sets K per layer (default 4)")
     c.add_argument("--lanes", type=int, default=4,
                    help="engine lanes = sub-vector dimension (default 4; lr2vq: its m)")
+    c.add_argument("--pes", type=int, default=1, metavar="P",
+                   help="processing elements of the engine: 1, 2, 4 or 8 (default 1). Output rows (channels) are "
+                        "interleaved over them, activations broadcast, and each dense layer's stream is laid out by "
+                        "row group for them; sparse (deepcomp), PVQ and LVQ programs run on one PE")
     c.add_argument("--codebook-size", type=int, default=None,
                    help=f"kmeans/pq/rq/lr2vq: codewords per codebook (default {DEFAULT_CODEBOOK_SIZE}); universal "
                         "on a network the engine does not run: the stage of the nested ROM to fit to (default the "
@@ -105,12 +109,14 @@ def cmd_compress(args) -> int:
                               finetune_epochs=args.finetune_epochs, calibration=_calibration_count(args),
                               seed=args.seed, progress=not args.quiet, bits_per_weight=args.bits_per_weight,
                               codebook=args.codebook, stages=args.stages, rank=args.rank, quick=args.quick_eval,
-                              weight_sram_kib=args.weight_sram)
+                              weight_sram_kib=args.weight_sram, pes=args.pes)
     if args.partition:
         from model.compress.partitioned import compress_partitioned
         from model.contract.config import WORDS_PER_KIB
         if args.model is not None or args.method != "universal":
             raise CliError("--partition takes --network minilm --method universal")
+        if args.pes != 1:
+            raise CliError("--partition writes jobs for one processing element: leave out --pes")
         result = compress_partitioned(args.network, lanes=args.lanes, weight_sram_words=args.weight_sram * WORDS_PER_KIB,
                                       seed=args.seed, progress=not args.quiet, quick=args.quick_eval,
                                       codebook=args.codebook)

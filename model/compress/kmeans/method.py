@@ -10,7 +10,7 @@ from model.program.writer import build_program
 
 
 @register_method("kmeans", "k-means VQ per layer (lanes-dimensional sub-vectors), codewords fine-tuned",
-                 options=("codebook_size", "finetune_epochs"))
+                 options=("codebook_size", "finetune_epochs", "pes"))
 def kmeans_program(job: EngineJob):
     """k-means-code the lowered network, lower it to int8 and lay it out (each layer's codebook in the ROM)."""
     o = job.options

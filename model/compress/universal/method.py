@@ -30,7 +30,7 @@ def universal_codebook(codebook, lanes: int):
     return codebook
 
 
-@register_method("universal", SUMMARY, options=("codebook",), check=lambda o: universal_codebook(o.codebook, o.lanes))
+@register_method("universal", SUMMARY, options=("codebook", "pes"), check=lambda o: universal_codebook(o.codebook, o.lanes))
 def universal_program(job: EngineJob):
     """Fit every layer to the universal codebook; the ROM is that codebook, shared by every program."""
     from model.compress.lowering import codebook_depth_for
