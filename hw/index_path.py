@@ -115,10 +115,15 @@ class IndexPath(wiring.Component):
         emit_last = emit & (left == 1)
         bits_after = Signal.like(bits)
         nbits_after = Signal.like(nbits)
-        m.d.comb += [bits_after.eq(bits), nbits_after.eq(nbits)]
+        # What an emit leaves, and whether a word then fits behind it, computed from the registers
+        # alone: only a mux waits for the handshake (``emit``), not a subtraction and a comparison
+        # (timing: this chain set the engine's clock, issue 16).
+        nbits_less = Signal.like(nbits)
+        m.d.comb += [nbits_less.eq(nbits - b), bits_after.eq(bits), nbits_after.eq(nbits)]
+        room = Mux(emit, nbits_less < b + WORD_BITS, nbits < b + WORD_BITS)   # nbits_after < b + WORD_BITS
         with m.If(emit):
-            m.d.comb += [bits_after.eq(bits >> b), nbits_after.eq(nbits - b)]
-            m.d.sync += [bits.eq(bits >> b), nbits.eq(nbits - b),
+            m.d.comb += [bits_after.eq(bits >> b), nbits_after.eq(nbits_less)]
+            m.d.sync += [bits.eq(bits >> b), nbits.eq(nbits_less),
                          left.eq(left - 1), subvector.eq(subvector + 1)]
             with m.If(emit_last):
                 m.d.sync += [open_row.eq(0), nbits.eq(0)]  # the rest of the word is padding
@@ -172,7 +177,7 @@ class IndexPath(wiring.Component):
                 with m.If(first_word):
                     m.d.comb += load.eq(~open_row | emit_last)
                 with m.Else():
-                    m.d.comb += load.eq(nbits_after < b + WORD_BITS)
+                    m.d.comb += load.eq(room)
                 m.d.comb += self.words.ready.eq(load & ~error)
                 with m.If(take):
                     m.d.sync += words_left.eq(words_left - 1)

@@ -5,6 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.dram_reader import DramReader, read_command, walk_block
 from hw.layouts import DramReadSignature
+from hw.skid_buffer import SkidBuffer
 from model.contract.layout import WORD_BITS, WSRAM_ADDR_BITS
 
 
@@ -77,6 +78,8 @@ class WeightSram(wiring.Component):
 class StreamReader(wiring.Component):
     """The engine's word reader: blocks of words from DRAM, or, for resident layers, the weight SRAM.
 
+    Its ``data`` leaves through a :class:`~hw.skid_buffer.SkidBuffer`, so the engine's ``ready``
+    reaches the DRAM reader's FIFO and the weight SRAM a cycle later (timing; no latency).
     A command says where its words come from (:class:`Place`).  ``FILL``
     reads DRAM and writes each word, as ``data`` hands it on, to the weight
     SRAM from ``wsram_addr`` up; ``SRAM`` reads the weight SRAM from
@@ -118,12 +121,16 @@ class StreamReader(wiring.Component):
         m = Module()
         m.submodules.dram_reader = dram = DramReader(self._aw, self._depth)
         wiring.connect(m, dram.dram, wiring.flipped(self.dram))
+        m.submodules.skid = skid = SkidBuffer(unsigned(WORD_BITS))
+        wiring.connect(m, skid.o, wiring.flipped(self.data))
+        words = skid.i   # the words read, before the skid buffer
         cmd = self.cmd.payload
         m.d.comb += [dram.cmd.payload.addr.eq(cmd.addr), dram.cmd.payload.rows.eq(cmd.rows),
                      dram.cmd.payload.row_words.eq(cmd.row_words)]
         if not self._wsram:
-            m.d.comb += [dram.cmd.valid.eq(self.cmd.valid), self.cmd.ready.eq(dram.cmd.ready), self.idle.eq(dram.idle)]
-            wiring.connect(m, dram.data, wiring.flipped(self.data))
+            m.d.comb += [dram.cmd.valid.eq(self.cmd.valid), self.cmd.ready.eq(dram.cmd.ready),
+                         self.idle.eq(dram.idle & ~skid.holding)]
+            wiring.connect(m, dram.data, words)
             return m
 
         m.submodules.wsram = wsram = WeightSram(self._wsram)
@@ -134,15 +141,15 @@ class StreamReader(wiring.Component):
         to_sram = cmd.place == Place.SRAM
         m.d.comb += [dram.cmd.valid.eq(self.cmd.valid & ~to_sram), wsram.cmd.valid.eq(self.cmd.valid & to_sram),
                      self.cmd.ready.eq(Mux(to_sram, wsram.cmd.ready, dram.cmd.ready)),
-                     self.idle.eq(dram.idle & wsram.idle)]
+                     self.idle.eq(dram.idle & wsram.idle & ~skid.holding)]
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [place.eq(cmd.place), fill_addr.eq(cmd.wsram_addr)]
 
         with m.If(place == Place.SRAM):
-            wiring.connect(m, wsram.data, wiring.flipped(self.data))
+            wiring.connect(m, wsram.data, words)
         with m.Else():
-            wiring.connect(m, dram.data, wiring.flipped(self.data))
-        taken = self.data.valid & self.data.ready
+            wiring.connect(m, dram.data, words)
+        taken = words.valid & words.ready
         fill = taken & (place == Place.FILL)
         m.d.comb += [wsram.wr_addr.eq(fill_addr), wsram.wr_data.eq(dram.data.payload), wsram.wr_en.eq(fill),
                      self.events.wsram_write.eq(fill), self.events.wsram_read.eq(taken & (place == Place.SRAM))]
