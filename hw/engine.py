@@ -16,7 +16,7 @@ from hw.layouts import (COUNT_BITS, PHASE_BITS, SAVE_BIT, DescriptorLayout, Dram
 from hw.max_pool import MaxPool
 from hw.memories import ActivationSram, SkipBuffer
 from hw.packer import OutputPacker
-from hw.processing_elements import ResultMerger, WordDistributor
+from hw.processing_elements import ResultMerger, WeightBanks, WordDistributor
 from hw.requantizer import Requantizer
 from hw.residual_add import ResidualAdd
 from hw.serial_multiplier import SerialMultiplier
@@ -94,7 +94,9 @@ class Engine(wiring.Component):
         lanes = cfg.lanes
         align = vector_align(lanes)
 
-        m.submodules.reader = reader = StreamReader(self._aw, self._fifo_depth, cfg.weight_sram_words)
+        # Several PEs have their own weight SRAM, in banks (WeightBanks, below).
+        m.submodules.reader = reader = StreamReader(self._aw, self._fifo_depth,
+                                                    cfg.weight_sram_words if cfg.pes == 1 else 0)
         paths = datapaths(m, cfg)
         # Processing element p > 0 has its own datapaths (index path, ROM copy, MAC lanes): see
         # pe_datapaths below and model.contract.layout, "Processing elements".
@@ -223,7 +225,9 @@ class Engine(wiring.Component):
         shared_steps = {name: Signal(len(getattr(steps, name)), name=f"{name}_read_step")
                         for name in dict.fromkeys(n for mode_steps in read_steps.values() for n in mode_steps)
                         if name in counted or name in unit_events}
-        with m.Switch(mode):
+        # An engine with one datapath does not decode the mode to pick it: its handshakes then start at
+        # their own registers, not at the mode register (timing, issue 16).
+        with m.Switch(mode if len(paths) > 1 else Const(next(iter(paths)), len(mode))):
             for value, path in (paths.items() if pes == 1 else ()):   # several PEs: pe_datapaths
                 source, dot = path.source, path.dot
                 beat = source.beats.payload
@@ -275,6 +279,11 @@ class Engine(wiring.Component):
             """
             m.submodules.distributor = dist = WordDistributor(pes)
             m.submodules.merger = merger = ResultMerger(pes)
+            banks = None
+            if wsram:   # a resident stream comes from the banks, up to P words a cycle
+                m.submodules.weight_banks = banks = WeightBanks(pes, cfg.weight_sram_words)
+                wiring.connect(m, banks.out, dist.wide)
+                m.d.comb += dist.from_wide.eq(place == Place.SRAM)
             fifos = [row_params] + [fifo.SyncFIFOBuffered(width=RowParams.size, depth=ROW_PARAMS_DEPTH)
                                     for _ in range(1, pes)]
             for p in range(1, pes):
@@ -333,7 +342,8 @@ class Engine(wiring.Component):
                             merger.group_start.eq(take & first),
                             reading.eq(take),
                             sram.rd_addr.eq(sram_word), sram.rd_en.eq(advance & inside),
-                            source_busy.eq(reduce(or_, [path.source.busy for path in pe]) | dist.busy),
+                            source_busy.eq(reduce(or_, [path.source.busy for path in pe]) | dist.busy
+                                           | (banks.busy if banks is not None else 0)),
                             dot_error.eq(reduce(or_, [path.dot.error for path in pe])),
                         ]
                         # The first PE with an error (all a dense row can have is BAD_INDEX).
@@ -352,9 +362,9 @@ class Engine(wiring.Component):
                 m.d.sync += [fetch_valid.eq(take), held_inside.eq(inside)]
             with m.If(start_layer):
                 m.d.sync += row_base.eq(0)
+            return banks
 
-        if pes > 1:
-            pe_datapaths(source_busy, source_error, dot_error)
+        banks = pe_datapaths(source_busy, source_error, dot_error) if pes > 1 else None
         for source in sources:
             m.d.comb += source.dry.eq(reader.idle)
 
@@ -696,4 +706,20 @@ class Engine(wiring.Component):
         if wsram:
             m.d.comb += [steps.weight_sram_reads.eq(reader.events.wsram_read),
                          steps.weight_sram_writes.eq(reader.events.wsram_write)]
+        if banks is not None:
+            # Several PEs: a resident stream's words go to the banks as image 0 reads them from DRAM, and
+            # come from the banks after (the reader, without a weight SRAM, reads DRAM only).
+            from_sram = place == Place.SRAM
+            fill = running & (place == Place.FILL) & reader.data.valid & reader.data.ready
+            fill_addr = Signal(len(desc.wsram_addr))
+            with m.If(start_layer):
+                m.d.sync += fill_addr.eq(desc.wsram_addr)
+            with m.Elif(fill):
+                m.d.sync += fill_addr.eq(fill_addr + 1)
+            with m.If(fsm.ongoing("STREAM") & from_sram):
+                m.d.comb += reader.cmd.valid.eq(0)
+            m.d.comb += [banks.start.eq(start_layer & from_sram), banks.addr.eq(desc.wsram_addr),
+                         banks.count.eq(place_mul.product),
+                         banks.wr_addr.eq(fill_addr), banks.wr_data.eq(reader.data.payload), banks.wr_en.eq(fill),
+                         steps.weight_sram_reads.eq(banks.out.taken), steps.weight_sram_writes.eq(fill)]
         return m

@@ -7,12 +7,13 @@ them.  The stream layout they follow is :mod:`model.contract.layout`, "Processin
 from functools import reduce
 from operator import or_
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
-from amaranth.lib import fifo, stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.layouts import COUNT_BITS, RowResult
-from model.contract.layout import WORD_BITS
+from model.contract.ints import ceil_div
+from model.contract.layout import WORD_BITS, WSRAM_ADDR_BITS
 
 
 def _check_pes(pes: int) -> None:
@@ -25,9 +26,12 @@ class WordDistributor(wiring.Component):
 
     Row group ``g`` (the rows ``g*P`` to ``g*P + n - 1``, ``n = min(P, rows - g*P)``) is
     ``n * row_words`` words, word ``w`` of its row ``i`` at ``w * n + i``: the distributor hands
-    the group's words to PEs ``0, 1, .., n - 1, 0, 1, ..`` in turn, one per cycle.  Each PE has a
-    FIFO of ``depth`` words, so a PE that takes its words in bursts (a row's header words, then
-    one entry word every few cycles) does not hold back the others.
+    the group's words to PEs ``0, 1, .., n - 1, 0, 1, ..`` in turn.  From ``words`` (DRAM, one a
+    cycle) it deals one word a cycle; from ``wide`` (the weight SRAM's banks, up to ``P`` a cycle)
+    as many as the PEs left in the round (one word to each of the group's PEs) take, so a
+    resident layer feeds every PE in the same cycle.  Each PE has a FIFO of ``depth`` words, so a
+    PE that takes its words in bursts (a row's header words, then one entry word every few
+    cycles) does not hold back the others.
 
     Parameters
     ----------
@@ -42,7 +46,11 @@ class WordDistributor(wiring.Component):
         Begin a stream of ``rows`` rows of ``row_words`` words (held for the stream).
     rows, row_words : In(COUNT_BITS)
     words : In(stream.Signature(32))
-        The stream; words after its rows are taken and dropped.
+        The stream from DRAM; words after its rows are taken and dropped.
+    from_wide : In(1)
+        The stream comes on ``wide`` instead (held for the stream).
+    wide : In(WideWordsSignature(pes))
+        Up to ``P`` consecutive stream words a cycle (:class:`WeightBanks`).
     outs : Out(stream.Signature(32)).array(pes)
         PE ``p``'s words.
     busy : Out(1)
@@ -57,6 +65,8 @@ class WordDistributor(wiring.Component):
             "rows": In(COUNT_BITS),
             "row_words": In(COUNT_BITS),
             "words": In(stream.Signature(unsigned(WORD_BITS))),
+            "from_wide": In(1),
+            "wide": In(WideWordsSignature(pes)),
             "outs": Out(stream.Signature(unsigned(WORD_BITS))).array(pes),
             "busy": Out(1),
         })
@@ -75,24 +85,138 @@ class WordDistributor(wiring.Component):
         group = Signal(range(pes + 1))   # rows in the group being dealt
         m.d.comb += group.eq(Mux(rows_left >= pes, pes, rows_left))
         dealing = rows_left != 0
-        with m.Switch(turn):
-            for p, q in enumerate(queues):
-                with m.Case(p):
-                    m.d.comb += [q.w_stream.payload.eq(self.words.payload),
-                                 q.w_stream.valid.eq(self.words.valid & dealing),
-                                 self.words.ready.eq(q.w_stream.ready | ~dealing)]
-        with m.If(self.words.valid & self.words.ready & dealing):
-            with m.If(turn == group - 1):
+        # The words offered now, the first one to PE ``turn``: from DRAM one, from the banks up to P.
+        avail = Signal(range(pes + 1))
+        offered = Signal(data.ArrayLayout(WORD_BITS, pes))
+        m.d.comb += [avail.eq(Mux(self.from_wide, self.wide.avail, self.words.valid)),
+                     offered.eq(Mux(self.from_wide, self.wide.words, self.words.payload))]
+        # Word j goes to PE turn + j, within the round (no PE gets two) and while every PE up to it has room.
+        takes = [Signal(name=f"take{j}") for j in range(pes)]
+        for j in range(pes):
+            target = Signal(range(pes), name=f"target{j}")
+            m.d.comb += target.eq(turn + j)
+            room = Signal(name=f"room{j}")
+            with m.Switch(target):
+                for p, q in enumerate(queues):
+                    with m.Case(p):
+                        m.d.comb += room.eq(q.w_stream.ready)
+            m.d.comb += takes[j].eq((j < avail) & (turn + j < group) & room & (takes[j - 1] if j else 1) & dealing)
+        taken = Signal(range(pes + 1))
+        m.d.comb += taken.eq(sum(takes))
+        for p, q in enumerate(queues):
+            j = Signal(range(pes), name=f"word_of{p}")
+            m.d.comb += j.eq(p - turn)   # modulo P: the offered word PE p would get
+            with m.Switch(j):
+                for k in range(pes):
+                    with m.Case(k):
+                        m.d.comb += [q.w_stream.payload.eq(offered[k]), q.w_stream.valid.eq(takes[k])]
+        m.d.comb += [self.words.ready.eq(~self.from_wide & (takes[0] | ~dealing)),
+                     self.wide.taken.eq(Mux(self.from_wide, taken, 0))]
+        with m.If(taken != 0):
+            with m.If(turn + taken == group):
                 m.d.sync += turn.eq(0)
                 with m.If(word == self.row_words - 1):
                     m.d.sync += [word.eq(0), rows_left.eq(rows_left - group)]
                 with m.Else():
                     m.d.sync += word.eq(word + 1)
             with m.Else():
-                m.d.sync += turn.eq(turn + 1)
+                m.d.sync += turn.eq(turn + taken)
         with m.If(self.start):
             m.d.sync += [rows_left.eq(self.rows), word.eq(0), turn.eq(0)]
         m.d.comb += self.busy.eq(reduce(or_, [q.level != 0 for q in queues]))
+        return m
+
+
+class WideWordsSignature(wiring.Signature):
+    """Up to ``P`` consecutive stream words a cycle, of which the consumer takes a prefix.
+
+    Members
+    -------
+    words : Out(ArrayLayout(32, P))
+        Stream words ``i .. i + P - 1`` (the first ``avail`` valid).
+    avail : Out(range(P + 1))
+    taken : In(range(P + 1))
+        How many of them the consumer takes this cycle (at most ``avail``).
+    """
+
+    def __init__(self, pes: int):
+        super().__init__({"words": Out(data.ArrayLayout(WORD_BITS, pes)), "avail": Out(range(pes + 1)),
+                          "taken": In(range(pes + 1))})
+
+
+class WeightBanks(wiring.Component):
+    """The weight SRAM of an engine with ``P`` PEs: ``P`` banks, word ``a`` in bank ``a mod P``.
+
+    The address space is the one-PE weight SRAM's (:mod:`model.contract.layout`, weight SRAM), so
+    placement and counters do not change; the banks make ``P`` consecutive words readable in one
+    cycle, from any address, so a resident layer's stream reaches the PEs at up to ``P`` words a
+    cycle (:class:`WordDistributor`).  Words are written one a cycle (image 0 fills them from DRAM).
+
+    Parameters
+    ----------
+    pes : int
+        Banks, at least 2.
+    words : int
+        Capacity in 32-bit words.
+
+    Members
+    -------
+    start : In(1)
+        Read ``count`` words from ``addr`` (a stream: this cycle's ``addr`` and ``count``).
+    addr : In(WSRAM_ADDR_BITS), count : In(2 * COUNT_BITS)
+    out : Out(WideWordsSignature(pes))
+        The words read, ``P`` at a time.
+    busy : Out(1)
+        Words of the read remain to be taken.
+    wr_addr : In(WSRAM_ADDR_BITS), wr_data : In(32), wr_en : In(1)
+        The write port.
+    """
+
+    def __init__(self, pes: int, words: int):
+        _check_pes(pes)
+        self._pes, self._words = pes, words
+        super().__init__({
+            "start": In(1), "addr": In(WSRAM_ADDR_BITS), "count": In(2 * COUNT_BITS),
+            "out": Out(WideWordsSignature(pes)), "busy": Out(1),
+            "wr_addr": In(WSRAM_ADDR_BITS), "wr_data": In(WORD_BITS), "wr_en": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        pes = self._pes
+        bits = pes.bit_length() - 1   # pes is a power of two
+        depth = ceil_div(self._words, pes)
+        ports = []
+        for b in range(pes):
+            m.submodules[f"bank{b}"] = mem = memory.Memory(shape=unsigned(WORD_BITS), depth=depth, init=[])
+            rd, wr = mem.read_port(), mem.write_port()
+            m.d.comb += [wr.addr.eq(self.wr_addr >> bits), wr.data.eq(self.wr_data),
+                         wr.en.eq(self.wr_en & (self.wr_addr[:bits] == b))]
+            ports.append(rd)
+        ptr = Signal(WSRAM_ADDR_BITS)   # the address of the first word on the ports
+        left = Signal(2 * COUNT_BITS)   # words of the read not yet taken, from ptr
+        primed = Signal()               # the ports hold the words from ptr
+        nxt = Signal(WSRAM_ADDR_BITS)   # the address the ports read for next cycle
+        m.d.comb += nxt.eq(Mux(primed, ptr + self.out.taken, ptr))
+        for b, rd in enumerate(ports):
+            # Bank b holds the word of the next P from nxt whose address is b modulo P.
+            offset = Signal(range(pes), name=f"offset{b}")
+            m.d.comb += [offset.eq(b - nxt[:bits]), rd.addr.eq((nxt + offset) >> bits), rd.en.eq(1)]
+        # Word j on the output is bank (ptr + j) mod P's.
+        for j in range(pes):
+            bank = Signal(range(pes), name=f"bank_of{j}")
+            m.d.comb += bank.eq(ptr[:bits] + j)
+            with m.Switch(bank):
+                for b, rd in enumerate(ports):
+                    with m.Case(b):
+                        m.d.comb += self.out.words[j].eq(rd.data)
+        m.d.comb += [self.out.avail.eq(Mux(primed, Mux(left >= pes, pes, left), 0)), self.busy.eq(left != 0)]
+        with m.If(primed):
+            m.d.sync += [ptr.eq(nxt), left.eq(left - self.out.taken)]
+        with m.Elif(left != 0):
+            m.d.sync += primed.eq(1)
+        with m.If(self.start):
+            m.d.sync += [ptr.eq(self.addr), left.eq(self.count), primed.eq(0)]
         return m
 
 
