@@ -38,7 +38,7 @@ help:
 	@echo "make cocotb   the cocotb tests, and the default program on Icarus and Verilator"
 	@echo "make universal  LeNet-300-100 and LeNet-5 on the universal ROM: one Verilog, both bit-exact on Icarus"
 	@echo "make reports  regenerate reports/"
-	@echo "make experiments  the long model-level sweeps behind reports/pvq_zoo.json and reports/universal_table.json (hours), reports/lvq.json, reports/lattice_table.json (E8P vs KDE at equal bits), and every method on the engine (reports/methods_table.*)"
+	@echo "make experiments  the long model-level sweeps behind reports/pvq_zoo.json and reports/universal_table.json (hours), reports/lvq.json, reports/lattice_table.json (E8P vs KDE at equal bits), and every method on the engine (reports/methods_table.*), cycles, energy and area against processing elements (reports/pes_table.*)"
 	@echo "make bench    simulation speed of every backend on the default program, as ratios to Icarus ($(BUILD)/bench/)"
 	@echo "make verify   1,000 random and 10,000 corrupted programs on Verilator against the golden model"
 	@echo "make clean    remove $(BUILD)/"
@@ -145,6 +145,7 @@ experiments: setup
 	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.methods --json reports/methods_table.json --markdown reports/methods_table.md --plots reports
 	$(PY) -m scripts.experiments.minilm_engine --json reports/minilm_engine.json
 	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.libraries --json reports/libraries.json
+	$(PY) -m scripts.experiments.pes --json reports/pes_table.json --markdown reports/pes_table.md --plot reports/pes_scaling.png
 
 clean:
 	rm -rf $(BUILD)

@@ -180,6 +180,6 @@ def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike]
         log("area: the universal-ROM engine (cached) ...")
         universal_area = synthesize(*universal_engine_verilog(), cache_dir=AREA_CACHE)
     extra_md += universal_section(results, universal_area)
-    extra_md += experiments_section()
+    extra_md += experiments_section(records)
     written = write_report(output, nets, records, energy_table, extra_md, extra_files, resident=resident)
     log("wrote " + ", ".join(str(p) for p in written.values()))

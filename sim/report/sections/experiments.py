@@ -1,15 +1,18 @@
-"""The report's sections of `make experiments` results: every method on the engine, and MiniLM partitioned.
+"""The report's sections of `make experiments` results: every method on the engine, MiniLM partitioned, and
+processing elements.
 
-Both read what the experiment drivers wrote into ``reports/`` (``methods_table.json``,
-``minilm_engine.json``; `scripts/experiments/methods.py`, `scripts/experiments/minilm_engine.py`) and say
-so when a file is not there: the report never runs the hour-long sweeps itself.
+They read what the experiment drivers wrote into ``reports/`` (``methods_table.json``,
+``minilm_engine.json``, ``pes_table.json``; `scripts/experiments/methods.py`,
+`scripts/experiments/minilm_engine.py`, `scripts/experiments/pes.py`) and say so when a file is not there:
+the report never runs the long sweeps itself.
 """
 from __future__ import annotations
 
 import json
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from sim.report.paths import REPO
+from sim.report.sections.pes import PES_JSON, pes_lines
 
 METHODS_JSON = REPO / "reports" / "methods_table.json"
 METHODS_MD = "methods_table.md"
@@ -75,6 +78,8 @@ def minilm_lines(data: Mapping | None) -> list[str]:
     return lines
 
 
-def experiments_section() -> list[str]:
-    """Both sections, from the files `make experiments` wrote."""
-    return methods_lines(_load(METHODS_JSON)) + minilm_lines(_load(MINILM_JSON))
+def experiments_section(area_records: Sequence[Mapping] | None = None) -> list[str]:
+    """The sections, from the files `make experiments` wrote; the processing elements' area cells from
+    ``area_records`` (this report's area sweep), else from what the sweep recorded with each row."""
+    return (methods_lines(_load(METHODS_JSON)) + minilm_lines(_load(MINILM_JSON))
+            + pes_lines(_load(PES_JSON), area_records))
