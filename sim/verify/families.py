@@ -54,6 +54,8 @@ class Family:
     nearest_prototype : bool
         The engine has the nearest-prototype unit: half the (fully-connected) programs end in a
         ``NEAREST`` layer (:func:`model.program.synthetic.random_nearest_lowered`).
+    pes : int
+        The engine's processing elements; the programs are laid out for them (dense layers only).
     """
     name: str
     lanes: int = 4
@@ -67,6 +69,7 @@ class Family:
     rvq_stages_max: int = 0
     pq: bool = False
     nearest_prototype: bool = False
+    pes: int = 1
 
     @property
     def rom_entries(self) -> int:
@@ -89,7 +92,8 @@ class Family:
 
     def _writer_args(self) -> dict:
         return {"codebook_depth": self.codebook_depth, "config_max_features": self.max_features,
-                "pvq_k_max": self.pvq_k_max, "weight_sram_words": self.weight_sram_words, **self._huffman()}
+                "pvq_k_max": self.pvq_k_max, "weight_sram_words": self.weight_sram_words, **self._huffman(),
+                **({"pes": self.pes} if self.pes > 1 else {})}
 
     @cached_property
     def config(self) -> EngineConfig:
@@ -148,6 +152,11 @@ FAMILIES = (
            residual=True, rvq_stages_max=2, pq=True),
     # The nearest-prototype unit after VQ and PVQ layers (whose adds share a counter with its differences).
     Family("vq-pvq-nearest", lanes=4, codebook_depth=16, pvq_k_max=3, weight_sram_words=64, nearest_prototype=True),
+    # Several processing elements (rows not multiples of P, fewer rows than PEs, resident streams in the banks):
+    # VQ, RVQ and PQ rows on 4 PEs; convolutions, pooling and residual blocks on 2.
+    Family("vq-pes4", lanes=4, codebook_depth=16, weight_sram_words=96, rvq_stages_max=2, pq=True, pes=4),
+    Family("conv-pes2", lanes=4, codebook_depth=16, max_features=1024, windows=True, weight_sram_words=256,
+           residual=True, pes=2),
 )
 #: Families by name.
 BY_NAME = {f.name: f for f in FAMILIES}
