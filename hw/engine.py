@@ -297,7 +297,8 @@ class Engine(wiring.Component):
             with m.If(running):
                 wiring.connect(m, reader.data, dist.words)
             m.d.comb += [dist.start.eq(start_layer), dist.rows.eq(rows), dist.row_words.eq(desc.row_words),
-                         merger.start.eq(start_layer), merger.rows.eq(rows)]
+                         # The merger goes on from one position to the next (its groups wrap at ``rows``).
+                         merger.start.eq(start_layer & first_position), merger.rows.eq(rows)]
             wiring.connect(m, merger.output, requantizer.result)
             for p in range(pes):   # a PE's dense modes share its index path (EngineConfig: no sparse rows)
                 (index_path,) = {path.source for path in pe_paths[p].values()}
@@ -338,7 +339,7 @@ class Engine(wiring.Component):
                             offered &= ~active[p] | beats[p].valid
                         m.d.comb += [
                             advance.eq(~fetch_valid | pe[0].dot.operands.ready),
-                            take.eq(offered & advance & (~first | merger.room)),
+                            take.eq(offered & advance & (~first | (merger.room & ~packer_pending))),
                             merger.group_start.eq(take & first),
                             reading.eq(take),
                             sram.rd_addr.eq(sram_word), sram.rd_en.eq(advance & inside),
@@ -364,6 +365,11 @@ class Engine(wiring.Component):
                 m.d.sync += row_base.eq(0)
             return banks
 
+        # Several PEs in a convolution: its positions overlap (the next one's stream is read while the rows
+        # of this one still go through the requantizer); the packer starts a position once it has written
+        # the last one's pixel (``packer_pending``), and the PEs take no beat of it before.
+        overlap = pes > 1 and windows
+        packer_pending = Signal(name="packer_pending")
         banks = pe_datapaths(source_busy, source_error, dot_error) if pes > 1 else None
         for source in sources:
             m.d.comb += source.dry.eq(reader.idle)
@@ -635,13 +641,20 @@ class Engine(wiring.Component):
                     fail(source_error)
                 with m.Elif(dot_error):
                     fail(EngineError.BAD_INDEX)
-                with m.Elif(~source_busy & reader.idle & ~packer.busy):
+                drained = ~source_busy & reader.idle & ~packer.busy
+                if overlap:   # a convolution's next position starts while the packer writes this one's pixel
+                    drained = ~source_busy & reader.idle & (~packer.busy | (conv & ~walker.last_position
+                                                                            & ~packer_pending))
+                with m.Elif(drained):
                     # Every row read and written, and whatever followed them drained.
                     if windows:
                         with m.If(conv & ~walker.last_position):   # the convolution's next position
                             m.d.comb += walker.next_position.eq(1)
-                            m.d.sync += [packer_base.eq(packer_base + lane_words(desc.out_features)),
-                                         first_position.eq(0)]
+                            if overlap:   # the packer moves on when it starts the position (below)
+                                m.d.sync += first_position.eq(0)
+                            else:
+                                m.d.sync += [packer_base.eq(packer_base + lane_words(desc.out_features)),
+                                             first_position.eq(0)]
                             m.next = "STREAM"
                         with m.Elif(conv):
                             end_layer(setup.steps.out_map)
@@ -706,6 +719,13 @@ class Engine(wiring.Component):
         if wsram:
             m.d.comb += [steps.weight_sram_reads.eq(reader.events.wsram_read),
                          steps.weight_sram_writes.eq(reader.events.wsram_write)]
+        if overlap:
+            with m.If(start_layer & conv & ~first_position):
+                m.d.comb += packer.start.eq(0)
+                m.d.sync += packer_pending.eq(1)
+            with m.If(packer_pending & ~packer.busy):
+                m.d.comb += packer.start.eq(1)
+                m.d.sync += [packer_pending.eq(0), packer_base.eq(packer_base + lane_words(desc.out_features))]
         if banks is not None:
             # Several PEs: a resident stream's words go to the banks as image 0 reads them from DRAM, and
             # come from the banks after (the reader, without a weight SRAM, reads DRAM only).

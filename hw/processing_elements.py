@@ -239,7 +239,8 @@ class ResultMerger(wiring.Component):
     Members
     -------
     start : In(1)
-        Begin a layer (or a convolution's position) of ``rows`` rows (held for it).
+        Begin a layer of ``rows`` rows per position (held for it): a convolution's positions follow one
+        another, each ``rows`` results.
     rows : In(COUNT_BITS)
     results : In(stream.Signature(RowResult, always_ready=True)).array(pes)
         PE ``p``'s row results (rows ``p``, ``p + P``, ..).
@@ -284,8 +285,8 @@ class ResultMerger(wiring.Component):
         m.d.comb += group_done.eq(popped & ((turn == pes - 1) | (base + turn + 1 == self.rows)))
         with m.If(popped):
             m.d.sync += turn.eq(turn + 1)
-            with m.If(group_done):
-                m.d.sync += [turn.eq(0), base.eq(base + pes)]
+            with m.If(group_done):   # the next group, or the first of the next convolution position
+                m.d.sync += [turn.eq(0), base.eq(Mux(base + pes >= self.rows, 0, base + pes))]
         m.d.sync += in_flight.eq(in_flight + self.group_start - group_done)
         m.d.comb += self.room.eq(in_flight < self._depth)
         with m.If(self.start):
