@@ -293,8 +293,9 @@ class HuffmanDecoder(wiring.Component):
         loading = tfsm.ongoing("HEADER") | tfsm.ongoing("COUNTS") | tfsm.ongoing("SYMBOLS")
 
         # --- decode -------------------------------------------------------------------------
-        # A step decodes up to ``per_step`` codes (two when two codes always fit in a word, see
-        # ``pair_step``), the second from the bits after the first; ``two``: this step may.
+        # A step decodes up to ``per_step`` codes (two when two codes always fit in a word:
+        # model.codecs.huffman.codes_per_step), the second from the bits after the first;
+        # ``two``: this step takes two (more than one symbol remains).
         per_step = codes_per_step(ml)
         active = Signal()            # symbols remain to be decoded
         left = Signal.like(self.count)
