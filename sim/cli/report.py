@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
                           "already in --output (no simulation; synthesis results are cached)")
     rep.add_argument("--pes", type=int, nargs="+", default=None, metavar="P",
                      help="processing elements of the area sweep (default: 1 until the engine has the parameter)")
+    rep.add_argument("--cached-only", action="store_true",
+                     help="with --area-only: run no synthesis, report the configurations already in the cache "
+                          "(the others are listed as not synthesized)")
     rep.add_argument("--jobs", type=int, default=None,
                      help="synthesis and place-and-route runs at once (default: the CPUs)")
     add_quiet_argument(rep)
@@ -33,7 +36,8 @@ def cmd_report(args) -> int:
     """Write the report into ``args.output``."""
     from sim.report.build import make_area_report, make_report
     if args.area_only:
-        make_area_report(args.output, quick=args.quick, pes=args.pes, jobs=args.jobs, progress=not args.quiet)
+        make_area_report(args.output, quick=args.quick, pes=args.pes, jobs=args.jobs, progress=not args.quiet,
+                         cached_only=args.cached_only)
         return 0
     make_report(args.output, args.program, images=args.images, cross_check=args.cross_check,
                 backend=args.backend, quick=args.quick, energy_table=args.energy_table, progress=not args.quiet,

@@ -28,7 +28,7 @@ SWEEP_GRID = (SWEEP_LANES, SWEEP_DEPTHS)
 
 
 def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: int | None = None,
-                 progress: bool = True) -> list[dict]:
+                 progress: bool = True, cached_only: bool = False) -> list[dict]:
     """The area sweep (`sim.report.area.sweep`) on every target, and the engine with every optional unit.
 
     Parameters
@@ -42,6 +42,9 @@ def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: in
         Tool runs at once (default: the CPUs).
     progress : bool
         Show progress bars.
+    cached_only : bool
+        Run no tool: only the configurations already in the cache (the report lists the others as not
+        synthesized).
 
     Returns
     -------
@@ -50,7 +53,7 @@ def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: in
         optional unit (``engine`` "all-units").
     """
     from sim.report.area.sweep import sweep, sweep_pes, sweep_points
-    from sim.report.area.synthesis import synthesize
+    from sim.report.area.synthesis import cached_result, synthesize
     from sim.report.area.targets import TARGETS
     from sim.report.engines import HEADLINE, full_engine_verilog, sweep_engine_verilog
     from sim.report.sections.area import ENGINE_ALL_UNITS, ENGINE_KMEANS
@@ -60,19 +63,21 @@ def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: in
     log(f"area: synthesizing {len(points)} engine configuration(s) (cached in {AREA_CACHE}) ...")
     records = [{"engine": ENGINE_KMEANS, **r}
                for r in sweep(lambda n, k, p: sweep_engine_verilog(n, k, p, progress), points,
-                              cache_dir=AREA_CACHE, jobs=jobs, progress=progress)]
+                              cache_dir=AREA_CACHE, jobs=jobs, progress=progress, cached_only=cached_only)]
     if not quick:
         log("area: the engine with every optional unit, on every target (cached) ...")
         text, top = full_engine_verilog(progress)
         for target in TARGETS.values():
-            r = synthesize(text, top, AREA_CACHE, target=target)
-            records.append({"engine": ENGINE_ALL_UNITS, "lanes": HEADLINE[0], "pes": 1,
-                            "codebook_depth": HEADLINE[1], **r})
+            r = (cached_result(text, top, AREA_CACHE, target=target) if cached_only
+                 else synthesize(text, top, AREA_CACHE, target=target))
+            if r is not None:
+                records.append({"engine": ENGINE_ALL_UNITS, "lanes": HEADLINE[0], "pes": 1,
+                                "codebook_depth": HEADLINE[1], **r})
     return records
 
 
 def make_area_report(output: str | os.PathLike, *, quick: bool = False, pes: Sequence[int] | None = None,
-                     jobs: int | None = None, progress: bool = True) -> None:
+                     jobs: int | None = None, progress: bool = True, cached_only: bool = False) -> None:
     """Regenerate only the area part of the report in ``output`` (`sim.report.document.write_area_only`):
     `area_records`, then area.json, the area plot and REPORT.md's area section; nothing is simulated.
 
@@ -82,7 +87,7 @@ def make_area_report(output: str | os.PathLike, *, quick: bool = False, pes: Seq
         If ``output`` holds no report written by ``vqe report``.
     """
     from sim.report.document import write_area_only
-    written = write_area_only(output, area_records(quick, pes, jobs, progress))
+    written = write_area_only(output, area_records(quick, pes, jobs, progress, cached_only))
     log("wrote " + ", ".join(str(p) for p in written.values()))
 
 

@@ -295,6 +295,11 @@ def test_cached_result_is_reused(toy_result):
     assert rec["cached"] and (rec["lanes"], rec["codebook_depth"], rec["pes"]) == (SMALL_LANES, SMALL_DEPTH, 1)
     assert rec["target"] == "ice40-hx8k"
     assert all(k in rec for k in AREA_FIELDS)
+    # Cached only: no tool runs, the uncached point (another depth) is left out.
+    recs = sweep(make_toy_verilog, [Point(ICE40_HX8K, SMALL_LANES, 1, SMALL_DEPTH),
+                                    Point(ICE40_HX8K, SMALL_LANES, 1, 2 * SMALL_DEPTH)],
+                 cache_dir=cache, progress=False, cached_only=True)
+    assert [(r["codebook_depth"], r["cached"]) for r in recs] == [(SMALL_DEPTH, True)]
 
 
 def test_small_design_on_the_ecp5_uses_a_dsp_and_shares_the_transistor_estimate(toy_result):

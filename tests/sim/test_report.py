@@ -109,6 +109,9 @@ def test_area_only_rewrites_the_area_part_and_keeps_the_rest(tmp_path):
     assert "every optional unit (lanes 4), ice40-hx8k" in section and "**does not fit**" in section
     assert "ecp5-85f: 9,100 LUT4" in section and "fmax 77 MHz" in section
     assert (out / PLOT_AREA).read_bytes().startswith(PNG_MAGIC)
+    # The default grid's points without a record are listed as not synthesized.
+    assert "Not synthesized for this report" in section and "ice40-hx8k lanes 8 PEs 1 depth 16" in section
+    assert "ecp5-85f lanes 4 PEs 4 depth 256" not in section.split("Not synthesized")[1].split("\n")[0]
     # A missed goal says so.
     report.write_area_only(out, [area_record(4, 256, 7000, fmax=45.25)])
     assert "45.25 MHz, goal of 60 MHz **missed**" in (out / "REPORT.md").read_text()

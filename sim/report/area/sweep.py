@@ -12,7 +12,7 @@ import dataclasses
 import os
 from typing import Callable, Sequence
 
-from sim.report.area.synthesis import DEFAULT_CACHE_DIR, synthesize
+from sim.report.area.synthesis import DEFAULT_CACHE_DIR, cached_result, synthesize
 from sim.report.area.targets import ECP5_85F, ICE40_HX8K, TARGETS, Target
 from sim.report.area.tools import DEFAULT_TIMEOUT_S, find_tools
 
@@ -79,7 +79,7 @@ def sweep_points(lanes: Sequence[int] = SWEEP_LANES, depths: Sequence[int] = SWE
 
 def sweep(make_verilog: Callable[[int, int, int], tuple[str, str]], points: Sequence[Point],
           cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR, *, jobs: int | None = None,
-          timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = True) -> list[dict]:
+          timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = True, cached_only: bool = False) -> list[dict]:
     """Synthesize a design at every point of a grid (`sweep_points`).
 
     Parameters
@@ -96,11 +96,13 @@ def sweep(make_verilog: Callable[[int, int, int], tuple[str, str]], points: Sequ
         Bound on each tool run.
     progress : bool
         Show progress bars on stderr.
+    cached_only : bool
+        Run no tool: the points whose result is not in the cache are left out.
 
     Returns
     -------
     list of dict
-        One record per point, in grid order: ``target``, ``lanes``, ``pes``,
+        One record per point (but those left out), in grid order: ``target``, ``lanes``, ``pes``,
         ``codebook_depth`` and everything `synthesize` returns.
     """
     from tqdm import tqdm
@@ -112,6 +114,11 @@ def sweep(make_verilog: Callable[[int, int, int], tuple[str, str]], points: Sequ
     for p in tqdm(points, desc="elaborate", disable=not progress):
         if p.design not in designs:
             designs[p.design] = make_verilog(p.lanes, p.codebook_depth, p.pes)
+    if cached_only:
+        found = [(p, cached_result(*designs[p.design], cache_dir, target=p.target, tools=tools[p.target.name]))
+                 for p in points]
+        return [{"target": p.target.name, "lanes": p.lanes, "pes": p.pes, "codebook_depth": p.codebook_depth, **r}
+                for p, r in found if r is not None]
     jobs = jobs or os.cpu_count() or 1
     results = [None] * len(points)
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:

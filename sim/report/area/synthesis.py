@@ -82,6 +82,18 @@ def _store(path: Path | None, result: dict) -> None:
     os.replace(f.name, path)  # atomic: a concurrent reader never sees half a file
 
 
+def cached_result(verilog_text: str, top: str, cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
+                  *, target: Target = ICE40_HX8K, tools: Tools | None = None) -> dict | None:
+    """What `synthesize` would return from the cache (``cached`` True), or None if it would run the tools."""
+    if cache_dir is None:
+        return None
+    tools = tools or find_tools(target)
+    result = _load(Path(cache_dir) / f"{cache_key(verilog_text, top, tools, target)}.json")
+    if result is not None:
+        result["cached"] = True
+    return result
+
+
 def synthesize(verilog_text: str, top: str, cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
                *, target: Target = ICE40_HX8K, timeout_s: float = DEFAULT_TIMEOUT_S,
                tools: Tools | None = None) -> dict:

@@ -91,6 +91,21 @@ def _goal_lines(records: Sequence[Mapping]) -> list[str]:
     return out + [""] if out else []
 
 
+def _missing_lines(records: Sequence[Mapping]) -> list[str]:
+    """The default grid's configurations (at the PE counts the records have) that have no record."""
+    from sim.report.area.sweep import SWEEP_DEPTHS, SWEEP_LANES, sweep_points
+    swept = [r for r in records if r.get("engine", ENGINE_KMEANS) == ENGINE_KMEANS]
+    have = {(target_of(r), r["lanes"], r.get("pes", 1), r["codebook_depth"]) for r in swept}
+    pes = sorted({r.get("pes", 1) for r in swept})
+    missing = [p for p in sweep_points(SWEEP_LANES, SWEEP_DEPTHS, pes)
+               if (p.target.name, p.lanes, p.pes, p.codebook_depth) not in have]
+    if not missing or len(have) <= 2:   # a --quick report is the headline alone, on purpose
+        return []
+    return ["Not synthesized for this report (not in the cache; `vqe report --area-only` without "
+            "`--cached-only` runs them): " + ", ".join(f"{p.target.name} lanes {p.lanes} PEs {p.pes} depth "
+                                                       f"{p.codebook_depth}" for p in missing) + ".", ""]
+
+
 def _tool_time_lines(records: Sequence[Mapping]) -> list[str]:
     """The tools' time per configuration, as first measured (empty if no record has timings)."""
     times = [sum(r["seconds"].values()) for r in records if r.get("seconds")]
@@ -152,6 +167,7 @@ def area_section(records: Sequence[Mapping]) -> list[str]:
         mine = [r for r in swept if target_of(r) == name]
         if mine:
             out += [f"### {name}", "", _sweep_table(mine, name), ""]
+    out += _missing_lines(records)
     out += [f"![area and fmax vs lanes]({PLOT_AREA})", "",
             "*Figure: LUT4 cells (flat synthesis) and fmax in MHz (nextpnr), and transistors "
             "(CMOS gates plus memories priced per bit, see the notes below), against lanes; one line per "
