@@ -48,7 +48,11 @@ class Engine(wiring.Component):
     layer's output is stored back to DRAM.  Every descriptor is checked
     (:class:`hw.descriptor_check.DescriptorCheck`) before its layer runs; on a
     bad one, or a bad stream, the engine stops with ``error`` set and ``done``
-    high.  Golden twin: :class:`model.golden.engine.GoldenEngine`.
+    high.  With ``config.pes > 1`` the dense layers run on that many processing
+    elements, each with its own index path, ROM copy and MAC lanes, in lockstep
+    on one broadcast activation read (:mod:`hw.processing_elements`;
+    :mod:`model.contract.layout`, "Processing elements").  Golden twin:
+    :class:`model.golden.engine.GoldenEngine`.
 
     Parameters
     ----------

@@ -55,3 +55,11 @@ def test_rnet_heads_and_prelu_bit_exact_on_verilator():
     assert s["bit_exact"] is True, s["counter_mismatches"]
     assert s["accuracy"] is None        # a fidelity metric, not labels
     assert all(layer["utilization"] >= CONV_UTILIZATION for layer in s["layers"] if layer["kind"] == "conv")
+
+
+def test_lenet5_on_four_pes_bit_exact_on_verilator(lenet5):
+    """The same program laid out for 4 processing elements: bit-exact, in fewer cycles than one PE's ideal."""
+    from model.program.writer import lay_out_for_pes
+    s = _rtl_run(lay_out_for_pes(lenet5, 4), 1)
+    assert s["bit_exact"] is True, s["counter_mismatches"]
+    assert s["pes"] == 4 and s["cycles"] < 4 * s["ideal_cycles"]   # ideal_cycles is at lanes x 4 PEs
