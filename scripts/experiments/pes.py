@@ -28,8 +28,8 @@ Area and fmax come from ``reports/area.json`` (`vqe report`, `sim.report.area`):
 the program's lanes, P and codebook depth, for k-means programs (the sweep synthesizes the engine a k-means
 program elaborates); "not synthesized" where there is none.
 
-The whole sweep takes about 20 minutes on two shared cores (most of it Verilator builds, one per engine), so it
-is part of ``make experiments``, not ``make reports``.
+The whole sweep took 31 minutes (1,850 s, 48 rows, ``nice -n 10`` on two cores shared with other jobs; a Verilator
+build per engine and the 9.2M-cycle CREPE-tiny frames), so it is part of ``make experiments``, not ``make reports``.
 """
 from __future__ import annotations
 
@@ -205,11 +205,15 @@ def plot(rows: Sequence[Mapping], path: Path) -> Path:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     programs = list(dict.fromkeys((r["network"], r["method"]) for r in rows if not r.get("refused")))
-    for i, (network, method) in enumerate(programs):
+    # One colour per network, one marker and line style per method (k-means and universal often coincide).
+    colors = {n: f"C{i % 10}" for i, n in enumerate(dict.fromkeys(n for n, _ in programs))}
+    methods = {m: i for i, m in enumerate(dict.fromkeys(m for _, m in programs))}
+    for network, method in programs:
         mine = sorted((r for r in rows if (r["network"], r["method"]) == (network, method) and not r.get("refused")),
                       key=lambda r: r["pes"])
-        style = dict(marker="os"[method != "kmeans"], linestyle="-" if method == "kmeans" else "--",
-                     color=f"C{i % 10}", label=f"{network} {method}")
+        i = methods[method]
+        style = dict(marker="osD^vP"[i % 6], linestyle=("-", "--", ":", "-.")[i % 4], color=colors[network],
+                     markerfacecolor="none" if i % 2 else colors[network], label=f"{network} {method}")
         ps = [r["pes"] for r in mine]
         axes[0].plot(ps, [r["cycles_per_inference"] for r in mine], **style)
         axes[1].plot(ps, [r["scaling_efficiency"] for r in mine], **style)
@@ -225,8 +229,8 @@ def plot(rows: Sequence[Mapping], path: Path) -> Path:
     axes[2].set_yscale("log")
     axes[1].axhline(0.9, color="grey", linewidth=0.8, linestyle=":")
     axes[1].set_ylim(0, 1.05)
-    axes[0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.87, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
