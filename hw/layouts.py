@@ -17,7 +17,7 @@ from model.contract.errors import ERROR_BITS
 from model.contract.fixedpoint import (ACC_BITS, ACT_BITS, ACT_PARAM_BITS, ACT_PARAM_SHIFT, COMPACT_BIAS_SHIFT_BITS,
                                        MULT_BITS, SHIFT_BITS)
 from model.contract.layout import (COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_SHIFT_LSB, DESC_WORDS,
-                                   DRAM_WORDS_WORD, FIELD16, FLAG_COMPACT, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, FLAG_SAVE,
+                                   DRAM_WORDS_WORD, FLAG_COMPACT, FLAG_FLOOR, FLAG_RELU, FLAG_RESIDENT, FLAG_SAVE,
                                    JOB_WORDS, KIND_MASK, KIND_SHIFT, MAX_FEATURES_LIMIT, MODE_MASK, MODE_PARAM_SHIFT,
                                    MODE_SHIFT,
                                    WORD_BITS, WSRAM_ADDR_BITS)

@@ -22,7 +22,6 @@ from model.compress.program_net import program_outputs, dequantize
 from model.contract.config import EngineConfig
 from model.contract.errors import EngineError, EngineFault
 from model.contract.fixedpoint import quantize_multiplier
-from model.contract.layout import vector_align
 from model.contract.window import Window
 from model.contract.descriptor import Descriptor
 from model.golden.engine import GoldenEngine

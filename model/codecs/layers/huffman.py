@@ -15,7 +15,7 @@ from model.contract.descriptor import Descriptor, read_words
 from model.contract.errors import HUFF_BASE, EngineError, EngineFault, ProgramError
 from model.contract.fixedpoint import ACT_MAX, ACT_MIN
 from model.contract.ints import ceil_div
-from model.contract.layout import (DESC_WORDS, FIELD16, REL_BITS, SPARSE_BIAS_BITS, SPARSE_LAYER_WORDS,
+from model.contract.layout import (FIELD16, REL_BITS, SPARSE_BIAS_BITS, SPARSE_LAYER_WORDS,
                                    SPARSE_ROW_HEADER_WORDS, WORD_BITS, LayerMode, huffman_index_bits)
 
 
