@@ -58,7 +58,7 @@ all: setup $(PROGRAM) $(PVQ_PROGRAM) $(PVQ_2B_PROGRAM) $(DEEPCOMP_PROGRAM) unive
 	  print("RTL run (%s, %s images): bit_exact=%s, accuracy=%s, cycles=%s" % (r.get("backend"), r.get("images"), r.get("bit_exact"), r.get("accuracy"), r.get("cycles"))); \
 	  sys.exit(0 if ok else "make: the RTL run is not bit-exact with the golden model")' $(BUILD)/run_icarus.json
 	$(VQE) verilog --program $(PROGRAM) -o $(BUILD)/engine.v --force
-	$(VQE) report -o reports
+	$(VQE) report -o reports --cached-only
 
 compress: setup
 	@mkdir -p $(BUILD)

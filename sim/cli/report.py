@@ -24,8 +24,9 @@ def add_parser(sub) -> None:
     rep.add_argument("--pes", type=int, nargs="+", default=None, metavar="P",
                      help="processing elements of the area sweep (default: 1 until the engine has the parameter)")
     rep.add_argument("--cached-only", action="store_true",
-                     help="with --area-only: run no synthesis, report the configurations already in the cache "
-                          "(the others are listed as not synthesized)")
+                     help="run no synthesis: report the area of the configurations already in the cache "
+                          "(reports/area-cache/; the others are listed as not synthesized). `make` uses it; "
+                          "`make reports` runs the tools for what is missing")
     rep.add_argument("--jobs", type=int, default=None,
                      help="synthesis and place-and-route runs at once (default: the CPUs)")
     add_quiet_argument(rep)
@@ -41,5 +42,5 @@ def cmd_report(args) -> int:
         return 0
     make_report(args.output, args.program, images=args.images, cross_check=args.cross_check,
                 backend=args.backend, quick=args.quick, energy_table=args.energy_table, progress=not args.quiet,
-                pes=args.pes, jobs=args.jobs)
+                pes=args.pes, jobs=args.jobs, cached_only=args.cached_only)
     return 0

@@ -125,7 +125,7 @@ def report_programs(programs: Sequence[str | os.PathLike] | None) -> list[Path]:
 def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike] | None = None, *,
                 images: int = 100, cross_check: int = 2, backend: str = "icarus", quick: bool = False,
                 energy_table: str | os.PathLike | None = None, progress: bool = True,
-                pes: Sequence[int] | None = None, jobs: int | None = None) -> None:
+                pes: Sequence[int] | None = None, jobs: int | None = None, cached_only: bool = False) -> None:
     """Write the whole report into ``output``: energy, area, and the PVQ, Deep Compression and universal sections.
 
     Parameters
@@ -148,6 +148,9 @@ def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike]
         Show progress bars.
     pes, jobs
         The area sweep's processing elements and parallel tool runs (`area_records`).
+    cached_only : bool
+        Run no synthesis tool: every area figure from the cache (`area_records`); what is not cached is
+        reported as not synthesized.
 
     Raises
     ------
@@ -155,7 +158,7 @@ def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike]
         If a program does not exist, two programs share a name, or an experiment table is unreadable.
     """
     from model.program.file import Program
-    from sim.report.area.synthesis import synthesize
+    from sim.report.area.synthesis import cached_result, synthesize
     from sim.report.document import write_report
     from sim.report.energy.pricing import network_energy
     from sim.report.energy.table import load_energy_table
@@ -169,21 +172,22 @@ def make_report(output: str | os.PathLike, programs: Sequence[str | os.PathLike]
     paths = report_programs(programs)
     nets = distinct_names([network_data(p, images, cross_check, backend) for p in paths], paths)
     resident = [residency_data(p, net.name) for net, p in zip(nets, paths)]
-    records = area_records(quick, pes, jobs, progress)
+    records = area_records(quick, pes, jobs, progress, cached_only)
+    area_of = cached_result if cached_only else synthesize
     metas = {net.name: Program.load(p).meta for net, p in zip(nets, paths)}
     table = load_energy_table(energy_table)
     results = [(net, network_energy(net, table)) for net in nets]
 
     extra_md, extra_files = pvq_section(results, {name: program_facts(meta) for name, meta in metas.items()},
                                         read_json_table(PVQ_TABLE), read_json_table(PVQ_ZOO))
-    log(f"area: synthesizing the engine with a PVQ unit (K <= {PVQ_AREA_K_MAX}) ...")
-    pvq_area = synthesize(*pvq_engine_verilog(progress), cache_dir=AREA_CACHE)
+    log(f"area: the engine with a PVQ unit (K <= {PVQ_AREA_K_MAX}) ...")
+    pvq_area = area_of(*pvq_engine_verilog(progress), cache_dir=AREA_CACHE)
     extra_md += pvq_area_lines(pvq_area, *HEADLINE, PVQ_AREA_K_MAX)
     extra_md += deepcomp_section(results, metas)
     universal_area = None
     if any(net.method == "universal" for net in nets):
         log("area: the universal-ROM engine (cached) ...")
-        universal_area = synthesize(*universal_engine_verilog(), cache_dir=AREA_CACHE)
+        universal_area = area_of(*universal_engine_verilog(), cache_dir=AREA_CACHE)
     extra_md += universal_section(results, universal_area)
     extra_md += experiments_section(records)
     written = write_report(output, nets, records, energy_table, extra_md, extra_files, resident=resident)

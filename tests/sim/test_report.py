@@ -367,3 +367,24 @@ def test_layer_modes_without_an_engine_scenario_get_the_dense_baselines():
     assert list(res) == ["fp32", "int8"]
     assert res["fp32"].total() == pytest.approx(network_energy(vq, table)["fp32"].total(), rel=1e-12)
     assert engine_comparison([(mixed, res)]) == []  # no measured engine scenario to compare
+
+
+def test_pvq_area_lines_without_a_record_say_not_synthesized():
+    """`vqe report --cached-only` (what `make` writes) without the PVQ engine in the area cache."""
+    from sim.report.sections.pvq import pvq_area_lines
+    lines = pvq_area_lines(None, 4, 256, 3)
+    assert lines[0] == "### Area" and any(line.startswith("Not synthesized") for line in lines)
+    assert not any(line.startswith("|") for line in lines)
+
+
+def test_report_cli_cached_only_reaches_the_whole_report(monkeypatch, tmp_path):
+    """`--cached-only` without `--area-only` is passed to the whole report, so `make` runs no synthesis."""
+    import sim.report.build as build
+    from sim.cli.report import cmd_report
+    seen = {}
+    monkeypatch.setattr(build, "make_report", lambda output, programs, **kw: seen.update(kw))
+    import argparse
+    args = argparse.Namespace(area_only=False, output=str(tmp_path), program=None, images=1, cross_check=0,
+                              backend="icarus", quick=False, energy_table=None, quiet=True, pes=None, jobs=None,
+                              cached_only=True)
+    assert cmd_report(args) == 0 and seen["cached_only"] is True

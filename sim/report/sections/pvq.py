@@ -156,13 +156,14 @@ def _block_area(record: Mapping, prefixes: Sequence[str]) -> dict:
     return {k: sum(r.get(k, 0) for r in rows) for k in ("lut4", "dff", "carry", "bram", "transistors")}
 
 
-def pvq_area_lines(record: Mapping, lanes: int, depth: int, k_max: int) -> list[str]:
+def pvq_area_lines(record: Mapping | None, lanes: int, depth: int, k_max: int) -> list[str]:
     """The PVQ unit against the codebook MAC path, in one engine that has both.
 
     Parameters
     ----------
-    record : dict
-        `sim.report.area.synthesis.synthesize` of that engine.
+    record : dict or None
+        `sim.report.area.synthesis.synthesize` of that engine; None if it is not synthesized (``vqe report
+        --cached-only`` without it in the cache).
     lanes, depth : int
         Its lanes and codebook depth.
     k_max : int
@@ -174,6 +175,8 @@ def pvq_area_lines(record: Mapping, lanes: int, depth: int, k_max: int) -> list[
              f"table ROM) against its codebook MAC path (`MacLanes` with the {depth}-entry `CodebookRom`), "
              "in one elaborated engine that has both:", "",
              "| block | LUT4 | DFF | CARRY | BRAM | transistors |", "|---|---:|---:|---:|---:|---:|"]
+    if record is None:
+        return lines[:3] + ["Not synthesized: this engine is not in the area cache (`make reports` runs the tools).", ""]
     for name, prefixes in AREA_BLOCKS:
         b = _block_area(record, prefixes)
         lines.append(f"| {name} | {b['lut4']} | {b['dff']} | {b['carry']} | {b['bram']} | {b['transistors']:,} |")
