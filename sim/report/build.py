@@ -60,12 +60,13 @@ def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: in
 
     lanes, depths = ((HEADLINE[0],), (HEADLINE[1],)) if quick else SWEEP_GRID
     points = sweep_points(lanes, depths, (1,) if quick else tuple(pes or sweep_pes()))
-    log(f"area: synthesizing {len(points)} engine configuration(s) (cached in {AREA_CACHE}) ...")
+    log(f"area: {'reading' if cached_only else 'synthesizing'} {len(points)} engine configuration(s) "
+        f"({'from' if cached_only else 'cached in'} {AREA_CACHE}) ...")
     records = [{"engine": ENGINE_KMEANS, **r}
                for r in sweep(lambda n, k, p: sweep_engine_verilog(n, k, p, progress), points,
                               cache_dir=AREA_CACHE, jobs=jobs, progress=progress, cached_only=cached_only)]
     if not quick:
-        log("area: the engine with every optional unit, on every target (cached) ...")
+        log("area: the engine with every optional unit, on every target ...")
         text, top = full_engine_verilog(progress)
         for target in TARGETS.values():
             r = (cached_result(text, top, AREA_CACHE, target=target) if cached_only
