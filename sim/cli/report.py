@@ -6,6 +6,7 @@ from sim.cli.options import add_quiet_argument
 
 def add_parser(sub) -> None:
     """Add the ``report`` subcommand to the subparsers ``sub``."""
+    from sim.report.area.targets import TARGETS
     rep = sub.add_parser("report", help="write the energy and area report",
                          description="Regenerate REPORT.md, energy.json, area.json and plots.")
     rep.add_argument("-o", "--output", required=True, help="report directory")
@@ -27,6 +28,9 @@ def add_parser(sub) -> None:
                      help="run no synthesis: report the area of the configurations already in the cache "
                           "(reports/area-cache/; the others are listed as not synthesized). `make` uses it; "
                           "`make reports` runs the tools for what is missing")
+    rep.add_argument("--targets", nargs="+", default=None, metavar="TARGET", choices=sorted(TARGETS),
+                     help="with --area-only: synthesize only these targets' missing configurations "
+                          f"({', '.join(sorted(TARGETS))}; default all); the report keeps every cached one")
     rep.add_argument("--jobs", type=int, default=None,
                      help="synthesis and place-and-route runs at once (default: the CPUs)")
     add_quiet_argument(rep)
@@ -38,7 +42,7 @@ def cmd_report(args) -> int:
     from sim.report.build import make_area_report, make_report
     if args.area_only:
         make_area_report(args.output, quick=args.quick, pes=args.pes, jobs=args.jobs, progress=not args.quiet,
-                         cached_only=args.cached_only)
+                         cached_only=args.cached_only, targets=args.targets)
         return 0
     make_report(args.output, args.program, images=args.images, cross_check=args.cross_check,
                 backend=args.backend, quick=args.quick, energy_table=args.energy_table, progress=not args.quiet,

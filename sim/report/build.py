@@ -28,7 +28,8 @@ SWEEP_GRID = (SWEEP_LANES, SWEEP_DEPTHS)
 
 
 def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: int | None = None,
-                 progress: bool = True, cached_only: bool = False) -> list[dict]:
+                 progress: bool = True, cached_only: bool = False, targets: Sequence[str] | None = None
+                 ) -> list[dict]:
     """The area sweep (`sim.report.area.sweep`) on every target, and the engine with every optional unit.
 
     Parameters
@@ -45,6 +46,8 @@ def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: in
     cached_only : bool
         Run no tool: only the configurations already in the cache (the report lists the others as not
         synthesized).
+    targets : sequence of str, optional
+        The targets (`sim.report.area.targets.TARGETS` names; default all of them).
 
     Returns
     -------
@@ -59,7 +62,8 @@ def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: in
     from sim.report.sections.area import ENGINE_ALL_UNITS, ENGINE_KMEANS
 
     lanes, depths = ((HEADLINE[0],), (HEADLINE[1],)) if quick else SWEEP_GRID
-    points = sweep_points(lanes, depths, (1,) if quick else tuple(pes or sweep_pes()))
+    targets = tuple(targets or TARGETS)
+    points = sweep_points(lanes, depths, (1,) if quick else tuple(pes or sweep_pes()), targets)
     log(f"area: {'reading' if cached_only else 'synthesizing'} {len(points)} engine configuration(s) "
         f"({'from' if cached_only else 'cached in'} {AREA_CACHE}) ...")
     records = [{"engine": ENGINE_KMEANS, **r}
@@ -68,7 +72,7 @@ def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: in
     if not quick:
         log("area: the engine with every optional unit, on every target ...")
         text, top = full_engine_verilog(progress)
-        for target in TARGETS.values():
+        for target in (TARGETS[t] for t in targets):
             r = (cached_result(text, top, AREA_CACHE, target=target) if cached_only
                  else synthesize(text, top, AREA_CACHE, target=target))
             if r is not None:
@@ -78,7 +82,8 @@ def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: in
 
 
 def make_area_report(output: str | os.PathLike, *, quick: bool = False, pes: Sequence[int] | None = None,
-                     jobs: int | None = None, progress: bool = True, cached_only: bool = False) -> None:
+                     jobs: int | None = None, progress: bool = True, cached_only: bool = False,
+                     targets: Sequence[str] | None = None) -> None:
     """Regenerate only the area part of the report in ``output`` (`sim.report.document.write_area_only`):
     `area_records`, then area.json, the area plot and REPORT.md's area section; nothing is simulated.
 
@@ -88,7 +93,9 @@ def make_area_report(output: str | os.PathLike, *, quick: bool = False, pes: Seq
         If ``output`` holds no report written by ``vqe report``.
     """
     from sim.report.document import write_area_only
-    written = write_area_only(output, area_records(quick, pes, jobs, progress, cached_only))
+    if targets and not cached_only:   # synthesize what the targets lack, then report every cached record
+        area_records(quick, pes, jobs, progress, False, targets)
+    written = write_area_only(output, area_records(quick, pes, jobs, progress, bool(targets) or cached_only))
     log("wrote " + ", ".join(str(p) for p in written.values()))
 
 

@@ -319,3 +319,13 @@ def test_small_design_on_the_ecp5_uses_a_dsp_and_shares_the_transistor_estimate(
         assert r[k] == ice[k]
     assert r["seconds"]["yosys_cmos"] == ice["seconds"]["yosys_cmos"]
     assert synthesize(text, top, cache, target=ECP5_85F)["cached"]
+
+
+def test_area_records_keep_to_the_targets_given():
+    """`vqe report --area-only --targets ecp5-85f`: the sweep's points on that target only (here read from the
+    committed cache, which holds the headline engine on both targets)."""
+    from sim.report.build import area_records
+    both = area_records(quick=True, cached_only=True, progress=False)
+    ecp5 = area_records(quick=True, cached_only=True, progress=False, targets=("ecp5-85f",))
+    assert {r["target"] for r in both} == {"ice40-hx8k", "ecp5-85f"}
+    assert [r["target"] for r in ecp5] == ["ecp5-85f"]
