@@ -11,7 +11,7 @@ from hw.counters import STEP_BITS, EventCounters
 from hw.datapaths import NEAREST_PATH, datapaths
 from hw.descriptor_check import DescriptorCheck, log2
 from hw.gearbox import Gearbox
-from hw.layouts import (COUNT_BITS, PHASE_BITS, SAVE_BIT, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams,
+from hw.layouts import (COUNT_BITS, SAVE_BIT, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams,
                         control_members, dram_write_signature)
 from hw.max_pool import MaxPool
 from hw.memories import ActivationSram, SkipBuffer
