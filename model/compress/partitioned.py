@@ -131,7 +131,8 @@ def capture_inputs(model: nn.Module, names: list[str], run: Callable[[nn.Module]
 def compress_universal_partitioned(network: str, model: nn.Module, names: list[str], calibrate: Callable,
                                    host_ops: Callable[[str], tuple[list[str], list[str]]], *, codebook,
                                    lanes: int, weight_sram_words: int, seed: int = 0, progress: bool = True,
-                                   alpha: float | None = None, info: dict | None = None) -> Program:
+                                   alpha: float | None = None, info: dict | None = None,
+                                   fit: Callable | None = None) -> Program:
     """Code each of ``model``'s modules ``names`` (``nn.Linear``) against the universal ``codebook`` as one
     engine segment; the host runs the rest.
 
@@ -145,6 +146,10 @@ def compress_universal_partitioned(network: str, model: nn.Module, names: list[s
         (empty when it follows another engine segment directly), and after it (only the last module's is read).
     alpha : float, optional
         Smoothing strength (:func:`smoothing_factors`; default :data:`SMOOTHING_ALPHA`, 0 for none).
+    fit : callable, optional
+        A staged ROM only: ``fit(smoothing, activations) -> UniversalNetwork``, the layers fitted to the ROM's
+        stage sums with the input-channel factors ``smoothing`` (name -> factors) as column scales, training
+        through the engine's int8 steps ``activations`` (:func:`fit_staged`), instead of the greedy coding.
     """
     alpha = SMOOTHING_ALPHA if alpha is None else alpha
     from model.nets.weightmat import get_module, weight_matrix
@@ -159,7 +164,8 @@ def compress_universal_partitioned(network: str, model: nn.Module, names: list[s
         for n in names:
             get_module(smoothed, n).weight.mul_(torch.from_numpy(smoothing[n]).to(torch.float32)[None, :])
     t1 = time.perf_counter()
-    codings, depth = _codings(smoothed, codebook, names, network)
+    fitted = None if fit is None else fit(smoothing, _engine_activations(model, names, calib, smoothing))
+    codings, depth = _codings(smoothed, codebook, names, network) if fitted is None else _fitted_codings(fitted)
     assign_seconds = time.perf_counter() - t1
     segments = []
     bar = _bar(len(names), progress, f"{network}: engine segments")
@@ -172,7 +178,8 @@ def compress_universal_partitioned(network: str, model: nn.Module, names: list[s
         c = smoothing[name]
         lowered = _lower_linear(name, lin, coding, weight, calib[name] / c, lanes)
         job = build_program(lowered, codebook_depth=depth, shared_rom=codebook.codewords,
-                            info={"calibration_vectors": int(len(calib[name])), "smoothing_alpha": alpha})
+                            info={"calibration_vectors": int(len(calib[name])), "smoothing_alpha": alpha,
+                                  "coding": "fit" if fitted is not None else "nearest"})
         job.meta[INPUT_CHANNEL_SCALES] = [float(v) for v in c]
         # Each job is alone on the engine: its layer starts at weight-SRAM word 0 when it fits.
         job = place_in_weight_sram(job, weight_sram_words)
@@ -185,12 +192,13 @@ def compress_universal_partitioned(network: str, model: nn.Module, names: list[s
     return join_segments(network, "universal", segments, host={"network": network},
                          info=dict(info or {}, assign_seconds=assign_seconds, codebook_size=codebook.k,
                                    codebook_sha256=codebook.content_hash(),
-                                   compress_seconds=time.perf_counter() - t0))
+                                   compress_seconds=time.perf_counter() - t0,
+                                   **({} if fitted is None else {"fit": _fit_facts(fitted.info)})))
 
 
 def _codings(model: nn.Module, codebook, names: list[str], network: str) -> tuple[dict, int]:
-    """Each module's coding against the flat or the staged universal ROM (bias left zero) and its float coded
-    weight, and the engine's codebook depth (the flat ROM's size; a staged ROM's section)."""
+    """Each module's coding against the flat or the staged universal ROM (with the module's bias) and its float
+    coded weight, and the engine's codebook depth (the flat ROM's size; a staged ROM's section)."""
     from model.compress.lowering import LayerCoding, codebook_depth_for
     from model.compress.universal.staged import code_staged, is_staged, stage_shape
     from model.nets.weightmat import get_module, weight_matrix
@@ -201,24 +209,69 @@ def _codings(model: nn.Module, codebook, names: list[str], network: str) -> tupl
         for n in names:
             w = weight_matrix(get_module(model, n))
             idx, row_scale, rec = code_staged(w, codebook)
-            out[n] = (LayerCoding(codebook.codewords, idx, s_cb * row_scale.astype(np.float64), np.zeros(len(w)),
-                                  mode="rvq", section_size=section), rec)
+            out[n] = (LayerCoding(codebook.codewords, idx, s_cb * row_scale.astype(np.float64),
+                                  _bias(get_module(model, n)), mode="rvq", section_size=section), rec)
         return out, codebook_depth_for(section)
     coded = _cached_assignment(model, codebook, names, network)
     values = codebook.values()
     return ({layer.name: (LayerCoding(codebook.codewords, layer.indices, s_cb * layer.row_scale.astype(np.float64),
-                                      np.zeros(layer.out_features), mode="vq"), layer.weight(values))
+                                      _bias(get_module(model, layer.name)), mode="vq"), layer.weight(values))
              for layer in coded.layers}, codebook_depth_for(codebook.k))
+
+
+def _engine_activations(model: nn.Module, names: list[str], calib: dict, smoothing: dict) -> dict:
+    """Each module's int8 steps on the engine, estimated from the float network's calibration inputs: the
+    input's as the lowering sets it (after smoothing), and each output feature's maximum over the float
+    layer's outputs (the lowering measures the coded layer's)."""
+    from model.compress.lowering import input_scale_for
+    from model.compress.universal.fit import EngineActivations
+    from model.contract.fixedpoint import ACT_MAX
+    from model.nets.weightmat import get_module
+    out = {}
+    for n in names:
+        lin = get_module(model, n)
+        x = np.asarray(calib[n], np.float64)
+        y = x @ lin.weight.detach().numpy().astype(np.float64).T + _bias(lin)
+        peak = np.abs(y).max(axis=0)
+        out[n] = EngineActivations(input_scale_for(x / smoothing[n]), np.asarray(smoothing[n], np.float32),
+                                   (np.where(peak > 0, peak, 1.0) / ACT_MAX).astype(np.float32))
+    return out
+
+
+def _bias(lin: nn.Linear) -> np.ndarray:
+    return lin.bias.detach().numpy().astype(np.float64) if lin.bias is not None else np.zeros(lin.out_features)
+
+
+def _fitted_codings(net) -> tuple[dict, int]:
+    """Each fitted layer's coding against the staged ROM (its fitted bias kept) and its float coded weight
+    (the smoothed columns), and the engine's codebook depth (a section)."""
+    from model.compress.lowering import LayerCoding, codebook_depth_for
+    sums = net.codebook
+    s_cb, values = float(sums.rom.scale), sums.values()
+    out = {}
+    for layer in net.layers:
+        bias = np.zeros(layer.out_features) if layer.bias is None else layer.bias.astype(np.float64)
+        out[layer.name] = (LayerCoding(sums.rom.codewords, sums.split(layer.indices),
+                                       s_cb * layer.row_scale.astype(np.float64), bias, mode="rvq",
+                                       section_size=sums.section), layer.coded_weight(values))
+    return out, codebook_depth_for(sums.section)
+
+
+def _fit_facts(info: dict) -> dict:
+    """What a program records of its fit: the model-level (float) quality at each stage, budget and times."""
+    keys = ("quality_float", "quality_nearest", "quality_hardened", "quality", "soft_steps", "hard_steps", "batch",
+            "top_n", "t_start", "init_seconds", "teacher_seconds", "soft_seconds", "hard_seconds", "frac_not_nearest",
+            "n_distill", "quick_eval", "beam_seconds", "fit_seconds", "engine_int8_modules")
+    return {k: info[k] for k in keys if k in info}
 
 
 def _lower_linear(name: str, lin: nn.Linear, coding, weight: np.ndarray, calib_x: np.ndarray, lanes: int):
     """One Linear, coded, lowered to the engine's integers with one output scale per output feature (each
     row has its own requantizer: a transformer's few outlier features would otherwise set every feature's
-    step); its rows compact where they can be."""
+    step); its rows compact where they can be.  The bias is the coding's (the Linear's, or the fit's)."""
     from model.codecs.layers.vq import make_compact
     from model.compress.lowering import LoweredNetwork, lower_sequence
-    bias = lin.bias.detach().numpy().astype(np.float64) if lin.bias is not None else np.zeros(lin.out_features)
-    coding.bias = bias
+    bias = np.asarray(coding.bias, np.float64)
     template = nn.Sequential(nn.Linear(lin.in_features, lin.out_features))
     coded = copy.deepcopy(template)
     with torch.no_grad():
@@ -277,14 +330,77 @@ PARTITIONED_NETWORKS = {"minilm": 16384}
 CALIBRATION_INPUTS = 256
 
 
+def fit_staged(task, codebook, names: list[str], smoothing: dict, activations: dict | None = None, *,
+               seed: int = 0, progress: bool = True, quick: bool = False, budget: dict | None = None):
+    """``task``'s modules ``names`` fitted to the staged ROM ``codebook`` by distillation, each coding its
+    weight columns times ``smoothing[name]`` and, with ``activations``, training through the engine's int8
+    steps (:class:`model.compress.universal.fit.EngineActivations`): the beam-searched start
+    (:func:`model.compress.universal.staged.assign_staged`), then the soft-to-hard fit
+    (:func:`model.compress.universal.fit.fit_universal`) over each sub-vector's best stage sums, with the
+    network's recipe (:data:`model.compress.universal.recipes.RECIPES`).  Cached by the weights', the ROM's,
+    the factors' and the recipe's hashes (MiniLM: about 20 minutes on one core).  ``budget`` overrides recipe
+    fields; ``quick`` says the task scores on its quick evaluation set (recorded, and part of the cache key)."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+    from model.compress.universal.fit import UniversalLayer, UniversalNetwork, fit_universal
+    from model.compress.universal.recipes import recipe_for
+    from model.compress.universal.staged import StagedSums, assign_staged
+    from model.nets.networks import resolve_cache_dir
+    from model.nets.training import TorchThreads
+    from model.nets.weightmat import get_module, weight_matrix
+    sums = StagedSums(codebook)
+    recipe = recipe_for(task.name, budget=budget)
+    h = hashlib.sha256(f"{codebook.content_hash()} {json.dumps(asdict(recipe), sort_keys=True)} {seed} {quick}"
+                       .encode())
+    for n in names:
+        h.update(n.encode())
+        h.update(weight_matrix(get_module(task.model, n)).tobytes())
+        h.update(np.asarray(smoothing[n], np.float64).tobytes())
+        if activations is not None:
+            a = activations[n]
+            h.update(np.asarray([a.input_scale, *a.output_scales], np.float64).tobytes())
+    path = resolve_cache_dir() / f"{task.name}-staged-fit-{h.hexdigest()[:16]}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            layers = [UniversalLayer(n, tuple(int(v) for v in z[f"{i}.shape"]), z[f"{i}.indices"], z[f"{i}.scale"],
+                                     z[f"{i}.bias"] if f"{i}.bias" in z.files else None, False, z[f"{i}.cols"])
+                      for i, n in enumerate(names)]
+            info = json.loads(str(z["info"]))
+        return UniversalNetwork(task.name, sums, layers, info)
+    t0 = time.perf_counter()
+    start = assign_staged(task.model, sums, names, name=task.name, top_n=recipe.top_n, col_scales=smoothing)
+    beam_seconds = time.perf_counter() - t0
+    with TorchThreads(recipe.threads), torch.enable_grad():    # a caller's no_grad would stop the training
+        net = fit_universal(task.model, sums, task.data, layer_names=names, name=task.name, top_n=recipe.top_n,
+                            soft_steps=recipe.soft_steps, hard_steps=recipe.hard_steps, batch=recipe.batch,
+                            seed=seed, evaluate=task.quality, progress=progress, threads=recipe.threads,
+                            t_start=recipe.t_start, start=start, activations=activations)
+    net.info.update(beam_seconds=beam_seconds, n_distill=recipe.n_distill, quick_eval=quick,
+                    fit_seconds=time.perf_counter() - t0)
+    arrays = {"info": np.asarray(json.dumps(net.info, default=float))}
+    for i, layer in enumerate(net.layers):
+        arrays.update({f"{i}.shape": np.asarray(layer.weight_shape), f"{i}.indices": layer.indices,
+                       f"{i}.scale": layer.row_scale, f"{i}.cols": layer.col_scale})
+        if layer.bias is not None:
+            arrays[f"{i}.bias"] = layer.bias
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return net
+
+
 def compress_partitioned(network: str, *, lanes: int, weight_sram_words: int, seed: int = 0,
-                         progress: bool = True, quick: bool = False, codebook=None) -> Program:
-    """``vqe compress --network minilm --method universal --partition [--codebook FILE]``: the network's Linear
-    layers on the engine (one job each, universal ROM: the nested ROM's flat 16,384 entries, or the staged ROM
-    of ``codebook``, :mod:`model.compress.universal.staged`), the host the rest; its quality measured with the
-    golden model."""
+                         progress: bool = True, quick: bool = False, codebook=None, fit: bool = False,
+                         fit_budget: dict | None = None) -> Program:
+    """``vqe compress --network minilm --method universal --partition [--codebook FILE [--fit]]``: the network's
+    Linear layers on the engine (one job each, universal ROM: the nested ROM's flat 16,384 entries, or the
+    staged ROM of ``codebook``, :mod:`model.compress.universal.staged`, coded greedily or, with ``fit``, fitted
+    by distillation, :func:`fit_staged`), the host the rest; its quality measured with the golden model."""
     from model.compress.registry import CompressError
     from model.compress.universal.codebook import DEFAULT_NESTED, CodebookError, load_codebook
+    from model.compress.universal.staged import is_staged
     from model.nets.zoo import load_network, minilm
     if network not in PARTITIONED_NETWORKS:
         raise CompressError(f"--partition runs {', '.join(PARTITIONED_NETWORKS)} on the engine and the host; "
@@ -296,12 +412,24 @@ def compress_partitioned(network: str, *, lanes: int, weight_sram_words: int, se
         raise CompressError(str(e)) from None
     if codebook.dim != lanes:
         raise CompressError(f"the universal codebook has dimension {codebook.dim}: --lanes must be {codebook.dim}")
-    zn = load_network(network, progress=progress)
+    if fit and not is_staged(codebook):
+        raise CompressError("--fit fits the layers to a staged ROM: give one with --codebook "
+                            "(e.g. model/codebooks/universal-d4-k128x2-staged-v1.npz)")
+    task = None
+    if fit:
+        from model.compress.universal.recipes import load_task, recipe_for
+        task = load_task(network, n_distill=recipe_for(network).n_distill, seed=seed, quick=quick)
+        zn = task.info["zoo"]
+    else:
+        zn = load_network(network, progress=progress)
     names = list(zn.weight_layers)
     program = compress_universal_partitioned(
         network, zn.model, names, minilm.calibration_run(CALIBRATION_INPUTS, seed), minilm.host_ops,
         codebook=codebook, lanes=lanes, weight_sram_words=weight_sram_words, seed=seed, progress=progress,
-        info={"calibration_inputs": CALIBRATION_INPUTS, "metric": zn.metric_name, "float_quality": 1.0})
+        info={"calibration_inputs": CALIBRATION_INPUTS, "metric": zn.metric_name, "float_quality": 1.0},
+        fit=None if task is None else
+        (lambda smoothing, acts: fit_staged(task, codebook, names, smoothing, acts, seed=seed, progress=progress,
+                                            quick=quick, budget=fit_budget)))
     metrics = zn.evaluate(with_engine_segments(zn.model, program), quick=quick)
     program.meta["info"].update(int8_quality=metrics[zn.metric_name], int8_metrics=metrics, quick_eval=quick)
     return program

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from model.contract.config import LANES
+from model.contract.layout import RVQ_STAGES_MAX
 from sim.cli.options import Parser, add_output_arguments, refuse_overwrite, write_atomically
 from sim.errors import CliError
 
@@ -22,6 +23,11 @@ def add_parser(sub) -> None:
     cbb.add_argument("--dim", type=int, default=None, help="codeword dimension = engine lanes (default 4)")
     cbb.add_argument("--size", type=int, default=None, help="codewords, a power of two (default 128)")
     cbb.add_argument("--seed", type=int, default=0, help="sampling and k-means seed (default 0)")
+    cbb.add_argument("--stages", type=int, default=None, metavar="S",
+                     help="a staged ROM for the engine's residual-VQ mode: S sections of --size codewords, a "
+                          "sub-vector the sum of one per section (k-means on the donors' sub-vectors, then on "
+                          "what the earlier int8 stages leave; model/compress/universal/staged.py), 2 to "
+                          f"{RVQ_STAGES_MAX}; default a flat KDE codebook")
     add_output_arguments(cbb, "codebook file to write (.npz)")
     cbb.set_defaults(func=cmd_codebook_build)
 
@@ -57,9 +63,18 @@ def cmd_codebook_build(args) -> int:
         raise CliError(f"--dim must be the engine's lanes: one of {', '.join(map(str, LANES))}, got {dim}")
     if k < 2 or k & (k - 1):
         raise CliError(f"--size must be a power of two >= 2 (the engine's codebook depth), got {k}")
+    if args.stages is not None and not 2 <= args.stages <= RVQ_STAGES_MAX:
+        raise CliError(f"--stages must be 2 to {RVQ_STAGES_MAX} (the engine's residual-VQ stages), got {args.stages}")
     out = refuse_overwrite(args.output, args.force)
-    cb = build_codebook(donors, dim, k, seed=args.seed)
+    if args.stages is None:
+        cb = build_codebook(donors, dim, k, seed=args.seed)
+        shape = f"{cb.k} codewords"
+    else:
+        from model.compress.universal.extract import donor_subvectors
+        from model.compress.universal.staged import build_staged
+        cb = build_staged(donor_subvectors(donors, dim)[0], k, args.stages, seed=args.seed)
+        shape = f"{args.stages} sections of {k} codewords"
     write_atomically(out, lambda tmp: save_codebook(cb, tmp), suffix=".tmp.npz")
-    print(f"wrote {out}: {cb.k} codewords x {cb.dim}, int8, donors {', '.join(cb.donors)}, "
+    print(f"wrote {out}: {shape} x {cb.dim}, int8, donors {', '.join(cb.donors)}, "
           f"sha256 {cb.content_hash()[:16]}", file=sys.stderr)
     return 0

@@ -81,6 +81,10 @@ def add_parser(sub) -> None:
                         "GELU, pooling); with --codebook model/codebooks/universal-d4-k256x2-staged-v1.npz the staged "
                         "2 x 256 ROM (the engine's RVQ mode); `vqe inspect` prints the partition, `vqe run` runs the "
                         "evaluation sentences")
+    c.add_argument("--fit", action="store_true",
+                   help="--partition with a staged --codebook: fit the layers to the ROM's stage sums by "
+                        "distillation (a beam-searched start, then soft-to-hard assignment with the network's "
+                        "recipe: about 20 minutes for MiniLM on one core, cached) instead of greedy coding")
     c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_output_arguments(c, "file to write: a program (.vqz), or a JSON result for pq/rq/lr2vq")
     add_quiet_argument(c)
@@ -119,7 +123,9 @@ def cmd_compress(args) -> int:
             raise CliError("--partition writes jobs for one processing element: leave out --pes")
         result = compress_partitioned(args.network, lanes=args.lanes, weight_sram_words=args.weight_sram * WORDS_PER_KIB,
                                       seed=args.seed, progress=not args.quiet, quick=args.quick_eval,
-                                      codebook=args.codebook)
+                                      codebook=args.codebook, fit=args.fit)
+    elif args.fit:
+        raise CliError("--fit goes with --partition and a staged --codebook")
     elif args.model is not None:
         from model.compress.pipeline import compress_model
         if args.calibration is None:

@@ -146,7 +146,9 @@ def test_cli_compress_errors(cli, tmp_path):
     (("--donors", "onet,onet"), ("named twice",)),
     (("--donors", "onet", "--dim", "3"), ("--dim", "got 3")),
     (("--donors", "onet", "--size", "100"), ("--size", "power of two")),
-], ids=["empty", "unknown", "twice", "dim", "size"])
+    (("--donors", "onet", "--stages", "5"), ("--stages must be 2 to 4", "got 5")),
+    (("--donors", "onet", "--stages", "1"), ("--stages must be 2 to 4", "got 1")),
+], ids=["empty", "unknown", "twice", "dim", "size", "stages", "one-stage"])
 def test_cli_codebook_build_errors(args, needles, cli, tmp_path):
     out = tmp_path / "cb.npz"
     assert_user_error(cli("codebook", "build", *args, "-o", out), *needles)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
@@ -90,6 +91,9 @@ class UniversalLayer:
     bias : numpy.ndarray of float32, shape (out,), or None
     relu : bool
         A ReLU follows (only meaningful for Linear/ReLU chains, which can be lowered).
+    col_scale : numpy.ndarray of float32, shape (cols,), or None
+        A smoothed layer's input-channel factors: the codewords code ``W * col_scale`` (the engine's
+        weights) and the layer computes with that divided by them again (the host divides its inputs).
     """
     name: str
     weight_shape: tuple
@@ -97,6 +101,7 @@ class UniversalLayer:
     row_scale: np.ndarray
     bias: np.ndarray | None
     relu: bool = False
+    col_scale: np.ndarray | None = None
 
     @property
     def out_features(self) -> int:
@@ -107,10 +112,15 @@ class UniversalLayer:
         """Columns of the weight matrix (``in * prod(kernel)`` for a convolution)."""
         return int(np.prod(self.weight_shape[1:]))
 
-    def weight(self, cb_values: np.ndarray) -> np.ndarray:
-        """Reconstructed ``(out, cols)`` float32 weight matrix."""
+    def coded_weight(self, cb_values: np.ndarray) -> np.ndarray:
+        """The codewords' ``(out, cols)`` float32 matrix, row scales applied (a smoothed layer's engine weights)."""
         w = join_subvectors(cb_values[self.indices], self.in_features)
         return (w * self.row_scale[:, None]).astype(np.float32)
+
+    def weight(self, cb_values: np.ndarray) -> np.ndarray:
+        """Reconstructed ``(out, cols)`` float32 weight matrix."""
+        w = self.coded_weight(cb_values)
+        return w if self.col_scale is None else (w / self.col_scale[None, :]).astype(np.float32)
 
 
 @dataclass
@@ -156,7 +166,7 @@ class UniversalNetwork:
 # Nearest codewords
 
 
-def _smallest(x: torch.Tensor, c: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def smallest_distances(x: torch.Tensor, c: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``n`` nearest rows of ``c`` to every row of ``x`` (squared distances, nearest first).
 
     The ranking only needs ``|c|^2 - 2 x.c`` (one fused pass over the
@@ -200,14 +210,14 @@ def nearest_codewords(sub: np.ndarray, valid_last: int, cb: np.ndarray, n: int) 
     # Bounded memory whatever the codebook size: about _CHUNK * 128 distances at a time.
     rows = max(256, (_CHUNK * 128) // len(cb))
     for i in range(0, len(xf), rows):
-        d, j = _smallest(xf[i:i + rows], c, n)
+        d, j = smallest_distances(xf[i:i + rows], c, n)
         ix[i:i + rows], dx[i:i + rows] = j, d
     idx[:, :full] = ix.reshape(out, full, n)
     dist[:, :full] = dx.reshape(out, full, n)
     if full < s:
         last = x[:, -1, :valid_last]
         for i in range(0, len(last), rows):
-            d, j = _smallest(last[i:i + rows], c[:, :valid_last], n)
+            d, j = smallest_distances(last[i:i + rows], c[:, :valid_last], n)
             idx[i:i + rows, -1], dist[i:i + rows, -1] = j, d
     return idx.numpy(), dist.numpy()
 
@@ -266,6 +276,58 @@ def _relu_flags(model: nn.Module, names: list[str]) -> list[bool]:
 
 
 # ---------------------------------------------------------------------------
+# The engine's int8 activations, seen by training
+
+
+@dataclass
+class EngineActivations:
+    """How the engine quantizes one module's input and output, simulated while a fit trains.
+
+    Attributes
+    ----------
+    input_scale : float
+        One int8 step of the engine's input (the input after division by ``col_scale``).
+    col_scale : numpy.ndarray, shape (in,), or None
+        The host divides input channel ``j`` by ``col_scale[j]`` before quantizing it (smoothing).
+    output_scales : numpy.ndarray, shape (out,)
+        One int8 step per output feature.
+    """
+    input_scale: float
+    col_scale: np.ndarray | None
+    output_scales: np.ndarray
+
+
+def _fake_int8(x: torch.Tensor, step) -> torch.Tensor:
+    """``x`` rounded to int8 steps of ``step`` and clipped at +-127 steps; the gradient passes straight through."""
+    q = torch.clamp(torch.round(x / step), -127, 127) * step
+    return x + (q - x).detach()
+
+
+@contextmanager
+def engine_int8(model: nn.Module, acts: dict[str, EngineActivations] | None):
+    """While active, the named modules of ``model`` see int8 inputs and give int8 outputs as the engine
+    would (:class:`EngineActivations`), with straight-through gradients."""
+    hooks = []
+    for name, a in (acts or {}).items():
+        mod = get_module(model, name)
+        c = None if a.col_scale is None else torch.as_tensor(a.col_scale, dtype=torch.float32)
+        so = torch.as_tensor(a.output_scales, dtype=torch.float32)
+
+        def pre(_m, args, c=c, s=a.input_scale):
+            x = args[0]
+            return (_fake_int8(x, s) if c is None else _fake_int8(x / c, s) * c,) + tuple(args[1:])
+
+        def post(_m, _args, y, so=so):
+            return _fake_int8(y, so)
+        hooks += [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+# ---------------------------------------------------------------------------
 # Differentiable assignment
 
 
@@ -277,8 +339,10 @@ class _SoftLayer:
         self.layer = layer
         self.out, self.cols = w2d.shape
         dim = cb.shape[1]
+        self.inv_col = None if layer.col_scale is None else torch.from_numpy(1.0 / layer.col_scale)
         if candidates is None:
-            sub = split_subvectors(np.asarray(w2d, dtype=np.float64), dim) / layer.row_scale[:, None, None]
+            w = np.asarray(w2d, dtype=np.float64) * (1.0 if layer.col_scale is None else layer.col_scale[None, :])
+            sub = split_subvectors(w, dim) / layer.row_scale[:, None, None]
             cand, d2 = nearest_codewords(sub, _valid_last(self.cols, dim), cb, top_n)
         else:  # e.g. from error feedback: the layer's own choice first
             cand, d2 = candidates
@@ -294,8 +358,8 @@ class _SoftLayer:
         self.hard_cw: torch.Tensor | None = None
 
     def _matrix(self, sub: torch.Tensor) -> torch.Tensor:
-        w = sub.reshape(self.out, -1)[:, :self.cols]
-        return w * self.log_scale.exp()[:, None]
+        w = sub.reshape(self.out, -1)[:, :self.cols] * self.log_scale.exp()[:, None]
+        return w if self.inv_col is None else w * self.inv_col[None, :]
 
     def soft_weight(self, t: float) -> torch.Tensor:
         p = torch.softmax(self.logits / t, dim=1)
@@ -314,7 +378,8 @@ class _SoftLayer:
         l0 = self.layer
         return UniversalLayer(l0.name, l0.weight_shape, self.hard_idx.reshape(self.out, self.s).numpy().copy(),
                               self.log_scale.detach().exp().numpy().astype(np.float32),
-                              None if self.bias is None else self.bias.detach().numpy().copy(), l0.relu)
+                              None if self.bias is None else self.bias.detach().numpy().copy(), l0.relu,
+                              l0.col_scale)
 
 
 def error_feedback_init(model: nn.Module, init: UniversalNetwork, data: DistillSet, top_n: int,
@@ -382,7 +447,8 @@ def fit_universal(model: nn.Module, codebook: UniversalCodebook, data: DistillSe
                   lr_scale: float = LR_SCALE, lr_bias: float = LR_BIAS, seed: int = 0,
                   evaluate: Callable[[nn.Module], float] | None = None, progress: bool = True,
                   threads: int | None = None, init_rounds: int = INIT_ROUNDS,
-                  error_feedback: bool = False) -> UniversalNetwork:
+                  error_feedback: bool = False, start: tuple | None = None,
+                  activations: dict[str, EngineActivations] | None = None) -> UniversalNetwork:
     """Compress ``model`` against ``codebook`` by soft-to-hard differentiable assignment.
 
     Parameters
@@ -418,6 +484,13 @@ def fit_universal(model: nn.Module, codebook: UniversalCodebook, data: DistillSe
         Start the ``nn.Linear`` layers from error-feedback codings where they
         help (:func:`error_feedback_init`); ``info["quality_error_feedback"]``
         is then that starting point's quality.
+    start : (UniversalNetwork, dict), optional
+        The initial hard assignment and each layer's ``(candidates, squared distances)``, instead of
+        :func:`assign_nearest`'s (a staged ROM's beam search,
+        :func:`model.compress.universal.staged.assign_staged`).
+    activations : dict of str to EngineActivations, optional
+        Train with these modules' inputs and outputs rounded to the engine's int8 steps (straight-through),
+        so that the fit learns what the engine will compute; the teacher and ``evaluate`` stay float.
 
     Returns
     -------
@@ -427,13 +500,16 @@ def fit_universal(model: nn.Module, codebook: UniversalCodebook, data: DistillSe
     info: dict = {"method": "universal", "top_n": top_n, "soft_steps": soft_steps, "hard_steps": hard_steps,
                   "batch": batch, "t_start": t_start, "t_end": t_end, "lr": [lr_logits, lr_scale, lr_bias],
                   "seed": seed, "init_rounds": init_rounds, "codebook_sha256": codebook.content_hash(),
-                  "codebook_size": codebook.k, "error_feedback": error_feedback}
+                  "codebook_size": codebook.k, "error_feedback": error_feedback,
+                  "engine_int8_modules": len(activations or {})}
     t0 = time.perf_counter()
-    init = assign_nearest(model, codebook, names, name, rounds=init_rounds)
+    if start is None:
+        init, cands = assign_nearest(model, codebook, names, name, rounds=init_rounds), {}
+    else:
+        init, cands = start
     if evaluate is not None:
         info["quality_float"] = evaluate(model)
         info["quality_nearest"] = evaluate(init.apply(model))
-    cands: dict = {}
     if error_feedback:
         init, cands, facts = error_feedback_init(model, init, data, top_n, progress)
         info.update(facts)
@@ -469,8 +545,10 @@ def fit_universal(model: nn.Module, codebook: UniversalCodebook, data: DistillSe
         groups.append({"params": biases, "lr": lr_bias})
     t0 = time.perf_counter()
     if soft_steps > 0:
-        losses = train(model, data, teacher, soft_params, groups, steps=soft_steps, batch=batch, seed=seed,
-                       on_step=schedule, progress=progress, desc=f"{name or 'net'} soft assign", threads=threads)
+        with engine_int8(model, activations):
+            losses = train(model, data, teacher, soft_params, groups, steps=soft_steps, batch=batch, seed=seed,
+                           on_step=schedule, progress=progress, desc=f"{name or 'net'} soft assign",
+                           threads=threads)
         info["soft_loss_first_last"] = [losses[0], float(np.mean(losses[-20:]))]
     info["soft_seconds"] = time.perf_counter() - t0
     with torch.no_grad():
@@ -488,8 +566,9 @@ def fit_universal(model: nn.Module, codebook: UniversalCodebook, data: DistillSe
     t0 = time.perf_counter()
     if hard_steps > 0:
         hgroups = [g for g in groups[1:]]
-        losses = train(model, data, teacher, hard_params, hgroups, steps=hard_steps, batch=batch, seed=seed + 1,
-                       progress=progress, desc=f"{name or 'net'} hard scales", threads=threads)
+        with engine_int8(model, activations):
+            losses = train(model, data, teacher, hard_params, hgroups, steps=hard_steps, batch=batch,
+                           seed=seed + 1, progress=progress, desc=f"{name or 'net'} hard scales", threads=threads)
         info["hard_loss_first_last"] = [losses[0], float(np.mean(losses[-20:]))]
     info["hard_seconds"] = time.perf_counter() - t0
     net = UniversalNetwork(name, codebook, [sl.to_layer() for sl in soft], info)

@@ -137,6 +137,12 @@ def test_the_cli_prints_the_partition_and_refuses_what_it_cannot_run(tiny, cli, 
                           tmp_path / "x.vqz"), "--partition takes")
     assert_user_error(cli("compress", "--network", "lenet300", "--method", "universal", "--partition", "-o",
                           tmp_path / "x.vqz"), "--partition runs minilm")
+    # A fit needs a staged ROM, and a partition.
+    assert_user_error(cli("compress", "--network", "minilm", "--method", "universal", "--partition", "--fit", "-o",
+                          tmp_path / "x.vqz"), "--fit fits the layers to a staged ROM")
+    assert_user_error(cli("compress", "--network", "lenet300", "--method", "universal", "--codebook", STAGED, "--fit",
+                          "-o", tmp_path / "x.vqz"), "--fit goes with --partition")
+    assert not (tmp_path / "x.vqz").exists()
 
 
 def test_the_energy_lists_the_boundary_and_the_host_apart(tiny):
