@@ -289,7 +289,7 @@ def datapaths(m: Module, cfg: EngineConfig, suffix: str = "") -> dict:
     sub = m.submodules
     stages = cfg.rvq_stages_max
     sub[f"index_path{suffix}"] = index_path = IndexPath(cfg.max_entry_bits, *((stages, cfg.index_bits) if stages > 1
-                                                                           else ()))
+                                                                           else (1, 0)), unit=cfg.entry_bits_unit)
     paths = {}
     if cfg.rom:   # a Huffman engine has one too (EngineConfig checks)
         if stages:

@@ -3,7 +3,7 @@ from functools import reduce
 from operator import or_
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, fifo, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
 from hw.avg_pool import AvgPool
@@ -14,7 +14,7 @@ from hw.gearbox import Gearbox
 from hw.layouts import (COUNT_BITS, SAVE_BIT, DescriptorLayout, DramReadSignature, JobHeaderLayout, RowParams,
                         control_members, dram_write_signature)
 from hw.max_pool import MaxPool
-from hw.memories import ActivationSram, SkipBuffer
+from hw.memories import ActivationSram, BlockRamFIFO, SkipBuffer
 from hw.packer import OutputPacker
 from hw.processing_elements import ResultMerger, WeightBanks, WordDistributor
 from hw.requantizer import Requantizer
@@ -135,8 +135,7 @@ class Engine(wiring.Component):
             *(name for mode_steps in read_steps.values() for name in mode_steps), *counted, *unit_events]),
             *([max(STEP_BITS, (max(cfg.rvq_stages_max, 1) * lanes * pes).bit_length())] if pes > 1 else []))
         # Row parameters run ahead of their row's beats by the pipeline's depth.
-        m.submodules.row_params = row_params = fifo.SyncFIFOBuffered(width=RowParams.size,
-                                                                     depth=ROW_PARAMS_DEPTH)
+        m.submodules.row_params = row_params = BlockRamFIFO(width=RowParams.size, depth=ROW_PARAMS_DEPTH)
 
         wiring.connect(m, reader.dram, wiring.flipped(self.dram_rd))
         wiring.connect(m, requantizer.output, packer.output)
@@ -148,6 +147,9 @@ class Engine(wiring.Component):
         n_fetched = Signal(range(JOB_WORDS + 1))
         n_layers, n_images = Signal(COUNT_BITS), Signal(COUNT_BITS)
         desc_addr, in_ptr, out_ptr = (Signal(self._aw, name=n) for n in ("desc_addr", "in_ptr", "out_ptr"))
+        # The running layer's descriptor address, ``desc_addr + layer * DESC_WORDS`` in full (no wrap), kept
+        # in a register that moves with ``layer``: the multiply-add set the engine's clock (timing, issue 16).
+        desc_ptr = Signal(len(desc_addr + (2 ** COUNT_BITS - 1) * DESC_WORDS))
         input_features = Signal(COUNT_BITS)
         dram_words = Signal(WORD_BITS)   # the job's bound on DRAM reads (model.contract.layout; 0: none)
         image = Signal(COUNT_BITS)
@@ -207,8 +209,15 @@ class Engine(wiring.Component):
             m.submodules.residual_add = adder = ResidualAdd(lanes)
             save, saved = Signal(name="save"), Signal(COUNT_BITS, name="saved")
             m.d.comb += check.saved.eq(saved)
+        # The check's verdict is registered (timing, issue 16): it is computed on the descriptor as the
+        # last DESC_READ cycle completes it (the words shifted in so far and the arriving one), so
+        # ``check_error`` holds the verdict on ``desc`` in DESC_CHECK, which always follows that cycle,
+        # and no cycle is added.  ``features`` and ``saved`` do not change between the two.
+        completed = Cat(fetched[WORD_BITS * (JOB_WORDS - DESC_WORDS + 1):], reader.data.payload)   # as `fetch`
+        check_error = Signal(ERROR_BITS)
+        m.d.sync += check_error.eq(check.error)
         m.d.comb += [
-            check.descriptor.eq(desc), check.features.eq(features),
+            check.descriptor.eq(completed[:DescriptorLayout.size]), check.features.eq(features),
             sram.select.eq(select),
             packer.rows.eq(out_values), packer.words.eq(lane_words(out_values)),
             packer.base.eq(packer_base),
@@ -288,7 +297,7 @@ class Engine(wiring.Component):
                 m.submodules.weight_banks = banks = WeightBanks(pes, cfg.weight_sram_words)
                 wiring.connect(m, banks.out, dist.wide)
                 m.d.comb += dist.from_wide.eq(place == Place.SRAM)
-            fifos = [row_params] + [fifo.SyncFIFOBuffered(width=RowParams.size, depth=ROW_PARAMS_DEPTH)
+            fifos = [row_params] + [BlockRamFIFO(width=RowParams.size, depth=ROW_PARAMS_DEPTH)
                                     for _ in range(1, pes)]
             for p in range(1, pes):
                 m.submodules[f"row_params_pe{p}"] = fifos[p]
@@ -424,7 +433,8 @@ class Engine(wiring.Component):
 
         def end_layer(out_features):
             """The layer's output, ``out_features`` values, is the next one's input."""
-            m.d.sync += [select.eq(~select), features.eq(out_features), layer.eq(layer + 1)]
+            m.d.sync += [select.eq(~select), features.eq(out_features), layer.eq(layer + 1),
+                         desc_ptr.eq(desc_ptr + DESC_WORDS)]
             if cfg.residual:
                 with m.If(save):
                     m.d.sync += saved.eq(out_features)
@@ -513,7 +523,8 @@ class Engine(wiring.Component):
                     m.next = "LOAD"
             with m.State("LOAD"):
                 read(in_ptr, 1, vector_words(input_features))
-                m.d.sync += [load_words.eq(0), select.eq(0), features.eq(input_features), layer.eq(0)]
+                m.d.sync += [load_words.eq(0), select.eq(0), features.eq(input_features), layer.eq(0),
+                             desc_ptr.eq(desc_addr)]
                 if cfg.residual:
                     m.d.sync += saved.eq(0)
                 with m.If(reader.cmd.ready):
@@ -528,14 +539,14 @@ class Engine(wiring.Component):
                         m.d.sync += in_ptr.eq(in_ptr + vector_words(input_features))
                         m.next = "DESC_BOUND"
             with m.State("DESC_BOUND"):
-                with m.If(past_end(desc_addr + layer * DESC_WORDS, DESC_WORDS)):
+                with m.If(past_end(desc_ptr, DESC_WORDS)):
                     fail(EngineError.BAD_STREAM)
                 with m.Else():
                     m.next = "DESC"
-            fetch("DESC", desc_addr + layer * DESC_WORDS, DESC_WORDS, "DESC_CHECK")
+            fetch("DESC", desc_ptr, DESC_WORDS, "DESC_CHECK")
             with m.State("DESC_CHECK"):
-                with m.If(check.error != EngineError.NONE):
-                    fail(check.error)
+                with m.If(check_error != EngineError.NONE):
+                    fail(check_error)
                 with m.Else():
                     m.d.sync += [relu.eq(desc.relu), floor.eq(desc.floor), mode.eq(desc.mode), packer_base.eq(0), first_position.eq(1),
                                  conv.eq(desc.kind == LayerKind.CONV), average.eq(desc.kind == LayerKind.AVGPOOL)]

@@ -1,4 +1,6 @@
 """Gearbox: re-chunks a byte stream between word widths (DRAM words <-> SRAM lane-words)."""
+from math import gcd
+
 from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -33,13 +35,17 @@ class Gearbox(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cap = self._in + self._out
-        buf = Signal(BYTE * cap)
-        count = Signal(range(cap + 1))
+        # Bytes come and go in whole units of ``gcd(in_bytes, out_bytes)``, so the buffer's fill is
+        # counted in units: the shift that places an input word then picks among ``cap / unit + 1``
+        # offsets, not ``cap + 1`` (a quarter of the mux levels at 4 -> 4 bytes; area, issue 16).
+        unit = gcd(self._in, self._out)
+        cap, n_in, n_out = (self._in + self._out) // unit, self._in // unit, self._out // unit
+        buf = Signal(BYTE * unit * cap)
+        count = Signal(range(cap + 1))   # units held
 
         m.d.comb += [
-            self.i.ready.eq(count <= cap - self._in),
-            self.o.valid.eq(count >= self._out),
+            self.i.ready.eq(count <= cap - n_in),
+            self.o.valid.eq(count >= n_out),
             self.o.payload.eq(buf[:BYTE * self._out]),
         ]
         emit = self.o.valid & self.o.ready
@@ -47,13 +53,13 @@ class Gearbox(wiring.Component):
         kept = Signal.like(buf)
         kept_count = Signal.like(count)
         m.d.comb += [
-            kept.eq(buf >> (BYTE * self._out) if self._out < cap else 0),
-            kept_count.eq(count - self._out),
+            kept.eq(buf >> (BYTE * self._out) if n_out < cap else 0),
+            kept_count.eq(count - n_out),
         ]
         with m.If(~emit):
             m.d.comb += [kept.eq(buf), kept_count.eq(count)]
         m.d.sync += [buf.eq(kept), count.eq(kept_count)]
         with m.If(take):
-            m.d.sync += [buf.eq(kept | (self.i.payload << (kept_count * BYTE))),
-                         count.eq(kept_count + self._in)]
+            m.d.sync += [buf.eq(kept | (self.i.payload << (kept_count * (BYTE * unit)))),
+                         count.eq(kept_count + n_in)]
         return m

@@ -2,7 +2,7 @@
 from functools import reduce
 from operator import or_
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 
 from hw.layouts import COUNT_BITS, RowSourceSignature, beat_layout
@@ -45,6 +45,10 @@ class IndexPath(wiring.Component):
         ``stage_bits`` wide, stage 0 lowest); 1 for every other engine.
     stage_bits : int
         Width of one stage's index (with ``stages_max > 1``).
+    unit : int
+        A power of two that divides every entry width a layer may use and the word
+        (:attr:`model.contract.config.EngineConfig.entry_bits_unit`): the bits held stay a multiple
+        of it, so the shifters that move them are built for whole units only.
 
     Members
     -------
@@ -72,8 +76,10 @@ class IndexPath(wiring.Component):
     events : zero-width
     """
 
-    def __init__(self, max_bits: int, stages_max: int = 1, stage_bits: int = 0):
-        self._max, self._stages, self._stage_bits = max_bits, stages_max, stage_bits
+    def __init__(self, max_bits: int, stages_max: int = 1, stage_bits: int = 0, unit: int = 1):
+        if unit < 1 or unit & (unit - 1) or WORD_BITS % unit:
+            raise ValueError(f"unit must be a power of two dividing {WORD_BITS}, not {unit!r}")
+        self._max, self._stages, self._stage_bits, self._unit = max_bits, stages_max, stage_bits, unit
         super().__init__(RowSourceSignature(config=config_layout(max_bits, stages_max), beat=beat_layout(max_bits)))
 
     def elaborate(self, platform):
@@ -86,7 +92,15 @@ class IndexPath(wiring.Component):
         # emitted, so a short row's last word, and then the next row's two header words, are read
         # while its indices still go out.
         bits = Signal(2 * WORD_BITS + self._max)
-        nbits = Signal(range(2 * WORD_BITS + self._max + 1))
+        # The count of bits held is a multiple of ``unit``: read with its low bits constant zero (the
+        # register's are never read), which takes those levels out of the shifter that appends a word
+        # (area, issue 16).
+        low = self._unit.bit_length() - 1
+
+        def units(count):
+            return Cat(Const(0, low), count[low:]) if low else count
+        nbits_reg = Signal(range(2 * WORD_BITS + self._max + 1), name="nbits")
+        nbits = units(nbits_reg)
         open_row = Signal()
         left = Signal(COUNT_BITS)   # indices still to emit in the open row
         subvector = Signal(COUNT_BITS)
@@ -114,31 +128,33 @@ class IndexPath(wiring.Component):
         emit = self.beats.valid & self.beats.ready
         emit_last = emit & (left == 1)
         bits_after = Signal.like(bits)
-        nbits_after = Signal.like(nbits)
+        nbits_after = Signal.like(nbits_reg)
         # What an emit leaves, and whether a word then fits behind it, computed from the registers
         # alone: only a mux waits for the handshake (``emit``), not a subtraction and a comparison
         # (timing: this chain set the engine's clock, issue 16).
-        nbits_less = Signal.like(nbits)
+        nbits_less = Signal.like(nbits_reg)
         m.d.comb += [nbits_less.eq(nbits - b), bits_after.eq(bits), nbits_after.eq(nbits)]
         room = Mux(emit, nbits_less < b + WORD_BITS, nbits < b + WORD_BITS)   # nbits_after < b + WORD_BITS
         with m.If(emit):
             m.d.comb += [bits_after.eq(bits >> b), nbits_after.eq(nbits_less)]
-            m.d.sync += [bits.eq(bits >> b), nbits.eq(nbits_less),
+            m.d.sync += [bits.eq(bits >> b), nbits_reg.eq(nbits_less),
                          left.eq(left - 1), subvector.eq(subvector + 1)]
             with m.If(emit_last):
-                m.d.sync += [open_row.eq(0), nbits.eq(0)]  # the rest of the word is padding
+                m.d.sync += [open_row.eq(0), nbits_reg.eq(0)]  # the rest of the word is padding
 
         # Popper: walks the row stream word by word.
         rows_left = Signal(COUNT_BITS)
         words_left = Signal(COUNT_BITS)
         bias = Signal.like(self.params.payload.bias)
         load = Signal()
-        first_word = words_left == cfg.index_words
+        # The row's first index word is next (``words_left == index_words``), kept in a register: the
+        # comparison with the configuration's subtraction set the engine's clock (timing, issue 16).
+        first_word = Signal()
         take = self.words.valid & self.words.ready
 
         def restart():
             with m.If(self.start):
-                m.d.sync += [rows_left.eq(cfg.rows), error.eq(0), open_row.eq(0), nbits.eq(0)]
+                m.d.sync += [rows_left.eq(cfg.rows), error.eq(0), open_row.eq(0), nbits_reg.eq(0)]
                 with m.If(cfg.rows == 0):
                     m.next = "IDLE"
                 with m.Elif(cfg.compact):
@@ -168,7 +184,7 @@ class IndexPath(wiring.Component):
                     self.words.ready.eq(self.params.ready & ~error),
                 ]
                 with m.If(take):
-                    m.d.sync += words_left.eq(cfg.index_words)
+                    m.d.sync += [words_left.eq(cfg.index_words), first_word.eq(1)]
                     m.next = "INDICES"
                 restart()
             with m.State("INDICES"):
@@ -180,13 +196,13 @@ class IndexPath(wiring.Component):
                     m.d.comb += load.eq(room)
                 m.d.comb += self.words.ready.eq(load & ~error)
                 with m.If(take):
-                    m.d.sync += words_left.eq(words_left - 1)
+                    m.d.sync += [words_left.eq(words_left - 1), first_word.eq(0)]
                     with m.If(first_word):
-                        m.d.sync += [bits.eq(word), nbits.eq(WORD_BITS), open_row.eq(1),
+                        m.d.sync += [bits.eq(word), nbits_reg.eq(WORD_BITS), open_row.eq(1),
                                      left.eq(cfg.subvectors), subvector.eq(0)]
                     with m.Else():
-                        m.d.sync += [bits.eq(bits_after | (word << nbits_after)),
-                                     nbits.eq(nbits_after + WORD_BITS)]
+                        m.d.sync += [bits.eq(bits_after | (word << units(nbits_after))),
+                                     nbits_reg.eq(nbits_after + WORD_BITS)]
                     with m.If(words_left == 1):
                         m.d.sync += rows_left.eq(rows_left - 1)
                         with m.If(rows_left == 1):

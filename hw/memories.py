@@ -1,7 +1,7 @@
 """The engine's on-chip memories: the codebook ROM (and its residual-VQ form with a read port per stage),
-the activation SRAM and the skip buffer."""
+the activation SRAM, the skip buffer, and a FIFO kept in block RAM."""
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.layouts import lane_word
@@ -200,3 +200,25 @@ class StagedCodebookRom(wiring.Component):
             codewords = [port.data.word_select(lane, ACT_BITS).as_signed() for port in ports]
             m.d.comb += self.data[lane].eq(sum(Mux(active[s], cw, 0) for s, cw in enumerate(codewords)))
         return m
+
+
+class BlockRamFIFO(fifo.SyncFIFOBuffered):
+    """:class:`amaranth.lib.fifo.SyncFIFOBuffered`, the same cycle for cycle, whose storage asks yosys for
+    block RAM (``ram_style = "block"``).
+
+    Left to itself yosys keeps a shallow memory in flip-flops: a few entries of a wide word then take
+    one logic cell per bit on the iCE40, where logic cells run out long before block RAMs do (area,
+    issue 16).  Its read port already has the register a block RAM's read needs.
+
+    Parameters
+    ----------
+    width, depth : int
+        As :class:`~amaranth.lib.fifo.SyncFIFOBuffered`.
+    """
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        if self.depth > 1:   # a queue of one entry is a register, no memory
+            m.submodules["storage"].attrs["ram_style"] = "block"
+        return m
+

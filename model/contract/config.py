@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import gcd
 
 from model.contract.layout import (DENSE_MODES, E8P_DIM, E8P_INDEX_BITS, FIELD16, HUFFMAN_MAX_LEN_LIMIT, HUFFMAN_SYMBOL_BITS_MAX,
-                                   MAX_FEATURES_LIMIT, PES, REL_BITS, RVQ_STAGES_MAX, WORD_BYTES, LayerKind, LayerMode,
-                                   vector_align)
+                                   MAX_FEATURES_LIMIT, PES, REL_BITS, RVQ_STAGES_MAX, WORD_BITS, WORD_BYTES, LayerKind,
+                                   LayerMode, vector_align)
 from model.contract.pyramid import pvq_entry_bits
 
 #: Lane counts the engine is built for (the sub-vector dimension).
@@ -186,6 +187,15 @@ class EngineConfig:
         if self.lattice:
             widths.append(E8P_INDEX_BITS)
         return max(widths)
+
+    @property
+    def entry_bits_unit(self) -> int:
+        """The largest power of two dividing the stream word and every row-stream entry width the index
+        path may unpack: the bits it holds stay a multiple of it, so its shifters move whole units."""
+        widths = [self.index_bits, *(self.pvq_entry_bits(k) for k in range(1, self.pvq_k_max + 1)),
+                  *(s * self.index_bits for s in range(1, self.rvq_stages_max + 1)),
+                  *([E8P_INDEX_BITS] if self.lattice else [])]
+        return gcd(WORD_BITS, *widths)
 
     @property
     def huffman_k_max(self) -> int:

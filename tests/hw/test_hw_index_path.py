@@ -181,6 +181,29 @@ def test_index_path_random(b):
     check_layers(obs, expected)
 
 
+@pytest.mark.parametrize("b", [2, 4, 8, 16])
+def test_index_path_whole_units(b):
+    """``unit`` (the widths' and the word's common power of two, EngineConfig.entry_bits_unit) changes
+    nothing an index path does: the same parameters and beats, on the same cycles, as with ``unit = 1``,
+    under stalls; a ``unit`` the width is not a multiple of does not (so the comparison can fail)."""
+    from math import gcd
+    rng = np.random.default_rng(70 + b)
+    layers, expected = [], []
+    for rows, subvectors in [(6, int(rng.integers(12, 40))), (8, 1), (5, 3), (4, int(rng.integers(1, 12)))]:
+        config, words, params, beats = make_layer(rng, b, rows, subvectors, int(rng.integers(1, (1 << b) + 1)))
+        layers.append((config, words))
+        expected.append((params, beats))
+    unit = gcd(WORD_BITS, b)
+    whole = run_index_path(IndexPath(b, unit=unit), layers, seed=b)
+    check_layers(whole, expected)
+    assert whole["beat_cycles"] == run_index_path(IndexPath(b), layers, seed=b)["beat_cycles"]
+    try:
+        wrong = run_index_path(IndexPath(b, unit=2 * unit), layers, seed=b)
+    except AssertionError:   # it hung
+        return
+    assert wrong["errors"] or wrong["beats"] != [strip_row(beats) for _, beats in expected]
+
+
 @pytest.mark.parametrize("profile", [(0.0, 0.8, 0.0), (0.8, 0.0, 0.0), (0.0, 0.0, 0.8), (0.6, 0.6, 0.6)])
 @pytest.mark.parametrize("b", [3, 9])
 def test_index_path_stall_profiles(b, profile):

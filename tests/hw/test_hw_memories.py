@@ -6,14 +6,16 @@ sign-correct).  ActivationSram: two halves; reads (1-cycle, ``rd_en`` holds the
 last data) come from half ``select``; writes go to the other half, or to the
 same half while ``write_same``; a read and a write of the same word in one
 cycle return the old contents.  Random addresses/enables/selects every cycle,
-lanes 1..16, word counts that are and are not powers of two.
+lanes 1..16, word counts that are and are not powers of two.  BlockRamFIFO: the
+same outputs, cycle for cycle, as Amaranth's SyncFIFOBuffered, its storage marked
+for block RAM in the Verilog.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hw.memories import ActivationSram, CodebookRom, pack_lane_word
+from hw.memories import ActivationSram, BlockRamFIFO, CodebookRom, pack_lane_word
 
 from hwsim import Mutant, pack_lanes, simulate, unpack_lanes
 
@@ -147,3 +149,46 @@ def test_sram_mutant_is_caught():
     dut = Mutant(ActivationSram(4, 8), {"rd_data": lambda d: d ^ 0x80})
     got, want, _ = run_sram(dut, seed=1, n_cycles=100)
     assert got != want
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4, 5])
+def test_block_ram_fifo_is_sync_fifo_buffered(depth):
+    """Random writes and reads: every output of BlockRamFIFO equals SyncFIFOBuffered's on every cycle."""
+    from amaranth.hdl import Module
+    from amaranth.lib.fifo import SyncFIFOBuffered
+    width = 66
+    m = Module()
+    m.submodules.dut = dut = BlockRamFIFO(width=width, depth=depth)
+    m.submodules.ref = ref = SyncFIFOBuffered(width=width, depth=depth)
+    rng = np.random.default_rng(depth)
+    n_cycles = 400
+    w_en, r_en = rng.random(n_cycles) < 0.6, rng.random(n_cycles) < 0.5
+    data = [int(rng.integers(0, 1 << 62)) << 4 | int(rng.integers(16)) for _ in range(n_cycles)]
+    mismatches, reads = [], [0]
+
+    async def bench(ctx):
+        for cycle in range(n_cycles):
+            for fifo in (dut, ref):
+                ctx.set(fifo.w_en, int(w_en[cycle]))
+                ctx.set(fifo.w_data, data[cycle])
+                ctx.set(fifo.r_en, int(r_en[cycle]))
+            got = [ctx.get(getattr(dut, n)) for n in ("w_rdy", "r_rdy", "level")]
+            want = [ctx.get(getattr(ref, n)) for n in ("w_rdy", "r_rdy", "level")]
+            if got[1] and ctx.get(dut.r_data) != ctx.get(ref.r_data):
+                mismatches.append((cycle, "r_data"))
+            if got != want:
+                mismatches.append((cycle, got, want))
+            reads[0] += int(bool(want[1] and r_en[cycle]))
+            await ctx.tick()
+
+    simulate(m, bench)
+    assert mismatches == []
+    assert reads[0] > n_cycles // 5   # the queue was used, not just idle
+
+
+def test_block_ram_fifo_asks_for_block_ram():
+    from amaranth.back import verilog
+    dut = BlockRamFIFO(width=66, depth=4)
+    text = verilog.convert(dut, name="fifo", ports=[dut.w_data, dut.w_en, dut.w_rdy, dut.r_data, dut.r_en, dut.r_rdy])
+    assert 'ram_style = "block"' in text
+
