@@ -31,3 +31,18 @@ def test_the_report_section_says_when_the_sweeps_were_not_run():
     lines = methods_lines({"rows": ROWS, "equal_bits": equal_bits(ROWS)})
     assert "| <= 1.5 | 0.8000 (1.40) | - | - |" in lines
     assert "5 of 5 programs ran bit-exact on Verilator." in lines
+
+
+def test_the_minilm_section_sets_the_roms_side_by_side():
+    from sim.report.sections.experiments import minilm_variant_lines
+    assert minilm_variant_lines([]) == []
+
+    def variant(name, rom_bits, ratio, golden, fit):
+        return {"variant": name, "rom_bits": rom_bits, "coding": "c", "compression": {"bits_per_weight": 32 / ratio,
+                "ratio_vs_fp32": ratio}, "golden": {"embedding_cosine": golden}, "fit": fit,
+                "rtl": {"images": 4, "bit_exact": True, "cycles": 1234567, "energy": {"engine_pj_per_input": 2.5e9}}}
+    lines = minilm_variant_lines([variant("flat-16384", 524288, 9.0, 0.913, None),
+                                  variant("staged-2x128-fit", 8192, 8.84, 0.9518, {"quality": 0.9475})])
+    assert "| flat-16384 | 524,288 | c | 3.56 | 9.00x | - | **0.9130** | 4 sentences, bit-exact True | 1,234,567 | " \
+           "2.50 mJ |" in lines
+    assert any(line.startswith("| staged-2x128-fit | 8,192 |") and "| 0.9475 | **0.9518** |" in line for line in lines)

@@ -75,7 +75,27 @@ def minilm_lines(data: Mapping | None) -> list[str]:
               f"{energy['boundary_host_dram_pj_per_input']:,.0f} |",
               f"| total priced | {energy['total_pj_per_input']:,.0f} |", "",
               "Not priced, on the host in float: " + ", ".join(energy["host_ops_not_priced"]) + ".", ""]
-    return lines
+    return lines + minilm_variant_lines(data.get("variants", []))
+
+
+def minilm_variant_lines(variants: Sequence[Mapping]) -> list[str]:
+    """The flat and the staged universal ROMs side by side on MiniLM: ROM bits, bits per weight, the fit's
+    float quality, the engine's int8 quality and the Verilator run."""
+    if not variants:
+        return []
+    lines = ["**The flat and the staged universal ROMs on MiniLM.** Model level: the coded network in float "
+             "(the fit's evaluation, 320 sentences). Engine: the int8 golden model, 320 sentences. Verilator: "
+             "the first sentences, every job checked against the golden model.", "",
+             "| ROM | ROM bits | coding | bits/weight | ratio | model level | engine (int8) | Verilator "
+             "| cycles | engine energy per sentence |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for v in variants:
+        fit, rtl, comp = v.get("fit") or {}, v["rtl"], v["compression"]
+        model_level = f"{fit['quality']:.4f}" if "quality" in fit else "-"
+        lines.append(f"| {v['variant']} | {v['rom_bits']:,} | {v['coding']} | {comp['bits_per_weight']:.2f} | "
+                     f"{comp['ratio_vs_fp32']:.2f}x | {model_level} | **{v['golden']['embedding_cosine']:.4f}** | "
+                     f"{rtl['images']} sentences, bit-exact {rtl['bit_exact']} | {rtl['cycles']:,} | "
+                     f"{rtl['energy']['engine_pj_per_input'] / 1e9:.2f} mJ |")
+    return lines + [""]
 
 
 def experiments_section(area_records: Sequence[Mapping] | None = None) -> list[str]:
