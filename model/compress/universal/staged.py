@@ -20,13 +20,14 @@ as its candidates (:func:`staged_candidates`).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from model.compress.kmeans.network import join_subvectors, kmeans, split_subvectors
 from model.compress.universal.codebook import UniversalCodebook
 from model.compress.universal.nested import nearest
-from model.compress.universal.fit import UniversalLayer, smallest_distances
+from model.compress.universal.fit import UniversalLayer, UniversalNetwork, smallest_distances
 from model.contract.fixedpoint import ACT_MAX
-from model.nets.weightmat import row_rms
+from model.nets.weightmat import get_module, layer_bias, row_rms, weight_matrix
 
 #: Alternations of greedy assignment and per-row least-squares scale.
 ROUNDS = 2
@@ -151,7 +152,6 @@ def staged_candidates(x: np.ndarray, sums: StagedSums, n: int, beam: int = BEAM)
     Stage 0 keeps the ``beam`` nearest codewords; each later stage extends every kept partial sum by its
     ``beam`` nearest codewords to the remainder and keeps the ``beam`` (at the last stage ``n``) best.
     """
-    import torch
     books = [torch.from_numpy(b) for b in sums.books]
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     n = min(n, sums.k)
@@ -207,8 +207,6 @@ def assign_staged(model, sums: StagedSums, names: list[str], *, name: str = "", 
                   top_n: int = BEAM, col_scales: dict | None = None):
     """:func:`staged_assignment` of every named layer: the start of the fit, ``(UniversalNetwork, candidates
     by layer)``; a layer with ``col_scales[name]`` codes its columns multiplied by it."""
-    from model.compress.universal.fit import UniversalNetwork
-    from model.nets.weightmat import get_module, layer_bias, weight_matrix
     layers, cands = [], {}
     for n in names:
         mod = get_module(model, n)
