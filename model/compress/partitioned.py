@@ -292,7 +292,7 @@ def _cached_assignment(model: nn.Module, codebook, names: list[str], network: st
     """:func:`model.compress.universal.fit.assign_nearest` of the modules ``names``, cached by the weights' and
     the codebook's hashes (MiniLM's 2.65M sub-vectors against 16,384 codewords take minutes)."""
     import hashlib
-    from model.compress.universal.fit import UniversalLayer, UniversalNetwork, assign_nearest
+    from model.compress.universal.fit import assign_nearest
     from model.nets.networks import resolve_cache_dir
     from model.nets.weightmat import get_module, weight_matrix
     h = hashlib.sha256(codebook.content_hash().encode())
@@ -301,23 +301,38 @@ def _cached_assignment(model: nn.Module, codebook, names: list[str], network: st
         h.update(weight_matrix(get_module(model, n)).tobytes())
     path = resolve_cache_dir() / f"{network}-universal-nearest-{h.hexdigest()[:16]}.npz"
     if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            layers = [UniversalLayer(n, tuple(int(v) for v in z[f"{i}.shape"]), z[f"{i}.indices"], z[f"{i}.scale"],
-                                     z[f"{i}.bias"] if f"{i}.bias" in z.files else None)
-                      for i, n in enumerate(names)]
-        return UniversalNetwork(network, codebook, layers, {"method": "universal-nearest"})
+        return _load_network(path, names, codebook, network)
     coded = assign_nearest(model, codebook, names, name=network)
-    arrays = {}
-    for i, layer in enumerate(coded.layers):
+    _save_network(path, coded)
+    return coded
+
+
+def _save_network(path, net) -> None:
+    """A coded network's layers (and its facts) into the cache file ``path``, atomically."""
+    import json
+    arrays = {"info": np.asarray(json.dumps(net.info, default=float))}
+    for i, layer in enumerate(net.layers):
         arrays.update({f"{i}.shape": np.asarray(layer.weight_shape), f"{i}.indices": layer.indices,
                        f"{i}.scale": layer.row_scale})
-        if layer.bias is not None:
-            arrays[f"{i}.bias"] = layer.bias
+        for key, value in (("bias", layer.bias), ("cols", layer.col_scale)):
+            if value is not None:
+                arrays[f"{i}.{key}"] = value
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(path)
-    return coded
+
+
+def _load_network(path, names: list[str], codebook, network: str):
+    """What :func:`_save_network` wrote: the layers ``names`` against ``codebook``."""
+    import json
+    from model.compress.universal.fit import UniversalLayer, UniversalNetwork
+    with np.load(path, allow_pickle=False) as z:
+        get = lambda key: z[key] if key in z.files else None
+        layers = [UniversalLayer(n, tuple(int(v) for v in z[f"{i}.shape"]), z[f"{i}.indices"], z[f"{i}.scale"],
+                                 get(f"{i}.bias"), False, get(f"{i}.cols")) for i, n in enumerate(names)]
+        info = json.loads(str(z["info"])) if "info" in z.files else {"method": "universal-nearest"}
+    return UniversalNetwork(network, codebook, layers, info)
 
 
 def _bar(total: int, progress: bool, desc: str):
@@ -344,12 +359,12 @@ def fit_staged(task, codebook, names: list[str], smoothing: dict, activations: d
     (:func:`model.compress.universal.staged.assign_staged`), then the soft-to-hard fit
     (:func:`model.compress.universal.fit.fit_universal`) over each sub-vector's best stage sums, with the
     network's recipe (:data:`model.compress.universal.recipes.RECIPES`).  Cached by the weights', the ROM's,
-    the factors' and the recipe's hashes (MiniLM: about 20 minutes on one core).  ``budget`` overrides recipe
+    the factors' and the recipe's hashes (MiniLM: about 25 minutes on one core).  ``budget`` overrides recipe
     fields; ``quick`` says the task scores on its quick evaluation set (recorded, and part of the cache key)."""
     import hashlib
     import json
     from dataclasses import asdict
-    from model.compress.universal.fit import UniversalLayer, UniversalNetwork, fit_universal
+    from model.compress.universal.fit import fit_universal
     from model.compress.universal.recipes import recipe_for
     from model.compress.universal.staged import StagedSums, assign_staged
     from model.nets.networks import resolve_cache_dir
@@ -368,12 +383,7 @@ def fit_staged(task, codebook, names: list[str], smoothing: dict, activations: d
             h.update(np.asarray([a.input_scale, *a.output_scales], np.float64).tobytes())
     path = resolve_cache_dir() / f"{task.name}-staged-fit-{h.hexdigest()[:16]}.npz"
     if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            layers = [UniversalLayer(n, tuple(int(v) for v in z[f"{i}.shape"]), z[f"{i}.indices"], z[f"{i}.scale"],
-                                     z[f"{i}.bias"] if f"{i}.bias" in z.files else None, False, z[f"{i}.cols"])
-                      for i, n in enumerate(names)]
-            info = json.loads(str(z["info"]))
-        return UniversalNetwork(task.name, sums, layers, info)
+        return _load_network(path, names, sums, task.name)
     t0 = time.perf_counter()
     start = assign_staged(task.model, sums, names, name=task.name, top_n=recipe.top_n, col_scales=smoothing)
     beam_seconds = time.perf_counter() - t0
@@ -384,16 +394,7 @@ def fit_staged(task, codebook, names: list[str], smoothing: dict, activations: d
                             t_start=recipe.t_start, start=start, activations=activations)
     net.info.update(beam_seconds=beam_seconds, n_distill=recipe.n_distill, quick_eval=quick,
                     fit_seconds=time.perf_counter() - t0)
-    arrays = {"info": np.asarray(json.dumps(net.info, default=float))}
-    for i, layer in enumerate(net.layers):
-        arrays.update({f"{i}.shape": np.asarray(layer.weight_shape), f"{i}.indices": layer.indices,
-                       f"{i}.scale": layer.row_scale, f"{i}.cols": layer.col_scale})
-        if layer.bias is not None:
-            arrays[f"{i}.bias"] = layer.bias
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    _save_network(path, net)
     return net
 
 
