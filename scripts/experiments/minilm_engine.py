@@ -5,6 +5,7 @@ Usage::
 
     python -m scripts.experiments.minilm_engine [--json reports/minilm_engine.json] [--sentences 4]
                                                 [--variants flat-16384 staged-2x256 staged-2x128-fit]
+                                                [--report reports/REPORT.md [--replot]]
 
 Each variant is a partitioned program (``vqe compress --network minilm --method universal --partition
 --weight-sram 320 [--codebook ROM [--fit]]``: the Linear layers on the engine, the host the rest), scored on
@@ -53,7 +54,8 @@ def run_variant(name: str, sentences: int) -> dict:
     info = program.meta["info"]
     engine_segments = [s for s in program.meta["segments"] if s["kind"] == "engine"]
     return {"variant": name, "program": str(path), "codebook": None if rom is None else str(rom),
-            "coding": "fit through the engine's int8 steps" if fit else "nearest (per-row scales)",
+            "coding": ("fit through the engine's int8 steps" if fit else
+                       "nearest (per-row scales)" if rom is None else "greedy over the stages (per-row scales)"),
             "rom_entries": len(program.meta["rom"]), "rom_bits": 8 * 4 * len(program.meta["rom"]),
             "weight_sram_kib": WEIGHT_SRAM_KIB, "compression": program.meta["compression"],
             "engine_segments": len(engine_segments), "host_segments": len(program.meta["segments"]) - len(engine_segments),
@@ -66,7 +68,13 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default="reports/minilm_engine.json")
     ap.add_argument("--sentences", type=int, default=4, help="sentences run on Verilator (default 4)")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument("--report", metavar="REPORT.md", help="also put the MiniLM section in this report, in place")
+    ap.add_argument("--replot", action="store_true", help="run nothing: only render --report from --json")
     args = ap.parse_args(argv)
+    if args.replot:
+        if not args.report:
+            ap.error("--replot needs --report")
+        return splice(args.json, args.report)
     variants = []
     for name in args.variants:
         variants.append(run_variant(name, args.sentences))
@@ -80,7 +88,22 @@ def main(argv=None) -> int:
            "variants": variants}
     Path(args.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
     print(f"wrote {args.json}")
+    if args.report:
+        splice(args.json, args.report)
     return 0 if all(v["rtl"]["bit_exact"] for v in variants) else 1
+
+
+def splice(json_path: str, report: str) -> int:
+    """Render the report's MiniLM section from ``json_path`` into ``report``, in place."""
+    from sim.report.sections.experiments import minilm_lines
+    from sim.report.sections.pes import replace_section
+    try:
+        data = json.loads(Path(json_path).read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: cannot read {json_path}: {e}")
+    replace_section(report, minilm_lines(data))
+    print(f"updated {report}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -108,11 +108,13 @@ def pes_lines(data: Mapping | None, area_records: Sequence[Mapping] | None = Non
 
 
 def replace_section(md_path: str | Path, lines: Sequence[str]) -> None:
-    """Put ``lines`` (a section starting with `HEADING`) in ``md_path`` in place of the one there, or at its end."""
+    """Put ``lines`` (a section: its ``## `` heading first) in ``md_path`` in place of the one with that heading
+    there, or at its end."""
     path = Path(md_path)
     old = path.read_text().split("\n")
-    if HEADING in old:
-        start = old.index(HEADING)
+    heading = lines[0]
+    if heading in old:
+        start = old.index(heading)
         end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
     else:
         while old and not old[-1]:
