@@ -404,7 +404,8 @@ def compress_partitioned(network: str, *, lanes: int, weight_sram_words: int, se
     """``vqe compress --network minilm --method universal --partition [--codebook FILE [--fit]]``: the network's
     Linear layers on the engine (one job each, universal ROM: the nested ROM's flat 16,384 entries, or the
     staged ROM of ``codebook``, :mod:`model.compress.universal.staged`, coded greedily or, with ``fit``, fitted
-    by distillation, :func:`fit_staged`), the host the rest; its quality measured with the golden model."""
+    by distillation, :func:`fit_staged`, with :data:`ENGINE_FIT_BUDGET` or ``fit_budget``), the host the rest;
+    its quality measured with the golden model."""
     from model.compress.registry import CompressError
     from model.compress.universal.codebook import DEFAULT_NESTED, CodebookError, load_codebook
     from model.compress.universal.staged import is_staged
