@@ -423,10 +423,17 @@ def compress_partitioned(network: str, *, lanes: int, weight_sram_words: int, se
     if fit and not is_staged(codebook):
         raise CompressError("--fit fits the layers to a staged ROM: give one with --codebook "
                             "(e.g. model/codebooks/universal-d4-k128x2-staged-v1.npz)")
+    budget = ENGINE_FIT_BUDGET if fit_budget is None else fit_budget
     task = None
     if fit:
         from model.compress.universal.recipes import load_task, recipe_for
-        task = load_task(network, n_distill=recipe_for(network).n_distill, seed=seed, quick=quick)
+        from model.compress.universal.staged import MAX_SUMS, stage_shape
+        stages, section = stage_shape(codebook)
+        if section ** stages > MAX_SUMS:
+            raise CompressError(f"--fit: the staged ROM's {stages} sections of {section} make {section ** stages:,} "
+                                f"stage sums, more than the fit tabulates ({MAX_SUMS:,}); use fewer or smaller "
+                                "sections, or leave out --fit")
+        task = load_task(network, n_distill=recipe_for(network, budget=budget).n_distill, seed=seed, quick=quick)
         zn = task.info["zoo"]
     else:
         zn = load_network(network, progress=progress)
@@ -437,8 +444,7 @@ def compress_partitioned(network: str, *, lanes: int, weight_sram_words: int, se
         info={"calibration_inputs": CALIBRATION_INPUTS, "metric": zn.metric_name, "float_quality": 1.0},
         fit=None if task is None else
         (lambda smoothing, acts: fit_staged(task, codebook, names, smoothing, acts, seed=seed, progress=progress,
-                                            quick=quick, budget=ENGINE_FIT_BUDGET if fit_budget is None
-                                            else fit_budget)))
+                                            quick=quick, budget=budget)))
     metrics = zn.evaluate(with_engine_segments(zn.model, program), quick=quick)
     program.meta["info"].update(int8_quality=metrics[zn.metric_name], int8_metrics=metrics, quick_eval=quick)
     return program

@@ -84,7 +84,7 @@ def add_parser(sub) -> None:
     c.add_argument("--fit", action="store_true",
                    help="--partition with a staged --codebook: fit the layers to the ROM's stage sums by "
                         "distillation (a beam-searched start, then soft-to-hard assignment with the network's "
-                        "recipe: about 20 minutes for MiniLM on one core, cached) instead of greedy coding")
+                        "recipe: about 25 minutes for MiniLM on one core, cached) instead of greedy coding")
     c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_output_arguments(c, "file to write: a program (.vqz), or a JSON result for pq/rq/lr2vq")
     add_quiet_argument(c)

@@ -38,6 +38,8 @@ PARAMS_KEY = "staged"
 BEAM = 8
 #: Sub-vectors searched at a time.
 _CHUNK = 1 << 14
+#: Most stage sums :class:`StagedSums` tabulates (64 MiB of float32 sums at 4 lanes): 2 x 2048, or 3 x 128.
+MAX_SUMS = 1 << 22
 
 
 def is_staged(codebook) -> bool:
@@ -125,6 +127,9 @@ class StagedSums:
     def __init__(self, rom: UniversalCodebook):
         self.rom = rom
         self.stages, self.section = stage_shape(rom)
+        if self.section ** self.stages > MAX_SUMS:
+            raise ValueError(f"a staged ROM of {self.stages} sections of {self.section} has "
+                             f"{self.section ** self.stages:,} stage sums; the fit tabulates at most {MAX_SUMS:,}")
         self.k, self.dim, self.donors = self.section ** self.stages, rom.dim, rom.donors
         v = rom.values().astype(np.float32)
         self.books = [v[s * self.section:(s + 1) * self.section] for s in range(self.stages)]
@@ -154,7 +159,8 @@ def staged_candidates(x: np.ndarray, sums: StagedSums, n: int, beam: int = BEAM)
     """
     books = [torch.from_numpy(b) for b in sums.books]
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    n = min(n, sums.k)
+    width = min(beam, sums.section)
+    n = min(n, sums.k, width * width if sums.stages > 1 else sums.section)   # what the last stage can offer
     out_i = np.empty((len(xt), n), np.int64)
     out_d = np.empty((len(xt), n), np.float32)
     for lo in range(0, len(xt), _CHUNK):
