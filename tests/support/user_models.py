@@ -159,3 +159,15 @@ class CumSum(nn.Module):
 
 #: Models with operators the engine cannot run between layers it runs: partitioned between engine and host.
 PARTITIONED = {"normmlp": NormMLP, "gatedcnn": GatedCNN}
+
+
+class FeedForward(nn.Module):
+    """A transformer's feed-forward block in miniature: up, LayerNorm, GELU, down (seeded weights)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.up, self.norm, self.down = nn.Linear(8, 16), nn.LayerNorm(16), nn.Linear(16, 8)
+
+    def forward(self, x):
+        return self.down(nn.functional.gelu(self.norm(self.up(x))))

@@ -13,6 +13,7 @@ from torch import nn
 from model.codecs.layers.rvq import rvq_weights
 from model.compress.universal.codebook import load_codebook
 from model.compress.universal.staged import StagedSums, staged_assignment, staged_candidates
+from user_models import FeedForward
 
 CODEBOOKS = Path(__file__).resolve().parents[3] / "model" / "codebooks"
 K128X2 = CODEBOOKS / "universal-d4-k128x2-staged-v1.npz"
@@ -85,23 +86,13 @@ def test_training_sees_the_engines_int8_steps():
     assert not lin._forward_hooks and not lin._forward_pre_hooks        # the hooks are gone
 
 
-class Ffn(nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.up, self.norm, self.down = nn.Linear(8, 16), nn.LayerNorm(16), nn.Linear(16, 8)
-
-    def forward(self, x):
-        return self.down(F.gelu(self.norm(self.up(x))))
-
-
 def test_a_fitted_staged_program_is_bit_exact_and_cached(tmp_path, monkeypatch):
     from model.compress.partitioned import compress_universal_partitioned, fit_staged
     from model.compress.universal.recipes import Task
     from model.nets.distill import DistillSet
     from sim.partitioned import run_segments
     monkeypatch.setenv("VQE_CACHE", str(tmp_path))
-    model = Ffn().eval()
+    model = FeedForward().eval()
     gen = torch.Generator().manual_seed(2)
     calib, train_x, tokens = (torch.randn(n, 5, 8, generator=gen) for n in (64, 256, 3))
 

@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from model.compress.partitioned import compress_universal_partitioned, with_engine_segments
 from model.compress.universal.codebook import load_codebook
@@ -21,21 +19,13 @@ from model.contract.layout import vector_words
 from model.program.file import Program
 from model.program.segments import boundary_words, partition_lines
 from sim.partitioned import run_segments, segments_summary
+from user_models import FeedForward
 
 TOKENS = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(1))
 STAGED = Path(__file__).resolve().parents[3] / "model" / "codebooks" / "universal-d4-k256x2-staged-v1.npz"
 
 
-class Tiny(nn.Module):
-    """A transformer's feed-forward block in miniature: up, LayerNorm, GELU, down."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.up, self.norm, self.down = nn.Linear(8, 16), nn.LayerNorm(16), nn.Linear(16, 8)
-
-    def forward(self, x):
-        return self.down(F.gelu(self.norm(self.up(x))))
+Tiny = FeedForward
 
 
 HOST = {"up": ([], ["residual add"]), "down": (["LayerNorm", "GELU"], ["residual add"])}
