@@ -298,7 +298,7 @@ stored, and what is stored is entropy coded.
   Huffman table per layer (:mod:`model.codecs.huffman`) over
   ``huffman_symbol_bits``-bit symbols with codes of at most ``huffman_max_len``
   bits (both engine parameters).
-* **Stream** at the descriptor's address:
+* **Stream** at the descriptor's address (one PE; for ``P > 1`` see *Processing elements* below):
 
   ======================  ====================================================
   word 0                  size word: ``cmd_rows`` [15:0], ``cmd_row_words``
@@ -351,6 +351,36 @@ stored, and what is stored is entropy coded.
   lanes multiply by zero), or one ``zero_skips`` instead of the ``macs`` when
   its activation is zero (:mod:`model.contract.counters`).  ``dram_read_words`` counts the descriptor, the size word
   and the size word's total, for each image.
+* **Processing elements** (``P > 1``; with ``P = 1`` everything is as above).  Output row ``r``
+  runs on PE ``r mod P``, as in a dense layer, and each PE has its own sparse row path (Huffman
+  decoder) fed by its own *sub-stream*: the layer's requantization word, the Huffman table (the same
+  table, one copy per PE), then its rows ``p, p + P, p + 2P, ...`` in order, each the row header
+  word and the row's codes exactly as above, then zero words padding it to ``L`` words.  ``L`` is
+  the longest sub-stream's length before padding, ``L0``, rounded up to ``C * W`` with ``C =
+  ceil(L0 / FIELD16)`` and ``W = ceil(L0 / C)`` (the least padding that fits the size word's
+  fields).  The size word is ``cmd_rows = C * P`` (a multiple of ``P``) and ``cmd_row_words =
+  W``; the body after it is the ``P`` sub-streams interleaved word by word: word ``s`` of PE
+  ``p``'s sub-stream is body word ``s * P + p``.  This is the dense layout of
+  :func:`pe_stream_position` with ``C * P`` stream "rows" of ``W`` words (a stream row here is a
+  chunk of ``W`` words of a sub-stream, not an output row), so the engine's one stream word per
+  cycle is dealt to the PEs round-robin.  For ``P = 1`` the size word is the one above.  In
+  general (a size word whose ``cmd_rows`` is not a multiple of ``P``, in a corrupted program),
+  PE ``p``'s sub-stream is the words of stream rows ``p, p + P, ...`` below ``cmd_rows``, in
+  order (:func:`pe_substream_positions`).
+
+  Each PE decodes its sub-stream as a one-PE engine decodes the layer's stream (its
+  requantization word for its rows, its table copy within ``table_words``, the same row checks
+  and error codes, ``BAD_STREAM`` for a word needed past its sub-stream's end); the padding after
+  its last row is read and discarded.  The golden model raises the error of the lowest-numbered
+  PE whose sub-stream is bad.  The PEs run concurrently, so when more than one PE's sub-stream is
+  bad the RTL reports the one that fails first in time, which may be another bad PE's error; with
+  one bad sub-stream RTL and golden model agree.
+
+  Counters with ``P > 1`` are those of ``P = 1`` (``huffman_busy_cycles`` counts each decoder's
+  steps, and a row's steps depend only on the row, so their sum is the same), except the stream's
+  words: ``dram_read_words`` (and a resident layer's ``weight_sram_reads`` and
+  ``weight_sram_writes``) count the longer stream, with its ``P`` requantization words, ``P``
+  table copies and the padding.
 
 Processing elements (``EngineConfig.pes``)
 ==========================================
@@ -376,9 +406,18 @@ absent for 1), and an engine runs only programs laid out for its own ``P``.
 
 Counters with ``P > 1``: ``rom_reads``, ``macs`` and ``adds`` are per PE, as for one PE;
 ``sram_reads`` counts one read per row group and sub-vector (``ceil(out_features / P)`` per
-sub-vector, and per window tap inside the map in a convolution).  Sparse (HUFFMAN), PVQ and
-nearest-prototype layers run on one PE only: an engine with ``P > 1`` has none of their units, and
-the compressor refuses such programs with ``--pes`` above 1.
+sub-vector, and per window tap inside the map in a convolution).  PVQ and nearest-prototype layers
+run on one PE only: an engine with ``P > 1`` has none of their units, and the compressor refuses
+such programs with ``--pes`` above 1.
+
+Sparse (HUFFMAN) layers run on ``P`` PEs with a stream of their own layout (see "Sparse
+Huffman-coded layers", *Processing elements*): the sub-streams of the ``P`` PEs (each its
+requantization word, its copy of the table and its rows ``p, p + P, ...``, padded to one length)
+interleaved word by word, which is the dense layout of :func:`pe_stream_position` with the size
+word's ``cmd_rows = C * P`` chunks of ``cmd_row_words`` words.  Unlike a dense stream it holds
+different words for different ``P``, so it is written for one ``P``: the program records that
+``P`` in the layer's metadata (``layers[i].pes``, absent for 1), and a program's sparse layers are
+not re-laid out for another ``P`` (the compressor writes them again).
 
 Vectors (inputs, outputs) are int8, four to a word, little-endian, zero-padded
 to a multiple of ``vector_align(lanes)`` bytes.
@@ -534,6 +573,15 @@ def pe_stream_position(row: int, word: int, rows: int, row_words: int, pes: int)
     group, i = divmod(row, pes)
     n = min(pes, rows - group * pes)
     return group * pes * row_words + word * n + i
+
+
+def pe_substream_positions(pe: int, rows: int, row_words: int, pes: int) -> list[int]:
+    """Where each word of PE ``pe``'s sub-stream is in a sparse (HUFFMAN) layer's body (the stream after
+    its size word of ``rows`` and ``row_words``) laid out for ``pes`` PEs: the words of stream rows
+    ``pe, pe + pes, ...`` below ``rows``, in order (see "Sparse Huffman-coded layers", *Processing
+    elements*).  With ``rows`` a multiple of ``pes``, word ``s`` is at ``s * pes + pe``."""
+    return [pe_stream_position(r, w, rows, row_words, pes)
+            for r in range(pe, rows, pes) for w in range(row_words)]
 
 
 def pe_stream_order(rows: int, row_words: int, pes: int) -> list[int]:
