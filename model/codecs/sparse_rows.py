@@ -12,7 +12,10 @@ kept weight still gets one symbol, ``(0, 0)``, so every row has a result.
 The joint symbols ``run << idx_bits | idx`` of all the layer's rows share one
 canonical, length-limited Huffman table (:mod:`model.codecs.huffman`).  The layer's
 stream is the size word, the layer's requantization word, the table, and per
-row one header word (the bias and ``n_symbols - 1``) and the row's codes.
+row one header word (the bias and ``n_symbols - 1``) and the row's codes; on an
+engine of ``P > 1`` processing elements, the size word and ``P`` such sub-streams
+(each with a copy of the requantization word and the table, and the rows
+``p, p + P, ...``) interleaved word by word (:meth:`SparseLayer.stream`).
 
 :func:`decode_row` is the golden twin of the engine's sparse stage (position
 and index of each symbol, with its error checks); :func:`layer_bits` counts
@@ -153,12 +156,18 @@ class SparseLayer:
     row_words: list
     row_bits: list
 
-    def stream(self, bias, mult, shift) -> np.ndarray:
-        """The layer's stream: size word, requantization word, table, rows, padding (uint32).
+    def stream(self, bias, mult, shift, pes: int = 1) -> np.ndarray:
+        """The layer's stream for an engine of ``pes`` processing elements (uint32).
+
+        One PE: size word, requantization word, table, rows, padding.  ``pes > 1``: the size word,
+        then the ``pes`` PEs' sub-streams (each the requantization word, the table and the rows
+        ``p, p + pes, ...``, padded to one length) interleaved word by word
+        (:mod:`model.contract.layout`, "Sparse Huffman-coded layers", *Processing elements*).
 
         Raises ValueError when the rows do not share one ``mult`` and
-        ``shift``, a bias does not fit ``SPARSE_BIAS_BITS`` signed bits, or a
-        row has more than ``SPARSE_MAX_SYMBOLS`` symbols.
+        ``shift``, a bias does not fit ``SPARSE_BIAS_BITS`` signed bits, a
+        row has more than ``SPARSE_MAX_SYMBOLS`` symbols, or the longest
+        sub-stream does not fit the size word.
         """
         bias, mult, shift = (np.asarray(a, dtype=np.int64).ravel() for a in (bias, mult, shift))
         if len(mult) and (np.any(mult != mult[0]) or np.any(shift != shift[0])):
@@ -166,27 +175,44 @@ class SparseLayer:
         limit = 1 << (SPARSE_BIAS_BITS - 1)
         if np.any((bias < -limit) | (bias >= limit)):
             raise ValueError(f"a bias does not fit the sparse row header's {SPARSE_BIAS_BITS} signed bits")
-        parts = [np.array([int(mult[0]) | int(shift[0]) << 16], dtype=np.uint32), self.table.to_words()]
+        rows = []
         for r, (words, syms) in enumerate(zip(self.row_words, self.symbols)):
             if len(syms) > SPARSE_MAX_SYMBOLS or len(words) > FIELD16:
                 raise ValueError(f"row {r}: {len(syms)} symbols, at most {SPARSE_MAX_SYMBOLS} fit its header")
             header = (int(bias[r]) & ((1 << SPARSE_BIAS_BITS) - 1)) | (len(syms) - 1) << SPARSE_BIAS_BITS
-            parts.append(np.array([header], dtype=np.uint32))
-            parts.append(words)
-        body = np.concatenate(parts).astype(np.uint32)
-        rows, row_words = size_word_split(len(body))
-        padding = np.zeros(rows * row_words - len(body), dtype=np.uint32)
-        return np.concatenate([np.array([rows | row_words << 16], dtype=np.uint32), body, padding])
+            rows.append(np.concatenate([np.array([header], dtype=np.uint32), words]).astype(np.uint32))
+        # Every PE's sub-stream starts with its own copy of the requantization word and the table.
+        lead = np.concatenate([np.array([int(mult[0]) | int(shift[0]) << 16], dtype=np.uint32),
+                               self.table.to_words()]).astype(np.uint32)
+        subs = [np.concatenate([lead, *rows[p::pes]]).astype(np.uint32) for p in range(pes)]
+        cmd_rows, cmd_row_words = size_word_split(max(len(sub) for sub in subs), pes)
+        length = cmd_rows // pes * cmd_row_words
+        padded = np.zeros((length, pes), dtype=np.uint32)
+        for p, sub in enumerate(subs):
+            padded[:len(sub), p] = sub
+        # Word s of PE p's sub-stream is body word s * pes + p.
+        return np.concatenate([np.array([cmd_rows | cmd_row_words << 16], dtype=np.uint32), padded.reshape(-1)])
+
+    def substream_words(self, pes: int = 1) -> list[int]:
+        """Each PE's sub-stream length before padding: its requantization word, its table copy and its rows
+        (``pes = 1``: the whole stream after the size word, before padding)."""
+        lead = SPARSE_LAYER_WORDS - 1 + len(self.table.to_words())
+        return [lead + sum(SPARSE_ROW_HEADER_WORDS + len(w) for w in self.row_words[p::pes]) for p in range(pes)]
 
 
-def size_word_split(total: int) -> tuple[int, int]:
-    """``(cmd_rows, cmd_row_words)`` with 16-bit fields and the least padding above ``total`` words."""
+def size_word_split(total: int, pes: int = 1) -> tuple[int, int]:
+    """``(cmd_rows, cmd_row_words)`` for sub-streams of at most ``total`` words on ``pes`` PEs.
+
+    16-bit fields with the least padding: ``C = ceil(total / FIELD16)`` chunks of ``W = ceil(total / C)``
+    words per PE, and ``cmd_rows = C * pes`` (:mod:`model.contract.layout`, "Sparse Huffman-coded layers").
+    """
     if total < 1:
         raise ValueError("a layer stream has at least its table")
-    rows = -(-total // FIELD16)
-    if rows > FIELD16:
-        raise ValueError(f"a layer stream of {total} words is too long for the size word")
-    return rows, -(-total // rows)
+    chunks = -(-total // FIELD16)
+    if chunks * pes > FIELD16:
+        raise ValueError(f"a layer sub-stream of {total} words on {pes} processing element"
+                         f"{'s' if pes > 1 else ''} is too long for the size word")
+    return chunks * pes, -(-total // chunks)
 
 
 def encode_layer(indices, k: int, symbol_bits: int, max_len: int = HUFFMAN_DEFAULT_MAX_LEN,
@@ -231,8 +257,10 @@ def encode_layer(indices, k: int, symbol_bits: int, max_len: int = HUFFMAN_DEFAU
     return SparseLayer(table, idx_bits, rel_bits, symbols, fillers, kept, row_words, row_bits)
 
 
-def layer_bits(layer: SparseLayer, in_features: int, out_features: int, k: int, lanes: int) -> dict:
-    """Every stored bit of one coded layer, for a Deep Compression Table 2 style account.
+def layer_bits(layer: SparseLayer, in_features: int, out_features: int, k: int, lanes: int,
+               pes: int = 1) -> dict:
+    """Every stored bit of one coded layer, written for ``pes`` processing elements, for a Deep
+    Compression Table 2 style account.
 
     Returns
     -------
@@ -240,9 +268,10 @@ def layer_bits(layer: SparseLayer, in_features: int, out_features: int, k: int, 
         ``weights``, ``kept`` (non-zero weights), ``symbols`` (with fillers),
         ``fillers``; bits: ``index_bits`` and ``rel_bits`` (the fixed-width
         fields before Huffman), ``huffman_bits`` (the codes), ``padding_bits``
-        (rows padded to whole words, and the stream to its size word's total),
-        ``table_bits``, ``header_bits`` (the descriptor, the size and
-        requantization words, the row headers with bias and symbol count), ``centroid_bits`` (ROM entries holding
+        (rows padded to whole words, and the sub-streams to the size word's
+        total), ``table_bits`` (one table copy per PE), ``header_bits`` (the
+        descriptor, the size word, one requantization word per PE, the row
+        headers with bias and symbol count), ``centroid_bits`` (ROM entries holding
         the layer's centroids, padding lanes included), ``total_bits``;
         ``entropy`` and ``average_length`` of the joint symbols (bits per
         symbol).
@@ -253,12 +282,11 @@ def layer_bits(layer: SparseLayer, in_features: int, out_features: int, k: int, 
     freqs = np.bincount(all_syms)
     huff = int(sum(layer.row_bits))
     row_word_bits = WORD_BITS * sum(len(w) for w in layer.row_words)
-    table_bits = WORD_BITS * len(layer.table.to_words())
-    body = (SPARSE_LAYER_WORDS - 1 + len(layer.table.to_words())      # everything after the size word
-            + sum(SPARSE_ROW_HEADER_WORDS + len(w) for w in layer.row_words))
-    rows, row_words = size_word_split(body)
-    stream_padding = (rows * row_words - body) * WORD_BITS
-    header = WORD_BITS * (SPARSE_LAYER_WORDS + DESC_WORDS + SPARSE_ROW_HEADER_WORDS * out_features)
+    table_bits = pes * WORD_BITS * len(layer.table.to_words())
+    subs = layer.substream_words(pes)           # everything after the size word, per PE
+    rows, row_words = size_word_split(max(subs), pes)
+    stream_padding = (rows * row_words - sum(subs)) * WORD_BITS
+    header = WORD_BITS * (SPARSE_LAYER_WORDS - 1 + pes + DESC_WORDS + SPARSE_ROW_HEADER_WORDS * out_features)
     centroid = -(-k // lanes) * lanes * 8
     total = huff + (row_word_bits - huff) + stream_padding + table_bits + header + centroid
     return {

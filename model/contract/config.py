@@ -73,8 +73,9 @@ class EngineConfig:
     pes : int
         Processing elements (:data:`model.contract.layout.PES`): dense layers' rows interleaved over
         them, activations broadcast, row streams laid out for them (:mod:`model.contract.layout`,
-        "Processing elements").  Above 1, the engine has no PVQ unit, Huffman decoder or
-        nearest-prototype unit (their layers run on one PE).
+        "Processing elements").  With a Huffman decoder, each PE has its own (sparse layers' rows
+        interleaved as well, each PE reading its own sub-stream).  Above 1, the engine has no PVQ
+        unit or nearest-prototype unit (their layers run on one PE).
     """
     lanes: int = 4
     codebook_depth: int = 256
@@ -132,7 +133,7 @@ class EngineConfig:
         if self.pes not in PES:
             raise ValueError(f"pes must be one of {', '.join(map(str, PES))}, got {self.pes}")
         if self.pes > 1:
-            units = [name for name, on in (("PVQ unit", self.pvq_k_max), ("Huffman decoder", self.huffman_max_len),
+            units = [name for name, on in (("PVQ unit", self.pvq_k_max),
                                            ("nearest-prototype unit", self.nearest_prototype)) if on]
             if units:
                 raise ValueError(f"{' and '.join(units)} run on one processing element only: pes must be 1, "

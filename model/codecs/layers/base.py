@@ -38,6 +38,10 @@ class WriteContext:
         The ROM is a shared (universal) codebook: layers index it from entry 0 and add nothing.
     stream_addr : int
         DRAM word address of the layer's stream.
+    pes : int
+        Processing elements of the engine.  Only the layers whose stream depends on them (sparse
+        HUFFMAN layers) are written for them; dense streams are laid out for them afterwards
+        (:func:`model.program.writer.lay_out_for_pes`).
     """
     lanes: int
     codebook_depth: int
@@ -47,6 +51,7 @@ class WriteContext:
     rom: list = field(default_factory=list)
     shared_rom: bool = False
     stream_addr: int = 0
+    pes: int = 1
 
     @property
     def index_bits(self) -> int:

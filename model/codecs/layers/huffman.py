@@ -16,7 +16,8 @@ from model.contract.errors import HUFF_BASE, EngineError, EngineFault, ProgramEr
 from model.contract.fixedpoint import ACT_MAX, ACT_MIN
 from model.contract.ints import ceil_div
 from model.contract.layout import (FIELD16, REL_BITS, SPARSE_BIAS_BITS, SPARSE_LAYER_WORDS,
-                                   SPARSE_ROW_HEADER_WORDS, WORD_BITS, LayerMode, huffman_index_bits)
+                                   SPARSE_ROW_HEADER_WORDS, WORD_BITS, LayerMode, huffman_index_bits,
+                                   pe_substream_positions)
 
 
 def symbol_bits_for(layers) -> int:
@@ -55,15 +56,16 @@ class HuffmanCodec(LayerCodec):
         entries[:len(cb)] = cb[:, 0]
         try:
             sparse = encode_layer(idx, len(cb), ctx.huffman_symbol_bits, ctx.huffman_max_len)
-            stream = sparse.stream(bias, mult, shift)
+            stream = sparse.stream(bias, mult, shift, ctx.pes)
         except ValueError as e:
             raise ProgramError(f"layer {i}: {e}") from None
         base = len(ctx.rom)
         ctx.rom.extend(entries.reshape(-1, ctx.lanes).tolist())
         desc = Descriptor(layer.in_features, layer.out_features, base, len(cb), ctx.stream_addr,
                           len(sparse.table.to_words()), layer.relu, self.mode)
-        bits = layer_bits(sparse, layer.in_features, layer.out_features, len(cb), ctx.lanes)
-        return LayerImage(desc, stream, {"sparse": bits})
+        bits = layer_bits(sparse, layer.in_features, layer.out_features, len(cb), ctx.lanes, ctx.pes)
+        # The stream is written for the engine's PEs (unlike a dense one, not re-laid out later): say for how many.
+        return LayerImage(desc, stream, {"sparse": bits, **({"pes": ctx.pes} if ctx.pes > 1 else {})})
 
     def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:
         entries = ceil_div(desc.codebook_size, cfg.lanes)
@@ -79,13 +81,49 @@ class HuffmanCodec(LayerCodec):
         return 1 + (size & FIELD16) * (size >> 16)
 
     def decode(self, image, desc, cfg, layer, rom) -> DecodedLayer:
-        """Read the stream as the engine does (see :mod:`model.contract.layout`), first error first."""
+        """Read the stream as the engine does (see :mod:`model.contract.layout`), first error first.
+
+        With ``cfg.pes > 1`` each PE's sub-stream is decoded on its own (its requantization word, its
+        table copy, its rows ``p, p + P, ...``); when several are bad, the lowest-numbered PE's error is
+        raised.
+        """
         where = f"layer {layer}"
+        size = int(read_words(image, desc.stream_addr, 1, f"{where} size word")[0])
         total = self.stream_words(image, desc, where) - 1
-        stream = read_words(image, desc.stream_addr + 1, total, f"{where} stream")
+        body = read_words(image, desc.stream_addr + 1, total, f"{where} stream")
+        pes = cfg.pes
+        k = desc.codebook_size
+        centroids = rom[desc.codebook_base:desc.codebook_base + ceil_div(k, cfg.lanes)].reshape(-1)[:k].copy()
+        centroids[0] = 0   # index 0 is the zero weight of fillers: the engine reads no ROM for it
+        out, n_in = desc.out_features, desc.in_features
+        dense = np.zeros((out, n_in), dtype=np.int64)
+        bias = np.zeros(out, dtype=np.int64)
+        rq = np.zeros(out, dtype=np.int64)
+        # "histogram": occurrences of each joint symbol, for the report's entropy floor.
+        # "kept_columns": the non-zero weights (idx != 0) per input position, for ``zero_skips``.
+        events = {"symbols": 0, "bits": 0, "kept": 0, "steps": 0,
+                  "histogram": np.zeros(1 << cfg.huffman_symbol_bits, np.int64),
+                  "kept_columns": np.zeros(n_in, np.int64)}
+        for pe in range(pes):
+            if pes == 1:
+                stream, pe_where = body, where
+            else:
+                positions = pe_substream_positions(pe, size & FIELD16, size >> 16, pes)
+                stream, pe_where = body[np.asarray(positions, dtype=np.int64)], f"{where} PE {pe}"
+            # The PEs' sub-streams are independent: the lowest bad PE's error is the golden model's.
+            self._decode_rows(stream, range(pe, out, pes), desc, cfg, pe_where, where, centroids,
+                              dense, bias, rq, events)
+        mult, shift, act = split_requant(rq)
+        return DecodedLayer(desc, bias, mult, shift, events, _weights=lambda: dense, act=act)
+
+    @staticmethod
+    def _decode_rows(stream, rows, desc, cfg, where, layer_where, centroids, dense, bias, rq, events) -> None:
+        """Decode one sparse row path's stream (the layer's, or a PE's sub-stream): its requantization word, its
+        table and ``rows``, into ``dense``, ``bias``, ``rq`` and ``events``; the first error first."""
+        total = len(stream)
         if total < SPARSE_LAYER_WORDS - 1:
             raise EngineFault(EngineError.BAD_STREAM, f"{where}: the stream ends before its requantization word")
-        rq = int(stream[0])
+        rq[list(rows)] = int(stream[0])
         cur = SPARSE_LAYER_WORDS - 1
         budget = desc.table_words
         available = min(budget, total - cur)
@@ -95,21 +133,11 @@ class HuffmanCodec(LayerCodec):
         except HuffmanError as err:
             raise _huffman_fault(err, budget, available, f"{where} Huffman table") from None
         cur += used
-        k = desc.codebook_size
+        k, n_in = desc.codebook_size, desc.in_features
         idx_bits = huffman_index_bits(k)
-        centroids = rom[desc.codebook_base:desc.codebook_base + ceil_div(k, cfg.lanes)].reshape(-1)[:k].copy()
-        centroids[0] = 0   # index 0 is the zero weight of fillers: the engine reads no ROM for it
-        out, n_in = desc.out_features, desc.in_features
-        dense = np.zeros((out, n_in), dtype=np.int64)
-        bias = np.zeros(out, dtype=np.int64)
-        # "histogram": occurrences of each joint symbol, for the report's entropy floor.
-        # "kept_columns": the non-zero weights (idx != 0) per input position, for ``zero_skips``.
-        events = {"symbols": 0, "bits": 0, "kept": 0, "steps": 0,
-                  "histogram": np.zeros(1 << cfg.huffman_symbol_bits, np.int64),
-                  "kept_columns": np.zeros(n_in, np.int64)}
         sign = 1 << (SPARSE_BIAS_BITS - 1)
-        for r in range(out):
-            row = f"{where} row {r}"
+        for r in rows:
+            row = f"{layer_where} row {r}"
             if cur + SPARSE_ROW_HEADER_WORDS > total:
                 raise EngineFault(EngineError.BAD_STREAM, f"{row}: the layer's stream ends at the row header")
             header = int(stream[cur])
@@ -140,8 +168,6 @@ class HuffmanCodec(LayerCodec):
             events["kept"] += int(np.count_nonzero(idx))
             np.add.at(events["kept_columns"], positions[idx != 0], 1)
             np.add.at(events["histogram"], np.asarray(result.symbols, dtype=np.int64), 1)
-        mult, shift, act = split_requant(np.full(out, rq, dtype=np.int64))
-        return DecodedLayer(desc, bias, mult, shift, events, _weights=lambda: dense, act=act)
 
     def counters(self, layer, n_images, cfg) -> dict:
         # The decoder's steps (two symbols each, but a row's odd last one); fillers (idx 0) read and
