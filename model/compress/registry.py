@@ -50,8 +50,8 @@ class CompressOptions:
     rank: int | None = None
     quick: bool = False
     weight_sram_kib: int = DEFAULT_WEIGHT_SRAM_KIB
-    #: Processing elements the program is laid out for: the methods whose layers are all dense take it
-    #: (sparse, PVQ and nearest-prototype layers run on one PE).
+    #: Processing elements the program is laid out for: the methods whose layers are all dense take it, and
+    #: deepcomp (its sparse streams written for them); PVQ and nearest-prototype layers run on one PE.
     pes: int = 1
 
 

@@ -120,9 +120,13 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
     those already placed is resident (read from DRAM once per job), the
     others stream from DRAM for every image (:func:`place_streams`).
 
-    With ``pes`` processing elements, the dense layers' streams are laid out for them (:func:`lay_out_for_pes`).
+    With ``pes`` processing elements, the sparse layers' streams are written for them (each PE's
+    sub-stream, :meth:`model.codecs.sparse_rows.SparseLayer.stream`; the layer's metadata records
+    ``pes``, absent for 1) and the dense layers' streams laid out for them (:func:`lay_out_for_pes`).
     """
     lanes = lowered.lanes
+    if pes not in PES:
+        raise ProgramError(f"--pes must be one of {', '.join(map(str, PES))}, got {pes}")
     try:
         rules = [kind_named(layer_kind(l)) for l in lowered.layers]
         codecs = [codec_named(layer_mode(lowered, l)) if rule.has_rows else None
@@ -141,7 +145,7 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
                        huffman_max_len=huffman_max_len, huffman_symbol_bits=huffman_symbol_bits or 0,
                        rom=[] if shared_rom is None else np.asarray(shared_rom, dtype=np.int64).tolist(),
                        shared_rom=shared_rom is not None,
-                       stream_addr=JOB_WORDS + DESC_WORDS * len(lowered.layers))
+                       stream_addr=JOB_WORDS + DESC_WORDS * len(lowered.layers), pes=pes)
     descs: list[Descriptor] = []
     streams, layer_meta = [], []
     for i, (layer, rule, codec) in enumerate(zip(lowered.layers, rules, codecs)):
@@ -204,7 +208,7 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
 
 
 #: The layer modes whose rows run on one processing element only (``EngineConfig.pes``).
-ONE_PE_MODES = {LayerMode.HUFFMAN: "sparse (Huffman-coded)", LayerMode.PVQ: "PVQ"}
+ONE_PE_MODES = {LayerMode.PVQ: "PVQ"}
 
 
 def lay_out_for_pes(program: Program, pes: int) -> Program:
@@ -213,12 +217,21 @@ def lay_out_for_pes(program: Program, pes: int) -> Program:
     Each stream keeps its words and its place; they are reordered by row group
     (:mod:`model.contract.layout`, "Processing elements"), and the engine metadata
     records ``pes`` (left out for one PE, whose layout is the plain one).  A program
-    already laid out for other PEs is read back to rows first.  Sparse, PVQ and
+    already laid out for other PEs is read back to rows first.  PVQ and
     nearest-prototype layers run on one PE: such a program with ``pes > 1`` is a
-    :class:`ProgramError`.  Returns a new, validated program.
+    :class:`ProgramError`.  Sparse (Huffman-coded) layers are written for their
+    PEs (:func:`build_program` with ``pes``; their metadata's ``pes``, absent for 1) and
+    left alone; one written for another ``pes`` is a :class:`ProgramError` (its stream
+    holds other words: compress it again).  Returns a new, validated program.
     """
     if pes not in PES:
         raise ProgramError(f"--pes must be one of {', '.join(map(str, PES))}, got {pes}")
+    for i, layer in enumerate(program.meta["layers"]):
+        if layer.get("mode") == "huffman" and layer.get("pes", 1) != pes:
+            written = layer.get("pes", 1)
+            raise ProgramError(f"layer {i} is sparse (Huffman-coded), written for {written} processing "
+                               f"element{'s' if written > 1 else ''}: its stream depends on P; "
+                               f"compress it again with --pes {pes}")
     old = program.meta["engine"].get("pes", 1)
     if pes == old:
         return program
@@ -236,8 +249,8 @@ def lay_out_for_pes(program: Program, pes: int) -> Program:
     for i in range(len(meta["layers"])):
         at = desc_addr + i * DESC_WORDS
         desc = Descriptor.decode(image[at:at + DESC_WORDS])
-        if not kind_named(meta["layers"][i]["kind"]).has_rows:
-            continue
+        if not kind_named(meta["layers"][i]["kind"]).has_rows or desc.mode == LayerMode.HUFFMAN:
+            continue   # no rows, or a sparse stream already written for these PEs
         n = desc.out_features * desc.row_words
         words = image[desc.stream_addr:desc.stream_addr + n]
         image[desc.stream_addr:desc.stream_addr + n] = pe_stream(pe_rows(words, desc.out_features, desc.row_words,

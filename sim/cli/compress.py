@@ -48,7 +48,8 @@ def add_parser(sub) -> None:
     c.add_argument("--pes", type=int, default=1, metavar="P",
                    help="processing elements of the engine: 1, 2, 4 or 8 (default 1). Output rows (channels) are "
                         "interleaved over them, activations broadcast, and each dense layer's stream is laid out by "
-                        "row group for them; sparse (deepcomp), PVQ and LVQ programs run on one PE")
+                        "row group for them; deepcomp's sparse layers are written for them (each PE its own "
+                        "sub-stream, with a copy of the Huffman table); PVQ and LVQ programs run on one PE")
     c.add_argument("--codebook-size", type=int, default=None,
                    help=f"kmeans/pq/rq/lr2vq: codewords per codebook (default {DEFAULT_CODEBOOK_SIZE}); universal "
                         "on a network the engine does not run: the stage of the nested ROM to fit to (default the "

@@ -26,7 +26,7 @@ def programs(tmp_path_factory):
 
 @pytest.mark.parametrize("args, needles", [
     (("--method", "kmeans", "--pes", "3"), ("--pes must be one of 1, 2, 4, 8, got 3",)),
-    (("--method", "deepcomp", "--pes", "2"), ("--pes applies to --method", "kmeans")),
+    (("--method", "deepcomp", "--pes", "3"), ("--pes must be one of 1, 2, 4, 8, got 3",)),
     (("--method", "pvq", "--pes", "4"), ("--pes applies to --method",)),
 ])
 def test_bad_pes_on_compress(args, needles, tmp_path, cli):

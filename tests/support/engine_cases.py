@@ -21,7 +21,7 @@ def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0, hu
     With ``weight_sram``, the engine has a weight SRAM that holds some of the
     layers' streams (a random capacity up to all of them, so layers that do
     not fit are skipped and later ones may still fit).  With ``pes``, the engine has
-    that many processing elements (dense layers only).
+    that many processing elements (sparse layers written for them, dense layers laid out for them).
 
     With ``pvq_k_max``, layers are randomly VQ- or PVQ-coded; with
     ``huffman_k_max``, randomly VQ- or sparse Huffman-coded (at least one sparse

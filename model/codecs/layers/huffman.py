@@ -105,21 +105,20 @@ class HuffmanCodec(LayerCodec):
                   "histogram": np.zeros(1 << cfg.huffman_symbol_bits, np.int64),
                   "kept_columns": np.zeros(n_in, np.int64)}
         for pe in range(pes):
-            if pes == 1:
-                stream, pe_where = body, where
-            else:
-                positions = pe_substream_positions(pe, size & FIELD16, size >> 16, pes)
-                stream, pe_where = body[np.asarray(positions, dtype=np.int64)], f"{where} PE {pe}"
+            stream = body if pes == 1 else \
+                body[np.asarray(pe_substream_positions(pe, size & FIELD16, size >> 16, pes), dtype=np.int64)]
             # The PEs' sub-streams are independent: the lowest bad PE's error is the golden model's.
-            self._decode_rows(stream, range(pe, out, pes), desc, cfg, pe_where, where, centroids,
+            self._decode_rows(stream, range(pe, out, pes), desc, cfg, where, None if pes == 1 else pe, centroids,
                               dense, bias, rq, events)
         mult, shift, act = split_requant(rq)
         return DecodedLayer(desc, bias, mult, shift, events, _weights=lambda: dense, act=act)
 
     @staticmethod
-    def _decode_rows(stream, rows, desc, cfg, where, layer_where, centroids, dense, bias, rq, events) -> None:
-        """Decode one sparse row path's stream (the layer's, or a PE's sub-stream): its requantization word, its
-        table and ``rows``, into ``dense``, ``bias``, ``rq`` and ``events``; the first error first."""
+    def _decode_rows(stream, rows, desc, cfg, layer_where, pe, centroids, dense, bias, rq, events) -> None:
+        """Decode one sparse row path's stream (the layer's, or PE ``pe``'s sub-stream; ``pe`` None on a one-PE
+        engine): its requantization word, its table and ``rows``, into ``dense``, ``bias``, ``rq`` and ``events``;
+        the first error first."""
+        where = layer_where if pe is None else f"{layer_where} PE {pe}"
         total = len(stream)
         if total < SPARSE_LAYER_WORDS - 1:
             raise EngineFault(EngineError.BAD_STREAM, f"{where}: the stream ends before its requantization word")
@@ -137,7 +136,7 @@ class HuffmanCodec(LayerCodec):
         idx_bits = huffman_index_bits(k)
         sign = 1 << (SPARSE_BIAS_BITS - 1)
         for r in rows:
-            row = f"{layer_where} row {r}"
+            row = f"{layer_where} row {r}" + ("" if pe is None else f" (PE {pe})")
             if cur + SPARSE_ROW_HEADER_WORDS > total:
                 raise EngineFault(EngineError.BAD_STREAM, f"{row}: the layer's stream ends at the row header")
             header = int(stream[cur])

@@ -427,11 +427,12 @@ if __name__ == "__main__":
 
 
 @register_method("deepcomp", "Deep Compression: pruning, trained scalar quantization, Huffman-coded sparse rows",
-                 networks=("lenet300",))
+                 networks=("lenet300",), options=("pes",))
 def deepcomp_program(job: EngineJob):
     """Deep Compression of the network (its pruning recipe), lowered and laid out as sparse Huffman-coded rows."""
     from model.program.writer import build_program
     o = job.options
     lowered = lower_network_deepcomp(job.network, seed=o.seed, progress=o.progress, lanes=o.lanes)
     info = {k: v for k, v in lowered.info.items() if k != "int8_accuracy"}  # re-measured on the program
-    return build_program(lowered, info=dict(job.info, **info))
+    # The sparse streams are written for the engine's PEs (they are not re-laid out afterwards).
+    return build_program(lowered, info=dict(job.info, **info), pes=o.pes)
