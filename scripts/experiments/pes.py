@@ -12,8 +12,11 @@ Deep Compression and PVQ programs), at the default weight SRAM.  A program missi
 compressed with the Makefile's command (``vqe compress --network N --method M -o build/...``) and kept there.
 Each P is that program laid out for P processing elements by `model.program.writer.lay_out_for_pes`, the step
 ``vqe compress --pes P`` applies to the method's program (`model.compress.pipeline`): the streams are the same
-words, reordered by row group.  Where it refuses (sparse, PVQ and nearest-prototype layers run on one PE), the
-row says so, and it is measured as soon as the layout accepts it.
+words, reordered by row group.  A program with sparse (Huffman-coded, deepcomp) layers is instead compressed
+again with ``--pes P`` (the Makefile's command plus ``--pes P``, kept as ``build/<name>-pes<P>.vqz``): its
+sparse streams hold other words for each P (each PE its own sub-stream, with a copy of the Huffman table;
+`model.contract.layout`), so they are written for P, not re-laid out.  Where the layout refuses (PVQ and
+nearest-prototype layers run on one PE), the row says so, and it is measured as soon as the layout accepts it.
 
 Per program and P, two engine jobs run on ``--backend`` (Verilator): one of the first test image and one of the
 first two.  Both must be bit-exact against the golden model (outputs and every counter), or the script stops.
@@ -70,7 +73,7 @@ class NotBitExact(RuntimeError):
 
 
 def program_for(network: str, method: str, path: str, options: Sequence[str] = ()):
-    """The P = 1 program at ``path``, compressed first with the Makefile's command when it is missing."""
+    """The program at ``path``, compressed first with the Makefile's command (and ``options``) when it is missing."""
     from model.program.file import Program
     p = REPO / path
     if not p.exists():
@@ -88,6 +91,33 @@ def laid_out(program, pes: int):
         return lay_out_for_pes(program, pes)
     except ProgramError as e:
         return str(e)
+
+
+def has_sparse_layers(program) -> bool:
+    """Whether ``program`` has sparse (Huffman-coded) layers, whose streams are written for one P."""
+    return any(layer.get("mode") == "huffman" for layer in program.meta["layers"])
+
+
+def pes_path(path: str, pes: int) -> str:
+    """Where a program compressed with ``--pes P`` is kept: ``build/x.vqz`` -> ``build/x-pes4.vqz`` (P = 1: ``path``)."""
+    if pes == 1:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-pes{pes}{p.suffix}"))
+
+
+def program_at(network: str, method: str, path: str, options: Sequence[str], pes: int, base=None):
+    """A :data:`PROGRAMS` entry's program for ``pes`` processing elements, its path, or the refusal's message (a
+    str) and the path.
+
+    ``base`` (default :func:`program_for` the entry) laid out for ``pes`` (:func:`laid_out`); a program with sparse
+    layers compressed again with ``--pes`` instead (:func:`pes_path`), as its sparse streams depend on P.
+    """
+    base = base if base is not None else program_for(network, method, path, options)
+    if pes > 1 and has_sparse_layers(base):
+        at = pes_path(path, pes)
+        return program_for(network, method, at, (*options, "--pes", str(pes))), at
+    return laid_out(base, pes), path
 
 
 def _difference(a: Mapping, b: Mapping) -> dict:
@@ -171,9 +201,9 @@ def sweep(programs: Sequence[tuple], pes: Sequence[int], backend: str, area_reco
         x, labels, _ = load_inputs(base.meta, 2, 0, 1)
         for p in pes:
             bar.set_postfix_str(f"{network}-{method} P={p}")
-            program = laid_out(base, p)
+            program, at = program_at(network, method, path, options, p, base)
             cfg = base.config
-            row = {"network": network, "method": method, "program": path, "pes": p, "lanes": cfg.lanes,
+            row = {"network": network, "method": method, "program": at, "pes": p, "lanes": cfg.lanes,
                    "codebook_depth": cfg.codebook_depth, "weight_sram_words": cfg.weight_sram_words,
                    "backend": backend}
             if isinstance(program, str):

@@ -63,10 +63,35 @@ def test_the_steady_state_is_the_second_image_of_the_job():
     assert [c["macs"] for c in net.per_layer_counters] == [c["macs"] for c in first]
 
 
-def test_pvq_and_sparse_programs_are_refused_above_one_pe():
+def test_pvq_programs_are_refused_above_one_pe():
     program, *_ = random_case(13, 4, pvq_k_max=2)
     assert "PVQ" in laid_out(program, 2)
     assert laid_out(program, 1) is program
+
+
+def test_sparse_programs_are_compressed_again_for_p(tmp_path):
+    """A program with sparse layers is not laid out for P (its streams depend on P) but compressed with --pes P
+    (program_for with the Makefile's options), kept beside the P = 1 program."""
+    from scripts.experiments import pes as experiment
+    program, *_ = random_case(11, 4, huffman_k_max=4)
+    assert experiment.has_sparse_layers(program) and "compress it again with --pes 4" in laid_out(program, 4)
+    assert experiment.pes_path("build/lenet300-deepcomp.vqz", 4) == "build/lenet300-deepcomp-pes4.vqz"
+    asked = []
+
+    def program_for(network, method, path, options=()):
+        asked.append((network, method, path, tuple(options)))
+        return "compressed"
+    saved, experiment.program_for = experiment.program_for, program_for
+    try:
+        assert experiment.program_at("lenet300", "deepcomp", "build/d.vqz", (), 4, program) == \
+            ("compressed", "build/d-pes4.vqz")
+        assert experiment.program_at("lenet300", "deepcomp", "build/d.vqz", (), 1, program) == (program, "build/d.vqz")
+        dense, *_ = random_case(12, 4)
+        laid, at = experiment.program_at("lenet300", "kmeans", "build/k.vqz", (), 2, dense)
+        assert laid.config.pes == 2 and at == "build/k.vqz"
+    finally:
+        experiment.program_for = saved
+    assert asked == [("lenet300", "deepcomp", "build/d-pes4.vqz", ("--pes", "4"))]
 
 
 def test_efficiency_is_against_the_same_programs_one_pe():
