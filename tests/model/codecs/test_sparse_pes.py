@@ -15,7 +15,7 @@ from model.codecs.vectors import random_vectors
 from model.contract.config import EngineConfig
 from model.contract.descriptor import Descriptor
 from model.contract.errors import EngineError, EngineFault, ProgramError
-from model.contract.layout import (FIELD16, PES, REL_BITS, WORD_BITS, LayerMode, huffman_index_bits,
+from model.contract.layout import (FIELD16, JOB_WORDS, PES, REL_BITS, WORD_BITS, LayerMode, huffman_index_bits,
                                    pe_stream_position, pe_substream_positions)
 from model.golden.engine import GoldenEngine
 from model.program.synthetic import random_lowered, random_sparse_layer
@@ -267,6 +267,8 @@ def test_programs_on_p_pes_run_as_on_one(seed, shapes):
             # The compression account is the image's words.
             stats = program.meta["compression"]
             assert stats["bytes"] == 4 * len(program.image) + stats["codebook_bytes"]
+            if lowered.method == "deepcomp":   # every bit is a sparse layer's but the job header's
+                assert 8 * stats["bytes"] == stats["sparse"]["total_bits"] + WORD_BITS * JOB_WORDS
             run = golden(program, x)
             np.testing.assert_array_equal(run.outputs, one.outputs)
             for i in sparse:
