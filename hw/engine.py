@@ -3,7 +3,7 @@ from functools import reduce
 from operator import or_
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import Out
 
 from hw.avg_pool import AvgPool
@@ -26,8 +26,9 @@ from hw.window_walker import WindowWalker
 from model.codecs.layers.kinds import pooling_kinds
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
+from model.contract.ints import ceil_div
 from model.contract.layout import (DESC_WORDS, JOB_MAGIC, JOB_WORDS, NEAREST_OUTPUTS, WORD_BITS, WORD_BYTES, LayerKind,
-                                   vector_align)
+                                   LayerMode, vector_align)
 
 #: Rows whose parameters may be read before the MAC finishes the previous ones.
 ROW_PARAMS_DEPTH = 4
@@ -108,7 +109,9 @@ class Engine(wiring.Component):
         pe_paths = [paths] + [datapaths(m, cfg, f"_pe{p}") for p in range(1, pes)]
         sources = list(dict.fromkeys(path.source for each in pe_paths for path in each.values()))
         dots = list(dict.fromkeys(path.dot for each in pe_paths for path in each.values()))
-        m.submodules.sram = sram = ActivationSram(lanes, cfg.sram_words)
+        # Several PEs in a sparse layer each read their own activations (pe_datapaths, sparse_pes).
+        sparse_pes = pes > 1 and LayerMode.HUFFMAN in paths
+        m.submodules.sram = sram = ActivationSram(lanes, cfg.sram_words, pes - 1 if sparse_pes else 0)
         m.submodules.requantizer = requantizer = Requantizer()
         m.submodules.packer = packer = OutputPacker(lanes, len(sram.wr_addr))
         m.submodules.load_gearbox = load_gb = Gearbox(WORD_BYTES, lanes)
@@ -121,7 +124,9 @@ class Engine(wiring.Component):
             pe_reading = [Signal(name=f"reading_pe{p}") for p in range(pes)]
             read_steps = {value: {name: sum(pe_paths[p][value].read_steps(pe_reading[p])[name] for p in range(pes))
                                   for name in path.read_steps(reading)} for value, path in paths.items()}
-        counted = {name: step for path in paths.values() for name, step in path.event_steps().items()}
+        # The blocks' own events, summed over the PEs (a sparse layer's decoders and MACs run in each).
+        counted = {name: sum((pe_paths[p][value].event_steps()[name] for p in range(1, pes)), step)
+                   for value, path in paths.items() for name, step in path.event_steps().items()}
         wsram = cfg.weight_sram_words > 0
         # Average pooling adds a lane-word per tap it reads (the PVQ unit's counter; never both at once).
         pool_events = {"adds": Signal(range(lanes + 1), name="pool_adds")} if cfg.avgpool else {}
@@ -133,7 +138,8 @@ class Engine(wiring.Component):
             "dram_read_words", "dram_write_words", "sram_reads", "sram_writes", "cycles", "stall_cycles",
             *(["weight_sram_reads", "weight_sram_writes"] if wsram else []),
             *(name for mode_steps in read_steps.values() for name in mode_steps), *counted, *unit_events]),
-            *([max(STEP_BITS, (max(cfg.rvq_stages_max, 1) * lanes * pes).bit_length())] if pes > 1 else []))
+            *([max(STEP_BITS, (max(cfg.rvq_stages_max, 1) * lanes * pes).bit_length(),
+                   (pes * ((1 << STEP_BITS) - 1)).bit_length() if sparse_pes else 0)] if pes > 1 else []))
         # Row parameters run ahead of their row's beats by the pipeline's depth.
         m.submodules.row_params = row_params = BlockRamFIFO(width=RowParams.size, depth=ROW_PARAMS_DEPTH)
 
@@ -291,7 +297,9 @@ class Engine(wiring.Component):
             requantizer in row order (ResultMerger).
             """
             m.submodules.distributor = dist = WordDistributor(pes)
-            m.submodules.merger = merger = ResultMerger(pes)
+            # Sparse rows: room for every row a PE has (ResultMerger), so the PEs never wait for each other.
+            m.submodules.merger = merger = ResultMerger(pes, queue_depth=ceil_div(cfg.max_features, pes)
+                                                        if sparse_pes else None)
             banks = None
             if wsram:   # a resident stream comes from the banks, up to P words a cycle
                 m.submodules.weight_banks = banks = WeightBanks(pes, cfg.weight_sram_words)
@@ -313,17 +321,19 @@ class Engine(wiring.Component):
                          # The merger goes on from one position to the next (its groups wrap at ``rows``).
                          merger.start.eq(start_layer & first_position), merger.rows.eq(rows)]
             wiring.connect(m, merger.output, requantizer.result)
-            for p in range(pes):   # a PE's dense modes share its index path (EngineConfig: no sparse rows)
-                (index_path,) = {path.source for path in pe_paths[p].values()}
-                wiring.connect(m, dist.outs[p], index_path.words)
             with m.Switch(mode):
                 for value in paths:
                     pe = [pe_paths[p][value] for p in range(pes)]
+                    if value == LayerMode.HUFFMAN:
+                        with m.Case(value):
+                            sparse_rows(pe, dist, merger, fifos, banks)
+                        continue
                     beats = [path.source.beats for path in pe]
                     first = beats[0].payload.first
                     with m.Case(value):
                         for p, path in enumerate(pe):
                             source, dot = path.source, path.dot
+                            wiring.connect(m, dist.outs[p], source.words)   # the dense modes' index path
                             # Rows r = p, p + P, ..: the PE's share of the layer's rows.
                             m.d.comb += path.configure(desc)
                             m.d.comb += source.config.rows.eq((rows + (pes - 1 - p)) >> log2(pes))
@@ -340,6 +350,7 @@ class Engine(wiring.Component):
                             operands = dot.operands
                             m.d.comb += [source.start.eq(start_layer), source.beats.ready.eq(take & active[p]),
                                          pe_reading[p].eq(take & active[p]),
+                                         merger.row_starts[p].eq(take & first & active[p]),
                                          operands.valid.eq(fetch_valid & held_active[p]),
                                          operands.payload.activations.eq(Mux(held_inside, sram.rd_data, 0)),
                                          operands.payload.first.eq(held.first), operands.payload.last.eq(held.last)]
@@ -378,14 +389,63 @@ class Engine(wiring.Component):
                 m.d.sync += row_base.eq(0)
             return banks
 
+        def sparse_rows(pe, dist, merger, fifos, banks):
+            """A sparse layer on ``pes > 1`` PEs (model.contract.layout, "Processing elements").
+
+            Each PE decodes its own sub-stream (its rows ``p, p + P, ..``), which the distributor deals
+            it word by word, and runs on its own: its sparse row path, a fetch stage reading its own
+            activation-SRAM port and ROM copy, its MAC lanes.  Their row results go to the requantizer
+            in row order (ResultMerger, with room for all of a PE's rows).
+            """
+            m.d.comb += [dist.rows.eq(size_word[:16]), dist.row_words.eq(size_word[16:])]
+            ports = [(sram.rd_addr, sram.rd_en, sram.rd_data)] + [(r.addr, r.en, r.data) for r in sram.reads]
+            bank_busy = banks.busy if banks is not None else 0
+            for p, path in enumerate(pe):
+                source, dot = path.source, path.dot
+                beat = source.beats.payload
+                m.d.comb += path.configure(desc)
+                m.d.comb += source.config.rows.eq((desc.out_features + (pes - 1 - p)) >> log2(pes))
+                wiring.connect(m, dist.outs[p], source.words)
+                # No more words for this PE: none queued for it and none left to deal.
+                m.d.comb += source.dry.eq(reader.idle & ~bank_busy & ~dist.queued[p])
+                wiring.connect(m, source.params, fifos[p].w_stream)
+                wiring.connect(m, fifos[p].r_stream, dot.params)
+                wiring.connect(m, dot.result, merger.results[p])
+                rom_entry, sram_word, reads = path.lookup(beat)
+                rd_addr, rd_en, rd_data = ports[p]
+                # The MAC lanes never stall: the fetch stage takes a beat whenever one is offered, but a
+                # row's first waits for room for its result.
+                ready = ~beat.first | merger.rooms[p]
+                take = Signal(name=f"sparse_take_pe{p}")
+                fetch_valid = Signal(name=f"sparse_fetch_valid_pe{p}")
+                held = Signal(beat.shape(), name=f"sparse_held_pe{p}")
+                m.d.comb += [take.eq(source.beats.valid & ready), source.start.eq(start_layer),
+                             source.beats.ready.eq(ready), rd_addr.eq(sram_word), rd_en.eq(reads),
+                             *path.read_rom(desc, rom_entry, reads, beat, take),
+                             pe_reading[p].eq(take & reads), sparse_reads[p].eq(take & reads),
+                             merger.row_starts[p].eq(take & beat.first)]
+                m.d.sync += [fetch_valid.eq(take), held.eq(beat)]
+                operands = dot.operands
+                m.d.comb += [operands.valid.eq(fetch_valid), operands.payload.activations.eq(rd_data),
+                             operands.payload.first.eq(held.first), operands.payload.last.eq(held.last),
+                             *path.weights(held, desc)]
+            m.d.comb += [source_busy.eq(reduce(or_, [path.source.busy for path in pe]) | dist.busy | bank_busy),
+                         dot_error.eq(reduce(or_, [path.dot.error for path in pe]))]
+            for path in reversed(pe):   # the lowest PE with an error this cycle
+                with m.If(path.source.error != EngineError.NONE):
+                    m.d.comb += source_error.eq(path.source.error)
+            m.d.comb += [shared_steps.get(name, getattr(steps, name)).eq(step)
+                         for name, step in read_steps[LayerMode.HUFFMAN].items()]
+
         # Several PEs in a convolution: its positions overlap (the next one's stream is read while the rows
         # of this one still go through the requantizer); the packer starts a position once it has written
         # the last one's pixel (``packer_pending``), and the PEs take no beat of it before.
         overlap = pes > 1 and windows
         packer_pending = Signal(name="packer_pending")
-        banks = pe_datapaths(source_busy, source_error, dot_error) if pes > 1 else None
+        sparse_reads = Signal(pes, name="sparse_reads")   # bit p: sparse PE p reads an activation
         for source in sources:
             m.d.comb += source.dry.eq(reader.idle)
+        banks = pe_datapaths(source_busy, source_error, dot_error) if pes > 1 else None
 
         # SRAM writes come from the input load or from the packer.
         load_words = Signal(COUNT_BITS)
@@ -477,6 +537,16 @@ class Engine(wiring.Component):
                 m.d.sync += add_written.eq(add_written + 1)
             m.d.comb += [skip.wr_addr.eq(sram.wr_addr), skip.wr_data.eq(sram.wr_data),
                          skip.wr_en.eq(sram.wr_en & save & ~sram.write_same)]
+
+        # The size word: from the reader, or with several PEs from the weight banks when the layer is resident.
+        size_asked, size_taken = Signal(name="size_asked"), Signal(name="size_taken")
+        size_in = stream.Signature(WORD_BITS).create(path=("size_in",))
+        if banks is not None:
+            from_banks = place == Place.SRAM
+            m.d.comb += [size_in.valid.eq(Mux(from_banks, banks.out.avail != 0, reader.data.valid)),
+                         size_in.payload.eq(Mux(from_banks, banks.out.words[0], reader.data.payload))]
+        else:
+            m.d.comb += [size_in.valid.eq(reader.data.valid), size_in.payload.eq(reader.data.payload)]
 
         def fail(code):
             m.d.sync += error.eq(code)
@@ -627,12 +697,13 @@ class Engine(wiring.Component):
                     with m.Else():
                         read(desc.stream_addr, 1, 1, wsram_offset=0)
                         with m.If(reader.cmd.ready):
+                            m.d.comb += size_asked.eq(1)
                             m.next = "SIZE_READ"
                 with m.State("SIZE_READ"):
-                    m.d.comb += reader.data.ready.eq(1)
-                    with m.If(reader.data.valid):
-                        m.d.sync += size_word.eq(reader.data.payload)
-                        check_placement(reader.data.payload[:16], reader.data.payload[16:])
+                    m.d.comb += [reader.data.ready.eq(1), size_taken.eq(size_in.valid)]
+                    with m.If(size_in.valid):
+                        m.d.sync += size_word.eq(size_in.payload)
+                        check_placement(size_in.payload[:16], size_in.payload[16:])
             with m.State("PLACE"):
                 with m.If(~place_mul.busy):
                     misplaced = (desc.resident & (desc.wsram_addr + place_mul.product + sized(mode)
@@ -725,6 +796,8 @@ class Engine(wiring.Component):
             counters.clear.eq(restart),
             self.counters.eq(counters.counters),
         ]
+        if sparse_pes:   # each sparse PE reads its own activations
+            m.d.comb += steps.sram_reads.eq(sram_reads + sum(sparse_reads[p] for p in range(pes)))
         if cfg.residual:   # an add reads the input and the skip buffer; a saving layer writes both
             m.d.comb += [steps.sram_reads.eq(sram_reads + Mux(add_read, 2, 0)),
                          steps.sram_writes.eq(sram.wr_en + skip.wr_en)]
@@ -744,17 +817,25 @@ class Engine(wiring.Component):
         if banks is not None:
             # Several PEs: a resident stream's words go to the banks as image 0 reads them from DRAM, and
             # come from the banks after (the reader, without a weight SRAM, reads DRAM only).
+            # A sized stream's size word is the resident stream's first word (model.contract.layout): image 0
+            # writes it as it takes it, later images read it from the banks too.
             from_sram = place == Place.SRAM
-            fill = running & (place == Place.FILL) & reader.data.valid & reader.data.ready
+            sizing = fsm.ongoing("SIZE_READ")
+            fill = (running | sizing) & (place == Place.FILL) & reader.data.valid & reader.data.ready
             fill_addr = Signal(len(desc.wsram_addr))
-            with m.If(start_layer):
+            with m.If(size_asked):
                 m.d.sync += fill_addr.eq(desc.wsram_addr)
+            with m.Elif(start_layer):
+                m.d.sync += fill_addr.eq(desc.wsram_addr + sized(mode))
             with m.Elif(fill):
                 m.d.sync += fill_addr.eq(fill_addr + 1)
-            with m.If(fsm.ongoing("STREAM") & from_sram):
+            with m.If((fsm.ongoing("STREAM") | fsm.ongoing("SIZE")) & from_sram):
                 m.d.comb += reader.cmd.valid.eq(0)
-            m.d.comb += [banks.start.eq(start_layer & from_sram), banks.addr.eq(desc.wsram_addr),
-                         banks.count.eq(place_mul.product),
+            with m.If(sizing & from_sram):
+                m.d.comb += banks.out.taken.eq(size_taken)
+            m.d.comb += [banks.start.eq((start_layer | size_asked) & from_sram),
+                         banks.addr.eq(Mux(size_asked, desc.wsram_addr, desc.wsram_addr + sized(mode))),
+                         banks.count.eq(Mux(size_asked, 1, place_mul.product)),
                          banks.wr_addr.eq(fill_addr), banks.wr_data.eq(reader.data.payload), banks.wr_en.eq(fill),
                          steps.weight_sram_reads.eq(banks.out.taken), steps.weight_sram_writes.eq(fill)]
         return m

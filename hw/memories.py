@@ -58,8 +58,10 @@ class CodebookRom(wiring.Component):
 class ActivationSram(wiring.Component):
     """Double-buffered activation SRAM: a layer reads one half and writes the other.
 
-    One lane-word read port and one write port.  ``select`` picks the half
-    the read port uses; writes go to the other half, except while
+    One lane-word read port and one write port, and ``extra_reads`` more read
+    ports into the half being read (the processing elements of a sparse layer
+    each read their own activations: :mod:`hw.processing_elements`).  ``select``
+    picks the half the read ports use; writes go to the other half, except while
     ``write_select`` overrides it (the input load writes the half it will read).
 
     Parameters
@@ -68,6 +70,8 @@ class ActivationSram(wiring.Component):
         Lane-word width in int8 values.
     words : int
         Lane-words per half.
+    extra_reads : int
+        Read ports besides ``rd_*``.
 
     Members
     -------
@@ -77,14 +81,17 @@ class ActivationSram(wiring.Component):
         The half being read.
     write_same : In(1)
         Write into the half being read instead of the other one.
+    reads : In(SramReadSignature(lanes, words)).array(extra_reads)
+        The extra read ports (present only with ``extra_reads``).
     """
 
-    def __init__(self, lanes: int, words: int):
+    def __init__(self, lanes: int, words: int, extra_reads: int = 0):
         self._lanes, self._words = lanes, words
         super().__init__({
             "rd_addr": In(range(words)), "rd_en": In(1), "rd_data": Out(lane_word(lanes)),
             "wr_addr": In(range(words)), "wr_en": In(1), "wr_data": In(lane_word(lanes)),
             "select": In(1), "write_same": In(1),
+            **({"reads": In(SramReadSignature(lanes, words)).array(extra_reads)} if extra_reads else {}),
         })
 
     def elaborate(self, platform):
@@ -102,7 +109,33 @@ class ActivationSram(wiring.Component):
             wr.en.eq(self.wr_en),
             wr.data.eq(self.wr_data),
         ]
+        for port in getattr(self, "reads", ()):
+            rd = sram.read_port()
+            m.d.comb += [rd.addr.eq(port.addr | (self.select << half_bits)), rd.en.eq(port.en),
+                         port.data.eq(rd.data)]
         return m
+
+
+class SramReadSignature(wiring.Signature):
+    """One read port of the activation SRAM, as its user sees it: a lane-word a cycle after its address.
+
+    Parameters
+    ----------
+    lanes : int
+        Lane-word width in int8 values.
+    words : int
+        Lane-words per half.
+
+    Members
+    -------
+    addr : Out(range(words)), en : Out(1)
+        The lane-word to read (``data`` holds while ``en`` is low).
+    data : In(lane_word(lanes))
+        Last cycle's lane-word.
+    """
+
+    def __init__(self, lanes: int, words: int):
+        super().__init__({"addr": Out(range(words)), "en": Out(1), "data": In(lane_word(lanes))})
 
 
 class SkipBuffer(wiring.Component):

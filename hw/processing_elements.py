@@ -4,10 +4,8 @@ The engine with ``pes > 1`` (:class:`model.contract.config.EngineConfig`) gives 
 element (PE) its own index path, ROM port and MAC lanes; these two blocks sit on either side of
 them.  The stream layout they follow is :mod:`model.contract.layout`, "Processing elements".
 """
-from functools import reduce
-from operator import or_
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -55,6 +53,8 @@ class WordDistributor(wiring.Component):
         PE ``p``'s words.
     busy : Out(1)
         A word is still in a PE's FIFO.
+    queued : Out(pes)
+        Bit ``p``: a word is in PE ``p``'s FIFO (its ``outs[p].valid`` rises a cycle after a word enters).
     """
 
     def __init__(self, pes: int, depth: int = 4):
@@ -69,6 +69,7 @@ class WordDistributor(wiring.Component):
             "wide": In(WideWordsSignature(pes)),
             "outs": Out(stream.Signature(unsigned(WORD_BITS))).array(pes),
             "busy": Out(1),
+            "queued": Out(pes),
         })
 
     def elaborate(self, platform):
@@ -123,7 +124,7 @@ class WordDistributor(wiring.Component):
                 m.d.sync += turn.eq(turn + taken)
         with m.If(self.start):
             m.d.sync += [rows_left.eq(self.rows), word.eq(0), turn.eq(0)]
-        m.d.comb += self.busy.eq(reduce(or_, [q.level != 0 for q in queues]))
+        m.d.comb += [self.queued.eq(Cat(q.level != 0 for q in queues)), self.busy.eq(self.queued.any())]
         return m
 
 
@@ -223,18 +224,26 @@ class WeightBanks(wiring.Component):
 class ResultMerger(wiring.Component):
     """Gathers the PEs' row results and hands them on in row order, one per cycle.
 
-    The PEs of a row group finish their rows in the same cycle; each result waits in its PE's
-    FIFO of ``depth`` until the merger reaches it (PE 0's first, then 1, .. ``n - 1``, then the
-    next group's).  ``room`` says whether another group may start: a group is *in flight* from
-    its first beat (``group_start``) until its last result has left, and at most ``depth`` are,
-    so no FIFO overflows.
+    In a dense layer the PEs of a row group finish their rows in the same cycle; each result
+    waits in its PE's FIFO of ``depth`` until the merger reaches it (PE 0's first, then 1, ..
+    ``n - 1``, then the next group's).  ``room`` says whether another group may start: a group
+    is *in flight* from its first beat (``group_start``) until its last result has left, and at
+    most ``depth`` are, so no FIFO overflows.  In a sparse layer the PEs run on their own (a
+    row's length is its own); ``rooms[p]`` says whether PE ``p`` may start another row: a row is
+    in flight from its first beat (``row_starts[p]``) until its result has left PE ``p``'s FIFO.
 
     Parameters
     ----------
     pes : int
         Processing elements, at least 2.
     depth : int
-        Row results each PE's FIFO holds (groups in flight).
+        Row groups of a dense layer in flight.
+    queue_depth : int or None
+        Row results each PE's FIFO holds (default ``depth``).  An engine with sparse layers gives
+        each PE room for all its rows of the largest layer: PEs then never wait for each other's
+        results, so one PE's long rows cannot stop the word distributor that feeds the others
+        (with fewer, a PE ``queue_depth`` rows ahead would wait for a PE that waits for words
+        stuck behind its own).
 
     Members
     -------
@@ -248,19 +257,28 @@ class ResultMerger(wiring.Component):
         The fetch stage takes a row group's first beat.
     room : Out(1)
         A group may start: fewer than ``depth`` are in flight.
+    row_starts : In(pes)
+        Bit ``p``: PE ``p`` takes a row's first beat (both kinds of layer).
+    rooms : Out(pes)
+        Bit ``p``: PE ``p`` may start a row: fewer than ``depth`` of its rows are in flight.
     output : Out(stream.Signature(RowResult, always_ready=True))
         The results in row order.
     """
 
-    def __init__(self, pes: int, depth: int = 4):
+    def __init__(self, pes: int, depth: int = 4, queue_depth: int | None = None):
         _check_pes(pes)
         self._pes, self._depth = pes, depth
+        self._queue_depth = depth if queue_depth is None else queue_depth
+        if self._queue_depth < depth:
+            raise ValueError(f"queue_depth {queue_depth} holds fewer results than {depth} groups in flight")
         super().__init__({
             "start": In(1),
             "rows": In(COUNT_BITS),
             "results": In(stream.Signature(RowResult, always_ready=True)).array(pes),
             "group_start": In(1),
             "room": Out(1),
+            "row_starts": In(pes),
+            "rooms": Out(pes),
             "output": Out(stream.Signature(RowResult, always_ready=True)),
         })
 
@@ -269,7 +287,7 @@ class ResultMerger(wiring.Component):
         pes = self._pes
         queues = []
         for p in range(pes):
-            m.submodules[f"queue{p}"] = q = fifo.SyncFIFOBuffered(width=RowResult.size, depth=self._depth)
+            m.submodules[f"queue{p}"] = q = fifo.SyncFIFOBuffered(width=RowResult.size, depth=self._queue_depth)
             m.d.comb += [q.w_data.eq(self.results[p].payload), q.w_en.eq(self.results[p].valid)]
             queues.append(q)
         turn = Signal(range(pes))    # the PE whose result comes next
@@ -277,11 +295,18 @@ class ResultMerger(wiring.Component):
         in_flight = Signal(range(self._depth + 1))
         popped = Signal()
         group_done = Signal()
+        pops = Signal(pes)           # bit p: PE p's result leaves
         with m.Switch(turn):
             for p, q in enumerate(queues):
                 with m.Case(p):
                     m.d.comb += [self.output.valid.eq(q.r_rdy), self.output.payload.eq(q.r_data),
-                                 q.r_en.eq(1), popped.eq(q.r_rdy)]
+                                 q.r_en.eq(1), popped.eq(q.r_rdy), pops[p].eq(q.r_rdy)]
+        for p in range(pes):
+            rows_in_flight = Signal(range(self._queue_depth + 1), name=f"rows_in_flight{p}")
+            m.d.sync += rows_in_flight.eq(rows_in_flight + self.row_starts[p] - pops[p])
+            m.d.comb += self.rooms[p].eq(rows_in_flight < self._queue_depth)
+            with m.If(self.start):
+                m.d.sync += rows_in_flight.eq(0)
         m.d.comb += group_done.eq(popped & ((turn == pes - 1) | (base + turn + 1 == self.rows)))
         with m.If(popped):
             m.d.sync += turn.eq(turn + 1)

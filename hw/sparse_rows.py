@@ -177,6 +177,8 @@ class SparseRowPath(wiring.Component):
                     fail(HUFF_BASE + dec.error)
                 with m.Elif(dec.table_ok):
                     m.next = "HEADER"
+                    with m.If(rows_left == 0):   # a PE with no rows of the layer (fewer rows than PEs)
+                        m.next = "DONE"
                 with m.Elif(want):
                     fail(EngineError.BAD_STREAM)
                 restart()

@@ -5,6 +5,7 @@ Usage::
     nice -n 10 python -m scripts.experiments.pes [--pes 1 2 4 8] [--backend verilator]
         [--json reports/pes_table.json] [--markdown reports/pes_table.md] [--plot reports/pes_scaling.png]
     python -m scripts.experiments.pes --replot      # the markdown and the plot again, from --json
+    python -m scripts.experiments.pes --networks lenet300 --methods deepcomp --update   # re-measure one program
 
 Programs (:data:`PROGRAMS`): the ones the Makefile compresses for the report, each network the engine runs
 whole (LeNet-300-100, LeNet-5, R-Net, O-Net, CREPE-tiny; k-means and the universal codebook, and LeNet-300-100's
@@ -267,6 +268,17 @@ def plot(rows: Sequence[Mapping], path: Path) -> Path:
     return path
 
 
+def merge_rows(old: Sequence[Mapping], new: Sequence[Mapping]) -> list[dict]:
+    """``old`` with each (network, method, P) measured in ``new`` replaced (new ones added), in the sweep's
+    order, the efficiencies computed again (a new P = 1 row changes its program's other rows)."""
+    key = lambda r: (r["network"], r["method"], r["pes"])   # noqa: E731
+    fresh = {key(r): r for r in new}
+    rows = [dict(fresh.pop(key(r), r)) for r in old] + [dict(r) for r in fresh.values()]
+    order = {(n, m): i for i, (n, m, *_) in enumerate(PROGRAMS)}
+    rows.sort(key=lambda r: (order.get((r["network"], r["method"]), len(order)), r["pes"]))
+    return add_efficiency(rows)
+
+
 def _area_records(path: str) -> list[dict]:
     try:
         return json.loads(Path(path).read_text())
@@ -278,6 +290,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pes", type=int, nargs="+", default=list(PES_SWEEP), help="processing elements (default 1 2 4 8)")
     ap.add_argument("--networks", nargs="+", default=None, help="only these networks (default every one)")
+    ap.add_argument("--methods", nargs="+", default=None, help="only these methods (default every one)")
+    ap.add_argument("--update", action="store_true",
+                    help="keep --json's other rows: the programs and P measured now replace theirs")
     ap.add_argument("--backend", default="verilator", help="RTL backend (default verilator)")
     ap.add_argument("--area", default=str(AREA_JSON), help="area.json to read (default reports/area.json)")
     ap.add_argument("--json", default="reports/pes_table.json")
@@ -293,13 +308,19 @@ def main(argv=None) -> int:
         rows = json.loads(Path(args.json).read_text())["rows"]
     else:
         t0 = time.perf_counter()
-        programs = [p for p in PROGRAMS if args.networks is None or p[0] in args.networks]
+        programs = [p for p in PROGRAMS if (args.networks is None or p[0] in args.networks)
+                    and (args.methods is None or p[1] in args.methods)]
+        if not programs:
+            print("pes: no program of the sweep matches --networks / --methods", file=sys.stderr)
+            return 2
         try:
             rows = sweep(programs, args.pes, args.backend, area)
         except NotBitExact as e:
             print(f"pes: {e}", file=sys.stderr)
             return 1
         seconds = time.perf_counter() - t0
+        if args.update and Path(args.json).exists():
+            rows = merge_rows(json.loads(Path(args.json).read_text())["rows"], rows)
         Path(args.json).write_text(json.dumps({"rows": rows, "backend": args.backend, "seconds": seconds},
                                               indent=1) + "\n")
         print(f"pes: {len(rows)} rows in {seconds:.0f} s")

@@ -129,8 +129,8 @@ def test_pes_refused_where_they_cannot_run():
     with pytest.raises(ValueError, match="one processing element only"):
         EngineConfig(rom=((0, 0, 0, 0),), pvq_k_max=3, pes=2)
     program, *_ = random_case(11, 4, huffman_k_max=4)
-    with pytest.raises(ProgramError, match=r"layer \d+ is sparse \(Huffman-coded\): such layers run on one "
-                                           r"processing element \(--pes 1\)"):
+    with pytest.raises(ProgramError, match=r"layer \d+ is sparse \(Huffman-coded\), written for 1 processing "
+                                           r"element: its stream depends on P; compress it again with --pes 4"):
         lay_out_for_pes(program, 4)
     program, *_ = random_case(12, 4, pvq_k_max=5)
     with pytest.raises(ProgramError, match="PVQ"):
@@ -145,3 +145,115 @@ def test_one_pe_engine_has_no_pe_blocks():
     assert "distributor" not in text and "merger" not in text and "_pe1" not in text
     text4 = engine_verilog(lay_out_for_pes(program, 4).config)
     assert "distributor" in text4 and "rom_pe3" in text4
+
+
+# --- sparse (Huffman-coded) layers on P PEs --------------------------------------------------------
+
+#: Centroids the random sparse programs' engines take (as tests/integration/test_sparse.py).
+SPARSE_K_MAX = 32
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_sparse_programs_on_pes_amaranth(seed):
+    """Sparse and VQ layers on P PEs, each PE decoding its own sub-stream, with random DRAM latency, stalls,
+    weight SRAM (resident sub-streams come from the banks, size word included) and inputs half zeros."""
+    rng, pes, lanes = _draw(200 + seed)
+    program, *_ = random_case(4000 + seed, lanes, n_images=int(rng.integers(1, 4)), huffman_k_max=SPARSE_K_MAX,
+                              weight_sram=bool(rng.integers(0, 2)), pes=pes)
+    assert program.config.pes == pes and program.config.huffman_max_len
+    n = int(rng.integers(1, 4))
+    x = random_vectors(rng, n, program.meta["input_features"])
+    x[rng.random(x.shape) < 0.5] = 0
+    image, out_addr, out_words = program.dram_image(x)
+    golden, rtl = golden_and_rtl(program, image, out_addr, out_words * n, "amaranth", rng, seed,
+                                 stall=int(rng.choice([0, 16, 64])))
+    assert_bit_exact(golden, rtl, program.meta["output_features"])
+    assert golden.counters["huffman_symbols"] > 0
+
+
+def _lopsided(pes: int, lanes: int, rng):
+    """A sparse layer whose PE 0 rows are all empty and the others' full: the PEs drift far apart."""
+    lowered = random_lowered(rng, lanes, [48, 30, 6], 16, huffman_k_max=SPARSE_K_MAX)
+    for _ in range(50):
+        if getattr(lowered.layers[0], "mode", "vq") == "huffman":
+            break
+        lowered = random_lowered(rng, lanes, [48, 30, 6], 16, huffman_k_max=SPARSE_K_MAX)
+    layer = lowered.layers[0]
+    k = len(layer.codebook)
+    idx = rng.integers(1, k, size=layer.indices.shape)
+    idx[::pes] = 0
+    layer.indices = idx
+    return lowered
+
+
+@pytest.mark.parametrize("pes", PES[1:])
+def test_sparse_pes_far_apart_do_not_deadlock(pes):
+    """PE 0's rows empty, every other PE's rows full: PE 0 runs many rows ahead of the rest (its results
+    wait in the merger), and nothing waits on anything that waits on it; bit-exact."""
+    rng = np.random.default_rng(90 + pes)
+    lowered = _lopsided(pes, 4, rng)
+    program = build_program(lowered, codebook_depth=16, config_max_features=64, pes=pes,
+                            huffman_symbol_bits=9)
+    image, out_addr, out_words = program.dram_image(random_vectors(rng, 2, 48))
+    golden, rtl = golden_and_rtl(program, image, out_addr, out_words * 2, "amaranth", rng, pes, stall=16)
+    assert_bit_exact(golden, rtl, program.meta["output_features"])
+
+
+@pytest.mark.parametrize("pes", [1, 4])
+def test_sparse_pes_change_only_the_stream_words(pes):
+    """The same sparse network on 1 and P PEs: the same outputs and every counter but the stream's words."""
+    rng = np.random.default_rng(300 + pes)
+    lowered = _lopsided(2, 4, rng)
+    x = random_vectors(rng, 2, 48)
+    one, many = (build_program(lowered, codebook_depth=16, config_max_features=64, pes=p, huffman_symbol_bits=9)
+                 for p in (1, pes))
+    g1, gp = (GoldenEngine(p.config).run(p.dram_image(x)[0]) for p in (one, many))
+    np.testing.assert_array_equal(g1.outputs, gp.outputs)
+    words = {"dram_read_words", "weight_sram_reads", "weight_sram_writes"}
+    assert {k: v for k, v in g1.counters.items() if k not in words} == \
+        {k: v for k, v in gp.counters.items() if k not in words}
+    assert (g1.counters["dram_read_words"] < gp.counters["dram_read_words"]) == (pes > 1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sparse_pes_one_bad_substream_same_error_or_result(seed):
+    """Random bits flipped in one PE's sub-stream (its table, headers or codes): the RTL reports the golden
+    model's error, or gives its outputs and counters; never a hang."""
+    from sparse_cases import sparse_layers
+    rng = np.random.default_rng(500 + seed)
+    outcomes = set()
+    for attempt in range(12):
+        rng_case, pes, _ = _draw(600 + 13 * seed + attempt)
+        program, image, out_addr, out_words = random_case(5000 + 13 * seed + attempt, 4, n_images=1,
+                                                          huffman_k_max=SPARSE_K_MAX, pes=pes)
+        from model.contract.descriptor import Descriptor
+        from model.contract.layout import DESC_WORDS
+        layer = int(rng.choice(sparse_layers(image)))
+        at = int(image[2]) + layer * DESC_WORDS
+        d = Descriptor.decode(image[at:at + DESC_WORDS])
+        size = int(image[d.stream_addr])
+        total = (size & 0xFFFF) * (size >> 16)
+        pe = int(rng.integers(0, pes))
+        body = [s for s in range(total) if s % pes == pe]
+        bad = image.copy()
+        for s in rng.choice(body, size=min(2, len(body)), replace=False):
+            bad[d.stream_addr + 1 + int(s)] ^= np.uint32(1 << int(rng.integers(0, 32)))
+        golden, rtl = golden_and_rtl(program, bad, out_addr, out_words, "amaranth", rng, seed, stall=16)
+        assert rtl["done"], "engine hung on a bad sub-stream"
+        if isinstance(golden, EngineFault):
+            assert rtl["error"] == golden.code, f"golden {golden.code.name}, rtl {rtl['error']}"
+            outcomes.add(golden.code.name)
+        else:
+            assert_bit_exact(golden, rtl, program.meta["output_features"])
+            outcomes.add("ok")
+    assert len(outcomes) >= 2, outcomes
+
+
+def test_sparse_program_on_pes_verilator():
+    """Sparse sub-streams on 4 PEs in the generated Verilog, resident from image 1 on, with stalls."""
+    rng = np.random.default_rng(17)
+    program, image, out_addr, out_words = random_case(4107, 4, n_images=3, huffman_k_max=SPARSE_K_MAX,
+                                                      weight_sram=True, pes=4)
+    golden, rtl = golden_and_rtl(program, image, out_addr, out_words, "verilator", rng, 17, stall=64)
+    assert_bit_exact(golden, rtl, program.meta["output_features"])
+    assert golden.counters["huffman_symbols"] > 0
