@@ -271,11 +271,22 @@ class HuffmanDecoder(wiring.Component):
                                 m.next = "SYMBOLS"
                 on_load()
             with m.State("SYMBOLS"):
-                with m.If(fbits < sb):
-                    fetch()
+                # A symbol a cycle: a symbol the buffer holds only in part takes the rest from the next
+                # table word in the same cycle (no cycle spent fetching it: the tables of a network's
+                # layers are loaded for every image, so this is a share of every sparse layer's time).
+                short = Signal()
+                grown = Signal.like(fbuf)     # fbits < sb bits plus a word fit: cb >= sb
+                m.d.comb += [short.eq(fbits < sb),
+                             grown.eq(fbuf | Mux(short, self.table.payload << fbits, 0))]
+                with m.If(short & (twords_left == 0)):
+                    fail(HuffmanStatus.TRUNCATED)
                 with m.Else():
-                    symbol = fbuf[:sb]
-                    m.d.sync += [fbuf.eq(fbuf >> sb), fbits.eq(fbits - sb)]
+                    m.d.comb += self.table.ready.eq(short & ~self.load)
+                with m.If(~(short & (twords_left == 0)) & (~short | take_table)):
+                    symbol = grown[:sb]
+                    m.d.sync += [fbuf.eq(grown >> sb), fbits.eq(fbits + Mux(short, WORD_BITS, 0) - sb)]
+                    with m.If(short):
+                        m.d.sync += twords_left.eq(twords_left - 1)
                     with m.If(seen.bit_select(symbol, 1)):
                         fail(HuffmanStatus.BAD_SYMBOL)
                     with m.Else():
