@@ -18,6 +18,7 @@ from model.contract.descriptor import Descriptor
 from model.contract.errors import ProgramError
 from model.contract.layout import (DESC_WORDS, HUFFMAN_DEFAULT_MAX_LEN, JOB_MAGIC, JOB_WORDS, MAX_FEATURES_LIMIT,
                                    PES, WORD_BYTES, LayerKind, LayerMode)
+from model.program.balance import balance_hidden_units
 from model.program.file import Program, rom_id
 
 
@@ -123,10 +124,18 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
     With ``pes`` processing elements, the sparse layers' streams are written for them (each PE's
     sub-stream, :meth:`model.codecs.sparse_rows.SparseLayer.stream`; the layer's metadata records
     ``pes``, absent for 1) and the dense layers' streams laid out for them (:func:`lay_out_for_pes`).
+    Each sparse FC layer whose output feeds only the next layer, itself sparse FC, has its hidden
+    units permuted so that its PEs' rows take about equal time (:func:`model.program.balance.balance_hidden_units`,
+    on copies: ``lowered`` is not changed); its metadata's ``row_order`` lists the original row
+    (hidden unit) of each stored row.  The program's outputs are those of ``lowered`` exactly.
     """
     lanes = lowered.lanes
     if pes not in PES:
         raise ProgramError(f"--pes must be one of {', '.join(map(str, PES))}, got {pes}")
+    balanced, row_order = balance_hidden_units(lowered.layers, pes, lambda l: layer_mode(lowered, l))
+    if row_order:
+        lowered = copy.copy(lowered)
+        lowered.layers = balanced
     try:
         rules = [kind_named(layer_kind(l)) for l in lowered.layers]
         codecs = [codec_named(layer_mode(lowered, l)) if rule.has_rows else None
@@ -157,7 +166,8 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
                            "relu": bool(layer.relu), "activation": activation_name(layer),
                            "mode": codec.name if codec else None,
                            "codebook_size": codec.codebook_size(layer) if codec else 0,
-                           "compact": desc.compact, **({"save": True} if desc.save else {}), **written_meta})
+                           "compact": desc.compact, **({"save": True} if desc.save else {}), **written_meta,
+                           **({"row_order": row_order[i].tolist()} if i in row_order else {})})
     for meta, stream in zip(layer_meta, streams):
         meta["placement"] = {"resident": False, "wsram_addr": 0, "words": len(stream)}
 

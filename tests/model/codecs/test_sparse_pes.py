@@ -271,12 +271,18 @@ def test_programs_on_p_pes_run_as_on_one(seed, shapes):
                 assert 8 * stats["bytes"] == stats["sparse"]["total_bits"] + WORD_BITS * JOB_WORDS
             run = golden(program, x)
             np.testing.assert_array_equal(run.outputs, one.outputs)
+            # A layer after one whose hidden units were balanced across the PEs (row_order, see
+            # tests/model/program/test_sparse_balance.py) has its columns moved, so other runs and codes.
+            moved = {i + 1 for i, l in enumerate(program.meta["layers"]) if "row_order" in l}
+            coding = {"huffman_symbols", "huffman_bits", "huffman_busy_cycles"}
             for i in sparse:
-                assert {n: v for n, v in run.layer_counters[i].items() if n not in STREAM_COUNTERS} == \
-                    {n: v for n, v in one.layer_counters[i].items() if n not in STREAM_COUNTERS}
+                skip = STREAM_COUNTERS | (coding if i in moved else set())
+                assert {n: v for n, v in run.layer_counters[i].items() if n not in skip} == \
+                    {n: v for n, v in one.layer_counters[i].items() if n not in skip}
             if lowered.method == "deepcomp":
-                assert {n: v for n, v in run.counters.items() if n not in STREAM_COUNTERS} == \
-                    {n: v for n, v in one.counters.items() if n not in STREAM_COUNTERS}
+                skip = STREAM_COUNTERS | (coding if moved else set())
+                assert {n: v for n, v in run.counters.items() if n not in skip} == \
+                    {n: v for n, v in one.counters.items() if n not in skip}
         words = [sum(l["placement"]["words"] for l in programs[p].meta["layers"]) for p in (1, 2, 4)]
         assert words[0] < words[1] < words[2]
 
