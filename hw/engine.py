@@ -109,7 +109,7 @@ class Engine(wiring.Component):
         pe_paths = [paths] + [datapaths(m, cfg, f"_pe{p}") for p in range(1, pes)]
         sources = list(dict.fromkeys(path.source for each in pe_paths for path in each.values()))
         dots = list(dict.fromkeys(path.dot for each in pe_paths for path in each.values()))
-        # Several PEs in a sparse layer each read their own activations (pe_datapaths, sparse_pes).
+        # Several PEs in a sparse layer each read their own activations (sparse_rows, below).
         sparse_pes = pes > 1 and LayerMode.HUFFMAN in paths
         m.submodules.sram = sram = ActivationSram(lanes, cfg.sram_words, pes - 1 if sparse_pes else 0)
         m.submodules.requantizer = requantizer = Requantizer()
@@ -797,7 +797,8 @@ class Engine(wiring.Component):
             self.counters.eq(counters.counters),
         ]
         if sparse_pes:   # each sparse PE reads its own activations
-            m.d.comb += steps.sram_reads.eq(sram_reads + sum(sparse_reads[p] for p in range(pes)))
+            sram_reads = sram_reads + sum(sparse_reads[p] for p in range(pes))
+            m.d.comb += steps.sram_reads.eq(sram_reads)
         if cfg.residual:   # an add reads the input and the skip buffer; a saving layer writes both
             m.d.comb += [steps.sram_reads.eq(sram_reads + Mux(add_read, 2, 0)),
                          steps.sram_writes.eq(sram.wr_en + skip.wr_en)]
