@@ -382,6 +382,13 @@ stored, and what is stored is entropy coded.
   ``weight_sram_writes``) count the longer stream, with its ``P`` requantization words, ``P``
   table copies and the padding.
 
+  Which hidden unit is stored at which row is the writer's choice: for ``P > 1`` it permutes the
+  hidden units of a sparse FC layer feeding only a sparse FC layer so that the PEs' work is
+  balanced (:mod:`model.program.balance`); the program metadata's ``layers[i].row_order`` then lists
+  the original unit of each stored row (absent: the identity).  The permuted network computes the
+  same outputs; the next layer's columns move, so its runs, fillers and codes (``huffman_*``
+  counters) may differ from the unpermuted layer's.
+
 Processing elements (``EngineConfig.pes``)
 ==========================================
 An engine may have ``P`` processing elements (1, 2, 4 or 8; :class:`model.contract.config.EngineConfig`),

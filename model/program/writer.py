@@ -99,7 +99,7 @@ def max_features_for(descs, lanes: int) -> int:
 def build_program(lowered, config_max_features: int | None = None, codebook_depth: int = 256,
                   info: dict | None = None, shared_rom=None, pvq_k_max: int = 0,
                   huffman_max_len: int = HUFFMAN_DEFAULT_MAX_LEN, huffman_symbol_bits: int | None = None,
-                  weight_sram_words: int = 0, pes: int = 1) -> Program:
+                  weight_sram_words: int = 0, pes: int = 1, balance: bool = True) -> Program:
     """Lay a :class:`model.compress.lowering.LoweredNetwork` out as a program.
 
     The engine's activation SRAM holds ``config_max_features`` values per
@@ -128,11 +128,13 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
     units permuted so that its PEs' rows take about equal time (:func:`model.program.balance.balance_hidden_units`,
     on copies: ``lowered`` is not changed); its metadata's ``row_order`` lists the original row
     (hidden unit) of each stored row.  The program's outputs are those of ``lowered`` exactly.
+    ``balance=False`` keeps every row where it is (output row ``r`` on PE ``r mod P``).
     """
     lanes = lowered.lanes
     if pes not in PES:
         raise ProgramError(f"--pes must be one of {', '.join(map(str, PES))}, got {pes}")
-    balanced, row_order = balance_hidden_units(lowered.layers, pes, lambda l: layer_mode(lowered, l))
+    balanced, row_order = balance_hidden_units(lowered.layers, pes if balance else 1,
+                                               lambda l: layer_mode(lowered, l))
     if row_order:
         lowered = copy.copy(lowered)
         lowered.layers = balanced

@@ -191,6 +191,9 @@ def test_p_1_programs_are_unchanged(seed, shapes, monkeypatch):
     balanced = {p: build_program(lowered, codebook_depth=32, pes=p) for p in (1, 4)}
     monkeypatch.setattr(writer, "balance_hidden_units", lambda layers, pes, mode_of: (list(layers), {}))
     plain = {p: build_program(lowered, codebook_depth=32, pes=p) for p in (1, 4)}
+    # balance=False is the round-robin program.
+    unbalanced = build_program(lowered, codebook_depth=32, pes=4, balance=False)
+    assert unbalanced.image.tobytes() == plain[4].image.tobytes() and unbalanced.meta == plain[4].meta
     assert balanced[1].image.tobytes() == plain[1].image.tobytes()
     assert balanced[1].meta == plain[1].meta
     # At P > 1 the balancing is what changes the program (these networks' rows are lopsided).
