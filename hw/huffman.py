@@ -35,13 +35,15 @@ class HuffmanDecoder(wiring.Component):
     the table may take) and reads the table from the ``table`` stream in the
     :meth:`model.codecs.huffman.HuffmanTable.to_words` layout: the header, one count
     per cycle (each turned into the per-length ``limit`` and ``base``
-    registers the decoder compares against), then one symbol per cycle into a
-    :class:`~amaranth.lib.memory.Memory`, checking each against a
-    seen-symbols bitmap.  A word is taken only when a field needs its bits, so
-    exactly the table's words are consumed.  Checks run as the fields arrive;
-    the first failure sets ``error`` and stops the load.  A load takes one
-    cycle per field plus one per word (a 200-symbol table for ``max_len = 15``,
-    ``symbol_bits = 8``: 56 words, about 270 cycles).
+    registers the decoder compares against), then two symbols per cycle into the
+    symbol memory (a :class:`~amaranth.lib.memory.Memory` in two banks, even and
+    odd table positions, each with a read port per code of a step), checking each against a
+    seen-symbols bitmap and the other.  A word is taken only when a field needs its bits, so
+    exactly the table's words are consumed; a symbol takes its word in the cycle it is written.
+    Checks run as the fields arrive; the first failure sets ``error`` and stops the load.
+    A load takes a cycle for the header, one per count (plus one per word the counts take) and
+    one per two symbols (a 200-symbol table for ``max_len = 15``, ``symbol_bits = 8``: 56 words,
+    121 cycles).
 
     **Decode.**  A ``start`` pulse latches ``count`` (symbols to decode) and
     ``n_words`` (the most words the stream may take).  A decode *step* takes two
@@ -161,10 +163,11 @@ class HuffmanDecoder(wiring.Component):
         error = Signal(STATUS_BITS)
         m.d.comb += self.error.eq(error)
 
-        mem = Memory(shape=unsigned(sb), depth=alphabet, init=[])
-        m.submodules.symbol_mem = mem
-        wr = mem.write_port()
-        rd = mem.read_port()
+        # The symbol memory in two banks, even and odd table positions, so that a table load writes two
+        # symbols a cycle (one per bank: consecutive positions); each decode read port reads both banks.
+        banks = [Memory(shape=unsigned(sb), depth=max(1, alphabet // 2), init=[]) for _ in range(2)]
+        m.submodules.symbol_mem_even, m.submodules.symbol_mem_odd = banks
+        writes = [bank.write_port() for bank in banks]
 
         # Per-length decode registers, shifted in one per count during a load so
         # that entry i ends up describing codes of length i + 1.  limit: the
@@ -175,8 +178,9 @@ class HuffmanDecoder(wiring.Component):
 
         # --- table load ---------------------------------------------------------------------
         twords_left = Signal.like(self.table_words)
-        fbuf = Signal(WORD_BITS + cb - 1)   # fields not yet used; a word is added only when short
-        fbits = Signal(range(WORD_BITS + cb))
+        # Fields not yet used (a word is added only when short): a count, or two symbols, less a bit.
+        fbuf = Signal(WORD_BITS + max(cb, 2 * sb) - 1)
+        fbits = Signal(range(len(fbuf) + 1))
         n_lengths = Signal(HEADER_LENGTH_BITS)
         length = Signal(range(ml + 2))      # the count being read: codes of this length
         code_w = max(ml, cb) + 2            # first code + a count, before the overflow check
@@ -271,28 +275,47 @@ class HuffmanDecoder(wiring.Component):
                                 m.next = "SYMBOLS"
                 on_load()
             with m.State("SYMBOLS"):
-                # A symbol a cycle: a symbol the buffer holds only in part takes the rest from the next
-                # table word in the same cycle (no cycle spent fetching it: the tables of a network's
-                # layers are loaded for every image, so this is a share of every sparse layer's time).
-                short = Signal()
-                grown = Signal.like(fbuf)     # fbits < sb bits plus a word fit: cb >= sb
-                m.d.comb += [short.eq(fbits < sb),
-                             grown.eq(fbuf | Mux(short, self.table.payload << fbits, 0))]
-                with m.If(short & (twords_left == 0)):
+                # Two symbols a cycle (one when one is left, or while a word the second needs is late):
+                # a symbol the buffer holds only in part takes the rest from the next table word in the
+                # same cycle.  The tables of a network's sparse layers are loaded for every image, so
+                # their load is a share of every sparse layer's time that more PEs do not shorten.
+                left2 = Signal()              # two symbols or more remain
+                short = Signal()              # the buffer lacks bits of a remaining symbol
+                got = Signal()                # a table word joins the buffer this cycle
+                grown = Signal.like(fbuf)
+                gbits = Signal.like(fbits)
+                n = Signal(range(3))          # symbols written this cycle
+                s0, s1 = grown[:sb], grown[sb:2 * sb]
+                m.d.comb += [left2.eq(sym_k + 1 < offset),
+                             short.eq((fbits < sb) | (left2 & (fbits < 2 * sb))),
+                             self.table.ready.eq(short & (twords_left != 0) & ~self.load),
+                             got.eq(take_table),
+                             grown.eq(fbuf | Mux(got, self.table.payload << fbits, 0)),
+                             gbits.eq(fbits + Mux(got, WORD_BITS, 0)),
+                             n.eq(Mux(gbits < sb, 0, Mux(left2 & (gbits >= 2 * sb), 2, 1)))]
+                dup0 = seen.bit_select(s0, 1)
+                dup1 = seen.bit_select(s1, 1) | (s1 == s0)
+                with m.If((fbits < sb) & (twords_left == 0)):
                     fail(HuffmanStatus.TRUNCATED)
-                with m.Else():
-                    m.d.comb += self.table.ready.eq(short & ~self.load)
-                with m.If(~(short & (twords_left == 0)) & (~short | take_table)):
-                    symbol = grown[:sb]
-                    m.d.sync += [fbuf.eq(grown >> sb), fbits.eq(fbits + Mux(short, WORD_BITS, 0) - sb)]
-                    with m.If(short):
+                with m.Elif(n != 0):
+                    m.d.sync += [fbuf.eq(grown >> Mux(n == 2, 2 * sb, sb)), fbits.eq(gbits - Mux(n == 2, 2 * sb, sb))]
+                    with m.If(got):
                         m.d.sync += twords_left.eq(twords_left - 1)
-                    with m.If(seen.bit_select(symbol, 1)):
+                    with m.If(dup0 | ((n == 2) & dup1)):
                         fail(HuffmanStatus.BAD_SYMBOL)
                     with m.Else():
-                        m.d.comb += [wr.addr.eq(sym_k), wr.data.eq(symbol), wr.en.eq(1)]
-                        m.d.sync += [seen.bit_select(symbol, 1).eq(1), sym_k.eq(sym_k + 1)]
-                        with m.If(sym_k == offset - 1):
+                        k1 = Signal.like(sym_k)
+                        m.d.comb += k1.eq(sym_k + 1)
+                        for b, wr in enumerate(writes):
+                            # Position sym_k goes to bank sym_k % 2, the next one to the other bank.
+                            with m.If(sym_k[0] == b):
+                                m.d.comb += [wr.addr.eq(sym_k >> 1), wr.data.eq(s0), wr.en.eq(1)]
+                            with m.Elif(n == 2):
+                                m.d.comb += [wr.addr.eq(k1 >> 1), wr.data.eq(s1), wr.en.eq(1)]
+                        m.d.sync += [seen.bit_select(s0, 1).eq(1), sym_k.eq(sym_k + n)]
+                        with m.If(n == 2):
+                            m.d.sync += seen.bit_select(s1, 1).eq(1)
+                        with m.If(sym_k + n == offset):
                             m.next = "READY"
                 on_load()
             with m.State("READY"):
@@ -384,16 +407,25 @@ class HuffmanDecoder(wiring.Component):
         m.d.comb += n_used.eq(Mux(first_ok, len0, 0) + Mux(second_ok, len1, 0))
         fire = n_fire != 0
 
-        read_ports = [rd] + ([mem.read_port()] if per_step == 2 else [])
+        # A read port per code of a step, each reading both banks; the address's bank bit, kept with
+        # the read, picks the bank's data.
+        read_ports = []
+        for i, addr in enumerate([Mux(from_buf, addr_a, addr_b)]
+                                 + ([Mux(from_buf, addr_a2, addr_b2)] if per_step == 2 else [])):
+            at = Signal(sb, name=f"read{i}_addr")
+            odd = Signal(name=f"read{i}_odd")
+            data_i = Signal(sb, name=f"read{i}_data")
+            ports = [bank.read_port() for bank in banks]
+            m.d.comb += [at.eq(addr), *(port.addr.eq(at >> 1) for port in ports),
+                         *(port.en.eq(out_free) for port in ports),
+                         data_i.eq(Mux(odd, ports[1].data, ports[0].data))]
+            with m.If(out_free):
+                m.d.sync += odd.eq(at[0])
+            read_ports.append(data_i)
         m.d.comb += [
-            read_ports[0].addr.eq(Mux(from_buf, addr_a, addr_b)),
             self.symbols.valid.eq(out_n != 0),
-            self.symbols.payload.eq(read_ports[-1].data if per_step == 1 else
-                                    Mux(out_sel, read_ports[1].data, read_ports[0].data)),
+            self.symbols.payload.eq(read_ports[-1] if per_step == 1 else Mux(out_sel, read_ports[1], read_ports[0])),
         ]
-        if per_step == 2:
-            m.d.comb += read_ports[1].addr.eq(Mux(from_buf, addr_a2, addr_b2))
-        m.d.comb += [port.en.eq(out_free) for port in read_ports]
         with m.If(self.symbols.valid & self.symbols.ready):
             m.d.sync += [out_n.eq(out_n - 1 - two_taken), out_sel.eq(1)]
         with m.If(out_free):
@@ -428,7 +460,7 @@ class HuffmanDecoder(wiring.Component):
             self.busy.eq(loading | active | (out_n != 0)),
             self.events.symbol.eq(Mux(self.symbols.valid & self.symbols.ready, 1 + two_taken, 0)),
             self.pair.eq(out_n == 2),
-            self.second.eq(read_ports[-1].data),
+            self.second.eq(read_ports[-1]),
             self.events.bits.eq(n_used),
             self.events.decode.eq(fire | (step & bad_code) | truncated),
         ]
