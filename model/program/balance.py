@@ -25,17 +25,32 @@ from model.contract.layout import REL_BITS
 SPARSE_ROW_OVERHEAD = 2
 
 
-def sparse_row_work(indices, rel_bits: int = REL_BITS) -> np.ndarray:
-    """Each row's decode work: its symbols (fillers included, :func:`row_symbols`) plus
+def sparse_row_work(indices, rel_bits: int = REL_BITS, pairs: bool = True) -> np.ndarray:
+    """Each row's cycles on a PE's sparse row path: a cycle per symbol (:func:`row_symbols`, fillers
+    included), less the fillers that go with the next symbol of their decode step, plus
     :data:`SPARSE_ROW_OVERHEAD`.
+
+    With ``pairs`` (a decoder that takes two codes a step, :func:`model.codecs.huffman.codes_per_step`)
+    a row's steps take its symbols ``(0, 1), (2, 3), ..``, and a filler first of its step moves the
+    position in the same cycle as the symbol after it (:class:`hw.sparse_rows.SparseRowPath`): the
+    fillers of long zero runs cost about half a cycle each, and rows with the same symbols can take
+    different times.
 
     Parameters
     ----------
     indices : array_like of int, shape (out_features, in_features)
         Dense centroid indices, 0 where pruned.
+    rel_bits : int
+        Run field width.
+    pairs : bool
+        The decoder takes two codes a step.
     """
-    return np.array([len(row_symbols(row, rel_bits)[0]) + SPARSE_ROW_OVERHEAD for row in np.asarray(indices)],
-                    dtype=np.int64)
+    work = []
+    for row in np.asarray(indices):
+        idx = row_symbols(row, rel_bits)[1]
+        absorbed = int(np.count_nonzero(idx[0:len(idx) - 1:2] == 0)) if pairs else 0
+        work.append(len(idx) - absorbed + SPARSE_ROW_OVERHEAD)
+    return np.array(work, dtype=np.int64)
 
 
 def pe_work(work, pes: int, order=None) -> np.ndarray:
@@ -109,7 +124,7 @@ def _indices_valid(layer) -> bool:
     return idx.size == 0 or (idx.min() >= 0 and idx.max() < len(layer.codebook))
 
 
-def balance_hidden_units(layers, pes: int, mode_of) -> tuple[list, dict[int, np.ndarray]]:
+def balance_hidden_units(layers, pes: int, mode_of, pairs: bool = True) -> tuple[list, dict[int, np.ndarray]]:
     """The layers with each balanceable sparse layer's hidden units permuted for ``pes`` PEs.
 
     Layer ``i`` is permuted when it and layer ``i + 1`` are sparse FC layers and its output feeds
@@ -127,6 +142,8 @@ def balance_hidden_units(layers, pes: int, mode_of) -> tuple[list, dict[int, np.
     pes : int
     mode_of : callable
         A layer's mode (``"huffman"`` for sparse layers), e.g. :func:`model.program.writer.layer_mode`.
+    pairs : bool
+        The engine's decoder takes two codes a step (:func:`sparse_row_work`).
 
     Returns
     -------
@@ -143,7 +160,7 @@ def balance_hidden_units(layers, pes: int, mode_of) -> tuple[list, dict[int, np.
         layer, nxt = out[i], out[i + 1]
         if not _balanceable(layer, nxt, mode_of):
             continue
-        order = pe_balanced_order(sparse_row_work(layer.indices), pes)
+        order = pe_balanced_order(sparse_row_work(layer.indices, pairs=pairs), pes)
         if order is None:
             continue
         layer = copy.copy(layer)

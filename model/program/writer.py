@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 
+from model.codecs.huffman import codes_per_step
 from model.codecs.layers.base import WriteContext, pe_rows, pe_stream
 from model.codecs.layers.huffman import symbol_bits_for
 from model.codecs.layers.kinds import kind_named
@@ -134,7 +135,8 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
     if pes not in PES:
         raise ProgramError(f"--pes must be one of {', '.join(map(str, PES))}, got {pes}")
     balanced, row_order = balance_hidden_units(lowered.layers, pes if balance else 1,
-                                               lambda l: layer_mode(lowered, l))
+                                               lambda l: layer_mode(lowered, l),
+                                               pairs=codes_per_step(huffman_max_len) == 2)
     if row_order:
         lowered = copy.copy(lowered)
         lowered.layers = balanced

@@ -70,8 +70,22 @@ def test_row_work_counts_fillers_and_the_row_overhead():
     idx = np.where(rng.random((12, 300)) < 0.03, rng.integers(1, 5, size=(12, 300)), 0)
     idx[3] = 0   # an empty row still has one symbol
     expected = [len(row_symbols(r)[0]) + SPARSE_ROW_OVERHEAD for r in idx]
-    assert sparse_row_work(idx).tolist() == expected
+    assert sparse_row_work(idx, pairs=False).tolist() == expected
     assert expected[3] == 1 + SPARSE_ROW_OVERHEAD and max(expected) > 2 + 300 * 0.03
+    # Two codes a step: a filler first of its step costs no cycle of its own.
+    paired = sparse_row_work(idx)
+    assert all(p <= e for p, e in zip(paired, expected)) and paired.sum() < sum(expected)
+
+
+def test_row_work_pairs_fillers_with_the_next_symbol():
+    """Symbols (run, idx) of a row with fillers at both step positions: only those first of a step go free."""
+    row = np.zeros(100, dtype=np.int64)
+    row[[40, 41, 99]] = [3, 2, 1]      # fillers (15, 0) at symbols 0, 1 then weights at 2, 3; fillers 4, 5, 6 + weight 7
+    runs, idx = row_symbols(row)
+    assert idx.tolist() == [0, 0, 3, 2, 0, 0, 0, 1]
+    # Steps (0, 1), (2, 3), (4, 5), (6, 7): fillers 0, 4 and 6 are first of their step.
+    assert sparse_row_work(row[None, :]).tolist() == [8 - 3 + SPARSE_ROW_OVERHEAD]
+    assert sparse_row_work(row[None, :], pairs=False).tolist() == [8 + SPARSE_ROW_OVERHEAD]
 
 
 # --- which layers ------------------------------------------------------------------------------------------------
@@ -161,7 +175,8 @@ def test_balanced_programs_compute_what_p_1_computes(seed, shapes):
                 {n: v for n, v in ref.layer_counters[i].items() if n not in skip}
             # What the coding changes is the layer's own symbols: fillers of its new runs.
             assert run.layer_counters[i]["huffman_symbols"] == len(x) * meta["sparse"]["symbols"]
-            assert meta["sparse"]["symbols"] == int((work - SPARSE_ROW_OVERHEAD).sum())
+            symbols = sparse_row_work(lowered.layers[i].indices[:, cols], pairs=False)
+            assert meta["sparse"]["symbols"] == int((symbols - SPARSE_ROW_OVERHEAD).sum())
         assert run.io_counters == ref.io_counters
     assert permuted
     # The caller's network is not changed.
@@ -189,7 +204,7 @@ def test_mixed_networks_keep_their_outputs():
 def test_p_1_programs_are_unchanged(seed, shapes, monkeypatch):
     lowered = sparse_network(seed, shapes)
     balanced = {p: build_program(lowered, codebook_depth=32, pes=p) for p in (1, 4)}
-    monkeypatch.setattr(writer, "balance_hidden_units", lambda layers, pes, mode_of: (list(layers), {}))
+    monkeypatch.setattr(writer, "balance_hidden_units", lambda layers, pes, mode_of, pairs=True: (list(layers), {}))
     plain = {p: build_program(lowered, codebook_depth=32, pes=p) for p in (1, 4)}
     # balance=False is the round-robin program.
     unbalanced = build_program(lowered, codebook_depth=32, pes=4, balance=False)
