@@ -703,7 +703,9 @@ class Engine(wiring.Component):
                     m.d.comb += [reader.data.ready.eq(1), size_taken.eq(size_in.valid)]
                     with m.If(size_in.valid):
                         m.d.sync += size_word.eq(size_in.payload)
-                        check_placement(size_in.payload[:16], size_in.payload[16:])
+                        # The multiplier takes a cycle per bit of its second operand: the size word's
+                        # rows (a sparse stream's C * P, a few bits) rather than its row words.
+                        check_placement(size_in.payload[16:], size_in.payload[:16])
             with m.State("PLACE"):
                 with m.If(~place_mul.busy):
                     misplaced = (desc.resident & (desc.wsram_addr + place_mul.product + sized(mode)
