@@ -16,6 +16,11 @@ from model.contract.layout import HUFFMAN_SYMBOL_BITS_MAX, WORD_BITS
 #: loads, so the RTL is limited to modest alphabets (1024 symbols).
 MAX_RTL_SYMBOL_BITS = HUFFMAN_SYMBOL_BITS_MAX
 
+#: Table symbols a load writes per cycle at most: the symbol memory has as many banks (table positions
+#: modulo their number), so a cycle's consecutive positions are in different banks.  Four symbols of
+#: 8 or 9 bits are about what one table word a cycle brings, so more banks would not load faster.
+TABLE_SYMBOL_BANKS = 4
+
 
 def huffman_events(max_len: int) -> data.StructLayout:
     """The decoder's counter strobes: ``symbol`` (``huffman_symbols``, symbols taken), ``bits``
@@ -35,15 +40,15 @@ class HuffmanDecoder(wiring.Component):
     the table may take) and reads the table from the ``table`` stream in the
     :meth:`model.codecs.huffman.HuffmanTable.to_words` layout: the header, one count
     per cycle (each turned into the per-length ``limit`` and ``base``
-    registers the decoder compares against), then two symbols per cycle into the
-    symbol memory (a :class:`~amaranth.lib.memory.Memory` in two banks, even and
-    odd table positions, each with a read port per code of a step), checking each against a
-    seen-symbols bitmap and the other.  A word is taken only when a field needs its bits, so
+    registers the decoder compares against), then up to :data:`TABLE_SYMBOL_BANKS`
+    symbols per cycle, as many as the buffer and the next word hold, into the symbol memory
+    (:class:`~amaranth.lib.memory.Memory` banks by table position, each with a read port per
+    code of a step), checking each against a seen-symbols bitmap and the cycle's others.  A word is taken only when a field needs its bits, so
     exactly the table's words are consumed; a symbol takes its word in the cycle it is written.
     Checks run as the fields arrive; the first failure sets ``error`` and stops the load.
     A field that straddles two words takes the second in the cycle it is used, so a load takes a
-    cycle for the header, one per count and one per two symbols (a 200-symbol table for
-    ``max_len = 15``, ``symbol_bits = 8``: 56 words, 116 cycles).
+    cycle for the header, one per count and about one per word of symbols (a 200-symbol table for
+    ``max_len = 15``, ``symbol_bits = 8``: 56 words, 66 cycles).
 
     **Decode.**  A ``start`` pulse latches ``count`` (symbols to decode) and
     ``n_words`` (the most words the stream may take).  A decode *step* takes two
@@ -163,10 +168,13 @@ class HuffmanDecoder(wiring.Component):
         error = Signal(STATUS_BITS)
         m.d.comb += self.error.eq(error)
 
-        # The symbol memory in two banks, even and odd table positions, so that a table load writes two
-        # symbols a cycle (one per bank: consecutive positions); each decode read port reads both banks.
-        banks = [Memory(shape=unsigned(sb), depth=max(1, alphabet // 2), init=[]) for _ in range(2)]
-        m.submodules.symbol_mem_even, m.submodules.symbol_mem_odd = banks
+        # The symbol memory in banks by table position (modulo their number), so that a table load
+        # writes consecutive positions, one per bank, in one cycle; each decode read port reads every bank.
+        n_banks = min(TABLE_SYMBOL_BANKS, alphabet)
+        bank_bits = n_banks.bit_length() - 1
+        banks = [Memory(shape=unsigned(sb), depth=alphabet // n_banks, init=[]) for _ in range(n_banks)]
+        for b, bank in enumerate(banks):
+            m.submodules[f"symbol_mem{b}"] = bank
         writes = [bank.write_port() for bank in banks]
 
         # Per-length decode registers, shifted in one per count during a load so
@@ -178,8 +186,8 @@ class HuffmanDecoder(wiring.Component):
 
         # --- table load ---------------------------------------------------------------------
         twords_left = Signal.like(self.table_words)
-        # Fields not yet used (a word is added only when short): a count, or two symbols, less a bit.
-        fbuf = Signal(WORD_BITS + max(cb, 2 * sb) - 1)
+        # Fields not yet used (a word is added only when short): a count, or a cycle's symbols, less a bit.
+        fbuf = Signal(WORD_BITS + max(cb, n_banks * sb) - 1)
         fbits = Signal(range(len(fbuf) + 1))
         n_lengths = Signal(HEADER_LENGTH_BITS)
         length = Signal(range(ml + 2))      # the count being read: codes of this length
@@ -276,46 +284,50 @@ class HuffmanDecoder(wiring.Component):
                                 m.next = "SYMBOLS"
                 on_load()
             with m.State("SYMBOLS"):
-                # Two symbols a cycle (one when one is left, or while a word the second needs is late):
-                # a symbol the buffer holds only in part takes the rest from the next table word in the
-                # same cycle.  The tables of a network's sparse layers are loaded for every image, so
-                # their load is a share of every sparse layer's time that more PEs do not shorten.
-                left2 = Signal()              # two symbols or more remain
-                short = Signal()              # the buffer lacks bits of a remaining symbol
-                got = Signal()                # a table word joins the buffer this cycle
+                # Up to a symbol per bank a cycle, as many as the buffer and the next table word hold (a
+                # symbol the buffer holds only in part takes the rest of the word in the same cycle).  The
+                # tables of a network's sparse layers are loaded for every image, so their load is a share
+                # of every sparse layer's time that more PEs do not shorten.
+                want = Signal(range(n_banks + 1))     # the symbols left, up to a cycle's
+                short = Signal()                      # the buffer lacks bits of those
+                got = Signal()                        # a table word joins the buffer this cycle
                 grown = Signal.like(fbuf)
                 gbits = Signal.like(fbits)
-                n = Signal(range(3))          # symbols written this cycle
-                s0, s1 = grown[:sb], grown[sb:2 * sb]
-                m.d.comb += [left2.eq(sym_k + 1 < offset),
-                             short.eq((fbits < sb) | (left2 & (fbits < 2 * sb))),
+                n = Signal(range(n_banks + 1))        # symbols written this cycle
+                left = Signal(range(alphabet + 1))
+                m.d.comb += [left.eq(offset - sym_k), want.eq(Mux(left >= n_banks, n_banks, left)),
+                             short.eq(fbits < want * sb),
                              self.table.ready.eq(short & (twords_left != 0) & ~self.load),
                              got.eq(take_table),
                              grown.eq(fbuf | Mux(got, self.table.payload << fbits, 0)),
                              gbits.eq(fbits + Mux(got, WORD_BITS, 0)),
-                             n.eq(Mux(gbits < sb, 0, Mux(left2 & (gbits >= 2 * sb), 2, 1)))]
-                dup0 = seen.bit_select(s0, 1)
-                dup1 = seen.bit_select(s1, 1) | (s1 == s0)
+                             n.eq(sum((j <= want) & (gbits >= j * sb) for j in range(1, n_banks + 1)))]
+                syms = [grown[j * sb:(j + 1) * sb] for j in range(n_banks)]
+                # A symbol already in the table, or equal to one before it in this cycle's.
+                dup = [seen.bit_select(syms[j], 1) | reduce(or_, [syms[j] == syms[i] for i in range(j)], Const(0))
+                       for j in range(n_banks)]
                 with m.If((fbits < sb) & (twords_left == 0)):
                     fail(HuffmanStatus.TRUNCATED)
                 with m.Elif(n != 0):
-                    m.d.sync += [fbuf.eq(grown >> Mux(n == 2, 2 * sb, sb)), fbits.eq(gbits - Mux(n == 2, 2 * sb, sb))]
+                    m.d.sync += [fbuf.eq(grown >> (n * sb)), fbits.eq(gbits - n * sb)]
                     with m.If(got):
                         m.d.sync += twords_left.eq(twords_left - 1)
-                    with m.If(dup0 | ((n == 2) & dup1)):
+                    with m.If(reduce(or_, [(j < n) & dup[j] for j in range(n_banks)])):
                         fail(HuffmanStatus.BAD_SYMBOL)
                     with m.Else():
-                        k1 = Signal.like(sym_k)
-                        m.d.comb += k1.eq(sym_k + 1)
                         for b, wr in enumerate(writes):
-                            # Position sym_k goes to bank sym_k % 2, the next one to the other bank.
-                            with m.If(sym_k[0] == b):
-                                m.d.comb += [wr.addr.eq(sym_k >> 1), wr.data.eq(s0), wr.en.eq(1)]
-                            with m.Elif(n == 2):
-                                m.d.comb += [wr.addr.eq(k1 >> 1), wr.data.eq(s1), wr.en.eq(1)]
-                        m.d.sync += [seen.bit_select(s0, 1).eq(1), sym_k.eq(sym_k + n)]
-                        with m.If(n == 2):
-                            m.d.sync += seen.bit_select(s1, 1).eq(1)
+                            # Bank b takes this cycle's symbol j at position sym_k + j = b (mod n_banks).
+                            j = Signal(bank_bits, name=f"bank{b}_symbol")
+                            m.d.comb += j.eq(b - sym_k[:bank_bits])
+                            m.d.comb += [wr.addr.eq((sym_k + j) >> bank_bits), wr.en.eq(j < n)]
+                            with m.Switch(j):
+                                for k in range(n_banks):
+                                    with m.Case(k):
+                                        m.d.comb += wr.data.eq(syms[k])
+                        for k in range(n_banks):
+                            with m.If(k < n):
+                                m.d.sync += seen.bit_select(syms[k], 1).eq(1)
+                        m.d.sync += sym_k.eq(sym_k + n)
                         with m.If(sym_k + n == offset):
                             m.next = "READY"
                 on_load()
@@ -408,20 +420,23 @@ class HuffmanDecoder(wiring.Component):
         m.d.comb += n_used.eq(Mux(first_ok, len0, 0) + Mux(second_ok, len1, 0))
         fire = n_fire != 0
 
-        # A read port per code of a step, each reading both banks; the address's bank bit, kept with
-        # the read, picks the bank's data.
+        # A read port per code of a step, each reading every bank; the address's bank bits, kept with
+        # the read, pick the bank's data.
         read_ports = []
         for i, addr in enumerate([Mux(from_buf, addr_a, addr_b)]
                                  + ([Mux(from_buf, addr_a2, addr_b2)] if per_step == 2 else [])):
             at = Signal(sb, name=f"read{i}_addr")
-            odd = Signal(name=f"read{i}_odd")
+            bank_of = Signal(bank_bits, name=f"read{i}_bank")
             data_i = Signal(sb, name=f"read{i}_data")
             ports = [bank.read_port() for bank in banks]
-            m.d.comb += [at.eq(addr), *(port.addr.eq(at >> 1) for port in ports),
-                         *(port.en.eq(out_free) for port in ports),
-                         data_i.eq(Mux(odd, ports[1].data, ports[0].data))]
+            m.d.comb += [at.eq(addr), *(port.addr.eq(at >> bank_bits) for port in ports),
+                         *(port.en.eq(out_free) for port in ports)]
+            with m.Switch(bank_of):
+                for b, port in enumerate(ports):
+                    with m.Case(b):
+                        m.d.comb += data_i.eq(port.data)
             with m.If(out_free):
-                m.d.sync += odd.eq(at[0])
+                m.d.sync += bank_of.eq(at[:bank_bits])
             read_ports.append(data_i)
         m.d.comb += [
             self.symbols.valid.eq(out_n != 0),

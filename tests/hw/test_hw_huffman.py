@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hw.huffman import HuffmanDecoder
+from hw.huffman import TABLE_SYMBOL_BANKS, HuffmanDecoder
 from model.codecs.huffman import HuffmanError, HuffmanStatus, HuffmanTable, count_bits, encode
 from model.contract.ints import ceil_div
 from model.contract.layout import WORD_BITS
@@ -230,9 +230,9 @@ def test_decode_rate():
     ops = [load_op(table.to_words()), run_op(words, n)]
     load, obs = check(HuffmanDecoder(15, 8), ops, gap=0.0, stall=0.0)
     assert obs["symbols"] == [int(s) for s in symbols]
-    # a table load is a cycle for the header, one per count and one per two symbols (a field takes the
-    # word it needs in the cycle it is used)
-    fields = 1 + table.longest + ceil_div(table.n_symbols, 2)
+    # a table load is a cycle for the header, one per count and, for the symbols, one per word they take
+    # (four 8-bit symbols a cycle, TABLE_SYMBOL_BANKS; a field takes the word it needs in the cycle it is used)
+    fields = 1 + table.longest + ceil_div(table.n_symbols, TABLE_SYMBOL_BANKS)
     assert fields <= load["cycles"] <= fields + 1
     per_busy = n / obs["busy"]
     per_clock = n / obs["cycles"]   # from the cycle after start to the last symbol
