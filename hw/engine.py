@@ -296,7 +296,7 @@ class Engine(wiring.Component):
             copy; each PE's MAC lanes take their operand next cycle, and their row results go to the
             requantizer in row order (ResultMerger).
             """
-            m.submodules.distributor = dist = WordDistributor(pes)
+            m.submodules.distributor = dist = WordDistributor(pes, queued=sparse_pes)
             # Sparse rows: room for every row a PE has (ResultMerger), so the PEs never wait for each other.
             m.submodules.merger = merger = ResultMerger(pes, queue_depth=ceil_div(cfg.max_features, pes)
                                                         if sparse_pes else None)
@@ -321,19 +321,25 @@ class Engine(wiring.Component):
                          # The merger goes on from one position to the next (its groups wrap at ``rows``).
                          merger.start.eq(start_layer & first_position), merger.rows.eq(rows)]
             wiring.connect(m, merger.output, requantizer.result)
+            if not sparse_pes:   # a PE's dense modes share its index path
+                for p in range(pes):
+                    (index_path,) = {path.source for path in pe_paths[p].values()}
+                    wiring.connect(m, dist.outs[p], index_path.words)
             with m.Switch(mode):
                 for value in paths:
                     pe = [pe_paths[p][value] for p in range(pes)]
                     if value == LayerMode.HUFFMAN:
                         with m.Case(value):
-                            sparse_rows(pe, dist, merger, fifos, banks)
+                            sparse_rows(pe, dist, merger, fifos, banks, source_busy, source_error, dot_error,
+                                        size_word)
                         continue
                     beats = [path.source.beats for path in pe]
                     first = beats[0].payload.first
                     with m.Case(value):
                         for p, path in enumerate(pe):
                             source, dot = path.source, path.dot
-                            wiring.connect(m, dist.outs[p], source.words)   # the dense modes' index path
+                            if sparse_pes:   # the index path's words, when the sparse paths' are not
+                                wiring.connect(m, dist.outs[p], source.words)
                             # Rows r = p, p + P, ..: the PE's share of the layer's rows.
                             m.d.comb += path.configure(desc)
                             m.d.comb += source.config.rows.eq((rows + (pes - 1 - p)) >> log2(pes))
@@ -350,7 +356,7 @@ class Engine(wiring.Component):
                             operands = dot.operands
                             m.d.comb += [source.start.eq(start_layer), source.beats.ready.eq(take & active[p]),
                                          pe_reading[p].eq(take & active[p]),
-                                         merger.row_starts[p].eq(take & first & active[p]),
+                                         *([merger.row_starts[p].eq(take & first & active[p])] if sparse_pes else []),
                                          operands.valid.eq(fetch_valid & held_active[p]),
                                          operands.payload.activations.eq(Mux(held_inside, sram.rd_data, 0)),
                                          operands.payload.first.eq(held.first), operands.payload.last.eq(held.last)]
@@ -389,7 +395,8 @@ class Engine(wiring.Component):
                 m.d.sync += row_base.eq(0)
             return banks
 
-        def sparse_rows(pe, dist, merger, fifos, banks):
+        def sparse_rows(pe, dist, merger, fifos, banks, source_busy, source_error, dot_error, size_word):
+            # (Signals as arguments, not closure cells, as for pe_datapaths.)
             """A sparse layer on ``pes > 1`` PEs (model.contract.layout, "Processing elements").
 
             Each PE decodes its own sub-stream (its rows ``p, p + P, ..``), which the distributor deals
@@ -443,9 +450,15 @@ class Engine(wiring.Component):
         overlap = pes > 1 and windows
         packer_pending = Signal(name="packer_pending")
         sparse_reads = Signal(pes, name="sparse_reads")   # bit p: sparse PE p reads an activation
-        for source in sources:
-            m.d.comb += source.dry.eq(reader.idle)
+        # Every row source's ``dry``: the reader's; a sparse PE's own (sparse_rows) follows and wins.  (In
+        # other engines it comes after the PE datapaths, as it always has: the order of statements is part
+        # of an engine's Verilog, and the area cache is keyed on it.)
+        dry = [source.dry.eq(reader.idle) for source in sources]
+        if sparse_pes:
+            m.d.comb += dry
         banks = pe_datapaths(source_busy, source_error, dot_error) if pes > 1 else None
+        if not sparse_pes:
+            m.d.comb += dry
 
         # SRAM writes come from the input load or from the packer.
         load_words = Signal(COUNT_BITS)
@@ -540,13 +553,12 @@ class Engine(wiring.Component):
 
         # The size word: from the reader, or with several PEs from the weight banks when the layer is resident.
         size_asked, size_taken = Signal(name="size_asked"), Signal(name="size_taken")
-        size_in = stream.Signature(WORD_BITS).create(path=("size_in",))
-        if banks is not None:
+        size_in = reader.data
+        if banks is not None and sized_modes:
+            size_in = stream.Signature(WORD_BITS).create(path=("size_in",))
             from_banks = place == Place.SRAM
             m.d.comb += [size_in.valid.eq(Mux(from_banks, banks.out.avail != 0, reader.data.valid)),
                          size_in.payload.eq(Mux(from_banks, banks.out.words[0], reader.data.payload))]
-        else:
-            m.d.comb += [size_in.valid.eq(reader.data.valid), size_in.payload.eq(reader.data.payload)]
 
         def fail(code):
             m.d.sync += error.eq(code)
@@ -822,23 +834,35 @@ class Engine(wiring.Component):
             # come from the banks after (the reader, without a weight SRAM, reads DRAM only).
             # A sized stream's size word is the resident stream's first word (model.contract.layout): image 0
             # writes it as it takes it, later images read it from the banks too.
+            # (An engine without sized streams has no SIZE states: asking the FSM about one would add it.)
             from_sram = place == Place.SRAM
-            sizing = fsm.ongoing("SIZE_READ")
-            fill = (running | sizing) & (place == Place.FILL) & reader.data.valid & reader.data.ready
+            sizing = fsm.ongoing("SIZE_READ") if sized_modes else None
+            fill = ((running | sizing) if sized_modes else running) & (place == Place.FILL) \
+                & reader.data.valid & reader.data.ready
             fill_addr = Signal(len(desc.wsram_addr))
-            with m.If(size_asked):
-                m.d.sync += fill_addr.eq(desc.wsram_addr)
-            with m.Elif(start_layer):
-                m.d.sync += fill_addr.eq(desc.wsram_addr + sized(mode))
-            with m.Elif(fill):
-                m.d.sync += fill_addr.eq(fill_addr + 1)
-            with m.If((fsm.ongoing("STREAM") | fsm.ongoing("SIZE")) & from_sram):
-                m.d.comb += reader.cmd.valid.eq(0)
-            with m.If(sizing & from_sram):
-                m.d.comb += banks.out.taken.eq(size_taken)
-            m.d.comb += [banks.start.eq((start_layer | size_asked) & from_sram),
-                         banks.addr.eq(Mux(size_asked, desc.wsram_addr, desc.wsram_addr + sized(mode))),
-                         banks.count.eq(Mux(size_asked, 1, place_mul.product)),
-                         banks.wr_addr.eq(fill_addr), banks.wr_data.eq(reader.data.payload), banks.wr_en.eq(fill),
+            if sized_modes:
+                with m.If(size_asked):
+                    m.d.sync += fill_addr.eq(desc.wsram_addr)
+                with m.Elif(start_layer):
+                    m.d.sync += fill_addr.eq(desc.wsram_addr + sized(mode))
+                with m.Elif(fill):
+                    m.d.sync += fill_addr.eq(fill_addr + 1)
+                with m.If((fsm.ongoing("STREAM") | fsm.ongoing("SIZE")) & from_sram):
+                    m.d.comb += reader.cmd.valid.eq(0)
+                with m.If(sizing & from_sram):
+                    m.d.comb += banks.out.taken.eq(size_taken)
+                m.d.comb += [banks.start.eq((start_layer | size_asked) & from_sram),
+                             banks.addr.eq(Mux(size_asked, desc.wsram_addr, desc.wsram_addr + sized(mode))),
+                             banks.count.eq(Mux(size_asked, 1, place_mul.product))]
+            else:
+                with m.If(start_layer):
+                    m.d.sync += fill_addr.eq(desc.wsram_addr)
+                with m.Elif(fill):
+                    m.d.sync += fill_addr.eq(fill_addr + 1)
+                with m.If(fsm.ongoing("STREAM") & from_sram):
+                    m.d.comb += reader.cmd.valid.eq(0)
+                m.d.comb += [banks.start.eq(start_layer & from_sram), banks.addr.eq(desc.wsram_addr),
+                             banks.count.eq(place_mul.product)]
+            m.d.comb += [banks.wr_addr.eq(fill_addr), banks.wr_data.eq(reader.data.payload), banks.wr_en.eq(fill),
                          steps.weight_sram_reads.eq(banks.out.taken), steps.weight_sram_writes.eq(fill)]
         return m

@@ -5,6 +5,9 @@ element (PE) its own index path, ROM port and MAC lanes; these two blocks sit on
 them.  The stream layout they follow is :mod:`model.contract.layout`, "Processing elements".
 """
 
+from functools import reduce
+from operator import or_
+
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -37,6 +40,8 @@ class WordDistributor(wiring.Component):
         Processing elements, at least 2.
     depth : int
         Words each PE's FIFO holds.
+    queued : bool
+        Say which PEs' FIFOs hold a word (``queued``: the sparse row paths' ``dry``).
 
     Members
     -------
@@ -54,10 +59,11 @@ class WordDistributor(wiring.Component):
     busy : Out(1)
         A word is still in a PE's FIFO.
     queued : Out(pes)
-        Bit ``p``: a word is in PE ``p``'s FIFO (its ``outs[p].valid`` rises a cycle after a word enters).
+        Bit ``p``: a word is in PE ``p``'s FIFO (its ``outs[p].valid`` rises a cycle after a word
+        enters); only with ``queued``.
     """
 
-    def __init__(self, pes: int, depth: int = 4):
+    def __init__(self, pes: int, depth: int = 4, queued: bool = False):
         _check_pes(pes)
         self._pes, self._depth = pes, depth
         super().__init__({
@@ -69,7 +75,7 @@ class WordDistributor(wiring.Component):
             "wide": In(WideWordsSignature(pes)),
             "outs": Out(stream.Signature(unsigned(WORD_BITS))).array(pes),
             "busy": Out(1),
-            "queued": Out(pes),
+            **({"queued": Out(pes)} if queued else {}),
         })
 
     def elaborate(self, platform):
@@ -124,7 +130,9 @@ class WordDistributor(wiring.Component):
                 m.d.sync += turn.eq(turn + taken)
         with m.If(self.start):
             m.d.sync += [rows_left.eq(self.rows), word.eq(0), turn.eq(0)]
-        m.d.comb += [self.queued.eq(Cat(q.level != 0 for q in queues)), self.busy.eq(self.queued.any())]
+        m.d.comb += self.busy.eq(reduce(or_, [q.level != 0 for q in queues]))
+        if hasattr(self, "queued"):
+            m.d.comb += self.queued.eq(Cat(q.level != 0 for q in queues))
         return m
 
 
@@ -258,9 +266,10 @@ class ResultMerger(wiring.Component):
     room : Out(1)
         A group may start: fewer than ``depth`` are in flight.
     row_starts : In(pes)
-        Bit ``p``: PE ``p`` takes a row's first beat (both kinds of layer).
+        Bit ``p``: PE ``p`` takes a row's first beat (only with ``queue_depth``, for a sparse layer).
     rooms : Out(pes)
-        Bit ``p``: PE ``p`` may start a row: fewer than ``depth`` of its rows are in flight.
+        Bit ``p``: PE ``p`` may start a row: fewer than ``queue_depth`` of its rows are in flight
+        (only with ``queue_depth``).
     output : Out(stream.Signature(RowResult, always_ready=True))
         The results in row order.
     """
@@ -277,8 +286,7 @@ class ResultMerger(wiring.Component):
             "results": In(stream.Signature(RowResult, always_ready=True)).array(pes),
             "group_start": In(1),
             "room": Out(1),
-            "row_starts": In(pes),
-            "rooms": Out(pes),
+            **({"row_starts": In(pes), "rooms": Out(pes)} if queue_depth is not None else {}),
             "output": Out(stream.Signature(RowResult, always_ready=True)),
         })
 
@@ -295,13 +303,14 @@ class ResultMerger(wiring.Component):
         in_flight = Signal(range(self._depth + 1))
         popped = Signal()
         group_done = Signal()
-        pops = Signal(pes)           # bit p: PE p's result leaves
+        per_pe = hasattr(self, "rooms")
+        pops = Signal(pes) if per_pe else None   # bit p: PE p's result leaves
         with m.Switch(turn):
             for p, q in enumerate(queues):
                 with m.Case(p):
                     m.d.comb += [self.output.valid.eq(q.r_rdy), self.output.payload.eq(q.r_data),
-                                 q.r_en.eq(1), popped.eq(q.r_rdy), pops[p].eq(q.r_rdy)]
-        for p in range(pes):
+                                 q.r_en.eq(1), popped.eq(q.r_rdy), *([pops[p].eq(q.r_rdy)] if per_pe else [])]
+        for p in range(pes if per_pe else 0):
             rows_in_flight = Signal(range(self._queue_depth + 1), name=f"rows_in_flight{p}")
             m.d.sync += rows_in_flight.eq(rows_in_flight + self.row_starts[p] - pops[p])
             m.d.comb += self.rooms[p].eq(rows_in_flight < self._queue_depth)

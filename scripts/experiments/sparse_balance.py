@@ -7,7 +7,7 @@ Usage::
 Lowers the network with Deep Compression (cached training), writes it for each ``P`` with rows dealt
 round-robin (``build_program(..., balance=False)``) and balanced (the default,
 :mod:`model.program.balance`), and prints one JSON object per ``P``: each layer's per-PE work (its
-rows' symbols plus 2 per row, as stored), its stream words, Huffman bits and fillers, the
+rows' cycles, `model.program.balance.sparse_row_work`, as stored), its stream words, Huffman bits and fillers, the
 compression ratio, the golden model's accuracy on the first ``--images`` test images, whether its
 outputs are those of ``P = 1`` bit for bit, and the counters that differ between the two programs.
 No RTL is run.
