@@ -74,6 +74,17 @@ def assert_bit_exact(golden, rtl, out_features):
         assert rtl["counters"][name] == value, f"counter {name}: golden {value}, rtl {rtl['counters'][name]}"
 
 
+def same_outcome(golden, rtl, out_features) -> str:
+    """The RTL stopped (no hang) with the golden model's error, or gave its outputs and counters; the
+    outcome's name (the error's, or ``"ok"``)."""
+    assert rtl["done"], "engine hung on a corrupted program"
+    if isinstance(golden, EngineFault):
+        assert rtl["error"] == golden.code, f"golden {golden.code.name}, rtl {rtl['error']}"
+        return golden.code.name
+    assert_bit_exact(golden, rtl, out_features)
+    return "ok"
+
+
 def _set_field(img, d, cfg, rng, width: int, new) -> None:
     """Replace one random entry of a layer's row stream by ``new(old)``."""
     row = int(rng.integers(0, d.out_features))
