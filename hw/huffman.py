@@ -43,8 +43,8 @@ class HuffmanDecoder(wiring.Component):
     registers the decoder compares against), then up to :data:`TABLE_SYMBOL_BANKS`
     symbols per cycle, as many as the buffer and the next word hold, into the symbol memory
     (:class:`~amaranth.lib.memory.Memory` banks by table position, each with a read port per
-    code of a step), checking each against a seen-symbols bitmap and the cycle's others.  A word is taken only when a field needs its bits, so
-    exactly the table's words are consumed; a symbol takes its word in the cycle it is written.
+    code of a step), checking each against a seen-symbols bitmap and the cycle's others.  A word is
+    taken only when a field needs its bits, so exactly the table's words are consumed.
     Checks run as the fields arrive; the first failure sets ``error`` and stops the load.
     A field that straddles two words takes the second in the cycle it is used, so a load takes a
     cycle for the header, one per count and about one per word of symbols (a 200-symbol table for
@@ -303,8 +303,12 @@ class HuffmanDecoder(wiring.Component):
                              gbits.eq(fbits + Mux(got, WORD_BITS, 0)),
                              n.eq(sum((j <= want) & (gbits >= j * sb) for j in range(1, n_banks + 1)))]
                 syms = [grown[j * sb:(j + 1) * sb] for j in range(n_banks)]
+                # Each symbol as a one-hot mask of the alphabet (a shifter, where a write to a bit picked by
+                # the symbol would be a case per symbol value, for each of the cycle's symbols).
+                onehot = [Signal(alphabet, name=f"symbol{j}_onehot") for j in range(n_banks)]
+                m.d.comb += [onehot[j].eq(Const(1, alphabet) << syms[j]) for j in range(n_banks)]
                 # A symbol already in the table, or equal to one before it in this cycle's.
-                dup = [seen.bit_select(syms[j], 1) | reduce(or_, [syms[j] == syms[i] for i in range(j)], Const(0))
+                dup = [(seen & onehot[j]).any() | reduce(or_, [syms[j] == syms[i] for i in range(j)], Const(0))
                        for j in range(n_banks)]
                 with m.If((fbits < sb) & (twords_left == 0)):
                     fail(HuffmanStatus.TRUNCATED)
@@ -324,10 +328,8 @@ class HuffmanDecoder(wiring.Component):
                                 for k in range(n_banks):
                                     with m.Case(k):
                                         m.d.comb += wr.data.eq(syms[k])
-                        for k in range(n_banks):
-                            with m.If(k < n):
-                                m.d.sync += seen.bit_select(syms[k], 1).eq(1)
-                        m.d.sync += sym_k.eq(sym_k + n)
+                        m.d.sync += [seen.eq(reduce(or_, [Mux(k < n, onehot[k], 0) for k in range(n_banks)], seen)),
+                                     sym_k.eq(sym_k + n)]
                         with m.If(sym_k + n == offset):
                             m.next = "READY"
                 on_load()
