@@ -4,7 +4,6 @@ The engine with ``pes > 1`` (:class:`model.contract.config.EngineConfig`) gives 
 element (PE) its own index path, ROM port and MAC lanes; these two blocks sit on either side of
 them.  The stream layout they follow is :mod:`model.contract.layout`, "Processing elements".
 """
-
 from functools import reduce
 from operator import or_
 
