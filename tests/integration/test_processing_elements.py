@@ -215,14 +215,14 @@ def test_sparse_pes_change_only_the_stream_words(pes):
     assert (g1.counters["dram_read_words"] < gp.counters["dram_read_words"]) == (pes > 1)
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(2))
 def test_sparse_pes_one_bad_substream_same_error_or_result(seed):
     """Random bits flipped in one PE's sub-stream (its table, headers or codes): the RTL reports the golden
     model's error, or gives its outputs and counters; never a hang."""
     from sparse_cases import sparse_layers
     rng = np.random.default_rng(500 + seed)
     outcomes = set()
-    for attempt in range(12):
+    for attempt in range(8):
         rng_case, pes, _ = _draw(600 + 13 * seed + attempt)
         program, image, out_addr, out_words = random_case(5000 + 13 * seed + attempt, 4, n_images=1,
                                                           huffman_k_max=SPARSE_K_MAX, pes=pes)
