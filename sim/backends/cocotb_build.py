@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from sim.backends.simulators import (SimulationError, cached_build, check_simulator, get_runner, log_tail,
-                                     patched_environ, simulator_environment)
+                                     patched_environ, save_runtime_objects, seed_runtime_objects,
+                                     simulator_environment)
 
 #: Time unit and precision of every build.
 TIMESCALE = ("1ns", "1ps")
@@ -60,30 +59,6 @@ def _verilator_runtime_dir(build_root: Path, waves: bool) -> Path:
     return build_root / "_verilator_runtime" / h.hexdigest()[:16]
 
 
-def _seed_verilator_runtime(build_dir: Path, runtime: Path) -> tuple[Path, ...]:
-    """Copy cached runtime objects into a new build directory; returns the copies."""
-    if not all((runtime / f"{name}.o").is_file() for name in _VERILATOR_RUNTIME):
-        return ()
-    copies = tuple(build_dir / f"{name}.o" for name in _VERILATOR_RUNTIME)
-    for name, copy in zip(_VERILATOR_RUNTIME, copies):
-        shutil.copyfile(runtime / f"{name}.o", copy)
-    return copies
-
-
-def _save_verilator_runtime(build_dir: Path, runtime: Path) -> None:
-    """Keep a finished build's Verilator runtime objects in ``runtime`` for later builds (if not kept yet)."""
-    if runtime.is_dir() or not all((build_dir / f"{name}.o").is_file() for name in _VERILATOR_RUNTIME):
-        return
-    runtime.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=runtime.parent))
-    for name in _VERILATOR_RUNTIME:
-        shutil.copyfile(build_dir / f"{name}.o", tmp / f"{name}.o")
-    try:
-        tmp.rename(runtime)
-    except OSError:  # another process saved it first
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def build_sim_top(verilog: str, toplevel: str, simulator: str, *, waves: bool = False,
                   build_root: str | Path = "build/cocotb") -> tuple[Path, float]:
     """Build ``verilog`` for ``simulator`` unless an identical build exists.
@@ -99,7 +74,7 @@ def build_sim_top(verilog: str, toplevel: str, simulator: str, *, waves: bool = 
         source.write_text(verilog)
         log = build_dir / "build.log"
         runtime = _verilator_runtime_dir(build_root, waves) if simulator == "verilator" else None
-        seeded = _seed_verilator_runtime(build_dir, runtime) if runtime is not None else ()
+        seeded = seed_runtime_objects(build_dir, runtime, _VERILATOR_RUNTIME) if runtime is not None else ()
         runner = get_runner(simulator, seeded_objects=seeded)
         try:
             with patched_environ(simulator_environment(simulator)):
@@ -110,6 +85,6 @@ def build_sim_top(verilog: str, toplevel: str, simulator: str, *, waves: bool = 
             raise SimulationError(
                 f"{simulator} build of {toplevel} failed ({e}); log {log}:\n{log_tail(log)}") from None
         if runtime is not None:
-            _save_verilator_runtime(build_dir, runtime)
+            save_runtime_objects(build_dir, runtime, _VERILATOR_RUNTIME)
 
     return build_dir, cached_build(build_dir, build)

@@ -14,9 +14,10 @@ import os
 import shutil
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from model.contract.errors import VqeError
 
@@ -119,6 +120,37 @@ def cached_build(build_dir: Path, build: Callable[[Path], None]) -> float:
         seconds = time.perf_counter() - t0
         (build_dir / BUILD_STAMP).write_text(json.dumps({"build_seconds": seconds}))
         return seconds
+
+
+def seed_runtime_objects(obj_dir: Path, runtime: Path, names: Sequence[str]) -> tuple[Path, ...]:
+    """Copy Verilator's runtime objects ``names`` (``verilated``, ...: the same for every design, given the
+    flags) kept in ``runtime`` into a new build's ``obj_dir``, where its makefile finds them up to date and
+    does not compile them again.  Returns the copies: none unless every one is kept.
+    """
+    if not all((runtime / f"{name}.o").is_file() for name in names):
+        return ()
+    obj_dir.mkdir(parents=True, exist_ok=True)
+    copies = tuple(obj_dir / f"{name}.o" for name in names)
+    for name, copy in zip(names, copies):
+        shutil.copyfile(runtime / f"{name}.o", copy)
+    return copies
+
+
+def save_runtime_objects(obj_dir: Path, runtime: Path, names: Sequence[str]) -> None:
+    """Keep a finished build's runtime objects ``names`` in ``runtime`` for later builds (unless kept already).
+
+    Written to a temporary directory and renamed, so a concurrent build sees all of them or none.
+    """
+    if runtime.is_dir() or not all((obj_dir / f"{name}.o").is_file() for name in names):
+        return
+    runtime.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=runtime.parent))
+    for name in names:
+        shutil.copyfile(obj_dir / f"{name}.o", tmp / f"{name}.o")
+    try:
+        tmp.rename(runtime)
+    except OSError:  # another process kept them first
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_simulator(simulator: str) -> None:

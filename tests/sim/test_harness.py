@@ -10,7 +10,7 @@ from model.program.synthetic import random_lowered
 from model.program.writer import build_program
 from sim.backends.readmem import write_image
 from sim.backends.top import compiled_top_verilog, placeholder_rom, rom_hex
-from sim.backends.verilator import Job, harness_for, run_jobs
+from sim.backends.verilator import RUNTIME_OBJECTS, Job, harness_for, run_jobs, runtime_dir
 from sim.run import run_program
 
 SHAPES = [23, 9, 5]   # widths that do not divide by the 4 lanes
@@ -33,7 +33,19 @@ def test_two_programs_for_one_engine_share_one_build(tmp_path):
     assert seconds > 0
     again, seconds = harness_for(b.config, build_root=tmp_path)
     assert (again, seconds) == (first, 0.0)
-    assert len([d for d in tmp_path.iterdir() if d.is_dir()]) == 1
+    assert len([d for d in tmp_path.iterdir() if d.is_dir() and d.name != "_runtime"]) == 1
+
+
+def test_a_second_engine_reuses_the_verilator_runtime_objects(tmp_path):
+    """The runtime objects (``verilated.o``, ...) are compiled by the first build under a root only."""
+    first, _ = harness_for(program(1).config, build_root=tmp_path)
+    assert sorted(p.name for p in runtime_dir(tmp_path, False).iterdir()) == [f"{n}.o" for n in RUNTIME_OBJECTS]
+    other = program(3, pes=2).config
+    second, seconds = harness_for(other, build_root=tmp_path)
+    assert second != first and seconds > 0
+    compiled = (first.parent.parent / "build.log").read_text(), (second.parent.parent / "build.log").read_text()
+    assert "include/verilated.cpp" in compiled[0] and "include/verilated.cpp" not in compiled[1]
+    assert "include/verilated_threads.cpp" not in compiled[1]
 
 
 @pytest.mark.parametrize("latency,stall", [(3, 0), (17, 90), (32, 200)])
