@@ -29,8 +29,9 @@ model (`sim.report.energy`) on the golden model's counters of the same two jobs,
 RTL's cycles per layer (control per cycle); the engine scenario that prices the program's layer modes as
 measured.  Scaling efficiency is ``cycles(1 PE) / (P x cycles(P PEs))`` of those steady-state cycles.
 Area and fmax come from ``reports/area.json`` (`vqe report`, `sim.report.area`): the record of each target at
-the program's lanes, P and codebook depth, for k-means programs (the sweep synthesizes the engine a k-means
-program elaborates); "not synthesized" where there is none.
+the program's lanes, P and codebook depth, of the engine its method elaborates (the k-means sweep's engine, and
+the universal and Deep Compression engines of `sim.report.engines.PES_ENGINES`); "not synthesized" where there
+is none.
 
 The whole sweep took 31 minutes (1,850 s, 48 rows, ``nice -n 10`` on two cores shared with other jobs; a Verilator
 build per engine and the 9.2M-cycle CREPE-tiny frames), so it is part of ``make experiments``, not ``make reports``.

@@ -53,7 +53,8 @@ def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: in
     -------
     list of dict
         The sweep's records (``engine`` "kmeans"), then one per target for the engine with every
-        optional unit (``engine`` "all-units").
+        optional unit (``engine`` "all-units"), then the processing-element table's other engines at
+        their PEs (``engine`` "universal", "deepcomp": `sim.report.engines.PES_ENGINES`).
     """
     from sim.report.area.sweep import sweep, sweep_pes, sweep_points
     from sim.report.area.synthesis import cached_result, synthesize
@@ -78,6 +79,27 @@ def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: in
             if r is not None:
                 records.append({"engine": ENGINE_ALL_UNITS, "lanes": HEADLINE[0], "pes": 1,
                                 "codebook_depth": HEADLINE[1], **r})
+        records += _pes_engine_records(jobs, progress, cached_only, targets)
+    return records
+
+
+def _pes_engine_records(jobs: int | None, progress: bool, cached_only: bool,
+                        targets: Sequence[str] = ("ice40-hx8k", "ecp5-85f")) -> list[dict]:
+    """The processing-element table's other engines (`sim.report.engines.PES_ENGINES`) at their PEs, per target."""
+    from sim.report.area.sweep import Point, sweep
+    from sim.report.area.targets import ECP5_85F, ICE40_HX8K
+    from sim.report.engines import HEADLINE, PES_ENGINES, config_verilog
+
+    log(f"area: the engines of {', '.join(PES_ENGINES)} against processing elements ...")
+    records = []
+    for name, engine in PES_ENGINES.items():
+        at = [(t, p) for t, axis in ((ICE40_HX8K, engine.ice40_pes), (ECP5_85F, engine.pes)) if t.name in targets
+              for p in axis]
+        configs = {p: engine.config_at(HEADLINE[0], p) for p in sorted({p for _, p in at})}
+        points = [Point(t, configs[p].lanes, p, configs[p].codebook_depth) for t, p in at]
+        records += [{"engine": name, **r}
+                    for r in sweep(lambda n, k, p, configs=configs: config_verilog(configs[p]), points,
+                                   cache_dir=AREA_CACHE, jobs=jobs, progress=progress, cached_only=cached_only)]
     return records
 
 

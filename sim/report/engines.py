@@ -1,12 +1,17 @@
-"""The engines the report synthesizes: the lanes x depth sweep, the PVQ engine, the universal-ROM engine.
+"""The engines the report synthesizes: the lanes x depth sweep, the PVQ engine, the universal-ROM engine,
+and the engines of the processing-element table's other methods (`PES_ENGINES`).
 
 Each is elaborated with a real codebook, so the synthesized ROM is what a
 program would hold: the sweep and the PVQ engine with k-means of
-LeNet-300-100's first layer (kept in ``reports/area-roms.npz``, so the Verilog,
-and so the synthesis cache key, does not depend on retraining), the universal
-engine with the shipped universal codebook.
+LeNet-300-100's first layer, the Deep Compression engine with that program's
+centroids (both kept in ``reports/area-roms.npz``, so the Verilog, and so the
+synthesis cache key, does not depend on retraining), the universal engine with
+the shipped universal codebook.
 """
 from __future__ import annotations
+
+import dataclasses
+import json
 
 import numpy as np
 
@@ -84,11 +89,80 @@ def pvq_engine_verilog(progress: bool = True) -> tuple[str, str]:
                    pvq_k_max=PVQ_AREA_K_MAX)
 
 
-def universal_engine_verilog(lanes: int | None = None) -> tuple[str, str]:
-    """The engine elaborated with the shipped universal codebook as its ROM (what every universal program runs).
-
-    Synthesized without a weight SRAM: the report gives the weight SRAM's area on its own.
-    """
-    from model.compress.universal.method import universal_engine_config
+def config_verilog(cfg) -> tuple[str, str]:
+    """(Verilog, top name) of the engine `EngineConfig` ``cfg``, for synthesis."""
     from sim.backends.top import engine_verilog
-    return engine_verilog(universal_engine_config(0, lanes), name=TOP, simulation=False), TOP
+    return engine_verilog(cfg, name=TOP, simulation=False), TOP
+
+
+def universal_engine_at(lanes: int | None = None, pes: int = 1):
+    """The `EngineConfig` with the shipped universal codebook as its ROM (what every universal program runs), with
+    ``pes`` processing elements, without a weight SRAM (the report gives the weight SRAM's area on its own)."""
+    from model.compress.universal.method import universal_engine_config
+    cfg = universal_engine_config(0, lanes)
+    return cfg if pes == 1 else dataclasses.replace(cfg, pes=pes)
+
+
+def universal_engine_verilog(lanes: int | None = None) -> tuple[str, str]:
+    """The universal engine (`universal_engine_at`, one PE): (Verilog, top name)."""
+    return config_verilog(universal_engine_at(lanes))
+
+
+#: The key of the Deep Compression engine's parameters in ``reports/area-roms.npz`` (its ROM under
+#: ``{key}_rom``, the program's ``engine`` metadata as JSON under ``{key}_engine``).
+DEEPCOMP_AREA_KEY = "deepcomp_lenet300"
+
+
+def _deepcomp_engine_meta(progress: bool) -> tuple[np.ndarray, dict]:
+    """ROM and ``engine`` metadata of LeNet-300-100's Deep Compression program (one PE), computed once
+    (pruning and trained quantization, from the network cache) and kept in ``reports/area-roms.npz``."""
+    stored = dict(np.load(SWEEP_ROMS)) if SWEEP_ROMS.exists() else {}
+    rom_key, engine_key = f"{DEEPCOMP_AREA_KEY}_rom", f"{DEEPCOMP_AREA_KEY}_engine"
+    if rom_key not in stored:
+        from model.compress.deepcomp.recipe import lower_network_deepcomp
+        from model.program.writer import build_program
+        program = build_program(lower_network_deepcomp("lenet300", progress=progress))
+        stored[rom_key] = np.asarray(program.meta["rom"], dtype=np.int8)
+        stored[engine_key] = np.array(json.dumps(program.meta["engine"], sort_keys=True))
+        SWEEP_ROMS.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(SWEEP_ROMS, **stored)
+    return stored[rom_key], json.loads(str(stored[engine_key]))
+
+
+def deepcomp_engine_at(pes: int = 1, progress: bool = True):
+    """The `EngineConfig` LeNet-300-100's Deep Compression program elaborates (``vqe compress --method deepcomp
+    --pes P``, then ``vqe verilog --program``): its centroids as the ROM, its Huffman decoder, ``pes`` PEs;
+    without the weight SRAM (its area is given on its own)."""
+    from model.program.file import Program
+    rom, engine = _deepcomp_engine_meta(progress)
+    cfg = Program({"engine": engine, "rom": rom.tolist()}, np.zeros(0, np.uint32)).config
+    return dataclasses.replace(cfg, weight_sram_words=0, pes=pes)
+
+
+@dataclasses.dataclass(frozen=True)
+class PesEngine:
+    """The engine one method of the processing-element table runs, and the PEs it is synthesized at.
+
+    Members
+    -------
+    config_at : callable
+        ``(lanes, pes) -> EngineConfig``.
+    pes : tuple of int
+        The processing elements it is synthesized at on the ECP5.
+    ice40_pes : tuple of int
+        Those it is synthesized at on the iCE40 HX8K too (the HX8K holds neither the Huffman decoder,
+        9,666 LUT4 by itself, nor four k-means PEs).
+    """
+    config_at: object
+    pes: tuple
+    ice40_pes: tuple = ()
+
+
+#: The engines of the processing-element table's methods besides k-means (whose engine is the area sweep's,
+#: `sweep_engine_verilog`), by method.  The Deep Compression engine has its program's lanes whatever ``lanes``;
+#: at P = 2 it took 33 minutes of tool time (39,574 LUT4), and P = 4 would need about twice the LUT4 of P = 2
+#: (an extrapolation), near all of the ECP5-85F's 83,640, so it is not synthesized.
+PES_ENGINES = {
+    "universal": PesEngine(lambda lanes, pes: universal_engine_at(lanes, pes), (1, 2, 4), ice40_pes=(1,)),
+    "deepcomp": PesEngine(lambda lanes, pes: deepcomp_engine_at(pes), (1, 2)),
+}

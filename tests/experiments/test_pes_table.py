@@ -103,19 +103,24 @@ def test_efficiency_is_against_the_same_programs_one_pe():
     assert rows[4]["scaling_efficiency"] is None
 
 
-def test_the_table_reads_area_by_target_lanes_pes_and_depth():
+def test_the_table_reads_area_by_engine_target_lanes_pes_and_depth():
     rows = add_efficiency([_row("n", "kmeans", 1, 1000), _row("n", "kmeans", 2, 520), _row("n", "universal", 1, 900),
-                           _row("n", "deepcomp", 2, None, refused="layer 0 is sparse")])
+                           _row("n", "deepcomp", 2, None, refused="layer 0 is sparse"), _row("n", "pvq", 1, 950)])
     area = [{"lanes": 4, "codebook_depth": 256, "lut4": 6783, "fmax_mhz": 36.5},          # before targets: iCE40, 1 PE
             {"target": "ecp5-85f", "lanes": 4, "pes": 2, "codebook_depth": 256, "lut4": 9000, "fmax_mhz": 101.0},
-            {"target": "ecp5-85f", "lanes": 4, "pes": 2, "codebook_depth": 256, "lut4": 1, "engine": "all-units"}]
-    assert set(area_index(area)) == {("ice40-hx8k", 4, 1, 256), ("ecp5-85f", 4, 2, 256)}
+            {"target": "ecp5-85f", "lanes": 4, "pes": 1, "codebook_depth": 256, "lut4": 1, "engine": "all-units"},
+            {"target": "ecp5-85f", "lanes": 4, "pes": 1, "codebook_depth": 256, "lut4": 4321, "fmax_mhz": None,
+             "pnr_error": "does not fit", "engine": "universal"}]
+    assert set(area_index(area)) == {("kmeans", "ice40-hx8k", 4, 1, 256), ("kmeans", "ecp5-85f", 4, 2, 256),
+                                     ("all-units", "ecp5-85f", 4, 1, 256), ("universal", "ecp5-85f", 4, 1, 256)}
     lines = table_lines(rows, area)
     assert lines[2] == ("| n | kmeans | 1 | 1,000 | 1.00x | 1.000 | 1.0 | 6,783 LUT4, 36.5 MHz | "
                         f"{NOT_SYNTHESIZED} |")
     assert lines[3] == (f"| n | kmeans | 2 | 520 | 1.92x | 0.962 | 2.0 | {NOT_SYNTHESIZED} | 9,000 LUT4, 101.0 MHz |")
-    assert lines[4].endswith(f"| {NOT_SYNTHESIZED} | {NOT_SYNTHESIZED} |")   # not the engine the sweep synthesizes
+    assert lines[4].endswith(f"| {NOT_SYNTHESIZED} | 4,321 LUT4, does not place |")   # the method's own engine
     assert "refused: layer 0 is sparse" in lines[5]
+    assert lines[6].endswith(f"| {NOT_SYNTHESIZED} | {NOT_SYNTHESIZED} |")   # no record of the PVQ engine: none
+    # (the all-units record is no method's engine)
 
 
 def test_the_report_section_and_its_rewrite(tmp_path):

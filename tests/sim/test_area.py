@@ -329,3 +329,36 @@ def test_area_records_keep_to_the_targets_given():
     ecp5 = area_records(quick=True, cached_only=True, progress=False, targets=("ecp5-85f",))
     assert {r["target"] for r in both} == {"ice40-hx8k", "ecp5-85f"}
     assert [r["target"] for r in ecp5] == ["ecp5-85f"]
+
+
+def test_the_pe_tables_other_engines_are_their_programs_engines():
+    """The universal and Deep Compression engines the PE table quotes are what their programs elaborate, at each P
+    (no weight SRAM); the Deep Compression one from the centroids and widths kept in reports/area-roms.npz."""
+    import dataclasses
+
+    from model.compress.universal.codebook import load_codebook
+    from sim.report.engines import PES_ENGINES, config_verilog, universal_engine_verilog
+
+    assert set(PES_ENGINES) == {"universal", "deepcomp"}
+    uni = PES_ENGINES["universal"].config_at(4, 2)
+    assert uni.pes == 2 and uni.weight_sram_words == 0
+    assert uni.rom == tuple(map(tuple, load_codebook().codewords.astype(int).tolist()))
+    assert config_verilog(dataclasses.replace(uni, pes=1)) == universal_engine_verilog()
+    dc = PES_ENGINES["deepcomp"].config_at(8, 2)        # the program's lanes, whatever asked
+    assert (dc.pes, dc.lanes, dc.weight_sram_words) == (2, 4, 0)
+    assert dc.huffman_max_len > 0 and dc.huffman_symbol_bits > 0 and dc.pvq_k_max == 0 and not dc.windows
+    assert dc.rom and all(len(entry) == dc.lanes for entry in dc.rom)
+
+
+def test_pe_engine_records_are_read_from_the_cache_at_their_pes():
+    """`vqe report --cached-only`: each of those engines' records at one of its PEs on each target, and only the
+    targets asked for."""
+    from sim.report.build import _pes_engine_records
+    from sim.report.engines import PES_ENGINES
+    records = _pes_engine_records(None, False, True)
+    assert {(r["engine"], r["target"]) for r in records} == {("universal", "ice40-hx8k"), ("universal", "ecp5-85f"),
+                                                           ("deepcomp", "ecp5-85f")}, "the committed area cache"
+    for r in records:
+        engine = PES_ENGINES[r["engine"]]
+        assert r["pes"] in (engine.pes if r["target"] == "ecp5-85f" else engine.ice40_pes) and r["lut4"] > 0
+    assert {r["target"] for r in _pes_engine_records(None, False, True, ("ecp5-85f",))} == {"ecp5-85f"}

@@ -91,6 +91,24 @@ def _goal_lines(records: Sequence[Mapping]) -> list[str]:
     return out + [""] if out else []
 
 
+def _pes_engine_lines(records: Sequence[Mapping]) -> list[str]:
+    """The universal-ROM and Deep Compression engines against processing elements, when synthesized."""
+    mine = [r for r in records if r.get("engine") not in (ENGINE_KMEANS, ENGINE_ALL_UNITS, None)]
+    if not mine:
+        return []
+    rows = [[r["engine"], target_of(r), r["lanes"], r.get("pes", 1), r["codebook_depth"],
+             *(f"{r[k]:,}" for k in CELL_COLUMNS), _fmax(r)]
+            for r in sorted(mine, key=lambda r: (r["engine"], target_of(r), r.get("pes", 1)))]
+    targets = {target_of(r) for r in mine}
+    titles = CELL_TITLES.get(targets.pop(), CELL_COLUMNS) if len(targets) == 1 else CELL_COLUMNS
+    return ["### Other methods' engines against processing elements", "",
+            "The engine a universal program and LeNet-300-100's Deep Compression program elaborate (their ROMs, "
+            "the Huffman decoder for Deep Compression), without the weight SRAM, at each P "
+            "(`sim.report.engines.PES_ENGINES`); the processing-element section quotes them.", "",
+            markdown_table(["engine", "target", "lanes", "PEs", "codebook depth", *titles, "fmax (MHz)"], rows),
+            ""]
+
+
 def _missing_lines(records: Sequence[Mapping]) -> list[str]:
     """The default grid's configurations (at the PE counts the records have) that have no record."""
     from sim.report.area.sweep import SWEEP_DEPTHS, SWEEP_LANES, sweep_points
@@ -167,6 +185,7 @@ def area_section(records: Sequence[Mapping]) -> list[str]:
         mine = [r for r in swept if target_of(r) == name]
         if mine:
             out += [f"### {name}", "", _sweep_table(mine, name), ""]
+    out += _pes_engine_lines(records)
     out += _missing_lines(records)
     out += [f"![area and fmax vs lanes]({PLOT_AREA})", "",
             "*Figure: LUT4 cells (flat synthesis) and fmax in MHz (nextpnr), and transistors "

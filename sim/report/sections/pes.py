@@ -2,7 +2,7 @@
 
 It reads what `scripts/experiments/pes.py` (``make experiments``) wrote, ``reports/pes_table.json``, and says so
 when the file is not there: the report never runs the sweep itself.  Area and fmax come from the area records
-(`vqe report`'s, or ``reports/area.json``), looked up by (target, lanes, P, codebook depth) when the table is
+(`vqe report`'s, or ``reports/area.json``), looked up by (engine, target, lanes, P, codebook depth) when the table is
 drawn, so a later synthesis fills cells that said "not synthesized".
 """
 from __future__ import annotations
@@ -24,23 +24,20 @@ NOT_SYNTHESIZED = "not synthesized"
 
 
 def area_index(records: Sequence[Mapping]) -> dict:
-    """The area sweep's records (k-means engine) by (target, lanes, pes, codebook depth); records written before
-    targets and PEs existed are the iCE40's, with one PE."""
-    out = {}
-    for r in records:
-        if r.get("engine", AREA_ENGINE) == AREA_ENGINE:
-            out[(r.get("target", AREA_TARGETS[0]), r["lanes"], r.get("pes", 1), r["codebook_depth"])] = r
-    return out
+    """The area records by (engine, target, lanes, pes, codebook depth): the sweep's (k-means engine) and the
+    other methods' engines (`sim.report.engines.PES_ENGINES`); records written before targets and PEs existed
+    are the iCE40's, with one PE."""
+    return {(r.get("engine", AREA_ENGINE), r.get("target", AREA_TARGETS[0]), r["lanes"], r.get("pes", 1),
+             r["codebook_depth"]): r for r in records}
 
 
 def area_of(index: Mapping, row: Mapping) -> dict:
     """Per target, ``{lut4, dff, bram, dsp, fmax_mhz, pnr_error}`` of the engine a table row ran, or None when it was
-    not synthesized: the sweep synthesizes the engine of k-means programs only (other methods' engines carry other
-    ROMs or units)."""
+    not synthesized: the k-means sweep's engine for k-means programs, the method's own engine for the others
+    synthesized (universal and Deep Compression, on the ECP5)."""
     out = {}
     for target in AREA_TARGETS:
-        r = (index.get((target, row["lanes"], row["pes"], row["codebook_depth"]))
-             if row["method"] == AREA_ENGINE else None)
+        r = index.get((row["method"], target, row["lanes"], row["pes"], row["codebook_depth"]))
         out[target] = None if r is None else {k: r.get(k) for k in ("lut4", "dff", "bram", "dsp", "fmax_mhz",
                                                                      "pnr_error")}
     return out
@@ -100,8 +97,11 @@ def pes_lines(data: Mapping | None, area_records: Sequence[Mapping] | None = Non
               "at the default weight SRAM. Cycles and energy are per inference, the second image of a job (the "
               "steady state: resident layers are loaded from DRAM during the first image): the difference of a "
               "2-image and a 1-image job, both on the RTL. Energy: the engine scenario on the golden model's counters "
-              "with the RTL's cycles per layer. Scaling efficiency = cycles(1) / (P x cycles(P)). Area: the area "
-              "sweep's engine at the program's lanes, P and codebook depth, per target (k-means programs). "
+              "with the RTL's cycles per layer. Scaling efficiency = cycles(1) / (P x cycles(P)). Area: the engine "
+              "the program's method elaborates at its lanes, P and codebook depth, without the weight SRAM: the "
+              "area sweep's for k-means, on both targets; the universal-ROM and Deep Compression engines on the "
+              "ECP5, and the universal one at P = 1 on the HX8K too (`sim.report.engines.PES_ENGINES`). The "
+              "engines have no window unit (the convolutional networks' programs add one). "
               f"[{PES_MD}]({PES_MD}) (written by `scripts/experiments/pes.py`), ![{PES_PLOT}]({PES_PLOT})", "",
               summary_line(rows), "", *table_lines(rows, area_records), ""]
     return lines
