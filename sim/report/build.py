@@ -99,7 +99,8 @@ def _pes_engine_records(jobs: int | None, progress: bool, cached_only: bool,
         points = [Point(t, configs[p].lanes, p, configs[p].codebook_depth) for t, p in at]
         records += [{"engine": name, **r}
                     for r in sweep(lambda n, k, p, configs=configs: config_verilog(configs[p]), points,
-                                   cache_dir=AREA_CACHE, jobs=jobs, progress=progress, cached_only=cached_only)]
+                                   cache_dir=AREA_CACHE, jobs=jobs, timeout_s=engine.timeout_s, progress=progress,
+                                   cached_only=cached_only)]
     return records
 
 
