@@ -84,11 +84,14 @@ def area_records(quick: bool = False, pes: Sequence[int] | None = None, jobs: in
 
 
 def _pes_engine_records(jobs: int | None, progress: bool, cached_only: bool,
-                        targets: Sequence[str] = ("ice40-hx8k", "ecp5-85f")) -> list[dict]:
-    """The processing-element table's other engines (`sim.report.engines.PES_ENGINES`) at their PEs, per target."""
+                        targets: Sequence[str] | None = None) -> list[dict]:
+    """The processing-element table's other engines (`sim.report.engines.PES_ENGINES`) at their PEs, on ``targets``
+    (default all)."""
     from sim.report.area.sweep import Point, sweep
-    from sim.report.area.targets import ECP5_85F, ICE40_HX8K
+    from sim.report.area.targets import ECP5_85F, ICE40_HX8K, TARGETS
     from sim.report.engines import HEADLINE, PES_ENGINES, config_verilog
+
+    targets = tuple(targets or TARGETS)
 
     log(f"area: the engines of {', '.join(PES_ENGINES)} against processing elements ...")
     records = []
