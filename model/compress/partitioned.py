@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from model.contract.errors import NPZ_READ_ERRORS
 from model.contract.fixedpoint import quantize_act
 from model.golden.engine import GoldenEngine
 from model.program.file import Program
@@ -300,8 +301,8 @@ def _cached_assignment(model: nn.Module, codebook, names: list[str], network: st
         h.update(n.encode())
         h.update(weight_matrix(get_module(model, n)).tobytes())
     path = resolve_cache_dir() / f"{network}-universal-nearest-{h.hexdigest()[:16]}.npz"
-    if path.exists():
-        return _load_network(path, names, codebook, network)
+    if (coded := _load_network(path, names, codebook, network)) is not None:
+        return coded
     coded = assign_nearest(model, codebook, names, name=network)
     _save_network(path, coded)
     return coded
@@ -324,14 +325,21 @@ def _save_network(path, net) -> None:
 
 
 def _load_network(path, names: list[str], codebook, network: str):
-    """What :func:`_save_network` wrote: the layers ``names`` against ``codebook``."""
+    """What :func:`_save_network` wrote: the layers ``names`` against ``codebook``; None when the file is
+    missing, damaged or of other layers (the caller recomputes and overwrites it)."""
     import json
     from model.compress.universal.fit import UniversalLayer, UniversalNetwork
-    with np.load(path, allow_pickle=False) as z:
-        get = lambda key: z[key] if key in z.files else None
-        layers = [UniversalLayer(n, tuple(int(v) for v in z[f"{i}.shape"]), z[f"{i}.indices"], z[f"{i}.scale"],
-                                 get(f"{i}.bias"), False, get(f"{i}.cols")) for i, n in enumerate(names)]
-        info = json.loads(str(z["info"])) if "info" in z.files else {"method": "universal-nearest"}
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            get = lambda key: z[key] if key in z.files else None
+            layers = [UniversalLayer(n, tuple(int(v) for v in z[f"{i}.shape"]), z[f"{i}.indices"],
+                                     z[f"{i}.scale"], get(f"{i}.bias"), False, get(f"{i}.cols"))
+                      for i, n in enumerate(names)]
+            info = json.loads(str(z["info"])) if "info" in z.files else {"method": "universal-nearest"}
+    except NPZ_READ_ERRORS:
+        return None
     return UniversalNetwork(network, codebook, layers, info)
 
 
@@ -382,8 +390,8 @@ def fit_staged(task, codebook, names: list[str], smoothing: dict, activations: d
             a = activations[n]
             h.update(np.asarray([a.input_scale, *a.output_scales], np.float64).tobytes())
     path = resolve_cache_dir() / f"{task.name}-staged-fit-{h.hexdigest()[:16]}.npz"
-    if path.exists():
-        return _load_network(path, names, sums, task.name)
+    if (cached := _load_network(path, names, sums, task.name)) is not None:
+        return cached
     t0 = time.perf_counter()
     start = assign_staged(task.model, sums, names, name=task.name, top_n=recipe.top_n, col_scales=smoothing)
     beam_seconds = time.perf_counter() - t0

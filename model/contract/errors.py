@@ -8,10 +8,22 @@ as one line (bad program files, bad options, bad data, engine faults);
 from __future__ import annotations
 
 import enum
+import struct
+import tokenize
+import zipfile
+import zlib
 
 
 class VqeError(Exception):
     """Base class of the errors a user can see: the CLI prints one line and exits 1."""
+
+
+#: What NumPy raises reading a damaged ``.npy``/``.npz`` file.  Beside the usual I/O and value errors, a
+#: damaged archive fails in ``zipfile`` or ``zlib``, and a damaged array header in ``tokenize`` (NumPy
+#: tokenizes the header's dict literal; ``TokenError`` is not a ``ValueError``).  Every loader of a user's
+#: file catches these and reports one line.
+NPZ_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, RuntimeError, SyntaxError, struct.error,
+                   tokenize.TokenError, zipfile.BadZipFile, zlib.error)
 
 
 class ProgramError(VqeError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.codecs.vectors import random_vectors
-from model.contract.errors import VqeError
+from model.contract.errors import NPZ_READ_ERRORS, VqeError
 from model.contract.fixedpoint import quantize_act
 
 #: Datasets whose test split this version can load, as a program's ``dataset`` names them (besides
@@ -115,7 +115,9 @@ def load_user_inputs(meta: dict, path, n: int | None, offset: int):
                 raise InputError(f"{path}: --inputs takes an .npz archive with an array x (and optionally y)")
             with f:
                 x, y = f["x"], (f["y"] if "y" in f.files else None)
-        except (OSError, ValueError) as e:
+        except InputError:
+            raise
+        except NPZ_READ_ERRORS as e:
             raise InputError(f"{path}: not a readable .npz archive: {str(e).splitlines()[0] if str(e) else e}") \
                 from None
     shape = tuple(meta.get("input_shape") or (meta["input_features"],))

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.contract.errors import VqeError
+from model.contract.errors import NPZ_READ_ERRORS, VqeError
 from model.nets.distill import DistillSet
 from model.nets.graph.partition import GraphSpec, NoEngineChain, Partition, flat_outputs, partition_graph
 from model.nets.graph.trace import EngineNet, GraphError
@@ -319,7 +319,7 @@ def load_calibration(path: str | Path, input_shape: tuple[int, ...]) -> np.ndarr
     path = Path(path)
     try:
         x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except NPZ_READ_ERRORS as e:
         raise UserModelError(f"{path}: not a readable .npy array: {_first_line(e)}") from None
     if not isinstance(x, np.ndarray):
         raise UserModelError(f"{path}: --calibration takes one .npy array, not an .npz archive")
@@ -342,7 +342,7 @@ def load_eval(path: str | Path, input_shape: tuple[int, ...]) -> tuple[np.ndarra
             x, y = f["x"], f["y"]
     except UserModelError:
         raise
-    except (OSError, ValueError, AttributeError) as e:
+    except (AttributeError, *NPZ_READ_ERRORS) as e:
         raise UserModelError(f"{path}: not a readable .npz archive: {_first_line(e)}") from None
     x = check_inputs(x, str(path), input_shape)
     if y.dtype.kind not in "iuf" or len(y) != len(x) or (y.dtype.kind in "iu" and y.ndim != 1):

@@ -57,6 +57,7 @@ from model.compress.deepcomp.trained_quant import QuantLayer, QuantNet, finetune
 from model.compress.lowering import (CALIBRATION_IMAGES, HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN,
                                      OUTPUT_PERCENTILE, LoweredLayer, LoweredNetwork, evaluate_lowered)
 from model.compress.registry import EngineJob, register_method
+from model.contract.errors import NPZ_READ_ERRORS
 from model.contract.fixedpoint import ACT_MAX, quantize_multiplier
 from model.contract.layout import REL_BITS, SPARSE_ROW_HEADER_WORDS
 from model.nets.data import load_fashion_mnist
@@ -295,7 +296,7 @@ def _load(path) -> Compressed | None:
                                  indices=z[f"indices{i}"].astype(np.int64), bias=z[f"bias{i}"].astype(np.float32),
                                  relu=bool(z[f"relu{i}"])) for i in range(n)]
             info = json.loads(str(z["info"]))
-    except (OSError, KeyError, ValueError, EOFError):
+    except NPZ_READ_ERRORS:
         return None  # missing, corrupt or incompatible: recompute and overwrite
     return Compressed(layers, info) if layers else None
 

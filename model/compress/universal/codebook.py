@@ -70,15 +70,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import struct
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from model.contract.errors import VqeError
+from model.contract.errors import NPZ_READ_ERRORS, VqeError
 
 FORMAT_VERSION = 1
 #: Default codeword dimension (the engine's default lanes) and count (7-bit indices).
@@ -247,7 +244,7 @@ def load_codebook(path: str | Path | None = None, *, dim: int | None = None, k: 
         raise
     except FileNotFoundError:
         raise CodebookError(f"{path}: codebook file not found") from None
-    except (OSError, ValueError, EOFError, KeyError, RuntimeError, struct.error, zipfile.BadZipFile, zlib.error) as e:
+    except NPZ_READ_ERRORS as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CodebookError(f"{path}: not a readable codebook file ({msg})") from None
     try:

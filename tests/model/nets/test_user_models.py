@@ -184,3 +184,24 @@ def test_bad_data_is_refused(tmp_path):
     for f, pattern in (("noy.npz", "no array 'y'"), ("y2d.npz", "y must be integer labels")):
         with pytest.raises(UserModelError, match=pattern):
             load_eval(tmp_path / f, SHAPE)
+
+
+def _damage_npy_header(path):
+    """Break the first .npy header's dict literal (NumPy tokenizes it: a TokenError, not a ValueError)."""
+    raw = path.read_bytes()
+    at = raw.index(b"{'descr'")
+    path.write_bytes(raw[:at] + b"(" + raw[at + 1:])
+
+
+def test_damaged_array_headers_are_one_line_errors(tmp_path):
+    from model.nets.inputs import InputError, load_user_inputs
+    np.save(tmp_path / "calib.npy", np.zeros((4, *SHAPE), np.float32))
+    np.savez(tmp_path / "eval.npz", x=np.zeros((4, *SHAPE), np.float32), y=np.zeros(4, np.int64))
+    for f in ("calib.npy", "eval.npz"):
+        _damage_npy_header(tmp_path / f)
+    with pytest.raises(UserModelError, match="calib.npy: not a readable .npy array"):
+        load_calibration(tmp_path / "calib.npy", SHAPE)
+    with pytest.raises(UserModelError, match="eval.npz: not a readable .npz archive"):
+        load_eval(tmp_path / "eval.npz", SHAPE)
+    with pytest.raises(InputError, match="eval.npz: not a readable .npz archive"):
+        load_user_inputs({"input_shape": list(SHAPE), "input_scale": 1.0}, tmp_path / "eval.npz", None, 0)
