@@ -21,6 +21,9 @@ CONV_PROGRAMS := $(BUILD)/lenet5-kmeans.vqz $(BUILD)/rnet-kmeans.vqz $(BUILD)/rn
                  $(BUILD)/crepe-tiny-kmeans.vqz $(BUILD)/crepe-tiny-universal.vqz
 IMAGES  ?= 2
 PYTEST_ARGS ?=
+# make test's pytest workers (pytest-xdist), a test file each at a time: module fixtures are built once.
+# The suite alone keeps about one core busy; two workers fill a 2-core machine.  TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 
 # Amaranth must use its bundled Yosys (Debian's 0.23 is too old; a newer system one
 # would silently win); nothing is fetched from a model hub at run time.
@@ -33,7 +36,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make          setup, compress lenet300 (k-means), run it on Icarus bit-exactly, write Verilog and the report"
 	@echo "make setup    system packages (when root) and the Python venv in $(VENV); quick when nothing to do"
-	@echo "make test     the test suite (pytest -q tests)"
+	@echo "make test     the test suite (pytest -q tests, on TEST_WORKERS=$(TEST_WORKERS) workers)"
 	@echo "make verilog  the engine's Verilog for the default program: $(BUILD)/engine.v"
 	@echo "make cocotb   the cocotb tests, and the default program on Icarus and Verilator"
 	@echo "make universal  LeNet-300-100 and LeNet-5 on the universal ROM: one Verilog, both bit-exact on Icarus"
@@ -104,7 +107,7 @@ universal: $(UNIVERSAL_PROGRAMS)
 	done
 
 test: setup
-	@rc=0; $(PY) -m pytest -q tests $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(PY) -m pytest -q tests -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
 
