@@ -146,10 +146,10 @@ def test_codebook_file_errors(tmp_path, pattern_codebook):
     np.savez(tmp_path / "nohash.npz", **fields)
     with pytest.raises(CodebookError, match="missing sha256"):
         load_codebook(tmp_path / "nohash.npz")
-    # Flip each byte of the file in turn: a damaged file either still holds the same codebook (the byte was
-    # zip metadata NumPy does not read) or fails with one CodebookError line, wherever the damage is (zip
-    # directory, zlib stream, the .npy header NumPy tokenizes, the payload the hash covers).
-    # The same file stored uncompressed too, its .npy headers' text flipped directly.
+    # Flip each byte of the file in turn, and each byte of the .npy headers of an uncompressed copy (there the
+    # flips reach the header text NumPy tokenizes): a damaged file either still holds the same codebook (the
+    # byte was zip metadata NumPy does not read) or fails with one CodebookError line, wherever the damage is
+    # (zip directory, zlib stream, .npy header, the payload the hash covers).
     good = load_codebook(p)
     with np.load(p) as z:
         np.savez(tmp_path / "plain.npz", **{k: z[k] for k in z.files})
