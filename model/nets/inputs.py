@@ -115,8 +115,6 @@ def load_user_inputs(meta: dict, path, n: int | None, offset: int):
                 raise InputError(f"{path}: --inputs takes an .npz archive with an array x (and optionally y)")
             with f:
                 x, y = f["x"], (f["y"] if "y" in f.files else None)
-        except InputError:
-            raise
         except NPZ_READ_ERRORS as e:
             raise InputError(f"{path}: not a readable .npz archive: {str(e).splitlines()[0] if str(e) else e}") \
                 from None
