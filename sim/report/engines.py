@@ -15,6 +15,8 @@ import json
 
 import numpy as np
 
+from model.contract.errors import NPZ_READ_ERRORS
+from sim.errors import CliError
 from sim.report.area.tools import DEFAULT_TIMEOUT_S
 from sim.report.paths import SWEEP_ROMS
 
@@ -29,7 +31,11 @@ TOP = "vqe_engine"
 def _kept(keys: tuple[str, ...], compute) -> tuple[np.ndarray, ...]:
     """The arrays ``keys`` of ``reports/area-roms.npz``, ``compute()``-d (a tuple of them) and added to it when
     missing: what the synthesized Verilog depends on, kept so that it does not depend on retraining."""
-    stored = dict(np.load(SWEEP_ROMS)) if SWEEP_ROMS.exists() else {}
+    try:
+        stored = dict(np.load(SWEEP_ROMS)) if SWEEP_ROMS.exists() else {}
+    except NPZ_READ_ERRORS as e:   # not recomputed: the synthesized Verilog, and the area cache, depend on it
+        raise CliError(f"{SWEEP_ROMS} cannot be read ({type(e).__name__}: {e}); it is part of the project: "
+                       f"restore it with `git checkout -- {SWEEP_ROMS}`") from None
     if not all(k in stored for k in keys):
         stored.update(zip(keys, compute()))
         SWEEP_ROMS.parent.mkdir(parents=True, exist_ok=True)

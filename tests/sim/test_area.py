@@ -363,3 +363,23 @@ def test_pe_engine_records_are_read_from_the_cache_at_their_pes():
         assert r["pes"] in (engine.pes if r["target"] == "ecp5-85f" else engine.ice40_pes) and r["lut4"] > 0
     only = _pes_engine_records(None, False, True, ("ice40-hx8k",))   # elaborates the universal engine alone
     assert [(r["engine"], r["target"], r["pes"]) for r in only] == [("universal", "ice40-hx8k", 1)]
+
+
+def test_a_damaged_area_rom_file_is_one_line_to_restore_it(tmp_path, monkeypatch):
+    """``reports/area-roms.npz`` holds the ROMs the synthesized engines were elaborated with: a damaged copy is one
+    error line saying to restore it, not a traceback, and it is neither recomputed nor overwritten."""
+    import numpy as np
+
+    from sim.errors import CliError
+    from sim.report import engines
+
+    path = tmp_path / "area-roms.npz"
+    np.savez(path, a=np.arange(4))
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2:] = b"\0" * (len(damaged) - len(damaged) // 2)
+    path.write_bytes(bytes(damaged))
+    monkeypatch.setattr(engines, "SWEEP_ROMS", path)
+    with pytest.raises(CliError, match="cannot be read.*git checkout") as err:
+        engines._kept(("a",), lambda: pytest.fail("recomputed"))
+    assert "\n" not in str(err.value)
+    assert path.read_bytes() == bytes(damaged)
