@@ -1,10 +1,10 @@
-"""The report's sections of `make experiments` results: every method on the engine, MiniLM partitioned, and
-processing elements.
+"""The report's sections of `make experiments` results: every method on the engine, MiniLM partitioned,
+processing elements, and the column-wise sparse mode's cycle model.
 
 They read what the experiment drivers wrote into ``reports/`` (``methods_table.json``,
-``minilm_engine.json``, ``pes_table.json``; `scripts/experiments/methods.py`,
-`scripts/experiments/minilm_engine.py`, `scripts/experiments/pes.py`) and say so when a file is not there:
-the report never runs the long sweeps itself.
+``minilm_engine.json``, ``pes_table.json``, ``sparse_columns.json``; `scripts/experiments/methods.py`,
+`scripts/experiments/minilm_engine.py`, `scripts/experiments/pes.py`, `scripts/experiments/sparse_columns.py`)
+and say so when a file is not there: the report never runs the long sweeps itself.
 """
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ METHODS_JSON = REPO / "reports" / "methods_table.json"
 METHODS_MD = "methods_table.md"
 PLOTS = ("methods_quality_vs_bits.png", "methods_energy_vs_quality.png")
 MINILM_JSON = REPO / "reports" / "minilm_engine.json"
+SPARSE_COLUMNS_JSON = REPO / "reports" / "sparse_columns.json"
+SPARSE_COLUMNS_MD = "sparse_columns.md"
+SPARSE_COLUMNS_PLOT = "sparse_columns.png"
 
 
 def _load(path) -> Mapping | None:
@@ -98,8 +101,45 @@ def minilm_variant_lines(variants: Sequence[Mapping]) -> list[str]:
     return lines + [""]
 
 
+def sparse_columns_lines(data: Mapping | None, pes_table: Mapping | None = None) -> list[str]:
+    """The column-wise sparse mode's cycle model against today's row format: per slot count (lanes x PEs), the
+    measured utilization of the Deep Compression program on Verilator (``pes_table``), and each modelled design's
+    best queue depth, with the output phase overlapped, without and with today's control cycles."""
+    lines = ["## Sparse layers column-wise: what the architecture could reach (a cycle model)", ""]
+    if data is None:
+        return lines + [f"Not run: `make experiments` writes `{SPARSE_COLUMNS_JSON.name}`.", ""]
+    rows, control = data["rows"], data["control_cycles"]
+    today = {}
+    for r in (pes_table or {}).get("rows", []):
+        if (r["network"], r["method"]) == (data["network"], "deepcomp") and r.get("cycles_per_inference"):
+            today[r["lanes"] * r["pes"]] = r["macs_per_inference"] / (r["cycles_per_inference"] * r["lanes"] * r["pes"])
+    designs = list(dict.fromkeys(r["design"] for r in rows))
+    lines += [f"Useful MACs / (cycles x lanes x PEs) of {data['network']}'s Deep Compression program, over "
+              f"{data['images']} test images, aim {data['aim']}. *Today*: the engine's row format, "
+              "measured on Verilator (the processing-element table's steady-state image). The other columns are a "
+              "cycle model of a column-wise mode not built in RTL (`scripts/experiments/sparse_columns.py`, whose "
+              "docstring lists its assumptions), each design at its best queue depth and scan rate, with the output phase overlapped "
+              f"with the next layer's scan; after the slash, with today's {control} control and I/O cycles per "
+              f"inference added; in brackets, the control and I/O cycles per inference the aim leaves room for. "
+              f"[{SPARSE_COLUMNS_MD}]({SPARSE_COLUMNS_MD}) has every point. "
+              f"![{SPARSE_COLUMNS_PLOT}]({SPARSE_COLUMNS_PLOT})", "",
+              "| slots (lanes x PEs) | today | " + " | ".join(designs) + " |", "|---" * (len(designs) + 2) + "|"]
+    for slots in sorted({r["slots"] for r in rows}):
+        cells = []
+        for design in designs:
+            best = max((r for r in rows if r["slots"] == slots and r["design"] == design),
+                       key=lambda r: r["utilization_overlapped"])
+            cells.append(f"{best['utilization_overlapped']:.3f} / {best['utilization_overlapped_with_control']:.3f}"
+                         f" [{best['control_budget_overlapped']:.0f}] (queue {best['queue']}, "
+                         f"scan {best['scan_rate']})")
+        measured = f"{today[slots]:.3f}" if slots in today else "-"
+        lines.append(f"| {slots} | {measured} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def experiments_section(area_records: Sequence[Mapping] | None = None) -> list[str]:
     """The sections, from the files `make experiments` wrote; the processing elements' area cells from
     ``area_records`` (this report's area sweep), else from what the sweep recorded with each row."""
     return (methods_lines(_load(METHODS_JSON)) + minilm_lines(_load(MINILM_JSON))
-            + pes_lines(_load(PES_JSON), area_records))
+            + pes_lines(_load(PES_JSON), area_records)
+            + sparse_columns_lines(_load(SPARSE_COLUMNS_JSON), _load(PES_JSON)))
