@@ -3,7 +3,8 @@
 Usage::
 
     python -m scripts.experiments.sparse_columns [--network lenet300] [--images 100] [--slots 4 8 16]
-        [--queues 16 64] [--json reports/sparse_columns.json] [--markdown reports/sparse_columns.md]
+        [--queues 16 64] [--scan-rates 1 4] [--empty-cost 0] [--control-cycles N]
+        [--json reports/sparse_columns.json] [--markdown reports/sparse_columns.md]
         [--plot reports/sparse_columns.png] [--report reports/REPORT.md]
 
 Issue 16 asks for useful MACs / (cycles x lanes x PEs) >= 0.8 on LeNet-300-100 with Deep Compression.  The
@@ -36,7 +37,9 @@ Assumptions of the model (no figure of the RTL's is assumed, and none of these i
   cycle (``--empty-cost 1`` charges one); pipeline latencies are not counted;
 - per layer, an output phase of one row a cycle (``rows``), one lane-word a cycle (``lane-words``), or none but
   the last layer's lane-words, because each layer's requantized lane-words feed the next layer's scanner as they
-  are produced (``overlapped``).
+  are produced (``overlapped``);
+- ``dispatch``'s output phase adds a row's ``S`` partial sums in the same cycles (an adder tree per lane), at
+  the other designs' rate.
 
 Each point also gives the control and I/O cycles per inference that `UTILIZATION_AIM` leaves room for
 (``control_budget_*``), and the utilization with today's engine's measured control and I/O cycles added
@@ -62,6 +65,8 @@ sys.path.insert(0, str(ROOT))
 DESIGNS = ("interleaved", "balanced", "dispatch")
 #: Output phases of the model (see the module docstring).
 OUTPUTS = ("rows", "lane-words", "overlapped")
+#: The trained networks whose layers are all fully connected, which the model takes.
+FC_NETWORKS = ("lenet300",)
 #: Issue 16's aim: useful MACs / (cycles x lanes x PEs) of Deep Compression layers.
 UTILIZATION_AIM = 0.8
 
@@ -260,7 +265,9 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="Assumptions and designs: see the module docstring.")
-    parser.add_argument("--network", default="lenet300", help="a network Deep Compression lowers (default lenet300)")
+    # The model takes matrix-vector layers: the zoo's fully connected network (LeNet-5's convolutions are not).
+    parser.add_argument("--network", default="lenet300", choices=FC_NETWORKS,
+                        help="the network whose Deep Compression program is modelled (fully connected only)")
     parser.add_argument("--images", type=int, default=100, help="Fashion-MNIST test images (default 100)")
     parser.add_argument("--lanes", type=int, default=4)
     parser.add_argument("--slots", type=int, nargs="+", default=[4, 8, 16], help="lanes x PEs (default 4 8 16)")
