@@ -103,8 +103,9 @@ def minilm_variant_lines(variants: Sequence[Mapping]) -> list[str]:
 
 def sparse_columns_lines(data: Mapping | None, pes_table: Mapping | None = None) -> list[str]:
     """The column-wise sparse mode's cycle model against today's row format: per slot count (lanes x PEs), the
-    measured utilization of the Deep Compression program on Verilator (``pes_table``), and each modelled design's
-    best queue depth, with the output phase overlapped, without and with today's control cycles."""
+    measured utilization of the Deep Compression program on Verilator (``pes_table``), and each modelled design at
+    its best queue depth and scan rate, with the output phase overlapped, without and with today's control cycles,
+    and the control cycles the aim leaves room for."""
     lines = ["## Sparse layers column-wise: what the architecture could reach (a cycle model)", ""]
     if data is None:
         return lines + [f"Not run: `make experiments` writes `{SPARSE_COLUMNS_JSON.name}`.", ""]
@@ -118,8 +119,9 @@ def sparse_columns_lines(data: Mapping | None, pes_table: Mapping | None = None)
               f"{data['images']} test images, aim {data['aim']}. *Today*: the engine's row format, "
               "measured on Verilator (the processing-element table's steady-state image). The other columns are a "
               "cycle model of a column-wise mode not built in RTL (`scripts/experiments/sparse_columns.py`, whose "
-              "docstring lists its assumptions), each design at its best queue depth and scan rate, with the output phase overlapped "
-              f"with the next layer's scan; after the slash, with today's {control} control and I/O cycles per "
+              "docstring lists its assumptions), each design at its best queue depth and scan rate, with the output "
+              f"phase overlapped with the next layer's scan; after the slash, with today's {control} control and I/O "
+              "cycles per "
               f"inference added; in brackets, the control and I/O cycles per inference the aim leaves room for. "
               f"[{SPARSE_COLUMNS_MD}]({SPARSE_COLUMNS_MD}) has every point. "
               f"![{SPARSE_COLUMNS_PLOT}]({SPARSE_COLUMNS_PLOT})", "",
