@@ -100,18 +100,22 @@ def slot_of_rows(nonzero: np.ndarray, slots: int, design: str) -> np.ndarray:
     return slot
 
 
-def layer_cycles(nonzero: np.ndarray, slot: np.ndarray, x: np.ndarray, point: Point, lanes: int) -> int:
+def column_work(nonzero: np.ndarray, point: Point) -> np.ndarray:
+    """Entries of each column a slot walks, ``(slots, in)``, of a layer's ``(out, in)`` non-zero weights; one row,
+    the whole column, for ``dispatch`` (whichever slot takes it).  The same for every image."""
+    if point.design == "dispatch":
+        return nonzero.sum(axis=0)[None, :]
+    slot = slot_of_rows(nonzero, point.slots, point.design)
+    return np.stack([nonzero[slot == s].sum(axis=0) for s in range(point.slots)])
+
+
+def layer_cycles(work: np.ndarray, x: np.ndarray, point: Point, lanes: int) -> int:
     """Cycles of one layer on one image, from its first lane-word scanned to its last entry multiplied.
 
-    ``nonzero``: the layer's ``(out, in)`` non-zero weights; ``slot``: each row's slot (`slot_of_rows`); ``x``: the
-    image's input activations (``in``).
+    ``work``: the layer's `column_work`; ``x``: the image's input activations (``in``).
     """
-    n_in = nonzero.shape[1]
+    n_in = work.shape[1]
     dispatch = point.design == "dispatch"
-    if dispatch:
-        work = nonzero.sum(axis=0)[None, :]   # the whole column, on whichever slot takes it
-    else:
-        work = np.stack([nonzero[slot == s].sum(axis=0) for s in range(point.slots)])
     active = np.flatnonzero(np.asarray(x)[:n_in] != 0)
     words = -(-n_in // lanes)
     n_queues = 1 if dispatch else point.slots
@@ -157,14 +161,14 @@ def measure(masks: list[np.ndarray], activations: list[np.ndarray], point: Point
     Useful MACs are the non-zero weights that meet a non-zero activation: the golden model's ``macs`` of a sparse
     layer (:mod:`model.contract.counters`).
     """
-    slots = [slot_of_rows(mask, point.slots, point.design) for mask in masks]
+    works = [column_work(mask, point) for mask in masks]
     n = len(activations[0])
     compute = np.zeros((n, len(masks)), dtype=np.int64)
     macs = 0
     for i in range(n):
         for l, mask in enumerate(masks):
             x = activations[l][i]
-            compute[i, l] = layer_cycles(mask, slots[l], x, point, lanes)
+            compute[i, l] = layer_cycles(works[l], x, point, lanes)
             macs += int(mask[:, np.asarray(x)[:mask.shape[1]] != 0].sum())
     row = {"design": point.design, "slots": point.slots, "queue": point.queue, "empty_cost": point.empty_cost,
            "scan_rate": point.scan_rate,

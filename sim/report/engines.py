@@ -34,7 +34,8 @@ def _kept(keys: tuple[str, ...], compute) -> tuple[np.ndarray, ...]:
     try:
         stored = dict(np.load(SWEEP_ROMS)) if SWEEP_ROMS.exists() else {}
     except NPZ_READ_ERRORS as e:   # not recomputed: the synthesized Verilog, and the area cache, depend on it
-        raise CliError(f"{SWEEP_ROMS} cannot be read ({type(e).__name__}: {e}); it is part of the project: "
+        first_line = (str(e).splitlines() or [""])[0]
+        raise CliError(f"{SWEEP_ROMS} cannot be read ({type(e).__name__}: {first_line}); it is part of the project: "
                        f"restore it with `git checkout -- {SWEEP_ROMS}`") from None
     if not all(k in stored for k in keys):
         stored.update(zip(keys, compute()))
