@@ -142,6 +142,7 @@ def sparse_columns_lines(data: Mapping | None, pes_table: Mapping | None = None)
 def experiments_section(area_records: Sequence[Mapping] | None = None) -> list[str]:
     """The sections, from the files `make experiments` wrote; the processing elements' area cells from
     ``area_records`` (this report's area sweep), else from what the sweep recorded with each row."""
+    pes_table = _load(PES_JSON)
     return (methods_lines(_load(METHODS_JSON)) + minilm_lines(_load(MINILM_JSON))
-            + pes_lines(_load(PES_JSON), area_records)
-            + sparse_columns_lines(_load(SPARSE_COLUMNS_JSON), _load(PES_JSON)))
+            + pes_lines(pes_table, area_records)
+            + sparse_columns_lines(_load(SPARSE_COLUMNS_JSON), pes_table))
