@@ -6,6 +6,7 @@ Usage::
         [--queues 16 64] [--scan-rates 1 4] [--empty-cost 0] [--control-cycles N]
         [--json reports/sparse_columns.json] [--markdown reports/sparse_columns.md]
         [--plot reports/sparse_columns.png] [--report reports/REPORT.md]
+        [--rtl-slots 1 2 4] [--rtl-images 10] [--rtl-queue 64]
 
 Issue 16 asks for useful MACs / (cycles x lanes x PEs) >= 0.8 on LeNet-300-100 with Deep Compression.  The
 engine's row format cannot get there (at most one weight a cycle per PE, and it visits the weights of zero
@@ -22,8 +23,8 @@ Designs (`DESIGNS`):
     spends a cycle per entry of that column it holds.
 ``balanced``
     As ``interleaved``, but rows are dealt to slots by the program writer so that their stored non-zero weights
-    balance (largest row first, to the least loaded slot): a static balance, as `model.program.balance` does for
-    PEs.
+    balance (largest row first, to the least loaded slot with room; :func:`model.codecs.sparse_columns.deal_rows`):
+    a static balance, as `model.program.balance` does for PEs.
 ``dispatch``
     Column dispatch: each non-zero activation goes to the first free slot, which walks the whole column and
     accumulates into its own partial sums of every row (each slot needs every column's entries, and the output
@@ -40,6 +41,11 @@ Assumptions of the model (no figure of the RTL's is assumed, and none of these i
   are produced (``overlapped``);
 - ``dispatch``'s output phase adds a row's ``S`` partial sums in the same cycles (an adder tree per lane), at
   the other designs' rate.
+
+The balanced design is also built, as the RTL block :class:`hw.sparse_columns.SparseColumns` (not yet part of the
+engine): ``--rtl-slots`` runs it in the Amaranth simulator on the first ``--rtl-images`` images, every layer's output
+checked against its golden twin and the dense product, and measures its own cycles (scan, slots, pipeline, one
+output lane-word a cycle; no engine control around it).
 
 Each point also gives the control and I/O cycles per inference that `UTILIZATION_AIM` leaves room for
 (``control_budget_*``), and the utilization with today's engine's measured control and I/O cycles added
@@ -90,14 +96,9 @@ def slot_of_rows(nonzero: np.ndarray, slots: int, design: str) -> np.ndarray:
         return np.arange(out) % slots
     if design == "dispatch":
         return np.zeros(out, dtype=np.int64)
-    load = np.zeros(slots, dtype=np.int64)
-    slot = np.zeros(out, dtype=np.int64)
-    work = nonzero.sum(axis=1)
-    for r in np.argsort(-work, kind="stable"):
-        s = int(np.argmin(load))
-        slot[r] = s
-        load[s] += work[r]
-    return slot
+    # The writer's dealing, as the RTL block takes it (rows capped at ceil(rows / slots) a slot).
+    from model.codecs.sparse_columns import deal_rows
+    return deal_rows(nonzero, slots)
 
 
 def column_work(nonzero: np.ndarray, point: Point) -> np.ndarray:
@@ -201,9 +202,9 @@ def measured_control_cycles(pes_table: Path) -> int | None:
     return None
 
 
-def network_layers(network: str, images: int, lanes: int, seed: int = 0):
-    """The Deep Compression program's decoded layers' non-zero masks and each layer's input activations
-    (golden model) for the first ``images`` test images."""
+def network_layers(network: str, images: int, lanes: int, seed: int = 0, weights: bool = False):
+    """The Deep Compression program's decoded layers' non-zero masks (or, with ``weights``, their integer weights)
+    and each layer's input activations (golden model) for the first ``images`` test images."""
     from model.compress.deepcomp.recipe import lower_network_deepcomp
     from model.contract.fixedpoint import quantize_act
     from model.golden.engine import GoldenEngine
@@ -220,12 +221,64 @@ def network_layers(network: str, images: int, lanes: int, seed: int = 0):
     acts = [xq]
     for layer in layers[:-1]:
         acts.append(forward(layer, acts[-1], lanes))
-    return [layer.weights()[:, :layer.desc.in_features] != 0 for layer in layers], acts
+    dense = [layer.weights()[:, :layer.desc.in_features] for layer in layers]
+    return (dense if weights else [w != 0 for w in dense]), acts
+
+
+def rtl_block(weights: list[np.ndarray], activations: list[np.ndarray], slots: int, lanes: int, queue: int,
+              images: int) -> dict:
+    """The RTL block, :class:`hw.sparse_columns.SparseColumns`, on the network's layers: every image's layers in
+    turn (all resident), each output checked against the golden twin and against the dense product.
+
+    Each layer's weights become centroid indices into the layer's distinct values (the same products as its
+    codebook's).  Cycles are the block's own, from ``start`` to the last output lane-word: its scan, its
+    slots' work, its pipeline and its output phase (one lane-word a cycle); no engine control around it.
+    """
+    from hw.sparse_columns import SparseColumns
+    from model.codecs.sparse_columns import place_columns
+    from model.golden.sparse_columns import column_sums
+    from sim.sparse_columns import run_layers
+
+    values = np.unique(np.concatenate([w[w != 0] for w in weights]))
+    centroids = np.concatenate([[0], values])
+    index_bits = max(1, (len(centroids) - 1).bit_length())
+    layers = [place_columns((np.searchsorted(values, w) + 1) * (w != 0), slots) for w in weights]
+    align = lambda n: -(-n // lanes) * lanes
+    jobs = []
+    for i in range(images):
+        for number, w in enumerate(weights):
+            x = np.zeros(align(w.shape[1]), dtype=np.int64)
+            x[:w.shape[1]] = activations[number][i][:w.shape[1]]
+            jobs.append((number, x))
+    dut = SparseColumns(lanes, slots, columns=sum(align(w.shape[1]) for w in weights),
+                        entries=max(sum(len(p.entry_rows) for p in (layer.slots[s] for layer in layers))
+                                    for s in range(slots)),
+                        rows=max(layer.local_rows for layer in layers), index_bits=index_bits, queue_depth=queue)
+    from tqdm import tqdm
+    with tqdm(total=len(jobs), desc=f"RTL block, {slots} slots", unit="layer", leave=False) as bar:
+        got = run_layers(dut, layers, centroids, jobs, progress=bar.update)
+    cycles = np.zeros((images, len(weights)), dtype=np.int64)
+    macs = 0
+    for (number, x), result, k in zip(jobs, got, range(len(jobs))):
+        sums, events = column_sums(layers[number], centroids, x)
+        if not np.array_equal(result["sums"], sums) or result["macs"] != events["macs"] \
+                or result["zero_skips"] != events["zero_skips"]:
+            raise AssertionError(f"image {k // len(weights)} layer {number}: the RTL block differs from its twin")
+        order = layers[number].output_order()
+        dense = x[:weights[number].shape[1]] @ weights[number].T
+        if not np.array_equal(sums.reshape(-1)[order >= 0], dense[order[order >= 0]]):
+            raise AssertionError(f"layer {number}: the column-wise layout's sums differ from the dense product")
+        cycles[k // len(weights), number] = result["cycles"]
+        macs += result["macs"]
+    per_image = cycles.sum(axis=1).mean()
+    return {"slots": slots, "queue": queue, "images": images, "macs_per_image": macs / images,
+            "cycles_per_layer": cycles.mean(axis=0).round(1).tolist(), "cycles_per_image": float(per_image),
+            "utilization": round(float(macs / images / (per_image * slots)), 4)}
 
 
 def markdown(rows: list[dict], network: str, control: int | None) -> str:
     lines = [f"# Column-wise sparse mode on {network} (Deep Compression): a cycle model", "",
-             "Useful MACs / (cycles x slots); slots = lanes x PEs. A model of an architecture not yet built in RTL "
+             "Useful MACs / (cycles x slots); slots = lanes x PEs. A model of an architecture not yet in the engine "
              "(`scripts/experiments/sparse_columns.py`, its assumptions in its docstring).", "",
              "| design | slots | queue | scan rate | MACs/image | compute cycles/layer | rows | lane-words | overlapped | "
              f"overlapped + {control} control |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -234,6 +287,21 @@ def markdown(rows: list[dict], network: str, control: int | None) -> str:
                      f"{' / '.join(f'{c:.0f}' for c in r['compute_cycles_per_layer'])} | "
                      f"{r['utilization_rows']:.3f} | {r['utilization_lane-words']:.3f} | "
                      f"{r['utilization_overlapped']:.3f} | {r['utilization_overlapped_with_control']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def rtl_markdown(rtl: list[dict]) -> str:
+    if not rtl:
+        return ""
+    lines = ["", "## The RTL block (balanced design), measured", "",
+             "`hw.sparse_columns.SparseColumns` in the Amaranth simulator, bit-exact with its golden twin; its own "
+             "cycles (scan, slots, pipeline, one output lane-word a cycle), no engine control around it.", "",
+             "| slots | queue | images | MACs/image | cycles/layer | cycles/image | useful MACs / (cycles x slots) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rtl:
+        lines.append(f"| {r['slots']} | {r['queue']} | {r['images']} | {r['macs_per_image']:.0f} | "
+                     f"{' / '.join(f'{c:.0f}' for c in r['cycles_per_layer'])} | {r['cycles_per_image']:.0f} | "
+                     f"{r['utilization']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -282,6 +350,10 @@ def main(argv=None) -> int:
                         "no entry of (default 0: its pointer stage runs ahead)")
     parser.add_argument("--control-cycles", type=int, default=None,
                         help="control and I/O cycles per inference (default: measured, reports/pes_table.json)")
+    parser.add_argument("--rtl-slots", type=int, nargs="*", default=[1, 2, 4],
+                        help="slot counts to run the RTL block with (default 1 2 4; none: skip the RTL)")
+    parser.add_argument("--rtl-images", type=int, default=10, help="images the RTL block runs (default 10)")
+    parser.add_argument("--rtl-queue", type=int, default=64, help="the RTL block's queue depth (default 64)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
@@ -290,6 +362,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.images < 1 or min(args.slots + args.queues + args.scan_rates) < 1 or args.empty_cost < 0:
         parser.error("--images, --slots, --queues and --scan-rates must be positive, --empty-cost not negative")
+    if args.rtl_slots and (min(args.rtl_slots) < 1 or not 1 <= args.rtl_images <= args.images or args.rtl_queue < 1):
+        parser.error("--rtl-slots and --rtl-queue must be positive, --rtl-images between 1 and --images")
 
     from tqdm import tqdm
 
@@ -298,17 +372,19 @@ def main(argv=None) -> int:
         control = measured_control_cycles(ROOT / "reports" / "pes_table.json")
         if control is None:
             parser.error("reports/pes_table.json has no LeNet-300-100 k-means row at P = 1: pass --control-cycles")
-    masks, acts = network_layers(args.network, args.images, args.lanes)
+    weights, acts = network_layers(args.network, args.images, args.lanes, weights=True)
+    masks = [w != 0 for w in weights]
     points = [Point(d, s, q, args.empty_cost, r) for s in args.slots for d in DESIGNS for q in args.queues
               for r in args.scan_rates]
     rows = [measure(masks, acts, p, args.lanes, control) for p in tqdm(points, desc="design points", unit="point")]
+    rtl = [rtl_block(weights, acts, slots, args.lanes, args.rtl_queue, args.rtl_images) for slots in args.rtl_slots]
     result = {"network": args.network, "lanes": args.lanes, "images": args.images, "aim": UTILIZATION_AIM,
               "control_cycles": control,
-              "rows": rows}
+              "rows": rows, "rtl": rtl}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n")
-    text = markdown(rows, args.network, control)
+    text = markdown(rows, args.network, control) + rtl_markdown(rtl)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text)

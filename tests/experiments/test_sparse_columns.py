@@ -113,3 +113,19 @@ def test_the_report_section_takes_each_designs_best_point_and_todays_measurement
     table = [line for line in lines if line.startswith("| 4 |")]
     assert table == ["| 4 | 0.050 | 0.600 / 0.300 [60] (queue 64, scan 1) | 0.900 / 0.450 [90] (queue 16, scan 1) |"]
     assert sparse_columns_lines(None)[-2].startswith("Not run")
+
+
+def test_rtl_block_is_checked_and_counts_useful_macs():
+    """The RTL block on small random layers: its sums pass both checks, and its MACs are the useful ones."""
+    from scripts.experiments.sparse_columns import rtl_block
+    rng = np.random.default_rng(4)
+    weights = [rng.integers(-3, 4, size=(10, 16)) * (rng.random((10, 16)) < 0.4),
+               rng.integers(-3, 4, size=(6, 10)) * (rng.random((6, 10)) < 0.6)]
+    acts = [rng.integers(-5, 6, size=(3, 16)) * (rng.random((3, 16)) < 0.6),
+            rng.integers(0, 6, size=(3, 12))]
+    got = rtl_block(weights, acts, slots=2, lanes=4, queue=4, images=2)
+    useful = sum(int(((w != 0) & (a[i, :w.shape[1]] != 0)).sum()) for i in range(2) for w, a in zip(weights, acts))
+    assert got["macs_per_image"] == useful / 2
+    assert got["utilization"] == round(useful / 2 / (got["cycles_per_image"] * 2), 4)
+    assert 0 < got["utilization"] <= 1
+    assert len(got["cycles_per_layer"]) == 2

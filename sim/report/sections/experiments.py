@@ -118,7 +118,7 @@ def sparse_columns_lines(data: Mapping | None, pes_table: Mapping | None = None)
     lines += [f"Useful MACs / (cycles x lanes x PEs) of {data['network']}'s Deep Compression program, over "
               f"{data['images']} test images, aim {data['aim']}. *Today*: the engine's row format, "
               "measured on Verilator (the processing-element table's steady-state image). The other columns are a "
-              "cycle model of a column-wise mode not built in RTL (`scripts/experiments/sparse_columns.py`, whose "
+              "cycle model of a column-wise mode not yet in the engine (`scripts/experiments/sparse_columns.py`, whose "
               "docstring lists its assumptions), each design at its best queue depth and scan rate, with the output "
               f"phase overlapped with the next layer's scan; after the slash, with today's {control} control and I/O "
               "cycles per "
@@ -136,6 +136,15 @@ def sparse_columns_lines(data: Mapping | None, pes_table: Mapping | None = None)
                          f"scan {best['scan_rate']})")
         measured = f"{today[slots]:.3f}" if slots in today else "-"
         lines.append(f"| {slots} | {measured} | " + " | ".join(cells) + " |")
+    rtl = data.get("rtl") or []
+    if rtl:
+        lines += ["", "The balanced design is built as an RTL block, `hw.sparse_columns.SparseColumns` (not yet part "
+                  "of the engine). Measured in the Amaranth simulator on the first test images, every output "
+                  "bit-exact with its golden twin; its own cycles (scan, slots, pipeline, one output lane-word a "
+                  "cycle), without the engine's control and I/O:", "",
+                  "| slots | queue | images | cycles per layer | useful MACs / (cycles x slots) |", "|---|---|---|---|---|"]
+        lines += [f"| {r['slots']} | {r['queue']} | {r['images']} | "
+                  f"{' / '.join(f'{c:.0f}' for c in r['cycles_per_layer'])} | {r['utilization']:.3f} |" for r in rtl]
     return lines + [""]
 
 
