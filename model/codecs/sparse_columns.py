@@ -110,17 +110,20 @@ class ColumnLayer:
         return order.reshape(-1)
 
 
-def place_columns(indices: np.ndarray, slots: int) -> ColumnLayer:
+def place_columns(indices: np.ndarray, slots: int, balanced: bool = True) -> ColumnLayer:
     """A dense matrix of centroid indices (0 = pruned) -> its column-wise form on ``slots`` slots.
 
-    Within a slot, a column's entries go in increasing local row; local rows are
-    the slot's rows in increasing layer row.
+    Rows are dealt by :func:`deal_rows` (``balanced``), or row ``r`` goes to slot
+    ``r mod slots`` (the engine's ``COLUMNS`` layers, whose writer balances the
+    slots by permuting hidden units instead, :mod:`model.program.balance`; the
+    outputs then come out in row order).  Within a slot, a column's entries go
+    in increasing local row; local rows are the slot's rows in increasing layer row.
     """
     indices = np.asarray(indices)
     if indices.ndim != 2 or slots < 1:
         raise ValueError(f"expected a (rows, columns) index matrix and slots >= 1, got {indices.shape}, {slots}")
     nonzero = indices != 0
-    slot_of = deal_rows(nonzero, slots)
+    slot_of = deal_rows(nonzero, slots) if balanced else np.arange(indices.shape[0]) % slots
     parts = []
     for s in range(slots):
         rows = np.flatnonzero(slot_of == s)

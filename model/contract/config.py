@@ -18,6 +18,8 @@ WORDS_PER_KIB = 1024 // WORD_BYTES
 DEFAULT_WEIGHT_SRAM_KIB = 128
 #: Largest weight SRAM (16 MiB): its addresses fit the descriptor's 24-bit field.
 WEIGHT_SRAM_WORDS_MAX = 1 << 22
+#: Largest memory of the column unit (a column word's 16-bit ``start`` addresses a slot's entries).
+COLUMN_SIZE_MAX = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,12 @@ class EngineConfig:
         "Processing elements").  With a Huffman decoder, each PE has its own (sparse layers' rows
         interleaved as well, each PE reading its own sub-stream).  Above 1, the engine has no PVQ
         unit or nearest-prototype unit (their layers run on one PE).
+    column_entries, column_columns, column_rows, column_centroids : int
+        The column unit (``COLUMNS`` layers, :mod:`model.contract.layout`, "Column-wise sparse
+        layers"; :class:`hw.sparse_columns.SparseColumns` with ``lanes`` slots): per slot, its entry
+        memory, column table and local rows (accumulators and biases), and its centroid table, each
+        holding every resident COLUMNS layer of a job.  All 0: no column unit; else all positive,
+        and one PE.
     """
     lanes: int = 4
     codebook_depth: int = 256
@@ -93,6 +101,13 @@ class EngineConfig:
     nearest_prototype: bool = False
     lattice: bool = False
     pes: int = 1
+    column_entries: int = 0
+    column_columns: int = 0
+    column_rows: int = 0
+    column_centroids: int = 0
+
+    #: The column unit's sizes, by field name.
+    COLUMN_FIELDS = ("column_entries", "column_columns", "column_rows", "column_centroids")
 
     def __post_init__(self):
         if self.lanes not in LANES:
@@ -102,8 +117,9 @@ class EngineConfig:
         if self.max_features % vector_align(self.lanes) or not 0 < self.max_features <= MAX_FEATURES_LIMIT:
             raise ValueError(f"max_features must be a multiple of {vector_align(self.lanes)}, at most "
                              f"{MAX_FEATURES_LIMIT}")
-        if not self.rom and not self.pvq_k_max and not self.lattice:
-            raise ValueError("the engine has neither a codebook ROM nor a PVQ unit nor the lattice codebook")
+        if not self.rom and not self.pvq_k_max and not self.lattice and not self.column_entries:
+            raise ValueError("the engine has neither a codebook ROM nor a PVQ unit nor the lattice codebook "
+                             "nor the column unit")
         if self.lattice and self.lanes != E8P_DIM:
             raise ValueError(f"the E8P lattice codebook has dimension {E8P_DIM}: lattice needs {E8P_DIM} lanes, "
                              f"got {self.lanes}")
@@ -138,6 +154,13 @@ class EngineConfig:
             if units:
                 raise ValueError(f"{' and '.join(units)} run on one processing element only: pes must be 1, "
                                  f"got {self.pes}")
+        sizes = [getattr(self, name) for name in self.COLUMN_FIELDS]
+        if any(sizes):
+            if min(sizes) < 1 or max(sizes) > COLUMN_SIZE_MAX:
+                raise ValueError(f"the column unit's {', '.join(self.COLUMN_FIELDS)} must all be 1.."
+                                 f"{COLUMN_SIZE_MAX}, or all 0 (no column unit); got {', '.join(map(str, sizes))}")
+            if self.pes != 1:
+                raise ValueError(f"the column unit runs on one processing element: pes must be 1, got {self.pes}")
         for cw in self.rom:
             if len(cw) != self.lanes:
                 raise ValueError(f"ROM codeword has dimension {len(cw)}, the engine has {self.lanes} lanes")
@@ -148,7 +171,7 @@ class EngineConfig:
             return False
         return {LayerMode.PVQ: bool(self.pvq_k_max), LayerMode.HUFFMAN: bool(self.huffman_max_len),
                 LayerMode.RVQ: bool(self.rvq_stages_max), LayerMode.PQ: self.pq,
-                LayerMode.E8P: self.lattice}.get(mode, True)
+                LayerMode.E8P: self.lattice, LayerMode.COLUMNS: self.columns}.get(mode, True)
 
     def supports_kind(self, kind: int, mode: int) -> bool:
         """Whether this engine runs a layer of ``kind`` in ``mode`` (else ``BAD_MODE``).
@@ -164,6 +187,11 @@ class EngineConfig:
             return self.nearest_prototype and mode == LayerMode.VQ
         return {LayerKind.MAXPOOL: self.windows, LayerKind.AVGPOOL: self.avgpool,
                 LayerKind.ADD: self.residual}.get(kind, False)
+
+    @property
+    def columns(self) -> bool:
+        """The engine has the column unit (``COLUMNS`` layers)."""
+        return self.column_entries > 0
 
     @property
     def index_bits(self) -> int:

@@ -84,10 +84,11 @@ class Descriptor:
     compact_word: int = 0   #: word 5 of a compact FC layer: its rows' shift, activation and bias shift
     save: bool = False
     mode_param: int = 0   #: flags bits 13..15: RVQ's ``stages - 1``, PQ's log2 block width
+    kept: int = 0   #: word 6 of a COLUMNS layer: its kept weights
 
     @classmethod
     def decode(cls, words) -> "Descriptor":
-        w0, w1, w2, w3, w4, w5 = (int(w) for w in words[:6])
+        w0, w1, w2, w3, w4, w5, w6 = (int(w) for w in words[:7])
         flags = w3 >> 16
         kind = (flags >> KIND_SHIFT) & KIND_MASK
         compact = bool(flags & FLAG_COMPACT)
@@ -99,7 +100,8 @@ class Descriptor:
                    kind=kind, window=Window.decode(words[4:8]) if kind in WINDOWED_KINDS else None,
                    floor=bool(flags & FLAG_FLOOR), compact=compact,
                    compact_word=w5 if compact and kind == LayerKind.FC else 0, save=bool(flags & FLAG_SAVE),
-                   mode_param=(flags >> MODE_PARAM_SHIFT) & ((1 << MODE_PARAM_BITS) - 1))
+                   mode_param=(flags >> MODE_PARAM_SHIFT) & ((1 << MODE_PARAM_BITS) - 1),
+                   kept=w6 if kind == LayerKind.FC and (flags >> MODE_SHIFT) & MODE_MASK == LayerMode.COLUMNS else 0)
 
     @property
     def windowed(self) -> bool:
@@ -168,6 +170,8 @@ class Descriptor:
             words = words[:4] + [self.wsram_addr | w4, *rest]
         elif self.compact:
             words.append(self.compact_word)
+        elif self.mode == LayerMode.COLUMNS:
+            words += [0, self.kept]
         return words + [0] * (DESC_WORDS - len(words))
 
     def check(self, cfg: EngineConfig, prev_features: int, layer: int, saved_features: int = 0) -> None:

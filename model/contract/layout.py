@@ -426,6 +426,80 @@ different words for different ``P``, so it is written for one ``P``: the program
 ``P`` in the layer's metadata (``layers[i].pes``, absent for 1), and a program's sparse layers are
 not re-laid out for another ``P`` (the compressor writes them again).
 
+Column-wise sparse layers (``LayerMode.COLUMNS``)
+=================================================
+EIE's dataflow for Deep Compression's sparse layers, in engines with the
+column unit (``EngineConfig.column_entries > 0``; one PE; FC layers only).
+The unit has ``S = lanes`` *slots*, each a multiplier with its own memories:
+stored row (output) ``r`` belongs to slot ``r mod S`` as its *local row*
+``r div S``, and the layer has ``R = ceil(out_features / S)`` local rows.
+The unit scans the input a lane-word a cycle, broadcasts each non-zero
+activation with its column into every slot's queue, and each slot multiplies
+that activation by every kept weight of the column among its rows, one a
+cycle, accumulating in its local rows; then the layer's outputs come out in
+row order through the requantizer (:class:`hw.sparse_columns.SparseColumns`).
+Weights are the layer's ``k`` int8 scalar centroids, centroid 0 the zero;
+only kept weights (index not 0) are stored.
+
+* **Descriptor.**  Word 1 is the layer's requantization word (as
+  ``AVGPOOL``'s: ``mult`` [15:0], ``shift`` [21:16], the activation parameter
+  [31:22]), shared by every row; word 3 [15:0] is ``k`` (1..``COLUMN_K_MAX``,
+  else ``BAD_CODEBOOK``); ``resident`` must be clear (else ``BAD_STREAM``);
+  word 6 is ``kept``, the layer's kept weights (every slot's ``E_s``
+  together); words 4, 5 and 7, ``mode_param`` and ``compact`` are not read.
+  A layer of more than ``COLUMN_ROWS_MAX`` local rows is not refused, but
+  its entries reach only the first ``COLUMN_ROWS_MAX`` (the writer refuses it).
+* **Resident in the unit.**  A job's COLUMNS layers all stay in the unit:
+  image 0 reads each one's stream from DRAM and writes it into the unit;
+  later images read nothing of it.  The unit allocates its memories itself,
+  layer after layer in job order (no addresses in the program): ``k``
+  centroids, ``R`` local rows per slot, ``in_features`` column-table entries
+  per slot and each slot's entries; a layer that does not fit the unit's
+  ``column_centroids``, ``column_rows``, ``column_columns`` or
+  ``column_entries`` stops the job with ``BAD_STREAM`` before its stream is
+  read (entries: when its slot's header word is read).
+* **Stream** (read in image 0 only), at the descriptor's address:
+
+  ======================  ====================================================
+  word 0                  size word: ``cmd_rows`` [15:0], ``cmd_row_words``
+                          [31:16]; the rest is ``cmd_rows * cmd_row_words`` words
+  centroids               ``ceil(k / 4)`` words, four int8 centroids each,
+                          centroid ``j`` in byte ``j % 4`` of word ``j // 4``
+  per slot ``s``          a header word, the slot's entry count ``E_s``
+                          [31:0]; ``R`` bias words (local row ``t``'s signed
+                          32-bit bias; a local row past ``out_features``:
+                          0); ``in_features`` column words, ``start`` [15:0]
+                          and ``count`` [31:16] of the column's entries in
+                          the slot (``start`` from the slot's first entry of
+                          the layer); ``ceil(E_s / 2)`` entry words, entry
+                          ``2i`` in [15:0] and ``2i + 1`` in [31:16], the
+                          last one's high half zero
+  padding                 zero words up to the size word's total, read and
+                          discarded
+  ======================  ====================================================
+
+  An entry is the local row [``COLUMN_ROW_BITS - 1``:0] and the centroid
+  index [15:``COLUMN_ROW_BITS``]; a slot's entries are its kept weights
+  column by column, each column's in any order.  The writer pads the stream
+  to the least ``cmd_rows * cmd_row_words`` with ``cmd_row_words <= FIELD16``.
+* **Checks**, in stream order, the first error stopping the job:
+  ``BAD_STREAM`` for a stream that ends before its last entry word, or a slot
+  whose entries do not fit; ``BAD_SPARSE`` for a column whose ``start +
+  count`` passes ``E_s``, or an entry whose local row is ``R`` or more;
+  ``BAD_INDEX`` for an entry whose index is 0 or ``k`` or more; after the
+  last slot's entries, ``BAD_STREAM`` when the slots' ``E_s`` do not add up
+  to the descriptor's ``kept``.
+* **Counters**, per image: the descriptor's ``DESC_WORDS`` DRAM reads (and
+  in image 0 the stream's ``1 + cmd_rows * cmd_row_words``); one
+  activation-SRAM read per input lane-word; ``macs``, the kept weights whose
+  activation is not zero; ``zero_skips``, the kept weights whose activation
+  is zero (``macs + zero_skips`` is the layer's kept weights, as in a
+  HUFFMAN layer); ``weight_sram_reads``, the unit's column-table and entry
+  reads (``S`` per non-zero activation, one per MAC); ``weight_sram_writes``,
+  in image 0, the unit's writes of the stream (``k`` centroids, and per slot
+  ``R`` biases, ``in_features`` column entries and ``E_s`` entries);
+  ``rom_reads`` 0; one activation-SRAM write per output lane-word.
+
 Vectors (inputs, outputs) are int8, four to a word, little-endian, zero-padded
 to a multiple of ``vector_align(lanes)`` bytes.
 """
@@ -505,6 +579,7 @@ class LayerMode(enum.IntEnum):
     RVQ = 3  #: dense rows of ``S`` stage indices per sub-vector, the sum of ``S`` codewords (residual VQ)
     PQ = 4   #: dense rows of indices into a codebook per block of columns (product VQ)
     E8P = 5  #: dense rows of 16-bit E8P lattice codeword indices, decoded from the engine's table
+    COLUMNS = 6  #: sparse layers column by column in the column unit, EIE's dataflow (scalar centroids)
 
 
 #: E8P lattice layers (see "E8P lattice layers" above; :mod:`model.codecs.e8p` decodes them): the codeword
@@ -543,6 +618,18 @@ HUFFMAN_DEFAULT_MAX_LEN = 15
 #: Longest code a Huffman decoder may be built for: a code must fit in one stream word,
 #: so one new word always completes the symbol being decoded.
 HUFFMAN_MAX_LEN_LIMIT = WORD_BITS
+
+
+#: A COLUMNS entry (see "Column-wise sparse layers"): 16 bits, the local row below the centroid index.
+COLUMN_ENTRY_BITS = 16
+COLUMN_ROW_BITS = 11
+COLUMN_INDEX_BITS = COLUMN_ENTRY_BITS - COLUMN_ROW_BITS
+#: Most centroids of a COLUMNS layer (its index field's reach).
+COLUMN_K_MAX = 1 << COLUMN_INDEX_BITS
+#: Most local rows a COLUMNS layer may have per slot.
+COLUMN_ROWS_MAX = 1 << COLUMN_ROW_BITS
+#: Centroids per word of a COLUMNS stream.
+COLUMN_CENTROIDS_PER_WORD = WORD_BITS // 8
 
 
 def huffman_index_bits(k: int) -> int:

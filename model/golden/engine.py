@@ -97,6 +97,9 @@ class GoldenEngine:
                 for name, step in getattr(codec, "activation_counters", lambda *_: {})(run[i], x_in[rows]).items():
                     part[name] += step
             c = {k: sum(part[k] for part in parts) for k in COUNTERS}
+            # What a layer costs once per job (a COLUMNS layer's stream, read into the column unit in image 0).
+            for name, step in getattr(codec, "job_counters", lambda *_: {})(layer, cfg).items():
+                c[name] += step
             if d.save and cfg.residual:   # every output lane-word is written to the skip buffer too
                 saved = x
                 c["sram_writes"] *= 2

@@ -101,12 +101,12 @@ def pe_balanced_order(work, pes: int) -> np.ndarray | None:
     return order
 
 
-def _balanceable(layer, nxt, mode_of) -> bool:
+def _balanceable(layer, nxt, mode_of, mode: str = "huffman") -> bool:
     """Layer ``layer``'s hidden units may be permuted: both it and ``nxt`` (the layer reading its
-    output) are sparse FC layers with scalar centroids, its output goes nowhere else (no skip
-    buffer), and ``nxt`` reads exactly its outputs."""
+    output) are sparse FC layers (of ``mode``) with scalar centroids, its output goes nowhere else
+    (no skip buffer), and ``nxt`` reads exactly its outputs."""
     def sparse_fc(l):
-        return (getattr(l, "kind", "fc") == "fc" and mode_of(l) == "huffman"
+        return (getattr(l, "kind", "fc") == "fc" and mode_of(l) == mode
                 and np.asarray(l.codebook).ndim == 2 and np.asarray(l.codebook).shape[1] == 1)
     return (sparse_fc(layer) and sparse_fc(nxt) and not getattr(layer, "save", False)
             and nxt.in_features == layer.out_features
@@ -124,8 +124,18 @@ def _indices_valid(layer) -> bool:
     return idx.size == 0 or (idx.min() >= 0 and idx.max() < len(layer.codebook))
 
 
-def balance_hidden_units(layers, pes: int, mode_of, pairs: bool = True) -> tuple[list, dict[int, np.ndarray]]:
+def stored_weights(indices) -> np.ndarray:
+    """Each row's kept weights: its cycles in a slot of the column unit (``COLUMNS`` layers), before the
+    activations skip some."""
+    return np.count_nonzero(np.asarray(indices), axis=1).astype(np.int64)
+
+
+def balance_hidden_units(layers, pes: int, mode_of, pairs: bool = True, mode: str = "huffman",
+                         work=None) -> tuple[list, dict[int, np.ndarray]]:
     """The layers with each balanceable sparse layer's hidden units permuted for ``pes`` PEs.
+
+    The same for a ``COLUMNS`` layer's slots (``mode="columns"``, ``pes`` the slots, ``work``
+    :func:`stored_weights`): row ``r`` runs in slot ``r mod S``.
 
     Layer ``i`` is permuted when it and layer ``i + 1`` are sparse FC layers and its output feeds
     only layer ``i + 1`` (:func:`_balanceable`; never the last layer): its rows (index matrix,
@@ -144,6 +154,10 @@ def balance_hidden_units(layers, pes: int, mode_of, pairs: bool = True) -> tuple
         A layer's mode (``"huffman"`` for sparse layers), e.g. :func:`model.program.writer.layer_mode`.
     pairs : bool
         The engine's decoder takes two codes a step (:func:`sparse_row_work`).
+    mode : str
+        The sparse layers' mode (``"huffman"``, ``"columns"``).
+    work : callable, optional
+        A layer's index matrix -> each row's cost (default: :func:`sparse_row_work`).
 
     Returns
     -------
@@ -158,9 +172,10 @@ def balance_hidden_units(layers, pes: int, mode_of, pairs: bool = True) -> tuple
         return out, orders
     for i in range(len(out) - 1):
         layer, nxt = out[i], out[i + 1]
-        if not _balanceable(layer, nxt, mode_of):
+        if not _balanceable(layer, nxt, mode_of, mode):
             continue
-        order = pe_balanced_order(sparse_row_work(layer.indices, pairs=pairs), pes)
+        cost = work(layer.indices) if work is not None else sparse_row_work(layer.indices, pairs=pairs)
+        order = pe_balanced_order(cost, pes)
         if order is None:
             continue
         layer = copy.copy(layer)

@@ -74,7 +74,8 @@ class Program:
                             weight_sram_words=e.get("weight_sram_words", 0),
                             rvq_stages_max=e.get("rvq_stages_max", 0), pq=e.get("pq", False),
                             nearest_prototype=e.get("nearest_prototype", False),
-                            lattice=e.get("lattice", False), pes=e.get("pes", 1))
+                            lattice=e.get("lattice", False), pes=e.get("pes", 1),
+                            **{name: e.get(name, 0) for name in EngineConfig.COLUMN_FIELDS})
 
     # --- files ----------------------------------------------------------------------------
     def to_bytes(self) -> bytes:

@@ -19,8 +19,12 @@ from model.contract.descriptor import Descriptor
 from model.contract.errors import ProgramError
 from model.contract.layout import (DESC_WORDS, HUFFMAN_DEFAULT_MAX_LEN, JOB_MAGIC, JOB_WORDS, MAX_FEATURES_LIMIT,
                                    PES, WORD_BYTES, LayerKind, LayerMode)
-from model.program.balance import balance_hidden_units
+from model.program.balance import balance_hidden_units, stored_weights
 from model.program.file import Program, rom_id
+
+
+#: How ``build_program`` writes sparse (Deep Compression) layers: Huffman-coded rows, or column-wise.
+SPARSE_FORMATS = ("huffman", "columns")
 
 
 def layer_mode(lowered, layer) -> str:
@@ -100,7 +104,8 @@ def max_features_for(descs, lanes: int) -> int:
 def build_program(lowered, config_max_features: int | None = None, codebook_depth: int = 256,
                   info: dict | None = None, shared_rom=None, pvq_k_max: int = 0,
                   huffman_max_len: int = HUFFMAN_DEFAULT_MAX_LEN, huffman_symbol_bits: int | None = None,
-                  weight_sram_words: int = 0, pes: int = 1, balance: bool = True) -> Program:
+                  weight_sram_words: int = 0, pes: int = 1, balance: bool = True,
+                  sparse_format: str = "huffman") -> Program:
     """Lay a :class:`model.compress.lowering.LoweredNetwork` out as a program.
 
     The engine's activation SRAM holds ``config_max_features`` values per
@@ -130,19 +135,36 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
     on copies: ``lowered`` is not changed); its metadata's ``row_order`` lists the original row
     (hidden unit) of each stored row.  The program's outputs are those of ``lowered`` exactly.
     ``balance=False`` keeps every row where it is (output row ``r`` on PE ``r mod P``).
+
+    ``sparse_format="columns"`` writes the sparse layers column-wise instead (``LayerMode.COLUMNS``,
+    :mod:`model.codecs.layers.columns`), for an engine with the column unit (one PE; its ``lanes``
+    slots balanced the same way, by the rows' kept weights).
     """
     lanes = lowered.lanes
     if pes not in PES:
         raise ProgramError(f"--pes must be one of {', '.join(map(str, PES))}, got {pes}")
-    balanced, row_order = balance_hidden_units(lowered.layers, pes if balance else 1,
-                                               lambda l: layer_mode(lowered, l),
-                                               pairs=codes_per_step(huffman_max_len) == 2)
+    if sparse_format not in SPARSE_FORMATS:
+        raise ProgramError(f"sparse format must be one of {', '.join(SPARSE_FORMATS)}, got {sparse_format!r}")
+
+    def mode_of(layer):
+        mode = layer_mode(lowered, layer)
+        return sparse_format if mode == "huffman" else mode
+
+    if sparse_format == "columns":
+        if pes != 1:
+            raise ProgramError(f"column-wise sparse layers run on one processing element (the column unit's slots "
+                               f"are its lanes): --pes must be 1, got {pes}")
+        balanced, row_order = balance_hidden_units(lowered.layers, lanes if balance else 1, mode_of,
+                                                   mode="columns", work=stored_weights)
+    else:
+        balanced, row_order = balance_hidden_units(lowered.layers, pes if balance else 1, mode_of,
+                                                   pairs=codes_per_step(huffman_max_len) == 2)
     if row_order:
         lowered = copy.copy(lowered)
         lowered.layers = balanced
     try:
         rules = [kind_named(layer_kind(l)) for l in lowered.layers]
-        codecs = [codec_named(layer_mode(lowered, l)) if rule.has_rows else None
+        codecs = [codec_named(mode_of(l)) if rule.has_rows else None
                   for l, rule in zip(lowered.layers, rules)]
     except ValueError as e:
         raise ProgramError(str(e)) from None
@@ -204,7 +226,8 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
                       if huffman else {}),
                    # The units a mode's codec asks for (LayerCodec.engine_options; E8P: the lattice codebook).
                    **{k: v for c in dict.fromkeys(c for c in codecs if c is not None)
-                      for k, v in c.engine_options([d for d, cc in zip(descs, codecs) if cc is c]).items()}},
+                      for k, v in c.engine_options([d for d, cc in zip(descs, codecs) if cc is c],
+                                                   [m for m, cc in zip(layer_meta, codecs) if cc is c]).items()}},
         "rom": rom,
         "rom_id": rom_id(rom),
         "rom_shared": shared_rom is not None,
@@ -290,7 +313,9 @@ def place_in_weight_sram(program: Program, weight_sram_words: int) -> Program:
     image = program.image.copy()
     desc_addr = int(image[2])
     # A layer with no stream (pooling) is never resident.
-    sizes = [layer["placement"]["words"] or weight_sram_words + 1 for layer in meta["layers"]]
+    # A COLUMNS layer is resident in the column unit, never in the weight SRAM.
+    sizes = [weight_sram_words + 1 if layer.get("mode") == "columns" else
+             layer["placement"]["words"] or weight_sram_words + 1 for layer in meta["layers"]]
     for i, (layer, addr) in enumerate(zip(meta["layers"], place_streams(sizes, weight_sram_words))):
         at = desc_addr + i * DESC_WORDS
         desc = Descriptor.decode(image[at:at + DESC_WORDS])

@@ -133,9 +133,10 @@ class LayerCodec:
         """The ``codebook_size`` recorded in the layer's metadata."""
         return int(len(layer.codebook))
 
-    def engine_options(self, descs) -> dict:
+    def engine_options(self, descs, metas=()) -> dict:
         """The program's ``engine`` entries (:class:`~model.contract.config.EngineConfig` fields) a program
-        with layers of this mode needs, given those layers' descriptors (the E8P unit: ``lattice``)."""
+        with layers of this mode needs, given those layers' descriptors and :attr:`LayerImage.meta`
+        (the E8P unit: ``lattice``; the column unit's sizes)."""
         return {}
 
     # --- engine (golden model and program validation) ---------------------------------

@@ -46,7 +46,7 @@ class E8pCodec(LayerCodec):
         rows = dense_rows(bias, mult, shift, act, idx, E8P_INDEX_BITS)
         return dense_layer_image(layer, rows, (0, 0), ctx, self.mode)
 
-    def engine_options(self, descs) -> dict:
+    def engine_options(self, descs, metas=()) -> dict:
         return {"lattice": True}
 
     def check(self, desc: Descriptor, cfg: EngineConfig, where: str) -> None:

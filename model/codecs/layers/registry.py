@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.codecs.layers.base import DecodedLayer, LayerCodec
+from model.codecs.layers.columns import ColumnsCodec
 from model.codecs.layers.e8p import E8pCodec
 from model.codecs.layers.huffman import HuffmanCodec
 from model.codecs.layers.kinds import kind_rule
@@ -35,7 +36,7 @@ def register_layer_codec(codec: LayerCodec) -> LayerCodec:
     return codec
 
 
-for _codec in (VqCodec(), HuffmanCodec(), PvqCodec(), RvqCodec(), PqCodec(), E8pCodec()):
+for _codec in (VqCodec(), HuffmanCodec(), PvqCodec(), RvqCodec(), PqCodec(), E8pCodec(), ColumnsCodec()):
     register_layer_codec(_codec)
 
 
