@@ -28,6 +28,8 @@ class EventCounters(wiring.Component):
     step_bits : int
         Width of a step (:data:`STEP_BITS`; wider in an engine with several processing elements,
         whose MACs per cycle are ``lanes * pes``).
+    wide : dict, optional
+        Counters whose step is wider, by name (the column unit's ``zero_skips``: a layer's at its end).
 
     Members
     -------
@@ -40,14 +42,15 @@ class EventCounters(wiring.Component):
         is registered before it is added).
     """
 
-    def __init__(self, moving, step_bits: int = STEP_BITS):
+    def __init__(self, moving, step_bits: int = STEP_BITS, wide: dict | None = None):
         moving = tuple(moving)
+        wide = dict(wide or {})
         unknown = set(moving) - set(COUNTERS + RTL_COUNTERS)
         if unknown:
             raise ValueError(f"no such counters: {', '.join(sorted(unknown))}")
         self.moving = moving
         super().__init__({
-            "steps": In(data.StructLayout({name: unsigned(step_bits) for name in moving})),
+            "steps": In(data.StructLayout({name: unsigned(wide.get(name, step_bits)) for name in moving})),
             "clear": In(1),
             "counters": Out(CounterLayout),
         })

@@ -10,8 +10,8 @@ from hw.layouts import COUNT_BITS, MODE_PARAM_BIT, DescriptorLayout
 from model.codecs.layers.kinds import rowless_kinds
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
-from model.contract.layout import (COMPACT_ROW_HEADER_WORDS, E8P_INDEX_BITS, MODE_PARAM_BITS, ROW_HEADER_WORDS,
-                                   WORD_BITS, LayerKind, LayerMode)
+from model.contract.layout import (COLUMN_K_MAX, COMPACT_ROW_HEADER_WORDS, E8P_INDEX_BITS, MODE_PARAM_BITS,
+                                   ROW_HEADER_WORDS, WORD_BITS, LayerKind, LayerMode)
 
 log2 = lambda n: n.bit_length() - 1  # noqa: E731  (powers of two only)
 
@@ -83,9 +83,17 @@ def e8p_rules(d, cfg: EngineConfig):
     return Const(0), bad_row_words(d, cfg, E8P_INDEX_BITS)
 
 
+def columns_rules(d, cfg: EngineConfig):
+    """:meth:`model.codecs.layers.columns.ColumnsCodec.check`: 1..``COLUMN_K_MAX`` centroids (word 3's low
+    half); resident only in the column unit."""
+    k = d.row_words
+    return (k == 0) | (k > COLUMN_K_MAX), d.resident
+
+
 #: The rules of each layer mode, as :mod:`model.codecs.layers.registry` has a codec for each.
 MODE_RULES = {LayerMode.VQ: vq_rules, LayerMode.PVQ: pvq_rules, LayerMode.HUFFMAN: huffman_rules,
-              LayerMode.RVQ: rvq_rules, LayerMode.PQ: pq_rules, LayerMode.E8P: e8p_rules}
+              LayerMode.RVQ: rvq_rules, LayerMode.PQ: pq_rules, LayerMode.E8P: e8p_rules,
+              LayerMode.COLUMNS: columns_rules}
 
 
 class DescriptorCheck(wiring.Component):

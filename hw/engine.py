@@ -7,6 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import Out
 
 from hw.avg_pool import AvgPool
+from hw.column_unit import ColumnUnit
 from hw.counters import STEP_BITS, EventCounters
 from hw.datapaths import NEAREST_PATH, datapaths
 from hw.descriptor_check import DescriptorCheck, log2
@@ -27,8 +28,8 @@ from model.codecs.layers.kinds import pooling_kinds
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
 from model.contract.ints import ceil_div
-from model.contract.layout import (DESC_WORDS, JOB_MAGIC, JOB_WORDS, NEAREST_OUTPUTS, WORD_BITS, WORD_BYTES, LayerKind,
-                                   LayerMode, vector_align)
+from model.contract.layout import (COLUMNS_KEPT_WORD, DESC_WORDS, JOB_MAGIC, JOB_WORDS, NEAREST_OUTPUTS, WORD_BITS,
+                                   WORD_BYTES, LayerKind, LayerMode, vector_align)
 
 #: Rows whose parameters may be read before the MAC finishes the previous ones.
 ROW_PARAMS_DEPTH = 4
@@ -103,6 +104,10 @@ class Engine(wiring.Component):
         m.submodules.reader = reader = StreamReader(self._aw, self._fifo_depth,
                                                     cfg.weight_sram_words if cfg.pes == 1 else 0)
         paths = datapaths(m, cfg)
+        # COLUMNS layers run in the column unit, beside the datapaths (model.contract.layout).
+        columns = cfg.columns
+        if columns:
+            m.submodules.column_unit = unit = ColumnUnit(cfg)
         # Processing element p > 0 has its own datapaths (index path, ROM copy, MAC lanes): see
         # pe_datapaths below and model.contract.layout, "Processing elements".
         pes = cfg.pes
@@ -134,12 +139,17 @@ class Engine(wiring.Component):
         if cfg.residual:   # the residual add adds a lane-word per lane-word it reads
             residual_adds = Signal(range(lanes + 1), name="residual_adds")
             unit_events["adds"] = unit_events["adds"] + residual_adds if "adds" in unit_events else residual_adds
+        if columns:   # the column unit's MACs, skips and memory accesses
+            for name in ("macs", "zero_skips", *([] if wsram else ["weight_sram_reads", "weight_sram_writes"])):
+                step = getattr(unit.events, name)
+                unit_events[name] = unit_events[name] + step if name in unit_events else step
         m.submodules.event_counters = counters = EventCounters(dict.fromkeys([
             "dram_read_words", "dram_write_words", "sram_reads", "sram_writes", "cycles", "stall_cycles",
             *(["weight_sram_reads", "weight_sram_writes"] if wsram else []),
             *(name for mode_steps in read_steps.values() for name in mode_steps), *counted, *unit_events]),
             *([max(STEP_BITS, (max(cfg.rvq_stages_max, 1) * lanes * pes).bit_length(),
-                   (pes * ((1 << STEP_BITS) - 1)).bit_length() if sparse_pes else 0)] if pes > 1 else []))
+                   (pes * ((1 << STEP_BITS) - 1)).bit_length() if sparse_pes else 0)] if pes > 1 else []),
+            **({"wide": {"zero_skips": WORD_BITS}} if columns else {}))
         # Row parameters run ahead of their row's beats by the pipeline's depth.
         m.submodules.row_params = row_params = BlockRamFIFO(width=RowParams.size, depth=ROW_PARAMS_DEPTH)
 
@@ -184,7 +194,7 @@ class Engine(wiring.Component):
         def lane_words(n):     # SRAM lane-words of an aligned vector
             return ((n + align - 1) >> log2(align)) << log2(align // lanes)
 
-        sized_modes = [value for value, path in paths.items() if path.sized]
+        sized_modes = [value for value, path in paths.items() if path.sized] + ([LayerMode.COLUMNS] if columns else [])
 
         def sized(value):
             return reduce(or_, [value == s for s in sized_modes], Const(0))
@@ -246,7 +256,7 @@ class Engine(wiring.Component):
                         if name in counted or name in unit_events}
         # An engine with one datapath does not decode the mode to pick it: its handshakes then start at
         # their own registers, not at the mode register (timing, issue 16).
-        with m.Switch(mode if len(paths) > 1 else Const(next(iter(paths)), len(mode))):
+        with m.Switch(mode if len(paths) > 1 or columns else Const(next(iter(paths)), len(mode))):
             for value, path in (paths.items() if pes == 1 else ()):   # several PEs: pe_datapaths
                 source, dot = path.source, path.dot
                 beat = source.beats.payload
@@ -285,6 +295,13 @@ class Engine(wiring.Component):
                                  operands.payload.activations.eq(Mux(held_inside, sram.rd_data, 0)),
                                  operands.payload.first.eq(taken.first), operands.payload.last.eq(taken.last)]
                     m.d.comb += path.weights(taken, desc)
+            if columns:
+                with m.Case(LayerMode.COLUMNS):
+                    with m.If(running):
+                        wiring.connect(m, reader.data, unit.words)
+                    wiring.connect(m, unit.result, requantizer.result)
+                    m.d.comb += [source_busy.eq(unit.busy), source_error.eq(unit.error),
+                                 sram.rd_addr.eq(unit.sram_addr), sram.rd_en.eq(unit.sram_en)]
 
         def pe_datapaths(source_busy, source_error, dot_error):
             # (Arguments, not closure cells: a cell would lose the signals' names in every engine's Verilog.)
@@ -654,6 +671,12 @@ class Engine(wiring.Component):
                         with m.If(desc.kind == LayerKind.ADD):
                             m.d.sync += [add_word.eq(0), add_written.eq(0)]
                             m.next = "ADD"
+                    if columns:   # resident in the column unit: image 0 reads its stream, later images nothing
+                        with m.If((desc.kind == LayerKind.FC) & (desc.mode == LayerMode.COLUMNS)):
+                            with m.If(unit.unfit):
+                                fail(EngineError.BAD_STREAM)
+                            with m.Elif(image != 0):
+                                m.next = "COLUMNS_START"
             if cfg.residual:
                 with m.State("ADD"):
                     # One lane-word of the input and of the skip buffer per cycle, added next cycle.
@@ -762,6 +785,10 @@ class Engine(wiring.Component):
                             end_layer(out_values)
                     else:
                         end_layer(out_values)
+            if columns:
+                with m.State("COLUMNS_START"):
+                    m.d.comb += [start_layer.eq(1), packer.start.eq(1)]
+                    m.next = "RUN"
             with m.State("STORE"):
                 # Keep one SRAM word in flight into the gearbox; hold it while it waits.
                 m.d.comb += sram.rd_addr.eq(store_read)
@@ -813,6 +840,17 @@ class Engine(wiring.Component):
         if sparse_pes:   # each sparse PE reads its own activations
             sram_reads = sram_reads + sum(sparse_reads[p] for p in range(pes))
             m.d.comb += steps.sram_reads.eq(sram_reads)
+        if columns:   # the column unit reads the activations itself, and is told where a job and an image start
+            sram_reads = sram_reads + unit.events.sram_reads
+            m.d.comb += [steps.sram_reads.eq(sram_reads),
+                         unit.new_job.eq(fsm.ongoing("JOB_CHECK")), unit.new_image.eq(fsm.ongoing("LOAD")),
+                         unit.start.eq(start_layer & (mode == LayerMode.COLUMNS)), unit.fill.eq(image == 0),
+                         unit.dry.eq(reader.idle), unit.sram_data.eq(sram.rd_data),
+                         unit.layer.in_features.eq(desc.in_features), unit.layer.out_features.eq(desc.out_features),
+                         unit.layer.in_words.eq(lane_words(desc.in_features)), unit.layer.k.eq(desc.row_words),
+                         unit.layer.kept.eq(desc.as_value()[COLUMNS_KEPT_WORD * WORD_BITS:][:WORD_BITS]),
+                         unit.layer.mult.eq(desc.pool_mult), unit.layer.shift.eq(desc.pool_shift),
+                         unit.layer.act.eq(desc.pool_act)]
         if cfg.residual:   # an add reads the input and the skip buffer; a saving layer writes both
             m.d.comb += [steps.sram_reads.eq(sram_reads + Mux(add_read, 2, 0)),
                          steps.sram_writes.eq(sram.wr_en + skip.wr_en)]
@@ -820,8 +858,10 @@ class Engine(wiring.Component):
             step = counted.get(name, 0) + unit_events.get(name, 0)
             m.d.comb += getattr(steps, name).eq(step + shared_steps[name] if name in shared_steps else step)
         if wsram:
-            m.d.comb += [steps.weight_sram_reads.eq(reader.events.wsram_read),
-                         steps.weight_sram_writes.eq(reader.events.wsram_write)]
+            m.d.comb += [steps.weight_sram_reads.eq(reader.events.wsram_read
+                                                    + (unit.events.weight_sram_reads if columns else 0)),
+                         steps.weight_sram_writes.eq(reader.events.wsram_write
+                                                     + (unit.events.weight_sram_writes if columns else 0))]
         if overlap:
             with m.If(start_layer & conv & ~first_position):
                 m.d.comb += packer.start.eq(0)

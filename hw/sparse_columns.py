@@ -17,6 +17,7 @@ class LoadTarget(enum.Enum, shape=2):
     COLUMN = 0     #: a slot's column-table entry: where a column's entries start, and how many
     ENTRY = 1      #: a slot's entry: local row and centroid index of a kept weight
     CENTROID = 2   #: the centroid table (shared by the slots): the weight of a centroid index
+    BIAS = 3       #: a slot's bias of a local row (32 bits, added to its sum in the output phase)
 
 
 def column_layout(entries: int, rows: int) -> data.StructLayout:
@@ -50,15 +51,17 @@ class SparseColumns(wiring.Component):
       need no stall).
 
     When every activation has been scanned and every slot has drained, the
-    output phase streams the accumulators out, one lane-word (local row ``t``
-    of every slot) per transfer, and clears each as it goes, ready for the
-    next image.  Golden twin:
+    output phase streams the accumulators out, each plus its bias, one
+    lane-word (local row ``t`` of every slot) per transfer, and clears each as
+    it goes, ready for the next image.  Golden twin:
     :func:`model.golden.sparse_columns.column_sums`.
 
-    The column tables, entries and centroids are written through ``load``
-    between layers; a layer's column table starts at ``config.column_base``,
-    and its entries may sit anywhere in the entry memory (the table holds
-    absolute starts), so several layers stay resident together.
+    The column tables, entries, biases and centroids are written through
+    ``load`` between layers; a layer's column table starts at
+    ``config.column_base``, its biases at ``config.row_base`` and its
+    centroids at ``config.centroid_base``, and its entries may sit anywhere in
+    the entry memory (the table holds absolute starts), so several layers
+    stay resident together.
 
     Parameters
     ----------
@@ -71,9 +74,13 @@ class SparseColumns(wiring.Component):
     entries : int
         Entry-memory depth per slot.
     rows : int
-        Accumulators per slot (the most local rows of any layer).
+        Accumulators and biases per slot (the local rows of every resident layer).
     index_bits : int
-        Centroid index width; the table holds ``2**index_bits`` weights.
+        Centroid index width.
+    centroids : int
+        Centroid-table depth (every resident layer's); default ``2**index_bits``.
+    max_words : int
+        Most lane-words of a layer's input (padding included); default ``ceil(columns / lanes)``.
     queue_depth : int
         Each slot's queue of broadcast activations.
     weight_bits : int
@@ -83,7 +90,8 @@ class SparseColumns(wiring.Component):
     -------
     config : In(layout)
         ``words`` (activation lane-words of the layer), ``column_base``, ``rows``
-        (local rows, the output transfers); held from ``start`` to the end of the layer.
+        (local rows, the output transfers), ``row_base``, ``centroid_base``; held from
+        ``start`` to the end of the layer.
     start : In(1)
         Begin a layer (only while not ``busy``).
     acts : In(stream.Signature(lane_word(lanes)))
@@ -96,28 +104,37 @@ class SparseColumns(wiring.Component):
     busy : Out(1)
         From ``start`` to the last ``sums`` transfer.
     events : Out(layout)
-        Per cycle: ``macs`` (entries multiplied) and ``zero_skips`` (zero
-        activations in the lane-word the scanner takes).
+        Per cycle: ``macs`` (entries multiplied), ``zero_skips`` (zero
+        activations in the lane-word the scanner takes) and ``column_reads``
+        (slots reading their column table).
     """
 
     def __init__(self, lanes: int, slots: int, *, columns: int, entries: int, rows: int, index_bits: int,
-                 queue_depth: int = 16, weight_bits: int = ACT_BITS):
+                 centroids: int | None = None, max_words: int | None = None, queue_depth: int = 16,
+                 weight_bits: int = ACT_BITS):
+        centroids = 1 << index_bits if centroids is None else centroids
+        max_words = -(-columns // lanes) if max_words is None else max_words
         for name, value in (("lanes", lanes), ("slots", slots), ("columns", columns), ("entries", entries),
-                            ("rows", rows), ("index_bits", index_bits), ("queue_depth", queue_depth),
+                            ("rows", rows), ("index_bits", index_bits), ("centroids", centroids),
+                            ("max_words", max_words),
+                            ("queue_depth", queue_depth),
                             ("weight_bits", weight_bits)):
             if not isinstance(value, int) or value < 1:
                 raise TypeError(f"{name} must be a positive integer, not {value!r}")
         self.lanes, self.slots, self.columns, self.entries, self.rows = lanes, slots, columns, entries, rows
         self.index_bits, self.queue_depth, self.weight_bits = index_bits, queue_depth, weight_bits
+        self.centroids, self.max_words = centroids, max_words
         self.column_layout = column_layout(entries, rows)
         self.entry_layout = entry_layout(rows, index_bits)
-        widest = max(self.column_layout.size, self.entry_layout.size, weight_bits)
+        widest = max(self.column_layout.size, self.entry_layout.size, weight_bits, ACC_BITS)
         self.load_layout = data.StructLayout({
             "target": LoadTarget, "slot": range(slots),
-            "addr": range(max(columns, entries, 1 << index_bits)), "data": unsigned(widest)})
+            "addr": range(max(columns, entries, rows, centroids)), "data": unsigned(widest)})
         self.config_layout = data.StructLayout({
-            "words": range(-(-columns // lanes) + 1), "column_base": range(columns), "rows": range(rows + 1)})
-        self.events_layout = data.StructLayout({"macs": range(slots + 1), "zero_skips": range(lanes + 1)})
+            "words": range(max_words + 1), "column_base": range(columns), "rows": range(rows + 1),
+            "row_base": range(rows), "centroid_base": range(centroids)})
+        self.events_layout = data.StructLayout({"macs": range(slots + 1), "zero_skips": range(lanes + 1),
+                                                "column_reads": range(slots + 1)})
         super().__init__({
             "config": In(self.config_layout),
             "start": In(1),
@@ -137,14 +154,14 @@ class SparseColumns(wiring.Component):
         ready_layout = data.StructLayout({"start": range(self.entries), "count": range(self.rows + 1),
                                           "act": act_shape})
 
-        centroids = Array(Signal(signed(self.weight_bits), name=f"centroid{i}") for i in range(1 << self.index_bits))
+        centroids = Array(Signal(signed(self.weight_bits), name=f"centroid{i}") for i in range(self.centroids))
         with m.If(self.load.valid & (load.target == LoadTarget.CENTROID)):
-            m.d.sync += centroids[load.addr[:self.index_bits]].eq(load.data[:self.weight_bits])
+            m.d.sync += centroids[load.addr].eq(load.data[:self.weight_bits])
 
         # --- scanner: the held lane-word's pending non-zero lanes, lowest first ---------------------------
         word = Signal(lane_word(lanes))
         pending = Signal(lanes)
-        base = Signal(range(self.columns + lanes))       # column of the held word's lane 0
+        base = Signal(range((self.max_words + 1) * lanes))   # column of the held word's lane 0
         next_base = Signal.like(base)
         words_left = Signal.like(cfg.words)
         running = Signal()                               # scanning or draining (not yet the output phase)
@@ -170,7 +187,8 @@ class SparseColumns(wiring.Component):
             m.d.sync += [word.eq(self.acts.payload), pending.eq(nonzero), base.eq(next_base),
                          next_base.eq(next_base + lanes), words_left.eq(words_left - 1)]
             m.d.comb += self.events.zero_skips.eq(lanes - sum(nonzero[i] for i in range(lanes)))
-        m.d.comb += self.events.macs.eq(sum(s["stage_a"] for _, s in slots))
+        m.d.comb += [self.events.macs.eq(sum(s["stage_a"] for _, s in slots)),
+                     self.events.column_reads.eq(sum(s["pop"] for _, s in slots))]
 
         # --- control: scan, drain, then the output phase ------------------------------------------------
         drained = (words_left == 0) & ~pending.any() & Cat(s["idle"] for _, s in slots).all()
@@ -192,7 +210,7 @@ class SparseColumns(wiring.Component):
                 give = self.sums.ready
                 m.d.comb += self.sums.valid.eq(1)
                 for i, (_, s) in enumerate(slots):
-                    m.d.comb += [self.sums.payload[i].eq(s["acc_data"]), s["output"].eq(1),
+                    m.d.comb += [self.sums.payload[i].eq(s["acc_data"] + s["bias_data"]), s["output"].eq(1),
                                  s["out_addr"].eq(Mux(give, t + 1, t)), s["clear"].eq(give), s["clear_addr"].eq(t)]
                 with m.If(give):
                     m.d.sync += t.eq(t + 1)
@@ -214,7 +232,8 @@ class SparseColumns(wiring.Component):
         m.submodules[f"entry_memory{s}"] = entry_mem = memory.Memory(shape=self.entry_layout, depth=self.entries,
                                                                      init=[])
         m.submodules[f"accumulators{s}"] = accs = memory.Memory(shape=signed(ACC_BITS), depth=self.rows, init=[])
-        for mem, target in ((table, LoadTarget.COLUMN), (entry_mem, LoadTarget.ENTRY)):
+        m.submodules[f"biases{s}"] = biases = memory.Memory(shape=signed(ACC_BITS), depth=self.rows, init=[])
+        for mem, target in ((table, LoadTarget.COLUMN), (entry_mem, LoadTarget.ENTRY), (biases, LoadTarget.BIAS)):
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(load.addr), wp.data.eq(load.data), wp.en.eq(loading & (load.target == target))]
         q_head = data.View(queued, q.r_data)
@@ -262,16 +281,19 @@ class SparseColumns(wiring.Component):
         stage_a_row = Signal(range(self.rows), name=f"stage_a_row{s}")
         product = Signal(signed(self.weight_bits + ACT_BITS), name=f"product{s}")
         m.d.sync += [stage_a.eq(stage_m), stage_a_row.eq(entry.row),
-                     product.eq(centroids[entry.index] * stage_m_act)]
+                     product.eq(centroids[cfg.centroid_base + entry.index] * stage_m_act)]
         m.d.comb += [
             acc_read.addr.eq(Mux(taps["output"], taps["out_addr"], entry.row)),
             acc_write.addr.eq(Mux(taps["clear"], taps["clear_addr"], stage_a_row)),
             acc_write.data.eq(Mux(taps["clear"], 0, acc_read.data + product)),
             acc_write.en.eq(taps["clear"] | stage_a),
         ]
+        # The bias of the output phase's local row, read with its accumulator.
+        bias_read = biases.read_port()
+        m.d.comb += bias_read.addr.eq(cfg.row_base + taps["out_addr"])
         idle = Signal(name=f"idle{s}")
         m.d.comb += idle.eq(~q.r_rdy & ~in_flight & ~ready.r_rdy & ~walking & ~stage_m & ~stage_a)
-        taps.update(acc_data=acc_read.data, stage_a=stage_a, idle=idle)
+        taps.update(acc_data=acc_read.data, bias_data=bias_read.data, stage_a=stage_a, idle=idle, pop=pop)
         return _QueueTaps(q, q_in), taps
 
 

@@ -21,25 +21,32 @@ def packed(layout, **fields) -> int:
     return layout.const(fields).as_value().value
 
 
-def bases(layers: list[ColumnLayer]) -> list[tuple[int, list[int]]]:
-    """Each layer's column-table base, and its first entry in each slot: the layers one after another."""
-    out, column, entry = [], 0, None
+def bases(layers: list[ColumnLayer]) -> list[tuple[int, list[int], int]]:
+    """Each layer's column-table base, its first entry in each slot and its first local row: the layers one
+    after another."""
+    out, column, entry, row = [], 0, None, 0
     for layer in layers:
         entry = entry or [0] * len(layer.slots)
-        out.append((column, list(entry)))
+        out.append((column, list(entry), row))
         column += layer.in_features
+        row += layer.local_rows
         entry = [e + len(part.entry_rows) for e, part in zip(entry, layer.slots)]
     return out
 
 
-def load_items(dut: SparseColumns, layers: list[ColumnLayer], centroids) -> list[int]:
-    """The ``load`` transfers that make ``layers`` resident, the centroid table (shared) first."""
+def load_items(dut: SparseColumns, layers: list[ColumnLayer], centroids, biases=None) -> list[int]:
+    """The ``load`` transfers that make ``layers`` resident, the centroid table (shared) first; ``biases``,
+    per layer its biases by layer row (default: none loaded, the memories' zeros)."""
     lay, items = dut.load_layout, []
     mask = (1 << dut.weight_bits) - 1
     for i, c in enumerate(centroids):
         items.append(packed(lay, target=LoadTarget.CENTROID, slot=0, addr=i, data=int(c) & mask))
-    for layer, (column_base, entry_base) in zip(layers, bases(layers)):
+    for number, (layer, (column_base, entry_base, row_base)) in enumerate(zip(layers, bases(layers))):
         for s, part in enumerate(layer.slots):
+            if biases is not None:
+                for t, r in enumerate(part.rows):
+                    items.append(packed(lay, target=LoadTarget.BIAS, slot=s, addr=row_base + t,
+                                        data=int(biases[number][r]) & ((1 << ACC_BITS) - 1)))
             for j, (start, count) in enumerate(zip(part.starts, part.counts)):
                 word = packed(dut.column_layout, start=entry_base[s] + int(start), count=int(count))
                 items.append(packed(lay, target=LoadTarget.COLUMN, slot=s, addr=column_base + j, data=word))
@@ -54,12 +61,14 @@ def _signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
-def run_layers(dut: SparseColumns, layers: list[ColumnLayer], centroids, jobs, *, seed: int = 0,
+def run_layers(dut: SparseColumns, layers: list[ColumnLayer], centroids, jobs, *, biases=None, seed: int = 0,
                gap: float = 0.0, stall: float = 0.0, limit: int = 1_000_000, progress=None) -> list[dict]:
     """Load ``layers``, then run ``jobs``, a list of ``(layer number, activations)``, one after another.
 
     Parameters
     ----------
+    biases : list of arrays, optional
+        Per layer, its biases by layer row (:func:`load_items`).
     activations : array of int
         A whole number of lane-words (zero padding included).
     gap, stall : float
@@ -82,7 +91,7 @@ def run_layers(dut: SparseColumns, layers: list[ColumnLayer], centroids, jobs, *
     lanes = dut.lanes
 
     async def bench(ctx):
-        for item in load_items(dut, layers, centroids):
+        for item in load_items(dut, layers, centroids, biases):
             ctx.set(dut.load.valid, 1)
             ctx.set(dut.load.payload.as_value(), item)
             await ctx.tick()
@@ -93,8 +102,8 @@ def run_layers(dut: SparseColumns, layers: list[ColumnLayer], centroids, jobs, *
                 raise ValueError(f"layer {number}: {len(x)} activations are not whole lane-words of {lanes}")
             words = [sum((int(v) & ((1 << ACT_BITS) - 1)) << (ACT_BITS * i) for i, v in enumerate(x[w:w + lanes]))
                      for w in range(0, len(x), lanes)]
-            ctx.set(dut.config.as_value(), packed(dut.config_layout, words=len(words),
-                                                  column_base=places[number][0], rows=layer.local_rows))
+            ctx.set(dut.config.as_value(), packed(dut.config_layout, words=len(words), column_base=places[number][0],
+                                                  rows=layer.local_rows, row_base=places[number][2], centroid_base=0))
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)

@@ -12,7 +12,7 @@ import numpy as np
 from model.contract.config import EngineConfig
 from model.contract.errors import EngineError, EngineFault
 from model.contract.fixedpoint import ACT_PARAM_BITS, COMPACT_BIAS_SHIFT_BITS, SHIFT_MAX
-from model.contract.layout import (COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_SHIFT_LSB,
+from model.contract.layout import (COLUMNS_KEPT_WORD, COMPACT_ACT_LSB, COMPACT_BIAS_SHIFT_LSB, COMPACT_SHIFT_LSB,
                                    DESC_WORDS, DRAM_WORDS_WORD, FIELD16, FLAG_COMPACT, FLAG_FLOOR, FLAG_RELU,
                                    FLAG_RESIDENT, FLAG_SAVE, JOB_MAGIC, JOB_WORDS, KIND_MASK, KIND_SHIFT, MODE_MASK,
                                    MODE_PARAM_BITS, MODE_PARAM_SHIFT, MODE_SHIFT, NEAREST_OUTPUTS, WINDOWED_KINDS,
@@ -88,7 +88,7 @@ class Descriptor:
 
     @classmethod
     def decode(cls, words) -> "Descriptor":
-        w0, w1, w2, w3, w4, w5, w6 = (int(w) for w in words[:7])
+        w0, w1, w2, w3, w4, w5, w6 = (int(w) for w in words[:COLUMNS_KEPT_WORD + 1])
         flags = w3 >> 16
         kind = (flags >> KIND_SHIFT) & KIND_MASK
         compact = bool(flags & FLAG_COMPACT)

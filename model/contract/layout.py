@@ -628,6 +628,8 @@ COLUMN_INDEX_BITS = COLUMN_ENTRY_BITS - COLUMN_ROW_BITS
 COLUMN_K_MAX = 1 << COLUMN_INDEX_BITS
 #: Most local rows a COLUMNS layer may have per slot.
 COLUMN_ROWS_MAX = 1 << COLUMN_ROW_BITS
+#: The descriptor word of a COLUMNS layer's ``kept``.
+COLUMNS_KEPT_WORD = 6
 #: Centroids per word of a COLUMNS stream.
 COLUMN_CENTROIDS_PER_WORD = WORD_BITS // 8
 

@@ -7,8 +7,9 @@ from model.codecs.sparse_columns import ColumnLayer
 from model.contract.fixedpoint import wrap_acc
 
 
-def column_sums(layer: ColumnLayer, centroids: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, dict]:
-    """One image's accumulators, as the block's output beats, and its event counts.
+def column_sums(layer: ColumnLayer, centroids: np.ndarray, x: np.ndarray,
+                bias: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """One image's accumulators plus biases, as the block's output beats, and its event counts.
 
     Parameters
     ----------
@@ -17,13 +18,15 @@ def column_sums(layer: ColumnLayer, centroids: np.ndarray, x: np.ndarray) -> tup
         The layer's scalar weights by centroid index.
     x : array of int, (in_features padded to whole lane-words,)
         The int8 activations the block scans (the padding is zero).
+    bias : array of int, (out_features,), optional
+        The layer's biases by layer row (default: zero).
 
     Returns
     -------
     sums : ndarray of int64, (local_rows, slots)
         Beat ``t``, lane ``s``: slot ``s``'s local row ``t``, ``sum`` of
-        ``centroid * activation`` over its kept weights, wrapped to 32 bits
-        (0 where the slot has fewer rows).
+        ``centroid * activation`` over its kept weights, plus its bias, wrapped
+        to 32 bits (0 where the slot has fewer rows).
     events : dict
         ``macs``: entries multiplied (kept weights of columns whose activation
         is not zero); ``zero_skips``: zero activations scanned, padding
@@ -34,6 +37,8 @@ def column_sums(layer: ColumnLayer, centroids: np.ndarray, x: np.ndarray) -> tup
     sums = np.zeros((layer.local_rows, len(layer.slots)), dtype=np.int64)
     macs = 0
     for s, part in enumerate(layer.slots):
+        if bias is not None:
+            sums[:len(part.rows), s] = np.asarray(bias, dtype=np.int64)[part.rows]
         column = np.repeat(np.arange(layer.in_features), part.counts)
         live = x[column] != 0
         terms = centroids[part.entry_index[live]] * x[column[live]]

@@ -205,6 +205,10 @@ def build_program(lowered, config_max_features: int | None = None, codebook_dept
                             np.array([w for d in descs for w in d.encode()], dtype=np.uint32),
                             *streams]).astype(np.uint32)
     rom = ctx.rom
+    if not rom and any(c is not None and c.mode == LayerMode.COLUMNS for c in codecs):
+        # The engine's dense datapath, which every engine has, reads a ROM: a program of column-wise layers
+        # only (their centroids are in their streams) gets one zero codeword.
+        rom = [[0] * lanes]
     meta = {
         "network": lowered.name, "method": lowered.method,
         "engine": {"lanes": lanes, "codebook_depth": codebook_depth, "max_features": config_max_features,

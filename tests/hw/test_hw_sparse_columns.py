@@ -35,10 +35,10 @@ def activations(rng, n, lanes, zero=0.5, extreme=False):
     return np.concatenate([x, np.zeros(pad, dtype=np.int64)])
 
 
-def check(dut, layers, centroids, jobs, **kw):
-    got = run_layers(dut, layers, centroids, jobs, **kw)
+def check(dut, layers, centroids, jobs, biases=None, **kw):
+    got = run_layers(dut, layers, centroids, jobs, biases=biases, **kw)
     for (number, x), result in zip(jobs, got):
-        sums, events = column_sums(layers[number], centroids, x)
+        sums, events = column_sums(layers[number], centroids, x, None if biases is None else biases[number])
         assert result["sums"].shape == sums.shape, (number, result["sums"].shape, sums.shape)
         np.testing.assert_array_equal(result["sums"], sums, err_msg=f"layer {number}")
         assert result["macs"] == events["macs"]
@@ -54,9 +54,11 @@ def test_random_layers_with_backpressure(lanes, slots, seed):
     layers = [place_columns(random_layer(rng, r, c, d, k), slots) for (r, c), d in zip(shapes, (0.3, 0.6, 0.9))]
     centroids = rng.integers(-128, 128, size=k)
     centroids[0] = 0
-    jobs = [(int(n), activations(rng, shapes[n][1], lanes)) for n in rng.integers(0, 3, size=7)]
-    dut = SparseColumns(lanes, slots, columns=128, entries=1024, rows=32, index_bits=index_bits, queue_depth=4)
-    check(dut, layers, centroids, jobs, seed=seed, gap=0.3, stall=0.3)
+    order = rng.permutation(np.concatenate([np.arange(3), rng.integers(0, 3, size=4)]))   # every layer, some twice
+    jobs = [(int(n), activations(rng, shapes[n][1], lanes)) for n in order]
+    biases = [rng.integers(-(1 << 31), 1 << 31, size=r) for r, _ in shapes]
+    dut = SparseColumns(lanes, slots, columns=128, entries=1024, rows=40, index_bits=index_bits, queue_depth=4)
+    check(dut, layers, centroids, jobs, biases, seed=seed, gap=0.3, stall=0.3)
 
 
 def test_wraps_and_empty_columns():

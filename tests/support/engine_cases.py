@@ -15,7 +15,7 @@ from sim.simulate import hang_bound, simulate
 
 
 def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0, huffman_k_max: int = 0,
-                weight_sram: bool = False, pes: int = 1):
+                weight_sram: bool = False, pes: int = 1, sparse_format: str = "huffman"):
     """A random 1- to 3-layer program (shapes not multiples of ``lanes``) and its DRAM image.
 
     With ``weight_sram``, the engine has a weight SRAM that holds some of the
@@ -25,7 +25,8 @@ def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0, hu
 
     With ``pvq_k_max``, layers are randomly VQ- or PVQ-coded; with
     ``huffman_k_max``, randomly VQ- or sparse Huffman-coded (at least one sparse
-    layer), on an engine whose symbols hold up to ``huffman_k_max`` centroids.
+    layer), on an engine whose symbols hold up to ``huffman_k_max`` centroids.  With
+    ``sparse_format="columns"`` the sparse layers are column-wise instead (the column unit).
     """
     rng = np.random.default_rng(seed)
     depth = int(rng.choice([2, 4, 16, 64, 256]))
@@ -38,6 +39,7 @@ def random_case(seed: int, lanes: int, n_images: int = 2, pvq_k_max: int = 0, hu
             break
         lowered = random_lowered(rng, lanes, shapes, depth, pvq_k_max=pvq_k_max, huffman_k_max=huffman_k_max)
     sparse = {"huffman_symbol_bits": REL_BITS + huffman_index_bits(huffman_k_max)} if huffman_k_max else {}
+    sparse["sparse_format"] = sparse_format
     program = build_program(lowered, codebook_depth=depth, config_max_features=64, pvq_k_max=pvq_k_max,
                             pes=pes, **sparse)
     if weight_sram:

@@ -143,13 +143,16 @@ class ColumnsCodec(LayerCodec):
                                                           f"({used['entries'][s] + n_entries} of {cfg.column_entries})")
             local_bias = reader.take(rows, f"slot {s}'s biases").astype(np.int64)
             local_bias = local_bias - ((local_bias >> 31) << 32)
-            table = reader.take(n_in, f"slot {s}'s column table").astype(np.int64)
+            # Each section is checked word by word as the loader writes it: a bad word before the stream's
+            # end is that word's error, and the end is BAD_STREAM only after every word that came.
+            table = reader.some(n_in).astype(np.int64)
             starts, counts = table & FIELD16, table >> 16
             bad = np.flatnonzero(starts + counts > n_entries)
             if len(bad):
                 raise EngineFault(EngineError.BAD_SPARSE, f"{slot} column {bad[0]}: entries {starts[bad[0]]}+"
                                                           f"{counts[bad[0]]} pass its {n_entries}")
-            words = reader.take(ceil_div(n_entries, 2), f"slot {s}'s entries").astype(np.int64)
+            reader.need(n_in, len(table), f"slot {s}'s column table")
+            words = reader.some(ceil_div(n_entries, 2)).astype(np.int64)
             entries = np.stack([words & FIELD16, words >> 16], axis=1).reshape(-1)[:n_entries]
             local, index = entries & ((1 << COLUMN_ROW_BITS) - 1), entries >> COLUMN_ROW_BITS
             bad = np.flatnonzero((local >= rows) | (index == 0) | (index >= k))
@@ -158,6 +161,7 @@ class ColumnsCodec(LayerCodec):
                 code = EngineError.BAD_SPARSE if local[e] >= rows else EngineError.BAD_INDEX
                 raise EngineFault(code, f"{slot} entry {e}: local row {local[e]} of {rows}, centroid {index[e]} "
                                         f"of 1..{k - 1}")
+            reader.need(ceil_div(n_entries, 2), len(words), f"slot {s}'s entries")
             mine = np.arange(s, out, slots)
             bias[mine] = local_bias[:len(mine)]
             # Each column's entries, in the slot's row order: a row past the layer's (padding) weighs nothing.
@@ -214,9 +218,18 @@ class _Words:
         self.words, self.at, self.where = words, 0, where
 
     def take(self, n: int, what: str) -> np.ndarray:
-        if self.at + n > len(self.words):
+        return self.need(n, len(self.some(n)), what)
+
+    def some(self, n: int) -> np.ndarray:
+        """Up to ``n`` words: those the stream still has."""
+        got = self.words[self.at:self.at + n]
+        self.at += len(got)
+        return got
+
+    def need(self, n: int, got: int, what: str) -> np.ndarray:
+        """``BAD_STREAM`` unless the last :meth:`some` of ``n`` words got them all."""
+        if got < n:
             raise EngineFault(EngineError.BAD_STREAM, f"{self.where}: the stream ends in {what}")
-        self.at += n
         return self.words[self.at - n:self.at]
 
 
