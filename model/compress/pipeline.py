@@ -22,7 +22,7 @@ from model.nets.graph.partition import Partition
 from model.nets.registry import engine_networks
 from model.nets.tasks import TaskError, engine_data, engine_task
 from model.program.file import Program
-from model.program.writer import lay_out_for_pes, place_in_weight_sram
+from model.program.writer import SPARSE_FORMATS, lay_out_for_pes, place_in_weight_sram
 
 MAX_CODEBOOK = 1 << 16
 
@@ -76,6 +76,11 @@ def _check_common(network: str | None, kind: str, o: CompressOptions) -> None:
         raise CompressError(f"--pes must be one of {', '.join(map(str, PES))}, got {o.pes}")
     if o.calibration < 1:
         raise CompressError("--calibration must be at least 1 image")
+    if o.sparse_format not in SPARSE_FORMATS:
+        raise CompressError(f"--sparse-format must be one of {', '.join(SPARSE_FORMATS)}, got {o.sparse_format!r}")
+    if o.sparse_format == "columns" and o.pes != 1:
+        raise CompressError(f"--sparse-format columns runs on one processing element (the column unit's slots are "
+                            f"the lanes): leave out --pes {o.pes}")
     if kind == "engine" and network is not None and network not in engine_networks():
         raise CompressError(f"unknown network {network!r}; the engine runs {', '.join(engine_networks())}"
                             f" (pq/rq/lr2vq take any zoo network)")

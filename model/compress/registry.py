@@ -53,6 +53,9 @@ class CompressOptions:
     #: Processing elements the program is laid out for: the methods whose layers are all dense take it, and
     #: deepcomp (its sparse streams written for them); PVQ and nearest-prototype layers run on one PE.
     pes: int = 1
+    #: How deepcomp writes its sparse layers: Huffman-coded rows, or column-wise for the column unit
+    #: (:data:`model.program.writer.SPARSE_FORMATS`).
+    sparse_format: str = "huffman"
 
 
 #: Options every method takes (the weight SRAM is placed after the method, for engine programs).

@@ -50,6 +50,11 @@ def add_parser(sub) -> None:
                         "interleaved over them, activations broadcast, and each dense layer's stream is laid out by "
                         "row group for them; deepcomp's sparse layers are written for them (each PE its own "
                         "sub-stream, with a copy of the Huffman table); PVQ and LVQ programs run on one PE")
+    c.add_argument("--sparse-format", choices=("huffman", "columns"), default="huffman",
+                   help="deepcomp: how the sparse layers are stored. huffman (default): Huffman-coded rows, one "
+                        "weight a cycle; columns: column by column for the engine's column unit (EIE's dataflow: "
+                        "non-zero activations broadcast, each lane a slot with its own rows, one kept weight a "
+                        "cycle per lane, zero activations skipped), resident on chip from the first image; one PE")
     c.add_argument("--codebook-size", type=int, default=None,
                    help=f"kmeans/pq/rq/lr2vq: codewords per codebook (default {DEFAULT_CODEBOOK_SIZE}); universal "
                         "on a network the engine does not run: the stage of the nested ROM to fit to (default the "
@@ -115,7 +120,7 @@ def cmd_compress(args) -> int:
                               finetune_epochs=args.finetune_epochs, calibration=_calibration_count(args),
                               seed=args.seed, progress=not args.quiet, bits_per_weight=args.bits_per_weight,
                               codebook=args.codebook, stages=args.stages, rank=args.rank, quick=args.quick_eval,
-                              weight_sram_kib=args.weight_sram, pes=args.pes)
+                              weight_sram_kib=args.weight_sram, pes=args.pes, sparse_format=args.sparse_format)
     if args.partition:
         from model.compress.partitioned import compress_partitioned
         from model.contract.config import WORDS_PER_KIB

@@ -38,7 +38,7 @@ class ColumnsCodec(LayerCodec):
     column; held in the engine's column unit from image 0 on, one kept weight a cycle in each slot."""
     name = "columns"
     mode = LayerMode.COLUMNS
-    scenarios = ("deepcomp_engine",)
+    scenarios = ("columns_engine",)
 
     def write(self, i: int, layer, ctx: WriteContext) -> LayerImage:
         if ctx.shared_rom:

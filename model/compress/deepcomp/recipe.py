@@ -56,8 +56,8 @@ from model.compress.deepcomp.stats import LayerAccount, network_account
 from model.compress.deepcomp.trained_quant import QuantLayer, QuantNet, finetune_centroids, quantize_network
 from model.compress.lowering import (CALIBRATION_IMAGES, HIDDEN_PERCENTILE, INPUT_SCALE, INT32_MAX, INT32_MIN,
                                      OUTPUT_PERCENTILE, LoweredLayer, LoweredNetwork, evaluate_lowered)
-from model.compress.registry import EngineJob, register_method
-from model.contract.errors import NPZ_READ_ERRORS
+from model.compress.registry import CompressError, EngineJob, register_method
+from model.contract.errors import NPZ_READ_ERRORS, ProgramError
 from model.contract.fixedpoint import ACT_MAX, quantize_multiplier
 from model.contract.layout import REL_BITS, SPARSE_ROW_HEADER_WORDS
 from model.nets.data import load_fashion_mnist
@@ -428,12 +428,16 @@ if __name__ == "__main__":
 
 
 @register_method("deepcomp", "Deep Compression: pruning, trained scalar quantization, Huffman-coded sparse rows",
-                 networks=("lenet300",), options=("pes",))
+                 networks=("lenet300",), options=("pes", "sparse_format"))
 def deepcomp_program(job: EngineJob):
-    """Deep Compression of the network (its pruning recipe), lowered and laid out as sparse Huffman-coded rows."""
+    """Deep Compression of the network (its pruning recipe), lowered and laid out as sparse Huffman-coded rows
+    (or, with ``sparse_format="columns"``, column-wise for the engine's column unit)."""
     from model.program.writer import build_program
     o = job.options
     lowered = lower_network_deepcomp(job.network, seed=o.seed, progress=o.progress, lanes=o.lanes)
     info = {k: v for k, v in lowered.info.items() if k != "int8_accuracy"}  # re-measured on the program
     # The sparse streams are written for the engine's PEs (they are not re-laid out afterwards).
-    return build_program(lowered, info=dict(job.info, **info), pes=o.pes)
+    try:
+        return build_program(lowered, info=dict(job.info, **info), pes=o.pes, sparse_format=o.sparse_format)
+    except ProgramError as e:
+        raise CompressError(str(e)) from None

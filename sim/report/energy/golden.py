@@ -18,11 +18,11 @@ import numpy as np
 from model.codecs.layers.kinds import kind_rule
 from model.codecs.layers.registry import codec_for_mode
 from model.contract.ints import ceil_div
-from model.contract.layout import (COMPACT_ROW_HEADER_WORDS, E8P_INDEX_BITS, E8P_TABLE_BITS, ROW_HEADER_WORDS, WORD_BITS,
+from model.contract.layout import (COLUMN_ENTRY_BITS, COMPACT_ROW_HEADER_WORDS, E8P_INDEX_BITS, E8P_TABLE_BITS, ROW_HEADER_WORDS, WORD_BITS,
                                    LayerKind)
 from model.golden.engine import GoldenEngine
 from sim.report.energy.memories import OnChipMemories
-from sim.report.energy.network import E8P, HUFFMAN, PQ, PVQ, RVQ, VQ, LayerInfo, NetworkData
+from sim.report.energy.network import COLUMNS, E8P, HUFFMAN, PQ, PVQ, RVQ, VQ, LayerInfo, NetworkData
 
 
 def _counts(histogram) -> tuple[int, ...]:
@@ -100,9 +100,18 @@ def _e8p_layer(i: int, layer, index_bits: int) -> LayerInfo:
     return _dense_rows_layer(i, layer, E8P_INDEX_BITS, hist, mode=E8P, codebook_size=1 << E8P_TABLE_BITS)
 
 
+def _columns_layer(i: int, layer, index_bits: int) -> LayerInfo:
+    """Column-wise sparse layers: the stream's words as the golden model read them (once per job); each kept
+    weight a 16-bit entry."""
+    d = layer.desc
+    return LayerInfo(in_features=d.in_features, out_features=d.out_features, index_bits=COLUMN_ENTRY_BITS,
+                     codebook_size=d.row_words, mode=COLUMNS, stream_words=int(layer.stream_words))
+
+
 #: ``reader(layer_index, decoded_layer, index_bits) -> LayerInfo`` for each layer codec, by its name.
 LAYER_READERS: dict[str, Callable[[int, object, int], LayerInfo]] = {
-    VQ: _vq_layer, PVQ: _pvq_layer, HUFFMAN: _huffman_layer, RVQ: _rvq_layer, PQ: _pq_layer, E8P: _e8p_layer}
+    VQ: _vq_layer, PVQ: _pvq_layer, HUFFMAN: _huffman_layer, RVQ: _rvq_layer, PQ: _pq_layer, E8P: _e8p_layer,
+    COLUMNS: _columns_layer}
 
 
 def layers_from_decoded(decoded: Sequence, index_bits: int) -> list[LayerInfo]:

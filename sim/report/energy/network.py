@@ -34,6 +34,7 @@ RVQ = codec_for_mode(LayerMode.RVQ).name
 PQ = codec_for_mode(LayerMode.PQ).name
 #: Rows of 16-bit E8P lattice codeword indices (decoded from the engine's 256-entry table).
 E8P = codec_for_mode(LayerMode.E8P).name
+COLUMNS = codec_for_mode(LayerMode.COLUMNS).name
 
 #: Layer kind (`LayerInfo.kind`) of a fully-connected layer: the rows against the whole input, once per image.
 FC = FcKind.name
@@ -71,8 +72,9 @@ class LayerInfo:
     scale_histogram : sequence of int
         Occurrences of each PVQ scale value (`PVQ` only, for the entropy floor).
     stream_words : int
-        `HUFFMAN` only: DRAM words of the layer's stream (size word, table,
-        row headers, codes and padding), as measured by the golden model.
+        `HUFFMAN` and `COLUMNS` only: DRAM words of the layer's stream (size word, table,
+        row headers, codes and padding; a COLUMNS layer's is read once per job), as measured by
+        the golden model.
     symbols : int
         `HUFFMAN` only: symbols in the stream (fillers included); its
         ``index_histogram`` counts each joint (run, index) symbol.
@@ -154,8 +156,8 @@ class LayerInfo:
 
     def index_stream_words(self, lanes: int) -> int:
         """DRAM words of packed indices, as laid out in `model.contract.layout` (rows padded to words);
-        for `HUFFMAN` the whole stream as measured; 0 without rows."""
-        if self.mode == HUFFMAN:
+        for `HUFFMAN` and `COLUMNS` the whole stream as measured; 0 without rows."""
+        if self.mode in (HUFFMAN, COLUMNS):
             return self.stream_words
         if not self.has_rows:
             return 0

@@ -1,4 +1,5 @@
-"""Scenarios of sparse Huffman-coded layers (Deep Compression): (f) this engine, and its entropy floor.
+"""Scenarios of sparse layers (Deep Compression): (f) this engine with Huffman-coded rows, its entropy floor, and
+(g) this engine with column-wise layers in the column unit.
 
 The layer kinds these price are those whose codec names them
 (``model.codecs.layers.huffman.HuffmanCodec.scenarios``).
@@ -40,3 +41,18 @@ def _deepcomp_entropy_floor(net: NetworkData, i: int, table: EnergyTable) -> Lay
     c = dict(net.counters(i))
     c["dram_read_words"] = c["dram_read_words"] - (measured - floor) / WORD_BITS
     return LayerCost(engine_events(net, i, table, c), layer.stream_words * WORD_BITS - measured + floor)
+
+
+@register_scenario(
+    "columns_engine", "(g) this engine, column-wise sparse layers in the column unit",
+    "Deep Compression layers run column-wise (`--sparse-format columns`): the counters as measured "
+    "(golden model; equal to the RTL's), priced with the counter mapping above. The layer's stream is "
+    "read from DRAM once per job, in image 0, and written into the column unit (`weight_sram_writes`); "
+    "every image reads one activation lane-word per input lane-word, one column-table entry per slot "
+    "and non-zero activation, and one entry per MAC (`weight_sram_reads`, each priced as a 32-bit SRAM "
+    "access although entries are 16 bits: an assumption that overstates them). A kept weight whose "
+    "activation is zero costs nothing (`zero_skips`).", reference=True)
+def _columns_engine(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
+    """Layer ``i``'s counters as measured: a column-wise sparse layer, its stream read once per job."""
+    layer = net.layers[i]
+    return LayerCost(engine_events(net, i, table), layer.stream_words * WORD_BITS)
