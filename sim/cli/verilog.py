@@ -59,5 +59,8 @@ def cmd_verilog(args) -> int:
     print(f"wrote {out}: module {args.name}, {config.lanes} lanes, codebook depth {config.codebook_depth}, "
           f"{config.rom_entries} ROM entries{'' if args.program else ' (the shipped universal codebook)'}, "
           f"weight SRAM {config.weight_sram_words // WORDS_PER_KIB} KiB"
-          + (f", {config.pes} processing elements" if config.pes > 1 else ""), file=sys.stderr)
+          + (f", {config.pes} processing elements" if config.pes > 1 else "")
+          + (f", column unit ({config.lanes} slots of {config.column_entries:,} entries, {config.column_columns:,} "
+             f"column-table entries, {config.column_rows:,} local rows; {config.column_centroids} centroids)"
+             if config.columns else ""), file=sys.stderr)
     return 0

@@ -1,10 +1,11 @@
 """The report's sections of `make experiments` results: every method on the engine, MiniLM partitioned,
-processing elements, and the column-wise sparse mode's cycle model.
+processing elements, the column-wise sparse layers on the engine and their cycle model.
 
 They read what the experiment drivers wrote into ``reports/`` (``methods_table.json``,
-``minilm_engine.json``, ``pes_table.json``, ``sparse_columns.json``; `scripts/experiments/methods.py`,
-`scripts/experiments/minilm_engine.py`, `scripts/experiments/pes.py`, `scripts/experiments/sparse_columns.py`)
-and say so when a file is not there: the report never runs the long sweeps itself.
+``minilm_engine.json``, ``pes_table.json``, ``columns_engine.json``, ``sparse_columns.json``;
+`scripts/experiments/methods.py`, `scripts/experiments/minilm_engine.py`, `scripts/experiments/pes.py`,
+`scripts/experiments/columns_engine.py`, `scripts/experiments/sparse_columns.py`) and say so when a file is
+not there: the report never runs the long sweeps itself.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ MINILM_JSON = REPO / "reports" / "minilm_engine.json"
 SPARSE_COLUMNS_JSON = REPO / "reports" / "sparse_columns.json"
 SPARSE_COLUMNS_MD = "sparse_columns.md"
 SPARSE_COLUMNS_PLOT = "sparse_columns.png"
+COLUMNS_ENGINE_JSON = REPO / "reports" / "columns_engine.json"
+COLUMNS_ENGINE_MD = "columns_engine.md"
+COLUMNS_ENGINE_PLOT = "columns_engine.png"
 
 
 def _load(path) -> Mapping | None:
@@ -118,7 +122,7 @@ def sparse_columns_lines(data: Mapping | None, pes_table: Mapping | None = None)
     lines += [f"Useful MACs / (cycles x lanes x PEs) of {data['network']}'s Deep Compression program, over "
               f"{data['images']} test images, aim {data['aim']}. *Today*: the engine's row format, "
               "measured on Verilator (the processing-element table's steady-state image). The other columns are a "
-              "cycle model of a column-wise mode not yet in the engine (`scripts/experiments/sparse_columns.py`, whose "
+              "cycle model of column-wise designs (`scripts/experiments/sparse_columns.py`, whose "
               "docstring lists its assumptions), each design at its best queue depth and scan rate, with the output "
               f"phase overlapped with the next layer's scan; after the slash, with today's {control} control and I/O "
               "cycles per "
@@ -138,8 +142,8 @@ def sparse_columns_lines(data: Mapping | None, pes_table: Mapping | None = None)
         lines.append(f"| {slots} | {measured} | " + " | ".join(cells) + " |")
     rtl = data.get("rtl") or []
     if rtl:
-        lines += ["", "The balanced design is built as an RTL block, `hw.sparse_columns.SparseColumns` (not yet part "
-                  "of the engine). Measured in the Amaranth simulator on the first test images, every output "
+        lines += ["", "The balanced design is built as an RTL block, `hw.sparse_columns.SparseColumns` (in the engine: "
+                  "the section above). Measured alone in the Amaranth simulator on the first test images, every output "
                   "bit-exact with its golden twin; its own cycles (scan, slots, pipeline, one output lane-word a "
                   "cycle), without the engine's control and I/O:", "",
                   "| slots | queue | images | cycles per layer | useful MACs / (cycles x slots) |", "|---|---|---|---|---|"]
@@ -148,10 +152,29 @@ def sparse_columns_lines(data: Mapping | None, pes_table: Mapping | None = None)
     return lines + [""]
 
 
+def columns_engine_lines(data: Mapping | None) -> list[str]:
+    """LeNet-300-100's Deep Compression program with Huffman-coded rows and column-wise in the column unit, per
+    lane count: steady-state cycles, useful-MAC utilization and energy per inference, measured on Verilator."""
+    lines = ["## Sparse layers column-wise on the engine (`--sparse-format columns`)", ""]
+    if data is None:
+        return lines + [f"Not run: `make experiments` writes `{COLUMNS_ENGINE_JSON.name}`.", ""]
+    lines += [f"{data['network']}'s Deep Compression program in both sparse formats, on {data['backend']}, "
+              "bit-exact with the golden model; the steady state per inference (after image 0, which loads the "
+              "column-wise layers into the column unit). Utilization is useful MACs / (cycles x lanes), over the "
+              f"layers' cycles and over the whole inference (aim {data['aim']}). "
+              f"[{COLUMNS_ENGINE_MD}]({COLUMNS_ENGINE_MD}) ![{COLUMNS_ENGINE_PLOT}]({COLUMNS_ENGINE_PLOT})", "",
+              "| lanes | format | bytes | cycles / inference | utilization, layers | utilization, inference | "
+              "energy / inference (nJ) |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['lanes']} | {r['format']} | {r['bytes']:,} | {r['cycles_per_inference']:,.0f} | "
+              f"{r['utilization_layers']:.3f} | {r['utilization_inference']:.3f} | "
+              f"{r['energy_pj_per_inference'] / 1e3:,.1f} |" for r in data["rows"]]
+    return lines + [""]
+
+
 def experiments_section(area_records: Sequence[Mapping] | None = None) -> list[str]:
     """The sections, from the files `make experiments` wrote; the processing elements' area cells from
     ``area_records`` (this report's area sweep), else from what the sweep recorded with each row."""
     pes_table = _load(PES_JSON)
     return (methods_lines(_load(METHODS_JSON)) + minilm_lines(_load(MINILM_JSON))
-            + pes_lines(pes_table, area_records)
+            + pes_lines(pes_table, area_records) + columns_engine_lines(_load(COLUMNS_ENGINE_JSON))
             + sparse_columns_lines(_load(SPARSE_COLUMNS_JSON), pes_table))
