@@ -3,7 +3,8 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.layouts import COUNT_BITS, RowResult, lane_word
+from hw.layouts import COUNT_BITS, lane_word
+from hw.requantizer import Requantizer
 from hw.sparse_columns import LoadTarget, SparseColumns
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
@@ -17,7 +18,7 @@ COLUMN_QUEUE_DEPTH = 64
 
 #: The unit's layer configuration, held by the engine for the whole layer.
 ColumnLayerConfig = data.StructLayout({
-    "in_features": COUNT_BITS, "out_features": COUNT_BITS, "in_words": COUNT_BITS,
+    "in_features": COUNT_BITS, "out_features": COUNT_BITS, "in_words": COUNT_BITS, "out_words": COUNT_BITS,
     "k": range(1 << COLUMN_INDEX_BITS + 1), "kept": WORD_BITS,
     "mult": unsigned(MULT_BITS), "shift": unsigned(SHIFT_BITS), "act": signed(ACT_PARAM_BITS),
 })
@@ -34,9 +35,13 @@ class ColumnUnit(wiring.Component):
     with ``fill`` (image 0) its loader reads the layer's stream from
     ``words``, checks it and writes it into the block, one memory write a
     cycle; then, and directly on a ``start`` without ``fill``, the block runs
-    the layer on the activations it reads from the SRAM, and each output
-    lane-word goes out on ``result`` a row a cycle, in row order, each with the
-    layer's requantization.  Errors (``error``, held until the next
+    the layer on the activations it reads from the SRAM.  Its output
+    lane-words go through ``lanes`` requantizers, one per slot, and are written
+    to the SRAM a lane-word a cycle: local row ``t`` of slot ``s`` is row
+    ``t * lanes + s``, lane ``s`` of output lane-word ``t``, so the slots'
+    outputs are the output vector's lane-words as they come (lanes past
+    ``out_features`` zero, then zero lane-words up to ``out_words``, the
+    vector's alignment).  Errors (``error``, held until the next
     ``start``): ``BAD_STREAM``, ``BAD_SPARSE``, ``BAD_INDEX`` as the contract
     lists them.  Golden twin: :class:`model.codecs.layers.columns.ColumnsCodec`.
 
@@ -59,7 +64,10 @@ class ColumnUnit(wiring.Component):
         No more words will come.
     sram_addr : Out(COUNT_BITS), sram_en : Out(1), sram_data : In(lane_word(lanes))
         The activation SRAM's read port (data a cycle after the address; held while ``en`` is low).
-    result : Out(stream.Signature(RowResult, always_ready=True))
+    wr_addr : Out(COUNT_BITS), wr_data : Out(lane_word(lanes)), wr_en : Out(1)
+        The activation SRAM's write port (the output vector, in the half the layer writes).
+    relu, floor : In(1)
+        The layer's activation (held for the layer).
     busy : Out(1)
     error : Out(ERROR_BITS)
     events : Out(layout)
@@ -81,7 +89,8 @@ class ColumnUnit(wiring.Component):
             "start": In(1), "fill": In(1), "new_image": In(1), "new_job": In(1),
             "words": In(stream.Signature(WORD_BITS)), "dry": In(1),
             "sram_addr": Out(COUNT_BITS), "sram_en": Out(1), "sram_data": In(lane_word(slots)),
-            "result": Out(stream.Signature(RowResult, always_ready=True)),
+            "wr_addr": Out(COUNT_BITS), "wr_data": Out(lane_word(slots)), "wr_en": Out(1),
+            "relu": In(1), "floor": In(1),
             "busy": Out(1), "error": Out(ERROR_BITS),
             "events": Out(self.events_layout),
         })
@@ -148,7 +157,14 @@ class ColumnUnit(wiring.Component):
 
         want = ~have & self.dry & ~self.words.valid   # a word is needed and none will come
 
-        # --- run: activations in, output lane-words out a row a cycle ------------------------------------
+        # The events, each its own signal, joined in one assignment: ``events`` has no bit that only a
+        # process with constant inputs drives (Icarus would leave it X until they change, and the counters
+        # would add the X).
+        event = {name: Signal(field.shape, name=f"event_{name}") for name, field in self.events_layout}
+        m.d.comb += self.events.eq(Cat(*event.values()))
+
+        # --- run: activations in, output lane-words out ------------------------------------------------------
+        fsm_running_start = Signal()   # the cycle the block starts (its ``busy`` rises after it)
         fetched = Signal()
         fetch_at = Signal(COUNT_BITS)
         advance = ~fetched | block.acts.ready
@@ -156,31 +172,40 @@ class ColumnUnit(wiring.Component):
         running = Signal()
         m.d.comb += [block.acts.valid.eq(fetched), block.acts.payload.eq(self.sram_data),
                      self.sram_addr.eq(fetch_at), self.sram_en.eq(running & advance & more),
-                     self.events.sram_reads.eq(running & advance & more)]
+                     event["sram_reads"].eq(running & advance & more)]
         with m.If(running & advance):
             m.d.sync += fetched.eq(more)
             with m.If(more):
                 m.d.sync += fetch_at.eq(fetch_at + 1)
-        beat = Signal(block.sums.payload.shape())
-        lane = Signal(range(slots))
-        beat_valid = Signal()
-        row = Signal(COUNT_BITS + 1)
-        m.d.comb += block.sums.ready.eq(~beat_valid | (lane == slots - 1))
-        with m.If(beat_valid):
-            m.d.sync += [lane.eq(lane + 1), row.eq(row + 1)]
-            with m.If(lane == slots - 1):
-                m.d.sync += [beat_valid.eq(0), lane.eq(0)]
-        with m.If(block.sums.valid & block.sums.ready):
-            m.d.sync += [beat.eq(block.sums.payload), beat_valid.eq(1), lane.eq(0)]
-        out = self.result.payload
-        m.d.comb += [self.result.valid.eq(beat_valid & (row < lay.out_features)),
-                     out.acc.eq(beat[lane]), out.mult.eq(lay.mult), out.shift.eq(lay.shift), out.act.eq(lay.act)]
+        # Each output lane-word through a requantizer per lane, written where it belongs; then the padding.
+        written = Signal(COUNT_BITS)          # output lane-words written
+        in_flight = Signal(range(Requantizer.LATENCY + 2))
+        m.d.comb += block.sums.ready.eq(1)    # the requantizers never stall
+        outputs = []
+        for s_ in range(slots):
+            m.submodules[f"requantizer{s_}"] = rq = Requantizer()
+            r = rq.result.payload
+            m.d.comb += [rq.result.valid.eq(block.sums.valid), r.acc.eq(block.sums.payload[s_]),
+                         r.mult.eq(lay.mult), r.shift.eq(lay.shift), r.act.eq(lay.act),
+                         rq.relu.eq(self.relu), rq.floor.eq(self.floor)]
+            outputs.append(rq.output)
+        word_out = outputs[0].valid
+        first_row = Signal(COUNT_BITS + log2_slots + 1)
+        m.d.comb += first_row.eq(written << log2_slots)
+        padding = running & (in_flight == 0) & ~block.busy & ~block.start & (written != lay.out_words) \
+            & ~fsm_running_start
+        m.d.comb += [self.wr_addr.eq(written), self.wr_en.eq(word_out | padding)]
+        for s_, o in enumerate(outputs):
+            m.d.comb += self.wr_data[s_].eq(Mux(word_out & (first_row + s_ < lay.out_features), o.payload, 0))
+        with m.If(self.wr_en):
+            m.d.sync += written.eq(written + 1)
+        m.d.sync += in_flight.eq(in_flight + block.sums.valid - word_out)
         # ``zero_skips``: the layer's kept weights less its MACs, counted at its end.
         unmultiplied = Signal(WORD_BITS)
         m.d.sync += unmultiplied.eq(unmultiplied - block.events.macs)
-        m.d.comb += [self.events.macs.eq(block.events.macs),
-                     self.events.weight_sram_reads.eq(block.events.macs + block.events.column_reads),
-                     self.events.weight_sram_writes.eq(writing)]
+        m.d.comb += [event["macs"].eq(block.events.macs),
+                     event["weight_sram_reads"].eq(block.events.macs + block.events.column_reads),
+                     event["weight_sram_writes"].eq(writing)]
 
         k_words = (lay.k + (COLUMN_CENTROIDS_PER_WORD - 1)) >> 2
         entry = Signal(COLUMN_ENTRY_BITS)
@@ -283,14 +308,14 @@ class ColumnUnit(wiring.Component):
                 with m.Elif(want):
                     fail(EngineError.BAD_STREAM)
             with m.State("RUN_START"):
-                m.d.comb += block.start.eq(1)
-                m.d.sync += [running.eq(1), fetched.eq(0), fetch_at.eq(0), row.eq(0), unmultiplied.eq(lay.kept)]
+                m.d.comb += [block.start.eq(1), fsm_running_start.eq(1)]
+                m.d.sync += [running.eq(1), fetched.eq(0), fetch_at.eq(0), written.eq(0), unmultiplied.eq(lay.kept)]
                 m.next = "RUN"
             with m.State("RUN"):
-                with m.If(~block.busy & ~beat_valid & ~block.start):
+                with m.If(~block.busy & (in_flight == 0) & (written == lay.out_words)):
                     m.d.sync += [running.eq(0), column_base.eq(column_base + lay.in_features),
                                  row_base.eq(row_base + rows), centroid_base.eq(centroid_base + lay.k)]
-                    m.d.comb += self.events.zero_skips.eq(unmultiplied)
+                    m.d.comb += event["zero_skips"].eq(unmultiplied)
                     m.next = "IDLE"
             with m.State("FAILED"):
                 begin()

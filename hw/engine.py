@@ -299,7 +299,6 @@ class Engine(wiring.Component):
                 with m.Case(LayerMode.COLUMNS):
                     with m.If(running):
                         wiring.connect(m, reader.data, unit.words)
-                    wiring.connect(m, unit.result, requantizer.result)
                     m.d.comb += [source_busy.eq(unit.busy), source_error.eq(unit.error),
                                  sram.rd_addr.eq(unit.sram_addr), sram.rd_en.eq(unit.sram_en)]
 
@@ -787,7 +786,7 @@ class Engine(wiring.Component):
                         end_layer(out_values)
             if columns:
                 with m.State("COLUMNS_START"):
-                    m.d.comb += [start_layer.eq(1), packer.start.eq(1)]
+                    m.d.comb += start_layer.eq(1)   # the unit writes its outputs itself: no packer
                     m.next = "RUN"
             with m.State("STORE"):
                 # Keep one SRAM word in flight into the gearbox; hold it while it waits.
@@ -840,6 +839,11 @@ class Engine(wiring.Component):
         if sparse_pes:   # each sparse PE reads its own activations
             sram_reads = sram_reads + sum(sparse_reads[p] for p in range(pes))
             m.d.comb += steps.sram_reads.eq(sram_reads)
+        if columns:   # the column unit writes its output lane-words itself (the packer is not started)
+            with m.If(running & (mode == LayerMode.COLUMNS)):
+                m.d.comb += [sram.wr_addr.eq(unit.wr_addr), sram.wr_data.eq(unit.wr_data), sram.wr_en.eq(unit.wr_en)]
+            with m.If(fsm.ongoing("STREAM") & (mode == LayerMode.COLUMNS)):
+                m.d.comb += packer.start.eq(0)
         if columns:   # the column unit reads the activations itself, and is told where a job and an image start
             sram_reads = sram_reads + unit.events.sram_reads
             m.d.comb += [steps.sram_reads.eq(sram_reads),
@@ -847,7 +851,9 @@ class Engine(wiring.Component):
                          unit.start.eq(start_layer & (mode == LayerMode.COLUMNS)), unit.fill.eq(image == 0),
                          unit.dry.eq(reader.idle), unit.sram_data.eq(sram.rd_data),
                          unit.layer.in_features.eq(desc.in_features), unit.layer.out_features.eq(desc.out_features),
-                         unit.layer.in_words.eq(lane_words(desc.in_features)), unit.layer.k.eq(desc.row_words),
+                         unit.layer.in_words.eq(lane_words(desc.in_features)),
+                         unit.layer.out_words.eq(lane_words(desc.out_features)), unit.layer.k.eq(desc.row_words),
+                         unit.relu.eq(relu), unit.floor.eq(floor),
                          unit.layer.kept.eq(desc.as_value()[COLUMNS_KEPT_WORD * WORD_BITS:][:WORD_BITS]),
                          unit.layer.mult.eq(desc.pool_mult), unit.layer.shift.eq(desc.pool_shift),
                          unit.layer.act.eq(desc.pool_act)]

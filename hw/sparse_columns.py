@@ -173,6 +173,7 @@ class SparseColumns(wiring.Component):
         rest = pending & ~lowest
 
         slots = [self._slot(m, s, queued, ready_layout, centroids) for s in range(self.slots)]
+        zero_skips = Signal.like(self.events.zero_skips)
         send = Signal()
         m.d.comb += send.eq(running & pending.any() & Cat(q.w_rdy for q, _ in slots).all())
         exhausted = ~pending.any() | (send & ~rest.any())
@@ -186,9 +187,11 @@ class SparseColumns(wiring.Component):
         with m.If(take & self.acts.valid):
             m.d.sync += [word.eq(self.acts.payload), pending.eq(nonzero), base.eq(next_base),
                          next_base.eq(next_base + lanes), words_left.eq(words_left - 1)]
-            m.d.comb += self.events.zero_skips.eq(lanes - sum(nonzero[i] for i in range(lanes)))
-        m.d.comb += [self.events.macs.eq(sum(s["stage_a"] for _, s in slots)),
-                     self.events.column_reads.eq(sum(s["pop"] for _, s in slots))]
+            m.d.comb += zero_skips.eq(lanes - sum(nonzero[i] for i in range(lanes)))
+        # One assignment of the whole ``events`` (see hw.column_unit: no bit of it driven alone).
+        m.d.comb += self.events.eq(Cat(sum(s["stage_a"] for _, s in slots).as_unsigned()[:len(self.events.macs)],
+                                       zero_skips,
+                                       sum(s["pop"] for _, s in slots).as_unsigned()[:len(self.events.column_reads)]))
 
         # --- control: scan, drain, then the output phase ------------------------------------------------
         drained = (words_left == 0) & ~pending.any() & Cat(s["idle"] for _, s in slots).all()
