@@ -863,11 +863,11 @@ class Engine(wiring.Component):
         for name in dict.fromkeys([*counted, *unit_events]):
             step = counted.get(name, 0) + unit_events.get(name, 0)
             m.d.comb += getattr(steps, name).eq(step + shared_steps[name] if name in shared_steps else step)
-        if wsram:
-            m.d.comb += [steps.weight_sram_reads.eq(reader.events.wsram_read
-                                                    + (unit.events.weight_sram_reads if columns else 0)),
-                         steps.weight_sram_writes.eq(reader.events.wsram_write
-                                                     + (unit.events.weight_sram_writes if columns else 0))]
+        if wsram:   # (the column unit's accesses added only where it exists: the others' Verilog stays as it was)
+            m.d.comb += [steps.weight_sram_reads.eq(reader.events.wsram_read + unit.events.weight_sram_reads
+                                                    if columns else reader.events.wsram_read),
+                         steps.weight_sram_writes.eq(reader.events.wsram_write + unit.events.weight_sram_writes
+                                                     if columns else reader.events.wsram_write)]
         if overlap:
             with m.If(start_layer & conv & ~first_position):
                 m.d.comb += packer.start.eq(0)
