@@ -149,7 +149,7 @@ experiments: setup
 	$(PY) -m scripts.experiments.minilm_engine --json reports/minilm_engine.json
 	OMP_NUM_THREADS=1 $(PY) -m scripts.experiments.libraries --json reports/libraries.json
 	$(PY) -m scripts.experiments.pes --json reports/pes_table.json --markdown reports/pes_table.md --plot reports/pes_scaling.png
-	$(PY) -m scripts.experiments.columns_engine --json reports/columns_engine.json --markdown reports/columns_engine.md --plot reports/columns_engine.png
+	$(PY) -m scripts.experiments.columns_engine --json reports/columns_engine.json --markdown reports/columns_engine.md --plot reports/columns_engine.png --report reports/REPORT.md
 	$(PY) -m scripts.experiments.sparse_columns --json reports/sparse_columns.json --markdown reports/sparse_columns.md --plot reports/sparse_columns.png --report reports/REPORT.md
 
 clean:

@@ -136,6 +136,7 @@ class ColumnUnit(wiring.Component):
         slot = Signal(range(slots))
         entries = Signal(WORD_BITS)               # the slot's E_s
         total = Signal(WORD_BITS + 8)             # the slots' E_s so far
+        counted = Signal(WORD_BITS + 8)           # the column tables' counts so far
         m.d.comb += self.words.ready.eq(~have)
         writing = Signal()
         m.d.comb += block.load.valid.eq(writing)
@@ -216,14 +217,14 @@ class ColumnUnit(wiring.Component):
             """A ``start``: image 0 loads the layer first (``fill``), later images run it."""
             with m.If(self.start):
                 m.d.sync += [error.eq(EngineError.NONE), count.eq(0), piece.eq(0), slot.eq(0), total.eq(0),
-                             have.eq(0)]
+                             counted.eq(0), have.eq(0)]
                 m.next = "CENTROIDS"
                 with m.If(~self.fill):
                     m.next = "RUN_START"
 
         def next_slot():
             with m.If(slot == slots - 1):
-                with m.If(total + entries != lay.kept):
+                with m.If((total + entries != lay.kept) | (counted != lay.kept)):
                     fail(EngineError.BAD_STREAM)
                 with m.Else():
                     m.next = "RUN_START"
@@ -279,7 +280,7 @@ class ColumnUnit(wiring.Component):
                         column = data.View(block.column_layout, Signal(block.column_layout.size))
                         m.d.comb += [column.start.eq(entry_base[slot] + start), column.count.eq(n)]
                         write(LoadTarget.COLUMN, column_base + count, column.as_value(), slot)
-                        m.d.sync += count.eq(count + 1)
+                        m.d.sync += [count.eq(count + 1), counted.eq(counted + n)]
                         with m.If(count + 1 == lay.in_features):
                             m.d.sync += count.eq(0)
                             with m.If(entries == 0):

@@ -436,8 +436,10 @@ stored row (output) ``r`` belongs to slot ``r mod S`` as its *local row*
 The unit scans the input a lane-word a cycle, broadcasts each non-zero
 activation with its column into every slot's queue, and each slot multiplies
 that activation by every kept weight of the column among its rows, one a
-cycle, accumulating in its local rows; then the layer's outputs come out in
-row order through the requantizer (:class:`hw.sparse_columns.SparseColumns`).
+cycle, accumulating in its local rows; then local row ``t`` of every slot,
+requantized, is output lane-word ``t`` (:class:`hw.column_unit.ColumnUnit`).
+Outputs are those of the same weights in any format: the bias plus the kept
+weights' products, wrapped to 32 bits, requantized with the layer's word.
 Weights are the layer's ``k`` int8 scalar centroids, centroid 0 the zero;
 only kept weights (index not 0) are stored.
 
@@ -487,8 +489,8 @@ only kept weights (index not 0) are stored.
   whose entries do not fit; ``BAD_SPARSE`` for a column whose ``start +
   count`` passes ``E_s``, or an entry whose local row is ``R`` or more;
   ``BAD_INDEX`` for an entry whose index is 0 or ``k`` or more; after the
-  last slot's entries, ``BAD_STREAM`` when the slots' ``E_s`` do not add up
-  to the descriptor's ``kept``.
+  last slot's entries, ``BAD_STREAM`` when the slots' ``E_s``, or their
+  column tables' counts, do not add up to the descriptor's ``kept``.
 * **Counters**, per image: the descriptor's ``DESC_WORDS`` DRAM reads (and
   in image 0 the stream's ``1 + cmd_rows * cmd_row_words``); one
   activation-SRAM read per input lane-word; ``macs``, the kept weights whose

@@ -4,7 +4,9 @@ Usage::
 
     python -m scripts.experiments.columns_engine [--lanes 1 2 4 8] [--images 10] [--backend verilator]
         [--json reports/columns_engine.json] [--markdown reports/columns_engine.md]
-        [--plot reports/columns_engine.png]
+        [--plot reports/columns_engine.png] [--report reports/REPORT.md]
+    python -m scripts.experiments.columns_engine --replot --json reports/columns_engine.json [--markdown ..]
+        [--plot ..] [--report ..]      # the outputs again from the JSON, no simulation
 
 For each lane count, LeNet-300-100's Deep Compression program is written twice from the same lowered network:
 with Huffman-coded rows (``vqe compress --method deepcomp``) and column-wise for the column unit (``--sparse-format
@@ -110,6 +112,22 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def measure_all(lanes_list, images: int, backend: str) -> list[dict]:
+    """Every lane count in both formats."""
+    from tqdm import tqdm
+
+    from model.nets.inputs import load_inputs
+    rows = []
+    with tqdm(total=len(lanes_list) * len(FORMATS), desc="programs", unit="run") as bar:
+        for lanes in lanes_list:
+            for fmt, program in programs(lanes).items():
+                bar.set_postfix_str(f"lanes {lanes}, {fmt}")
+                x, labels, _ = load_inputs(program.meta, 1 + images, 0, 1)
+                rows.append({"format": fmt, **measure(program, x, labels, images, backend)})
+                bar.update()
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="What is measured and how: see the module docstring.")
@@ -120,32 +138,40 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--report", type=Path, default=None,
+                        help="put the report's section (sim.report.sections.experiments) in this REPORT.md")
+    parser.add_argument("--replot", action="store_true", help="write the outputs from --json, without measuring")
     args = parser.parse_args(argv)
     from model.contract.config import LANES
     if args.images < 1 or any(n not in LANES for n in args.lanes):
         parser.error(f"--images must be positive and --lanes among {', '.join(map(str, LANES))}")
-    from tqdm import tqdm
-
-    from model.nets.inputs import load_inputs
-    rows = []
-    with tqdm(total=len(args.lanes) * len(FORMATS), desc="programs", unit="run") as bar:
-        for lanes in args.lanes:
-            for fmt, program in programs(lanes).items():
-                bar.set_postfix_str(f"lanes {lanes}, {fmt}")
-                x, labels, _ = load_inputs(program.meta, 1 + args.images, 0, 1)
-                rows.append({"format": fmt, **measure(program, x, labels, args.images, args.backend)})
-                bar.update()
-    result = {"network": "lenet300", "method": "deepcomp", "backend": args.backend, "aim": UTILIZATION_AIM,
-              "rows": rows}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    if args.report and not args.report.exists():
+        parser.error(f"--report {args.report}: no such report (vqe report writes it)")
+    if args.replot:
+        if args.json is None or not args.json.exists():
+            parser.error("--replot reads --json, which must exist")
+        try:
+            result = json.loads(args.json.read_text())
+            rows = result["rows"]
+        except (ValueError, KeyError) as e:
+            parser.error(f"--replot: {args.json} is not this script's JSON ({e})")
+    else:
+        result = {"network": "lenet300", "method": "deepcomp", "backend": args.backend, "aim": UTILIZATION_AIM,
+                  "rows": measure_all(args.lanes, args.images, args.backend)}
+        rows = result["rows"]
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
     text = markdown(rows)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text)
     if args.plot:
         plot(rows, args.plot)
+    if args.report:
+        from sim.report.sections.experiments import columns_engine_lines
+        from sim.report.sections.pes import replace_section
+        replace_section(args.report, columns_engine_lines(result))
     print(text, end="")
     return 0
 

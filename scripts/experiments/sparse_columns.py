@@ -362,6 +362,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.images < 1 or min(args.slots + args.queues + args.scan_rates) < 1 or args.empty_cost < 0:
         parser.error("--images, --slots, --queues and --scan-rates must be positive, --empty-cost not negative")
+    if args.report and not args.report.exists():
+        parser.error(f"--report {args.report}: no such report (vqe report writes it)")
     if args.rtl_slots and (min(args.rtl_slots) < 1 or not 1 <= args.rtl_images <= args.images or args.rtl_queue < 1):
         parser.error("--rtl-slots and --rtl-queue must be positive, --rtl-images between 1 and --images")
 

@@ -26,6 +26,10 @@ from model.program.writer import build_program
 MAX_FC_LAYERS = 3
 #: Widest layer of a random fully-connected program (shapes that do not divide by lanes included).
 MAX_WIDTH = 40
+#: The column unit of a family with column-wise layers: room for `MAX_FC_LAYERS` layers of `MAX_WIDTH` (and
+#: up to 16 centroids each) on any lane count.
+COLUMN_UNIT = {"column_entries": MAX_FC_LAYERS * MAX_WIDTH * MAX_WIDTH, "column_columns": MAX_FC_LAYERS * MAX_WIDTH,
+               "column_rows": MAX_FC_LAYERS * MAX_WIDTH, "column_centroids": MAX_FC_LAYERS * 16}
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ class Family:
         ``NEAREST`` layer (:func:`model.program.synthetic.random_nearest_lowered`).
     pes : int
         The engine's processing elements; the programs are laid out for them (dense layers only).
+    columns : bool
+        The sparse layers (``huffman_k_max``) are column-wise, in the engine's column unit, sized for any
+        program of the family (`COLUMN_UNIT`).
     """
     name: str
     lanes: int = 4
@@ -70,6 +77,7 @@ class Family:
     pq: bool = False
     nearest_prototype: bool = False
     pes: int = 1
+    columns: bool = False
 
     @property
     def rom_entries(self) -> int:
@@ -93,7 +101,8 @@ class Family:
     def _writer_args(self) -> dict:
         return {"codebook_depth": self.codebook_depth, "config_max_features": self.max_features,
                 "pvq_k_max": self.pvq_k_max, "weight_sram_words": self.weight_sram_words, **self._huffman(),
-                **({"pes": self.pes} if self.pes > 1 else {})}
+                **({"pes": self.pes} if self.pes > 1 else {}),
+                **({"sparse_format": "columns"} if self.columns else {})}
 
     @cached_property
     def config(self) -> EngineConfig:
@@ -131,7 +140,8 @@ class Family:
         rom += [[0] * self.lanes] * (self.rom_entries - len(rom))
         # A program without a sparse layer leaves the decoder out; the family's engine has it.
         engine = dict(program.meta["engine"], windows=self.windows, avgpool=self.windows, residual=self.residual,
-                      **self._huffman(), **self._modes())
+                      **({} if self.columns else self._huffman()), **self._modes(),
+                      **(COLUMN_UNIT if self.columns else {}))
         return Program(dict(program.meta, rom=rom, engine=engine), program.image)
 
 
@@ -157,6 +167,8 @@ FAMILIES = (
     Family("vq-pes4", lanes=4, codebook_depth=16, weight_sram_words=96, rvq_stages_max=2, pq=True, pes=4),
     Family("conv-pes2", lanes=4, codebook_depth=16, max_features=1024, windows=True, weight_sram_words=256,
            residual=True, pes=2),
+    # Column-wise sparse layers in the column unit beside VQ layers, with a weight SRAM the VQ layers may use.
+    Family("vq-columns", lanes=4, codebook_depth=16, huffman_k_max=16, weight_sram_words=96, columns=True),
 )
 #: Families by name.
 BY_NAME = {f.name: f for f in FAMILIES}

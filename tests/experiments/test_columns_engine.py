@@ -34,3 +34,22 @@ def test_bad_arguments_exit_with_one_line(argv, capsys):
         columns_engine.main(argv)
     assert exc.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_replot_writes_every_output_from_the_json(tmp_path):
+    import json
+    data = {"network": "lenet300", "method": "deepcomp", "backend": "verilator", "aim": 0.8, "rows": ROWS}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    (tmp_path / "REPORT.md").write_text("# Report\n\n## Other\n\ntext\n")
+    assert columns_engine.main(["--replot", "--json", str(tmp_path / "c.json"), "--markdown", str(tmp_path / "c.md"),
+                                "--plot", str(tmp_path / "c.png"), "--report", str(tmp_path / "REPORT.md")]) == 0
+    assert "| 4 | columns |" in (tmp_path / "c.md").read_text()
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "## Other" in report and "## Sparse layers column-wise on the engine" in report
+    assert (tmp_path / "c.png").exists()
+
+
+def test_replot_without_its_json_is_one_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        columns_engine.main(["--replot", "--json", str(tmp_path / "none.json")])
+    assert exc.value.code == 2 and "--replot" in capsys.readouterr().err

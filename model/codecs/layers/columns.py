@@ -172,9 +172,10 @@ class ColumnsCodec(LayerCodec):
                         dense[r, j] += centroids[index[e]]
                 kept_columns[j] += counts[j]
             entries_per_slot.append(n_entries)
-        if sum(entries_per_slot) != desc.kept:
-            raise EngineFault(EngineError.BAD_STREAM, f"{where}: the slots hold {sum(entries_per_slot)} entries, the "
-                                                      f"descriptor says {desc.kept}")
+        if sum(entries_per_slot) != desc.kept or int(kept_columns.sum()) != desc.kept:
+            raise EngineFault(EngineError.BAD_STREAM, f"{where}: the slots hold {sum(entries_per_slot)} entries and "
+                                                      f"their columns {int(kept_columns.sum())}, the descriptor says "
+                                                      f"{desc.kept}")
         writes = k + slots * (rows + n_in) + sum(entries_per_slot)
         rq = np.full(out, desc.requant_word, dtype=np.int64)
         mult, shift, act = split_requant(rq)
