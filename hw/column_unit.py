@@ -1,5 +1,7 @@
 """The column unit: COLUMNS layers resident on chip, loaded from their stream in image 0, run every image."""
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from contextlib import contextmanager
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -152,11 +154,20 @@ class ColumnUnit(wiring.Component):
 
         def use_word(last_piece):
             """This cycle takes the word's current piece: keep the word for its next piece, or let it go."""
+            last_piece = Value.cast(last_piece)
             with m.If(~have):
                 m.d.sync += held.eq(self.words.payload)
             m.d.sync += [have.eq(~last_piece), piece.eq(Mux(last_piece, 0, piece + 1))]
 
         want = ~have & self.dry & ~self.words.valid   # a word is needed and none will come
+
+        @contextmanager
+        def on_word():
+            """The body runs when a word (or a held word's next piece) is there; ``BAD_STREAM`` when none will come."""
+            with m.If(avail):
+                yield
+            with m.Elif(want):
+                fail(EngineError.BAD_STREAM)
 
         # The events, each its own signal, joined in one assignment: ``events`` has no bit that only a
         # process with constant inputs drives (Icarus would leave it X until they change, and the counters
@@ -237,7 +248,7 @@ class ColumnUnit(wiring.Component):
                 begin()
             with m.State("CENTROIDS"):
                 # Four centroids a word, one written a cycle (those past k are padding).
-                with m.If(avail):
+                with on_word():
                     at = Cat(piece, count[:COUNT_BITS - 2])
                     with m.If(at < lay.k):
                         write(LoadTarget.CENTROID, centroid_base + at, word.word_select(piece, 8).as_signed())
@@ -248,30 +259,24 @@ class ColumnUnit(wiring.Component):
                         with m.If(count + 1 == k_words):
                             m.d.sync += count.eq(0)
                             m.next = "HEADER"
-                with m.Elif(want):
-                    fail(EngineError.BAD_STREAM)
             with m.State("HEADER"):
-                with m.If(avail):
+                with on_word():
                     use_word(1)
                     m.d.sync += [entries.eq(word), count.eq(0)]
                     with m.If(entry_base[slot] + word > cfg.column_entries):
                         fail(EngineError.BAD_STREAM)
                     with m.Else():
                         m.next = "BIASES"
-                with m.Elif(want):
-                    fail(EngineError.BAD_STREAM)
             with m.State("BIASES"):
-                with m.If(avail):
+                with on_word():
                     use_word(1)
                     write(LoadTarget.BIAS, row_base + count, word, slot)
                     m.d.sync += count.eq(count + 1)
                     with m.If(count + 1 == rows):
                         m.d.sync += count.eq(0)
                         m.next = "COLUMNS"
-                with m.Elif(want):
-                    fail(EngineError.BAD_STREAM)
             with m.State("COLUMNS"):
-                with m.If(avail):
+                with on_word():
                     use_word(1)
                     start, n = word[:16], word[16:]
                     with m.If(start + n > entries):
@@ -287,11 +292,9 @@ class ColumnUnit(wiring.Component):
                                 next_slot()
                             with m.Else():
                                 m.next = "ENTRIES"
-                with m.Elif(want):
-                    fail(EngineError.BAD_STREAM)
             with m.State("ENTRIES"):
                 # Two entries a word, one written a cycle (an odd count's last high half is padding).
-                with m.If(avail):
+                with on_word():
                     done = count + 1 == entries
                     use_word(piece[0] | done)
                     with m.If(local >= rows):
@@ -306,8 +309,6 @@ class ColumnUnit(wiring.Component):
                         with m.If(done):
                             m.d.sync += [entry_base[slot].eq(entry_base[slot] + entries), count.eq(0)]
                             next_slot()
-                with m.Elif(want):
-                    fail(EngineError.BAD_STREAM)
             with m.State("RUN_START"):
                 m.d.comb += [block.start.eq(1), fsm_running_start.eq(1)]
                 m.d.sync += [running.eq(1), fetched.eq(0), fetch_at.eq(0), written.eq(0), unmultiplied.eq(lay.kept)]

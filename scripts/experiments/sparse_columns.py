@@ -278,7 +278,7 @@ def rtl_block(weights: list[np.ndarray], activations: list[np.ndarray], slots: i
 
 def markdown(rows: list[dict], network: str, control: int | None) -> str:
     lines = [f"# Column-wise sparse mode on {network} (Deep Compression): a cycle model", "",
-             "Useful MACs / (cycles x slots); slots = lanes x PEs. A model of an architecture not yet in the engine "
+             "Useful MACs / (cycles x slots); slots = lanes x PEs. A cycle model of column-wise designs "
              "(`scripts/experiments/sparse_columns.py`, its assumptions in its docstring).", "",
              "| design | slots | queue | scan rate | MACs/image | compute cycles/layer | rows | lane-words | overlapped | "
              f"overlapped + {control} control |", "|---|---|---|---|---|---|---|---|---|---|"]
