@@ -11,17 +11,18 @@ from hw.sparse_columns import LoadTarget, SparseColumns
 from model.contract.config import EngineConfig
 from model.contract.errors import ERROR_BITS, EngineError
 from model.contract.fixedpoint import ACT_PARAM_BITS, MULT_BITS, SHIFT_BITS
-from model.contract.layout import (COLUMN_CENTROIDS_PER_WORD, COLUMN_ENTRY_BITS, COLUMN_INDEX_BITS, COLUMN_ROW_BITS,
-                                   WORD_BITS)
+from model.contract.layout import (COLUMN_CENTROIDS_PER_WORD, COLUMN_ENTRY_BITS, COLUMN_INDEX_BITS, COLUMN_K_MAX,
+                                   COLUMN_ROW_BITS, WORD_BITS)
 
-#: Activations each slot may have queued (the cycle model's and the block's measured choice: at 4 slots,
-#: 64 keeps the slots within 1 % of an unbounded queue on LeNet-300-100).
+#: Activations each slot may have queued: the better of the depths the cycle model compared on LeNet-300-100
+#: (scripts/experiments/sparse_columns.py; at 4 slots, balanced rows, one activation a cycle: utilization
+#: 0.924 with 64, 0.889 with 16).
 COLUMN_QUEUE_DEPTH = 64
 
 #: The unit's layer configuration, held by the engine for the whole layer.
 ColumnLayerConfig = data.StructLayout({
     "in_features": COUNT_BITS, "out_features": COUNT_BITS, "in_words": COUNT_BITS, "out_words": COUNT_BITS,
-    "k": range(1 << COLUMN_INDEX_BITS + 1), "kept": WORD_BITS,
+    "k": range(COLUMN_K_MAX + 1), "kept": WORD_BITS,
     "mult": unsigned(MULT_BITS), "shift": unsigned(SHIFT_BITS), "act": signed(ACT_PARAM_BITS),
 })
 
@@ -176,7 +177,6 @@ class ColumnUnit(wiring.Component):
         m.d.comb += self.events.eq(Cat(*event.values()))
 
         # --- run: activations in, output lane-words out ------------------------------------------------------
-        fsm_running_start = Signal()   # the cycle the block starts (its ``busy`` rises after it)
         fetched = Signal()
         fetch_at = Signal(COUNT_BITS)
         advance = ~fetched | block.acts.ready
@@ -204,8 +204,8 @@ class ColumnUnit(wiring.Component):
         word_out = outputs[0].valid
         first_row = Signal(COUNT_BITS + log2_slots + 1)
         m.d.comb += first_row.eq(written << log2_slots)
-        padding = running & (in_flight == 0) & ~block.busy & ~block.start & (written != lay.out_words) \
-            & ~fsm_running_start
+        # (``running`` rises with the block's ``busy``, so the padding waits for the block to finish.)
+        padding = running & (in_flight == 0) & ~block.busy & (written != lay.out_words)
         m.d.comb += [self.wr_addr.eq(written), self.wr_en.eq(word_out | padding)]
         for s_, o in enumerate(outputs):
             m.d.comb += self.wr_data[s_].eq(Mux(word_out & (first_row + s_ < lay.out_features), o.payload, 0))
@@ -219,7 +219,7 @@ class ColumnUnit(wiring.Component):
                      event["weight_sram_reads"].eq(block.events.macs + block.events.column_reads),
                      event["weight_sram_writes"].eq(writing)]
 
-        k_words = (lay.k + (COLUMN_CENTROIDS_PER_WORD - 1)) >> 2
+        k_words = (lay.k + (COLUMN_CENTROIDS_PER_WORD - 1)) >> (COLUMN_CENTROIDS_PER_WORD.bit_length() - 1)
         entry = Signal(COLUMN_ENTRY_BITS)
         m.d.comb += entry.eq(Mux(piece[0], word[COLUMN_ENTRY_BITS:], word[:COLUMN_ENTRY_BITS]))
         local, index = entry[:COLUMN_ROW_BITS], entry[COLUMN_ROW_BITS:]
@@ -249,7 +249,7 @@ class ColumnUnit(wiring.Component):
             with m.State("CENTROIDS"):
                 # Four centroids a word, one written a cycle (those past k are padding).
                 with on_word():
-                    at = Cat(piece, count[:COUNT_BITS - 2])
+                    at = Cat(piece, count)   # centroid count * 4 + piece
                     with m.If(at < lay.k):
                         write(LoadTarget.CENTROID, centroid_base + at, word.word_select(piece, 8).as_signed())
                     last = piece == COLUMN_CENTROIDS_PER_WORD - 1
@@ -310,7 +310,7 @@ class ColumnUnit(wiring.Component):
                             m.d.sync += [entry_base[slot].eq(entry_base[slot] + entries), count.eq(0)]
                             next_slot()
             with m.State("RUN_START"):
-                m.d.comb += [block.start.eq(1), fsm_running_start.eq(1)]
+                m.d.comb += block.start.eq(1)
                 m.d.sync += [running.eq(1), fetched.eq(0), fetch_at.eq(0), written.eq(0), unmultiplied.eq(lay.kept)]
                 m.next = "RUN"
             with m.State("RUN"):
