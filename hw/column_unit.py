@@ -224,14 +224,20 @@ class ColumnUnit(wiring.Component):
         m.d.comb += entry.eq(Mux(piece[0], word[COLUMN_ENTRY_BITS:], word[:COLUMN_ENTRY_BITS]))
         local, index = entry[:COLUMN_ROW_BITS], entry[COLUMN_ROW_BITS:]
 
+        def run_now():
+            """Start the block on the layer (its stream is in)."""
+            m.d.comb += block.start.eq(1)
+            m.d.sync += [running.eq(1), fetched.eq(0), fetch_at.eq(0), written.eq(0), unmultiplied.eq(lay.kept)]
+            m.next = "RUN"
+
         def begin():
-            """A ``start``: image 0 loads the layer first (``fill``), later images run it."""
+            """A ``start``: image 0 loads the layer first (``fill``); later images run it at once."""
             with m.If(self.start):
                 m.d.sync += [error.eq(EngineError.NONE), count.eq(0), piece.eq(0), slot.eq(0), total.eq(0),
                              counted.eq(0), have.eq(0)]
                 m.next = "CENTROIDS"
                 with m.If(~self.fill):
-                    m.next = "RUN_START"
+                    run_now()
 
         def next_slot():
             with m.If(slot == slots - 1):
@@ -310,9 +316,7 @@ class ColumnUnit(wiring.Component):
                             m.d.sync += [entry_base[slot].eq(entry_base[slot] + entries), count.eq(0)]
                             next_slot()
             with m.State("RUN_START"):
-                m.d.comb += block.start.eq(1)
-                m.d.sync += [running.eq(1), fetched.eq(0), fetch_at.eq(0), written.eq(0), unmultiplied.eq(lay.kept)]
-                m.next = "RUN"
+                run_now()
             with m.State("RUN"):
                 with m.If(~block.busy & (in_flight == 0) & (written == lay.out_words)):
                     m.d.sync += [running.eq(0), column_base.eq(column_base + lay.in_features),

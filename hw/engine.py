@@ -108,6 +108,12 @@ class Engine(wiring.Component):
         columns = cfg.columns
         if columns:
             m.submodules.column_unit = unit = ColumnUnit(cfg)
+            # While a column-wise layer computes, the reader is free (after image 0 it reads no stream, in image
+            # 0 once the stream is in): the next descriptor is read then (``prefetching``), the next layer's or,
+            # after the last layer, the next image's first, and that layer starts at its check.
+            prefetched = Signal(DESC_WORDS * WORD_BITS, name="prefetched")
+            prefetch_words = Signal(range(DESC_WORDS), name="prefetch_words")
+            prefetching, prefetch_valid = Signal(name="prefetching"), Signal(name="prefetch_valid")
         # Processing element p > 0 has its own datapaths (index path, ROM copy, MAC lanes): see
         # pe_datapaths below and model.contract.layout, "Processing elements".
         pes = cfg.pes
@@ -297,7 +303,7 @@ class Engine(wiring.Component):
                     m.d.comb += path.weights(taken, desc)
             if columns:
                 with m.Case(LayerMode.COLUMNS):
-                    with m.If(running):
+                    with m.If(running & ~prefetching):
                         wiring.connect(m, reader.data, unit.words)
                     m.d.comb += [source_busy.eq(unit.busy), source_error.eq(unit.error),
                                  sram.rd_addr.eq(unit.sram_addr), sram.rd_en.eq(unit.sram_en)]
@@ -532,6 +538,9 @@ class Engine(wiring.Component):
                 m.next = "STORE"
             with m.Else():
                 m.next = "DESC_BOUND"
+                if columns:
+                    with m.If(prefetch_valid):
+                        m.next = "DESC_PREFETCHED"
 
         # Pooling: the tap and the lane-word walked now, and the tap read last cycle.
         pool_tap_x, pool_tap_y, pool_group = (Signal(COUNT_BITS, name=n) for n in ("pool_tap_x", "pool_tap_y",
@@ -641,6 +650,9 @@ class Engine(wiring.Component):
                     fail(EngineError.BAD_STREAM)
                 with m.Else():
                     m.next = "DESC"
+                if columns:   # (a prefetched descriptor was within the DRAM's end)
+                    with m.If(prefetch_valid):
+                        m.next = "DESC_PREFETCHED"
             fetch("DESC", desc_ptr, DESC_WORDS, "DESC_CHECK")
             with m.State("DESC_CHECK"):
                 with m.If(check_error != EngineError.NONE):
@@ -759,6 +771,15 @@ class Engine(wiring.Component):
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += running.eq(1)
+                if columns:
+                    # The next descriptor: the next layer's, or after the last layer the next image's first.
+                    last = layer == n_layers - 1
+                    next_desc = Mux(last, desc_addr, desc_ptr + DESC_WORDS)
+                    with m.If((mode == LayerMode.COLUMNS) & reader.idle & ~prefetching & ~prefetch_valid
+                              & (~last | (image != n_images - 1)) & ~past_end(next_desc, DESC_WORDS)):
+                        read(next_desc, 1, DESC_WORDS)
+                        with m.If(reader.cmd.ready):
+                            m.d.sync += [prefetching.eq(1), prefetch_words.eq(0)]
                 with m.If(source_error != EngineError.NONE):
                     fail(source_error)
                 with m.Elif(dot_error):
@@ -804,6 +825,12 @@ class Engine(wiring.Component):
                         m.next = "DONE"
                     with m.Else():
                         m.next = "LOAD"
+            if columns:
+                with m.State("DESC_PREFETCHED"):
+                    # The prefetched descriptor is checked as one read now would be: the verdict is registered.
+                    m.d.comb += check.descriptor.eq(prefetched[:DescriptorLayout.size])
+                    m.d.sync += [fetched.eq(prefetched), prefetch_valid.eq(0)]
+                    m.next = "DESC_CHECK"
             with m.State("DONE"):
                 with m.If(self.start):
                     m.d.sync += error.eq(0)
@@ -844,6 +871,16 @@ class Engine(wiring.Component):
                 m.d.comb += [sram.wr_addr.eq(unit.wr_addr), sram.wr_data.eq(unit.wr_data), sram.wr_en.eq(unit.wr_en)]
             with m.If(fsm.ongoing("STREAM") & (mode == LayerMode.COLUMNS)):
                 m.d.comb += packer.start.eq(0)
+        if columns:   # the next descriptor's words, while a column-wise layer runs
+            with m.If(prefetching):
+                m.d.comb += reader.data.ready.eq(1)
+                with m.If(reader.data.valid):
+                    m.d.sync += [prefetched.eq(Cat(prefetched[WORD_BITS:], reader.data.payload)),
+                                 prefetch_words.eq(prefetch_words + 1)]
+                    with m.If(prefetch_words == DESC_WORDS - 1):
+                        m.d.sync += [prefetching.eq(0), prefetch_valid.eq(1)]
+            with m.If(self.start & ~busy):
+                m.d.sync += [prefetching.eq(0), prefetch_valid.eq(0)]
         if columns:   # the column unit reads the activations itself, and is told where a job and an image start
             sram_reads = sram_reads + unit.events.sram_reads
             m.d.comb += [steps.sram_reads.eq(sram_reads),
