@@ -10,11 +10,12 @@ Usage::
 
 Issue 16 asks for useful MACs / (cycles x lanes x PEs) >= 0.8 on LeNet-300-100 with Deep Compression.  The
 engine's row format cannot get there (at most one weight a cycle per PE, and it visits the weights of zero
-activations), so the plan is a column-wise mode (EIE, Han et al. 2016).  Before that mode is built in RTL, this
-script measures what its architecture can reach at all, on the real network and the real test images: a
+activations), so the engine has a column-wise mode (EIE, Han et al. 2016; ``vqe compress --sparse-format
+columns``, measured in the engine by `scripts/experiments/columns_engine.py`).  This script measures what such
+architectures can reach at all, on the real network and the real test images: a
 cycle-level model of the slots (``lanes x PEs`` multipliers), fed with the golden model's per-layer activations
 of the first ``--images`` Fashion-MNIST test images and the non-zero weights of the program's decoded layers.
-No RTL is run; the figures bound the RTL's from above under the assumptions listed.
+The model runs no RTL; its figures bound the RTL's from above under the assumptions listed.
 
 Designs (`DESIGNS`):
 
@@ -42,8 +43,8 @@ Assumptions of the model (no figure of the RTL's is assumed, and none of these i
 - ``dispatch``'s output phase adds a row's ``S`` partial sums in the same cycles (an adder tree per lane), at
   the other designs' rate.
 
-The balanced design is also built, as the RTL block :class:`hw.sparse_columns.SparseColumns` (not yet part of the
-engine): ``--rtl-slots`` runs it in the Amaranth simulator on the first ``--rtl-images`` images, every layer's output
+The balanced design is the RTL block :class:`hw.sparse_columns.SparseColumns` (in the engine's column unit):
+``--rtl-slots`` runs it alone in the Amaranth simulator on the first ``--rtl-images`` images, every layer's output
 checked against its golden twin and the dense product, and measures its own cycles (scan, slots, pipeline, one
 output lane-word a cycle; no engine control around it).
 
