@@ -22,6 +22,7 @@ from model.program.file import Program
 from model.program.synthetic import random_lowered
 from model.program.writer import build_program
 
+from cli_helpers import assert_user_error, vqe
 from engine_cases import assert_bit_exact, random_case, run_both, same_outcome
 
 K_MAX = 32
@@ -227,3 +228,16 @@ def test_fuzzed_columns_streams():
                                seed=int(rng.integers(1, 100)))
         outcomes.add(same_outcome(golden, rtl, program.meta["output_features"]))
     assert len(outcomes) >= 2, outcomes
+
+
+# --- command line ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, needles", [
+    (["--method", "kmeans", "--sparse-format", "columns"], ["--sparse-format", "deepcomp"]),
+    (["--method", "deepcomp", "--sparse-format", "columns", "--pes", "2"], ["one processing element", "--pes 2"]),
+])
+def test_compress_refuses_sparse_format_where_it_cannot_apply(tmp_path, args, needles):
+    """Before any training or data: one line, exit 1, nothing written."""
+    res = vqe("compress", "--network", "lenet300", *args, "-o", tmp_path / "p.vqz", cwd=tmp_path)
+    assert_user_error(res, *needles)
+    assert not (tmp_path / "p.vqz").exists()
