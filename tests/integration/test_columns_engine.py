@@ -100,6 +100,10 @@ def test_writer_refuses_what_the_unit_cannot_run():
     bad.layers = [layer] + lowered.layers[1:]
     with pytest.raises(ProgramError, match="one requantization"):
         build_program(bad, config_max_features=64, sparse_format="columns")
+    wide, _ = sparse_lowered(6, 1, [260, 260])     # 67,600 kept weights in the one slot: past a 16-bit start
+    wide.layers[0].indices = np.ones((260, 260), dtype=np.int64)
+    with pytest.raises(ProgramError, match="16-bit start"):
+        build_program(wide, config_max_features=512, sparse_format="columns")
 
 
 # --- RTL ---------------------------------------------------------------------------------------------------------

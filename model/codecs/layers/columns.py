@@ -11,7 +11,7 @@ import numpy as np
 from model.codecs.layers.base import (DecodedLayer, LayerCodec, LayerImage, WriteContext, requant_words, row_params,
                                       split_requant)
 from model.codecs.sparse_columns import place_columns
-from model.contract.config import EngineConfig
+from model.contract.config import COLUMN_SIZE_MAX, EngineConfig
 from model.contract.descriptor import Descriptor, read_words
 from model.contract.errors import EngineError, EngineFault, ProgramError
 from model.contract.fixedpoint import ACT_MAX, ACT_MIN
@@ -65,6 +65,10 @@ class ColumnsCodec(LayerCodec):
             raise ProgramError(f"layer {i}: {layer.out_features} rows are {rows} per slot on {slots} lanes; "
                                f"the column unit takes {COLUMN_ROWS_MAX}")
         placed = place_columns(idx, slots, balanced=False)
+        busiest = max(len(part.entry_rows) for part in placed.slots)
+        if busiest > COLUMN_SIZE_MAX:
+            raise ProgramError(f"layer {i}: {busiest} kept weights in one slot; a column word's 16-bit start "
+                               f"addresses {COLUMN_SIZE_MAX}")
         body = [_centroid_words(cb[:, 0])]
         for part in placed.slots:
             local_bias = np.zeros(rows, dtype=np.int64)
@@ -84,15 +88,15 @@ class ColumnsCodec(LayerCodec):
                           len(cb), layer.relu, self.mode, kept=placed.entries)
         return LayerImage(desc, stream, {"column_entries": [len(p.entry_rows) for p in placed.slots]})
 
-    def codebook_size(self, layer) -> int:
-        return int(len(layer.codebook))
-
     def engine_options(self, descs, metas=()) -> dict:
         """The column unit, sized for these layers together (each slot's entries: its own sum)."""
         if not descs:
             return {}
         slots = [m["column_entries"] for m in metas] if metas else []
         entries = max((sum(s) for s in zip(*slots)), default=1) if slots else 1
+        if entries > COLUMN_SIZE_MAX:
+            raise ProgramError(f"the column-wise layers keep {entries} weights in one slot; the column unit holds "
+                               f"at most {COLUMN_SIZE_MAX} a slot")
         return {"column_entries": max(1, entries),
                 "column_columns": sum(d.in_features for d in descs),
                 "column_rows": sum(local_rows(d.out_features, len(slots[0]) if slots else 1) for d in descs),
