@@ -53,6 +53,5 @@ def _deepcomp_entropy_floor(net: NetworkData, i: int, table: EnergyTable) -> Lay
     "access although entries are 16 bits: an assumption that overstates them). A kept weight whose "
     "activation is zero costs nothing (`zero_skips`).", reference=True)
 def _columns_engine(net: NetworkData, i: int, table: EnergyTable) -> LayerCost:
-    """Layer ``i``'s counters as measured: a column-wise sparse layer, its stream read once per job."""
-    layer = net.layers[i]
-    return LayerCost(engine_events(net, i, table), layer.stream_words * WORD_BITS)
+    """Layer ``i``'s counters as measured, as for Huffman rows (its counters say the stream is read once per job)."""
+    return _deepcomp_engine(net, i, table)
